@@ -1,0 +1,3 @@
+export * from './users.ts';
+export * from './conversations.ts';
+export * from './message-log.ts';

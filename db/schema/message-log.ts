@@ -1,0 +1,29 @@
+import { bigint, index, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+
+/**
+ * Tables of the PostgreSQL message store. They reference nothing else on purpose: the message
+ * store is a separate concern that can live in Cassandra instead (MESSAGE_STORE=cassandra).
+ */
+export const logHeads = pgTable('log_heads', {
+  conversationId: uuid('conversation_id').primaryKey(),
+  lastSeq: bigint('last_seq', { mode: 'number' }).notNull().default(0),
+});
+
+export const logEvents = pgTable(
+  'log_events',
+  {
+    conversationId: uuid('conversation_id').notNull(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    id: uuid('id').notNull(),
+    kind: text('kind').notNull(),
+    senderId: uuid('sender_id'),
+    cid: text('cid'),
+    ts: timestamp('ts', { withTimezone: true, mode: 'date' }).notNull(),
+    data: jsonb('data').$type<Record<string, unknown>>().notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.conversationId, t.seq] }),
+    uniqueIndex('log_events_cid_uq').on(t.conversationId, t.senderId, t.cid),
+    index('log_events_sender_idx').on(t.senderId),
+  ],
+);

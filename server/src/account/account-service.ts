@@ -1,0 +1,86 @@
+import { eq, or } from 'drizzle-orm';
+import type { Db } from '../db/database.ts';
+import { authAudit, blocks, credentials, members, profiles, sessions, users } from '../../../db/schema/index.ts';
+import type { AuthService, AuthedUser, RequestMeta } from '../auth/auth-service.ts';
+import type { ConversationService } from '../conversations/conversation-service.ts';
+import { DomainError } from '../errors.ts';
+import { eventFrame } from '../hub/wire.ts';
+import type { ProfileService } from '../profiles/profile-service.ts';
+import type { MessageStore } from '../store/message-store.ts';
+
+/** Data portability and erasure: `account.export` and `account.delete`. */
+export class AccountService {
+  constructor(
+    private readonly d: {
+      db: Db;
+      auth: AuthService;
+      profiles: ProfileService;
+      conversations: ConversationService;
+      store: MessageStore;
+    },
+  ) {}
+
+  async export(userId: string) {
+    const db = this.d.db;
+    const [me, sessionRows, blockRows, audit, convs] = await Promise.all([
+      this.d.profiles.me(userId),
+      db
+        .select({ id: sessions.id, createdAt: sessions.createdAt, lastUsedAt: sessions.lastUsedAt, revokedAt: sessions.revokedAt, userAgent: sessions.userAgent, ip: sessions.ip })
+        .from(sessions)
+        .where(eq(sessions.userId, userId)),
+      db.select({ userId: blocks.blockedId, at: blocks.createdAt }).from(blocks).where(eq(blocks.blockerId, userId)),
+      db.select({ event: authAudit.event, at: authAudit.at, ip: authAudit.ip }).from(authAudit).where(eq(authAudit.userId, userId)),
+      this.d.conversations.list(userId),
+    ]);
+    const messages = [];
+    for (const c of convs) {
+      const seqs = new Set(await this.d.store.seqsBySender(c.id, userId));
+      if (!seqs.size) continue;
+      for (let after = 0; ; ) {
+        const page = await this.d.store.read(c.id, { afterSeq: after, limit: 1000 });
+        if (!page.length) break;
+        for (const e of page) if (seqs.has(e.seq)) messages.push(eventFrame(e));
+        after = page[page.length - 1]!.seq;
+      }
+    }
+    return {
+      exportedAt: new Date().toISOString(),
+      profile: me,
+      sessions: sessionRows,
+      blocked: blockRows,
+      authEvents: audit,
+      conversations: convs.map(({ lastMessage: _omit, ...c }) => c),
+      messages,
+    };
+  }
+
+  /**
+   * Erases personal data: bodies of the user's messages are redacted in every conversation,
+   * memberships, credentials and blocks removed, identity fields replaced, every session revoked
+   * (which closes the user's sockets). The user row stays as a tombstone so events keep a sender id.
+   */
+  async delete(user: AuthedUser, password: string, meta: RequestMeta) {
+    if (!(await this.d.auth.verifyPassword(user.id, password))) throw new DomainError('UNAUTHORIZED', 'password is wrong');
+    const convs = await this.d.conversations.conversationsOf(user.id);
+    for (const c of convs) {
+      await this.d.store.redact(c, await this.d.store.seqsBySender(c, user.id));
+    }
+    await this.d.auth.revokeSessions(user.id, 'all', 'account_deleted');
+    const tomb = user.id.replace(/-/g, '').slice(0, 24);
+    await this.d.db.transaction(async (tx) => {
+      await tx.delete(members).where(eq(members.userId, user.id));
+      await tx.delete(credentials).where(eq(credentials.userId, user.id));
+      await tx.delete(blocks).where(or(eq(blocks.blockerId, user.id), eq(blocks.blockedId, user.id)));
+      await tx
+        .update(profiles)
+        .set({ displayName: 'Deleted user', bio: '', avatarUrl: null, statusText: '', updatedAt: new Date() })
+        .where(eq(profiles.userId, user.id));
+      await tx
+        .update(users)
+        .set({ email: `deleted-${tomb}@invalid`, username: `deleted_${tomb}`, deletedAt: new Date() })
+        .where(eq(users.id, user.id));
+      await tx.update(sessions).set({ ip: null, userAgent: null }).where(eq(sessions.userId, user.id));
+    });
+    await this.d.auth.audit(user.id, 'account_deleted', { ip: meta.ip });
+  }
+}

@@ -1,0 +1,15 @@
+import { router } from './trpc.ts';
+import { accountRouter } from './routers/account.ts';
+import { authRouter } from './routers/auth.ts';
+import { conversationsRouter } from './routers/conversations.ts';
+import { profilesRouter } from './routers/profiles.ts';
+
+export const appRouter = router({
+  auth: authRouter,
+  profiles: profilesRouter,
+  conversations: conversationsRouter,
+  account: accountRouter,
+});
+
+/** Typed web clients import this type: `createTRPCClient<AppRouter>(…)`. */
+export type AppRouter = typeof appRouter;

@@ -1,0 +1,14 @@
+import type { AuthService } from '../auth/auth-service.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { ProfileService } from '../profiles/profile-service.ts';
+import type { AccountService } from '../account/account-service.ts';
+import type { ConversationService } from '../conversations/conversation-service.ts';
+
+/** What the procedures may call: domain services only, never the database directly. */
+export interface ApiServices {
+  auth: AuthService;
+  profiles: ProfileService;
+  account: AccountService;
+  conversations: ConversationService;
+  metrics: Metrics;
+}

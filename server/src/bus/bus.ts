@@ -1,0 +1,29 @@
+/**
+ * Fanout between hub replicas. A payload is a string encoded once by the publisher; a
+ * subscriber receives the same string, once per hub, never once per socket.
+ * In-process (bus.memory.ts) for a single replica; Redis pub/sub (bus.redis.ts) across replicas.
+ */
+export type BusHandler = (channel: string, payload: string) => void;
+
+export interface Bus {
+  publish(channel: string, payload: string): Promise<void>;
+  /** Resolves once messages published afterwards will reach `handler`. */
+  subscribe(channel: string): Promise<void>;
+  unsubscribe(channel: string): Promise<void>;
+  /** The one handler for every subscribed channel (set by the hub). */
+  onMessage(handler: BusHandler): void;
+  /**
+   * Called after the bus lost and regained its connection: messages may have been missed
+   * meanwhile, so the hub re-reads what it tracks from the store.
+   */
+  onReconnect(handler: () => void): void;
+  close(): Promise<void>;
+}
+
+/** Channel names: one per conversation, one per user (control: membership, session revocation). */
+export const channels = {
+  conv: (id: string) => `c:${id}`,
+  user: (id: string) => `u:${id}`,
+  /** Broadcast to every hub. */
+  all: 'all',
+};

@@ -1,0 +1,107 @@
+import { z } from 'zod';
+
+/**
+ * The one place that reads `process.env` (STYLE habit 2). Parsed once at boot; a bad value
+ * stops the process with a message naming the variable.
+ */
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const csv = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+
+export const configSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    PORT: intIn(0, 65535).default(3000),
+    HOST: z.string().min(1).default('0.0.0.0'),
+    DATA_DIR: z.string().min(1).default('./data'),
+    DATABASE_URL: z.string().url().optional(),
+    DATABASE_POOL_MAX: intIn(1, 200).default(10),
+    REDIS_URL: z.string().url().optional(),
+    CASSANDRA_CONTACT_POINTS: csv.optional(),
+    CASSANDRA_LOCAL_DC: z.string().min(1).default('datacenter1'),
+    CASSANDRA_KEYSPACE: z.string().regex(/^[a-z][a-z0-9_]{0,47}$/, 'lower-case identifier').default('hubbub'),
+    CASSANDRA_REPLICATION_FACTOR: intIn(1, 9).default(1),
+    MESSAGE_STORE: z.enum(['postgres', 'cassandra']).default('postgres'),
+    JWT_SECRET: z.string().min(32, 'at least 32 characters').optional(),
+    JWT_ISSUER: z.string().default('hubbub'),
+    JWT_AUDIENCE: z.string().default('hubbub'),
+    ACCESS_TOKEN_TTL_S: intIn(30, 86_400).default(900),
+    REFRESH_TOKEN_TTL_S: intIn(60, 90 * 86_400).default(30 * 86_400),
+    REFRESH_REUSE_GRACE_MS: intIn(0, 60_000).default(10_000),
+    ALLOWED_ORIGINS: csv.default(['http://localhost:3000', 'http://127.0.0.1:3000']),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    REPLICA_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+    MAX_BODY_BYTES: intIn(1024, 10 * 1024 * 1024).default(1024 * 1024),
+    // Argon2id cost. OWASP minimum m=19456 KiB, t=2, p=1; the schema refuses weaker settings.
+    ARGON2_MEMORY_KIB: intIn(19_456, 1_048_576).default(19_456),
+    ARGON2_TIME_COST: intIn(2, 10).default(2),
+    LOGIN_MAX_PER_ACCOUNT: intIn(1, 1000).default(10),
+    LOGIN_MAX_PER_IP: intIn(1, 100_000).default(100),
+    LOGIN_WINDOW_S: intIn(1, 86_400).default(900),
+    TRUST_PROXY: bool.default(false),
+    // WebSocket limits (SPEC section 4).
+    WS_MAX_FRAME_BYTES: intIn(1024, 16 * 1024 * 1024).default(64 * 1024),
+    WS_MAX_BODY_CHARS: intIn(1, 100_000).default(4000),
+    WS_RATE_PER_S: intIn(1, 100_000).default(20),
+    WS_RATE_BURST: intIn(1, 100_000).default(60),
+    WS_MAX_CONNECTIONS_PER_USER: intIn(1, 10_000).default(20),
+    WS_HEARTBEAT_MS: intIn(1000, 300_000).default(25_000),
+    WS_PONG_TIMEOUT_MS: intIn(1000, 300_000).default(10_000),
+    WS_MAX_BACKPRESSURE_BYTES: intIn(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
+    WS_RESUME_MAX_EVENTS: intIn(10, 100_000).default(1000),
+    WS_RESUME_HOLD_MS: intIn(0, 60_000).default(1000),
+    MAX_GROUP_MEMBERS: intIn(2, 100_000).default(1000),
+    DRAIN_TIMEOUT_MS: intIn(0, 600_000).default(10_000),
+    // Payments, notifications: read here so the composition roots never touch process.env.
+    CURRENCY: z.string().regex(/^[a-z]{3}$/).default('usd'),
+    STRIPE_SECRET_KEY: z.string().optional(),
+    STRIPE_WEBHOOK_SECRET: z.string().optional(),
+    SMTP_URL: z.string().url().optional(),
+    SMTP_FROM: z.string().default('hubbub@localhost'),
+    VAPID_PUBLIC_KEY: z.string().optional(),
+    VAPID_PRIVATE_KEY: z.string().optional(),
+    VAPID_SUBJECT: z.string().default('mailto:ops@localhost'),
+    WEBHOOK_SIGNING_SECRET: z.string().optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.NODE_ENV === 'production' && !c.JWT_SECRET) {
+      ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'required when NODE_ENV=production' });
+    }
+    if (c.MESSAGE_STORE === 'cassandra' && !c.CASSANDRA_CONTACT_POINTS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['CASSANDRA_CONTACT_POINTS'],
+        message: 'required when MESSAGE_STORE=cassandra',
+      });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses an environment (by default `process.env`); throws ConfigError naming each bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // Treat empty strings as unset, as shells and compose files often export `FOO=`.
+  const cleaned: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') cleaned[k] = v;
+  const parsed = configSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+/** Config for tests and tools: defaults plus overrides, no process.env. */
+export function testConfig(overrides: Record<string, string | undefined> = {}): Config {
+  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', PORT: '0', HOST: '127.0.0.1', ...overrides });
+}

@@ -1,0 +1,88 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import * as schema from '../../../db/schema/index.ts';
+
+export { schema };
+
+/** The drizzle handle the services use, whichever driver is behind it. */
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+export interface Database {
+  db: Db;
+  kind: 'pglite' | 'postgres';
+  /** Runs pending migrations, one replica at a time (advisory lock). */
+  migrate(): Promise<void>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const migrationsFolder = fileURLToPath(new URL('../../../db/migrations', import.meta.url));
+
+// Any 64-bit constant works; this one spells "hubbub" in ASCII.
+const MIGRATION_LOCK = 0x687562627562n;
+
+/**
+ * DATABASE_URL set: PostgreSQL through postgres.js. Unset: PGlite, file-backed under DATA_DIR,
+ * so `npm start` needs no database server and the data survives a restart.
+ */
+export async function openDatabase(opts: {
+  databaseUrl?: string;
+  dataDir: string;
+  poolMax?: number;
+  /** PGlite in memory (tests). */
+  memory?: boolean;
+}): Promise<Database> {
+  if (opts.databaseUrl) {
+    const { default: postgres } = await import('postgres');
+    const { drizzle } = await import('drizzle-orm/postgres-js');
+    const { migrate } = await import('drizzle-orm/postgres-js/migrator');
+    const client = postgres(opts.databaseUrl, { max: opts.poolMax ?? 10, onnotice: () => {}, idle_timeout: 30 });
+    const db = drizzle(client, { schema }) as unknown as Db;
+    return {
+      db,
+      kind: 'postgres',
+      async migrate() {
+        // A single-connection client so the advisory lock and the migration share a session.
+        const one = postgres(opts.databaseUrl!, { max: 1, onnotice: () => {} });
+        try {
+          await one`select pg_advisory_lock(${MIGRATION_LOCK.toString()}::bigint)`;
+          await migrate(drizzle(one), { migrationsFolder });
+        } finally {
+          await one`select pg_advisory_unlock(${MIGRATION_LOCK.toString()}::bigint)`.catch(() => {});
+          await one.end({ timeout: 5 });
+        }
+      },
+      async ping() {
+        await client`select 1`;
+      },
+      async close() {
+        await client.end({ timeout: 5 });
+      },
+    };
+  }
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { drizzle } = await import('drizzle-orm/pglite');
+  const { migrate } = await import('drizzle-orm/pglite/migrator');
+  let dir: string | undefined;
+  if (!opts.memory) {
+    dir = path.resolve(opts.dataDir, 'pglite');
+    mkdirSync(dir, { recursive: true });
+  }
+  const pg = dir ? await PGlite.create(dir) : await PGlite.create();
+  const db = drizzle(pg, { schema }) as unknown as Db;
+  return {
+    db,
+    kind: 'pglite',
+    // PGlite is one process's file: no other replica can share it, so no lock is needed.
+    migrate: () => migrate(drizzle(pg), { migrationsFolder }),
+    async ping() {
+      await db.execute(sql`select 1`);
+    },
+    async close() {
+      await pg.close();
+    },
+  };
+}

@@ -1,0 +1,115 @@
+import { readFileSync } from 'node:fs';
+import type { AnyTRPCRouter } from '@trpc/server';
+import type { us_socket } from 'uWebSockets.js';
+import { uws, type HttpResponse, type TemplatedApp, type us_listen_socket } from '../uws.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { ApiServices } from '../api/services.ts';
+import { trpcHandler } from './trpc-handler.ts';
+import { corsHeaders, type HttpOptions } from './http-util.ts';
+
+export interface ReadinessCheck {
+  name: string;
+  check(): Promise<void>;
+}
+
+export interface HttpServerDeps {
+  router: AnyTRPCRouter;
+  services: ApiServices;
+  metrics: Metrics;
+  logger: Logger;
+  http: HttpOptions;
+  checks: ReadinessCheck[];
+  /** Extra routes (the WebSocket endpoint, webhooks) registered by the composition root. */
+  extend?: (app: TemplatedApp) => void;
+}
+
+const demoPage = readFileSync(new URL('../../public/index.html', import.meta.url));
+
+/** The replica's HTTP surface on one uWS app: /trpc, /health, /health/ready, /metrics, /, and extensions. */
+export class HttpServer {
+  readonly app: TemplatedApp;
+  private listenSocket: us_listen_socket | null = null;
+  draining = false;
+
+  constructor(private readonly d: HttpServerDeps) {
+    const app = (this.app = uws.App());
+    const trpc = trpcHandler({ router: d.router, services: d.services, logger: d.logger, http: d.http });
+    app.get('/trpc/*', trpc);
+    app.post('/trpc/*', trpc);
+    app.options('/*', (res, req) => {
+      const cors = corsHeaders(req.getHeader('origin'), d.http.allowedOrigins);
+      res.writeStatus('204 No Content');
+      for (const [k, v] of Object.entries(cors)) res.writeHeader(k, v);
+      res.end();
+    });
+    app.get('/health', (res) => json(res, '200 OK', { status: 'ok' }));
+    app.get('/health/ready', (res) => {
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      void this.readiness().then(({ ok, checks }) => {
+        if (!aborted) res.cork(() => json(res, ok ? '200 OK' : '503 Service Unavailable', { ready: ok, checks }));
+      });
+    });
+    app.get('/metrics', (res) => {
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      void d.metrics.registry.metrics().then((text) => {
+        if (!aborted) res.cork(() => res.writeHeader('content-type', d.metrics.registry.contentType).end(text));
+      });
+    });
+    app.get('/', (res) => {
+      res.writeHeader('content-type', 'text/html; charset=utf-8').end(demoPage);
+    });
+    d.extend?.(app);
+    app.any('/*', (res) => json(res, '404 Not Found', { error: 'not found' }));
+  }
+
+  async readiness() {
+    const checks: Record<string, string> = {};
+    if (this.draining) checks.draining = 'true';
+    await Promise.all(
+      this.d.checks.map(async (c) => {
+        try {
+          await withTimeout(c.check(), 2000);
+          checks[c.name] = 'ok';
+        } catch (err) {
+          checks[c.name] = (err as Error).message || 'failed';
+        }
+      }),
+    );
+    const ok = !this.draining && Object.entries(checks).every(([k, v]) => k === 'draining' || v === 'ok');
+    return { ok, checks };
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.app.listen(host, port, (ls) => {
+        if (!ls) return reject(new Error(`cannot listen on ${host}:${port}`));
+        this.listenSocket = ls;
+        resolve(uws.us_socket_local_port(ls as unknown as us_socket));
+      });
+    });
+  }
+
+  /** Stops accepting connections; open ones stay until closed. */
+  stopListening() {
+    if (this.listenSocket) uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+  }
+
+}
+
+function json(res: HttpResponse, status: string, body: unknown) {
+  res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify(body));
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('timeout')), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e) => (clearTimeout(t), reject(e)),
+    );
+  });
+}

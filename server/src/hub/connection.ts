@@ -1,0 +1,76 @@
+import { CloseCodes, type CloseReason } from '../protocol/codes.ts';
+import type { ClientFrame } from '../protocol/frames.ts';
+import type { SocketUser } from './ports.ts';
+import { TokenBucket } from './token-bucket.ts';
+
+/** The part of a uWS WebSocket the hub uses (so the hub can be driven by anything socket-like). */
+export interface SocketLike {
+  /** 1 sent, 0 sent but buffered (backpressure), 2 dropped. */
+  send(message: string, isBinary?: boolean): number;
+  getBufferedAmount(): number;
+  end(code?: number, reason?: string): void;
+}
+
+/** Where a socket stands in one conversation. */
+export interface ConvCursor {
+  /** The last seq this socket was sent (everything up to it was sent, in order). */
+  last: number;
+  /** Live: new events are sent as they arrive. Not live: a catch-up from the store is due or running. */
+  live: boolean;
+  catching: boolean;
+}
+
+export class Connection {
+  readonly convs = new Map<string, ConvCursor>();
+  readonly bucket: TokenBucket;
+  closed = false;
+  /** Frames that arrived before `ready` was sent; handled in order once it is. */
+  backlog: ClientFrame[] | null = [];
+  /** Waiting for the client's first frame (normally `resume`) before live delivery starts. */
+  holdTimer: NodeJS.Timeout | null = null;
+  strikes = 0;
+  /** Presence updates of this socket, in order (connected before disconnected). */
+  presenceOp: Promise<unknown> = Promise.resolve();
+  presenceCounted = false;
+
+  constructor(
+    readonly id: number,
+    readonly user: SocketUser,
+    readonly ws: SocketLike,
+    private readonly opts: {
+      maxBuffered: number;
+      ratePerS: number;
+      burst: number;
+      wire: { framesOut: number };
+      onClose: (reason: CloseReason) => void;
+    },
+  ) {
+    this.bucket = new TokenBucket(opts.ratePerS, opts.burst);
+  }
+
+  /**
+   * Sends a pre-encoded frame. A socket whose buffer passes its limit is closed with 4009
+   * (too slow) rather than slowing the fanout for everyone else; it catches up by resume.
+   */
+  send(frame: string): boolean {
+    if (this.closed) return false;
+    const r = this.ws.send(frame, false);
+    this.opts.wire.framesOut++;
+    if (r === 2 || this.ws.getBufferedAmount() > this.opts.maxBuffered) {
+      this.close('TOO_SLOW', 'send buffer full: reconnect and resume');
+      return false;
+    }
+    return true;
+  }
+
+  close(reason: CloseReason, text: string) {
+    if (this.closed) return;
+    this.closed = true;
+    this.opts.onClose(reason);
+    try {
+      this.ws.end(CloseCodes[reason].code, text);
+    } catch {
+      // Already closed by the peer: nothing to do.
+    }
+  }
+}

@@ -1,0 +1,29 @@
+import type { Connection } from './connection.ts';
+
+/**
+ * One conversation as this replica sees it: the highest seq delivered in order here, the
+ * events that arrived early (another replica's publish overtook an earlier seq), and the local
+ * sockets that receive it. Every socket thus sees one order: the seq order.
+ */
+export class Feed {
+  /** Highest seq delivered to local sockets; every seq up to it was delivered, in order. */
+  delivered = 0;
+  isReady = false;
+  readonly ready: Promise<void>;
+  markReady!: () => void;
+  readonly pending = new Map<number, { frame: string; acceptedAt: number }>();
+  readonly subscribers = new Set<Connection>();
+  gapTimer: NodeJS.Timeout | null = null;
+  gapAttempts = 0;
+  lingerTimer: NodeJS.Timeout | null = null;
+
+  constructor(readonly conv: string) {
+    this.ready = new Promise((r) => (this.markReady = r));
+  }
+
+  lowestPending(): number {
+    let min = Infinity;
+    for (const s of this.pending.keys()) if (s < min) min = s;
+    return min;
+  }
+}

@@ -1,0 +1,599 @@
+import { randomUUID } from 'node:crypto';
+import { channels, type Bus } from '../bus/bus.ts';
+import { DomainError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { ProtocolErrorCode } from '../protocol/codes.ts';
+import type { ClientFrame } from '../protocol/frames.ts';
+import type { MessageStore, StoredEvent } from '../store/message-store.ts';
+import { Connection, type SocketLike } from './connection.ts';
+import { EventWriter } from './event-writer.ts';
+import { Feed } from './feed.ts';
+import type { MembershipDirectory, SocketUser, UserControl } from './ports.ts';
+import type { Presence } from './presence.ts';
+import { busEvent, busFrame, encode, encodeEvent, parseBus } from './wire.ts';
+
+export interface HubLimits {
+  maxBodyChars: number;
+  ratePerS: number;
+  burst: number;
+  maxConnectionsPerUser: number;
+  heartbeatMs: number;
+  maxBuffered: number;
+  resumeMaxEvents: number;
+  /** How long after `ready` a socket waits for `resume` before live delivery starts. */
+  resumeHoldMs: number;
+}
+
+export interface HubDeps {
+  store: MessageStore;
+  bus: Bus;
+  presence: Presence;
+  directory: MembershipDirectory;
+  logger: Logger;
+  metrics: Metrics;
+  limits: HubLimits;
+}
+
+/** How long a feed with no local sockets keeps its bus subscription (reconnect storms). */
+const FEED_LINGER_MS = 30_000;
+/** How long an early event waits for the seqs before it before the hub reads them from the store. */
+const GAP_WAIT_MS = 40;
+/** Every this often, tracked feeds are compared with the store heads (heals anything the bus lost). */
+const SWEEP_MS = 3000;
+
+/**
+ * The hot path of a replica: local sockets, per-conversation ordered fanout, resume, and the
+ * frame handlers. It talks to the bus, the message store and narrow ports, nothing else.
+ */
+export class Hub {
+  readonly writer: EventWriter;
+  private feeds = new Map<string, Feed>();
+  private byUser = new Map<string, Set<Connection>>();
+  private nextId = 1;
+  private draining = false;
+  private sweepTimer: NodeJS.Timeout;
+
+  constructor(private readonly d: HubDeps) {
+    this.writer = new EventWriter(d.store, (e, acceptedAt) => this.onAppended(e, acceptedAt));
+    d.bus.onMessage((channel, payload) => this.onBus(channel, payload));
+    d.bus.onReconnect(() => void this.resyncAll());
+    d.presence.onExpired((u) => void this.announcePresence(u, 'offline'));
+    this.sweepTimer = setInterval(() => void this.resyncAll(), SWEEP_MS).unref();
+  }
+
+  get connectionCount() {
+    let n = 0;
+    for (const s of this.byUser.values()) n += s.size;
+    return n;
+  }
+
+  /** Whether a new socket for this user fits the per-user limit on this replica. */
+  canAccept(userId: string) {
+    return !this.draining && (this.byUser.get(userId)?.size ?? 0) < this.d.limits.maxConnectionsPerUser;
+  }
+
+  // ---- connection lifecycle --------------------------------------------------------------
+
+  /**
+   * Registers an open socket at once (frames it sends are kept until `ready`), then tracks its
+   * conversations and sends `ready`.
+   */
+  attach(ws: SocketLike, user: SocketUser, info: { id: string; username: string; displayName: string }): Connection {
+    const conn = new Connection(this.nextId++, user, ws, {
+      maxBuffered: this.d.limits.maxBuffered,
+      ratePerS: this.d.limits.ratePerS,
+      burst: this.d.limits.burst,
+      wire: this.d.metrics.wire,
+      onClose: (reason) => this.d.metrics.closes.inc({ reason }),
+    });
+    let set = this.byUser.get(user.id);
+    if (!set) this.byUser.set(user.id, (set = new Set()));
+    set.add(conn);
+    this.d.metrics.connections.inc();
+    if (set.size > this.d.limits.maxConnectionsPerUser) {
+      conn.close('RATE_LIMITED', 'too many connections for this user');
+      return conn;
+    }
+    void this.setup(conn, info);
+    return conn;
+  }
+
+  private async setup(conn: Connection, info: { id: string; username: string; displayName: string }) {
+    const user = conn.user;
+    try {
+      // The user channel first, so a conversation added meanwhile is not missed.
+      await this.d.bus.subscribe(channels.user(user.id));
+      const convs = await this.d.directory.conversationsOf(user.id);
+      await this.ensureFeeds(convs);
+      if (conn.closed) return;
+      const heads: Record<string, number> = {};
+      for (const c of convs) {
+        const feed = this.feeds.get(c)!;
+        feed.subscribers.add(conn);
+        conn.convs.set(c, { last: feed.delivered, live: false, catching: false });
+        heads[c] = feed.delivered;
+      }
+      conn.send(
+        encode({ type: 'ready', user: info, session: user.sessionId, convs: heads, heartbeatMs: this.d.limits.heartbeatMs }),
+      );
+      // Live delivery starts at the client's first frame (normally `resume`) or after the hold.
+      conn.holdTimer = setTimeout(() => this.release(conn), this.d.limits.resumeHoldMs);
+      const backlog = conn.backlog ?? [];
+      conn.backlog = null;
+      for (const f of backlog) this.handle(conn, f);
+      conn.presenceOp = conn.presenceOp.then(async () => {
+        if (conn.closed) return;
+        conn.presenceCounted = true;
+        if (await this.d.presence.connected(user.id)) await this.announcePresence(user.id, 'online', convs);
+      });
+    } catch (err) {
+      this.d.logger.error({ err, conn: conn.id }, 'socket setup failed');
+      conn.close('SERVER_RESTART', 'setup failed, reconnect');
+    }
+  }
+
+  /** The socket closed (either side). */
+  closed(conn: Connection) {
+    conn.closed = true;
+    if (conn.holdTimer) clearTimeout(conn.holdTimer);
+    const set = this.byUser.get(conn.user.id);
+    if (set?.delete(conn)) {
+      this.d.metrics.connections.dec();
+      if (set.size === 0) {
+        this.byUser.delete(conn.user.id);
+        void this.d.bus.unsubscribe(channels.user(conn.user.id)).catch(() => {});
+      }
+      const convs = [...conn.convs.keys()];
+      for (const c of convs) this.unsubscribe(conn, c);
+      // Chained after the socket's `connected`, so a quick close never leaves a count behind.
+      conn.presenceOp = conn.presenceOp
+        .then(async () => {
+          if (conn.presenceCounted && (await this.d.presence.disconnected(conn.user.id))) {
+            await this.announcePresence(conn.user.id, 'offline', convs);
+          }
+        })
+        .catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence update failed'));
+    }
+  }
+
+  /** Starts live delivery for every conversation of a socket that is still on hold. */
+  private release(conn: Connection) {
+    if (conn.holdTimer) clearTimeout(conn.holdTimer);
+    conn.holdTimer = null;
+    for (const [c, st] of conn.convs) if (!st.live && !st.catching) void this.catchUp(conn, c, Infinity);
+  }
+
+  // ---- frames ----------------------------------------------------------------------------
+
+  /** Handles one validated client frame. Order-sensitive parts (send) enqueue synchronously. */
+  handle(conn: Connection, f: ClientFrame) {
+    if (conn.backlog) {
+      conn.backlog.push(f);
+      return;
+    }
+    if (conn.holdTimer && f.type !== 'resume') this.release(conn);
+    if (f.type !== 'ping' && f.type !== 'resume' && f.type !== 'read' && !conn.bucket.take()) {
+      this.error(conn, f.ref, 'RATE_LIMITED', 'slow down');
+      if (++conn.strikes > this.d.limits.burst) conn.close('RATE_LIMITED', 'rate limit exceeded');
+      return;
+    }
+    switch (f.type) {
+      case 'ping':
+        conn.send(encode(f.ref ? { type: 'pong', ref: f.ref } : { type: 'pong' }));
+        return;
+      case 'send':
+        return this.onSend(conn, f);
+      case 'edit':
+      case 'delete':
+      case 'react':
+        return void this.onModify(conn, f);
+      case 'read':
+        return void this.onRead(conn, f);
+      case 'typing':
+        if (!this.member(conn, f.conv, f.ref)) return;
+        void this.publishFrame(f.conv, encode({ type: 'typing', conv: f.conv, user: conn.user.id }), conn.user.id);
+        return;
+      case 'resume':
+        return void this.onResume(conn, f);
+    }
+  }
+
+  private member(conn: Connection, conv: string, ref?: string) {
+    if (conn.convs.has(conv)) return true;
+    this.error(conn, ref, 'FORBIDDEN', 'not a member of this conversation');
+    return false;
+  }
+
+  error(conn: Connection, ref: string | undefined, code: ProtocolErrorCode, message: string) {
+    conn.send(encode(ref ? { type: 'error', ref, code, message } : { type: 'error', code, message }));
+  }
+
+  private fail(conn: Connection, ref: string | undefined, err: unknown) {
+    if (err instanceof DomainError) return this.error(conn, ref, err.code, err.message);
+    this.d.logger.error({ err, conn: conn.id }, 'frame failed');
+    this.error(conn, ref, 'INTERNAL', 'internal error, retry');
+  }
+
+  private onSend(conn: Connection, f: Extract<ClientFrame, { type: 'send' }>) {
+    if (!this.member(conn, f.conv, f.ref)) return;
+    if (f.body.length > this.d.limits.maxBodyChars) {
+      return this.error(conn, f.ref, 'PAYLOAD_TOO_LARGE', `body over ${this.d.limits.maxBodyChars} characters`);
+    }
+    if (f.body.trim().length === 0) return this.error(conn, f.ref, 'BAD_REQUEST', 'body is blank');
+    const data: Record<string, unknown> = { body: f.body };
+    if (f.replyTo !== undefined) data.replyTo = f.replyTo;
+    if (f.mentions?.length) data.mentions = f.mentions;
+    const acceptedAt = Date.now();
+    this.writer
+      .write(f.conv, { id: randomUUID(), kind: 'message', from: conn.user.id, ts: acceptedAt, cid: f.cid, data }, acceptedAt)
+      .then(({ event }) => {
+        const ack = { type: 'ack' as const, conv: f.conv, cid: f.cid, seq: event.seq, id: event.id, ts: event.ts };
+        conn.send(encode(f.ref ? { ...ack, ref: f.ref } : ack));
+      })
+      .catch((err) => this.fail(conn, f.ref, err));
+  }
+
+  private async onModify(conn: Connection, f: Extract<ClientFrame, { type: 'edit' | 'delete' | 'react' }>) {
+    if (!this.member(conn, f.conv, f.ref)) return;
+    try {
+      const [target] = await this.d.store.read(f.conv, { afterSeq: f.seq - 1, limit: 1 });
+      if (!target || target.seq !== f.seq || target.kind !== 'message' || target.data.redacted) {
+        throw new DomainError('NOT_FOUND', 'no such message');
+      }
+      if (f.type !== 'react' && target.from !== conn.user.id) {
+        throw new DomainError('FORBIDDEN', 'only the author may do that');
+      }
+      let data: Record<string, unknown>;
+      if (f.type === 'edit') {
+        if (f.body.length > this.d.limits.maxBodyChars) {
+          throw new DomainError('PAYLOAD_TOO_LARGE', `body over ${this.d.limits.maxBodyChars} characters`);
+        }
+        data = { target: f.seq, body: f.body };
+      } else if (f.type === 'delete') data = { target: f.seq };
+      else data = { target: f.seq, emoji: f.emoji, on: f.on };
+      const kind = f.type === 'react' ? 'reaction' : f.type;
+      const { event } = await this.writer.write(f.conv, { id: randomUUID(), kind, from: conn.user.id, ts: Date.now(), data });
+      if (f.type === 'delete') await this.d.store.redact(f.conv, [f.seq]);
+      conn.send(encode(f.ref ? { type: 'ok', ref: f.ref, conv: f.conv, seq: event.seq } : { type: 'ok', conv: f.conv, seq: event.seq }));
+    } catch (err) {
+      this.fail(conn, f.ref, err);
+    }
+  }
+
+  private async onRead(conn: Connection, f: Extract<ClientFrame, { type: 'read' }>) {
+    if (!this.member(conn, f.conv, f.ref)) return;
+    try {
+      const feed = this.feeds.get(f.conv);
+      const seq = Math.min(f.seq, feed?.delivered ?? f.seq);
+      const moved = await this.d.directory.markRead(f.conv, conn.user.id, seq);
+      if (moved != null) await this.publishFrame(f.conv, encode({ type: 'read', conv: f.conv, user: conn.user.id, seq: moved }));
+    } catch (err) {
+      this.fail(conn, f.ref, err);
+    }
+  }
+
+  private async onResume(conn: Connection, f: Extract<ClientFrame, { type: 'resume' }>) {
+    if (conn.holdTimer) {
+      clearTimeout(conn.holdTimer);
+      conn.holdTimer = null;
+    }
+    try {
+      const wanted = new Map(Object.entries(f.convs));
+      // Conversations the client did not name go live from the heads sent in `ready`.
+      for (const [c, st] of conn.convs) if (!wanted.has(c) && !st.live && !st.catching) void this.catchUp(conn, c, Infinity);
+      const convs: Record<string, number> = {};
+      for (const [c, lastSeen] of wanted) {
+        const st = conn.convs.get(c);
+        if (!st) continue; // not (or no longer) a member: nothing to resume
+        const feed = this.feeds.get(c)!;
+        st.last = Math.min(lastSeen, feed.delivered);
+        st.live = false;
+        await this.catchUp(conn, c, this.d.limits.resumeMaxEvents);
+        if (conn.closed) return;
+        convs[c] = conn.convs.get(c)?.last ?? st.last;
+      }
+      const cursors = await this.d.directory.readCursors(conn.user.id, Object.keys(convs));
+      conn.send(encode(f.ref ? { type: 'resumed', ref: f.ref, convs, cursors } : { type: 'resumed', convs, cursors }));
+    } catch (err) {
+      this.fail(conn, f.ref, err);
+    }
+  }
+
+  /**
+   * Brings one socket up to the feed's head from the store, then makes it live. With a budget,
+   * a longer backlog is announced as `gap` (the client pages it with conversations.history) and
+   * only the newest `budget` events are sent. Never sends a seq twice or out of order.
+   */
+  private async catchUp(conn: Connection, conv: string, budget: number) {
+    const st = conn.convs.get(conv);
+    const feed = this.feeds.get(conv);
+    if (!st || !feed || st.catching) return;
+    st.catching = true;
+    st.live = false;
+    try {
+      await feed.ready;
+      for (let guard = 0; guard < 10_000; guard++) {
+        if (conn.closed || conn.convs.get(conv) !== st) return;
+        const head = feed.delivered;
+        if (st.last >= head) {
+          st.live = true;
+          return;
+        }
+        if (head - st.last > budget) {
+          const toSeq = head - budget;
+          conn.send(encode({ type: 'gap', conv, fromSeq: st.last + 1, toSeq }));
+          st.last = toSeq;
+          continue;
+        }
+        const events = await this.d.store.read(conv, { afterSeq: st.last, limit: Math.min(500, head - st.last) });
+        if (conn.closed || conn.convs.get(conv) !== st) return;
+        let progressed = false;
+        for (const e of events) {
+          if (e.seq !== st.last + 1 || e.seq > feed.delivered) break;
+          if (!conn.send(encodeEvent(e))) return;
+          st.last = e.seq;
+          progressed = true;
+        }
+        if (!progressed) {
+          // The feed knows a head the store read did not return yet (a lagging replica). Retry shortly.
+          await new Promise((r) => setTimeout(r, GAP_WAIT_MS));
+        }
+      }
+    } finally {
+      st.catching = false;
+    }
+  }
+
+  // ---- feeds and the bus -----------------------------------------------------------------
+
+  private async ensureFeeds(convs: string[]) {
+    const fresh: Feed[] = [];
+    const waits: Promise<void>[] = [];
+    for (const c of convs) {
+      let feed = this.feeds.get(c);
+      if (!feed) {
+        feed = new Feed(c);
+        this.feeds.set(c, feed);
+        fresh.push(feed);
+      } else if (feed.lingerTimer) {
+        clearTimeout(feed.lingerTimer);
+        feed.lingerTimer = null;
+      }
+      if (!feed.isReady) waits.push(feed.ready);
+    }
+    if (fresh.length) {
+      try {
+        // Subscribe first, then read the heads: every later event arrives by the bus.
+        await Promise.all(fresh.map((f) => this.d.bus.subscribe(channels.conv(f.conv))));
+        const heads = await this.d.store.lastSeqs(fresh.map((f) => f.conv));
+        for (const f of fresh) {
+          f.delivered = Math.max(f.delivered, heads.get(f.conv) ?? 0);
+          f.isReady = true;
+          f.markReady();
+          this.drainPending(f);
+        }
+      } catch (err) {
+        for (const f of fresh) if (this.feeds.get(f.conv) === f && !f.isReady) this.feeds.delete(f.conv);
+        throw err;
+      }
+    }
+    await Promise.all(waits);
+  }
+
+  private unsubscribe(conn: Connection, conv: string) {
+    conn.convs.delete(conv);
+    const feed = this.feeds.get(conv);
+    if (!feed) return;
+    feed.subscribers.delete(conn);
+    if (feed.subscribers.size === 0 && !feed.lingerTimer) {
+      feed.lingerTimer = setTimeout(() => {
+        if (feed.subscribers.size > 0 || this.feeds.get(conv) !== feed) return;
+        this.feeds.delete(conv);
+        if (feed.gapTimer) clearTimeout(feed.gapTimer);
+        void this.d.bus.unsubscribe(channels.conv(conv)).catch(() => {});
+      }, FEED_LINGER_MS);
+      feed.lingerTimer.unref();
+    }
+  }
+
+  /** An event this replica made durable: deliver here at once, and publish for the others. */
+  private onAppended(e: StoredEvent, acceptedAt: number) {
+    const frame = encodeEvent(e);
+    this.d.metrics.eventsPublished.inc({ kind: e.kind });
+    this.arrive(e.conv, e.seq, frame, acceptedAt);
+    this.d.bus.publish(channels.conv(e.conv), busEvent(e.seq, acceptedAt, frame)).catch((err) => {
+      // Durable already; the other replicas heal from the store (gap fill or sweep).
+      this.d.logger.warn({ err: (err as Error).message }, 'bus publish failed');
+    });
+  }
+
+  private onBus(channel: string, payload: string) {
+    if (channel.startsWith('c:')) {
+      const conv = channel.slice(2);
+      const m = parseBus(payload);
+      if (!m) return;
+      if (m.t === 'E') this.arrive(conv, m.seq, m.frame, m.acceptedAt);
+      else this.fanoutFrame(conv, m.frame, m.skipUser);
+    } else if (channel.startsWith('u:')) {
+      this.onUserControl(channel.slice(2), payload);
+    }
+  }
+
+  /** Takes an event into its feed in seq order, delivering every event that is now in order. */
+  private arrive(conv: string, seq: number, frame: string, acceptedAt: number) {
+    const feed = this.feeds.get(conv);
+    if (!feed || seq <= feed.delivered) return;
+    if (!feed.isReady || seq !== feed.delivered + 1) {
+      feed.pending.set(seq, { frame, acceptedAt });
+      if (feed.isReady) this.scheduleGapFill(feed);
+      return;
+    }
+    this.deliver(feed, seq, frame, acceptedAt);
+    this.drainPending(feed);
+  }
+
+  private drainPending(feed: Feed) {
+    for (const s of [...feed.pending.keys()]) if (s <= feed.delivered) feed.pending.delete(s);
+    for (let next = feed.pending.get(feed.delivered + 1); next; next = feed.pending.get(feed.delivered + 1)) {
+      feed.pending.delete(feed.delivered + 1);
+      this.deliver(feed, feed.delivered + 1, next.frame, next.acceptedAt);
+    }
+    if (feed.pending.size === 0 && feed.gapTimer) {
+      clearTimeout(feed.gapTimer);
+      feed.gapTimer = null;
+      feed.gapAttempts = 0;
+    } else if (feed.pending.size > 0) this.scheduleGapFill(feed);
+  }
+
+  private deliver(feed: Feed, seq: number, frame: string, acceptedAt: number) {
+    feed.delivered = seq;
+    this.d.metrics.deliverLatency.observe((Date.now() - acceptedAt) / 1000);
+    let n = 0;
+    for (const conn of feed.subscribers) {
+      const st = conn.convs.get(feed.conv);
+      if (!st || !st.live) continue;
+      if (seq !== st.last + 1) {
+        if (seq > st.last) void this.catchUp(conn, feed.conv, Infinity);
+        continue;
+      }
+      st.last = seq;
+      if (conn.send(frame)) n++;
+    }
+    this.d.metrics.eventsDelivered.inc(n);
+  }
+
+  /** Early events wait briefly for the seqs before them, then the hub reads those from the store. */
+  private scheduleGapFill(feed: Feed) {
+    if (feed.gapTimer) return;
+    const wait = Math.min(GAP_WAIT_MS * 2 ** feed.gapAttempts, 2000);
+    feed.gapTimer = setTimeout(() => {
+      feed.gapTimer = null;
+      void this.fillGap(feed);
+    }, wait);
+  }
+
+  private async fillGap(feed: Feed) {
+    feed.gapAttempts++;
+    this.d.metrics.gapFills.inc();
+    try {
+      const upTo = feed.pending.size ? feed.lowestPending() : Infinity;
+      const events = await this.d.store.read(feed.conv, {
+        afterSeq: feed.delivered,
+        limit: Number.isFinite(upTo) ? Math.min(1000, upTo - feed.delivered - 1) : 1000,
+      });
+      for (const e of events) this.arrive(feed.conv, e.seq, encodeEvent(e), e.ts);
+    } catch (err) {
+      this.d.logger.warn({ err: (err as Error).message, conv: undefined }, 'gap fill failed');
+    }
+    if (feed.pending.size) this.scheduleGapFill(feed);
+  }
+
+  /** Compares every tracked feed with the store heads and fills what the bus lost. */
+  async resyncAll() {
+    const ready = [...this.feeds.values()].filter((f) => f.isReady && f.subscribers.size > 0);
+    for (let i = 0; i < ready.length; i += 1000) {
+      const chunk = ready.slice(i, i + 1000);
+      try {
+        const heads = await this.d.store.lastSeqs(chunk.map((f) => f.conv));
+        for (const f of chunk) if ((heads.get(f.conv) ?? 0) > f.delivered && !f.gapTimer) void this.fillGap(f);
+      } catch (err) {
+        this.d.logger.warn({ err: (err as Error).message }, 'resync failed');
+      }
+    }
+  }
+
+  // ---- ephemeral frames and control ------------------------------------------------------
+
+  /** Publishes a non-event frame to every member socket of a conversation (all replicas). */
+  async publishFrame(conv: string, frame: string, skipUser = '') {
+    await this.d.bus.publish(channels.conv(conv), busFrame(frame, skipUser));
+  }
+
+  private fanoutFrame(conv: string, frame: string, skipUser: string) {
+    const feed = this.feeds.get(conv);
+    if (!feed) return;
+    for (const conn of feed.subscribers) if (conn.user.id !== skipUser) conn.send(frame);
+  }
+
+  /** Sends a control message to every replica holding sockets of this user. */
+  async controlUser(userId: string, msg: UserControl) {
+    await this.d.bus.publish(channels.user(userId), JSON.stringify(msg));
+  }
+
+  private onUserControl(userId: string, payload: string) {
+    const conns = this.byUser.get(userId);
+    if (!conns) return;
+    let msg: UserControl;
+    try {
+      msg = JSON.parse(payload) as UserControl;
+    } catch {
+      return;
+    }
+    switch (msg.k) {
+      case 'added':
+        void this.ensureFeeds([msg.conv]).then(() => {
+          const feed = this.feeds.get(msg.conv)!;
+          for (const conn of conns) {
+            if (conn.closed || conn.convs.has(msg.conv)) continue;
+            conn.send(msg.frame);
+            feed.subscribers.add(conn);
+            conn.convs.set(msg.conv, { last: Math.min(msg.fromSeq, feed.delivered), live: false, catching: false });
+            if (!conn.holdTimer && !conn.backlog) void this.catchUp(conn, msg.conv, Infinity);
+          }
+        });
+        return;
+      case 'removed':
+        for (const conn of conns) {
+          if (!conn.convs.has(msg.conv)) continue;
+          this.unsubscribe(conn, msg.conv);
+          conn.send(msg.frame);
+        }
+        return;
+      case 'revoke':
+        for (const conn of [...conns]) {
+          if (msg.sessions === 'all' || msg.sessions.includes(conn.user.sessionId)) {
+            conn.close('UNAUTHORIZED', 'session ended');
+          }
+        }
+        return;
+      case 'frame':
+        for (const conn of conns) conn.send(msg.frame);
+        return;
+    }
+  }
+
+  private async announcePresence(userId: string, status: 'online' | 'offline', convs?: string[]) {
+    try {
+      const list = convs ?? (await this.d.directory.conversationsOf(userId));
+      const frame = encode(
+        status === 'offline' ? { type: 'presence', user: userId, status, lastSeen: Date.now() } : { type: 'presence', user: userId, status },
+      );
+      await Promise.all(list.map((c) => this.publishFrame(c, frame, userId)));
+    } catch (err) {
+      this.d.logger.warn({ err: (err as Error).message }, 'presence broadcast failed');
+    }
+  }
+
+  // ---- shutdown --------------------------------------------------------------------------
+
+  /**
+   * Graceful drain (SPEC 5.8): no new sockets, finish the writes already accepted (their acks
+   * go out), then ask every client to reconnect elsewhere with 1012 and a jittered delay hint.
+   */
+  async drain(timeoutMs: number) {
+    this.draining = true;
+    await Promise.race([this.writer.idle(), new Promise((r) => setTimeout(r, timeoutMs))]);
+    for (const set of this.byUser.values()) {
+      for (const conn of [...set]) conn.close('SERVER_RESTART', `restarting; reconnect in ${Math.floor(Math.random() * 2000)}ms`);
+    }
+  }
+
+  stop() {
+    clearInterval(this.sweepTimer);
+    for (const f of this.feeds.values()) {
+      if (f.gapTimer) clearTimeout(f.gapTimer);
+      if (f.lingerTimer) clearTimeout(f.lingerTimer);
+    }
+  }
+}

@@ -1,0 +1,115 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from '../observability/logger.ts';
+import type { Presence } from './presence.ts';
+
+/*
+ * Keys (prefix hubbub:pr:):
+ *   u:<user>         hash replica -> open sockets of that user on that replica
+ *   r:<replica>      heartbeat, expires after ttlMs unless the replica refreshes it
+ *   ru:<replica>     set of users with sockets on that replica
+ *   replicas         set of replicas that ever registered
+ * A user's live count sums only replicas whose heartbeat exists, so a dead replica's sockets
+ * stop counting when its heartbeat expires; a surviving replica then claims the dead one
+ * (SREM wins once) and reports its users who are now offline.
+ */
+const LIVE_SUM = `
+local total = 0
+local h = redis.call('HGETALL', KEYS[1])
+for i = 1, #h, 2 do
+  if redis.call('EXISTS', ARGV[1] .. h[i]) == 1 then total = total + tonumber(h[i + 1]) end
+end
+return total
+`;
+const CONNECT = `
+redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+redis.call('SADD', KEYS[2], ARGV[3])
+${LIVE_SUM}`;
+const DISCONNECT = `
+local n = redis.call('HINCRBY', KEYS[1], ARGV[2], -1)
+if n <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[2])
+  redis.call('SREM', KEYS[2], ARGV[3])
+end
+${LIVE_SUM}`;
+const DROP_REPLICA = `
+redis.call('HDEL', KEYS[1], ARGV[2])
+${LIVE_SUM}`;
+
+export class RedisPresence implements Presence {
+  private handlers: ((u: string) => void)[] = [];
+  private timer: NodeJS.Timeout;
+  private p: string;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly opts: { replicaId: string; logger: Logger; ttlMs?: number; prefix?: string },
+  ) {
+    this.p = (opts.prefix ?? 'hubbub:') + 'pr:';
+    const ttl = opts.ttlMs ?? 6000;
+    const beat = async () => {
+      try {
+        await this.redis
+          .multi()
+          .set(this.p + 'r:' + opts.replicaId, '1', 'PX', ttl)
+          .sadd(this.p + 'replicas', opts.replicaId)
+          .exec();
+        await this.reapDead();
+      } catch (err) {
+        opts.logger.warn({ err: (err as Error).message }, 'presence heartbeat failed');
+      }
+    };
+    void beat();
+    this.timer = setInterval(beat, Math.max(200, Math.floor(ttl / 3))).unref();
+  }
+
+  private keys(userId: string) {
+    return [this.p + 'u:' + userId, this.p + 'ru:' + this.opts.replicaId];
+  }
+
+  async connected(userId: string) {
+    const n = (await this.redis.eval(CONNECT, 2, ...this.keys(userId), this.p + 'r:', this.opts.replicaId, userId)) as number;
+    return n === 1;
+  }
+
+  async disconnected(userId: string) {
+    const n = (await this.redis.eval(DISCONNECT, 2, ...this.keys(userId), this.p + 'r:', this.opts.replicaId, userId)) as number;
+    return n <= 0;
+  }
+
+  async online(userIds: string[]) {
+    const out = new Set<string>();
+    await Promise.all(
+      userIds.map(async (u) => {
+        const n = (await this.redis.eval(LIVE_SUM, 1, this.p + 'u:' + u, this.p + 'r:')) as number;
+        if (n > 0) out.add(u);
+      }),
+    );
+    return out;
+  }
+
+  onExpired(handler: (userId: string) => void) {
+    this.handlers.push(handler);
+  }
+
+  /** Claims replicas whose heartbeat expired and reports their users who are now offline. */
+  private async reapDead() {
+    const replicas = await this.redis.smembers(this.p + 'replicas');
+    for (const r of replicas) {
+      if (r === this.opts.replicaId) continue;
+      if (await this.redis.exists(this.p + 'r:' + r)) continue;
+      if ((await this.redis.srem(this.p + 'replicas', r)) !== 1) continue; // another replica claimed it
+      const users = await this.redis.smembers(this.p + 'ru:' + r);
+      for (const u of users) {
+        const n = (await this.redis.eval(DROP_REPLICA, 1, this.p + 'u:' + u, this.p + 'r:', r)) as number;
+        if (n <= 0) for (const h of this.handlers) h(u);
+      }
+      await this.redis.del(this.p + 'ru:' + r);
+    }
+  }
+
+  async close() {
+    clearInterval(this.timer);
+    // A clean shutdown removes its heartbeat so the others report its users at once.
+    await this.redis.del(this.p + 'r:' + this.opts.replicaId).catch(() => {});
+  }
+}

@@ -1,0 +1,118 @@
+import type { WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { clientFrame, clientFrameTypes, PROTOCOL } from '../protocol/frames.ts';
+import { CloseCodes } from '../protocol/codes.ts';
+import { uws, type HttpRequest, type HttpResponse, type WebSocket } from '../uws.ts';
+import type { Connection } from './connection.ts';
+import type { Hub } from './hub.ts';
+import type { Authenticator, MembershipDirectory, SocketUser } from './ports.ts';
+import { encode } from './wire.ts';
+
+interface UserData {
+  user: SocketUser;
+  info: { id: string; username: string; displayName: string };
+  conn?: Connection;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The `/ws` behaviour: auth at the upgrade (before a socket exists), JSON frames validated by
+ * the shared protocol schemas, and hand-off to the hub.
+ */
+export function wsBehavior(d: {
+  hub: Hub;
+  auth: Authenticator;
+  directory: MembershipDirectory;
+  logger: Logger;
+  metrics: Metrics;
+  allowedOrigins: Set<string>;
+  maxFrameBytes: number;
+  idleTimeoutS: number;
+  maxBackpressure: number;
+}): WebSocketBehavior<UserData> {
+  return {
+    maxPayloadLength: d.maxFrameBytes,
+    idleTimeout: d.idleTimeoutS,
+    sendPingsAutomatically: true,
+    maxBackpressure: d.maxBackpressure * 4,
+    closeOnBackpressureLimit: false as unknown as number,
+    compression: uws.DISABLED,
+
+    upgrade: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => {
+      const key = req.getHeader('sec-websocket-key');
+      const protocols = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      const authorization = req.getHeader('authorization');
+      const origin = req.getHeader('origin');
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      const reject = (status: string, text: string) => {
+        if (!aborted) res.cork(() => res.writeStatus(status).writeHeader('content-type', 'text/plain').end(text));
+      };
+      if (origin && !d.allowedOrigins.has(origin)) return reject('403 Forbidden', 'origin not allowed');
+      const offered = protocols.split(',').map((p) => p.trim()).filter(Boolean);
+      const bearer = /^Bearer (\S+)$/.exec(authorization)?.[1] ?? offered.find((p) => p.startsWith('bearer.'))?.slice(7);
+      if (!bearer) return reject('401 Unauthorized', 'missing token');
+      d.auth
+        .authenticate(bearer)
+        .then(async (user) => {
+          const info = await d.directory.userInfo(user.id);
+          if (aborted) return;
+          res.cork(() => {
+            res.upgrade<UserData>({ user, info }, key, offered.includes(PROTOCOL) ? PROTOCOL : '', extensions, context);
+          });
+        })
+        .catch(() => reject('401 Unauthorized', 'invalid token'));
+    },
+
+    open: (ws: WebSocket<UserData>) => {
+      const data = ws.getUserData();
+      data.conn = d.hub.attach(ws, data.user, data.info);
+    },
+
+    message: (ws: WebSocket<UserData>, message: ArrayBuffer, isBinary: boolean) => {
+      const conn = ws.getUserData().conn!;
+      if (conn.closed) return;
+      const bad = (msg: string, ref?: unknown) => {
+        d.metrics.framesIn.inc({ type: 'invalid' });
+        d.hub.error(conn, typeof ref === 'string' && ref.length <= 64 ? ref : undefined, 'BAD_REQUEST', msg);
+      };
+      if (isBinary) return bad('binary frames are not supported: send JSON text');
+      let text: string;
+      try {
+        text = utf8.decode(message);
+      } catch {
+        return bad('frame is not valid UTF-8');
+      }
+      let raw: unknown;
+      try {
+        raw = JSON.parse(text);
+      } catch {
+        return bad('frame is not valid JSON');
+      }
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad('frame must be a JSON object');
+      const type = (raw as { type?: unknown }).type;
+      const ref = (raw as { ref?: unknown }).ref;
+      if (typeof type !== 'string' || !clientFrameTypes.has(type)) return bad(`unknown frame type`, ref);
+      const parsed = clientFrame.safeParse(raw);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        return bad(`${type}: ${issue.path.join('.') || 'frame'}: ${issue.message}`, ref);
+      }
+      d.metrics.framesIn.inc({ type });
+      d.hub.handle(conn, parsed.data);
+    },
+
+    close: (ws: WebSocket<UserData>, code: number) => {
+      const conn = ws.getUserData().conn;
+      if (!conn) return;
+      if (code === CloseCodes.FRAME_TOO_LARGE.code) d.metrics.closes.inc({ reason: 'FRAME_TOO_LARGE' });
+      d.hub.closed(conn);
+    },
+  };
+}
+

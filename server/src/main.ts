@@ -1,0 +1,40 @@
+import { ConfigError, loadConfig } from './config.ts';
+import { startReplica } from './replica.ts';
+
+/** Entry point of a hub replica: config from the environment, signals wired to drain. */
+async function main() {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`hubbub: ${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const replica = await startReplica(config);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    replica.logger.info({ signal }, 'draining');
+    replica
+      .drain()
+      .then(() => {
+        replica.logger.info('drained, exiting');
+        process.exit(0);
+      })
+      .catch((err) => {
+        replica.logger.error({ err }, 'drain failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`hubbub: failed to start: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});

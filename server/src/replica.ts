@@ -1,0 +1,227 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import type { Config } from './config.ts';
+import { appRouter } from './api/root.ts';
+import type { ApiServices } from './api/services.ts';
+import { AccountService } from './account/account-service.ts';
+import { AuthService } from './auth/auth-service.ts';
+import { PasswordHasher } from './auth/passwords.ts';
+import { MemoryRateLimiter } from './auth/rate-limiter.memory.ts';
+import { RedisRateLimiter } from './auth/rate-limiter.redis.ts';
+import { AccessTokens } from './auth/tokens.ts';
+import type { Bus } from './bus/bus.ts';
+import { MemoryBus } from './bus/bus.memory.ts';
+import { RedisBus } from './bus/bus.redis.ts';
+import { ConversationService } from './conversations/conversation-service.ts';
+import { openDatabase, type Database } from './db/database.ts';
+import { HttpServer, type ReadinessCheck } from './http/app.ts';
+import { Hub } from './hub/hub.ts';
+import { MemoryPresence } from './hub/presence.memory.ts';
+import { RedisPresence } from './hub/presence.redis.ts';
+import type { Presence } from './hub/presence.ts';
+import { wsBehavior } from './hub/ws-handler.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { createMetrics } from './observability/metrics.ts';
+import { ProfileService } from './profiles/profile-service.ts';
+import { openMessageStore } from './store/open-message-store.ts';
+
+export interface Replica {
+  port: number;
+  replicaId: string;
+  logger: Logger;
+  database: Database;
+  hub: Hub;
+  services: ApiServices;
+  http: HttpServer;
+  /** SIGTERM path: not ready, stop accepting, finish writes, 1012 to clients, close everything. */
+  drain(): Promise<void>;
+  /** Immediate stop (tests): closes sockets and connections without waiting. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root of a hub replica: builds every dependency from the config, once, and
+ * passes narrow objects down. `main.ts` calls it with the environment's config; tests call it
+ * with their own (port 0).
+ */
+export async function startReplica(config: Config, opts: { logger?: Logger } = {}): Promise<Replica> {
+  const replicaId = config.REPLICA_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const logger = opts.logger ?? createLogger({ level: config.LOG_LEVEL, replicaId });
+  const metrics = createMetrics({ collectDefault: config.NODE_ENV !== 'test' });
+
+  const database = await openDatabase({
+    databaseUrl: config.DATABASE_URL,
+    dataDir: config.DATA_DIR,
+    poolMax: config.DATABASE_POOL_MAX,
+  });
+  await database.migrate();
+  const db = database.db;
+  const store = await openMessageStore(config, database, logger);
+
+  let redis: Redis | null = null;
+  let bus: Bus;
+  let presence: Presence;
+  if (config.REDIS_URL) {
+    // Commands fail fast while Redis is away instead of queueing without bound.
+    redis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    redis.on('error', (err) => logger.warn({ err: err.message }, 'redis error'));
+    await new Promise<void>((res, rej) => {
+      redis!.once('ready', () => res());
+      redis!.once('end', () => rej(new Error('redis connection ended')));
+    });
+    const redisBus = new RedisBus(config.REDIS_URL, { logger });
+    await redisBus.ready();
+    bus = redisBus;
+    presence = new RedisPresence(redis, { replicaId, logger });
+  } else {
+    bus = new MemoryBus();
+    presence = new MemoryPresence();
+  }
+  const limiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter();
+
+  const profiles = new ProfileService(db);
+  let hubRef: Hub | null = null;
+  const auth = new AuthService({
+    db,
+    hasher: new PasswordHasher({ memoryCost: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST }),
+    tokens: new AccessTokens(jwtSecret(config, logger), {
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      ttlSeconds: config.ACCESS_TOKEN_TTL_S,
+    }),
+    limiter,
+    logger,
+    refreshTtlSeconds: config.REFRESH_TOKEN_TTL_S,
+    reuseGraceMs: config.REFRESH_REUSE_GRACE_MS,
+    loginLimits: { perAccount: config.LOGIN_MAX_PER_ACCOUNT, perIp: config.LOGIN_MAX_PER_IP, windowMs: config.LOGIN_WINDOW_S * 1000 },
+    onRevoke: (r) => {
+      void hubRef?.controlUser(r.userId, { k: 'revoke', sessions: r.sessionIds }).catch((err) => {
+        logger.error({ err: (err as Error).message }, 'session revocation broadcast failed');
+      });
+    },
+  });
+
+  const conversations: ConversationService = new ConversationService({
+    db,
+    store,
+    profiles,
+    maxGroupMembers: config.MAX_GROUP_MEMBERS,
+    live: {
+      write: (conv, draft) => hub.writer.write(conv, draft),
+      controlUser: (u, m) => hub.controlUser(u, m),
+      publishFrame: (c, f, skip) => hub.publishFrame(c, f, skip),
+    },
+  });
+  const hub: Hub = new Hub({
+    store,
+    bus,
+    presence,
+    directory: conversations,
+    logger,
+    metrics,
+    limits: {
+      maxBodyChars: config.WS_MAX_BODY_CHARS,
+      ratePerS: config.WS_RATE_PER_S,
+      burst: config.WS_RATE_BURST,
+      maxConnectionsPerUser: config.WS_MAX_CONNECTIONS_PER_USER,
+      heartbeatMs: config.WS_HEARTBEAT_MS,
+      maxBuffered: config.WS_MAX_BACKPRESSURE_BYTES,
+      resumeMaxEvents: config.WS_RESUME_MAX_EVENTS,
+      resumeHoldMs: config.WS_RESUME_HOLD_MS,
+    },
+  });
+  hubRef = hub;
+  const account = new AccountService({ db, auth, profiles, conversations, store });
+  const services: ApiServices = { auth, profiles, account, conversations, metrics };
+
+  const checks: ReadinessCheck[] = [
+    { name: 'database', check: () => database.ping() },
+    { name: 'store', check: () => store.lastSeqs(['00000000-0000-0000-0000-000000000000']).then(() => undefined) },
+  ];
+  if (redis) checks.push({ name: 'redis', check: () => redis!.ping().then(() => undefined) });
+
+  const allowedOrigins = new Set(config.ALLOWED_ORIGINS);
+  const http = new HttpServer({
+    router: appRouter,
+    services,
+    metrics,
+    logger,
+    http: { allowedOrigins, maxBodyBytes: config.MAX_BODY_BYTES, trustProxy: config.TRUST_PROXY },
+    checks,
+    extend: (app) => {
+      app.ws(
+        '/ws',
+        wsBehavior({
+          hub,
+          auth,
+          directory: conversations,
+          logger,
+          metrics,
+          allowedOrigins,
+          maxFrameBytes: config.WS_MAX_FRAME_BYTES,
+          idleTimeoutS: Math.ceil((config.WS_HEARTBEAT_MS + config.WS_PONG_TIMEOUT_MS) / 1000),
+          maxBackpressure: config.WS_MAX_BACKPRESSURE_BYTES,
+        }),
+      );
+    },
+  });
+  const port = await http.listen(config.HOST, config.PORT);
+  logger.info({ port, host: config.HOST, db: database.kind, store: config.MESSAGE_STORE, bus: redis ? 'redis' : 'memory' }, 'hub listening');
+
+  let closed = false;
+  const closeAll = async () => {
+    if (closed) return;
+    closed = true;
+    hub.stop();
+    await presence.close().catch(() => {});
+    await bus.close().catch(() => {});
+    redis?.disconnect();
+    if ('close' in limiter && typeof limiter.close === 'function') limiter.close();
+    await store.close().catch(() => {});
+    await database.close().catch(() => {});
+  };
+
+  return {
+    port,
+    replicaId,
+    logger,
+    database,
+    hub,
+    services,
+    http,
+    async drain() {
+      http.draining = true;
+      http.stopListening();
+      await hub.drain(config.DRAIN_TIMEOUT_MS);
+      await closeAll();
+    },
+    async stop() {
+      http.draining = true;
+      http.stopListening();
+      await hub.drain(0);
+      await closeAll();
+    },
+  };
+}
+
+/**
+ * JWT_SECRET from the environment; in development one is generated once and kept in DATA_DIR
+ * (so tokens survive a restart); in tests a random one per process unless given.
+ */
+function jwtSecret(config: Config, logger: Logger): string {
+  if (config.JWT_SECRET) return config.JWT_SECRET;
+  if (config.NODE_ENV === 'test') return randomBytes(32).toString('base64url');
+  const file = path.resolve(config.DATA_DIR, 'jwt-secret');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    mkdirSync(config.DATA_DIR, { recursive: true });
+    const secret = randomBytes(48).toString('base64url');
+    writeFileSync(file, secret + '\n', { mode: 0o600 });
+    logger.info({ file }, 'generated a development JWT secret');
+    return secret;
+  }
+}

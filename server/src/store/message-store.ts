@@ -1,0 +1,68 @@
+/**
+ * The conversation event log (SPEC section 5.1): per conversation an append-only sequence of
+ * events numbered by `seq`, 1, 2, 3, … with no gaps and no reuse. Two implementations:
+ * PostgreSQL (message-store.postgres.ts, the default; PGlite embedded) and Cassandra
+ * (message-store.cassandra.ts). Both pass test/contracts/message-store.contract.ts.
+ */
+
+export type EventKind = 'message' | 'edit' | 'delete' | 'reaction' | 'member' | 'system';
+
+export interface StoredEvent {
+  conv: string;
+  seq: number;
+  /** Globally unique event id (UUID). */
+  id: string;
+  kind: EventKind;
+  /** The acting user, or null for system events. */
+  from: string | null;
+  /** Milliseconds since the epoch, set by the hub that accepted the event. */
+  ts: number;
+  /** The sender's idempotency key, for `message` events sent over the socket. */
+  cid?: string;
+  /** Kind-specific fields, e.g. `{ body, replyTo, mentions }` for a message. */
+  data: Record<string, unknown>;
+}
+
+export type EventDraft = Omit<StoredEvent, 'conv' | 'seq'>;
+
+export interface AppendResult {
+  event: StoredEvent;
+  /** True when (conv, from, cid) was already stored: `event` is the original and nothing new was written. */
+  duplicate: boolean;
+}
+
+export interface ReadRange {
+  /** Exclusive lower bound. */
+  afterSeq?: number;
+  /** Exclusive upper bound. */
+  beforeSeq?: number;
+  /** At most this many events. */
+  limit: number;
+  /** With only `beforeSeq`, the newest `limit` events before it are returned (still in ascending order). */
+}
+
+export interface MessageStore {
+  /** Creates what the store needs (tables, keyspace). Idempotent. */
+  init(): Promise<void>;
+  /**
+   * Appends drafts to one conversation, in order, giving them consecutive seqs. Resolves only
+   * once the events are durable. A draft whose (from, cid) is already stored in this
+   * conversation is not written again: its result carries the original event and `duplicate`.
+   * Never leaves a seq that a reader would wait on forever.
+   */
+  append(conv: string, drafts: EventDraft[]): Promise<AppendResult[]>;
+  /** Events in ascending seq order within the range. */
+  read(conv: string, range: ReadRange): Promise<StoredEvent[]>;
+  /** The highest seq of each conversation (0 for one with no events). */
+  lastSeqs(convs: string[]): Promise<Map<string, number>>;
+  /** The newest event of kind `message` of each conversation that has one. */
+  lastMessages(convs: string[]): Promise<Map<string, StoredEvent>>;
+  /**
+   * Erases message bodies in place (data.body → null, data.redacted → true): for deleted
+   * messages and for the messages of an erased account. The events and their seqs stay.
+   */
+  redact(conv: string, seqs: number[]): Promise<void>;
+  /** Seqs of the `message` events `from` sent in `conv` (for account erasure). */
+  seqsBySender(conv: string, from: string): Promise<number[]>;
+  close(): Promise<void>;
+}

@@ -18,8 +18,12 @@ MARKER="$LIB_DIR/.complete-$CASSANDRA_VERSION"
 
 log() { echo "fetch-cassandra: $*" >&2; }
 
-if [[ -f "$MARKER" ]] && compgen -G "$LIB_DIR/cassandra-all-$CASSANDRA_VERSION.jar" >/dev/null; then
-  log "cassandra $CASSANDRA_VERSION already in $LIB_DIR ($(ls "$LIB_DIR"/*.jar | wc -l) jars); nothing to do"
+already_there() {
+  [[ -f "$MARKER" ]] && compgen -G "$LIB_DIR/cassandra-all-$CASSANDRA_VERSION.jar" >/dev/null
+}
+
+if already_there; then
+  log "cassandra $CASSANDRA_VERSION already in $LIB_DIR ($(find "$LIB_DIR" -name '*.jar' | wc -l) jars); nothing to do"
   exit 0
 fi
 
@@ -27,6 +31,15 @@ command -v "$MVN" >/dev/null 2>&1 || { log "error: '$MVN' not found (Maven 3 is 
 command -v java >/dev/null 2>&1 || { log "error: 'java' not found (Java 17 is required)"; exit 1; }
 
 mkdir -p "$CACHE_DIR"
+# One fetch at a time (parallel test processes may all find the jars missing).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$CACHE_DIR/.lock"
+  flock 9
+  if already_there; then
+    log "cassandra $CASSANDRA_VERSION was fetched by another process meanwhile; nothing to do"
+    exit 0
+  fi
+fi
 POM="$CACHE_DIR/pom.xml"
 TMP_LIB="$CACHE_DIR/lib.tmp.$$"
 trap 'rm -rf "$TMP_LIB"' EXIT
@@ -63,10 +76,15 @@ POM
 
 log "downloading cassandra-all $CASSANDRA_VERSION and its runtime dependencies with Maven (this takes a minute)"
 rm -rf "$TMP_LIB"
-"$MVN" -q -B -Dstyle.color=never -f "$POM" \
+# Debian's Maven 3.8 prints ANSI resets even with -B: strip them, keep real messages, on stderr.
+if ! "$MVN" -q -B -f "$POM" \
   org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
   -DincludeScope=runtime \
-  -DoutputDirectory="$TMP_LIB" >&2
+  -DoutputDirectory="$TMP_LIB" 2>&1 |
+  sed -e $'s/\x1b\\[[0-9;]*m//g' -e '/^[[:space:]]*$/d' >&2; then
+  log "error: Maven failed to fetch cassandra-all $CASSANDRA_VERSION (see above)"
+  exit 1
+fi
 
 if ! compgen -G "$TMP_LIB/cassandra-all-$CASSANDRA_VERSION.jar" >/dev/null; then
   log "error: cassandra-all-$CASSANDRA_VERSION.jar missing after Maven run"
@@ -76,4 +94,4 @@ fi
 rm -rf "$LIB_DIR"
 mv "$TMP_LIB" "$LIB_DIR"
 touch "$MARKER"
-log "done: $(ls "$LIB_DIR"/*.jar | wc -l) jars in $LIB_DIR"
+log "done: $(find "$LIB_DIR" -name '*.jar' | wc -l) jars in $LIB_DIR"

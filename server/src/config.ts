@@ -23,6 +23,8 @@ export const configSchema = z
     DATABASE_URL: z.string().url().optional(),
     DATABASE_POOL_MAX: intIn(1, 200).default(10),
     REDIS_URL: z.string().url().optional(),
+    /** Prefix of every Redis key and channel, so several deployments (or test runs) can share one Redis. */
+    REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/).default('hubbub:'),
     CASSANDRA_CONTACT_POINTS: csv.optional(),
     CASSANDRA_LOCAL_DC: z.string().min(1).default('datacenter1'),
     CASSANDRA_KEYSPACE: z.string().regex(/^[a-z][a-z0-9_]{0,47}$/, 'lower-case identifier').default('hubbub'),

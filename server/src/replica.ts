@@ -72,15 +72,15 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
       redis!.once('ready', () => res());
       redis!.once('end', () => rej(new Error('redis connection ended')));
     });
-    const redisBus = new RedisBus(config.REDIS_URL, { logger });
+    const redisBus = new RedisBus(config.REDIS_URL, { logger, prefix: config.REDIS_PREFIX });
     await redisBus.ready();
     bus = redisBus;
-    presence = new RedisPresence(redis, { replicaId, logger });
+    presence = new RedisPresence(redis, { replicaId, logger, prefix: config.REDIS_PREFIX });
   } else {
     bus = new MemoryBus();
     presence = new MemoryPresence();
   }
-  const limiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter();
+  const limiter = redis ? new RedisRateLimiter(redis, config.REDIS_PREFIX + 'rl:') : new MemoryRateLimiter();
 
   const profiles = new ProfileService(db);
   let hubRef: Hub | null = null;

@@ -43,3 +43,6 @@ export const timezone = z
   }, 'unknown IANA time zone');
 
 export const refreshToken = z.string().min(10).max(200);
+
+/** A login name or email as typed: no control characters (PostgreSQL text cannot hold NUL). */
+export const loginName = z.string().min(1).max(254).refine(printable, 'contains control characters');

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { authedProcedure, publicProcedure, router } from '../trpc.ts';
-import { displayName, email, password, refreshToken, username } from '../inputs.ts';
+import { displayName, email, loginName, password, refreshToken, username } from '../inputs.ts';
 import type { Context } from '../trpc.ts';
 
 const meta = (ctx: Context) => ({ ip: ctx.req.ip, userAgent: ctx.req.userAgent });
@@ -14,7 +14,7 @@ export const authRouter = router({
     }),
 
   login: publicProcedure
-    .input(z.strictObject({ login: z.string().min(1).max(254), password: z.string().min(1).max(256) }))
+    .input(z.strictObject({ login: loginName, password: z.string().min(1).max(256) }))
     .mutation(async ({ ctx, input }) => {
       const { userId, ...pair } = await ctx.services.auth.login(input, meta(ctx));
       return { user: await ctx.services.profiles.me(userId), ...pair };

@@ -1,0 +1,16 @@
+/**
+ * The services `npm test` started (test/run.ts) or the operator gave. A suite that needs one
+ * and finds it missing fails: it never skips.
+ */
+function need(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the suites through \`npm test\` (test/run.ts), which starts the services`);
+  return v;
+}
+
+export const services = {
+  databaseUrl: () => need('DATABASE_URL'),
+  redisUrl: () => need('REDIS_URL'),
+  cassandraContactPoints: () => need('CASSANDRA_CONTACT_POINTS').split(','),
+  cassandraLocalDc: () => process.env.CASSANDRA_LOCAL_DC ?? 'datacenter1',
+};

@@ -1,0 +1,75 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, waitForPort } from './ports.ts';
+
+export interface PostgresHandle {
+  url: string;
+  stop(): Promise<void>;
+}
+
+const BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
+
+/**
+ * A throwaway PostgreSQL cluster on a free loopback port (initdb + postgres). As root, both run
+ * as the `postgres` user through runuser, since the server refuses to run as root.
+ */
+export async function startPostgres(): Promise<PostgresHandle> {
+  if (!existsSync(path.join(BIN, 'postgres'))) throw new Error(`PostgreSQL server binaries not found in ${BIN} (set PG_BIN)`);
+  const asRoot = process.getuid?.() === 0;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-pg-'));
+  chmodSync(dir, 0o777);
+  const data = path.join(dir, 'data');
+  const wrap = (cmd: string, args: string[]) => (asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] as const : [cmd, args] as const);
+  const [icmd, iargs] = wrap(path.join(BIN, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+  const init = spawnSync(icmd, iargs, { encoding: 'utf8' });
+  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
+  const port = await freePort();
+  const [pcmd, pargs] = wrap(path.join(BIN, 'postgres'), [
+    '-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
+    '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
+    '-c', 'max_connections=300', '-c', 'shared_buffers=256MB',
+  ]);
+  const child: ChildProcess = spawn(pcmd, pargs, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (b) => (stderr = (stderr + b).slice(-4000)));
+  const killOnExit = () => child.kill('SIGKILL');
+  process.on('exit', killOnExit);
+  try {
+    await Promise.race([
+      waitForPort(port),
+      new Promise((_, rej) => child.once('exit', (c) => rej(new Error(`postgres exited (${c}): ${stderr}`)))),
+    ]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    async stop() {
+      process.off('exit', killOnExit);
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGINT'); // fast shutdown
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Creates a fresh database on the server of `adminUrl` and returns its URL (isolation per test). */
+export async function createDatabase(adminUrl: string, name = 't_' + Math.random().toString(36).slice(2, 12)): Promise<string> {
+  const { default: postgres } = await import('postgres');
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(adminUrl);
+  u.pathname = '/' + name;
+  return u.toString();
+}

@@ -33,7 +33,9 @@ export function wsBehavior(d: {
   maxBackpressure: number;
 }): WebSocketBehavior<UserData> {
   return {
-    maxPayloadLength: d.maxFrameBytes,
+    // The transport takes up to 4× the limit so that an oversized frame gets a proper 1009 close
+    // from the handler below; past that uWS drops the connection outright.
+    maxPayloadLength: d.maxFrameBytes * 4,
     idleTimeout: d.idleTimeoutS,
     sendPingsAutomatically: true,
     maxBackpressure: d.maxBackpressure * 4,
@@ -81,6 +83,12 @@ export function wsBehavior(d: {
         d.metrics.framesIn.inc({ type: 'invalid' });
         d.hub.error(conn, typeof ref === 'string' && ref.length <= 64 ? ref : undefined, 'BAD_REQUEST', msg);
       };
+      if (message.byteLength > d.maxFrameBytes) {
+        d.metrics.closes.inc({ reason: 'FRAME_TOO_LARGE' });
+        conn.closed = true;
+        ws.end(CloseCodes.FRAME_TOO_LARGE.code, `frame over ${d.maxFrameBytes} bytes`);
+        return;
+      }
       if (isBinary) return bad('binary frames are not supported: send JSON text');
       let text: string;
       try {
@@ -110,7 +118,6 @@ export function wsBehavior(d: {
     close: (ws: WebSocket<UserData>, code: number) => {
       const conn = ws.getUserData().conn;
       if (!conn) return;
-      if (code === CloseCodes.FRAME_TOO_LARGE.code) d.metrics.closes.inc({ reason: 'FRAME_TOO_LARGE' });
       d.hub.closed(conn);
     },
   };

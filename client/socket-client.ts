@@ -48,8 +48,8 @@ type Listeners = {
 };
 
 export interface SocketClientOptions {
-  /** ws://host:port/ws */
-  url: string;
+  /** ws://host:port/ws, or a function (called at every connect) that picks one. */
+  url: string | (() => string);
   /** Called at every (re)connect, so a refreshed token is used. */
   token: () => string | Promise<string>;
   WebSocket?: WebSocketCtor;
@@ -185,7 +185,8 @@ export class SocketClient {
       return this.scheduleReconnect();
     }
     if (this.stopped) return;
-    const ws = new this.Ctor(this.opts.url, [PROTOCOL, `bearer.${token}`]);
+    const url = typeof this.opts.url === 'function' ? this.opts.url() : this.opts.url;
+    const ws = new this.Ctor(url, [PROTOCOL, `bearer.${token}`]);
     this.ws = ws;
     this.live = false;
     ws.onmessage = (ev) => {

@@ -66,7 +66,7 @@ async function main() {
   const code = await new Promise<number>((resolve) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', ...files],
+      ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', ...args.filter((a) => a.startsWith('--test-')), ...files],
       { cwd: root, env, stdio: 'inherit' },
     );
     child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0)));

@@ -60,6 +60,16 @@ export class ConversationService implements MembershipDirectory {
     return Object.fromEntries(rows.map((r) => [r.c, Number(r.r)]));
   }
 
+  async contactsOf(userId: string, limit: number): Promise<string[]> {
+    const rows = await this.d.db.execute<{ user_id: string }>(sql`
+      select distinct m2.user_id from ${members} m1
+      join ${members} m2 on m2.conversation_id = m1.conversation_id
+      where m1.user_id = ${userId} and m2.user_id <> ${userId}
+      limit ${limit}`);
+    const list = Array.isArray(rows) ? rows : (rows as { rows: { user_id: string }[] }).rows;
+    return list.map((r) => r.user_id);
+  }
+
   async userInfo(userId: string) {
     const p = await this.d.profiles.get({ userId });
     return { id: p.id, username: p.username, displayName: p.displayName };

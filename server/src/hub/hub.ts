@@ -39,6 +39,8 @@ export interface HubDeps {
 const FEED_LINGER_MS = 30_000;
 /** How long an early event waits for the seqs before it before the hub reads them from the store. */
 const GAP_WAIT_MS = 40;
+/** At most this many contacts' presence is sent after `ready`. */
+const PRESENCE_SNAPSHOT_MAX = 1000;
 /** Every this often, tracked feeds are compared with the store heads (heals anything the bus lost). */
 const SWEEP_MS = 3000;
 
@@ -126,6 +128,9 @@ export class Hub {
         if (conn.closed) return;
         conn.presenceCounted = true;
         if (await this.d.presence.connected(user.id)) await this.announcePresence(user.id, 'online', convs);
+        // A snapshot: which contacts are online now (later changes arrive as they happen).
+        const contacts = await this.d.directory.contactsOf(user.id, PRESENCE_SNAPSHOT_MAX);
+        for (const u of await this.d.presence.online(contacts)) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
       });
     } catch (err) {
       this.d.logger.error({ err, conn: conn.id }, 'socket setup failed');

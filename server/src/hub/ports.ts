@@ -20,6 +20,8 @@ export interface MembershipDirectory {
   markRead(conv: string, userId: string, seq: number): Promise<number | null>;
   /** The user's read cursor per conversation. */
   readCursors(userId: string, convs: string[]): Promise<Record<string, number>>;
+  /** Users who share a conversation with this user (at most `limit`), for the presence snapshot. */
+  contactsOf(userId: string, limit: number): Promise<string[]>;
   /** Public identity for the ready frame. */
   userInfo(userId: string): Promise<{ id: string; username: string; displayName: string }>;
 }

@@ -1,0 +1,52 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+const root = path.resolve(import.meta.dirname, '..', '..');
+
+export interface ProcessReplica {
+  port: number;
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+  logs: string[];
+}
+
+/** A hub replica as its own process (`npm start`'s entry point), so tests can SIGKILL or SIGTERM it. */
+export async function spawnReplica(env: Record<string, string>): Promise<ProcessReplica> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
+    cwd: root,
+    // LOG_LEVEL info: the 'hub listening' line tells the port.
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', ...env, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const killOnExit = () => child.kill('SIGKILL');
+  process.on('exit', killOnExit);
+  child.stderr!.on('data', (b) => logs.push(String(b)));
+  const port = await new Promise<number>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      logs.push(line);
+      try {
+        const j = JSON.parse(line);
+        if (j.msg === 'hub listening') resolve(j.port);
+      } catch {
+        // not JSON: ignore
+      }
+    });
+    void exited.then((c) => reject(new Error(`replica exited (${c}) before listening: ${logs.slice(-10).join('\n')}`)));
+  });
+  return {
+    port,
+    child,
+    exited,
+    logs,
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      process.off('exit', killOnExit);
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}

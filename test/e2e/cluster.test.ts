@@ -163,7 +163,7 @@ describe('cluster: replicas on one Redis, real PostgreSQL', () => {
       const conv = (await u1.client.conversations.createDirect.mutate({ userId: u2.id })).id;
       const s1 = await connect(p.port, u1.accessToken);
       const s2 = await connect(p.port, u2.accessToken);
-      const acks: { id: string; cid?: string }[] = [];
+      const acks: Record<string, any>[] = [];
       for (let i = 0; i < 20; i++) {
         s1.c.send({ type: 'send', ref: `d${i}`, conv, cid: `d${i}`, body: `drain ${i}` });
       }

@@ -1,0 +1,92 @@
+// connect: a connection storm. Each VU opens its share of CONNECTIONS authenticated sockets at
+// once (tokens were issued by the bench's seeding, not in this loop), spread round robin over
+// TARGETS; a socket counts as connected when the server has answered `ready` and then its
+// `resume` with `resumed` (the whole client handshake). Every socket then stays open and idle
+// for HOLD seconds (the bench samples the servers' memory meanwhile) and closes.
+//
+// Env: SEED, TARGETS, PROTO, CONNECTIONS (≤ seeded users), VUS, HOLD (s), CONNECT_TIMEOUT (s),
+// CONNECT_P95_MS (threshold on the time to resumed).
+import exec from 'k6/execution';
+import { Counter, Trend } from 'k6/metrics';
+import { closeSocket, openSocket, PROTO, sendFrame, targets } from './lib/proto.js';
+import { num, TREND_STATS, users } from './lib/seed.js';
+
+const CONNECTIONS = Math.min(num('CONNECTIONS', users.length), users.length);
+const VUS = Math.max(1, Math.min(num('VUS', 8), CONNECTIONS));
+const HOLD_S = num('HOLD', 10);
+const TIMEOUT_S = num('CONNECT_TIMEOUT', 60);
+
+const connectTime = new Trend('connect_time', true);
+const connected = new Counter('connect_ok');
+const failed = new Counter('connect_failed');
+const droppedWhileIdle = new Counter('connect_dropped_idle');
+
+export const options = {
+  scenarios: {
+    storm: { executor: 'per-vu-iterations', exec: 'storm', vus: VUS, iterations: 1, maxDuration: `${TIMEOUT_S + HOLD_S + 60}s` },
+  },
+  thresholds: {
+    connect_failed: ['count==0'],
+    connect_dropped_idle: ['count==0'],
+    connect_ok: [`count==${CONNECTIONS}`],
+    connect_time: [`p(95)<=${num('CONNECT_P95_MS', 10000)}`],
+  },
+  summaryTrendStats: TREND_STATS,
+};
+
+export function storm() {
+  const slot = exec.scenario.iterationInTest;
+  const urls = targets();
+  const socks = [];
+  let settled = 0;
+  let ok = 0;
+  let logged = 0;
+  let holdUntil = 0;
+  const startedAt = Date.now();
+  const settle = (s, good, why) => {
+    if (s.settled) return;
+    s.settled = true;
+    settled++;
+    if (good) ok++;
+    else if (logged++ < 5) console.warn(`${PROTO} connect failed: ${why}`);
+  };
+  for (let i = slot; i < CONNECTIONS; i += VUS) {
+    const s = { c: null, settled: false, good: false, done: false, openedAt: Date.now() };
+    socks.push(s);
+    s.c = openSocket(urls[i % urls.length], users[i].t, {
+      onFrame(f, t) {
+        if (f.type === 'ready') sendFrame(s.c, { type: 'resume', ref: 'r', convs: f.convs || {} });
+        else if (f.type === 'resumed' && !s.settled) {
+          connectTime.add(t - s.openedAt);
+          s.good = true;
+          settle(s, true);
+        }
+      },
+      onEvent() {},
+      onClose(code) {
+        if (!s.settled) settle(s, false, `closed with ${code}`);
+        else if (!s.done) droppedWhileIdle.add(1);
+      },
+      onError(msg) {
+        if (!s.settled) settle(s, false, msg);
+      },
+    });
+  }
+  const timer = setInterval(() => {
+    const now = Date.now();
+    if (!holdUntil) {
+      if (settled < socks.length && now - startedAt < TIMEOUT_S * 1000) return;
+      for (const s of socks) settle(s, false, 'timed out');
+      connected.add(ok);
+      failed.add(socks.length - ok);
+      holdUntil = now + HOLD_S * 1000;
+      return;
+    }
+    if (now < holdUntil) return;
+    clearInterval(timer);
+    for (const s of socks) {
+      s.done = true;
+      closeSocket(s.c);
+    }
+  }, 50);
+}

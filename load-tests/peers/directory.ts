@@ -1,0 +1,70 @@
+import { readFileSync } from 'node:fs';
+import { jwtVerify } from 'jose';
+
+/**
+ * What a peer knows without a database: who is in which room (from the bench's seed file) and
+ * how to check the same access tokens Hubbub issues (HS256, iss/aud `hubbub`, typ `at+jwt`).
+ * Peers keep everything in memory: no durability, no history, no resume. That is the point of
+ * the comparison: Hubbub pays for those, the peers do not.
+ */
+export class Directory {
+  private readonly roomsOfUser = new Map<string, string[]>();
+  private readonly members = new Map<string, Set<string>>();
+  private readonly key: Uint8Array;
+
+  constructor(seedFile: string, secret: string) {
+    const seed = JSON.parse(readFileSync(seedFile, 'utf8')) as {
+      users: { id: string }[];
+      rooms: { id: string; m: number[] }[];
+      prooms: { id: string; m: number[] }[];
+    };
+    for (const r of [...seed.rooms, ...seed.prooms]) {
+      const set = new Set<string>();
+      for (const i of r.m) {
+        const u = seed.users[i]!.id;
+        set.add(u);
+        let list = this.roomsOfUser.get(u);
+        if (!list) this.roomsOfUser.set(u, (list = []));
+        list.push(r.id);
+      }
+      this.members.set(r.id, set);
+    }
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  roomsOf(userId: string): string[] {
+    return this.roomsOfUser.get(userId) ?? [];
+  }
+
+  isMember(room: string, userId: string): boolean {
+    return this.members.get(room)?.has(userId) ?? false;
+  }
+
+  /** The user id of a valid token, or null. */
+  async verify(token: unknown): Promise<string | null> {
+    if (typeof token !== 'string' || token.length > 4096) return null;
+    try {
+      const { payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'], issuer: 'hubbub', audience: 'hubbub', typ: 'at+jwt' });
+      return typeof payload.sub === 'string' ? payload.sub : null;
+    } catch {
+      return null;
+    }
+  }
+}
+
+/** Peers read their settings from the environment the bench gives them. */
+export function peerEnv() {
+  const need = (k: string) => {
+    const v = process.env[k];
+    if (!v) throw new Error(`${k} is required`);
+    return v;
+  };
+  return {
+    port: Number(process.env.PORT ?? 0),
+    host: process.env.HOST ?? '127.0.0.1',
+    seedFile: need('SEED_FILE'),
+    secret: need('JWT_SECRET'),
+    redisUrl: process.env.REDIS_URL,
+    redisPrefix: process.env.REDIS_PREFIX ?? 'sio',
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * Peer 2: Socket.IO 4 with @socket.io/redis-adapter, run as two replicas on one Redis, the
+ * usual way to scale Socket.IO. Auth is a middleware checking the token from the CONNECT
+ * packet's auth payload; on connection a socket joins its rooms; `send` (with a Socket.IO ack)
+ * broadcasts the event to the room with `io.to(room).emit`, which the adapter relays to the
+ * other replica through Redis. Frames carry the same JSON objects as Hubbub's, wrapped in
+ * Socket.IO's framing: the server emits everything as event `f`, the client emits `send`,
+ * `resume`, `ping` with an ack. There is no per-room seq (no shared counter across replicas),
+ * so the k6 scripts check per-sender order for this peer.
+ */
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { Redis } from 'ioredis';
+import { Server } from 'socket.io';
+import { Directory, peerEnv } from './directory.ts';
+
+const env = peerEnv();
+if (!env.redisUrl) throw new Error('REDIS_URL is required');
+const directory = new Directory(env.seedFile, env.secret);
+
+const server = http.createServer((req, res) => {
+  if (req.url === '/stats') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ connections: io.engine.clientsCount }));
+    return;
+  }
+  if (!req.url?.startsWith('/socket.io')) res.writeHead(404).end();
+});
+
+const io = new Server(server, {
+  transports: ['websocket'],
+  serveClient: false,
+  perMessageDeflate: false,
+  httpCompression: false,
+  maxHttpBufferSize: 64 * 1024,
+});
+const pub = new Redis(env.redisUrl);
+const sub = pub.duplicate();
+io.adapter(createAdapter(pub, sub, { key: env.redisPrefix }));
+
+io.use((socket, next) => {
+  void directory.verify((socket.handshake.auth as { token?: unknown }).token).then((user) => {
+    if (!user) return next(new Error('unauthorized'));
+    socket.data.user = user;
+    next();
+  });
+});
+
+type Frame = { ref?: string; conv?: string; cid?: string; body?: string };
+type Ack = (reply: unknown) => void;
+
+io.on('connection', (socket) => {
+  const user = socket.data.user as string;
+  const mine = directory.roomsOf(user);
+  void socket.join(mine);
+  const convs = Object.fromEntries(mine.map((r) => [r, 0]));
+  socket.emit('f', { type: 'ready', user: { id: user }, convs });
+  socket.on('send', (f: Frame, ack?: Ack) => {
+    if (typeof f?.conv !== 'string' || typeof f.body !== 'string' || typeof f.cid !== 'string' || !directory.isMember(f.conv, user)) {
+      return ack?.({ type: 'error', ref: f?.ref, code: 'FORBIDDEN', message: 'not a member' });
+    }
+    const id = randomUUID();
+    const ts = Date.now();
+    io.to(f.conv).emit('f', { body: f.body, type: 'event', conv: f.conv, kind: 'message', id, from: user, ts, cid: f.cid });
+    ack?.({ type: 'ack', conv: f.conv, cid: f.cid, id, ts, ref: f.ref });
+  });
+  socket.on('resume', (f: Frame, ack?: Ack) => ack?.({ type: 'resumed', ref: f?.ref, convs, cursors: {} }));
+  socket.on('ping', (f: Frame, ack?: Ack) => ack?.({ type: 'pong', ref: f?.ref }));
+});
+
+server.listen(env.port, env.host, () => {
+  const addr = server.address();
+  process.stdout.write(JSON.stringify({ msg: 'socket.io peer listening', port: typeof addr === 'object' && addr ? addr.port : env.port }) + '\n');
+});
+const stop = () => {
+  pub.disconnect();
+  sub.disconnect();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

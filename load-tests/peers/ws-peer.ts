@@ -1,0 +1,103 @@
+/**
+ * Peer 1: a plain `ws` chat server, the way most Node chat servers start out. One process,
+ * rooms in memory, a per-room seq, and fanout as a loop over the room's sockets calling
+ * `ws.send` on each. It speaks the subset of Hubbub's protocol the k6 scripts use (ready,
+ * resume → resumed, send → ack + event to every member, ping → pong) with the same JSON
+ * payloads, so the same scripts drive it. To be fair to it, each event is stringified and
+ * turned into a Buffer once per room, not once per socket.
+ */
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { Directory, peerEnv } from './directory.ts';
+
+const env = peerEnv();
+const directory = new Directory(env.seedFile, env.secret);
+
+interface Room {
+  seq: number;
+  sockets: Set<WebSocket>;
+}
+const rooms = new Map<string, Room>();
+const room = (id: string) => {
+  let r = rooms.get(id);
+  if (!r) rooms.set(id, (r = { seq: 0, sockets: new Set() }));
+  return r;
+};
+let connections = 0;
+
+const server = http.createServer((req, res) => {
+  if (req.url === '/stats') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ connections }));
+    return;
+  }
+  res.writeHead(404).end();
+});
+
+const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 });
+
+server.on('upgrade', (req, socket, head) => {
+  const token = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+  void directory.verify(token).then((user) => {
+    if (!user) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, user));
+  });
+});
+
+function onConnection(ws: WebSocket, user: string) {
+  connections++;
+  const mine = directory.roomsOf(user);
+  const convs: Record<string, number> = {};
+  for (const id of mine) {
+    const r = room(id);
+    r.sockets.add(ws);
+    convs[id] = r.seq;
+  }
+  ws.send(JSON.stringify({ type: 'ready', user: { id: user }, convs }));
+  ws.on('message', (data, isBinary) => {
+    if (isBinary) return;
+    let f: { type?: string; ref?: string; conv?: string; cid?: string; body?: string };
+    try {
+      f = JSON.parse(String(data));
+    } catch {
+      return ws.send(JSON.stringify({ type: 'error', code: 'BAD_REQUEST', message: 'bad json' }));
+    }
+    switch (f.type) {
+      case 'send': {
+        if (typeof f.conv !== 'string' || typeof f.body !== 'string' || typeof f.cid !== 'string' || !directory.isMember(f.conv, user)) {
+          return ws.send(JSON.stringify({ type: 'error', ref: f.ref, code: 'FORBIDDEN', message: 'not a member' }));
+        }
+        const r = room(f.conv);
+        const seq = ++r.seq;
+        const id = randomUUID();
+        const ts = Date.now();
+        const frame = Buffer.from(JSON.stringify({ body: f.body, type: 'event', conv: f.conv, seq, kind: 'message', id, from: user, ts, cid: f.cid }));
+        for (const s of r.sockets) s.send(frame, { binary: false });
+        ws.send(JSON.stringify({ type: 'ack', conv: f.conv, cid: f.cid, seq, id, ts, ref: f.ref }));
+        return;
+      }
+      case 'resume':
+        return ws.send(JSON.stringify({ type: 'resumed', ref: f.ref, convs, cursors: {} }));
+      case 'ping':
+        return ws.send(JSON.stringify({ type: 'pong', ref: f.ref }));
+      default:
+        return ws.send(JSON.stringify({ type: 'error', ref: f.ref, code: 'BAD_REQUEST', message: 'unknown frame type' }));
+    }
+  });
+  ws.on('close', () => {
+    connections--;
+    for (const id of mine) rooms.get(id)?.sockets.delete(ws);
+  });
+  ws.on('error', () => {});
+}
+
+server.listen(env.port, env.host, () => {
+  const addr = server.address();
+  process.stdout.write(JSON.stringify({ msg: 'ws peer listening', port: typeof addr === 'object' && addr ? addr.port : env.port }) + '\n');
+});
+process.on('SIGTERM', () => process.exit(0));
+process.on('SIGINT', () => process.exit(0));

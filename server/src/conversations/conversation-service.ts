@@ -318,7 +318,7 @@ export class ConversationService implements MembershipDirectory {
       .from(members)
       .innerJoin(profiles, eq(profiles.userId, members.userId))
       .where(eq(members.conversationId, conv))
-      .orderBy(asc(members.joinedAt));
+      .orderBy(asc(members.joinedAt), sql`case ${members.role} when 'owner' then 0 when 'admin' then 1 else 2 end`, asc(members.userId));
     return { id: c.id, kind: c.kind, title: c.title, topic: c.topic, members: ms, createdAt: c.createdAt.toISOString() };
   }
 

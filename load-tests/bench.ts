@@ -51,6 +51,8 @@ const QUICK = {
   connScaleTarget: 2000,
   connScaleSteps: '1000,2000',
   connScaleWorkers: 2,
+  connectTimeoutS: 60,
+  resumeTimeoutS: 30,
 };
 const FULL: typeof QUICK = {
   fanoutUsers: 10_000,
@@ -61,7 +63,7 @@ const FULL: typeof QUICK = {
   holdS: 8,
   fanoutRate: 2000,
   fanoutS: 30,
-  connectWindowS: 40,
+  connectWindowS: 90,
   drainS: 20,
   bodySize: 100,
   loginRate: 20,
@@ -73,6 +75,8 @@ const FULL: typeof QUICK = {
   connScaleTarget: 100_000,
   connScaleSteps: '5000,10000,15000,20000,50000,100000',
   connScaleWorkers: 4,
+  connectTimeoutS: 180,
+  resumeTimeoutS: 180,
 };
 
 // ---- arguments -----------------------------------------------------------------------------
@@ -94,6 +98,17 @@ const only = option('only')?.split(',') ?? [...ALL, ...(flag('cassandra') ? ['ca
 for (const o of only) if (![...ALL, 'cassandra'].includes(o)) throw new Error(`--only: unknown scenario ${o}`);
 const wants = (s: string) => only.includes(s);
 const profile = flag('profile');
+
+/**
+ * k6 thresholds. Full runs use the issue's targets, so a missed target fails the run. Quick
+ * runs (CI, a few seconds per scenario on a shared 2-core box) keep every correctness check
+ * (nothing lost, duplicated, out of order; every socket connected and resumed) but only
+ * sanity bounds on latency, so they catch breakage rather than grade performance; the report
+ * still compares every figure with the real targets.
+ */
+const thresholdEnv: Record<string, number> = quick
+  ? { P50_MS: 500, P99_MS: 2000, P999_MS: 5000, LOGIN_P99_MS: 3000, HISTORY_P99_MS: 3000, TTFM_P99_MS: 10_000, CONNECT_P95_MS: 30_000 }
+  : { P50_MS: 2, P99_MS: 10, P999_MS: 25, LOGIN_P99_MS: 50, HISTORY_P99_MS: 50, TTFM_P99_MS: 1000, CONNECT_P95_MS: 10_000 };
 
 const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 
@@ -135,7 +150,7 @@ async function main() {
   const seed = await seedDatabase(databaseUrl, jwtSecret, { groups: [{ name: 'rooms', users: sizes.fanoutUsers, roomSize: sizes.roomSize }, { name: 'prooms', users: sizes.persistUsers, roomSize: 2 }] }, seedFile);
   const backing = backingWatch(pg, redis);
 
-  const common = { SEED: seedFile, VUS: sizes.vus };
+  const common = { SEED: seedFile, VUS: sizes.vus, ...thresholdEnv };
   const fanoutEnv = (set: ServerSet, extra: Record<string, string | number> = {}) => ({
     ...common,
     PROTO: set.kind,
@@ -150,15 +165,30 @@ async function main() {
     ...(set.kind === 'hubbub' ? {} : { LATENCY_TARGETS: 'off' }),
     ...extra,
   });
-  const connectEnv = (set: ServerSet) => ({ ...common, PROTO: set.kind, TARGETS: set.targets, CONNECTIONS: Math.min(sizes.connectN, seed.users.length), HOLD: sizes.holdS });
+  const connectEnv = (set: ServerSet) => ({
+    ...common,
+    PROTO: set.kind,
+    TARGETS: set.targets,
+    CONNECTIONS: Math.min(sizes.connectN, seed.users.length),
+    HOLD: sizes.holdS,
+    CONNECT_TIMEOUT: sizes.connectTimeoutS,
+  });
 
   const hubBase = hubEnv({ databaseUrl, redisUrl: redis.url, redisPrefix: `bench${stamp.replace(/-/g, '')}:`, jwtSecret, dataDir: work });
   const needHubs = ['connect', 'fanout', 'login', 'api', 'reconnect', 'persist'].some(wants);
   if (needHubs) {
     const profileDir = path.join(os.tmpdir(), `hubbub-bench-profile-${stamp}`);
-    const hubs = await startHubs({ replicas: 2, env: hubBase, profile: profile ? { replicas: [0], dir: profileDir } : undefined });
+    // --perf-map: hub-a writes /tmp/perf-<pid>.map so `perf record -g -p <pid>` can name JS frames
+    // (on-CPU samples only, unlike --cpu-prof, which on this oversubscribed box also counts
+    // time spent preempted inside syscalls).
+    const hubs = await startHubs({
+      replicas: 2,
+      env: hubBase,
+      profile: profile ? { replicas: [0], dir: profileDir } : undefined,
+      firstNodeArgs: flag('perf-map') ? ['--perf-basic-prof-only-functions', '--interpreted-frames-native-stack'] : [],
+    });
     cleanups.push(() => hubs.stop());
-    log(`hubs on ports ${hubs.procs.map((p) => p.port).join(', ')}`);
+    log(`hubs on ports ${hubs.procs.map((p) => p.port).join(', ')}, pids ${hubs.procs.map((p) => p.pid).join(', ')}`);
     const watch = [serverWatch(hubs), ...backing];
 
     if (wants('connect')) await connectScenario('connect', hubs, watch, k6, connectEnv(hubs));
@@ -168,7 +198,9 @@ async function main() {
       baselineP99 = stat(r, 'fanout_latency', 'p(99)');
     }
     if (wants('login')) {
-      await fanoutScenario('fanout+login', hubs, watch, k6, fanoutEnv(hubs, { LOGIN_RATE: sizes.loginRate, ...(Number.isFinite(baselineP99) ? { BASELINE_P99: baselineP99 } : {}) }));
+      // The issue's "fanout p99 during logins no worse than 1.1× without" is a threshold of full runs only.
+      const baseline: Record<string, number> = !quick && Number.isFinite(baselineP99) ? { BASELINE_P99: baselineP99 } : {};
+      await fanoutScenario('fanout+login', hubs, watch, k6, fanoutEnv(hubs, { LOGIN_RATE: sizes.loginRate, ...baseline }));
     }
     if (wants('api')) {
       await k6Scenario('api', 'api.js', hubs, watch, k6, {
@@ -186,6 +218,7 @@ async function main() {
         TARGETS: hubs.targets,
         ROOMS: Math.min(sizes.reconnectRooms, seed.rooms.length),
         CONNECT_WINDOW: sizes.connectWindowS,
+        RESUME_TIMEOUT: sizes.resumeTimeoutS,
         RUN_ID: randomBytes(4).toString('hex'),
       });
     }
@@ -222,25 +255,18 @@ async function main() {
     await sio.stop();
   }
 
-  if (wants('connscale')) {
-    const hub = await startHubs({ replicas: 1, env: { ...hubBase, REDIS_PREFIX: hubBase.REDIS_PREFIX + 'cs:' }, label: 'Hubbub (1 replica)' });
-    cleanups.push(() => hub.stop());
-    log(`conn-scale: up to ${sizes.connScaleTarget} idle sockets on one hub (port ${hub.procs[0]!.port})`);
-    const r: ConnScaleResult = await runConnScale({
-      url: hub.targets,
-      seedFile,
-      target: sizes.connScaleTarget,
-      steps: String(sizes.connScaleSteps).split(',').map(Number),
-      workers: sizes.connScaleWorkers,
-      serverPid: hub.procs[0]!.pid,
-      log,
+  if (wants('connscale')) await connScaleScenario(hubBase, seedFile).catch((err) => {
+    result.ok = false;
+    result.notes.push(`conn-scale failed: ${err instanceof Error ? err.message : String(err)}`);
+    log(`conn-scale failed: ${err instanceof Error ? err.stack : String(err)}`);
+  });
+  if (wants('cassandra')) {
+    await cassandraScenario(k6, databaseUrl, redis, seed.prooms.length, jwtSecret, seedFile).catch((err) => {
+      result.ok = false;
+      result.notes.push(`Cassandra scenario failed: ${err instanceof Error ? err.message : String(err)}`);
+      log(`Cassandra scenario failed: ${err instanceof Error ? err.stack : String(err)}`);
     });
-    result.connScale = r;
-    if (!r.ok) result.ok = false;
-    await hub.stop();
   }
-
-  if (wants('cassandra')) await cassandraScenario(k6, databaseUrl, redis, seed.prooms.length, jwtSecret, seedFile);
 
   result.durationS = round((Date.now() - t0) / 1000, 1);
   mkdirSync(resultsDir, { recursive: true });
@@ -251,6 +277,26 @@ async function main() {
     log('FAILED: some target or check failed (see the table)');
     process.exitCode = 1;
   }
+}
+
+const num = (v: unknown) => (typeof v === 'number' ? v : NaN);
+
+async function connScaleScenario(hubBase: Record<string, string>, seedFile: string) {
+  const hub = await startHubs({ replicas: 1, env: { ...hubBase, REDIS_PREFIX: hubBase.REDIS_PREFIX + 'cs:' }, label: 'Hubbub (1 replica)' });
+  cleanups.push(() => hub.stop());
+  log(`conn-scale: up to ${sizes.connScaleTarget} idle sockets on one hub (port ${hub.procs[0]!.port})`);
+  const r: ConnScaleResult = await runConnScale({
+    url: hub.targets,
+    seedFile,
+    target: sizes.connScaleTarget,
+    steps: String(sizes.connScaleSteps).split(',').map(Number),
+    workers: sizes.connScaleWorkers,
+    serverPid: hub.procs[0]!.pid,
+    log,
+  });
+  result.connScale = r;
+  if (!r.ok) result.ok = false;
+  await hub.stop();
 }
 
 function persistEnv(rooms: number) {
@@ -285,9 +331,19 @@ function backingWatch(pg: PostgresHandle, redis: RedisHandle): Watched[] {
 async function k6Scenario(name: string, script: string, set: ServerSet, watch: Watched[], k6: string, env: Record<string, string | number>): Promise<K6Run> {
   log(`${set.label}: ${name} …`);
   const run = await runK6({ k6, script, env, watch, outDir: work, tag: `${set.kind}-${name.replace(/\W+/g, '_')}`, log: (l) => log(`  k6: ${l.slice(0, 300)}`) });
-  const s = record(name, set, run, {});
-  log(`  ${JSON.stringify(Object.fromEntries(Object.entries(run.metrics).filter(([k]) => /^(login|history|reconnect)_/.test(k)).map(([k, m]) => [k, m.count ?? m['p(99)']])))}`);
-  void s;
+  const p = (m: string, k: 'med' | 'p(99)' | 'count') => round(stat(run, m, k), 1);
+  const figures: Record<string, number | null> =
+    script === 'api.js'
+      ? { loginP50: p('login_duration', 'med'), loginP99: p('login_duration', 'p(99)'), logins: p('login_duration', 'count'), historyP50: p('history_duration', 'med'), historyP99: p('history_duration', 'p(99)'), historyCalls: p('history_duration', 'count') }
+      : {
+          resumed: p('reconnect_resumed', 'count'),
+          firstMessageP50: p('reconnect_first_message', 'med'),
+          firstMessageP99: p('reconnect_first_message', 'p(99)'),
+          resumedP99: p('reconnect_resume_time', 'p(99)'),
+          retries: stat(run, 'reconnect_retries', 'count') || 0,
+        };
+  const s = record(name, set, run, figures);
+  log(`  ${JSON.stringify(s.figures)}`);
   return run;
 }
 
@@ -349,7 +405,12 @@ async function fanoutScenario(name: string, set: ServerSet, watch: Watched[], k6
     latencyP99: round(stat(run, 'fanout_latency', 'p(99)'), 2),
     latencyP999: round(stat(run, 'fanout_latency', 'p(99.9)'), 2),
     loginP99: run.metrics.login_duration ? round(stat(run, 'login_duration', 'p(99)'), 2) : null,
+    connectRetries: stat(run, 'fanout_connect_retries', 'count') || 0,
+    lateStartMs: round(stat(run, 'fanout_late_start', 'max'), 0),
   });
+  if (num(s.figures.lateStartMs) > 500) {
+    result.notes.push(`${set.label} ${name}: some VUs started sending ${s.figures.lateStartMs} ms late (connecting took longer than CONNECT_WINDOW), so the CPU window is partly misaligned; raise connectWindowS.`);
+  }
   log(`  ${JSON.stringify(s.figures)}`);
   return run;
 }
@@ -382,6 +443,7 @@ async function connectScenario(name: string, set: ServerSet, watch: Watched[], k
     serverCpuMsPerConn: round((cpu * 1000) / expected, 3),
     connectP50: round(stat(run, 'connect_time', 'med'), 1),
     connectP99: round(stat(run, 'connect_time', 'p(99)'), 1),
+    retries: stat(run, 'connect_retries', 'count') || 0,
   });
   log(`  ${JSON.stringify(s.figures)}`);
 }

@@ -20,6 +20,7 @@ const connectTime = new Trend('connect_time', true);
 const connected = new Counter('connect_ok');
 const failed = new Counter('connect_failed');
 const droppedWhileIdle = new Counter('connect_dropped_idle');
+const retries = new Counter('connect_retries');
 
 export const options = {
   scenarios: {
@@ -51,24 +52,46 @@ export function storm() {
     else if (logged++ < 5) console.warn(`${PROTO} connect failed: ${why}`);
   };
   for (let i = slot; i < CONNECTIONS; i += VUS) {
-    const s = { c: null, settled: false, good: false, done: false, openedAt: Date.now() };
+    const s = { url: urls[i % urls.length], token: users[i].t, c: null, gen: 0, attempts: 0, settled: false, good: false, done: false, openedAt: Date.now() };
     socks.push(s);
-    s.c = openSocket(urls[i % urls.length], users[i].t, {
+    open(s);
+  }
+
+  /** Opens a socket; one that fails before `resumed` is retried (counted) like a real client. */
+  function open(s) {
+    const gen = ++s.gen;
+    const failedEarly = (why) => {
+      if (gen !== s.gen || s.settled) return;
+      s.gen++;
+      if (s.attempts < 3) {
+        s.attempts++;
+        retries.add(1);
+        if (logged++ < 5) console.warn(`${PROTO} retrying a socket that failed before resume: ${why}`);
+        closeSocket(s.c);
+        setTimeout(() => open(s), 100 + Math.random() * 400);
+      } else settle(s, false, why);
+    };
+    s.c = openSocket(s.url, s.token, {
       onFrame(f, t) {
+        if (gen !== s.gen) return;
         if (f.type === 'ready') sendFrame(s.c, { type: 'resume', ref: 'r', convs: f.convs || {} });
         else if (f.type === 'resumed' && !s.settled) {
-          connectTime.add(t - s.openedAt);
+          connectTime.add(t - s.openedAt); // from the first attempt
           s.good = true;
           settle(s, true);
         }
       },
       onEvent() {},
       onClose(code) {
-        if (!s.settled) settle(s, false, `closed with ${code}`);
-        else if (!s.done) droppedWhileIdle.add(1);
+        if (gen !== s.gen) return;
+        if (!s.settled) failedEarly(`closed with ${code}`);
+        else if (s.good && !s.done) {
+          droppedWhileIdle.add(1);
+          if (logged++ < 5) console.warn(`${PROTO} idle socket dropped: ${code}`);
+        }
       },
       onError(msg) {
-        if (!s.settled) settle(s, false, msg);
+        if (!s.settled) failedEarly(msg);
       },
     });
   }

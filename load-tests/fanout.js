@@ -57,6 +57,7 @@ const unacked = new Counter('fanout_unacked');
 const connectFailed = new Counter('fanout_connect_failed');
 const unexpectedClose = new Counter('fanout_unexpected_close');
 const lateStart = new Trend('fanout_late_start', true);
+const connectRetries = new Counter('fanout_connect_retries');
 
 const thresholds = {
   fanout_lost: ['count==0'],
@@ -106,9 +107,11 @@ export { login };
 export function fanout() {
   const slot = exec.scenario.iterationInTest;
   const urls = targets();
-  const sendAt = exec.scenario.startTime + CONNECT_S * 1000;
-  const sendEnd = sendAt + DURATION_S * 1000;
-  if (slot === 0) console.log(`BENCH_SEND_WINDOW start=${sendAt} end=${sendEnd} proto=${PROTO}`);
+  const plannedAt = exec.scenario.startTime + CONNECT_S * 1000;
+  if (slot === 0) console.log(`BENCH_SEND_WINDOW start=${plannedAt} end=${plannedAt + DURATION_S * 1000} proto=${PROTO}`);
+  // A VU whose sockets are not all resumed by then starts late but still sends DURATION s
+  // (fanout_late_start says by how much; the bench flags the CPU window as misaligned).
+  let sendEnd = plannedAt + DURATION_S * 1000;
 
   // This VU's rooms, and a socket per member.
   const mine = [];
@@ -118,11 +121,11 @@ export function fanout() {
     const room = { id: seeded.id, members: [], sent: 0, acked: 0, failed: 0, nextSender: 0, nBySender: [], inflight: 0 };
     mine.push(room);
     seeded.m.forEach((userIndex, k) => {
-      const s = { room, k, c: null, last: 0, lastN: [], got: 0, ready: false, failed: false, done: false, openedAt: Date.now() };
+      const s = { room, k, url: urls[(r + k) % urls.length], token: users[userIndex].t, c: null, gen: 0, attempts: 0 };
+      Object.assign(s, { last: 0, lastN: [], got: 0, ready: false, failed: false, done: false, openedAt: 0 });
       room.members.push(s);
       room.nBySender.push(0);
       socks.push(s);
-      s.c = openSocket(urls[(r + k) % urls.length], users[userIndex].t, handlers(s));
     });
   }
   for (const room of mine) for (const s of room.members) for (let k = 0; k < room.members.length; k++) s.lastN.push(0);
@@ -134,12 +137,19 @@ export function fanout() {
   let lastTick = 0;
   let rr = 0;
   let drainStart = 0;
-  let sendErrorsLogged = 0;
-  let unexpectedLogged = 0;
+  let logged = 0;
+  const warn = (msg) => {
+    if (logged++ < 8) console.warn(`${PROTO}: ${msg}`);
+  };
+  for (const s of socks) open(s);
 
-  function handlers(s) {
-    return {
+  /** (Re)opens a member socket. Frames of an earlier attempt are ignored (`gen`). */
+  function open(s) {
+    const gen = ++s.gen;
+    s.openedAt = Date.now();
+    s.c = openSocket(s.url, s.token, {
       onFrame(f, t) {
+        if (gen !== s.gen) return;
         switch (f.type) {
           case 'ready': {
             s.c.state = 'ready';
@@ -169,14 +179,14 @@ export function fanout() {
               s.room.inflight--;
             }
             sendErrors.add(1);
-            if (sendErrorsLogged++ < 5) console.warn(`${PROTO} error frame: ${JSON.stringify(f)}`);
+            warn(`error frame: ${JSON.stringify(f)}`);
             return;
           default:
             return; // pong, presence, typing, read: not this test's business
         }
       },
       onEvent(d, t) {
-        if (!s.ready) return; // rooms are quiet until every socket of this VU is resumed
+        if (gen !== s.gen || !s.ready) return; // rooms are quiet until every socket of this VU is resumed
         const body = parseBody(eventBody(d));
         latency.add(t - body[0]);
         s.got++;
@@ -198,22 +208,34 @@ export function fanout() {
         else if (bad) outOfOrder.add(1);
       },
       onClose(code) {
-        if (!s.done) {
-          if (!s.ready && !s.failed) {
-            s.failed = true;
-            failedCount++;
-          } else if (s.ready) unexpectedClose.add(1);
-          if (unexpectedLogged++ < 5) console.warn(`${PROTO} socket closed early: code ${code}, handshake state ${s.c.state}`);
-        }
+        if (gen !== s.gen || s.done) return;
+        if (s.ready) {
+          unexpectedClose.add(1);
+          warn(`socket closed after resume: code ${code}`);
+        } else failedBeforeReady(s, `closed with ${code}, handshake state ${s.c.state}`);
       },
       onError(msg) {
-        if (!s.ready && !s.failed) {
-          s.failed = true;
-          failedCount++;
-          if (unexpectedLogged++ < 5) console.warn(`${PROTO} socket error before ready: ${msg}, handshake state ${s.c.state}`);
-        }
+        if (gen !== s.gen || s.done || s.ready) return;
+        failedBeforeReady(s, `${msg}, handshake state ${s.c.state}`);
       },
-    };
+    });
+  }
+
+  /** A socket that fails before `resumed` is retried like a real client would (counted). */
+  function failedBeforeReady(s, why) {
+    if (s.failed) return;
+    s.gen++; // the other of close/error for this attempt, and anything late from it, is ignored
+    if (s.attempts < 3 && phase === 'connect') {
+      s.attempts++;
+      connectRetries.add(1);
+      warn(`retrying a socket that failed before resume: ${why}`);
+      closeSocket(s.c);
+      setTimeout(() => open(s), 100 + Math.random() * 400);
+      return;
+    }
+    s.failed = true;
+    failedCount++;
+    warn(`socket failed before resume: ${why}`);
   }
 
   function sendOne(room) {
@@ -244,17 +266,18 @@ export function fanout() {
     const now = Date.now();
     if (phase === 'connect') {
       if (readyCount + failedCount < socks.length) {
-        if (now < sendAt + 60_000) return;
+        if (now < plannedAt + 60_000) return;
         // Give up on the stragglers: they count as failed connections.
         for (const s of socks) {
           if (s.ready || s.failed) continue;
           s.failed = true;
           failedCount++;
-          if (unexpectedLogged++ < 5) console.warn(`${PROTO} socket not resumed after 60 s: handshake state ${s.c.state}`);
+          warn(`socket not resumed 60 s after the planned start: handshake state ${s.c.state}`);
         }
       }
-      if (now < sendAt) return;
-      lateStart.add(now - sendAt);
+      if (now < plannedAt) return;
+      lateStart.add(now - plannedAt);
+      if (now - plannedAt > 50) sendEnd = now + DURATION_S * 1000;
       phase = 'send';
       lastTick = now;
       if (MODE === 'max') for (const room of mine) for (let w = 0; w < WINDOW; w++) sendOne(room);

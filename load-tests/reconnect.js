@@ -41,6 +41,7 @@ const duplicates = new Counter('reconnect_duplicates');
 const lost = new Counter('reconnect_lost');
 const connectFailed = new Counter('reconnect_connect_failed');
 const sendErrors = new Counter('reconnect_send_errors');
+const retries = new Counter('reconnect_retries');
 
 export const options = {
   scenarios: {
@@ -80,7 +81,7 @@ export function storm() {
     room.sender = { room, c: null, ready: false, failed: false };
     room.sender.c = openSocket(urls[r % urls.length], users[seeded.m[0]].t, senderHandlers(room.sender));
     seeded.m.forEach((userIndex, k) => {
-      const m = { room, k, token: users[userIndex].t, url: urls[(r + k) % urls.length], c: null, gen: 0, last: 0, ready: false, failed: false, resumed: false, firstAt: 0 };
+      const m = { room, k, token: users[userIndex].t, url: urls[(r + k) % urls.length], c: null, gen: 0, attempts: 0, last: 0, ready: false, failed: false, resumed: false, firstAt: 0 };
       members.push(m);
       connect(m, false);
     });
@@ -157,18 +158,29 @@ export function storm() {
       },
       onClose(code) {
         if (gen !== m.gen || phase === 'done') return;
-        if (!m.ready && !again) {
-          m.failed = true;
-          warn(`member closed before ready: ${code}`);
-        } else if (again && !m.resumed) warn(`member closed before resumed: ${code}`);
+        if (again ? !m.resumed : !m.ready) failedEarly(m, again, `closed with ${code}`);
       },
       onError(msg) {
-        if (gen !== m.gen) return;
-        if (!m.ready && !again) m.failed = true;
-        warn(`member socket error: ${msg}`);
+        if (gen !== m.gen || phase === 'done') return;
+        if (again ? !m.resumed : !m.ready) failedEarly(m, again, msg);
       },
     });
     m.c = c;
+  }
+
+  /** A socket that fails before resuming is retried like a real client would (counted). */
+  function failedEarly(m, again, why) {
+    m.gen++; // ignore the rest of this attempt
+    if (m.attempts < 3) {
+      m.attempts++;
+      retries.add(1);
+      warn(`retrying a member socket (${again ? 'after the drop' : 'initial'}): ${why}`);
+      closeSocket(m.c);
+      setTimeout(() => connect(m, again), 100 + Math.random() * 400);
+      return;
+    }
+    if (!again) m.failed = true;
+    warn(`member socket gave up: ${why}`);
   }
 
   function send(room, count) {
@@ -197,6 +209,7 @@ export function storm() {
           if (m.failed) continue;
           const old = m.c;
           m.gen++; // frames still arriving on the old socket are ignored from here on
+          m.attempts = 0;
           closeSocket(old);
           connect(m, true);
         }

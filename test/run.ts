@@ -30,8 +30,23 @@ const started: { stop(): Promise<void> }[] = [];
 const env: Record<string, string> = { ...(process.env as Record<string, string>) };
 const log = (s: string) => process.stderr.write(`[test] ${s}\n`);
 
+/** The type check runs first: a suite that passes on code that does not type-check is no pass. */
+function typecheck(): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', root], { stdio: 'inherit' });
+    child.on('exit', (c) => resolve(c ?? 1));
+  });
+}
+
 async function main() {
   const t0 = Date.now();
+  if (!args.includes('--no-typecheck')) {
+    if ((await typecheck()) !== 0) {
+      log('type check failed');
+      return 1;
+    }
+    log(`type check passed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
   const jobs: Promise<void>[] = [];
   if (!env.DATABASE_URL) {
     jobs.push(

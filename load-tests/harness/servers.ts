@@ -69,6 +69,8 @@ export async function startHubs(opts: {
   env: Record<string, string>;
   /** Replica indexes to run with --cpu-prof (profiles land in profileDir when they exit). */
   profile?: { replicas: number[]; dir: string };
+  /** Extra node flags for replica 0 (e.g. --perf-basic-prof-only-functions for `perf record`). */
+  firstNodeArgs?: string[];
   label?: string;
 }): Promise<ServerSet> {
   const procs = await Promise.all(
@@ -78,7 +80,10 @@ export async function startHubs(opts: {
         entry: 'server/src/main.ts',
         env: { ...opts.env, REPLICA_ID: `bench-${String.fromCharCode(97 + i)}` },
         readyPath: '/health/ready',
-        nodeArgs: opts.profile?.replicas.includes(i) ? ['--cpu-prof', `--cpu-prof-dir=${opts.profile.dir}`] : [],
+        nodeArgs: [
+          ...(opts.profile?.replicas.includes(i) ? ['--cpu-prof', `--cpu-prof-dir=${opts.profile.dir}`] : []),
+          ...(i === 0 ? opts.firstNodeArgs ?? [] : []),
+        ],
       }),
     ),
   );

@@ -33,7 +33,7 @@ describe('hub on the Cassandra message store (MESSAGE_STORE=cassandra), two repl
     const conv = (await u1.client.conversations.createDirect.mutate({ userId: u2.id })).id;
     const s1 = await connect(a.port, u1.accessToken);
     const s2 = await connect(b.port, u2.accessToken);
-    const acks = [];
+    const acks: Record<string, any>[] = [];
     for (let i = 0; i < 10; i++) acks.push(await s1.c.request({ type: 'send', conv, cid: `k${i}`, body: `hello ${i}` }));
     const dup = await s1.c.request({ type: 'send', conv, cid: 'k3', body: 'again' });
     assert.equal(dup.seq, acks[3]!.seq);

@@ -21,9 +21,9 @@ export class Feed {
     this.ready = new Promise((r) => (this.markReady = r));
   }
 
-  lowestPending(): number {
-    let min = Infinity;
-    for (const s of this.pending.keys()) if (s < min) min = s;
-    return min;
+  highestPending(): number {
+    let max = 0;
+    for (const s of this.pending.keys()) if (s > max) max = s;
+    return max;
   }
 }

@@ -479,18 +479,18 @@ export class Hub {
   }
 
   private async fillGap(feed: Feed) {
-    feed.gapAttempts++;
     this.d.metrics.gapFills.inc();
+    const before = feed.delivered;
     try {
-      const upTo = feed.pending.size ? feed.lowestPending() : Infinity;
-      const events = await this.d.store.read(feed.conv, {
-        afterSeq: feed.delivered,
-        limit: Number.isFinite(upTo) ? Math.min(1000, upTo - feed.delivered - 1) : 1000,
-      });
+      // One read covers every hole up to the highest early event (or the head, from a sweep).
+      const upTo = feed.pending.size ? feed.highestPending() : feed.delivered + 1000;
+      const events = await this.d.store.read(feed.conv, { afterSeq: feed.delivered, limit: Math.min(1000, upTo - feed.delivered) });
       for (const e of events) this.arrive(feed.conv, e.seq, encodeEvent(e), e.ts);
     } catch (err) {
-      this.d.logger.warn({ err: (err as Error).message, conv: undefined }, 'gap fill failed');
+      this.d.logger.warn({ err }, 'gap fill failed');
     }
+    // Back off only while no progress is made (a lagging store), never after a success.
+    feed.gapAttempts = feed.delivered > before ? 0 : feed.gapAttempts + 1;
     if (feed.pending.size) this.scheduleGapFill(feed);
   }
 
@@ -503,7 +503,7 @@ export class Hub {
         const heads = await this.d.store.lastSeqs(chunk.map((f) => f.conv));
         for (const f of chunk) if ((heads.get(f.conv) ?? 0) > f.delivered && !f.gapTimer) void this.fillGap(f);
       } catch (err) {
-        this.d.logger.warn({ err: (err as Error).message }, 'resync failed');
+        this.d.logger.warn({ err }, 'resync failed');
       }
     }
   }

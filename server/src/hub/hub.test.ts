@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { channels } from '../bus/bus.ts';
+import { MemoryBus } from '../bus/bus.memory.ts';
+import { openDatabase, type Database } from '../db/database.ts';
+import { createLogger } from '../observability/logger.ts';
+import { createMetrics } from '../observability/metrics.ts';
+import { PostgresMessageStore } from '../store/message-store.postgres.ts';
+import type { SocketLike } from './connection.ts';
+import { Hub } from './hub.ts';
+import type { MembershipDirectory } from './ports.ts';
+import { MemoryPresence } from './presence.memory.ts';
+import { busEvent, encodeEvent } from './wire.ts';
+
+/** Unit layer: the hub on its in-process adapters (PGlite in memory, the memory bus). */
+
+class FakeSocket implements SocketLike {
+  frames: any[] = [];
+  closedWith: number | null = null;
+  private waiters: (() => void)[] = [];
+  send(message: string) {
+    this.frames.push(JSON.parse(message));
+    for (const w of this.waiters.splice(0)) w();
+    return 1;
+  }
+  getBufferedAmount() {
+    return 0;
+  }
+  end(code?: number) {
+    this.closedWith = code ?? 1000;
+  }
+  /** Resolves once `pred` holds over the frames received. */
+  until(pred: (frames: any[]) => boolean, timeoutMs = 10_000): Promise<void> {
+    if (pred(this.frames)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timeout; got ${this.frames.length} frames`)), timeoutMs);
+      const check = () => (pred(this.frames) ? (clearTimeout(t), resolve()) : this.waiters.push(check));
+      this.waiters.push(check);
+    });
+  }
+}
+
+/** A seeded PRNG (mulberry32), so a failing interleaving can be replayed. */
+function rng(seed: number) {
+  return () => {
+    seed |= 0;
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('hub on its in-process adapters', () => {
+  let database: Database;
+  before(async () => {
+    database = await openDatabase({ dataDir: 'unused', memory: true });
+    await database.migrate();
+  });
+  after(async () => database?.close());
+
+  function makeHub(convsOf: Record<string, string[]>) {
+    const store = new PostgresMessageStore(database.db);
+    const bus = new MemoryBus();
+    const directory: MembershipDirectory = {
+      conversationsOf: async (u) => convsOf[u] ?? [],
+      markRead: async (_c, _u, seq) => seq,
+      readCursors: async () => ({}),
+      contactsOf: async () => [],
+      userInfo: async (id) => ({ id, username: id.slice(0, 8), displayName: 'x' }),
+    };
+    const hub = new Hub({
+      store,
+      bus,
+      presence: new MemoryPresence(),
+      directory,
+      logger: createLogger({ level: 'silent', replicaId: 'unit' }),
+      metrics: createMetrics({ collectDefault: false }),
+      limits: {
+        maxBodyChars: 4000,
+        ratePerS: 1000,
+        burst: 1000,
+        maxConnectionsPerUser: 10,
+        heartbeatMs: 25_000,
+        maxBuffered: 1 << 20,
+        resumeMaxEvents: 1000,
+        resumeHoldMs: 0,
+      },
+    });
+    return { hub, store, bus };
+  }
+
+  for (const seed of [1, 7, 42, 1234, 99_999]) {
+    test(`5.2 seeded ${seed}: another replica's events arriving shuffled, some lost, reach the socket once each, in seq order`, async () => {
+      const conv = randomUUID();
+      const user = randomUUID();
+      const { hub, store, bus } = makeHub({ [user]: [conv] });
+      const sock = new FakeSocket();
+      hub.attach(sock, { id: user, sessionId: randomUUID() }, { id: user, username: 'u', displayName: 'u' });
+      await sock.until((f) => f.some((x) => x.type === 'ready'));
+      // Another replica appends 120 events; its publishes reach this hub out of order, 10% lost.
+      const next = rng(seed);
+      const results = [];
+      for (let i = 0; i < 12; i++) {
+        const drafts = Array.from({ length: 10 }, (_, k) => ({
+          id: randomUUID(),
+          kind: 'message' as const,
+          from: randomUUID(),
+          ts: Date.now(),
+          data: { body: `m${i * 10 + k}` },
+        }));
+        results.push(...(await store.append(conv, drafts)));
+      }
+      const published = results.map((r) => r.event).sort(() => next() - 0.5);
+      for (const e of published) {
+        if (next() < 0.1) continue; // lost on the bus
+        await bus.publish(channels.conv(conv), busEvent(e.seq, e.ts, encodeEvent(e)));
+        if (next() < 0.3) await new Promise((r) => setImmediate(r));
+      }
+      await sock.until((f) => f.filter((x) => x.type === 'event').length >= 120);
+      const seqs = sock.frames.filter((x) => x.type === 'event').map((x) => x.seq);
+      assert.deepEqual(seqs, Array.from({ length: 120 }, (_, i) => i + 1));
+      hub.stop();
+    });
+  }
+
+  test('5.4 concurrent sends with the same cid on one hub store one message and ack both with it', async () => {
+    const conv = randomUUID();
+    const user = randomUUID();
+    const { hub, store } = makeHub({ [user]: [conv] });
+    const sock = new FakeSocket();
+    const conn = hub.attach(sock, { id: user, sessionId: randomUUID() }, { id: user, username: 'u', displayName: 'u' });
+    await sock.until((f) => f.some((x) => x.type === 'ready'));
+    for (let i = 0; i < 5; i++) hub.handle(conn, { type: 'send', ref: `r${i}`, conv, cid: 'same', body: `try ${i}` });
+    await sock.until((f) => f.filter((x) => x.type === 'ack').length === 5);
+    const acks = sock.frames.filter((x) => x.type === 'ack');
+    assert.equal(new Set(acks.map((a) => a.seq)).size, 1);
+    assert.equal((await store.read(conv, { afterSeq: 0, limit: 10 })).length, 1);
+    assert.equal(sock.frames.filter((x) => x.type === 'event').length, 1);
+    hub.stop();
+  });
+});

@@ -27,6 +27,8 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { ProfileService } from './profiles/profile-service.ts';
 import { openMessageStore } from './store/open-message-store.ts';
+import { runMaintenance } from '../../workers/src/processors/maintenance.ts';
+import { MAINTENANCE_EVERY_MS } from '../../workers/src/queues.ts';
 
 export interface Replica {
   port: number;
@@ -171,10 +173,18 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
   const port = await http.listen(config.HOST, config.PORT);
   logger.info({ port, host: config.HOST, db: database.kind, store: config.MESSAGE_STORE, bus: redis ? 'redis' : 'memory' }, 'hub listening');
 
+  // Without Redis there is no BullMQ: the same job processors run in-process (SPEC section 1).
+  const inProcessJobs = redis
+    ? null
+    : setInterval(() => {
+        runMaintenance(db, { keepDays: 30 }).catch((err) => logger.warn({ err }, 'maintenance failed'));
+      }, MAINTENANCE_EVERY_MS).unref();
+
   let closed = false;
   const closeAll = async () => {
     if (closed) return;
     closed = true;
+    if (inProcessJobs) clearInterval(inProcessJobs);
     hub.stop();
     await presence.close().catch(() => {});
     await bus.close().catch(() => {});

@@ -275,8 +275,14 @@ export class SocketClient {
         if (!f.ref) return;
         const p = [...this.pending.entries()].find(([, v]) => v.frame.ref === f.ref);
         if (p) {
-          // Retryable server trouble: keep it pending, it is resent after the next resume.
-          if (f.code === 'INTERNAL' || f.code === 'RATE_LIMITED') return;
+          // Retryable server trouble: keep it pending and resend it (same cid) after a jittered pause.
+          if (f.code === 'INTERNAL' || f.code === 'RATE_LIMITED') {
+            const frame = p[1].frame;
+            setTimeout(() => {
+              if (this.pending.has(p[0]) && this.live) this.raw(frame);
+            }, 250 + Math.random() * 750);
+            return;
+          }
           clearTimeout(p[1].timer);
           this.pending.delete(p[0]);
           p[1].reject(new HubbubError(f.code, f.message));

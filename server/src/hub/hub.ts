@@ -178,7 +178,7 @@ export class Hub {
       return;
     }
     if (conn.holdTimer && f.type !== 'resume') this.release(conn);
-    if (f.type !== 'ping' && f.type !== 'resume' && f.type !== 'read' && !conn.bucket.take()) {
+    if (f.type !== 'ping' && f.type !== 'resume' && !conn.bucket.take()) {
       this.error(conn, f.ref, 'RATE_LIMITED', 'slow down');
       if (++conn.strikes > this.d.limits.burst) conn.close('RATE_LIMITED', 'rate limit exceeded');
       return;

@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, gt, inArray, lt, sql } from 'drizzle-orm';
 import type { Db } from '../db/database.ts';
+import { isUniqueViolation } from '../errors.ts';
 import { logEvents, logHeads } from '../../../db/schema/index.ts';
 import type { AppendResult, EventDraft, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
 
@@ -33,61 +34,77 @@ export class PostgresMessageStore implements MessageStore {
 
   async append(conv: string, drafts: EventDraft[]): Promise<AppendResult[]> {
     if (drafts.length === 0) return [];
-    return this.db.transaction(async (tx) => {
-      // Row lock on the head serialises appends to one conversation; others proceed in parallel.
-      await tx.insert(logHeads).values({ conversationId: conv, lastSeq: 0 }).onConflictDoNothing();
-      const [head] = await tx
-        .select({ lastSeq: logHeads.lastSeq })
-        .from(logHeads)
-        .where(eq(logHeads.conversationId, conv))
-        .for('update');
-      let seq = Number(head!.lastSeq);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.appendOnce(conv, drafts);
+      } catch (err) {
+        // Another replica stored one of these cids between our lookup and our insert: the
+        // unique index refused the whole batch; the next attempt finds it and returns it.
+        if (attempt < 3 && isUniqueViolation(err)) continue;
+        throw err;
+      }
+    }
+  }
 
-      // Idempotency: look up every cid in the batch first; seen ones return their original.
-      const keyed = drafts.filter((d) => d.cid != null && d.from != null);
-      const existing = new Map<string, StoredEvent>();
-      if (keyed.length) {
-        const rows = await tx
-          .select()
-          .from(logEvents)
-          .where(
-            and(
-              eq(logEvents.conversationId, conv),
-              inArray(logEvents.cid, keyed.map((d) => d.cid!)),
-            ),
-          );
-        for (const r of rows) existing.set(`${r.senderId}\u0000${r.cid}`, toEvent(r));
-      }
-
-      const results: AppendResult[] = [];
-      const rows: (typeof logEvents.$inferInsert)[] = [];
-      for (const d of drafts) {
-        const key = d.cid != null && d.from != null ? `${d.from}\u0000${d.cid}` : null;
-        const prior = key ? existing.get(key) : undefined;
-        if (prior) {
-          results.push({ event: prior, duplicate: true });
-          continue;
-        }
-        const event: StoredEvent = { ...d, conv, seq: ++seq };
-        if (key) existing.set(key, event); // the same cid twice in one batch stores once
-        rows.push({
-          conversationId: conv,
-          seq: event.seq,
-          id: d.id,
-          kind: d.kind,
-          senderId: d.from,
-          cid: d.cid ?? null,
-          ts: new Date(d.ts),
-          data: d.data,
-        });
-        results.push({ event, duplicate: false });
-      }
-      if (rows.length) {
-        await tx.insert(logEvents).values(rows);
-        await tx.update(logHeads).set({ lastSeq: seq }).where(eq(logHeads.conversationId, conv));
-      }
-      return results;
+  /**
+   * Four round trips for a batch: the cid lookup, then BEGIN, one upsert that locks the head row
+   * and reserves `n` seqs, one multi-row insert, COMMIT. The head row lock serialises appends to
+   * one conversation; other conversations proceed in parallel.
+   */
+  private async appendOnce(conv: string, drafts: EventDraft[]): Promise<AppendResult[]> {
+    const keyOf = (d: EventDraft) => (d.cid != null && d.from != null ? `${d.from}\u0000${d.cid}` : null);
+    const existing = new Map<string, StoredEvent>();
+    const cids = drafts.filter((d) => keyOf(d)).map((d) => d.cid!);
+    if (cids.length) {
+      const rows = await this.db
+        .select()
+        .from(logEvents)
+        .where(and(eq(logEvents.conversationId, conv), inArray(logEvents.cid, cids)));
+      for (const r of rows) existing.set(`${r.senderId}\u0000${r.cid}`, toEvent(r));
+    }
+    // Which drafts are new; a cid repeated inside the batch is stored once.
+    const fresh: EventDraft[] = [];
+    const firstInBatch = new Map<string, number>();
+    type Plan = { dup: StoredEvent } | { sameAs: number } | { fresh: number };
+    const plan = drafts.map((d): Plan => {
+      const key = keyOf(d);
+      if (key && existing.has(key)) return { dup: existing.get(key)! };
+      if (key && firstInBatch.has(key)) return { sameAs: firstInBatch.get(key)! };
+      if (key) firstInBatch.set(key, fresh.length);
+      fresh.push(d);
+      return { fresh: fresh.length - 1 };
     });
+    if (fresh.length === 0) return plan.map((p) => ({ event: (p as { dup: StoredEvent }).dup, duplicate: true }));
+
+    const events = await this.db.transaction(async (tx) => {
+      const [head] = await tx
+        .insert(logHeads)
+        .values({ conversationId: conv, lastSeq: fresh.length })
+        .onConflictDoUpdate({ target: logHeads.conversationId, set: { lastSeq: sql`${logHeads.lastSeq} + ${fresh.length}` } })
+        .returning({ lastSeq: logHeads.lastSeq });
+      const first = Number(head!.lastSeq) - fresh.length + 1;
+      const out = fresh.map((d, i): StoredEvent => ({ ...d, conv, seq: first + i }));
+      await tx.insert(logEvents).values(
+        out.map((e) => ({
+          conversationId: conv,
+          seq: e.seq,
+          id: e.id,
+          kind: e.kind,
+          senderId: e.from,
+          cid: e.cid ?? null,
+          ts: new Date(e.ts),
+          data: e.data,
+        })),
+      );
+      return out;
+    });
+    return plan.map((p) =>
+      'dup' in p
+        ? { event: p.dup, duplicate: true }
+        : 'sameAs' in p
+          ? { event: events[p.sameAs]!, duplicate: true }
+          : { event: events[p.fresh]!, duplicate: false },
+    );
   }
 
   async read(conv: string, range: ReadRange): Promise<StoredEvent[]> {

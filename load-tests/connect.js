@@ -15,6 +15,7 @@ const CONNECTIONS = Math.min(num('CONNECTIONS', users.length), users.length);
 const VUS = Math.max(1, Math.min(num('VUS', 8), CONNECTIONS));
 const HOLD_S = num('HOLD', 10);
 const TIMEOUT_S = num('CONNECT_TIMEOUT', 60);
+const HANDSHAKE_TIMEOUT_MS = num('HANDSHAKE_TIMEOUT_MS', 20_000);
 
 const connectTime = new Trend('connect_time', true);
 const connected = new Counter('connect_ok');
@@ -43,6 +44,7 @@ export function storm() {
   let ok = 0;
   let logged = 0;
   let holdUntil = 0;
+  let lastHandshakeCheck = 0;
   const startedAt = Date.now();
   const settle = (s, good, why) => {
     if (s.settled) return;
@@ -60,6 +62,7 @@ export function storm() {
   /** Opens a socket; one that fails before `resumed` is retried (counted) like a real client. */
   function open(s) {
     const gen = ++s.gen;
+    s.attemptAt = Date.now();
     const failedEarly = (why) => {
       if (gen !== s.gen || s.settled) return;
       s.gen++;
@@ -68,9 +71,11 @@ export function storm() {
         retries.add(1);
         if (logged++ < 5) console.warn(`${PROTO} retrying a socket that failed before resume: ${why}`);
         closeSocket(s.c);
+        s.attemptAt = 0; // no handshake timeout until it is reopened
         setTimeout(() => open(s), 100 + Math.random() * 400);
       } else settle(s, false, why);
     };
+    s.retry = failedEarly;
     s.c = openSocket(s.url, s.token, {
       onFrame(f, t) {
         if (gen !== s.gen) return;
@@ -98,6 +103,11 @@ export function storm() {
   const timer = setInterval(() => {
     const now = Date.now();
     if (!holdUntil) {
+      // A handshake that hangs is retried, as a client with a handshake timeout would.
+      if (now - lastHandshakeCheck > 1000) {
+        lastHandshakeCheck = now;
+        for (const s of socks) if (!s.settled && s.attemptAt && now - s.attemptAt > HANDSHAKE_TIMEOUT_MS) s.retry(`no resume after ${HANDSHAKE_TIMEOUT_MS} ms`);
+      }
       if (settled < socks.length && now - startedAt < TIMEOUT_S * 1000) return;
       for (const s of socks) settle(s, false, 'timed out');
       connected.add(ok);

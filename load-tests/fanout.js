@@ -42,6 +42,7 @@ const BASELINE_P99 = num('BASELINE_P99', 0);
 const LATENCY_TARGETS = str('LATENCY_TARGETS', 'on') !== 'off';
 const MIN_ACKED_PER_S = num('MIN_ACKED_PER_S', 0);
 const TICK_MS = 5;
+const HANDSHAKE_TIMEOUT_MS = num('HANDSHAKE_TIMEOUT_MS', 20_000);
 
 const latency = new Trend('fanout_latency', true);
 const ackLatency = new Trend('fanout_ack_latency', true);
@@ -137,6 +138,7 @@ export function fanout() {
   let lastTick = 0;
   let rr = 0;
   let drainStart = 0;
+  let lastHandshakeCheck = 0;
   let logged = 0;
   const warn = (msg) => {
     if (logged++ < 8) console.warn(`${PROTO}: ${msg}`);
@@ -230,6 +232,7 @@ export function fanout() {
       connectRetries.add(1);
       warn(`retrying a socket that failed before resume: ${why}`);
       closeSocket(s.c);
+      s.openedAt = Number.MAX_SAFE_INTEGER; // no handshake timeout until it is reopened
       setTimeout(() => open(s), 100 + Math.random() * 400);
       return;
     }
@@ -265,6 +268,12 @@ export function fanout() {
   const timer = setInterval(() => {
     const now = Date.now();
     if (phase === 'connect') {
+      // A handshake that hangs (no `ready`/`resumed` for HANDSHAKE_TIMEOUT) is retried, as a
+      // client with a handshake timeout would; counted in fanout_connect_retries.
+      if (now - lastHandshakeCheck > 1000) {
+        lastHandshakeCheck = now;
+        for (const s of socks) if (!s.ready && !s.failed && now - s.openedAt > HANDSHAKE_TIMEOUT_MS) failedBeforeReady(s, `no resume after ${HANDSHAKE_TIMEOUT_MS} ms, handshake state ${s.c.state}`);
+      }
       if (readyCount + failedCount < socks.length) {
         if (now < plannedAt + 60_000) return;
         // Give up on the stragglers: they count as failed connections.

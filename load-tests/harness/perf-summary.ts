@@ -30,8 +30,8 @@ const AREAS: [string, RegExp][] = [
   ['auth, conversations, profiles services', /server\/src\/(auth|conversations|profiles|account)/],
   ['http / tRPC handler', /server\/src\/(http|api)/],
   ['other server code', /server\/src/],
-  ['node streams and sockets (JS)', /node:internal\/streams|node:net|stream_base_commons/],
-  ['node internals (JS: promises, timers, events)', /node:/],
+  ['node streams and sockets (JS)', /node:internal\/streams|node:net\b|stream_base_commons/],
+  ['node internals (JS: promises, timers, events)', /\bnode:(?!:)/],
 ];
 
 export function perfSummary(file: string): { samples: number; areas: { area: string; pct: number }[] } {
@@ -43,7 +43,11 @@ export function perfSummary(file: string): { samples: number; areas: { area: str
     if (!stack.length) return;
     samples++;
     let area: string | undefined;
-    for (const f of stack) {
+    // Threads other than the main one: V8's platform workers (concurrent GC, background JIT)
+    // and libuv's pool (argon2, crypto, dns).
+    if (stack.some((f) => /PlatformWorkerThread/.test(f.sym))) area = 'V8 background threads (concurrent GC, JIT compiler)';
+    else if (stack.some((f) => /uv__worker|worker \(/.test(f.sym) || /^uv_/.test(f.sym) && /threadpool/.test(f.sym))) area = 'libuv thread pool';
+    for (const f of area ? [] : stack) {
       area = AREAS.find(([, re]) => re.test(f.sym))?.[0];
       if (area) break;
     }

@@ -9,13 +9,18 @@ export const repoRoot = path.resolve(import.meta.dirname, '..', '..');
 // Linux reports utime/stime in clock ticks; USER_HZ is 100 on every x86-64 kernel we run on.
 const CLK_TCK = 100;
 
-/** utime + stime of one process, in seconds (from /proc/<pid>/stat); 0 once it is gone. */
-export function cpuSeconds(pid: number): number {
+/**
+ * utime + stime of one process, in seconds (from /proc/<pid>/stat); 0 once it is gone. With
+ * `reaped`, plus cutime + cstime: the CPU of children it has waited for (PostgreSQL backends
+ * that exited), which would otherwise vanish from a sum over live processes.
+ */
+export function cpuSeconds(pid: number, reaped = false): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+    const own = Number(fields[11]) + Number(fields[12]);
+    return (reaped ? own + Number(fields[13]) + Number(fields[14]) : own) / CLK_TCK;
   } catch {
     return 0;
   }
@@ -80,6 +85,8 @@ export interface Watched {
   name: string;
   /** Current pids (a function: PostgreSQL backends come and go). */
   pids(): number[];
+  /** A pid whose exited children's CPU counts too (the postmaster). */
+  reaper?: number;
 }
 
 export interface Sample {
@@ -95,7 +102,7 @@ export function sample(groups: Watched[]): Sample {
     let c = 0;
     let r = 0;
     for (const p of g.pids()) {
-      c += cpuSeconds(p);
+      c += cpuSeconds(p, p === g.reaper);
       r += rssBytes(p);
     }
     cpu[g.name] = c;

@@ -183,13 +183,13 @@ export function markdown(r: BenchResult): string {
     lines.push('');
   }
   lines.push(...sideBySide(r));
-  lines.push('## Scenarios', '', '| server | scenario | k6 thresholds | key figures | CPU s: server / postgres / redis / k6 (whole run) |', '|---|---|---|---|---|');
+  lines.push('## Scenarios', '', '| server | scenario | k6 thresholds | key figures | CPU seconds over the whole k6 run |', '|---|---|---|---|---|');
   for (const s of r.scenarios) {
     const figs = Object.entries(s.figures)
       .filter(([, v]) => v !== null && v !== undefined)
       .map(([k, v]) => `${k} ${fmt(v)}`)
       .join(', ');
-    const cpu = ['server', 'postgres', 'redis', 'cassandra', 'k6'].filter((k) => k in s.cpuS).map((k) => fmt(s.cpuS[k], 1)).join(' / ');
+    const cpu = ['server', 'postgres', 'redis', 'cassandra', 'k6'].filter((k) => k in s.cpuS).map((k) => `${k} ${fmt(s.cpuS[k], 1)}`).join(', ');
     const th = s.ok ? 'pass' : `**fail**: ${s.failedThresholds.join('; ') || `exit ${s.exitCode}`}`;
     lines.push(`| ${s.server} | ${s.name} | ${th} | ${figs} | ${cpu} |`);
   }

@@ -69,7 +69,8 @@ io.on('connection', (socket) => {
   socket.on('ping', (f: Frame, ack?: Ack) => ack?.({ type: 'pong', ref: f?.ref }));
 });
 
-server.listen(env.port, env.host, () => {
+// Backlog as deep as net.core.somaxconn allows: a 10k-socket storm overflows Node's default 511.
+server.listen(env.port, env.host, 4096, () => {
   const addr = server.address();
   process.stdout.write(JSON.stringify({ msg: 'socket.io peer listening', port: typeof addr === 'object' && addr ? addr.port : env.port }) + '\n');
 });

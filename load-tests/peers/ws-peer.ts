@@ -95,7 +95,8 @@ function onConnection(ws: WebSocket, user: string) {
   ws.on('error', () => {});
 }
 
-server.listen(env.port, env.host, () => {
+// Backlog as deep as net.core.somaxconn allows: a 10k-socket storm overflows Node's default 511.
+server.listen(env.port, env.host, 4096, () => {
   const addr = server.address();
   process.stdout.write(JSON.stringify({ msg: 'ws peer listening', port: typeof addr === 'object' && addr ? addr.port : env.port }) + '\n');
 });

@@ -1,24 +1,8 @@
-import { and, asc, desc, eq, gt, inArray, lt, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/database.ts';
 import { isUniqueViolation } from '../errors.ts';
 import { logEvents, logHeads } from '../../../db/schema/index.ts';
 import type { AppendResult, EventDraft, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
-
-type Row = typeof logEvents.$inferSelect;
-
-const toEvent = (r: Row): StoredEvent => {
-  const e: StoredEvent = {
-    conv: r.conversationId,
-    seq: Number(r.seq),
-    id: r.id,
-    kind: r.kind as StoredEvent['kind'],
-    from: r.senderId,
-    ts: r.ts.getTime(),
-    data: r.data,
-  };
-  if (r.cid != null) e.cid = r.cid;
-  return e;
-};
 
 /** A row of a raw `db.execute` (snake_case columns; drivers differ on timestamp and bigint types). */
 interface RawRow {
@@ -135,17 +119,16 @@ export class PostgresMessageStore implements MessageStore {
   }
 
   async read(conv: string, range: ReadRange): Promise<StoredEvent[]> {
-    const conds = [eq(logEvents.conversationId, conv)];
-    if (range.afterSeq != null) conds.push(gt(logEvents.seq, range.afterSeq));
-    if (range.beforeSeq != null) conds.push(lt(logEvents.seq, range.beforeSeq));
+    const conds = [sql`conversation_id = ${conv}`];
+    if (range.afterSeq != null) conds.push(sql`seq > ${range.afterSeq}`);
+    if (range.beforeSeq != null) conds.push(sql`seq < ${range.beforeSeq}`);
     const newestFirst = range.afterSeq == null && range.beforeSeq != null;
-    const rows = await this.db
-      .select()
-      .from(logEvents)
-      .where(and(...conds))
-      .orderBy(newestFirst ? desc(logEvents.seq) : asc(logEvents.seq))
-      .limit(range.limit);
-    const events = rows.map(toEvent);
+    const rows = rowsOf<RawRow>(
+      await this.db.execute(
+        sql`select * from log_events where ${sql.join(conds, sql` and `)} order by seq ${newestFirst ? sql`desc` : sql`asc`} limit ${range.limit}`,
+      ),
+    );
+    const events = rows.map(rawEvent);
     return newestFirst ? events.reverse() : events;
   }
 
@@ -163,12 +146,13 @@ export class PostgresMessageStore implements MessageStore {
   async lastMessages(convs: string[]): Promise<Map<string, StoredEvent>> {
     const out = new Map<string, StoredEvent>();
     if (!convs.length) return out;
-    const rows = await this.db
-      .selectDistinctOn([logEvents.conversationId])
-      .from(logEvents)
-      .where(and(inArray(logEvents.conversationId, convs), eq(logEvents.kind, 'message')))
-      .orderBy(logEvents.conversationId, desc(logEvents.seq));
-    for (const r of rows) out.set(r.conversationId, toEvent(r));
+    const rows = rowsOf<RawRow>(
+      await this.db.execute(sql`
+        select distinct on (conversation_id) * from log_events
+        where conversation_id in (${sql.join(convs.map((c) => sql`${c}`), sql`, `)}) and kind = 'message'
+        order by conversation_id, seq desc`),
+    );
+    for (const r of rows) out.set(r.conversation_id, rawEvent(r));
     return out;
   }
 

@@ -36,6 +36,8 @@ export interface ConnScaleResult {
   baselineRssMiB: number;
   steps: ConnScaleStep[];
   failures: number;
+  /** Sockets closed before `resumed` and opened again (a real client reconnects). */
+  retries: number;
   stopReason: string;
   ok: boolean;
 }
@@ -47,7 +49,7 @@ const HUB_FD_RESERVE = 200;
 const WORKER_FD_RESERVE = 100;
 
 type ToWorker = { type: 'init'; url: string; tokens: string[]; addresses: string[] } | { type: 'open'; upTo: number } | { type: 'close' };
-type FromWorker = { type: 'progress'; open: number; failed: number; lastError?: string };
+type FromWorker = { type: 'progress'; open: number; failed: number; retries: number; lastError?: string };
 
 export async function runConnScale(opts: {
   url: string;
@@ -69,13 +71,14 @@ export async function runConnScale(opts: {
   let stopReason = effectiveTarget < opts.target ? `capped at ${effectiveTarget}: the hub's open-file limit (RLIMIT_NOFILE) is ${hubFdLimit}` : 'target reached';
   const steps = [...new Set([...opts.steps.filter((s) => s < effectiveTarget), effectiveTarget])].sort((a, b) => a - b);
 
-  const procs: { child: ChildProcess; open: number; failed: number; lastError?: string }[] = [];
+  const procs: { child: ChildProcess; open: number; failed: number; retries: number; lastError?: string }[] = [];
   for (let w = 0; w < workers; w++) {
     const child = fork(fileURLToPath(import.meta.url), ['--worker'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const p = { child, open: 0, failed: 0, lastError: undefined as string | undefined };
+    const p = { child, open: 0, failed: 0, retries: 0, lastError: undefined as string | undefined };
     child.on('message', (m: FromWorker) => {
       p.open = m.open;
       p.failed = m.failed;
+      p.retries = m.retries;
       if (m.lastError) p.lastError = m.lastError;
     });
     procs.push(p);
@@ -99,6 +102,7 @@ export async function runConnScale(opts: {
     baselineRssMiB: round(baselineRss / 2 ** 20, 1),
     steps: [],
     failures: 0,
+    retries: 0,
     stopReason,
     ok: true,
   };
@@ -116,11 +120,12 @@ export async function runConnScale(opts: {
         await new Promise((r) => setTimeout(r, 200));
         if (Date.now() - lastLog > 5000) {
           lastLog = Date.now();
-          log(`  conn-scale: ${total()} open, ${failed()} failed (step ${step})`);
+          log(`  conn-scale: ${total()} open, ${failed()} failed, ${procs.reduce((a, p) => a + p.retries, 0)} retried (step ${step})`);
         }
       }
       const open = total();
       result.failures = failed();
+      result.retries = procs.reduce((a, p) => a + p.retries, 0);
       if (open < step) {
         const err = procs.map((p) => p.lastError).find(Boolean);
         result.stopReason = `stopped at ${open} of ${step}: ${result.failures} failed${err ? ` (${err})` : ''}${Date.now() - started >= STEP_TIMEOUT_MS ? ', step timed out' : ''}`;
@@ -166,6 +171,7 @@ function worker() {
   let next = 0;
   let open = 0;
   let failed = 0;
+  let retries = 0;
   let inFlight = 0;
   let lastError: string | undefined;
   let closing = false;
@@ -175,49 +181,60 @@ function worker() {
     if (reportTimer) return;
     reportTimer = setTimeout(() => {
       reportTimer = null;
-      process.send!({ type: 'progress', open, failed, lastError } satisfies FromWorker);
+      process.send!({ type: 'progress', open, failed, retries, lastError } satisfies FromWorker);
     }, 100);
   };
   const pump = () => {
     while (inFlight < IN_FLIGHT_PER_WORKER && next < want && next < tokens.length) {
       const i = next++;
       inFlight++;
-      let settled = false;
-      const settle = (ok: boolean, why?: string) => {
-        if (settled) return;
-        settled = true;
-        inFlight--;
-        if (ok) open++;
-        else {
-          failed++;
-          lastError = why;
-        }
-        report();
-        pump();
-      };
-      const ws = new WebSocket(url, {
-        headers: { authorization: `Bearer ${tokens[i]}` },
-        localAddress: addresses[i % addresses.length],
-        perMessageDeflate: false,
-      });
-      sockets.push(ws);
-      ws.on('message', (data) => {
-        if (settled) return; // idle from here on: presence and the like are dropped unread
-        const f = JSON.parse(String(data)) as { type: string; convs?: Record<string, number> };
-        if (f.type === 'ready') ws.send(JSON.stringify({ type: 'resume', ref: 'r', convs: f.convs ?? {} }));
-        else if (f.type === 'resumed') settle(true);
-      });
-      ws.on('error', (err) => settle(false, err.message));
-      ws.on('close', (code) => {
-        if (!settled) settle(false, `closed ${code}`);
-        else if (open > 0 && !closing) {
-          open--;
-          failed++;
-          lastError = `dropped while idle (${code})`;
-          report();
-        }
-      });
+      openOne(i, 0);
     }
+  };
+  // A socket closed before `resumed` is retried (up to 2 more times), as a real client
+  // reconnects; the retries are counted and reported, never hidden.
+  const openOne = (i: number, attempt: number) => {
+    let settled = false;
+    const settle = (ok: boolean, why?: string) => {
+      if (settled) return;
+      settled = true;
+      if (!ok && attempt < 2 && !closing) {
+        retries++;
+        lastError = `retried: ${why}`;
+        openOne(i, attempt + 1);
+        return;
+      }
+      inFlight--;
+      if (ok) open++;
+      else {
+        failed++;
+        lastError = why;
+      }
+      report();
+      pump();
+    };
+    const ws = new WebSocket(url, {
+      headers: { authorization: `Bearer ${tokens[i]}` },
+      localAddress: addresses[i % addresses.length],
+      perMessageDeflate: false,
+    });
+    sockets.push(ws);
+    ws.on('message', (data) => {
+      if (settled) return; // idle from here on: presence and the like are dropped unread
+      const f = JSON.parse(String(data)) as { type: string; convs?: Record<string, number> };
+      if (f.type === 'ready') ws.send(JSON.stringify({ type: 'resume', ref: 'r', convs: f.convs ?? {} }));
+      else if (f.type === 'resumed') settle(true);
+    });
+    ws.on('error', (err) => settle(false, err.message));
+    ws.on('close', (code) => {
+      if (!settled) settle(false, `closed ${code}`);
+      else if (open > 0 && !closing) {
+        open--;
+        failed++;
+        lastError = `dropped while idle (${code})`;
+        report();
+      }
+    });
   };
   process.on('message', (m: ToWorker) => {
     if (m.type === 'init') {

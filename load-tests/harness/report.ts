@@ -197,7 +197,7 @@ export function markdown(r: BenchResult): string {
   if (r.connScale) {
     const c = r.connScale;
     lines.push('## Idle connections on one hub process (load-tests/conn-scale.ts)', '');
-    lines.push(`Baseline RSS ${fmt(c.baselineRssMiB)} MiB; stopped: ${c.stopReason}.`, '');
+    lines.push(`Baseline RSS ${fmt(c.baselineRssMiB)} MiB; stopped: ${c.stopReason}; sockets retried after closing before resumed: ${fmt(c.retries ?? 0)}.`, '');
     lines.push('| sockets | hub RSS MiB | RSS per socket KiB (above baseline) | hub CPU s to reach |', '|---|---|---|---|');
     for (const s of c.steps) lines.push(`| ${fmt(s.connections)} | ${fmt(s.rssMiB)} | ${fmt(s.rssPerConnKiB)} | ${fmt(s.cpuS, 1)} |`);
     lines.push('');

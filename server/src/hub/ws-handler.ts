@@ -7,7 +7,6 @@ import { uws, type HttpRequest, type HttpResponse, type WebSocket } from '../uws
 import type { Connection } from './connection.ts';
 import type { Hub } from './hub.ts';
 import type { Authenticator, MembershipDirectory, SocketUser } from './ports.ts';
-import { encode } from './wire.ts';
 
 interface UserData {
   user: SocketUser;
@@ -115,7 +114,7 @@ export function wsBehavior(d: {
       d.hub.handle(conn, parsed.data);
     },
 
-    close: (ws: WebSocket<UserData>, code: number) => {
+    close: (ws: WebSocket<UserData>) => {
       const conn = ws.getUserData().conn;
       if (!conn) return;
       d.hub.closed(conn);

@@ -10,6 +10,9 @@ export { schema };
 /** The drizzle handle the services use, whichever driver is behind it. */
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
+/** The rows of a raw `db.execute`: postgres.js returns them as an array, PGlite as `{ rows }`. */
+export const rowsOf = <T>(res: unknown): T[] => (Array.isArray(res) ? (res as T[]) : (res as { rows: T[] }).rows);
+
 export interface Database {
   db: Db;
   kind: 'pglite' | 'postgres';

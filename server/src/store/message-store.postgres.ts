@@ -1,5 +1,5 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import type { Db } from '../db/database.ts';
+import { rowsOf, type Db } from '../db/database.ts';
 import { isUniqueViolation } from '../errors.ts';
 import { logEvents, logHeads } from '../../../db/schema/index.ts';
 import type { AppendResult, EventDraft, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
@@ -29,9 +29,6 @@ const rawEvent = (r: RawRow): StoredEvent => {
   if (r.cid != null) e.cid = r.cid;
   return e;
 };
-
-/** postgres.js returns the rows as an array, PGlite as `{ rows }`. */
-const rowsOf = <T>(res: unknown): T[] => (Array.isArray(res) ? (res as T[]) : (res as { rows: T[] }).rows);
 
 /**
  * The message store on PostgreSQL (or PGlite). Seqs come from a per-conversation head row

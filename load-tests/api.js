@@ -4,7 +4,7 @@
 //
 // Env: SEED, TARGETS, LOGIN_RATE (/s), HISTORY_RATE (/s), DURATION (s), LOGIN_P99_MS,
 // HISTORY_P99_MS.
-import { history, login } from './lib/api.js';
+import { arrivalScenario, history, login } from './lib/api.js';
 import { num, TREND_STATS } from './lib/seed.js';
 
 const DURATION_S = num('DURATION', 30);
@@ -14,28 +14,12 @@ const HISTORY_RATE = num('HISTORY_RATE', 200);
 const scenarios = {};
 const thresholds = {};
 if (LOGIN_RATE > 0) {
-  scenarios.login = {
-    executor: 'constant-arrival-rate',
-    exec: 'login',
-    rate: LOGIN_RATE,
-    timeUnit: '1s',
-    duration: `${DURATION_S}s`,
-    preAllocatedVUs: Math.max(4, Math.ceil(LOGIN_RATE / 4)),
-    maxVUs: Math.max(8, LOGIN_RATE),
-  };
+  scenarios.login = arrivalScenario('login', LOGIN_RATE, DURATION_S, { perVU: 4, minVUs: 8, maxVUs: LOGIN_RATE });
   thresholds.login_duration = [`p(99)<=${num('LOGIN_P99_MS', 50)}`];
   thresholds.login_failed = ['count==0'];
 }
 if (HISTORY_RATE > 0) {
-  scenarios.history = {
-    executor: 'constant-arrival-rate',
-    exec: 'history',
-    rate: HISTORY_RATE,
-    timeUnit: '1s',
-    duration: `${DURATION_S}s`,
-    preAllocatedVUs: Math.max(4, Math.ceil(HISTORY_RATE / 20)),
-    maxVUs: Math.max(16, Math.ceil(HISTORY_RATE / 2)),
-  };
+  scenarios.history = arrivalScenario('history', HISTORY_RATE, DURATION_S, { perVU: 20, minVUs: 16, maxVUs: Math.ceil(HISTORY_RATE / 2) });
   thresholds.history_duration = [`p(99)<=${num('HISTORY_P99_MS', 50)}`];
   thresholds.history_failed = ['count==0'];
 }

@@ -19,7 +19,7 @@
 // SENDERS=rotate|first.
 import exec from 'k6/execution';
 import { Counter, Trend } from 'k6/metrics';
-import { login } from './lib/api.js';
+import { arrivalScenario, login } from './lib/api.js';
 import { closeSocket, eventBody, eventSeq, HAS_SEQ, openSocket, parseBody, makeBody, PROTO, sendFrame, targets } from './lib/proto.js';
 import { num, prooms, rooms as fanoutRooms, str, TREND_STATS, users } from './lib/seed.js';
 
@@ -87,16 +87,7 @@ const scenarios = {
   },
 };
 if (LOGIN_RATE > 0) {
-  scenarios.login = {
-    executor: 'constant-arrival-rate',
-    exec: 'login',
-    rate: LOGIN_RATE,
-    timeUnit: '1s',
-    duration: `${DURATION_S}s`,
-    startTime: `${CONNECT_S}s`,
-    preAllocatedVUs: Math.max(4, Math.ceil(LOGIN_RATE / 4)),
-    maxVUs: Math.max(8, LOGIN_RATE),
-  };
+  scenarios.login = arrivalScenario('login', LOGIN_RATE, DURATION_S, { perVU: 4, minVUs: 8, maxVUs: LOGIN_RATE, startTime: `${CONNECT_S}s` });
   thresholds.login_duration = [`p(99)<=${num('LOGIN_P99_MS', 50)}`];
   thresholds.login_failed = ['count==0'];
 }

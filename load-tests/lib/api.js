@@ -16,6 +16,24 @@ const LOGIN_USERS = Math.min(num('LOGIN_USERS', users.length), users.length);
 const HISTORY_ROOMS = Math.min(num('HISTORY_ROOMS', rooms.length), rooms.length);
 const JSON_HEADERS = { 'content-type': 'application/json' };
 
+/**
+ * A constant-arrival-rate scenario running `exec` at `rate`/s for `durationS` seconds, with
+ * `perVU` iterations a second expected of one VU (so VUs scale with the rate).
+ */
+export function arrivalScenario(exec, rate, durationS, { perVU, minVUs, maxVUs, startTime }) {
+  const s = {
+    executor: 'constant-arrival-rate',
+    exec,
+    rate,
+    timeUnit: '1s',
+    duration: `${durationS}s`,
+    preAllocatedVUs: Math.max(4, Math.ceil(rate / perVU)),
+    maxVUs: Math.max(minVUs, maxVUs),
+  };
+  if (startTime) s.startTime = startTime;
+  return s;
+}
+
 /** One auth.login with a seeded user's username and password (argon2id verify on the hub). */
 export function login() {
   const i = exec.scenario.iterationInTest;

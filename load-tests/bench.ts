@@ -138,7 +138,7 @@ async function main() {
   result.k6 = execFileSync(k6, ['version'], { encoding: 'utf8' }).trim().split('\n')[0];
 
   log('starting PostgreSQL and Redis');
-  const [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
+  const [pg, redis] = await Promise.all([startPostgres({ durable: true }), startRedis()]);
   cleanups.push(() => pg.stop(), () => redis.stop());
   const databaseUrl = await createDatabase(pg.url, 'hubbub_bench');
   const database = await openDatabase({ databaseUrl, dataDir: work });

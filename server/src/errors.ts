@@ -26,17 +26,30 @@ export const fail = (code: DomainErrorCode, message: string, retryAfterMs?: numb
   throw new DomainError(code, message, retryAfterMs);
 };
 
-/** True for PostgreSQL unique-violation errors from either driver. */
-export function isUniqueViolation(err: unknown): boolean {
+/** The PostgreSQL SQLSTATE the error (or one it wraps) carries, from either driver. */
+function sqlState(err: unknown): string | undefined {
   const seen = new Set<unknown>();
   let e: any = err;
   while (e && !seen.has(e)) {
     seen.add(e);
-    if (e.code === '23505') return true;
+    if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) return e.code;
     e = e.cause;
   }
-  return false;
+  return undefined;
 }
+const hasSqlState = (err: unknown, code: string) => sqlState(err) === code;
+
+/**
+ * True when PostgreSQL refused a statement over its data (SQLSTATE classes 22 data exception,
+ * 23 integrity violation, 54 program limit): it was rolled back, and the same data fails again.
+ */
+export const isDataError = (err: unknown) => /^(22|23|54)/.test(sqlState(err) ?? '');
+
+/** True for PostgreSQL unique-violation errors from either driver. */
+export const isUniqueViolation = (err: unknown) => hasSqlState(err, '23505');
+
+/** True for PostgreSQL deadlock errors (the statement was rolled back and may be retried). */
+export const isDeadlock = (err: unknown) => hasSqlState(err, '40P01');
 
 /** True for serialization failures and deadlocks, which a transaction retry resolves. */
 export function isRetryableTxError(err: unknown): boolean {

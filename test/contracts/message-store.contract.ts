@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import type { AppendResult, EventDraft, EventKind, MessageStore, StoredEvent } from '../../server/src/store/message-store.ts';
+import { appendBatches, type AppendResult, type EventDraft, type EventKind, type MessageStore, type StoredEvent } from '../../server/src/store/message-store.ts';
 
 export interface MessageStoreFixture {
   store: MessageStore;
@@ -37,6 +37,14 @@ export async function readAll(store: MessageStore, conv: string): Promise<Stored
     out.push(...page);
     if (page.length < 1000) return out;
   }
+}
+
+/** appendBatches, failing on the first refused batch. */
+async function appendAll(store: MessageStore, batches: { conv: string; drafts: EventDraft[] }[]): Promise<AppendResult[][]> {
+  return (await appendBatches(store, batches)).map((o) => {
+    if (o.status === 'rejected') throw o.reason;
+    return o.value;
+  });
 }
 
 const seqsOf = (events: { seq: number }[]) => events.map((e) => e.seq);
@@ -284,8 +292,53 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
       assert.equal(new Set(events.map((e) => e.cid)).size, 17);
     });
 
-    for (const seed of [1, 2, 3]) {
-      test(`5.1/5.4 seeded fuzz ${seed}: random batches, cids and interleavings on two instances keep the invariants`, async () => {
+    test('5.1 appendMany: each conversation of one call gets its own consecutive seqs, with the semantics of append', async () => {
+      const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+      const from = randomUUID();
+      await store.append(a, [draft(), draft({ from, cid: 'old' })]);
+      const [ra, rb, rc] = await appendAll(store, [
+        { conv: a, drafts: [draft({ from, cid: 'k' }), draft({ from, cid: 'old' }), draft({ from, cid: 'k' }), draft()] },
+        { conv: b, drafts: [draft({ from, cid: 'k' })] },
+        { conv: c, drafts: [] },
+      ]);
+      assert.deepEqual(ra!.map((r) => [r.event.seq, r.duplicate]), [[3, false], [2, true], [3, true], [4, false]]);
+      assert.deepEqual(rb!.map((r) => [r.event.seq, r.duplicate]), [[1, false]], 'the same cid in another conversation is new');
+      assert.deepEqual(rc, []);
+      assert.deepEqual(ra![2]!.event, ra![0]!.event);
+      assert.deepEqual(await readAll(other, a), [...(await readAll(store, a))]);
+      assert.deepEqual(seqsOf(await readAll(other, a)), [1, 2, 3, 4]);
+      const heads = await other.lastSeqs([a, b, c]);
+      assert.deepEqual([heads.get(a), heads.get(b), heads.get(c)], [4, 1, 0]);
+    });
+
+    test('5.1 two instances calling appendMany on overlapping conversations concurrently: each conversation is exactly 1..N', async () => {
+      const convs = Array.from({ length: 6 }, () => randomUUID());
+      const rnd = prng(11);
+      const run = async (s: MessageStore) => {
+        let n = 0;
+        for (let round = 0; round < 30; round++) {
+          // A random subset in a random order, so the two instances lock heads in different orders.
+          const picked = convs.filter(() => rnd() < 0.6).sort(() => rnd() - 0.5);
+          const rs = await appendAll(s, picked.map((conv) => ({ conv, drafts: [draft(), draft()] })));
+          for (const r of rs.flat()) assert.equal(r.duplicate, false);
+          n += 2 * picked.length;
+        }
+        return n;
+      };
+      const [na, nb] = await Promise.all([run(store), run(other)]);
+      let total = 0;
+      for (const conv of convs) {
+        const seqs = seqsOf(await readAll(store, conv));
+        assert.deepEqual(seqs, range(1, seqs.length));
+        total += seqs.length;
+      }
+      assert.equal(total, na + nb);
+    });
+
+    for (const seed of [1, 2, 3, 4, 5]) {
+      // Seeds 4 and 5 send each instance's operations of a round as one appendMany call.
+      const many = seed >= 4;
+      test(`5.1/5.4 seeded fuzz ${seed}: random batches, cids and interleavings on two instances keep the invariants${many ? ' (appendMany)' : ''}`, async () => {
         const rnd = prng(seed);
         const pick = <T>(xs: T[]) => xs[Math.floor(rnd() * xs.length)]!;
         const convs = [randomUUID(), randomUUID(), randomUUID()];
@@ -327,7 +380,17 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
             }
             return { conv, drafts, expectDup, via: rnd() < 0.5 ? store : other };
           });
-          const done = await Promise.all(ops.map((op) => op.via.append(op.conv, op.drafts)));
+          let done: AppendResult[][];
+          if (many) {
+            done = new Array(ops.length);
+            await Promise.all(
+              [...new Set([store, other])].map(async (via) => {
+                const mine = ops.map((op, i) => ({ op, i })).filter((x) => x.op.via === via);
+                const rs = await appendAll(via, mine.map(({ op }) => ({ conv: op.conv, drafts: op.drafts })));
+                mine.forEach(({ i }, k) => (done[i] = rs[k]!));
+              }),
+            );
+          } else done = await Promise.all(ops.map((op) => op.via.append(op.conv, op.drafts)));
           ops.forEach((op, i) => {
             log.push({ conv: op.conv, drafts: op.drafts, results: done[i]!, expectDup: op.expectDup });
             for (const d of op.drafts) if (d.cid && d.from) stored.get(op.conv)!.push({ from: d.from, cid: d.cid });

@@ -53,9 +53,9 @@ registerMessageStoreContract('PGlite (in memory)', async () => {
   const database = await openDatabase({ dataDir: 'unused', memory: true });
   await database.migrate();
   return {
-    store: new PostgresMessageStore(database.db),
+    store: new PostgresMessageStore(database),
     // One embedded database per process: a second store shares the handle.
-    second: async () => new PostgresMessageStore(database.db),
+    second: async () => new PostgresMessageStore(database),
     cleanup: () => database.close(),
   };
 });
@@ -65,16 +65,42 @@ registerMessageStoreContract('PostgreSQL', async () => {
   const handles: Database[] = [await openDatabase({ databaseUrl: url, dataDir: 'unused' })];
   await handles[0]!.migrate();
   return {
-    store: new PostgresMessageStore(handles[0]!.db),
+    store: new PostgresMessageStore(handles[0]!),
     second: async () => {
       const h = await openDatabase({ databaseUrl: url, dataDir: 'unused' });
       handles.push(h);
-      return new PostgresMessageStore(h.db);
+      return new PostgresMessageStore(h);
     },
     cleanup: async () => {
       await Promise.all(handles.map((h) => h.close()));
     },
   };
+});
+
+describe('PostgreSQL message store: appendMany', () => {
+  test('5.1 a batch PostgreSQL refuses fails alone; the other conversations of the same write are stored', async () => {
+    const url = await createDatabase(services.databaseUrl());
+    const h = await openDatabase({ databaseUrl: url, dataDir: 'unused' });
+    try {
+      await h.migrate();
+      const store = new PostgresMessageStore(h);
+      const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+      await store.append(b, [draft()]);
+      // jsonb cannot hold NUL: the protocol refuses it, this is the store's own guard.
+      const out = await store.appendMany([
+        { conv: a, drafts: [draft({ data: { body: 'fine' } })] },
+        { conv: b, drafts: [draft({ data: { body: 'nul \u0000 inside' } })] },
+        { conv: c, drafts: [draft({ data: { body: 'also fine' } }), draft()] },
+      ]);
+      assert.deepEqual(out.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled']);
+      assert.deepEqual((await readAll(store, a)).map((e) => e.data.body), ['fine']);
+      assert.deepEqual((await readAll(store, b)).map((e) => e.seq), [1], 'nothing of the refused batch, and no seq taken');
+      assert.deepEqual((await readAll(store, c)).map((e) => e.seq), [1, 2]);
+      assert.equal((await store.lastSeqs([b])).get(b), 1);
+    } finally {
+      await h.close();
+    }
+  });
 });
 
 registerMessageStoreContract('Cassandra', async () => {

@@ -223,6 +223,11 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
       [JSON.stringify({ type: 'send', conv, cid: 'x', body: 'x', admin: true }), 'BAD_REQUEST'],
       [JSON.stringify({ type: 'send', conv, cid: 'long', body: 'x'.repeat(501) }), 'PAYLOAD_TOO_LARGE'],
       [JSON.stringify({ type: 'send', conv, cid: 'blank', body: '   ' }), 'BAD_REQUEST'],
+      // JSON escapes that PostgreSQL cannot store: refused at the protocol, not by the database.
+      ['{"type":"send","conv":"' + conv + '","cid":"nul","body":"a\\u0000b"}', 'BAD_REQUEST'],
+      ['{"type":"send","conv":"' + conv + '","cid":"sur","body":"a\\ud800b"}', 'BAD_REQUEST'],
+      ['{"type":"send","conv":"' + conv + '","cid":"\\u0000","body":"x"}', 'BAD_REQUEST'],
+      ['{"type":"react","conv":"' + conv + '","seq":' + 1 + ',"emoji":"\\udfff","on":true}', 'BAD_REQUEST'],
       [JSON.stringify({ type: 'send', conv: other.conv, cid: 'intrude', body: 'x' }), 'FORBIDDEN'],
       [JSON.stringify({ type: 'send', conv: randomUUID(), cid: 'nowhere', body: 'x' }), 'FORBIDDEN'],
       [JSON.stringify({ type: 'edit', conv: other.conv, seq: otherMsg.seq, body: 'x' }), 'FORBIDDEN'],

@@ -16,6 +16,12 @@ export const rowsOf = <T>(res: unknown): T[] => (Array.isArray(res) ? (res as T[
 export interface Database {
   db: Db;
   kind: 'pglite' | 'postgres';
+  /**
+   * A raw parameterised statement for hot paths, prepared once per connection on PostgreSQL
+   * (drizzle's `execute` is unprepared: postgres.js then spends a round trip describing the
+   * parameters and the server plans every call). `text` must be a constant.
+   */
+  query<T>(text: string, params: unknown[]): Promise<T[]>;
   /** Runs pending migrations, one replica at a time (advisory lock). */
   migrate(): Promise<void>;
   ping(): Promise<void>;
@@ -47,6 +53,8 @@ export async function openDatabase(opts: {
     return {
       db,
       kind: 'postgres',
+      query: async <T>(text: string, params: unknown[]) =>
+        (await client.unsafe(text, params as never[], { prepare: true })) as unknown as T[],
       async migrate() {
         // A single-connection client so the advisory lock and the migration share a session.
         const one = postgres(opts.databaseUrl!, { max: 1, onnotice: () => {} });
@@ -79,6 +87,7 @@ export async function openDatabase(opts: {
   return {
     db,
     kind: 'pglite',
+    query: async <T>(text: string, params: unknown[]) => (await pg.query<T>(text, params)).rows,
     // PGlite is one process's file: no other replica can share it, so no lock is needed.
     migrate: () => migrate(drizzle(pg), { migrationsFolder }),
     async ping() {

@@ -61,7 +61,7 @@ describe('hub on its in-process adapters', () => {
   after(async () => database?.close());
 
   function makeHub(convsOf: Record<string, string[]>) {
-    const store = new PostgresMessageStore(database.db);
+    const store = new PostgresMessageStore(database);
     const bus = new MemoryBus();
     const directory: MembershipDirectory = {
       conversationsOf: async (u) => convsOf[u] ?? [],

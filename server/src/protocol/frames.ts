@@ -12,14 +12,21 @@ const ref = z.string().min(1).max(64);
 const convId = z.uuid();
 const seq = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const cursor = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** Text the stores can hold: JSON escapes can carry NUL and unpaired surrogates, which PostgreSQL refuses. */
+const text = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((s) => !s.includes('\u0000') && s.isWellFormed(), 'must not contain NUL or unpaired surrogates');
 
 /** Body length limits are applied by the hub from its config; this is the wire-level ceiling. */
 export const sendFrame = z.strictObject({
   type: z.literal('send'),
   ref: ref.optional(),
   conv: convId,
-  cid: z.string().min(1).max(64),
-  body: z.string().min(1).max(100_000),
+  cid: text(64),
+  body: text(100_000),
   replyTo: seq.optional(),
   mentions: z.array(z.uuid()).max(50).optional(),
 });
@@ -28,7 +35,7 @@ export const editFrame = z.strictObject({
   ref: ref.optional(),
   conv: convId,
   seq,
-  body: z.string().min(1).max(100_000),
+  body: text(100_000),
 });
 export const deleteFrame = z.strictObject({ type: z.literal('delete'), ref: ref.optional(), conv: convId, seq });
 export const reactFrame = z.strictObject({
@@ -36,7 +43,7 @@ export const reactFrame = z.strictObject({
   ref: ref.optional(),
   conv: convId,
   seq,
-  emoji: z.string().min(1).max(32),
+  emoji: text(32),
   on: z.boolean(),
 });
 export const readFrame = z.strictObject({ type: z.literal('read'), ref: ref.optional(), conv: convId, seq: cursor });

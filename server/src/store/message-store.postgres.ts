@@ -1,8 +1,8 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import { rowsOf, type Db } from '../db/database.ts';
-import { isUniqueViolation } from '../errors.ts';
-import { logEvents, logHeads } from '../../../db/schema/index.ts';
-import type { AppendResult, EventDraft, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
+import { rowsOf, type Database, type Db } from '../db/database.ts';
+import { isDataError, isDeadlock, isUniqueViolation } from '../errors.ts';
+import { logEvents } from '../../../db/schema/index.ts';
+import type { AppendBatch, AppendResult, EventDraft, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
 
 /** A row of a raw `db.execute` (snake_case columns; drivers differ on timestamp and bigint types). */
 interface RawRow {
@@ -31,112 +31,163 @@ const rawEvent = (r: RawRow): StoredEvent => {
 };
 
 /**
+ * The whole append, one prepared statement for any number of conversations. $1 is a JSON array
+ * of rows {i, conv, id, kind, sender, cid, ts, data}; the result is, per row i, its seq and, for
+ * a (conv, sender, cid) already stored, the stored event. See appendOnce.
+ */
+const APPEND_SQL = `
+  with inp as (
+    select * from jsonb_to_recordset($1::text::jsonb)
+      as t(i int, conv uuid, id uuid, kind text, sender uuid, cid text, ts timestamptz, data jsonb)
+  ),
+  dup as (
+    -- Lateral, so that even the generic plan of this prepared statement probes the cid index
+    -- per input row (a join was planned as a scan of log_events once the plan went generic).
+    select inp.i, e.seq, to_jsonb(e) as ev from inp
+    cross join lateral (
+      select * from log_events e
+      where e.conversation_id = inp.conv and e.sender_id = inp.sender and e.cid = inp.cid
+    ) e
+  ),
+  fresh as (select inp.* from inp where not exists (select 1 from dup where dup.i = inp.i)),
+  counts as (select conv, count(*)::bigint as n from fresh group by conv),
+  heads as (
+    insert into log_heads as h (conversation_id, last_seq)
+    select conv, n from counts order by conv
+    on conflict (conversation_id) do update set last_seq = h.last_seq + excluded.last_seq
+    returning h.conversation_id, h.last_seq
+  ),
+  numbered as (
+    select f.*, heads.last_seq - counts.n + row_number() over (partition by f.conv order by f.i) as seq
+    from fresh f join counts on counts.conv = f.conv join heads on heads.conversation_id = f.conv
+  ),
+  ins as (
+    insert into log_events (conversation_id, seq, id, kind, sender_id, cid, ts, data)
+    select conv, seq, id, kind, sender, cid, ts, data from numbered
+  )
+  select i, seq, null::jsonb as dup from numbered
+  union all
+  select i, seq, ev from dup`;
+
+const READ_RANGE_SQL = `select * from log_events
+  where conversation_id = $1 and seq > $2::bigint and seq < $3::bigint order by seq asc limit $4::int`;
+const READ_NEWEST_BEFORE_SQL = `select * from log_events
+  where conversation_id = $1 and seq < $2::bigint order by seq desc limit $3::int`;
+const LAST_SEQS_SQL = `select conversation_id, last_seq from log_heads
+  where conversation_id in (select jsonb_array_elements_text($1::text::jsonb)::uuid)`;
+
+/**
  * The message store on PostgreSQL (or PGlite). Seqs come from a per-conversation head row
  * bumped in the same transaction as the insert, so a seq exists only if its event does:
  * no holes, no reuse, whatever happens to Redis or a hub.
  */
 export class PostgresMessageStore implements MessageStore {
-  constructor(private readonly db: Db) {}
+  private readonly db: Db;
+
+  constructor(private readonly database: Database) {
+    this.db = database.db;
+  }
 
   async init() {
     // Tables come with the drizzle migrations, applied at start.
   }
 
   async append(conv: string, drafts: EventDraft[]): Promise<AppendResult[]> {
-    if (drafts.length === 0) return [];
+    return (await this.appendRetrying([{ conv, drafts }]))[0]!;
+  }
+
+  async appendMany(batches: AppendBatch[]): Promise<PromiseSettledResult<AppendResult[]>[]> {
+    try {
+      const results = await this.appendRetrying(batches);
+      return results.map((value) => ({ status: 'fulfilled', value }));
+    } catch (err) {
+      // The statement was refused as a whole; when the refusal is about the data (a value
+      // PostgreSQL cannot take), find the batch at fault by writing each on its own. Anything
+      // else (connection lost: the outcome is unknown) fails every batch.
+      if (batches.length === 1 || !isDataError(err)) return batches.map(() => ({ status: 'rejected', reason: err }));
+      return Promise.allSettled(batches.map(async (b) => (await this.appendRetrying([b]))[0]!));
+    }
+  }
+
+  private async appendRetrying(batches: AppendBatch[]): Promise<AppendResult[][]> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.appendOnce(conv, drafts);
+        return await this.appendOnce(batches);
       } catch (err) {
-        // Another replica stored one of these cids between our lookup and our insert: the
-        // unique index refused the whole batch; the next attempt finds it and returns it.
-        if (attempt < 3 && isUniqueViolation(err)) continue;
+        // Another replica stored one of these cids between our snapshot and our insert: the
+        // unique index refused the whole statement; the next attempt finds it and returns it.
+        // A deadlock (two replicas' head locks) cannot happen with heads locked in id order,
+        // but is retried the same way should a plan ever lock them otherwise.
+        if (attempt < 3 && (isUniqueViolation(err) || isDeadlock(err))) continue;
         throw err;
       }
     }
   }
 
   /**
-   * Four round trips for a batch: the cid lookup, then BEGIN, one upsert that locks the head row
-   * and reserves `n` seqs, one multi-row insert, COMMIT. The head row lock serialises appends to
-   * one conversation; other conversations proceed in parallel.
+   * One statement, one round trip, for any number of conversations: it finds the drafts whose
+   * (sender, cid) is already stored, bumps each conversation's head row by its count of new
+   * drafts (locking the heads in id order, so concurrent statements never deadlock), and
+   * inserts the new events with the seqs that reserves. The head row lock serialises appends
+   * to one conversation; a seq exists only if its event does.
    */
-  private async appendOnce(conv: string, drafts: EventDraft[]): Promise<AppendResult[]> {
-    const keyOf = (d: EventDraft) => (d.cid != null && d.from != null ? `${d.from}\u0000${d.cid}` : null);
-    const existing = new Map<string, StoredEvent>();
-    const cids = drafts.filter((d) => keyOf(d)).map((d) => d.cid!);
-    if (cids.length) {
-      // The append path uses plain SQL: the query builder was a fifth of a hub's CPU under load.
-      const rows = rowsOf<RawRow>(
-        await this.db.execute(
-          sql`select * from log_events where conversation_id = ${conv} and cid in (${sql.join(cids.map((c) => sql`${c}`), sql`, `)})`,
-        ),
-      );
-      for (const r of rows) existing.set(`${r.sender_id}\u0000${r.cid}`, rawEvent(r));
-    }
-    // Which drafts are new; a cid repeated inside the batch is stored once.
-    const fresh: EventDraft[] = [];
-    const firstInBatch = new Map<string, number>();
-    type Plan = { dup: StoredEvent } | { sameAs: number } | { fresh: number };
-    const plan = drafts.map((d): Plan => {
-      const key = keyOf(d);
-      if (key && existing.has(key)) return { dup: existing.get(key)! };
-      if (key && firstInBatch.has(key)) return { sameAs: firstInBatch.get(key)! };
-      if (key) firstInBatch.set(key, fresh.length);
-      fresh.push(d);
-      return { fresh: fresh.length - 1 };
-    });
-    if (fresh.length === 0) return plan.map((p) => ({ event: (p as { dup: StoredEvent }).dup, duplicate: true }));
-
-    const events = await this.db.transaction(async (tx) => {
-      const [head] = rowsOf<{ last_seq: string | number }>(
-        await tx.execute(sql`
-          insert into log_heads (conversation_id, last_seq) values (${conv}, ${fresh.length})
-          on conflict (conversation_id) do update set last_seq = log_heads.last_seq + ${fresh.length}
-          returning last_seq`),
-      );
-      const first = Number(head!.last_seq) - fresh.length + 1;
-      const out = fresh.map((d, i): StoredEvent => ({ ...d, conv, seq: first + i }));
-      const values = out.map(
-        (e) =>
-          sql`(${conv}, ${e.seq}, ${e.id}, ${e.kind}, ${e.from}, ${e.cid ?? null}, ${new Date(e.ts).toISOString()}::timestamptz, ${JSON.stringify(e.data)}::jsonb)`,
-      );
-      await tx.execute(
-        sql`insert into log_events (conversation_id, seq, id, kind, sender_id, cid, ts, data) values ${sql.join(values, sql`, `)}`,
-      );
-      return out;
-    });
-    return plan.map((p) =>
-      'dup' in p
-        ? { event: p.dup, duplicate: true }
-        : 'sameAs' in p
-          ? { event: events[p.sameAs]!, duplicate: true }
-          : { event: events[p.fresh]!, duplicate: false },
+  private async appendOnce(batches: AppendBatch[]): Promise<AppendResult[][]> {
+    const rows: Record<string, unknown>[] = [];
+    const sources: { conv: string; draft: EventDraft }[] = [];
+    // Per batch and draft: the row it is sent as, or, for a (conv, sender, cid) repeated in this
+    // call, the row of its first copy (stored once; the copies are its duplicates).
+    const firstRow = new Map<string, number>();
+    const plans = batches.map(({ conv, drafts }) =>
+      drafts.map((d): { row: number; dup: boolean } => {
+        const key = d.cid != null && d.from != null ? `${conv}\u0000${d.from}\u0000${d.cid}` : null;
+        const first = key ? firstRow.get(key) : undefined;
+        if (first !== undefined) return { row: first, dup: true };
+        const i = rows.length;
+        if (key) firstRow.set(key, i);
+        rows.push({ i, conv, id: d.id, kind: d.kind, sender: d.from, cid: d.cid ?? null, ts: new Date(d.ts).toISOString(), data: d.data });
+        sources.push({ conv, draft: d });
+        return { row: i, dup: false };
+      }),
     );
+    if (rows.length === 0) return batches.map(() => []);
+    const out = await this.database.query<{ i: number; seq: string | number; dup: RawRow | string | null }>(APPEND_SQL, [
+      JSON.stringify(rows),
+    ]);
+    const byRow = new Array<AppendResult>(rows.length);
+    for (const r of out) {
+      const i = Number(r.i);
+      if (r.dup != null) {
+        byRow[i] = { event: rawEvent(typeof r.dup === 'string' ? (JSON.parse(r.dup) as RawRow) : r.dup), duplicate: true };
+      } else {
+        const { conv, draft } = sources[i]!;
+        byRow[i] = { event: { ...draft, conv, seq: Number(r.seq) }, duplicate: false };
+      }
+    }
+    return plans.map((plan) => plan.map((p) => (p.dup ? { event: byRow[p.row]!.event, duplicate: true } : byRow[p.row]!)));
   }
 
   async read(conv: string, range: ReadRange): Promise<StoredEvent[]> {
-    const conds = [sql`conversation_id = ${conv}`];
-    if (range.afterSeq != null) conds.push(sql`seq > ${range.afterSeq}`);
-    if (range.beforeSeq != null) conds.push(sql`seq < ${range.beforeSeq}`);
-    const newestFirst = range.afterSeq == null && range.beforeSeq != null;
-    const rows = rowsOf<RawRow>(
-      await this.db.execute(
-        sql`select * from log_events where ${sql.join(conds, sql` and `)} order by seq ${newestFirst ? sql`desc` : sql`asc`} limit ${range.limit}`,
-      ),
-    );
-    const events = rows.map(rawEvent);
-    return newestFirst ? events.reverse() : events;
+    // Constant statements (prepared once per connection): catch-up and gap fill read here.
+    if (range.afterSeq == null && range.beforeSeq != null) {
+      const rows = await this.database.query<RawRow>(READ_NEWEST_BEFORE_SQL, [conv, range.beforeSeq, range.limit]);
+      return rows.map(rawEvent).reverse();
+    }
+    const rows = await this.database.query<RawRow>(READ_RANGE_SQL, [
+      conv,
+      range.afterSeq ?? 0,
+      range.beforeSeq ?? Number.MAX_SAFE_INTEGER,
+      range.limit,
+    ]);
+    return rows.map(rawEvent);
   }
 
   async lastSeqs(convs: string[]): Promise<Map<string, number>> {
     const out = new Map<string, number>(convs.map((c) => [c, 0]));
     if (!convs.length) return out;
-    const rows = await this.db
-      .select()
-      .from(logHeads)
-      .where(inArray(logHeads.conversationId, convs));
-    for (const r of rows) out.set(r.conversationId, Number(r.lastSeq));
+    const rows = await this.database.query<{ conversation_id: string; last_seq: string | number }>(LAST_SEQS_SQL, [
+      JSON.stringify(convs),
+    ]);
+    for (const r of rows) out.set(r.conversation_id, Number(r.last_seq));
     return out;
   }
 

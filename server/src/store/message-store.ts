@@ -31,6 +31,12 @@ export interface AppendResult {
   duplicate: boolean;
 }
 
+/** One conversation's drafts inside a multi-conversation append. */
+export interface AppendBatch {
+  conv: string;
+  drafts: EventDraft[];
+}
+
 export interface ReadRange {
   /** Exclusive lower bound. */
   afterSeq?: number;
@@ -51,6 +57,13 @@ export interface MessageStore {
    * Never leaves a seq that a reader would wait on forever.
    */
   append(conv: string, drafts: EventDraft[]): Promise<AppendResult[]>;
+  /**
+   * Optional: appends several conversations' drafts at once (group commit across
+   * conversations), each batch with exactly the semantics of `append`; outcomes in batch
+   * order. A batch the store refuses (bad data) fails alone, never the others. A store without
+   * it gets one `append` per conversation, in parallel.
+   */
+  appendMany?(batches: AppendBatch[]): Promise<PromiseSettledResult<AppendResult[]>[]>;
   /** Events in ascending seq order within the range. */
   read(conv: string, range: ReadRange): Promise<StoredEvent[]>;
   /** The highest seq of each conversation (0 for one with no events). */
@@ -65,4 +78,10 @@ export interface MessageStore {
   /** Seqs of the `message` events `from` sent in `conv` (for account erasure). */
   seqsBySender(conv: string, from: string): Promise<number[]>;
   close(): Promise<void>;
+}
+
+/** `store.appendMany` where the store has it, else one `append` per conversation in parallel. */
+export function appendBatches(store: MessageStore, batches: AppendBatch[]): Promise<PromiseSettledResult<AppendResult[]>[]> {
+  if (store.appendMany) return store.appendMany(batches);
+  return Promise.allSettled(batches.map((b) => store.append(b.conv, b.drafts)));
 }

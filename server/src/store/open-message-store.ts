@@ -18,7 +18,7 @@ export async function openMessageStore(config: Config, database: Database, logge
     await store.init();
     return store;
   }
-  const store = new PostgresMessageStore(database.db);
+  const store = new PostgresMessageStore(database);
   await store.init();
   return store;
 }

@@ -48,6 +48,9 @@ const QUICK = {
   reconnectRooms: 20,
   persistWindow: 4,
   persistS: 5,
+  storeProducers: 500,
+  storeConvs: 200,
+  storeS: 4,
   connScaleTarget: 2000,
   connScaleSteps: '1000,2000',
   connScaleWorkers: 2,
@@ -72,6 +75,9 @@ const FULL: typeof QUICK = {
   reconnectRooms: 400,
   persistWindow: 8,
   persistS: 20,
+  storeProducers: 2000,
+  storeConvs: 1000,
+  storeS: 15,
   connScaleTarget: 100_000,
   connScaleSteps: '5000,10000,15000,20000,50000,100000',
   connScaleWorkers: 4,
@@ -93,7 +99,7 @@ for (let i = 0; i < argv.length; i++) {
   if (!k || v === undefined || !(k in sizes)) throw new Error(`--set ${kv}: unknown size (one of ${Object.keys(sizes).join(', ')})`);
   (sizes as Record<string, number | string>)[k] = typeof (sizes as Record<string, unknown>)[k] === 'number' ? Number(v) : v;
 }
-const ALL = ['connect', 'fanout', 'login', 'api', 'reconnect', 'persist', 'peers', 'connscale'];
+const ALL = ['connect', 'fanout', 'login', 'api', 'reconnect', 'persist', 'store', 'peers', 'connscale'];
 const only = option('only')?.split(',') ?? [...ALL, ...(flag('cassandra') ? ['cassandra'] : [])];
 for (const o of only) if (![...ALL, 'cassandra'].includes(o)) throw new Error(`--only: unknown scenario ${o}`);
 const wants = (s: string) => only.includes(s);
@@ -237,6 +243,8 @@ async function main() {
       }
     }
   }
+
+  if (wants('store')) await storeScenario('store path (PostgreSQL)', { DATABASE_URL: databaseUrl }, backing);
 
   if (wants('peers')) {
     const peerEnv = { SEED_FILE: seedFile, JWT_SECRET: jwtSecret, REDIS_URL: redis.url, REDIS_PREFIX: `sio${stamp.replace(/-/g, '')}` };
@@ -448,6 +456,67 @@ async function connectScenario(name: string, set: ServerSet, watch: Watched[], k
   log(`  ${JSON.stringify(s.figures)}`);
 }
 
+/**
+ * The write path alone (load-tests/store-load.ts: EventWriter + store, no sockets): durable
+ * appends per second, and CPU per append of the writer process and of the database.
+ */
+async function storeScenario(name: string, env: Record<string, string>, watch: Watched[]) {
+  log(`${name}: ${sizes.storeProducers} writers over ${sizes.storeConvs} conversations, ${sizes.storeS}s …`);
+  const { sample } = await import('./harness/procs.ts');
+  const before = sample(watch);
+  const t0 = Date.now();
+  let out: { appended: number; failed: number; seconds: number; appendsPerS: number; cpuS: number; latencyP50: number; latencyP99: number };
+  try {
+    const stdout = execFileSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'load-tests', 'store-load.ts')], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      timeout: (sizes.storeS + 120) * 1000,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {
+        ...process.env,
+        ...env,
+        NODE_ENV: 'production',
+        CONVS: String(sizes.storeConvs),
+        PRODUCERS: String(sizes.storeProducers),
+        DURATION_S: String(sizes.storeS),
+        BODY_SIZE: String(sizes.bodySize),
+      },
+    });
+    out = JSON.parse(stdout.trim().split('\n').at(-1)!);
+  } catch (err) {
+    result.ok = false;
+    result.notes.push(`${name} failed: ${err instanceof Error ? err.message.slice(0, 300) : String(err)}`);
+    log(`  ${name} failed: ${err instanceof Error ? err.message : String(err)}`);
+    return;
+  }
+  const after = sample(watch);
+  const backingCpu = cpuDelta(before, after);
+  const s: ScenarioResult = {
+    name,
+    server: 'Hubbub write path',
+    kind: 'hubbub',
+    ok: out.failed === 0,
+    exitCode: 0,
+    failedThresholds: out.failed ? [`${out.failed} appends failed`] : [],
+    durationS: round((Date.now() - t0) / 1000, 1),
+    cpuS: { writer: out.cpuS, ...backingCpu },
+    windowCpuS: null,
+    windowS: out.seconds,
+    peakRssMiB: {},
+    metrics: {},
+    figures: {
+      appendsPerS: out.appendsPerS,
+      appended: out.appended,
+      writerCpuUsPerAppend: round((out.cpuS * 1e6) / out.appended, 1),
+      appendP50: out.latencyP50,
+      appendP99: out.latencyP99,
+    },
+  };
+  if (!s.ok) result.ok = false;
+  result.scenarios.push(s);
+  log(`  ${JSON.stringify(s.figures)}`);
+}
+
 async function cassandraScenario(k6: string, databaseUrl: string, redis: RedisHandle, prooms: number, secret: string, seedFile: string) {
   const { startCassandra } = await import('../test/helpers/cassandra.ts');
   log('starting Cassandra (single node, loopback)');
@@ -463,7 +532,8 @@ async function cassandraScenario(k6: string, databaseUrl: string, redis: RedisHa
   const hubs = await startHubs({ replicas: 2, env, label: 'Hubbub (Cassandra store)' });
   cleanups.push(() => hubs.stop());
   const cassPid = findPid(['java', 'cassandra']);
-  const watch: Watched[] = [serverWatch(hubs), ...(cassPid ? [{ name: 'cassandra', pids: () => [cassPid] }] : [])];
+  const cassWatch: Watched[] = cassPid ? [{ name: 'cassandra', pids: () => [cassPid] }] : [];
+  const watch: Watched[] = [serverWatch(hubs), ...cassWatch];
   await fanoutScenario('persist (Cassandra)', hubs, watch, k6, {
     SEED: seedFile,
     VUS: sizes.vus,
@@ -477,6 +547,7 @@ async function cassandraScenario(k6: string, databaseUrl: string, redis: RedisHa
     ...persistEnv(prooms),
   });
   await hubs.stop();
+  await storeScenario('store path (Cassandra)', { DATABASE_URL: databaseUrl, MESSAGE_STORE: 'cassandra', CASSANDRA_CONTACT_POINTS: env.CASSANDRA_CONTACT_POINTS, CASSANDRA_LOCAL_DC: env.CASSANDRA_LOCAL_DC, CASSANDRA_KEYSPACE: 'hubbub_bench_store' }, cassWatch);
   await cass.stop();
 }
 

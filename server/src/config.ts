@@ -43,6 +43,8 @@ export const configSchema = z
     // Argon2id cost. OWASP minimum m=19456 KiB, t=2, p=1; the schema refuses weaker settings.
     ARGON2_MEMORY_KIB: intIn(19_456, 1_048_576).default(19_456),
     ARGON2_TIME_COST: intIn(2, 10).default(2),
+    /** Nice value of the password-hashing threads (0-19; 0 = the event loop's priority). */
+    PASSWORD_HASH_NICE: intIn(0, 19).default(10),
     LOGIN_MAX_PER_ACCOUNT: intIn(1, 1000).default(10),
     LOGIN_MAX_PER_IP: intIn(1, 100_000).default(100),
     LOGIN_WINDOW_S: intIn(1, 86_400).default(900),

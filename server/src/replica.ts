@@ -86,9 +86,10 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
 
   const profiles = new ProfileService(db);
   let hubRef: Hub | null = null;
+  const hasher = new PasswordHasher({ memoryCost: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, nice: config.PASSWORD_HASH_NICE });
   const auth = new AuthService({
     db,
-    hasher: new PasswordHasher({ memoryCost: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST }),
+    hasher,
     tokens: new AccessTokens(jwtSecret(config, logger), {
       issuer: config.JWT_ISSUER,
       audience: config.JWT_AUDIENCE,
@@ -186,6 +187,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
     closed = true;
     if (inProcessJobs) clearInterval(inProcessJobs);
     hub.stop();
+    await hasher.close().catch(() => {});
     await presence.close().catch(() => {});
     await bus.close().catch(() => {});
     redis?.disconnect();

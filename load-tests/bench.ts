@@ -557,6 +557,13 @@ main()
     process.exitCode = 1;
   })
   .finally(async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => {});
+    // Each cleanup gets a bounded time, then the process exits on its own: a child that will not
+    // die (or a pipe it left open) must never keep a finished bench, and CI, waiting.
+    for (const c of cleanups.reverse()) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([c().catch(() => {}), new Promise((r) => (timer = setTimeout(r, 30_000)))]);
+      clearTimeout(timer);
+    }
     rmSync(work, { recursive: true, force: true });
+    process.exit(process.exitCode ?? 0);
   });

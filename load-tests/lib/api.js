@@ -27,8 +27,10 @@ export function arrivalScenario(exec, rate, durationS, { perVU, minVUs, maxVUs, 
     rate,
     timeUnit: '1s',
     duration: `${durationS}s`,
-    preAllocatedVUs: Math.max(4, Math.ceil(rate / perVU)),
-    maxVUs: Math.max(minVUs, maxVUs),
+    // Every VU is initialised before the run: one started mid-run parses the seed file first,
+    // and on a busy 2-core box that delay alone drops iterations.
+    preAllocatedVUs: Math.max(minVUs, maxVUs, Math.ceil(rate / perVU)),
+    maxVUs: Math.max(minVUs, maxVUs, Math.ceil(rate / perVU)),
   };
   if (startTime) s.startTime = startTime;
   return s;

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, waitForPort } from './ports.ts';
@@ -35,7 +35,29 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
   const child: ChildProcess = spawn(pcmd, pargs, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (b) => (stderr = (stderr + b).slice(-4000)));
-  const killOnExit = () => child.kill('SIGKILL');
+  // As root the child is runuser, which does not pass SIGINT on to the server: signal the
+  // postmaster itself (its pid is the first line of postmaster.pid), or it outlives us and its
+  // stderr pipe keeps the parent's event loop alive.
+  const postmasterPid = (): number | null => {
+    try {
+      const pid = Number(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      return Number.isInteger(pid) && pid > 0 ? pid : null;
+    } catch {
+      return null;
+    }
+  };
+  const signal = (sig: NodeJS.Signals) => {
+    const pid = postmasterPid();
+    if (pid !== null) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        /* already gone */
+      }
+    }
+    if (child.exitCode === null) child.kill(sig);
+  };
+  const killOnExit = () => signal('SIGKILL');
   process.on('exit', killOnExit);
   try {
     await Promise.race([
@@ -43,7 +65,7 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
       new Promise((_, rej) => child.once('exit', (c) => rej(new Error(`postgres exited (${c}): ${stderr}`)))),
     ]);
   } catch (err) {
-    child.kill('SIGKILL');
+    signal('SIGKILL');
     throw err;
   }
   return {
@@ -52,10 +74,11 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
       process.off('exit', killOnExit);
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGINT'); // fast shutdown
+        signal('SIGINT'); // fast shutdown
         await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-        if (child.exitCode === null) child.kill('SIGKILL');
+        if (child.exitCode === null) signal('SIGKILL');
       }
+      child.stderr?.destroy();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -3,11 +3,11 @@
  *
  * Starts PostgreSQL and Redis on loopback, seeds users and rooms, runs two hub replicas as
  * child processes and drives them with the k6 scripts of this folder; then runs the same
- * `connect` and `fanout` workloads against the two peers in peers/ (plain `ws`, Socket.IO with
- * the Redis adapter on two replicas), and the Node connection-scale client against one hub.
- * Samples every server process's CPU seconds and RSS from /proc, writes
- * results/<timestamp>.json and results/latest.md, and exits non-zero when a k6 threshold (a
- * target) failed or a scenario broke.
+ * `connect` and `fanout` workloads against the three peers in peers/ (bare uWebSockets.js with
+ * native pub/sub, plain `ws`, Socket.IO with the Redis adapter on two replicas), and the Node
+ * connection-scale client against one hub. Samples every server process's CPU seconds and RSS
+ * from /proc, writes results/<timestamp>.json and results/latest.md, and exits non-zero when a
+ * k6 threshold (a target) failed or a scenario broke.
  *
  * Scenarios (--only): connect, fanout, login, api, reconnect, persist, peers, connscale,
  * cassandra (the last only with --cassandra or --only=cassandra).
@@ -26,7 +26,7 @@ import { cpuDelta, findPid, processTree, repoRoot, round, type Sample, type Watc
 import { summarizeProfile } from './harness/profile-summary.ts';
 import { writeReport, type BenchResult, type ScenarioResult } from './harness/report.ts';
 import { seedDatabase } from './harness/seed.ts';
-import { hubEnv, startHubs, startSocketIoPeers, startWsPeer, type ServerSet } from './harness/servers.ts';
+import { hubEnv, startHubs, startSocketIoPeers, startUwsPeer, startWsPeer, type ServerSet } from './harness/servers.ts';
 
 // ---- sizes ---------------------------------------------------------------------------------
 
@@ -248,19 +248,16 @@ async function main() {
 
   if (wants('peers')) {
     const peerEnv = { SEED_FILE: seedFile, JWT_SECRET: jwtSecret, REDIS_URL: redis.url, REDIS_PREFIX: `sio${stamp.replace(/-/g, '')}` };
-    const wsPeer = await startWsPeer(peerEnv);
-    cleanups.push(() => wsPeer.stop());
-    const wsWatch = [serverWatch(wsPeer), ...backing];
-    await connectScenario('connect', wsPeer, wsWatch, k6, connectEnv(wsPeer));
-    await fanoutScenario('fanout', wsPeer, wsWatch, k6, fanoutEnv(wsPeer));
-    await wsPeer.stop();
-
-    const sio = await startSocketIoPeers(2, peerEnv);
-    cleanups.push(() => sio.stop());
-    const sioWatch = [serverWatch(sio), ...backing];
-    await connectScenario('connect', sio, sioWatch, k6, connectEnv(sio));
-    await fanoutScenario('fanout', sio, sioWatch, k6, fanoutEnv(sio));
-    await sio.stop();
+    // One peer at a time, so each has the box to itself.
+    const peers = [() => startUwsPeer(peerEnv), () => startWsPeer(peerEnv), () => startSocketIoPeers(2, peerEnv)];
+    for (const start of peers) {
+      const peer = await start();
+      cleanups.push(() => peer.stop());
+      const watch = [serverWatch(peer), ...backing];
+      await connectScenario('connect', peer, watch, k6, connectEnv(peer));
+      await fanoutScenario('fanout', peer, watch, k6, fanoutEnv(peer));
+      await peer.stop();
+    }
   }
 
   if (wants('connscale')) await connScaleScenario(hubBase, seedFile).catch((err) => {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { startNodeServer, type NodeServer } from './procs.ts';
 
-export type ServerKind = 'hubbub' | 'ws' | 'socketio';
+export type ServerKind = 'hubbub' | 'uws' | 'ws' | 'socketio';
 
 /** A set of server processes under test, as the k6 scripts see them. */
 export interface ServerSet {
@@ -88,6 +88,11 @@ export async function startHubs(opts: {
     ),
   );
   return set('hubbub', opts.label ?? 'Hubbub', procs);
+}
+
+export async function startUwsPeer(env: Record<string, string>): Promise<ServerSet> {
+  const p = await startNodeServer({ name: 'uws-peer', entry: path.join('load-tests', 'peers', 'uws-peer.ts'), env, readyPath: '/stats' });
+  return set('uws', 'bare uWS (1 process)', [p]);
 }
 
 export async function startWsPeer(env: Record<string, string>): Promise<ServerSet> {

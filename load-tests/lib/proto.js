@@ -2,6 +2,7 @@
 // path whatever the target:
 //   PROTO=hubbub   Hubbub protocol v1 (`Authorization: Bearer` at the upgrade)
 //   PROTO=ws       the plain `ws` peer: the same frames, the same header
+//   PROTO=uws      the bare uWebSockets.js peer: the same as ws
 //   PROTO=socketio the Socket.IO peer: Engine.IO v4 over a raw WebSocket
 //                  (`0{…}` open → `40{"token"}` connect; `2` ping → `3` pong;
 //                  `42["f",frame]` server frames; `42<id>["send",frame]` → `43<id>[reply]`)
@@ -12,7 +13,7 @@
 import { WebSocket } from 'k6/websockets';
 
 export const PROTO = __ENV.PROTO || 'hubbub';
-if (!['hubbub', 'ws', 'socketio'].includes(PROTO)) throw new Error(`PROTO must be hubbub, ws or socketio, not ${PROTO}`);
+if (!['hubbub', 'uws', 'ws', 'socketio'].includes(PROTO)) throw new Error(`PROTO must be hubbub, uws, ws or socketio, not ${PROTO}`);
 
 /** Whether the server numbers events per conversation (seq); the Socket.IO peer does not. */
 export const HAS_SEQ = PROTO !== 'socketio';

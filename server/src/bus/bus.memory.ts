@@ -8,10 +8,11 @@ export class MemoryBus implements Bus {
   private subscribed = new Set<string>();
   private handler: BusHandler = () => {};
 
-  async publish(channel: string, payload: string) {
+  async publish(channel: string, payload: string | Buffer) {
     if (!this.subscribed.has(channel)) return;
+    const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
     queueMicrotask(() => {
-      if (this.subscribed.has(channel)) this.handler(channel, payload);
+      if (this.subscribed.has(channel)) this.handler(channel, bytes);
     });
   }
   async subscribe(channel: string) {

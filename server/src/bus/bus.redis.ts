@@ -29,7 +29,9 @@ export class RedisBus implements Bus {
     this.pub.on('error', (err) => opts.logger.warn({ err: err.message }, 'redis bus (pub) error'));
     this.sub.on('error', (err) => opts.logger.warn({ err: err.message }, 'redis bus (sub) error'));
     const n = this.prefix.length;
-    this.sub.on('message', (channel: string, message: string) => this.handler(channel.slice(n), message));
+    // Buffers, not strings: ioredis decodes a payload only when a 'message' listener exists, and
+    // the hub forwards the frame bytes to sockets as they are.
+    this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.handler(channel.toString('latin1', n), message));
     this.sub.on('ready', () => {
       if (this.everReady) for (const h of this.reconnectHandlers) h();
       this.everReady = true;
@@ -42,7 +44,7 @@ export class RedisBus implements Bus {
     await Promise.all([wait(this.pub), wait(this.sub)]);
   }
 
-  async publish(channel: string, payload: string) {
+  async publish(channel: string, payload: string | Buffer) {
     await this.pub.publish(this.prefix + channel, payload);
   }
   async subscribe(channel: string) {

@@ -1,12 +1,13 @@
 /**
- * Fanout between hub replicas. A payload is a string encoded once by the publisher; a
- * subscriber receives the same string, once per hub, never once per socket.
+ * Fanout between hub replicas. A payload is encoded once by the publisher; a subscriber
+ * receives its bytes, once per hub, never once per socket, and passes slices of them on to
+ * sockets without decoding them into a string.
  * In-process (bus.memory.ts) for a single replica; Redis pub/sub (bus.redis.ts) across replicas.
  */
-export type BusHandler = (channel: string, payload: string) => void;
+export type BusHandler = (channel: string, payload: Buffer) => void;
 
 export interface Bus {
-  publish(channel: string, payload: string): Promise<void>;
+  publish(channel: string, payload: string | Buffer): Promise<void>;
   /** Resolves once messages published afterwards will reach `handler`. */
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): Promise<void>;

@@ -6,7 +6,7 @@ import { TokenBucket } from './token-bucket.ts';
 /** The part of a uWS WebSocket the hub uses (so the hub can be driven by anything socket-like). */
 export interface SocketLike {
   /** 1 sent, 0 sent but buffered (backpressure), 2 dropped. */
-  send(message: string, isBinary?: boolean): number;
+  send(message: string | Uint8Array, isBinary?: boolean): number;
   getBufferedAmount(): number;
   end(code?: number, reason?: string): void;
 }
@@ -52,10 +52,12 @@ export class Connection {
    * Sends a pre-encoded frame. A socket whose buffer passes its limit is closed with 4009
    * (too slow) rather than slowing the fanout for everyone else; it catches up by resume.
    */
-  send(frame: string): boolean {
+  send(frame: string | Uint8Array): boolean {
     if (this.closed) return false;
     const r = this.ws.send(frame, false);
     this.opts.wire.framesOut++;
+    // 1: written with nothing buffered, so the buffer size need not be asked for.
+    if (r === 1) return true;
     if (r === 2 || this.ws.getBufferedAmount() > this.opts.maxBuffered) {
       this.close('TOO_SLOW', 'send buffer full: reconnect and resume');
       return false;

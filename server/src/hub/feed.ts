@@ -1,4 +1,5 @@
 import type { Connection } from './connection.ts';
+import type { Frame } from './wire.ts';
 
 /**
  * One conversation as this replica sees it: the highest seq delivered in order here, the
@@ -11,7 +12,7 @@ export class Feed {
   isReady = false;
   readonly ready: Promise<void>;
   markReady!: () => void;
-  readonly pending = new Map<number, { frame: string; acceptedAt: number }>();
+  readonly pending = new Map<number, { frame: Frame; acceptedAt: number }>();
   readonly subscribers = new Set<Connection>();
   gapTimer: NodeJS.Timeout | null = null;
   gapAttempts = 0;

@@ -19,8 +19,8 @@ class FakeSocket implements SocketLike {
   frames: any[] = [];
   closedWith: number | null = null;
   private waiters: (() => void)[] = [];
-  send(message: string) {
-    this.frames.push(JSON.parse(message));
+  send(message: string | Uint8Array) {
+    this.frames.push(JSON.parse(typeof message === 'string' ? message : Buffer.from(message).toString()));
     for (const w of this.waiters.splice(0)) w();
     return 1;
   }

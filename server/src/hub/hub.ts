@@ -11,7 +11,7 @@ import { EventWriter } from './event-writer.ts';
 import { Feed } from './feed.ts';
 import type { MembershipDirectory, SocketUser, UserControl } from './ports.ts';
 import type { Presence } from './presence.ts';
-import { busEvent, busFrame, encode, encodeEvent, parseBus } from './wire.ts';
+import { busEvent, busFrame, encode, encodeEvent, frameBytes, parseBus, type Frame } from './wire.ts';
 
 export interface HubLimits {
   maxBodyChars: number;
@@ -413,7 +413,7 @@ export class Hub {
     });
   }
 
-  private onBus(channel: string, payload: string) {
+  private onBus(channel: string, payload: Buffer) {
     if (channel.startsWith('c:')) {
       const conv = channel.slice(2);
       const m = parseBus(payload);
@@ -421,12 +421,12 @@ export class Hub {
       if (m.t === 'E') this.arrive(conv, m.seq, m.frame, m.acceptedAt);
       else this.fanoutFrame(conv, m.frame, m.skipUser);
     } else if (channel.startsWith('u:')) {
-      this.onUserControl(channel.slice(2), payload);
+      this.onUserControl(channel.slice(2), payload.toString());
     }
   }
 
   /** Takes an event into its feed in seq order, delivering every event that is now in order. */
-  private arrive(conv: string, seq: number, frame: string, acceptedAt: number) {
+  private arrive(conv: string, seq: number, frame: Frame, acceptedAt: number) {
     const feed = this.feeds.get(conv);
     if (!feed || seq <= feed.delivered) return;
     if (!feed.isReady || seq !== feed.delivered + 1) {
@@ -451,10 +451,11 @@ export class Hub {
     } else if (feed.pending.size > 0) this.scheduleGapFill(feed);
   }
 
-  private deliver(feed: Feed, seq: number, frame: string, acceptedAt: number) {
+  private deliver(feed: Feed, seq: number, frame: Frame, acceptedAt: number) {
     feed.delivered = seq;
     this.d.metrics.deliverLatency.observe((Date.now() - acceptedAt) / 1000);
     let n = 0;
+    if (feed.subscribers.size > 1) frame = frameBytes(frame);
     for (const conn of feed.subscribers) {
       const st = conn.convs.get(feed.conv);
       if (!st || !st.live) continue;
@@ -515,9 +516,10 @@ export class Hub {
     await this.d.bus.publish(channels.conv(conv), busFrame(frame, skipUser));
   }
 
-  private fanoutFrame(conv: string, frame: string, skipUser: string) {
+  private fanoutFrame(conv: string, frame: Frame, skipUser: string) {
     const feed = this.feeds.get(conv);
     if (!feed) return;
+    if (feed.subscribers.size > 1) frame = frameBytes(frame);
     for (const conn of feed.subscribers) if (conn.user.id !== skipUser) conn.send(frame);
   }
 

@@ -14,6 +14,18 @@ export const encodeEvent = (e: StoredEvent): string => JSON.stringify(eventFrame
 export const encode = (f: ServerFrame) => JSON.stringify(f);
 
 /**
+ * A frame as sockets get it: a JSON string, or its UTF-8 bytes. Bytes are what a frame going to
+ * many sockets is turned into once (uWS would otherwise encode the string again per socket), and
+ * what arrives from the bus.
+ */
+export type Frame = string | Uint8Array;
+
+/** The frame's bytes, encoded once for a fanout. */
+export const frameBytes = (f: Frame): Uint8Array => (typeof f === 'string' ? Buffer.from(f) : f);
+
+const BAR = 0x7c; // '|'
+
+/**
  * Bus payloads on a conversation channel:
  *   `E<seq>|<acceptedAtMs>|<event frame json>`  an event, with the time its hub accepted it;
  *   `F|<userId to skip or empty>|<frame json>`   an ephemeral frame (typing, read, presence, updates).
@@ -23,19 +35,21 @@ export const busEvent = (seq: number, acceptedAt: number, frame: string) => `E${
 export const busFrame = (frame: string, skipUser = '') => `F|${skipUser}|${frame}`;
 
 export type BusMessage =
-  | { t: 'E'; seq: number; acceptedAt: number; frame: string }
-  | { t: 'F'; skipUser: string; frame: string };
+  | { t: 'E'; seq: number; acceptedAt: number; frame: Uint8Array }
+  | { t: 'F'; skipUser: string; frame: Uint8Array };
 
-export function parseBus(payload: string): BusMessage | null {
-  const a = payload.indexOf('|');
-  const b = a < 0 ? -1 : payload.indexOf('|', a + 1);
+/** Parses a bus payload's header; the frame is a view of the payload's bytes (no copy, no decode). */
+export function parseBus(payload: Buffer): BusMessage | null {
+  const a = payload.indexOf(BAR);
+  const b = a < 0 ? -1 : payload.indexOf(BAR, a + 1);
   if (b < 0) return null;
-  if (payload[0] === 'E') {
-    const seq = Number(payload.slice(1, a));
-    const acceptedAt = Number(payload.slice(a + 1, b));
+  const kind = payload[0];
+  if (kind === 0x45 /* E */) {
+    const seq = Number(payload.toString('latin1', 1, a));
+    const acceptedAt = Number(payload.toString('latin1', a + 1, b));
     if (!Number.isSafeInteger(seq) || seq < 1) return null;
-    return { t: 'E', seq, acceptedAt, frame: payload.slice(b + 1) };
+    return { t: 'E', seq, acceptedAt, frame: payload.subarray(b + 1) };
   }
-  if (payload[0] === 'F') return { t: 'F', skipUser: payload.slice(a + 1, b), frame: payload.slice(b + 1) };
+  if (kind === 0x46 /* F */) return { t: 'F', skipUser: payload.toString('utf8', a + 1, b), frame: payload.subarray(b + 1) };
   return null;
 }

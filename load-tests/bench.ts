@@ -256,6 +256,11 @@ async function main() {
       const watch = [serverWatch(peer), ...backing];
       await connectScenario('connect', peer, watch, k6, connectEnv(peer));
       await fanoutScenario('fanout', peer, watch, k6, fanoutEnv(peer));
+      // The persist workload against a server that stores nothing: how many acked sends/s this
+      // load generator can drive on this box at all (the ceiling of the end-to-end persist figure).
+      if (peer.kind === 'uws' && wants('persist')) {
+        await fanoutScenario(CEILING, peer, watch, k6, fanoutEnv(peer, { ...persistEnv(seed.prooms.length), MIN_ACKED_PER_S: 0 }));
+      }
       await peer.stop();
     }
   }
@@ -303,6 +308,8 @@ async function connScaleScenario(hubBase: Record<string, string>, seedFile: stri
   if (!r.ok) result.ok = false;
   await hub.stop();
 }
+
+const CEILING = 'load-generator ceiling (persist workload, nothing stored)';
 
 function persistEnv(rooms: number) {
   return {

@@ -1,0 +1,29 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { busEvent, busFrame, parseBus } from './wire.ts';
+
+const text = (b: Uint8Array) => Buffer.from(b).toString();
+
+test('bus payloads keep their frame bytes exactly, multi-byte UTF-8 included', () => {
+  const frame = JSON.stringify({ type: 'event', seq: 7, body: 'héllo | wörld 🎉 |' });
+  const e = parseBus(Buffer.from(busEvent(7, 1_700_000_000_123, frame)));
+  assert.ok(e && e.t === 'E');
+  assert.equal(e.seq, 7);
+  assert.equal(e.acceptedAt, 1_700_000_000_123);
+  assert.equal(text(e.frame), frame);
+
+  const f = parseBus(Buffer.from(busFrame(frame, 'usér-1')));
+  assert.ok(f && f.t === 'F');
+  assert.equal(f.skipUser, 'usér-1');
+  assert.equal(text(f.frame), frame);
+
+  const noSkip = parseBus(Buffer.from(busFrame('{"type":"typing"}')));
+  assert.ok(noSkip && noSkip.t === 'F');
+  assert.equal(noSkip.skipUser, '');
+});
+
+test('a malformed bus payload is refused, never half-parsed', () => {
+  for (const bad of ['', 'E', 'E1', 'E1|2', 'X1|2|{}', 'E0|1|{}', 'E-3|1|{}', 'Eabc|1|{}', 'E1.5|1|{}', 'F|only-one-bar', `E${2 ** 60}|1|{}`]) {
+    assert.equal(parseBus(Buffer.from(bad)), null, `payload ${JSON.stringify(bad)}`);
+  }
+});

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--only=a,b] [--profile] [--cassandra] [--set KEY=VALUE …]`
+ * `npm run bench [-- --quick] [--only=a,b] [--profile] [--cassandra] [--set KEY=VALUE …] [--hub-env KEY=VALUE …]`
  *
  * Starts PostgreSQL and Redis on loopback, seeds users and rooms, runs two hub replicas as
  * child processes and drives them with the k6 scripts of this folder; then runs the same
@@ -99,6 +99,15 @@ for (let i = 0; i < argv.length; i++) {
   if (!k || v === undefined || !(k in sizes)) throw new Error(`--set ${kv}: unknown size (one of ${Object.keys(sizes).join(', ')})`);
   (sizes as Record<string, number | string>)[k] = typeof (sizes as Record<string, unknown>)[k] === 'number' ? Number(v) : v;
 }
+/** `--hub-env KEY=VALUE` (repeatable): extra configuration for every hub replica (SPEC config names). */
+const hubExtraEnv: Record<string, string> = {};
+for (let i = 0; i < argv.length; i++) {
+  const kv = argv[i] === '--hub-env' ? argv[++i] : argv[i]!.startsWith('--hub-env=') ? argv[i]!.slice(10) : null;
+  if (!kv) continue;
+  const at = kv.indexOf('=');
+  if (at < 1 || !/^[A-Z][A-Z0-9_]*$/.test(kv.slice(0, at))) throw new Error(`--hub-env ${kv}: expected KEY=VALUE`);
+  hubExtraEnv[kv.slice(0, at)] = kv.slice(at + 1);
+}
 const ALL = ['connect', 'fanout', 'login', 'api', 'reconnect', 'persist', 'store', 'peers', 'connscale'];
 const only = option('only')?.split(',') ?? [...ALL, ...(flag('cassandra') ? ['cassandra'] : [])];
 for (const o of only) if (![...ALL, 'cassandra'].includes(o)) throw new Error(`--only: unknown scenario ${o}`);
@@ -180,7 +189,7 @@ async function main() {
     CONNECT_TIMEOUT: sizes.connectTimeoutS,
   });
 
-  const hubBase = hubEnv({ databaseUrl, redisUrl: redis.url, redisPrefix: `bench${stamp.replace(/-/g, '')}:`, jwtSecret, dataDir: work });
+  const hubBase = { ...hubEnv({ databaseUrl, redisUrl: redis.url, redisPrefix: `bench${stamp.replace(/-/g, '')}:`, jwtSecret, dataDir: work }), ...hubExtraEnv };
   const needHubs = ['connect', 'fanout', 'login', 'api', 'reconnect', 'persist'].some(wants);
   if (needHubs) {
     const profileDir = path.join(os.tmpdir(), `hubbub-bench-profile-${stamp}`);

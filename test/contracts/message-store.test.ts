@@ -151,9 +151,9 @@ describe('Cassandra message store internals', () => {
   test('init applies each migration file once and is idempotent', async () => {
     await (await open()).init();
     const rows = (await raw.execute('SELECT name, applied_at FROM schema_migrations')).rows;
-    assert.deepEqual(rows.map((r) => r.get('name')).sort(), ['001_init.cql']);
+    assert.deepEqual(rows.map((r) => r.get('name')).sort(), ['001_init.cql', '002_conversation_cids.cql']);
     const tables = (await raw.execute('SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?', [keyspace])).rows.map((r) => r.get('table_name'));
-    assert.deepEqual(tables.sort(), ['conversation_heads', 'event_cids', 'events', 'schema_migrations', 'sender_messages']);
+    assert.deepEqual(tables.sort(), ['conversation_cids', 'conversation_heads', 'event_cids', 'events', 'schema_migrations', 'sender_messages']);
   });
 
   test('5.2 seqs of a crashed appender stay invisible, then the next append voids the unwritten ones', async () => {
@@ -208,7 +208,7 @@ describe('Cassandra message store internals', () => {
     const store = await open({ claimWaitMs: 300, claimStaleMs: 60_000 });
     const conv = randomUUID();
     const from = randomUUID();
-    const claim = 'INSERT INTO event_cids (conversation_id, sender_id, cid, event_id, claimed_at) VALUES (?, ?, ?, ?, ?)';
+    const claim = 'INSERT INTO conversation_cids (conversation_id, sender_id, cid, event_id, claimed_at) VALUES (?, ?, ?, ?, ?)';
     await raw.execute(claim, [conv, from, 'busy', randomUUID(), new Date()], { prepare: true });
     await assert.rejects(store.append(conv, [draft({ from, cid: 'busy' })]), MessageStoreUnavailableError);
     assert.equal((await store.lastSeqs([conv])).get(conv), 0, 'nothing allocated');
@@ -227,7 +227,7 @@ describe('Cassandra message store internals', () => {
     const conv = randomUUID();
     const from = randomUUID();
     await raw.execute(
-      'INSERT INTO event_cids (conversation_id, sender_id, cid, event_id, claimed_at) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO conversation_cids (conversation_id, sender_id, cid, event_id, claimed_at) VALUES (?, ?, ?, ?, ?)',
       [conv, from, 'held', randomUUID(), new Date()],
       { prepare: true },
     );
@@ -237,5 +237,39 @@ describe('Cassandra message store internals', () => {
     assert.deepEqual([a!.duplicate, b!.duplicate], [false, false]);
     assert.deepEqual([a!.event.seq, b!.event.seq], [1, 2], 'the taken-over draft is appended after the others');
     assert.deepEqual(await readAll(store, conv), [a!.event, b!.event]);
+  });
+
+  test('5.4 one append claims the cids of many drafts in one conditional batch, around cids already claimed', async () => {
+    const store = await open({ claimWaitMs: 100, claimStaleMs: 60_000 });
+    const conv = randomUUID();
+    const from = randomUUID();
+    const first = await store.append(conv, [draft({ from, cid: 'a' }), draft({ from, cid: 'c' })]);
+    const out = await store.append(conv, ['a', 'b', 'c', 'd'].map((cid) => draft({ from, cid })));
+    assert.deepEqual(out.map((r) => r.duplicate), [true, false, true, false]);
+    assert.deepEqual([out[0]!.event, out[2]!.event], first.map((r) => r.event));
+    assert.deepEqual(out.map((r) => r.event.seq), [1, 3, 2, 4]);
+    const rows = (await raw.execute('SELECT cid, seq FROM conversation_cids WHERE conversation_id = ?', [conv], { prepare: true })).rows;
+    assert.deepEqual(rows.map((r) => [r.get('cid'), Number(r.get('seq'))]).sort(), [['a', 1], ['b', 3], ['c', 2], ['d', 4]]);
+  });
+
+  // Last: once event_cids holds a row, stores opened on this keyspace consult it.
+  test('5.4 a cid stored before migration 002 (in event_cids) is still a duplicate', async () => {
+    const conv = randomUUID();
+    const from = randomUUID();
+    const [original] = await (await open()).append(conv, [draft({ from, cid: 'old' })]);
+    // As the previous version left it: the claim in event_cids, none in conversation_cids.
+    await raw.execute('DELETE FROM conversation_cids WHERE conversation_id = ? AND sender_id = ? AND cid = ?', [conv, from, 'old'], { prepare: true });
+    await raw.execute(
+      'INSERT INTO event_cids (conversation_id, sender_id, cid, event_id, claimed_at, seq, seq_event_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      [conv, from, 'old', original!.event.id, new Date(), original!.event.seq, original!.event.id],
+      { prepare: true },
+    );
+    const store = await open();
+    const [again] = await store.append(conv, [draft({ from, cid: 'old' })]);
+    assert.equal(again!.duplicate, true);
+    assert.deepEqual(again!.event, original!.event);
+    const [third] = await store.append(conv, [draft({ from, cid: 'old' }), draft({ from, cid: 'new' })]);
+    assert.deepEqual(third!.event, original!.event, 'the adopted claim answers without event_cids too');
+    assert.deepEqual((await readAll(store, conv)).map((e) => e.seq), [1, 2]);
   });
 });

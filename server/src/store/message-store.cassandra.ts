@@ -41,24 +41,36 @@ export interface CassandraMessageStoreOptions {
  * The message store on Cassandra (or ScyllaDB). Its parts live in ./cassandra/: schema.ts (the
  * migration runner), seq-allocator.ts, cid-claims.ts, event-log.ts (event writes, void fillers,
  * durable_seq), event-reads.ts, cql.ts (statements and helpers). How an append works:
- * 1. Each (from, cid) is claimed with INSERT ... IF NOT EXISTS in `event_cids` (one LWT per
- *    keyed draft, all in parallel). A cid that another append holds is left out of this append's
- *    seqs; once this append's own events are written, it waits briefly for the holder's event
- *    and returns it as the duplicate (waiting earlier could deadlock two crossed batches).
+ * 1. The (from, cid) of every keyed draft is claimed in `conversation_cids`, whose partition is
+ *    the conversation, with ONE conditional batch of INSERT ... IF NOT EXISTS: a single Paxos
+ *    round however many drafts (chunks of 100). Such a batch applies all or nothing; when a cid
+ *    is already claimed, the failed batch returns the existing rows and it is retried without
+ *    them. A cid that another append holds is left out of this append's seqs; once this
+ *    append's own events are written, it waits briefly for the holder's event and returns it as
+ *    the duplicate (waiting earlier could deadlock two crossed batches).
  * 2. One CAS on the conversation's head row (`IF last_seq = ?`) allocates the seqs of the whole
  *    batch; contention retries with jittered backoff.
- * 3. The events (an unlogged batch per bucket partition) and the indexes are written at
- *    LOCAL_QUORUM with one client timestamp, retried, and voided if they keep failing.
+ * 3. The events and their indexes (the claims' seqs, sender_messages) are written at
+ *    LOCAL_QUORUM with one client timestamp as one unlogged batch (a few partitions), retried,
+ *    and voided if they keep failing.
  * 4. Once every seq below its own is durable, the append raises `durable_seq` to its last seq
  *    and resolves. Readers and lastSeqs never look past durable_seq, so nobody sees a hole or
  *    waits on a seq that is not written yet, and concurrent appenders publish in seq order.
  *    Seqs that a crashed appender allocated but never wrote are filled with void events by the
  *    next append once durable_seq has not moved for `takeoverMs`.
+ * So an append to one conversation costs two Paxos rounds whatever its size (before migration
+ * 002 it was one per keyed draft plus one), then two plain writes (events, durable_seq).
+ * appendMany is not implemented: each conversation's rounds are on its own partitions, so one
+ * call for several conversations would save no Paxos round over parallel appends, and the
+ * EventWriter keeps more writes in flight for a store without it.
  * Remaining risks: a hub whose clock runs ahead of another's by more than half of takeoverMs
  * or claimStaleMs can defeat the guards that keep a late write from racing a void filler or a
  * claim takeover (the late append then fails, but a reader may see a void replaced by the
  * message); an append of only cids that another live append holds fails after claimWaitMs
- * (retryable); an append that has written events waits instead, up to claimStaleMs.
+ * (retryable); an append that has written events waits instead, up to claimStaleMs. Upgrading
+ * past migration 002: stop the replicas of the older version first (their claims in event_cids
+ * are only honoured once finished, see CidClaims.checkLegacy); a conversation's claims share one
+ * partition (~100 bytes each), which wants bucketing before conversations reach millions of messages.
  */
 export class CassandraMessageStore implements MessageStore {
   private readonly cql: Cql;
@@ -95,6 +107,7 @@ export class CassandraMessageStore implements MessageStore {
   /** Creates the keyspace, then applies each db/cassandra/*.cql file once, in name order. */
   async init() {
     await migrate(this.cql, this.opts);
+    await this.claims.init();
   }
 
   async close() {
@@ -122,21 +135,15 @@ export class CassandraMessageStore implements MessageStore {
     while (todo.length) {
       const t0 = performance.now();
       const keyed = todo.filter((i) => keyOf(drafts[i]!) != null);
-      const claims = await Promise.allSettled(keyed.map((i) => this.claims.tryClaim(conv, drafts[i]!)));
+      const keyedDrafts = keyed.map((i) => drafts[i]!);
+      const claims = await this.claims.claimAll(conv, keyedDrafts); // on failure it has released them
       const held = new Set<number>();
       const heldByOthers = new Map<number, Row>();
-      let claimError: unknown;
-      claims.forEach((c, j) => {
-        const i = keyed[j]!;
-        if (c.status === 'rejected') claimError ??= c.reason;
-        else if (c.value) heldByOthers.set(i, c.value);
-        else held.add(i);
+      claims.forEach((row, j) => {
+        if (row) heldByOthers.set(keyed[j]!, row);
+        else held.add(keyed[j]!);
       });
       const heldDrafts = [...held].map((i) => drafts[i]!);
-      if (claimError) {
-        await this.claims.release(conv, heldDrafts);
-        throw claimError;
-      }
 
       const fresh = todo.filter((i) => !heldByOthers.has(i));
       if (fresh.length) {

@@ -1,15 +1,27 @@
+import cassandra from 'cassandra-driver';
 import type { Logger } from '../../observability/logger.ts';
 import type { EventDraft, StoredEvent } from '../message-store.ts';
 import { type Cql, num, Q, type Row, sleep, str } from './cql.ts';
 import { MessageStoreUnavailableError } from './errors.ts';
 import type { EventLog } from './event-log.ts';
 
+/** Claims per conditional batch: well below batch_size_fail_threshold (50 KiB) at ~100 bytes each. */
+const CLAIM_CHUNK = 100;
+
+const claimKey = (from: unknown, cid: unknown) => `${String(from).toLowerCase()}\u0000${String(cid)}`;
+
 /**
  * Idempotency claims: a (conversation, sender, cid) belongs to the append that claimed it with
- * INSERT ... IF NOT EXISTS in `event_cids`; once its seq is allocated the claim row records it
- * (written with the events, see EventLog.writeEvents).
+ * INSERT ... IF NOT EXISTS in `conversation_cids`; once its seq is allocated the claim row
+ * records it (written with the events, see EventLog.writeEvents). The claims of one append are
+ * one conditional batch on the conversation's partition: a single Paxos round however many
+ * drafts it has. Such a batch applies all or nothing, so when some cid is already claimed it is
+ * retried without the claimed ones (the failed batch returns the rows that exist).
  */
 export class CidClaims {
+  /** Whether the pre-002 table `event_cids` holds any claim (then it is consulted too). */
+  private legacy = false;
+
   constructor(
     private readonly cql: Cql,
     private readonly log: EventLog,
@@ -17,13 +29,85 @@ export class CidClaims {
     private readonly claimStaleMs: number,
   ) {}
 
-  /** Claims (conv, from, cid) for this draft: undefined when it is ours, else the claim row that holds it. */
-  async tryClaim(conv: string, d: EventDraft): Promise<Row | undefined> {
-    const rs = await this.cql.q(Q.claim, [conv, d.from, d.cid, d.id, new Date()]);
-    if (rs.wasApplied()) return undefined;
-    const row = rs.first();
-    // Our own id: an earlier round took the claim over for this draft.
-    return String(row.get('event_id')) === d.id ? undefined : row;
+  /** Called once the schema is migrated. */
+  async init() {
+    this.legacy = (await this.cql.q(Q.legacyAny, [], { isIdempotent: true })).rowLength > 0;
+    if (this.legacy) this.logger.info('event_cids holds claims from before migration 002; cids are looked up there too');
+  }
+
+  /**
+   * Claims (conv, from, cid) for each draft (all keyed, distinct keys): per draft undefined when
+   * the claim is ours, else the claim row that holds it. When it throws, claims it may have
+   * taken are released.
+   */
+  async claimAll(conv: string, drafts: EventDraft[]): Promise<(Row | undefined)[]> {
+    const out = new Map<EventDraft, Row | undefined>();
+    try {
+      for (let at = 0; at < drafts.length; at += CLAIM_CHUNK) await this.claimChunk(conv, drafts.slice(at, at + CLAIM_CHUNK), out);
+      if (this.legacy) await this.checkLegacy(conv, drafts, out);
+    } catch (err) {
+      await this.release(conv, drafts);
+      throw err;
+    }
+    return drafts.map((d) => out.get(d));
+  }
+
+  private async claimChunk(conv: string, chunk: EventDraft[], out: Map<EventDraft, Row | undefined>) {
+    let todo = chunk;
+    for (let round = 0; todo.length; round++) {
+      if (round > 2 * CLAIM_CHUNK) throw new MessageStoreUnavailableError(`cid claims in ${conv} kept conflicting`);
+      const now = new Date();
+      const rs =
+        todo.length === 1
+          ? await this.cql.q(Q.claim, [conv, todo[0]!.from, todo[0]!.cid, todo[0]!.id, now])
+          : await this.cql.client.batch(
+              todo.map((d) => ({ query: Q.claim, params: [conv, d.from, d.cid, d.id, now] })),
+              { prepare: true },
+            );
+      if (rs.wasApplied()) {
+        for (const d of todo) out.set(d, undefined);
+        return;
+      }
+      // Not applied: nothing of this batch was written. The rows that made it fail come back.
+      const existing = new Map<string, Row>();
+      for (const r of rs.rows) if (r.get('cid') != null) existing.set(claimKey(r.get('sender_id'), r.get('cid')), r);
+      if (!existing.size) {
+        // Not expected (Cassandra returns the existing rows); look them up to make progress.
+        for (const d of todo) {
+          const r = (await this.cql.q(Q.claimRow, [conv, d.from, d.cid], { consistency: cassandra.types.consistencies.serial })).first();
+          if (r) existing.set(claimKey(d.from, d.cid), r);
+        }
+      }
+      const rest: EventDraft[] = [];
+      for (const d of todo) {
+        const r = existing.get(claimKey(d.from, d.cid));
+        if (!r) rest.push(d);
+        // Our own id: an earlier round took the claim over for this draft.
+        else out.set(d, String(r.get('event_id')) === d.id ? undefined : r);
+      }
+      todo = rest;
+    }
+  }
+
+  /**
+   * A cid first claimed here may have been stored before migration 002, in event_cids: then
+   * its claim here adopts that event, and the draft is a duplicate of it. Remaining risk: an
+   * append of an older version still running (or crashed mid-append) during the upgrade holds
+   * an unfinished claim there that this does not see, so stop old replicas before new ones start.
+   */
+  private async checkLegacy(conv: string, drafts: EventDraft[], out: Map<EventDraft, Row | undefined>) {
+    const mine = drafts.filter((d) => out.get(d) === undefined);
+    await Promise.all(
+      mine.map(async (d) => {
+        const old = (await this.cql.q(Q.legacyClaimRow, [conv, d.from, d.cid], { isIdempotent: true })).first();
+        const holder = str(old?.get('event_id'));
+        const seq = holder != null && str(old!.get('seq_event_id')) === holder ? num(old!.get('seq')) : null;
+        if (seq == null || (await this.cql.readOne(conv, seq))?.id !== holder) return;
+        const rs = await this.cql.q(Q.claimAdopt, [holder, seq, holder, conv, d.from, d.cid, d.id]);
+        if (!rs.wasApplied()) throw new MessageStoreUnavailableError(`cid ${d.cid} in ${conv} changed hands while adopting its stored event; retry`);
+        out.set(d, old!);
+      }),
+    );
   }
 
   /**

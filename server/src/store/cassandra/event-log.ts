@@ -18,32 +18,36 @@ export class EventLog {
     private readonly takeoverMs: number,
   ) {}
 
-  /** The events (an unlogged batch per bucket partition) and their indexes, all with write timestamp `ts`. */
+  /**
+   * The events and their indexes (seqs of the cid claims, sender_messages), all with write
+   * timestamp `ts`, as unlogged batches: one for a usual append (a few partitions, one round
+   * trip), chunked so a batch stays well below the mutation size limit.
+   */
   async writeEvents(conv: string, events: StoredEvent[], ts: number) {
-    const jobs: Promise<unknown>[] = [];
+    const statements: { query: string; params: unknown[]; bytes: number }[] = [];
+    const bySender = new Map<string, number[]>();
+    for (const e of events) {
+      const data = JSON.stringify(e.data);
+      statements.push({ query: Q.insertEvent, params: [conv, bucketOf(e.seq), e.seq, e.id, e.kind, e.from, e.cid ?? null, new Date(e.ts), data], bytes: data.length + 200 });
+    }
+    for (const e of events) {
+      if (e.cid != null && e.from != null) statements.push({ query: Q.claimSeq, params: [e.seq, e.id, conv, e.from, e.cid], bytes: 100 });
+      if (e.kind === 'message' && e.from != null) bySender.set(e.from, [...(bySender.get(e.from) ?? []), e.seq]);
+    }
+    for (const [from, seqs] of bySender) for (const s of seqs) statements.push({ query: Q.senderInsert, params: [conv, from, s], bytes: 60 });
     const opts = { prepare: true, logged: false, timestamp: ts, isIdempotent: true };
-    // One unlogged batch per bucket partition (chunked so a batch stays well below the mutation size limit).
+    const jobs: Promise<unknown>[] = [];
     let batch: { query: string; params: unknown[] }[] = [];
     let bytes = 0;
-    events.forEach((e, i) => {
-      const data = JSON.stringify(e.data);
-      batch.push({ query: Q.insertEvent, params: [conv, bucketOf(e.seq), e.seq, e.id, e.kind, e.from, e.cid ?? null, new Date(e.ts), data] });
-      bytes += data.length + 200;
-      const next = events[i + 1];
-      if (!next || bucketOf(next.seq) !== bucketOf(e.seq) || batch.length >= 200 || bytes > 512_000) {
+    statements.forEach((st, i) => {
+      batch.push({ query: st.query, params: st.params });
+      bytes += st.bytes;
+      if (i === statements.length - 1 || batch.length >= 200 || bytes > 512_000) {
         jobs.push(this.cql.client.batch(batch, opts));
         batch = [];
         bytes = 0;
       }
     });
-    const bySender = new Map<string, number[]>();
-    for (const e of events) {
-      if (e.cid != null && e.from != null) jobs.push(this.cql.q(Q.claimSeq, [e.seq, e.id, conv, e.from, e.cid], { timestamp: ts, isIdempotent: true }));
-      if (e.kind === 'message' && e.from != null) bySender.set(e.from, [...(bySender.get(e.from) ?? []), e.seq]);
-    }
-    for (const [from, seqs] of bySender) {
-      jobs.push(this.cql.client.batch(seqs.map((s) => ({ query: Q.senderInsert, params: [conv, from, s] })), opts));
-    }
     await Promise.all(jobs);
   }
 

@@ -161,7 +161,7 @@ describe('Cassandra message store internals', () => {
     const conv = randomUUID();
     const [first] = await store.append(conv, [draft()]);
     // A replica wins seqs 2..4 by CAS, writes only seq 3, and dies.
-    assert.ok((await raw.execute('UPDATE conversation_heads SET last_seq = 4 WHERE conversation_id = ? IF last_seq = 1', [conv], { prepare: true })).wasApplied());
+    assert.ok((await raw.execute('UPDATE conversation_cids SET last_seq = 4 WHERE conversation_id = ? IF last_seq = 1', [conv], { prepare: true })).wasApplied());
     const orphan = draft({ data: { body: 'written before the crash' } });
     await raw.execute(
       'INSERT INTO events (conversation_id, bucket, seq, id, kind, sender_id, cid, ts, data) VALUES (?, 0, 3, ?, ?, ?, null, ?, ?)',
@@ -250,6 +250,16 @@ describe('Cassandra message store internals', () => {
     assert.deepEqual(out.map((r) => r.event.seq), [1, 3, 2, 4]);
     const rows = (await raw.execute('SELECT cid, seq FROM conversation_cids WHERE conversation_id = ?', [conv], { prepare: true })).rows;
     assert.deepEqual(rows.map((r) => [r.get('cid'), Number(r.get('seq'))]).sort(), [['a', 1], ['b', 3], ['c', 2], ['d', 4]]);
+  });
+
+  test('5.1 a conversation appended to before migration 002 continues from conversation_heads.last_seq', async () => {
+    const store = await open();
+    const conv = randomUUID();
+    // As the previous version left it (durable_seq is written with the seq as its timestamp).
+    await raw.execute('INSERT INTO conversation_heads (conversation_id, last_seq, durable_seq) VALUES (?, 3, 3) USING TIMESTAMP 3', [conv], { prepare: true });
+    const [r] = await store.append(conv, [draft()]);
+    assert.equal(r!.event.seq, 4);
+    assert.equal((await store.lastSeqs([conv])).get(conv), 4);
   });
 
   // Last: once event_cids holds a row, stores opened on this keyspace consult it.

@@ -6,7 +6,7 @@ import { MessageStoreUnavailableError } from './cassandra/errors.ts';
 import { EventLog } from './cassandra/event-log.ts';
 import { EventReads } from './cassandra/event-reads.ts';
 import { migrate } from './cassandra/schema.ts';
-import { type Allocation, SeqAllocator } from './cassandra/seq-allocator.ts';
+import { type Allocation, INLINE_CLAIMS, type Reservation, SeqAllocator } from './cassandra/seq-allocator.ts';
 import type { AppendResult, EventDraft, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
 
 export { BUCKET_SIZE } from './cassandra/cql.ts';
@@ -41,25 +41,27 @@ export interface CassandraMessageStoreOptions {
  * The message store on Cassandra (or ScyllaDB). Its parts live in ./cassandra/: schema.ts (the
  * migration runner), seq-allocator.ts, cid-claims.ts, event-log.ts (event writes, void fillers,
  * durable_seq), event-reads.ts, cql.ts (statements and helpers). How an append works:
- * 1. The (from, cid) of every keyed draft is claimed in `conversation_cids`, whose partition is
- *    the conversation, with ONE conditional batch of INSERT ... IF NOT EXISTS: a single Paxos
- *    round however many drafts (chunks of 100). Such a batch applies all or nothing; when a cid
- *    is already claimed, the failed batch returns the existing rows and it is retried without
- *    them. A cid that another append holds is left out of this append's seqs; once this
- *    append's own events are written, it waits briefly for the holder's event and returns it as
- *    the duplicate (waiting earlier could deadlock two crossed batches).
- * 2. One CAS on the conversation's head row (`IF last_seq = ?`) allocates the seqs of the whole
- *    batch; contention retries with jittered backoff.
- * 3. The events and their indexes (the claims' seqs, sender_messages) are written at
+ * 1. One conditional batch on the conversation's partition of `conversation_cids` allocates
+ *    the seqs of the whole append (`UPDATE ... SET last_seq IF last_seq = ?`, static columns)
+ *    and claims the (from, cid) of every keyed draft (INSERT ... IF NOT EXISTS, with the seq it
+ *    gets): a single Paxos round however many drafts. It applies all or nothing: when last_seq
+ *    moved it is retried with the current value (jittered backoff); a draft whose cid is
+ *    already claimed leaves the batch (the failed batch returns the existing rows). An append of
+ *    more than 100 keyed drafts claims them first, a conditional batch per 100, then allocates.
+ *    A cid that another append holds is left out of this append's seqs; once this append's own
+ *    events are written, it waits briefly for the holder's event and returns it as the
+ *    duplicate (waiting earlier could deadlock two crossed batches).
+ * 2. The events and their indexes (the claims' seqs, sender_messages) are written at
  *    LOCAL_QUORUM with one client timestamp as one unlogged batch (a few partitions), retried,
  *    and voided if they keep failing.
- * 4. Once every seq below its own is durable, the append raises `durable_seq` to its last seq
+ * 3. Once every seq below its own is durable, the append raises `durable_seq` to its last seq
  *    and resolves. Readers and lastSeqs never look past durable_seq, so nobody sees a hole or
  *    waits on a seq that is not written yet, and concurrent appenders publish in seq order.
  *    Seqs that a crashed appender allocated but never wrote are filled with void events by the
  *    next append once durable_seq has not moved for `takeoverMs`.
- * So an append to one conversation costs two Paxos rounds whatever its size (before migration
- * 002 it was one per keyed draft plus one), then two plain writes (events, durable_seq).
+ * So an append to one conversation costs one Paxos round whatever its size (before migration
+ * 002: a claim per keyed draft in event_cids plus a CAS on conversation_heads), then two plain
+ * writes (events with their indexes, durable_seq).
  * appendMany is not implemented: each conversation's rounds are on its own partitions, so one
  * call for several conversations would save no Paxos round over parallel appends, and the
  * EventWriter keeps more writes in flight for a store without it.
@@ -68,8 +70,9 @@ export interface CassandraMessageStoreOptions {
  * claim takeover (the late append then fails, but a reader may see a void replaced by the
  * message); an append of only cids that another live append holds fails after claimWaitMs
  * (retryable); an append that has written events waits instead, up to claimStaleMs. Upgrading
- * past migration 002: stop the replicas of the older version first (their claims in event_cids
- * are only honoured once finished, see CidClaims.checkLegacy); a conversation's claims share one
+ * past migration 002: stop the replicas of the older version first (they allocate from
+ * conversation_heads.last_seq, and their claims in event_cids are only honoured once finished,
+ * see CidClaims.adoptLegacy and SeqAllocator.seed); a conversation's claims share one
  * partition (~100 bytes each), which wants bucketing before conversations reach millions of messages.
  */
 export class CassandraMessageStore implements MessageStore {
@@ -136,24 +139,28 @@ export class CassandraMessageStore implements MessageStore {
       const t0 = performance.now();
       const keyed = todo.filter((i) => keyOf(drafts[i]!) != null);
       const keyedDrafts = keyed.map((i) => drafts[i]!);
-      const claims = await this.claims.claimAll(conv, keyedDrafts); // on failure it has released them
-      const held = new Set<number>();
+      await this.claims.adoptLegacy(conv, keyedDrafts);
+      // Usually the cids are claimed in the round that allocates the seqs; a big append claims
+      // them first, in chunks.
+      const inline = keyed.length <= INLINE_CLAIMS;
       const heldByOthers = new Map<number, Row>();
-      claims.forEach((row, j) => {
-        if (row) heldByOthers.set(keyed[j]!, row);
-        else held.add(keyed[j]!);
-      });
-      const heldDrafts = [...held].map((i) => drafts[i]!);
-
-      const fresh = todo.filter((i) => !heldByOthers.has(i));
-      if (fresh.length) {
-        let alloc: Allocation;
-        try {
-          alloc = await this.seqs.allocate(conv, fresh.length);
-        } catch (err) {
-          await this.claims.release(conv, heldDrafts);
-          throw err;
-        }
+      if (!inline) {
+        const claims = await this.claims.claimAll(conv, keyedDrafts); // on failure it has released them
+        claims.forEach((row, j) => row && heldByOthers.set(keyed[j]!, row));
+      }
+      const candidates = todo.filter((i) => !heldByOthers.has(i));
+      let reservation: Reservation;
+      try {
+        reservation = await this.seqs.reserve(conv, candidates.map((i) => drafts[i]!), inline);
+      } catch (err) {
+        await this.claims.release(conv, keyedDrafts);
+        throw err;
+      }
+      for (const [j, row] of reservation.heldByOthers) heldByOthers.set(candidates[j]!, row);
+      const fresh = reservation.fresh.map((j) => candidates[j]!);
+      const alloc = reservation.alloc;
+      if (alloc) {
+        const heldDrafts = fresh.map((i) => drafts[i]!).filter((d) => keyOf(d) != null);
         const events = fresh.map((i, k): StoredEvent => ({ ...drafts[i]!, conv, seq: alloc.start + k }));
         await this.writeAppended(conv, events, heldDrafts, alloc, t0);
         fresh.forEach((i, k) => (results[i] = { event: events[k]!, duplicate: false }));

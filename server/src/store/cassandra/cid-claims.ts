@@ -4,19 +4,20 @@ import type { EventDraft, StoredEvent } from '../message-store.ts';
 import { type Cql, num, Q, type Row, sleep, str } from './cql.ts';
 import { MessageStoreUnavailableError } from './errors.ts';
 import type { EventLog } from './event-log.ts';
+import { INLINE_CLAIMS } from './seq-allocator.ts';
 
 /** Claims per conditional batch: well below batch_size_fail_threshold (50 KiB) at ~100 bytes each. */
-const CLAIM_CHUNK = 100;
+const CLAIM_CHUNK = INLINE_CLAIMS;
 
 const claimKey = (from: unknown, cid: unknown) => `${String(from).toLowerCase()}\u0000${String(cid)}`;
 
 /**
  * Idempotency claims: a (conversation, sender, cid) belongs to the append that claimed it with
- * INSERT ... IF NOT EXISTS in `conversation_cids`; once its seq is allocated the claim row
- * records it (written with the events, see EventLog.writeEvents). The claims of one append are
- * one conditional batch on the conversation's partition: a single Paxos round however many
- * drafts it has. Such a batch applies all or nothing, so when some cid is already claimed it is
- * retried without the claimed ones (the failed batch returns the rows that exist).
+ * INSERT ... IF NOT EXISTS in `conversation_cids`, whose partition is the conversation. An append
+ * of up to INLINE_CLAIMS keyed drafts claims them in the conditional batch that allocates its
+ * seqs (SeqAllocator.reserve); a bigger one claims them here first, with one conditional batch
+ * per CLAIM_CHUNK drafts. Such a batch applies all or nothing, so when some cid is already
+ * claimed it is retried without the claimed ones (the failed batch returns the existing rows).
  */
 export class CidClaims {
   /** Whether the pre-002 table `event_cids` holds any claim (then it is consulted too). */
@@ -44,7 +45,6 @@ export class CidClaims {
     const out = new Map<EventDraft, Row | undefined>();
     try {
       for (let at = 0; at < drafts.length; at += CLAIM_CHUNK) await this.claimChunk(conv, drafts.slice(at, at + CLAIM_CHUNK), out);
-      if (this.legacy) await this.checkLegacy(conv, drafts, out);
     } catch (err) {
       await this.release(conv, drafts);
       throw err;
@@ -59,9 +59,9 @@ export class CidClaims {
       const now = new Date();
       const rs =
         todo.length === 1
-          ? await this.cql.q(Q.claim, [conv, todo[0]!.from, todo[0]!.cid, todo[0]!.id, now])
+          ? await this.cql.q(Q.claim, [conv, todo[0]!.from, todo[0]!.cid, todo[0]!.id, now, null, null])
           : await this.cql.client.batch(
-              todo.map((d) => ({ query: Q.claim, params: [conv, d.from, d.cid, d.id, now] })),
+              todo.map((d) => ({ query: Q.claim, params: [conv, d.from, d.cid, d.id, now, null, null] })),
               { prepare: true },
             );
       if (rs.wasApplied()) {
@@ -90,22 +90,22 @@ export class CidClaims {
   }
 
   /**
-   * A cid first claimed here may have been stored before migration 002, in event_cids: then
-   * its claim here adopts that event, and the draft is a duplicate of it. Remaining risk: an
-   * append of an older version still running (or crashed mid-append) during the upgrade holds
-   * an unfinished claim there that this does not see, so stop old replicas before new ones start.
+   * A cid not claimed here may have been stored before migration 002, in event_cids: then a
+   * claim here is created for that event (unless one exists already), so that claiming the cid
+   * finds it held and the draft becomes a duplicate of it. Only while event_cids holds rows.
+   * Remaining risk: an append of an older version still running (or crashed mid-append) during
+   * the upgrade holds an unfinished claim there that this does not see, so stop old replicas
+   * before new ones start.
    */
-  private async checkLegacy(conv: string, drafts: EventDraft[], out: Map<EventDraft, Row | undefined>) {
-    const mine = drafts.filter((d) => out.get(d) === undefined);
+  async adoptLegacy(conv: string, drafts: EventDraft[]) {
+    if (!this.legacy) return;
     await Promise.all(
-      mine.map(async (d) => {
+      drafts.map(async (d) => {
         const old = (await this.cql.q(Q.legacyClaimRow, [conv, d.from, d.cid], { isIdempotent: true })).first();
         const holder = str(old?.get('event_id'));
         const seq = holder != null && str(old!.get('seq_event_id')) === holder ? num(old!.get('seq')) : null;
         if (seq == null || (await this.cql.readOne(conv, seq))?.id !== holder) return;
-        const rs = await this.cql.q(Q.claimAdopt, [holder, seq, holder, conv, d.from, d.cid, d.id]);
-        if (!rs.wasApplied()) throw new MessageStoreUnavailableError(`cid ${d.cid} in ${conv} changed hands while adopting its stored event; retry`);
-        out.set(d, old!);
+        await this.cql.q(Q.claim, [conv, d.from, d.cid, holder, old!.get('claimed_at') ?? new Date(), seq, holder]);
       }),
     );
   }

@@ -252,6 +252,24 @@ describe('Cassandra message store internals', () => {
     assert.deepEqual(rows.map((r) => [r.get('cid'), Number(r.get('seq'))]).sort(), [['a', 1], ['b', 3], ['c', 2], ['d', 4]]);
   });
 
+  test('5.4 an append of more than 100 keyed drafts claims their cids in chunks, then allocates', async () => {
+    const store = await open();
+    const conv = randomUUID();
+    const from = randomUUID();
+    const [pre] = await store.append(conv, [draft({ from, cid: 'k150' })]);
+    const drafts = Array.from({ length: 250 }, (_, i) => draft({ from, cid: `k${i}` }));
+    const out = await store.append(conv, drafts);
+    assert.deepEqual(out.flatMap((r, i) => (r.duplicate ? [i] : [])), [150]);
+    assert.deepEqual(out[150]!.event, pre!.event);
+    assert.deepEqual(out.filter((r) => !r.duplicate).map((r) => r.event.seq), Array.from({ length: 249 }, (_, i) => i + 2));
+    const again = await store.append(conv, drafts.map((d) => ({ ...d, id: randomUUID() })));
+    assert.ok(again.every((r, i) => r.duplicate && r.event.id === out[i]!.event.id));
+    const rows = (await raw.execute('SELECT cid, seq FROM conversation_cids WHERE conversation_id = ?', [conv], { prepare: true, fetchSize: 1000 })).rows;
+    const seqOf = new Map(rows.map((r) => [r.get('cid') as string, Number(r.get('seq'))]));
+    assert.equal(seqOf.size, 250);
+    out.forEach((r, i) => assert.equal(seqOf.get(`k${i}`), r.event.seq));
+  });
+
   test('5.1 a conversation appended to before migration 002 continues from conversation_heads.last_seq', async () => {
     const store = await open();
     const conv = randomUUID();

@@ -162,7 +162,7 @@ export class CassandraMessageStore implements MessageStore {
       if (alloc) {
         const heldDrafts = fresh.map((i) => drafts[i]!).filter((d) => keyOf(d) != null);
         const events = fresh.map((i, k): StoredEvent => ({ ...drafts[i]!, conv, seq: alloc.start + k }));
-        await this.writeAppended(conv, events, heldDrafts, alloc, t0);
+        await this.writeAppended(conv, events, heldDrafts, alloc, t0, !inline);
         fresh.forEach((i, k) => (results[i] = { event: events[k]!, duplicate: false }));
         wrote = true;
       }
@@ -186,7 +186,7 @@ export class CassandraMessageStore implements MessageStore {
   }
 
   /** Writes allocated events and their indexes, then publishes them by raising durable_seq. */
-  private async writeAppended(conv: string, events: StoredEvent[], held: EventDraft[], alloc: Allocation, claimedAt: number) {
+  private async writeAppended(conv: string, events: StoredEvent[], held: EventDraft[], alloc: Allocation, claimedAt: number, claimSeqs: boolean) {
     // A claim taker or a hole filler acts only after claimStaleMs / takeoverMs, so writes that
     // finish within half of that cannot be overwritten by one of them. Later ones do not count.
     const inTime = () =>
@@ -196,7 +196,7 @@ export class CassandraMessageStore implements MessageStore {
     for (let attempt = 0; attempt < 3 && inTime(); attempt++) {
       if (attempt) await sleep(50 * 4 ** (attempt - 1) * (0.5 + Math.random()));
       try {
-        await this.writeEvents(conv, events, alloc.ts);
+        await this.writeEvents(conv, events, alloc.ts, claimSeqs);
         written = true;
         break;
       } catch (err) {
@@ -218,8 +218,8 @@ export class CassandraMessageStore implements MessageStore {
   }
 
   /** A method of its own so that tests can make the writes fail. */
-  private writeEvents(conv: string, events: StoredEvent[], ts: number) {
-    return this.log.writeEvents(conv, events, ts);
+  private writeEvents(conv: string, events: StoredEvent[], ts: number, claimSeqs: boolean) {
+    return this.log.writeEvents(conv, events, ts, claimSeqs);
   }
 
   /**

@@ -19,11 +19,12 @@ export class EventLog {
   ) {}
 
   /**
-   * The events and their indexes (seqs of the cid claims, sender_messages), all with write
-   * timestamp `ts`, as unlogged batches: one for a usual append (a few partitions, one round
-   * trip), chunked so a batch stays well below the mutation size limit.
+   * The events and their indexes (sender_messages, and with `claimSeqs` the seqs of the cid
+   * claims, which claims made in the allocating round carry already), all with write timestamp
+   * `ts`, as unlogged batches: one for a usual append (a few partitions, one round trip),
+   * chunked so a batch stays well below the mutation size limit.
    */
-  async writeEvents(conv: string, events: StoredEvent[], ts: number) {
+  async writeEvents(conv: string, events: StoredEvent[], ts: number, claimSeqs: boolean) {
     const statements: { query: string; params: unknown[]; bytes: number }[] = [];
     const bySender = new Map<string, number[]>();
     for (const e of events) {
@@ -31,7 +32,7 @@ export class EventLog {
       statements.push({ query: Q.insertEvent, params: [conv, bucketOf(e.seq), e.seq, e.id, e.kind, e.from, e.cid ?? null, new Date(e.ts), data], bytes: data.length + 200 });
     }
     for (const e of events) {
-      if (e.cid != null && e.from != null) statements.push({ query: Q.claimSeq, params: [e.seq, e.id, conv, e.from, e.cid], bytes: 100 });
+      if (claimSeqs && e.cid != null && e.from != null) statements.push({ query: Q.claimSeq, params: [e.seq, e.id, conv, e.from, e.cid], bytes: 100 });
       if (e.kind === 'message' && e.from != null) bySender.set(e.from, [...(bySender.get(e.from) ?? []), e.seq]);
     }
     for (const [from, seqs] of bySender) for (const s of seqs) statements.push({ query: Q.senderInsert, params: [conv, from, s], bytes: 60 });

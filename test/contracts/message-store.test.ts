@@ -151,9 +151,9 @@ describe('Cassandra message store internals', () => {
   test('init applies each migration file once and is idempotent', async () => {
     await (await open()).init();
     const rows = (await raw.execute('SELECT name, applied_at FROM schema_migrations')).rows;
-    assert.deepEqual(rows.map((r) => r.get('name')).sort(), ['001_init.cql']);
+    assert.deepEqual(rows.map((r) => r.get('name')).sort(), ['001_init.cql', '002_conversation_cids.cql']);
     const tables = (await raw.execute('SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?', [keyspace])).rows.map((r) => r.get('table_name'));
-    assert.deepEqual(tables.sort(), ['conversation_heads', 'event_cids', 'events', 'schema_migrations', 'sender_messages']);
+    assert.deepEqual(tables.sort(), ['conversation_cids', 'conversation_heads', 'event_cids', 'events', 'schema_migrations', 'sender_messages']);
   });
 
   test('5.2 seqs of a crashed appender stay invisible, then the next append voids the unwritten ones', async () => {
@@ -161,7 +161,7 @@ describe('Cassandra message store internals', () => {
     const conv = randomUUID();
     const [first] = await store.append(conv, [draft()]);
     // A replica wins seqs 2..4 by CAS, writes only seq 3, and dies.
-    assert.ok((await raw.execute('UPDATE conversation_heads SET last_seq = 4 WHERE conversation_id = ? IF last_seq = 1', [conv], { prepare: true })).wasApplied());
+    assert.ok((await raw.execute('UPDATE conversation_cids SET last_seq = 4 WHERE conversation_id = ? IF last_seq = 1', [conv], { prepare: true })).wasApplied());
     const orphan = draft({ data: { body: 'written before the crash' } });
     await raw.execute(
       'INSERT INTO events (conversation_id, bucket, seq, id, kind, sender_id, cid, ts, data) VALUES (?, 0, 3, ?, ?, ?, null, ?, ?)',
@@ -208,7 +208,7 @@ describe('Cassandra message store internals', () => {
     const store = await open({ claimWaitMs: 300, claimStaleMs: 60_000 });
     const conv = randomUUID();
     const from = randomUUID();
-    const claim = 'INSERT INTO event_cids (conversation_id, sender_id, cid, event_id, claimed_at) VALUES (?, ?, ?, ?, ?)';
+    const claim = 'INSERT INTO conversation_cids (conversation_id, sender_id, cid, event_id, claimed_at) VALUES (?, ?, ?, ?, ?)';
     await raw.execute(claim, [conv, from, 'busy', randomUUID(), new Date()], { prepare: true });
     await assert.rejects(store.append(conv, [draft({ from, cid: 'busy' })]), MessageStoreUnavailableError);
     assert.equal((await store.lastSeqs([conv])).get(conv), 0, 'nothing allocated');
@@ -227,7 +227,7 @@ describe('Cassandra message store internals', () => {
     const conv = randomUUID();
     const from = randomUUID();
     await raw.execute(
-      'INSERT INTO event_cids (conversation_id, sender_id, cid, event_id, claimed_at) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO conversation_cids (conversation_id, sender_id, cid, event_id, claimed_at) VALUES (?, ?, ?, ?, ?)',
       [conv, from, 'held', randomUUID(), new Date()],
       { prepare: true },
     );
@@ -237,5 +237,67 @@ describe('Cassandra message store internals', () => {
     assert.deepEqual([a!.duplicate, b!.duplicate], [false, false]);
     assert.deepEqual([a!.event.seq, b!.event.seq], [1, 2], 'the taken-over draft is appended after the others');
     assert.deepEqual(await readAll(store, conv), [a!.event, b!.event]);
+  });
+
+  test('5.4 one append claims the cids of many drafts in one conditional batch, around cids already claimed', async () => {
+    const store = await open({ claimWaitMs: 100, claimStaleMs: 60_000 });
+    const conv = randomUUID();
+    const from = randomUUID();
+    const first = await store.append(conv, [draft({ from, cid: 'a' }), draft({ from, cid: 'c' })]);
+    const out = await store.append(conv, ['a', 'b', 'c', 'd'].map((cid) => draft({ from, cid })));
+    assert.deepEqual(out.map((r) => r.duplicate), [true, false, true, false]);
+    assert.deepEqual([out[0]!.event, out[2]!.event], first.map((r) => r.event));
+    assert.deepEqual(out.map((r) => r.event.seq), [1, 3, 2, 4]);
+    const rows = (await raw.execute('SELECT cid, seq FROM conversation_cids WHERE conversation_id = ?', [conv], { prepare: true })).rows;
+    assert.deepEqual(rows.map((r) => [r.get('cid'), Number(r.get('seq'))]).sort(), [['a', 1], ['b', 3], ['c', 2], ['d', 4]]);
+  });
+
+  test('5.4 an append of more than 100 keyed drafts claims their cids in chunks, then allocates', async () => {
+    const store = await open();
+    const conv = randomUUID();
+    const from = randomUUID();
+    const [pre] = await store.append(conv, [draft({ from, cid: 'k150' })]);
+    const drafts = Array.from({ length: 250 }, (_, i) => draft({ from, cid: `k${i}` }));
+    const out = await store.append(conv, drafts);
+    assert.deepEqual(out.flatMap((r, i) => (r.duplicate ? [i] : [])), [150]);
+    assert.deepEqual(out[150]!.event, pre!.event);
+    assert.deepEqual(out.filter((r) => !r.duplicate).map((r) => r.event.seq), Array.from({ length: 249 }, (_, i) => i + 2));
+    const again = await store.append(conv, drafts.map((d) => ({ ...d, id: randomUUID() })));
+    assert.ok(again.every((r, i) => r.duplicate && r.event.id === out[i]!.event.id));
+    const rows = (await raw.execute('SELECT cid, seq FROM conversation_cids WHERE conversation_id = ?', [conv], { prepare: true, fetchSize: 1000 })).rows;
+    const seqOf = new Map(rows.map((r) => [r.get('cid') as string, Number(r.get('seq'))]));
+    assert.equal(seqOf.size, 250);
+    out.forEach((r, i) => assert.equal(seqOf.get(`k${i}`), r.event.seq));
+  });
+
+  test('5.1 a conversation appended to before migration 002 continues from conversation_heads.last_seq', async () => {
+    const store = await open();
+    const conv = randomUUID();
+    // As the previous version left it (durable_seq is written with the seq as its timestamp).
+    await raw.execute('INSERT INTO conversation_heads (conversation_id, last_seq, durable_seq) VALUES (?, 3, 3) USING TIMESTAMP 3', [conv], { prepare: true });
+    const [r] = await store.append(conv, [draft()]);
+    assert.equal(r!.event.seq, 4);
+    assert.equal((await store.lastSeqs([conv])).get(conv), 4);
+  });
+
+  // Last: once event_cids holds a row, stores opened on this keyspace consult it.
+  test('5.4 a cid stored before migration 002 (in event_cids) is still a duplicate', async () => {
+    const conv = randomUUID();
+    const from = randomUUID();
+    const [original] = await (await open()).append(conv, [draft({ from, cid: 'old' })]);
+    // As the previous version left it: the claim in event_cids, none in conversation_cids.
+    await raw.execute('DELETE FROM conversation_cids WHERE conversation_id = ? AND sender_id = ? AND cid = ?', [conv, from, 'old'], { prepare: true });
+    await raw.execute(
+      'INSERT INTO event_cids (conversation_id, sender_id, cid, event_id, claimed_at, seq, seq_event_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      [conv, from, 'old', original!.event.id, new Date(), original!.event.seq, original!.event.id],
+      { prepare: true },
+    );
+    const store = await open();
+    const [again] = await store.append(conv, [draft({ from, cid: 'old' })]);
+    assert.equal(again!.duplicate, true);
+    assert.deepEqual(again!.event, original!.event);
+    const [third] = await store.append(conv, [draft({ from, cid: 'old' }), draft({ from, cid: 'new' })]);
+    assert.deepEqual(third!.event, original!.event, 'the adopted claim answers without event_cids too');
+    assert.deepEqual((await readAll(store, conv)).map((e) => e.seq), [1, 2]);
   });
 });

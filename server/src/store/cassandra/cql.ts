@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import cassandra from 'cassandra-driver';
+import type { EventDraft, StoredEvent } from '../message-store.ts';
+
+/** Statements, row decoding and small helpers shared by the parts of the Cassandra message store. */
+
+export type Row = cassandra.types.Row;
+
+/** Seqs per `events` partition: bucket = floor(seq / BUCKET_SIZE). Changing it needs a data migration. */
+export const BUCKET_SIZE = 1000;
+
+const EVENT_COLS = 'conversation_id, seq, id, kind, sender_id, cid, ts, data';
+export const Q = {
+  insertEvent: `INSERT INTO events (conversation_id, bucket, seq, id, kind, sender_id, cid, ts, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  eventRange: `SELECT ${EVENT_COLS} FROM events WHERE conversation_id = ? AND bucket = ? AND seq >= ? AND seq <= ?`,
+  eventRangeDesc: `SELECT ${EVENT_COLS} FROM events WHERE conversation_id = ? AND bucket = ? AND seq <= ? ORDER BY seq DESC`,
+  eventsIn: `SELECT ${EVENT_COLS} FROM events WHERE conversation_id = ? AND bucket = ? AND seq IN ?`,
+  eventOne: `SELECT ${EVENT_COLS} FROM events WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
+  seqRange: `SELECT seq FROM events WHERE conversation_id = ? AND bucket = ? AND seq >= ? AND seq <= ?`,
+  setData: `UPDATE events SET data = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
+  allocSeed: `UPDATE conversation_cids SET last_seq = ? WHERE conversation_id = ? IF last_seq = null`,
+  allocCas: `UPDATE conversation_cids SET last_seq = ?, alloc_id = ? WHERE conversation_id = ? IF last_seq = ?`,
+  allocRow: `SELECT last_seq, alloc_id FROM conversation_cids WHERE conversation_id = ? LIMIT 1`,
+  legacyHead: `SELECT last_seq FROM conversation_heads WHERE conversation_id = ?`,
+  head: `SELECT durable_seq, last_message_seq FROM conversation_heads WHERE conversation_id = ?`,
+  durable: `UPDATE conversation_heads USING TIMESTAMP ? SET durable_seq = ? WHERE conversation_id = ?`,
+  durableMsg: `UPDATE conversation_heads USING TIMESTAMP ? SET durable_seq = ?, last_message_seq = ? WHERE conversation_id = ?`,
+  claim: `INSERT INTO conversation_cids (conversation_id, sender_id, cid, event_id, claimed_at, seq, seq_event_id) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
+  claimRenew: `UPDATE conversation_cids SET claimed_at = ?, seq = ?, seq_event_id = ? WHERE conversation_id = ? AND sender_id = ? AND cid = ? IF event_id = ?`,
+  claimRow: `SELECT sender_id, cid, event_id, claimed_at, seq, seq_event_id FROM conversation_cids WHERE conversation_id = ? AND sender_id = ? AND cid = ?`,
+  claimSteal: `UPDATE conversation_cids SET event_id = ?, claimed_at = ? WHERE conversation_id = ? AND sender_id = ? AND cid = ? IF event_id = ?`,
+  claimSeq: `UPDATE conversation_cids SET seq = ?, seq_event_id = ? WHERE conversation_id = ? AND sender_id = ? AND cid = ?`,
+  claimRelease: `DELETE FROM conversation_cids WHERE conversation_id = ? AND sender_id = ? AND cid = ? IF event_id = ?`,
+  legacyAny: `SELECT conversation_id FROM event_cids LIMIT 1`,
+  legacyClaimRow: `SELECT event_id, claimed_at, seq, seq_event_id FROM event_cids WHERE conversation_id = ? AND sender_id = ? AND cid = ?`,
+  senderInsert: `INSERT INTO sender_messages (conversation_id, sender_id, seq) VALUES (?, ?, ?)`,
+  senderSeqs: `SELECT seq FROM sender_messages WHERE conversation_id = ? AND sender_id = ?`,
+};
+
+export const bucketOf = (seq: number) => Math.floor(seq / BUCKET_SIZE);
+export const num = (v: unknown): number | null => (v == null ? null : typeof v === 'number' ? v : (v as cassandra.types.Long).toNumber());
+export const str = (v: unknown): string | null => (v == null ? null : String(v));
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export const keyOf = (d: EventDraft) => (d.cid != null && d.from != null ? `${d.from}\u0000${d.cid}` : null);
+
+let lastMicros = 0;
+/** Write timestamps in µs, strictly increasing within the process. */
+export function nowMicros(): number {
+  lastMicros = Math.max(Date.now() * 1000, lastMicros + 1);
+  return lastMicros;
+}
+
+/** The same id for the void filler of a seq whoever writes it, so concurrent fillers agree. */
+export function voidId(conv: string, seq: number): string {
+  const h = createHash('sha1').update(`hubbub:void:${conv}:${seq}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
+}
+
+export const toEvent = (r: Row): StoredEvent => {
+  const e: StoredEvent = {
+    conv: String(r.get('conversation_id')),
+    seq: num(r.get('seq'))!,
+    id: String(r.get('id')),
+    kind: r.get('kind') as StoredEvent['kind'],
+    from: str(r.get('sender_id')),
+    ts: (r.get('ts') as Date).getTime(),
+    data: JSON.parse(r.get('data') as string) as Record<string, unknown>,
+  };
+  const cid = r.get('cid') as string | null;
+  if (cid != null) e.cid = cid;
+  return e;
+};
+
+/** Seqs grouped by their `events` partition. */
+export function byBucket(seqs: Iterable<number>): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  for (const s of seqs) {
+    const b = bucketOf(s);
+    const list = out.get(b);
+    if (list) list.push(s);
+    else out.set(b, [s]);
+  }
+  return out;
+}
+
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** Bounded map: forgets the oldest entries (these are only hints that save a round trip). */
+export function remember(m: Map<string, number>, k: string, v: number) {
+  if ((m.get(k) ?? -1) >= v) return;
+  m.delete(k);
+  m.set(k, v);
+  if (m.size > 50_000) m.delete(m.keys().next().value!);
+}
+
+/** The driver client with the store's defaults (prepared statements) and the reads every part needs. */
+export class Cql {
+  constructor(readonly client: cassandra.Client) {}
+
+  q(query: string, params: unknown[], opts: cassandra.QueryOptions = {}) {
+    return this.client.execute(query, params, { prepare: true, ...opts });
+  }
+
+  /** Every row of a query, page by page. */
+  async all(query: string, params: unknown[]): Promise<Row[]> {
+    const rows: Row[] = [];
+    let pageState: string | undefined;
+    do {
+      const rs = await this.client.execute(query, params, { prepare: true, fetchSize: 5000, pageState, isIdempotent: true });
+      rows.push(...rs.rows);
+      pageState = rs.pageState ?? undefined;
+    } while (pageState);
+    return rows;
+  }
+
+  async head(conv: string): Promise<{ durable: number; lastMessage: number | null }> {
+    const row = (await this.q(Q.head, [conv], { isIdempotent: true })).first();
+    return { durable: num(row?.get('durable_seq')) ?? 0, lastMessage: num(row?.get('last_message_seq')) };
+  }
+
+  async readOne(conv: string, seq: number): Promise<StoredEvent | null> {
+    const row = (await this.q(Q.eventOne, [conv, bucketOf(seq), seq], { isIdempotent: true })).first();
+    return row ? toEvent(row) : null;
+  }
+}

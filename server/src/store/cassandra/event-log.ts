@@ -1,0 +1,120 @@
+import type { Logger } from '../../observability/logger.ts';
+import type { StoredEvent } from '../message-store.ts';
+import { BUCKET_SIZE, bucketOf, byBucket, type Cql, nowMicros, num, Q, remember, sleep, voidId } from './cql.ts';
+import { MessageStoreUnavailableError } from './errors.ts';
+import type { Allocation } from './seq-allocator.ts';
+
+/**
+ * The write side of the event log: events and their indexes, void fillers, and `durable_seq`,
+ * the seq up to which every event is written and which readers never look past.
+ */
+export class EventLog {
+  /** A lower bound of durable_seq per conversation. */
+  private readonly durableHint = new Map<string, number>();
+
+  constructor(
+    private readonly cql: Cql,
+    private readonly logger: Logger,
+    private readonly takeoverMs: number,
+  ) {}
+
+  /**
+   * The events and their indexes (sender_messages, and with `claimSeqs` the seqs of the cid
+   * claims, which claims made in the allocating round carry already), all with write timestamp
+   * `ts`, as unlogged batches: one for a usual append (a few partitions, one round trip),
+   * chunked so a batch stays well below the mutation size limit.
+   */
+  async writeEvents(conv: string, events: StoredEvent[], ts: number, claimSeqs: boolean) {
+    const statements: { query: string; params: unknown[]; bytes: number }[] = [];
+    const bySender = new Map<string, number[]>();
+    for (const e of events) {
+      const data = JSON.stringify(e.data);
+      statements.push({ query: Q.insertEvent, params: [conv, bucketOf(e.seq), e.seq, e.id, e.kind, e.from, e.cid ?? null, new Date(e.ts), data], bytes: data.length + 200 });
+    }
+    for (const e of events) {
+      if (claimSeqs && e.cid != null && e.from != null) statements.push({ query: Q.claimSeq, params: [e.seq, e.id, conv, e.from, e.cid], bytes: 100 });
+      if (e.kind === 'message' && e.from != null) bySender.set(e.from, [...(bySender.get(e.from) ?? []), e.seq]);
+    }
+    for (const [from, seqs] of bySender) for (const s of seqs) statements.push({ query: Q.senderInsert, params: [conv, from, s], bytes: 60 });
+    const opts = { prepare: true, logged: false, timestamp: ts, isIdempotent: true };
+    const jobs: Promise<unknown>[] = [];
+    let batch: { query: string; params: unknown[] }[] = [];
+    let bytes = 0;
+    statements.forEach((st, i) => {
+      batch.push({ query: st.query, params: st.params });
+      bytes += st.bytes;
+      if (i === statements.length - 1 || batch.length >= 200 || bytes > 512_000) {
+        jobs.push(this.cql.client.batch(batch, opts));
+        batch = [];
+        bytes = 0;
+      }
+    });
+    await Promise.all(jobs);
+  }
+
+  async writeVoids(conv: string, seqs: number[]) {
+    if (!seqs.length) return;
+    const ts = nowMicros();
+    await Promise.all(
+      [...byBucket(seqs)].map(([b, ss]) =>
+        this.cql.client.batch(
+          ss.map((s) => ({ query: Q.insertEvent, params: [conv, b, s, voidId(conv, s), 'system', null, null, new Date(), '{"void":true}'] })),
+          { prepare: true, logged: false, timestamp: ts, isIdempotent: true },
+        ),
+      ),
+    );
+  }
+
+  /** Raises durable_seq to the allocation's end once every seq before it is durable. */
+  async publish(conv: string, alloc: Allocation, lastMessage: number | undefined) {
+    await this.waitDurable(conv, alloc.start - 1);
+    const [query, params] =
+      lastMessage === undefined
+        ? [Q.durable, [alloc.end, alloc.end, conv]]
+        : [Q.durableMsg, [alloc.end, alloc.end, lastMessage, conv]];
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.cql.q(query, params, { isIdempotent: true });
+        break;
+      } catch (err) {
+        if (attempt >= 2) throw new MessageStoreUnavailableError(`could not publish seqs of ${conv}`, { cause: err });
+        await sleep(50 * 4 ** attempt);
+      }
+    }
+    remember(this.durableHint, conv, alloc.end);
+  }
+
+  private async waitDurable(conv: string, target: number) {
+    if (target <= 0 || (this.durableHint.get(conv) ?? 0) >= target) return;
+    let seen = -1;
+    let since = performance.now();
+    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+      const durable = (await this.cql.head(conv)).durable;
+      if (durable >= target) {
+        remember(this.durableHint, conv, durable);
+        return;
+      }
+      if (durable !== seen) {
+        seen = durable;
+        since = performance.now();
+      } else if (performance.now() - since >= this.takeoverMs) {
+        await this.fillHoles(conv, durable + 1, target);
+        return;
+      }
+      await sleep(delay * (0.5 + Math.random()));
+    }
+  }
+
+  /** Voids the unwritten seqs in [from, to]: their appender stopped making progress (crashed). */
+  private async fillHoles(conv: string, from: number, to: number) {
+    const present = new Set<number>();
+    for (let b = bucketOf(from); b <= bucketOf(to); b++) {
+      const rows = await this.cql.all(Q.seqRange, [conv, b, Math.max(from, b * BUCKET_SIZE), Math.min(to, b * BUCKET_SIZE + BUCKET_SIZE - 1)]);
+      for (const r of rows) present.add(num(r.get('seq'))!);
+    }
+    const missing: number[] = [];
+    for (let s = from; s <= to; s++) if (!present.has(s)) missing.push(s);
+    this.logger.warn({ conv, from, to, missing: missing.length }, 'seqs stalled; filling their holes with void events');
+    await this.writeVoids(conv, missing);
+  }
+}

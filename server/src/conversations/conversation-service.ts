@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
-import { rowsOf, type Db } from '../db/database.ts';
+import type { Db } from '../db/database.ts';
 import { conversations, members, profiles, users } from '../../../db/schema/index.ts';
 import { DomainError } from '../errors.ts';
 import type { MembershipDirectory, UserControl } from '../hub/ports.ts';
@@ -58,22 +58,6 @@ export class ConversationService implements MembershipDirectory {
       .from(members)
       .where(and(eq(members.userId, userId), inArray(members.conversationId, convs)));
     return Object.fromEntries(rows.map((r) => [r.c, Number(r.r)]));
-  }
-
-  async contactsOf(userId: string, limit: number): Promise<string[]> {
-    const rows = rowsOf<{ user_id: string }>(
-      await this.d.db.execute(sql`
-        select distinct m2.user_id from ${members} m1
-        join ${members} m2 on m2.conversation_id = m1.conversation_id
-        where m1.user_id = ${userId} and m2.user_id <> ${userId}
-        limit ${limit}`),
-    );
-    return rows.map((r) => r.user_id);
-  }
-
-  async userInfo(userId: string) {
-    const p = await this.d.profiles.get({ userId });
-    return { id: p.id, username: p.username, displayName: p.displayName };
   }
 
   // ---- procedures ------------------------------------------------------------------------

@@ -111,6 +111,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
 
   const conversations: ConversationService = new ConversationService({
     db,
+    database,
     store,
     profiles,
     maxGroupMembers: config.MAX_GROUP_MEMBERS,

@@ -5,15 +5,16 @@ import type { AccessTokens } from './tokens.ts';
 
 /*
  * One prepared statement per socket: the session check (live session, user not deleted), the
- * identity for `ready`, the conversations with their read cursors, and the contacts for the
- * presence snapshot. No row: the session ended or the user is gone.
- * The aggregates are json so both drivers hand back plain objects (uuid keys as text, bigint
- * cursors as numbers) without per-driver array parsing.
+ * identity for `ready`, the conversation ids, and the contacts for the presence snapshot. No
+ * row: the session ended or the user is gone. The aggregates are json so both drivers hand back
+ * plain arrays without per-driver array parsing. Read cursors are not read here: `resume` asks
+ * for them later, after the socket follows its conversations, so a read on another device in
+ * between is not missed (SPEC 5.5).
  */
 const LOGIN_SQL = `
 select u.username, p.display_name,
-  (select coalesce(json_object_agg(m.conversation_id, m.read_seq), '{}'::json)
-     from members m where m.user_id = $1) as cursors,
+  (select coalesce(json_agg(m.conversation_id), '[]'::json)
+     from members m where m.user_id = $1) as convs,
   (select coalesce(json_agg(c.user_id), '[]'::json) from (
      select distinct m2.user_id from members m1
      join members m2 on m2.conversation_id = m1.conversation_id
@@ -45,16 +46,14 @@ export class SocketAuthenticator implements Authenticator {
     const [row] = await this.d.database.query<{
       username: string;
       display_name: string;
-      cursors: Json<Record<string, number | string>>;
+      convs: Json<string[]>;
       contacts: Json<string[]>;
     }>(LOGIN_SQL, [user.id, user.sessionId, contactsMax]);
     if (!row) throw new DomainError('UNAUTHORIZED', 'session ended');
-    const cursors: Record<string, number> = {};
-    for (const [c, r] of Object.entries(json(row.cursors))) cursors[c] = Number(r);
     return {
       user,
       info: { id: user.id, username: row.username, displayName: row.display_name },
-      cursors,
+      convs: json(row.convs),
       contacts: json(row.contacts),
     };
   }

@@ -87,9 +87,9 @@ describe('hub on its in-process adapters', () => {
       },
     });
     /** What the upgrade does: watch the user's channel, read the login snapshot, attach. */
-    const open = async (sock: SocketLike, user: string, cursors = Object.fromEntries((convsOf[user] ?? []).map((c) => [c, 0]))) => {
+    const open = async (sock: SocketLike, user: string) => {
       const watch = await hub.watchUser(user);
-      const login = { user: { id: user, sessionId: randomUUID() }, info: { id: user, username: 'u', displayName: 'u' }, cursors, contacts: [] };
+      const login = { user: { id: user, sessionId: randomUUID() }, info: { id: user, username: 'u', displayName: 'u' }, convs: convsOf[user] ?? [], contacts: [] };
       return hub.attach(sock, login, watch);
     };
     return { hub, store, bus, open };
@@ -152,7 +152,7 @@ describe('hub on its in-process adapters', () => {
     const sock = new FakeSocket();
     // The upgrade watched the user's channel and read the snapshot (member of a only) ...
     const watch = await hub.watchUser(user);
-    const login = { user: { id: user, sessionId: randomUUID() }, info: { id: user, username: 'u', displayName: 'u' }, cursors: { [a]: 0 }, contacts: [] };
+    const login = { user: { id: user, sessionId: randomUUID() }, info: { id: user, username: 'u', displayName: 'u' }, convs: [a], contacts: [] };
     // ... then, before the socket opened, a was left and b joined.
     const removed = JSON.stringify({ type: 'conversation', op: 'removed', conversation: { id: a } });
     const added = JSON.stringify({ type: 'conversation', op: 'added', conversation: { id: b } });
@@ -185,7 +185,7 @@ describe('hub on its in-process adapters', () => {
     const watch = await hub.watchUser(user);
     await hub.controlUser(user, { k: 'revoke', sessions: [sessionId] });
     await new Promise((r) => setImmediate(r));
-    hub.attach(sock, { user: { id: user, sessionId }, info: { id: user, username: 'u', displayName: 'u' }, cursors: {}, contacts: [] }, watch);
+    hub.attach(sock, { user: { id: user, sessionId }, info: { id: user, username: 'u', displayName: 'u' }, convs: [], contacts: [] }, watch);
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(sock.closedWith, 4001);
     hub.stop();

@@ -160,7 +160,7 @@ export class Hub {
   private async setup(conn: Connection, login: SocketLogin) {
     const user = conn.user;
     try {
-      const convs = Object.keys(login.cursors);
+      const convs = login.convs;
       await this.ensureFeeds(convs);
       if (conn.closed) return;
       const heads: Record<string, number> = {};

@@ -19,8 +19,8 @@ export interface UserInfo {
 export interface SocketLogin {
   user: SocketUser;
   info: UserInfo;
-  /** The user's conversations, each with the user's read cursor in it. */
-  cursors: Record<string, number>;
+  /** The conversations the user belongs to. */
+  convs: string[];
   /** Users who share a conversation with this user (at most the limit asked), for the presence snapshot. */
   contacts: string[];
 }
@@ -34,8 +34,8 @@ export interface Authenticator {
   /** Checks an access token's signature and claims, without I/O. Throws on an invalid token. */
   verify(token: string): Promise<SocketUser>;
   /**
-   * Checks that the session is live and reads the user's identity, conversations with read
-   * cursors, and up to `contactsMax` contacts, in one statement. Throws on a revoked session or
+   * Checks that the session is live and reads the user's identity, conversation ids and up to
+   * `contactsMax` contacts, in one statement. Throws on a revoked session or
    * a deleted user.
    */
   login(user: SocketUser, contactsMax: number): Promise<SocketLogin>;

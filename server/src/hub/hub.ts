@@ -37,6 +37,8 @@ export interface HubDeps {
 
 /** How long a feed with no local sockets keeps its bus subscription (reconnect storms). */
 const FEED_LINGER_MS = 30_000;
+/** The same for a user's channel: a socket that comes back within it skips a SUBSCRIBE round trip. */
+const USER_LINGER_MS = 30_000;
 /** How long an early event waits for the seqs before it before the hub reads them from the store. */
 const GAP_WAIT_MS = 40;
 /** At most this many contacts' presence is sent after `ready`. */
@@ -60,6 +62,7 @@ export class Hub {
    * has applied its login snapshot.
    */
   private userSubs = new Map<string, Promise<void>>();
+  private userLinger = new Map<string, NodeJS.Timeout>();
   private watching = new Map<string, Set<UserWatch>>();
   private sweepTimer: NodeJS.Timeout;
 
@@ -112,6 +115,11 @@ export class Hub {
   }
 
   private subscribeUser(userId: string): Promise<void> {
+    const linger = this.userLinger.get(userId);
+    if (linger) {
+      clearTimeout(linger);
+      this.userLinger.delete(userId);
+    }
     let sub = this.userSubs.get(userId);
     if (!sub) {
       sub = this.d.bus.subscribe(channels.user(userId));
@@ -124,9 +132,15 @@ export class Hub {
   }
 
   private maybeUnsubscribeUser(userId: string) {
-    if (this.byUser.has(userId) || this.watching.has(userId) || !this.userSubs.has(userId)) return;
-    this.userSubs.delete(userId);
-    void this.d.bus.unsubscribe(channels.user(userId)).catch(() => {});
+    if (this.byUser.has(userId) || this.watching.has(userId) || !this.userSubs.has(userId) || this.userLinger.has(userId)) return;
+    const timer = setTimeout(() => {
+      this.userLinger.delete(userId);
+      if (this.byUser.has(userId) || this.watching.has(userId)) return;
+      this.userSubs.delete(userId);
+      void this.d.bus.unsubscribe(channels.user(userId)).catch(() => {});
+    }, USER_LINGER_MS);
+    timer.unref();
+    this.userLinger.set(userId, timer);
   }
 
   /**
@@ -673,6 +687,7 @@ export class Hub {
 
   stop() {
     clearInterval(this.sweepTimer);
+    for (const t of this.userLinger.values()) clearTimeout(t);
     for (const f of this.feeds.values()) {
       if (f.gapTimer) clearTimeout(f.gapTimer);
       if (f.lingerTimer) clearTimeout(f.lingerTimer);

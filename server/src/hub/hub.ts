@@ -198,9 +198,10 @@ export class Hub {
       conn.presenceOp = conn.presenceOp.then(async () => {
         if (conn.closed) return;
         conn.presenceCounted = true;
-        if (await this.d.presence.connected(user.id)) await this.announcePresence(user.id, 'online', convs);
-        // A snapshot: which contacts are online now (later changes arrive as they happen).
-        for (const u of await this.d.presence.online(login.contacts)) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
+        // With the count, a snapshot: which contacts are online now (later changes arrive as they happen).
+        const { first, online } = await this.d.presence.connected(user.id, login.contacts);
+        if (!conn.closed) for (const u of online) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
+        if (first) await this.announcePresence(user.id, 'online', convs);
       });
     } catch (err) {
       this.d.logger.error({ err, conn: conn.id }, 'socket setup failed');

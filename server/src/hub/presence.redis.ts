@@ -20,10 +20,23 @@ for i = 1, #h, 2 do
 end
 return total
 `;
+// Counts the socket, then returns the user's live count followed by the live count of every
+// contact (KEYS[3..]: their u: keys), so a new socket's snapshot costs no second call.
 const CONNECT = `
 redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 redis.call('SADD', KEYS[2], ARGV[3])
-${LIVE_SUM}`;
+local out = {}
+for k = 1, #KEYS do
+  if k ~= 2 then
+    local total = 0
+    local h = redis.call('HGETALL', KEYS[k])
+    for i = 1, #h, 2 do
+      if redis.call('EXISTS', ARGV[1] .. h[i]) == 1 then total = total + tonumber(h[i + 1]) end
+    end
+    out[#out + 1] = total
+  end
+end
+return out`;
 const DISCONNECT = `
 local n = redis.call('HINCRBY', KEYS[1], ARGV[2], -1)
 if n <= 0 then
@@ -50,7 +63,7 @@ ${LIVE_SUM}`;
 
 /** The scripts, sent once and then called by sha (ioredis falls back to EVAL after a SCRIPT FLUSH). */
 interface PresenceCommands {
-  hubbubPresenceConnect(k1: string, k2: string, prefix: string, replica: string, user: string): Promise<number>;
+  hubbubPresenceConnect(...args: string[]): Promise<number[]>;
   hubbubPresenceDisconnect(k1: string, k2: string, prefix: string, replica: string, user: string): Promise<number>;
   hubbubPresenceLiveMany(...args: string[]): Promise<number[]>;
 }
@@ -71,7 +84,7 @@ export class RedisPresence implements Presence {
     this.p = (opts.prefix ?? 'hubbub:') + 'pr:';
     // defineCommand is idempotent per name on a client, so two instances can share one.
     if (!('hubbubPresenceConnect' in redis)) {
-      redis.defineCommand('hubbubPresenceConnect', { numberOfKeys: 2, lua: CONNECT });
+      redis.defineCommand('hubbubPresenceConnect', { lua: CONNECT });
       redis.defineCommand('hubbubPresenceDisconnect', { numberOfKeys: 2, lua: DISCONNECT });
       redis.defineCommand('hubbubPresenceLiveMany', { lua: LIVE_MANY });
     }
@@ -100,10 +113,25 @@ export class RedisPresence implements Presence {
     return this.redis as ScriptedRedis;
   }
 
-  async connected(userId: string) {
-    const [k1, k2] = this.keys(userId);
-    const n = await this.scripted.hubbubPresenceConnect(k1!, k2!, this.p + 'r:', this.opts.replicaId, userId);
-    return Number(n) === 1;
+  async connected(userId: string, contacts: string[]) {
+    // Past one chunk, the rest of the snapshot is read separately so one script never runs long.
+    const now = contacts.slice(0, LIVE_MANY_CHUNK);
+    const [counts, rest] = await Promise.all([
+      this.scripted.hubbubPresenceConnect(
+        String(2 + now.length),
+        ...this.keys(userId),
+        ...now.map((u) => this.p + 'u:' + u),
+        this.p + 'r:',
+        this.opts.replicaId,
+        userId,
+      ),
+      contacts.length > now.length ? this.online(contacts.slice(now.length)) : new Set<string>(),
+    ]);
+    const online = rest;
+    now.forEach((u, i) => {
+      if (Number(counts[i + 1]) > 0) online.add(u);
+    });
+    return { first: Number(counts[0]) === 1, online };
   }
 
   async disconnected(userId: string) {

@@ -190,4 +190,34 @@ describe('hub on its in-process adapters', () => {
     assert.equal(sock.closedWith, 4001);
     hub.stop();
   });
+
+  test('5.3 a resume already waiting when the hold expires wins over it: no live event overtakes the missed ones', async () => {
+    const conv = randomUUID();
+    const [other, user] = [randomUUID(), randomUUID()];
+    const { hub, store, bus, open } = makeHub({ [other]: [conv], [user]: [conv] });
+    const draft = (i: number) => ({ id: randomUUID(), kind: 'message' as const, from: other, ts: Date.now(), data: { body: `m${i}` } });
+    for (let i = 0; i < 3; i++) await store.append(conv, [draft(i)]);
+    // Another socket keeps the feed at seq 3; seq 4 is stored, its bus message not yet delivered.
+    const first = new FakeSocket();
+    await open(first, other);
+    await first.until((f) => f.some((x) => x.type === 'ready'));
+    const [r4] = await store.append(conv, [draft(3)]);
+    const sock = new FakeSocket();
+    const conn = await open(sock, user);
+    await sock.until((f) => f.some((x) => x.type === 'ready'));
+    while (!conn.holdTimer) await Promise.resolve();
+    // One loop turn in which the hold (0 ms here) expires, then seq 4 arrives by the bus, then the
+    // client's resume from seq 1 is read.
+    setTimeout(() => {
+      void bus.publish(channels.conv(conv), busEvent(4, Date.now(), encodeEvent(r4!.event)));
+      queueMicrotask(() => queueMicrotask(() => hub.handle(conn, { type: 'resume', ref: 'r', convs: { [conv]: 1 } })));
+    }, 0);
+    const until = Date.now() + 5;
+    while (Date.now() < until); // a busy turn: both timers are due when it ends
+    await sock.until((f) => f.some((x) => x.type === 'resumed'));
+    await new Promise((r) => setTimeout(r, 50));
+    const seen = sock.frames.filter((x) => x.type === 'event' || x.type === 'resumed').map((x) => (x.type === 'event' ? x.seq : `resumed ${x.convs[conv]}`));
+    assert.deepEqual(seen, [2, 3, 4, 'resumed 4']);
+    hub.stop();
+  });
 });

@@ -191,7 +191,16 @@ export class Hub {
       await this.applyQueued(conn);
       if (conn.closed) return;
       // Live delivery starts at the client's first frame (normally `resume`) or after the hold.
-      conn.holdTimer = setTimeout(() => this.release(conn), this.d.limits.resumeHoldMs);
+      const hold: NodeJS.Timeout = setTimeout(() => {
+        // Timers run before the loop reads sockets: after a busy turn (a connection storm) the
+        // client's `resume` may already be waiting unread. Releasing in the check phase, after
+        // this turn's reads, lets it win; releasing first would send live events past the ready
+        // heads and the late resume would then resend them (a gap, then duplicates).
+        setImmediate(() => {
+          if (conn.holdTimer === hold) this.release(conn);
+        });
+      }, this.d.limits.resumeHoldMs);
+      conn.holdTimer = hold;
       const backlog = conn.backlog ?? [];
       conn.backlog = null;
       for (const f of backlog) this.handle(conn, f);

@@ -79,7 +79,12 @@ export function storm() {
     s.c = openSocket(s.url, s.token, {
       onFrame(f, t) {
         if (gen !== s.gen) return;
-        if (f.type === 'ready') sendFrame(s.c, { type: 'resume', ref: 'r', convs: f.convs || {} });
+        if (f.type === 'ready') {
+          s.readyAt = Date.now();
+          if (!sendFrame(s.c, { type: 'resume', ref: 'r', convs: f.convs || {} }) && logged++ < 5) {
+            console.warn(`${PROTO} resume not sent: readyState ${s.c.ws.readyState}, closed ${s.c.closed}, state ${s.c.state}`);
+          }
+        }
         else if (f.type === 'resumed' && !s.settled) {
           connectTime.add(t - s.openedAt); // from the first attempt
           s.good = true;
@@ -106,7 +111,7 @@ export function storm() {
       // A handshake that hangs is retried, as a client with a handshake timeout would.
       if (now - lastHandshakeCheck > 1000) {
         lastHandshakeCheck = now;
-        for (const s of socks) if (!s.settled && s.attemptAt && now - s.attemptAt > HANDSHAKE_TIMEOUT_MS) s.retry(`no resume after ${HANDSHAKE_TIMEOUT_MS} ms`);
+        for (const s of socks) if (!s.settled && s.attemptAt && now - s.attemptAt > HANDSHAKE_TIMEOUT_MS) s.retry(`no resume after ${HANDSHAKE_TIMEOUT_MS} ms (${s.readyAt ? `ready came ${s.readyAt - s.attemptAt} ms in` : 'no ready'})`);
       }
       if (settled < socks.length && now - startedAt < TIMEOUT_S * 1000) return;
       for (const s of socks) settle(s, false, 'timed out');

@@ -129,7 +129,7 @@ export function storm() {
         if (gen !== m.gen) return; // a frame of the dropped socket
         if (f.type === 'ready') {
           if (!again) m.last = (f.convs && f.convs[m.room.id]) || 0;
-          sendFrame(c, { type: 'resume', ref: 'r', convs: { [m.room.id]: m.last } });
+          if (!sendFrame(c, { type: 'resume', ref: 'r', convs: { [m.room.id]: m.last } })) warn(`resume not sent: readyState ${c.ws.readyState}, closed ${c.closed}, state ${c.state}`);
         } else if (f.type === 'resumed') {
           if (!again) m.ready = true;
           else if (!m.resumed) {

@@ -11,6 +11,7 @@ import { AuthService } from './auth/auth-service.ts';
 import { PasswordHasher } from './auth/passwords.ts';
 import { MemoryRateLimiter } from './auth/rate-limiter.memory.ts';
 import { RedisRateLimiter } from './auth/rate-limiter.redis.ts';
+import { SocketAuthenticator } from './auth/socket-authenticator.ts';
 import { AccessTokens } from './auth/tokens.ts';
 import type { Bus } from './bus/bus.ts';
 import { MemoryBus } from './bus/bus.memory.ts';
@@ -86,15 +87,16 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
 
   const profiles = new ProfileService(db);
   let hubRef: Hub | null = null;
+  const tokens = new AccessTokens(jwtSecret(config, logger), {
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    ttlSeconds: config.ACCESS_TOKEN_TTL_S,
+  });
   const hasher = new PasswordHasher({ memoryCost: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, nice: config.PASSWORD_HASH_NICE });
   const auth = new AuthService({
     db,
     hasher,
-    tokens: new AccessTokens(jwtSecret(config, logger), {
-      issuer: config.JWT_ISSUER,
-      audience: config.JWT_AUDIENCE,
-      ttlSeconds: config.ACCESS_TOKEN_TTL_S,
-    }),
+    tokens,
     limiter,
     logger,
     refreshTtlSeconds: config.REFRESH_TOKEN_TTL_S,
@@ -109,6 +111,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
 
   const conversations: ConversationService = new ConversationService({
     db,
+    database,
     store,
     profiles,
     maxGroupMembers: config.MAX_GROUP_MEMBERS,
@@ -159,8 +162,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
         '/ws',
         wsBehavior({
           hub,
-          auth,
-          directory: conversations,
+          auth: new SocketAuthenticator({ tokens, database }),
           logger,
           metrics,
           allowedOrigins,

@@ -349,6 +349,20 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
     assert.equal(await upgradeStatus(replica.port, { authorization: `Bearer ${u.accessToken}` }), 401);
   });
 
+  test('5.6 presence snapshot: a new socket is told which of its contacts are online, and no one else', async () => {
+    const { users } = await group(3);
+    const stranger = await newUser(replica.port, 'stranger');
+    const online = await connect(replica.port, users[0]!.accessToken);
+    const other = await connect(replica.port, stranger.accessToken);
+    const s = await connect(replica.port, users[1]!.accessToken);
+    await s.c.wait((f) => f.type === 'presence' && f.user === users[0]!.id && f.status === 'online');
+    // The snapshot goes out in one batch: after a ping round trip nothing of it is still on its way.
+    await s.c.request({ type: 'ping' });
+    const seen = s.c.frames.filter((f) => f.type === 'presence').map((f) => f.user);
+    assert.deepEqual(seen, [users[0]!.id]);
+    for (const x of [online, other, s]) x.c.close();
+  });
+
   test('5.6 presence: online with the first socket, offline after the last closes', async () => {
     const { users } = await group(2);
     const watcher = await connect(replica.port, users[0]!.accessToken);

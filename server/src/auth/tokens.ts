@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { DomainError } from '../errors.ts';
 
@@ -14,19 +14,23 @@ const TYP = 'at+jwt';
 
 /** JWT access tokens with a pinned algorithm, issuer, audience and type. */
 export class AccessTokens {
-  private key: Uint8Array;
+  /**
+   * Imported once: given raw bytes, jose imports a WebCrypto key on every call, which was about
+   * half the CPU of a verify (each socket upgrade and API call verifies one).
+   */
+  private key: Promise<webcrypto.CryptoKey>;
   constructor(
     secret: string,
     private readonly opts: { issuer: string; audience: string; ttlSeconds: number },
   ) {
-    this.key = new TextEncoder().encode(secret);
+    this.key = webcrypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
   }
 
   get ttlSeconds() {
     return this.opts.ttlSeconds;
   }
 
-  sign(claims: AccessClaims): Promise<string> {
+  async sign(claims: AccessClaims): Promise<string> {
     return new SignJWT({ sid: claims.sid })
       .setProtectedHeader({ alg: ALG, typ: TYP })
       .setSubject(claims.sub)
@@ -34,14 +38,14 @@ export class AccessTokens {
       .setAudience(this.opts.audience)
       .setIssuedAt()
       .setExpirationTime(`${this.opts.ttlSeconds}s`)
-      .sign(this.key);
+      .sign(await this.key);
   }
 
   /** Throws DomainError UNAUTHORIZED for anything but a valid, unexpired token of ours. */
   async verify(token: string): Promise<AccessClaims> {
     if (typeof token !== 'string' || token.length > 4096) throw new DomainError('UNAUTHORIZED', 'invalid token');
     try {
-      const { payload } = await jwtVerify(token, this.key, {
+      const { payload } = await jwtVerify(token, await this.key, {
         algorithms: [ALG],
         issuer: this.opts.issuer,
         audience: this.opts.audience,

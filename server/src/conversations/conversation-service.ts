@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
-import { rowsOf, type Db } from '../db/database.ts';
+import type { Database, Db } from '../db/database.ts';
 import { conversations, members, profiles, users } from '../../../db/schema/index.ts';
 import { DomainError } from '../errors.ts';
 import type { MembershipDirectory, UserControl } from '../hub/ports.ts';
@@ -20,12 +20,19 @@ export interface LiveChannel {
 
 export interface ConversationServiceDeps {
   db: Db;
+  /** Prepared statements for the socket path (resume). */
+  database: Pick<Database, 'query'>;
   store: MessageStore;
   live: LiveChannel;
   profiles: ProfileService;
   maxGroupMembers: number;
   historyMaxLimit?: number;
 }
+
+// Prepared once per connection: every resume asks for its cursors. The ids travel as one json
+// text parameter so the statement text is the same whatever their number (as in the store).
+const READ_CURSORS_SQL = `select conversation_id, read_seq from members
+  where user_id = $1 and conversation_id in (select jsonb_array_elements_text($2::text::jsonb)::uuid)`;
 
 const FOREVER = new Date('9999-12-31T00:00:00Z');
 
@@ -53,27 +60,13 @@ export class ConversationService implements MembershipDirectory {
 
   async readCursors(userId: string, convs: string[]): Promise<Record<string, number>> {
     if (!convs.length) return {};
-    const rows = await this.d.db
-      .select({ c: members.conversationId, r: members.readSeq })
-      .from(members)
-      .where(and(eq(members.userId, userId), inArray(members.conversationId, convs)));
-    return Object.fromEntries(rows.map((r) => [r.c, Number(r.r)]));
-  }
-
-  async contactsOf(userId: string, limit: number): Promise<string[]> {
-    const rows = rowsOf<{ user_id: string }>(
-      await this.d.db.execute(sql`
-        select distinct m2.user_id from ${members} m1
-        join ${members} m2 on m2.conversation_id = m1.conversation_id
-        where m1.user_id = ${userId} and m2.user_id <> ${userId}
-        limit ${limit}`),
-    );
-    return rows.map((r) => r.user_id);
-  }
-
-  async userInfo(userId: string) {
-    const p = await this.d.profiles.get({ userId });
-    return { id: p.id, username: p.username, displayName: p.displayName };
+    const rows = await this.d.database.query<{ conversation_id: string; read_seq: string | number }>(READ_CURSORS_SQL, [
+      userId,
+      JSON.stringify(convs),
+    ]);
+    const out: Record<string, number> = {};
+    for (const r of rows) out[r.conversation_id] = Number(r.read_seq);
+    return out;
   }
 
   // ---- procedures ------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import { CloseCodes, type CloseReason } from '../protocol/codes.ts';
 import type { ClientFrame } from '../protocol/frames.ts';
-import type { SocketUser } from './ports.ts';
+import type { SocketUser, UserControl } from './ports.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 /** The part of a uWS WebSocket the hub uses (so the hub can be driven by anything socket-like). */
@@ -29,6 +29,8 @@ export class Connection {
   /** Waiting for the client's first frame (normally `resume`) before live delivery starts. */
   holdTimer: NodeJS.Timeout | null = null;
   strikes = 0;
+  /** Control messages that arrived before setup applied the login snapshot; null afterwards. */
+  controlQueue: UserControl[] | null = null;
   /** Presence updates of this socket, in order (connected before disconnected). */
   presenceOp: Promise<unknown> = Promise.resolve();
   presenceCounted = false;

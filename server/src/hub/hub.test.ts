@@ -67,8 +67,6 @@ describe('hub on its in-process adapters', () => {
       conversationsOf: async (u) => convsOf[u] ?? [],
       markRead: async (_c, _u, seq) => seq,
       readCursors: async () => ({}),
-      contactsOf: async () => [],
-      userInfo: async (id) => ({ id, username: id.slice(0, 8), displayName: 'x' }),
     };
     const hub = new Hub({
       store,
@@ -88,16 +86,22 @@ describe('hub on its in-process adapters', () => {
         resumeHoldMs: 0,
       },
     });
-    return { hub, store, bus };
+    /** What the upgrade does: watch the user's channel, read the login snapshot, attach. */
+    const open = async (sock: SocketLike, user: string) => {
+      const watch = await hub.watchUser(user);
+      const login = { user: { id: user, sessionId: randomUUID() }, info: { id: user, username: 'u', displayName: 'u' }, convs: convsOf[user] ?? [], contacts: [] };
+      return hub.attach(sock, login, watch);
+    };
+    return { hub, store, bus, open };
   }
 
   for (const seed of [1, 7, 42, 1234, 99_999]) {
     test(`5.2 seeded ${seed}: another replica's events arriving shuffled, some lost, reach the socket once each, in seq order`, async () => {
       const conv = randomUUID();
       const user = randomUUID();
-      const { hub, store, bus } = makeHub({ [user]: [conv] });
+      const { hub, store, bus, open } = makeHub({ [user]: [conv] });
       const sock = new FakeSocket();
-      hub.attach(sock, { id: user, sessionId: randomUUID() }, { id: user, username: 'u', displayName: 'u' });
+      await open(sock, user);
       await sock.until((f) => f.some((x) => x.type === 'ready'));
       // Another replica appends 120 events; its publishes reach this hub out of order, 10% lost.
       const next = rng(seed);
@@ -128,9 +132,9 @@ describe('hub on its in-process adapters', () => {
   test('5.4 concurrent sends with the same cid on one hub store one message and ack both with it', async () => {
     const conv = randomUUID();
     const user = randomUUID();
-    const { hub, store } = makeHub({ [user]: [conv] });
+    const { hub, store, open } = makeHub({ [user]: [conv] });
     const sock = new FakeSocket();
-    const conn = hub.attach(sock, { id: user, sessionId: randomUUID() }, { id: user, username: 'u', displayName: 'u' });
+    const conn = await open(sock, user);
     await sock.until((f) => f.some((x) => x.type === 'ready'));
     for (let i = 0; i < 5; i++) hub.handle(conn, { type: 'send', ref: `r${i}`, conv, cid: 'same', body: `try ${i}` });
     await sock.until((f) => f.filter((x) => x.type === 'ack').length === 5);
@@ -138,6 +142,82 @@ describe('hub on its in-process adapters', () => {
     assert.equal(new Set(acks.map((a) => a.seq)).size, 1);
     assert.equal((await store.read(conv, { afterSeq: 0, limit: 10 })).length, 1);
     assert.equal(sock.frames.filter((x) => x.type === 'event').length, 1);
+    hub.stop();
+  });
+
+  test('4 a conversation added or removed between the login snapshot and the open reaches the socket', async () => {
+    const [a, b] = [randomUUID(), randomUUID()];
+    const user = randomUUID();
+    const { hub, bus, store } = makeHub({ [user]: [a] });
+    const sock = new FakeSocket();
+    // The upgrade watched the user's channel and read the snapshot (member of a only) ...
+    const watch = await hub.watchUser(user);
+    const login = { user: { id: user, sessionId: randomUUID() }, info: { id: user, username: 'u', displayName: 'u' }, convs: [a], contacts: [] };
+    // ... then, before the socket opened, a was left and b joined.
+    const removed = JSON.stringify({ type: 'conversation', op: 'removed', conversation: { id: a } });
+    const added = JSON.stringify({ type: 'conversation', op: 'added', conversation: { id: b } });
+    await hub.controlUser(user, { k: 'removed', conv: a, frame: removed });
+    await hub.controlUser(user, { k: 'added', conv: b, fromSeq: 0, frame: added });
+    await new Promise((r) => setImmediate(r));
+    const conn = hub.attach(sock, login, watch);
+    await sock.until((f) => f.some((x) => x.op === 'added'));
+    assert.deepEqual(
+      sock.frames.map((x) => x.type + (x.op ? ':' + x.op : '')),
+      ['ready', 'conversation:removed', 'conversation:added'],
+    );
+    assert.deepEqual([...conn.convs.keys()], [b]);
+    // Live from here: b's events reach the socket, a's do not.
+    hub.handle(conn, { type: 'resume', ref: 'r', convs: {} });
+    for (const c of [a, b]) {
+      const [r] = await store.append(c, [{ id: randomUUID(), kind: 'message', from: randomUUID(), ts: Date.now(), data: { body: 'hi' } }]);
+      await bus.publish(channels.conv(c), busEvent(r!.event.seq, r!.event.ts, encodeEvent(r!.event)));
+    }
+    await sock.until((f) => f.some((x) => x.type === 'event'));
+    assert.deepEqual(sock.frames.filter((x) => x.type === 'event').map((x) => x.conv), [b]);
+    hub.stop();
+  });
+
+  test('6 a session revoked between the login snapshot and the open closes the socket with 4001', async () => {
+    const user = randomUUID();
+    const sessionId = randomUUID();
+    const { hub } = makeHub({});
+    const sock = new FakeSocket();
+    const watch = await hub.watchUser(user);
+    await hub.controlUser(user, { k: 'revoke', sessions: [sessionId] });
+    await new Promise((r) => setImmediate(r));
+    hub.attach(sock, { user: { id: user, sessionId }, info: { id: user, username: 'u', displayName: 'u' }, convs: [], contacts: [] }, watch);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(sock.closedWith, 4001);
+    hub.stop();
+  });
+
+  test('5.3 a resume already waiting when the hold expires wins over it: no live event overtakes the missed ones', async () => {
+    const conv = randomUUID();
+    const [other, user] = [randomUUID(), randomUUID()];
+    const { hub, store, bus, open } = makeHub({ [other]: [conv], [user]: [conv] });
+    const draft = (i: number) => ({ id: randomUUID(), kind: 'message' as const, from: other, ts: Date.now(), data: { body: `m${i}` } });
+    for (let i = 0; i < 3; i++) await store.append(conv, [draft(i)]);
+    // Another socket keeps the feed at seq 3; seq 4 is stored, its bus message not yet delivered.
+    const first = new FakeSocket();
+    await open(first, other);
+    await first.until((f) => f.some((x) => x.type === 'ready'));
+    const [r4] = await store.append(conv, [draft(3)]);
+    const sock = new FakeSocket();
+    const conn = await open(sock, user);
+    await sock.until((f) => f.some((x) => x.type === 'ready'));
+    while (!conn.holdTimer) await Promise.resolve();
+    // One loop turn in which the hold (0 ms here) expires, then seq 4 arrives by the bus, then the
+    // client's resume from seq 1 is read.
+    setTimeout(() => {
+      void bus.publish(channels.conv(conv), busEvent(4, Date.now(), encodeEvent(r4!.event)));
+      queueMicrotask(() => queueMicrotask(() => hub.handle(conn, { type: 'resume', ref: 'r', convs: { [conv]: 1 } })));
+    }, 0);
+    const until = Date.now() + 5;
+    while (Date.now() < until); // a busy turn: both timers are due when it ends
+    await sock.until((f) => f.some((x) => x.type === 'resumed'));
+    await new Promise((r) => setTimeout(r, 50));
+    const seen = sock.frames.filter((x) => x.type === 'event' || x.type === 'resumed').map((x) => (x.type === 'event' ? x.seq : `resumed ${x.convs[conv]}`));
+    assert.deepEqual(seen, [2, 3, 4, 'resumed 4']);
     hub.stop();
   });
 });

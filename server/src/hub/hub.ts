@@ -9,7 +9,7 @@ import type { MessageStore, StoredEvent } from '../store/message-store.ts';
 import { Connection, type SocketLike } from './connection.ts';
 import { EventWriter } from './event-writer.ts';
 import { Feed } from './feed.ts';
-import type { MembershipDirectory, SocketUser, UserControl } from './ports.ts';
+import type { MembershipDirectory, SocketLogin, UserControl } from './ports.ts';
 import type { Presence } from './presence.ts';
 import { busEvent, busFrame, encode, encodeEvent, frameBytes, parseBus, type Frame } from './wire.ts';
 
@@ -37,10 +37,12 @@ export interface HubDeps {
 
 /** How long a feed with no local sockets keeps its bus subscription (reconnect storms). */
 const FEED_LINGER_MS = 30_000;
+/** The same for a user's channel: a socket that comes back within it skips a SUBSCRIBE round trip. */
+const USER_LINGER_MS = 30_000;
 /** How long an early event waits for the seqs before it before the hub reads them from the store. */
 const GAP_WAIT_MS = 40;
 /** At most this many contacts' presence is sent after `ready`. */
-const PRESENCE_SNAPSHOT_MAX = 1000;
+export const PRESENCE_SNAPSHOT_MAX = 1000;
 /** Every this often, tracked feeds are compared with the store heads (heals anything the bus lost). */
 const SWEEP_MS = 3000;
 
@@ -54,6 +56,14 @@ export class Hub {
   private byUser = new Map<string, Set<Connection>>();
   private nextId = 1;
   private draining = false;
+  /**
+   * Users whose channel this replica is subscribed to (resolves once subscribed), and the
+   * upgrades in flight for each: control messages are queued on their watches until the socket
+   * has applied its login snapshot.
+   */
+  private userSubs = new Map<string, Promise<void>>();
+  private userLinger = new Map<string, NodeJS.Timeout>();
+  private watching = new Map<string, Set<UserWatch>>();
   private sweepTimer: NodeJS.Timeout;
 
   constructor(private readonly d: HubDeps) {
@@ -78,10 +88,67 @@ export class Hub {
   // ---- connection lifecycle --------------------------------------------------------------
 
   /**
-   * Registers an open socket at once (frames it sends are kept until `ready`), then tracks its
-   * conversations and sends `ready`.
+   * Called at the upgrade once the token is verified and before the login snapshot is read:
+   * subscribes the user's channel (once per user on this replica) and queues what arrives on it
+   * for this socket, so a conversation added or removed or a session revoked after the snapshot
+   * still reaches it. Hand the watch to `attach`, or `unwatch` it when the upgrade fails.
    */
-  attach(ws: SocketLike, user: SocketUser, info: { id: string; username: string; displayName: string }): Connection {
+  async watchUser(userId: string): Promise<UserWatch> {
+    const watch: UserWatch = { userId, queue: [] };
+    let set = this.watching.get(userId);
+    if (!set) this.watching.set(userId, (set = new Set()));
+    set.add(watch);
+    try {
+      await this.subscribeUser(userId);
+    } catch (err) {
+      this.unwatch(watch);
+      throw err;
+    }
+    return watch;
+  }
+
+  /** Drops a watch whose upgrade did not open a socket. */
+  unwatch(watch: UserWatch) {
+    const set = this.watching.get(watch.userId);
+    if (set?.delete(watch) && set.size === 0) this.watching.delete(watch.userId);
+    this.maybeUnsubscribeUser(watch.userId);
+  }
+
+  private subscribeUser(userId: string): Promise<void> {
+    const linger = this.userLinger.get(userId);
+    if (linger) {
+      clearTimeout(linger);
+      this.userLinger.delete(userId);
+    }
+    let sub = this.userSubs.get(userId);
+    if (!sub) {
+      sub = this.d.bus.subscribe(channels.user(userId));
+      this.userSubs.set(userId, sub);
+      sub.catch(() => {
+        if (this.userSubs.get(userId) === sub) this.userSubs.delete(userId);
+      });
+    }
+    return sub;
+  }
+
+  private maybeUnsubscribeUser(userId: string) {
+    if (this.byUser.has(userId) || this.watching.has(userId) || !this.userSubs.has(userId) || this.userLinger.has(userId)) return;
+    const timer = setTimeout(() => {
+      this.userLinger.delete(userId);
+      if (this.byUser.has(userId) || this.watching.has(userId)) return;
+      this.userSubs.delete(userId);
+      void this.d.bus.unsubscribe(channels.user(userId)).catch(() => {});
+    }, USER_LINGER_MS);
+    timer.unref();
+    this.userLinger.set(userId, timer);
+  }
+
+  /**
+   * Registers an open socket at once (frames it sends are kept until `ready`), then tracks the
+   * conversations of its login snapshot and sends `ready`.
+   */
+  attach(ws: SocketLike, login: SocketLogin, watch: UserWatch): Connection {
+    const user = login.user;
     const conn = new Connection(this.nextId++, user, ws, {
       maxBuffered: this.d.limits.maxBuffered,
       ratePerS: this.d.limits.ratePerS,
@@ -89,24 +156,25 @@ export class Hub {
       wire: this.d.metrics.wire,
       onClose: (reason) => this.d.metrics.closes.inc({ reason }),
     });
+    // From here on the socket's own queue takes the control messages until setup applies them.
+    conn.controlQueue = watch.queue;
     let set = this.byUser.get(user.id);
     if (!set) this.byUser.set(user.id, (set = new Set()));
     set.add(conn);
+    this.unwatch(watch);
     this.d.metrics.connections.inc();
     if (set.size > this.d.limits.maxConnectionsPerUser) {
       conn.close('RATE_LIMITED', 'too many connections for this user');
       return conn;
     }
-    void this.setup(conn, info);
+    void this.setup(conn, login);
     return conn;
   }
 
-  private async setup(conn: Connection, info: { id: string; username: string; displayName: string }) {
+  private async setup(conn: Connection, login: SocketLogin) {
     const user = conn.user;
     try {
-      // The user channel first, so a conversation added meanwhile is not missed.
-      await this.d.bus.subscribe(channels.user(user.id));
-      const convs = await this.d.directory.conversationsOf(user.id);
+      const convs = login.convs;
       await this.ensureFeeds(convs);
       if (conn.closed) return;
       const heads: Record<string, number> = {};
@@ -117,25 +185,46 @@ export class Hub {
         heads[c] = feed.delivered;
       }
       conn.send(
-        encode({ type: 'ready', user: info, session: user.sessionId, convs: heads, heartbeatMs: this.d.limits.heartbeatMs }),
+        encode({ type: 'ready', user: login.info, session: user.sessionId, convs: heads, heartbeatMs: this.d.limits.heartbeatMs }),
       );
+      // What changed since the login snapshot, in order; later messages come straight through.
+      await this.applyQueued(conn);
+      if (conn.closed) return;
       // Live delivery starts at the client's first frame (normally `resume`) or after the hold.
-      conn.holdTimer = setTimeout(() => this.release(conn), this.d.limits.resumeHoldMs);
+      const hold: NodeJS.Timeout = setTimeout(() => {
+        // Timers run before the loop reads sockets: after a busy turn (a connection storm) the
+        // client's `resume` may already be waiting unread. Releasing in the check phase, after
+        // this turn's reads, lets it win; releasing first would send live events past the ready
+        // heads and the late resume would then resend them (a gap, then duplicates).
+        setImmediate(() => {
+          if (conn.holdTimer === hold) this.release(conn);
+        });
+      }, this.d.limits.resumeHoldMs);
+      conn.holdTimer = hold;
       const backlog = conn.backlog ?? [];
       conn.backlog = null;
       for (const f of backlog) this.handle(conn, f);
       conn.presenceOp = conn.presenceOp.then(async () => {
         if (conn.closed) return;
         conn.presenceCounted = true;
-        if (await this.d.presence.connected(user.id)) await this.announcePresence(user.id, 'online', convs);
-        // A snapshot: which contacts are online now (later changes arrive as they happen).
-        const contacts = await this.d.directory.contactsOf(user.id, PRESENCE_SNAPSHOT_MAX);
-        for (const u of await this.d.presence.online(contacts)) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
+        // With the count, a snapshot: which contacts are online now (later changes arrive as they happen).
+        const { first, online } = await this.d.presence.connected(user.id, login.contacts);
+        if (!conn.closed) for (const u of online) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
+        if (first) await this.announcePresence(user.id, 'online', convs);
       });
     } catch (err) {
       this.d.logger.error({ err, conn: conn.id }, 'socket setup failed');
+      conn.controlQueue = null;
       conn.close('SERVER_RESTART', 'setup failed, reconnect');
     }
+  }
+
+  /** Applies the control messages queued for a socket during its upgrade and setup, in order. */
+  private async applyQueued(conn: Connection) {
+    const queue = conn.controlQueue;
+    if (!queue) return;
+    while (queue.length && !conn.closed) await this.applyControl(conn, queue.shift()!, false);
+    conn.controlQueue = null;
   }
 
   /** The socket closed (either side). */
@@ -147,7 +236,7 @@ export class Hub {
       this.d.metrics.connections.dec();
       if (set.size === 0) {
         this.byUser.delete(conn.user.id);
-        void this.d.bus.unsubscribe(channels.user(conn.user.id)).catch(() => {});
+        this.maybeUnsubscribeUser(conn.user.id);
       }
       const convs = [...conn.convs.keys()];
       for (const c of convs) this.unsubscribe(conn, c);
@@ -530,42 +619,54 @@ export class Hub {
 
   private onUserControl(userId: string, payload: string) {
     const conns = this.byUser.get(userId);
-    if (!conns) return;
+    const watches = this.watching.get(userId);
+    if (!conns && !watches) return;
     let msg: UserControl;
     try {
       msg = JSON.parse(payload) as UserControl;
     } catch {
       return;
     }
+    if (watches) for (const w of watches) w.queue.push(msg);
+    if (!conns) return;
+    if (msg.k === 'added') {
+      // One feed setup for every socket of the user, then each socket takes the conversation.
+      void this.ensureFeeds([msg.conv])
+        .then(() => {
+          for (const conn of conns) if (!conn.controlQueue) void this.applyControl(conn, msg, true);
+        })
+        .catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'conversation add failed'));
+    }
+    for (const conn of [...conns]) {
+      if (conn.controlQueue) conn.controlQueue.push(msg);
+      else if (msg.k !== 'added') void this.applyControl(conn, msg, true);
+    }
+  }
+
+  /** Applies one control message to one socket (`feedReady`: the feed of an `added` is set up). */
+  private async applyControl(conn: Connection, msg: UserControl, feedReady: boolean) {
+    if (conn.closed) return;
     switch (msg.k) {
-      case 'added':
-        void this.ensureFeeds([msg.conv]).then(() => {
-          const feed = this.feeds.get(msg.conv)!;
-          for (const conn of conns) {
-            if (conn.closed || conn.convs.has(msg.conv)) continue;
-            conn.send(msg.frame);
-            feed.subscribers.add(conn);
-            conn.convs.set(msg.conv, { last: Math.min(msg.fromSeq, feed.delivered), live: false, catching: false });
-            if (!conn.holdTimer && !conn.backlog) void this.catchUp(conn, msg.conv, Infinity);
-          }
-        });
+      case 'added': {
+        if (!feedReady) await this.ensureFeeds([msg.conv]);
+        const feed = this.feeds.get(msg.conv);
+        if (conn.closed || conn.convs.has(msg.conv) || !feed) return;
+        conn.send(msg.frame);
+        feed.subscribers.add(conn);
+        conn.convs.set(msg.conv, { last: Math.min(msg.fromSeq, feed.delivered), live: false, catching: false });
+        if (!conn.holdTimer && !conn.backlog) void this.catchUp(conn, msg.conv, Infinity);
         return;
+      }
       case 'removed':
-        for (const conn of conns) {
-          if (!conn.convs.has(msg.conv)) continue;
-          this.unsubscribe(conn, msg.conv);
-          conn.send(msg.frame);
-        }
+        if (!conn.convs.has(msg.conv)) return;
+        this.unsubscribe(conn, msg.conv);
+        conn.send(msg.frame);
         return;
       case 'revoke':
-        for (const conn of [...conns]) {
-          if (msg.sessions === 'all' || msg.sessions.includes(conn.user.sessionId)) {
-            conn.close('UNAUTHORIZED', 'session ended');
-          }
-        }
+        if (msg.sessions === 'all' || msg.sessions.includes(conn.user.sessionId)) conn.close('UNAUTHORIZED', 'session ended');
         return;
       case 'frame':
-        for (const conn of conns) conn.send(msg.frame);
+        conn.send(msg.frame);
         return;
     }
   }
@@ -598,9 +699,16 @@ export class Hub {
 
   stop() {
     clearInterval(this.sweepTimer);
+    for (const t of this.userLinger.values()) clearTimeout(t);
     for (const f of this.feeds.values()) {
       if (f.gapTimer) clearTimeout(f.gapTimer);
       if (f.lingerTimer) clearTimeout(f.lingerTimer);
     }
   }
+}
+
+/** An upgrade in flight: the user's control messages since it started watching. */
+export interface UserWatch {
+  userId: string;
+  queue: UserControl[];
 }

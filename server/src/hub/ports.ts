@@ -8,9 +8,37 @@ export interface SocketUser {
   sessionId: string;
 }
 
+/** Public identity for the ready frame. */
+export interface UserInfo {
+  id: string;
+  username: string;
+  displayName: string;
+}
+
+/** Everything a new socket starts from, read in one round trip at the upgrade. */
+export interface SocketLogin {
+  user: SocketUser;
+  info: UserInfo;
+  /** The conversations the user belongs to. */
+  convs: string[];
+  /** Users who share a conversation with this user (at most the limit asked), for the presence snapshot. */
+  contacts: string[];
+}
+
+/**
+ * Auth at the upgrade, in two steps so that the hub can watch the user's control channel in
+ * between: whatever changes after `login` read the database (a revoked session, a conversation
+ * added or removed) then reaches the socket.
+ */
 export interface Authenticator {
-  /** Throws on an invalid token or a revoked session. */
-  authenticate(token: string): Promise<SocketUser>;
+  /** Checks an access token's signature and claims, without I/O. Throws on an invalid token. */
+  verify(token: string): Promise<SocketUser>;
+  /**
+   * Checks that the session is live and reads the user's identity, conversation ids and up to
+   * `contactsMax` contacts, in one statement. Throws on a revoked session or
+   * a deleted user.
+   */
+  login(user: SocketUser, contactsMax: number): Promise<SocketLogin>;
 }
 
 export interface MembershipDirectory {
@@ -20,10 +48,6 @@ export interface MembershipDirectory {
   markRead(conv: string, userId: string, seq: number): Promise<number | null>;
   /** The user's read cursor per conversation. */
   readCursors(userId: string, convs: string[]): Promise<Record<string, number>>;
-  /** Users who share a conversation with this user (at most `limit`), for the presence snapshot. */
-  contactsOf(userId: string, limit: number): Promise<string[]>;
-  /** Public identity for the ready frame. */
-  userInfo(userId: string): Promise<{ id: string; username: string; displayName: string }>;
 }
 
 /** Control messages on a user's bus channel. */

@@ -3,10 +3,10 @@ import type { Presence } from './presence.ts';
 export class MemoryPresence implements Presence {
   private counts = new Map<string, number>();
 
-  async connected(userId: string) {
+  async connected(userId: string, contacts: string[]) {
     const n = (this.counts.get(userId) ?? 0) + 1;
     this.counts.set(userId, n);
-    return n === 1;
+    return { first: n === 1, online: await this.online(contacts) };
   }
   async disconnected(userId: string) {
     const n = (this.counts.get(userId) ?? 0) - 1;

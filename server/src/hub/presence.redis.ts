@@ -20,10 +20,23 @@ for i = 1, #h, 2 do
 end
 return total
 `;
+// Counts the socket, then returns the user's live count followed by the live count of every
+// contact (KEYS[3..]: their u: keys), so a new socket's snapshot costs no second call.
 const CONNECT = `
 redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 redis.call('SADD', KEYS[2], ARGV[3])
-${LIVE_SUM}`;
+local out = {}
+for k = 1, #KEYS do
+  if k ~= 2 then
+    local total = 0
+    local h = redis.call('HGETALL', KEYS[k])
+    for i = 1, #h, 2 do
+      if redis.call('EXISTS', ARGV[1] .. h[i]) == 1 then total = total + tonumber(h[i + 1]) end
+    end
+    out[#out + 1] = total
+  end
+end
+return out`;
 const DISCONNECT = `
 local n = redis.call('HINCRBY', KEYS[1], ARGV[2], -1)
 if n <= 0 then
@@ -31,9 +44,33 @@ if n <= 0 then
   redis.call('SREM', KEYS[2], ARGV[3])
 end
 ${LIVE_SUM}`;
+// Live counts of many users in one call (KEYS: their u: keys), for the presence snapshot.
+const LIVE_MANY = `
+local out = {}
+for k = 1, #KEYS do
+  local total = 0
+  local h = redis.call('HGETALL', KEYS[k])
+  for i = 1, #h, 2 do
+    if redis.call('EXISTS', ARGV[1] .. h[i]) == 1 then total = total + tonumber(h[i + 1]) end
+  end
+  out[k] = total
+end
+return out
+`;
 const DROP_REPLICA = `
 redis.call('HDEL', KEYS[1], ARGV[2])
 ${LIVE_SUM}`;
+
+/** The scripts, sent once and then called by sha (ioredis falls back to EVAL after a SCRIPT FLUSH). */
+interface PresenceCommands {
+  hubbubPresenceConnect(...args: string[]): Promise<number[]>;
+  hubbubPresenceDisconnect(k1: string, k2: string, prefix: string, replica: string, user: string): Promise<number>;
+  hubbubPresenceLiveMany(...args: string[]): Promise<number[]>;
+}
+type ScriptedRedis = Redis & PresenceCommands;
+
+/** Above this many users, the snapshot is read in several calls so one script never runs long. */
+const LIVE_MANY_CHUNK = 500;
 
 export class RedisPresence implements Presence {
   private handlers: ((u: string) => void)[] = [];
@@ -45,6 +82,12 @@ export class RedisPresence implements Presence {
     private readonly opts: { replicaId: string; logger: Logger; ttlMs?: number; prefix?: string },
   ) {
     this.p = (opts.prefix ?? 'hubbub:') + 'pr:';
+    // defineCommand is idempotent per name on a client, so two instances can share one.
+    if (!('hubbubPresenceConnect' in redis)) {
+      redis.defineCommand('hubbubPresenceConnect', { lua: CONNECT });
+      redis.defineCommand('hubbubPresenceDisconnect', { numberOfKeys: 2, lua: DISCONNECT });
+      redis.defineCommand('hubbubPresenceLiveMany', { lua: LIVE_MANY });
+    }
     const ttl = opts.ttlMs ?? 6000;
     const beat = async () => {
       try {
@@ -66,22 +109,47 @@ export class RedisPresence implements Presence {
     return [this.p + 'u:' + userId, this.p + 'ru:' + this.opts.replicaId];
   }
 
-  async connected(userId: string) {
-    const n = (await this.redis.eval(CONNECT, 2, ...this.keys(userId), this.p + 'r:', this.opts.replicaId, userId)) as number;
-    return n === 1;
+  private get scripted() {
+    return this.redis as ScriptedRedis;
+  }
+
+  async connected(userId: string, contacts: string[]) {
+    // Past one chunk, the rest of the snapshot is read separately so one script never runs long.
+    const now = contacts.slice(0, LIVE_MANY_CHUNK);
+    const [counts, rest] = await Promise.all([
+      this.scripted.hubbubPresenceConnect(
+        String(2 + now.length),
+        ...this.keys(userId),
+        ...now.map((u) => this.p + 'u:' + u),
+        this.p + 'r:',
+        this.opts.replicaId,
+        userId,
+      ),
+      contacts.length > now.length ? this.online(contacts.slice(now.length)) : new Set<string>(),
+    ]);
+    const online = rest;
+    now.forEach((u, i) => {
+      if (Number(counts[i + 1]) > 0) online.add(u);
+    });
+    return { first: Number(counts[0]) === 1, online };
   }
 
   async disconnected(userId: string) {
-    const n = (await this.redis.eval(DISCONNECT, 2, ...this.keys(userId), this.p + 'r:', this.opts.replicaId, userId)) as number;
-    return n <= 0;
+    const [k1, k2] = this.keys(userId);
+    const n = await this.scripted.hubbubPresenceDisconnect(k1!, k2!, this.p + 'r:', this.opts.replicaId, userId);
+    return Number(n) <= 0;
   }
 
   async online(userIds: string[]) {
     const out = new Set<string>();
+    const chunks: string[][] = [];
+    for (let i = 0; i < userIds.length; i += LIVE_MANY_CHUNK) chunks.push(userIds.slice(i, i + LIVE_MANY_CHUNK));
     await Promise.all(
-      userIds.map(async (u) => {
-        const n = (await this.redis.eval(LIVE_SUM, 1, this.p + 'u:' + u, this.p + 'r:')) as number;
-        if (n > 0) out.add(u);
+      chunks.map(async (chunk) => {
+        const counts = await this.scripted.hubbubPresenceLiveMany(String(chunk.length), ...chunk.map((u) => this.p + 'u:' + u), this.p + 'r:');
+        chunk.forEach((u, i) => {
+          if (Number(counts[i]) > 0) out.add(u);
+        });
       }),
     );
     return out;

@@ -4,8 +4,11 @@
  * In memory for one replica (presence.memory.ts); Redis across replicas (presence.redis.ts).
  */
 export interface Presence {
-  /** Counts a socket; true when this made the user online (the first socket anywhere). */
-  connected(userId: string): Promise<boolean>;
+  /**
+   * Counts a socket: `first` when this made the user online (the first socket anywhere), and
+   * which of `contacts` are online now (the snapshot a new socket is sent), in one call.
+   */
+  connected(userId: string, contacts: string[]): Promise<{ first: boolean; online: Set<string> }>;
   /** Uncounts a socket; true when this made the user offline (the last socket anywhere). */
   disconnected(userId: string): Promise<boolean>;
   /** Users among `userIds` who are online. */

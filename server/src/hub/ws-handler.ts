@@ -2,15 +2,16 @@ import type { WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { clientFrame, clientFrameTypes, PROTOCOL } from '../protocol/frames.ts';
+import { DomainError } from '../errors.ts';
 import { CloseCodes } from '../protocol/codes.ts';
 import { uws, type HttpRequest, type HttpResponse, type WebSocket } from '../uws.ts';
 import type { Connection } from './connection.ts';
-import type { Hub } from './hub.ts';
-import type { Authenticator, MembershipDirectory, SocketUser } from './ports.ts';
+import { PRESENCE_SNAPSHOT_MAX, type Hub, type UserWatch } from './hub.ts';
+import type { Authenticator, SocketLogin } from './ports.ts';
 
 interface UserData {
-  user: SocketUser;
-  info: { id: string; username: string; displayName: string };
+  login: SocketLogin;
+  watch: UserWatch;
   conn?: Connection;
 }
 
@@ -23,7 +24,6 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function wsBehavior(d: {
   hub: Hub;
   auth: Authenticator;
-  directory: MembershipDirectory;
   logger: Logger;
   metrics: Metrics;
   allowedOrigins: Set<string>;
@@ -58,21 +58,36 @@ export function wsBehavior(d: {
       const offered = protocols.split(',').map((p) => p.trim()).filter(Boolean);
       const bearer = /^Bearer (\S+)$/.exec(authorization)?.[1] ?? offered.find((p) => p.startsWith('bearer.'))?.slice(7);
       if (!bearer) return reject('401 Unauthorized', 'missing token');
+      // The token is checked first (no I/O); the user's channel is watched before the login
+      // snapshot is read, so nothing that changes after the read is missed (see Hub.watchUser).
       d.auth
-        .authenticate(bearer)
+        .verify(bearer)
         .then(async (user) => {
-          const info = await d.directory.userInfo(user.id);
-          if (aborted) return;
+          const watch = await d.hub.watchUser(user.id);
+          if (aborted) return d.hub.unwatch(watch);
+          let login: SocketLogin;
+          try {
+            login = await d.auth.login(user, PRESENCE_SNAPSHOT_MAX);
+          } catch (err) {
+            d.hub.unwatch(watch);
+            throw err;
+          }
+          if (aborted) return d.hub.unwatch(watch);
           res.cork(() => {
-            res.upgrade<UserData>({ user, info }, key, offered.includes(PROTOCOL) ? PROTOCOL : '', extensions, context);
+            res.upgrade<UserData>({ login, watch }, key, offered.includes(PROTOCOL) ? PROTOCOL : '', extensions, context);
           });
         })
-        .catch(() => reject('401 Unauthorized', 'invalid token'));
+        .catch((err) => {
+          if (err instanceof DomainError) return reject('401 Unauthorized', 'invalid token');
+          // The database or the bus is away: the token may be fine, so not a 401 (retry later).
+          d.logger.warn({ err: (err as Error).message }, 'socket login failed');
+          reject('503 Service Unavailable', 'try again');
+        });
     },
 
     open: (ws: WebSocket<UserData>) => {
       const data = ws.getUserData();
-      data.conn = d.hub.attach(ws, data.user, data.info);
+      data.conn = d.hub.attach(ws, data.login, data.watch);
     },
 
     message: (ws: WebSocket<UserData>, message: ArrayBuffer, isBinary: boolean) => {

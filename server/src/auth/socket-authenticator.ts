@@ -1,0 +1,60 @@
+import type { Database } from '../db/database.ts';
+import { DomainError } from '../errors.ts';
+import type { Authenticator, SocketLogin, SocketUser } from '../hub/ports.ts';
+import type { AccessTokens } from './tokens.ts';
+
+/*
+ * One prepared statement per socket: the session check (live session, user not deleted), the
+ * identity for `ready`, the conversation ids, and the contacts for the presence snapshot. No
+ * row: the session ended or the user is gone. The aggregates are json so both drivers hand back
+ * plain arrays without per-driver array parsing. Read cursors are not read here: `resume` asks
+ * for them later, after the socket follows its conversations, so a read on another device in
+ * between is not missed (SPEC 5.5).
+ */
+const LOGIN_SQL = `
+select u.username, p.display_name,
+  (select coalesce(json_agg(m.conversation_id), '[]'::json)
+     from members m where m.user_id = $1) as convs,
+  (select coalesce(json_agg(c.user_id), '[]'::json) from (
+     select distinct m2.user_id from members m1
+     join members m2 on m2.conversation_id = m1.conversation_id
+     where m1.user_id = $1 and m2.user_id <> $1
+     limit $3) c) as contacts
+from sessions s
+join users u on u.id = s.user_id
+join profiles p on p.user_id = u.id
+where s.id = $2 and s.user_id = $1 and s.revoked_at is null and u.deleted_at is null`;
+
+// A uuid check up front: a well-signed token with a malformed id is refused without a query
+// (PostgreSQL would reject the parameter anyway, as an error rather than a 401).
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+type Json<T> = T | string;
+const json = <T>(v: Json<T>): T => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
+
+/** The socket side of auth: the JWT check, then one statement against PostgreSQL or PGlite. */
+export class SocketAuthenticator implements Authenticator {
+  constructor(private readonly d: { tokens: AccessTokens; database: Database }) {}
+
+  async verify(token: string): Promise<SocketUser> {
+    const claims = await this.d.tokens.verify(token);
+    if (!UUID.test(claims.sub) || !UUID.test(claims.sid)) throw new DomainError('UNAUTHORIZED', 'invalid token');
+    return { id: claims.sub, sessionId: claims.sid };
+  }
+
+  async login(user: SocketUser, contactsMax: number): Promise<SocketLogin> {
+    const [row] = await this.d.database.query<{
+      username: string;
+      display_name: string;
+      convs: Json<string[]>;
+      contacts: Json<string[]>;
+    }>(LOGIN_SQL, [user.id, user.sessionId, contactsMax]);
+    if (!row) throw new DomainError('UNAUTHORIZED', 'session ended');
+    return {
+      user,
+      info: { id: user.id, username: row.username, displayName: row.display_name },
+      convs: json(row.convs),
+      contacts: json(row.contacts),
+    };
+  }
+}

@@ -90,6 +90,8 @@ export class SocketClient {
   private attempt = 0;
   private stopped = false;
   private live = false;
+  /** A reconnect sent `resume` as soon as the socket opened (so `ready` need not). */
+  private resumeSent = false;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private lastHeard = 0;
@@ -185,10 +187,21 @@ export class SocketClient {
       return this.scheduleReconnect();
     }
     if (this.stopped) return;
-    const url = typeof this.opts.url === 'function' ? this.opts.url() : this.opts.url;
+    const base = typeof this.opts.url === 'function' ? this.opts.url() : this.opts.url;
+    // `resume=1`: this client always sends `resume`, so the hub holds live delivery until it does.
+    const url = base + (base.includes('?') ? '&' : '?') + 'resume=1';
     const ws = new this.Ctor(url, [PROTOCOL, `bearer.${token}`]);
     this.ws = ws;
     this.live = false;
+    this.resumeSent = false;
+    ws.onopen = () => {
+      if (this.ws !== ws || this.seqs.size === 0) return;
+      // A reconnect: resume at once, without waiting for `ready`. The hub keeps the frame and
+      // handles it right after `ready`, so live delivery never starts before the resume, however
+      // busy this client or the hub is (conversations not named go live from `ready`).
+      this.raw({ type: 'resume', ref: 'resume', convs: Object.fromEntries(this.seqs) });
+      this.resumeSent = true;
+    };
     ws.onmessage = (ev) => {
       this.lastHeard = Date.now();
       let f: ServerFrame;
@@ -234,7 +247,7 @@ export class SocketClient {
           if (seen !== undefined) convs[c] = seen;
           else this.seqs.set(c, f.convs[c]!);
         }
-        this.raw({ type: 'resume', ref: 'resume', convs });
+        if (!this.resumeSent) this.raw({ type: 'resume', ref: 'resume', convs });
         this.startHeartbeat(f.heartbeatMs);
         return;
       }

@@ -124,12 +124,22 @@ export function storm() {
   /** Opens (or reopens, after the drop) a member socket; `again` sends resume from `last`. */
   function connect(m, again) {
     const gen = ++m.gen;
+    const resume = () => {
+      if (!sendFrame(c, { type: 'resume', ref: 'r', convs: { [m.room.id]: m.last } })) warn(`resume not sent: readyState ${c.ws.readyState}, closed ${c.closed}, state ${c.state}`);
+    };
     const c = openSocket(m.url, m.token, {
+      // A reconnecting client knows its last seq: it resumes as soon as the socket opens, as the
+      // SDK does, so the hub never starts live delivery before the resume however late k6 reads `ready`.
+      onOpen() {
+        if (again && gen === m.gen) resume();
+      },
       onFrame(f, t) {
         if (gen !== m.gen) return; // a frame of the dropped socket
         if (f.type === 'ready') {
-          if (!again) m.last = (f.convs && f.convs[m.room.id]) || 0;
-          if (!sendFrame(c, { type: 'resume', ref: 'r', convs: { [m.room.id]: m.last } })) warn(`resume not sent: readyState ${c.ws.readyState}, closed ${c.closed}, state ${c.state}`);
+          if (!again) {
+            m.last = (f.convs && f.convs[m.room.id]) || 0;
+            resume();
+          }
         } else if (f.type === 'resumed') {
           if (!again) m.ready = true;
           else if (!m.resumed) {

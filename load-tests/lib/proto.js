@@ -77,7 +77,9 @@ export function openSocket(url, token, h) {
       }
     };
   } else {
-    c.ws = new WebSocket(url, null, { headers: { Authorization: 'Bearer ' + token } });
+    // Every script resumes, so Hubbub sockets say so at the upgrade (live delivery waits for it).
+    const target = PROTO === 'hubbub' ? url + (url.indexOf('?') === -1 ? '?' : '&') + 'resume=1' : url;
+    c.ws = new WebSocket(target, null, { headers: { Authorization: 'Bearer ' + token } });
     c.ws.onmessage = (e) => {
       const d = e.data;
       if (d.indexOf(EVENT_MARK) !== -1) return h.onEvent(d, e.timestamp);
@@ -86,6 +88,8 @@ export function openSocket(url, token, h) {
   }
   c.ws.onopen = () => {
     c.state = 'open';
+    // Frames may be sent from here on (Socket.IO needs its CONNECT first, so only the others).
+    if (h.onOpen && PROTO !== 'socketio') h.onOpen();
   };
   c.ws.onclose = (e) => {
     c.closed = true;

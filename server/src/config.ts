@@ -59,7 +59,8 @@ export const configSchema = z
     WS_PONG_TIMEOUT_MS: intIn(1000, 300_000).default(10_000),
     WS_MAX_BACKPRESSURE_BYTES: intIn(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
     WS_RESUME_MAX_EVENTS: intIn(10, 100_000).default(1000),
-    WS_RESUME_HOLD_MS: intIn(0, 60_000).default(5000),
+    WS_RESUME_HOLD_MS: intIn(0, 60_000).default(1000),
+    WS_RESUME_ANNOUNCED_HOLD_MS: intIn(0, 300_000).default(30_000),
     MAX_GROUP_MEMBERS: intIn(2, 100_000).default(1000),
     DRAIN_TIMEOUT_MS: intIn(0, 600_000).default(10_000),
     // Payments, notifications: read here so the composition roots never touch process.env.

@@ -137,6 +137,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
       maxBuffered: config.WS_MAX_BACKPRESSURE_BYTES,
       resumeMaxEvents: config.WS_RESUME_MAX_EVENTS,
       resumeHoldMs: config.WS_RESUME_HOLD_MS,
+      announcedResumeHoldMs: config.WS_RESUME_ANNOUNCED_HOLD_MS,
     },
   });
   hubRef = hub;

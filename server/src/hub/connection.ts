@@ -28,6 +28,8 @@ export class Connection {
   backlog: ClientFrame[] | null = [];
   /** Waiting for the client's first frame (normally `resume`) before live delivery starts. */
   holdTimer: NodeJS.Timeout | null = null;
+  /** The client said at the upgrade that it will send `resume` (`/ws?resume=1`). */
+  resumeAnnounced = false;
   strikes = 0;
   /** Control messages that arrived before setup applied the login snapshot; null afterwards. */
   controlQueue: UserControl[] | null = null;

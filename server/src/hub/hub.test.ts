@@ -84,13 +84,14 @@ describe('hub on its in-process adapters', () => {
         maxBuffered: 1 << 20,
         resumeMaxEvents: 1000,
         resumeHoldMs: 0,
+        announcedResumeHoldMs: 10_000,
       },
     });
     /** What the upgrade does: watch the user's channel, read the login snapshot, attach. */
-    const open = async (sock: SocketLike, user: string) => {
+    const open = async (sock: SocketLike, user: string, opts: { resumeAnnounced?: boolean } = {}) => {
       const watch = await hub.watchUser(user);
       const login = { user: { id: user, sessionId: randomUUID() }, info: { id: user, username: 'u', displayName: 'u' }, convs: convsOf[user] ?? [], contacts: [] };
-      return hub.attach(sock, login, watch);
+      return hub.attach(sock, login, watch, opts);
     };
     return { hub, store, bus, open };
   }
@@ -216,6 +217,29 @@ describe('hub on its in-process adapters', () => {
     while (Date.now() < until); // a busy turn: both timers are due when it ends
     await sock.until((f) => f.some((x) => x.type === 'resumed'));
     await new Promise((r) => setTimeout(r, 50));
+    const seen = sock.frames.filter((x) => x.type === 'event' || x.type === 'resumed').map((x) => (x.type === 'event' ? x.seq : `resumed ${x.convs[conv]}`));
+    assert.deepEqual(seen, [2, 3, 4, 'resumed 4']);
+    hub.stop();
+  });
+
+  test('5.3 a socket that announced its resume (/ws?resume=1) gets no live event before it, however late the resume comes', async () => {
+    const conv = randomUUID();
+    const [other, user] = [randomUUID(), randomUUID()];
+    const { hub, store, bus, open } = makeHub({ [other]: [conv], [user]: [conv] });
+    const draft = (i: number) => ({ id: randomUUID(), kind: 'message' as const, from: other, ts: Date.now(), data: { body: `m${i}` } });
+    for (let i = 0; i < 3; i++) await store.append(conv, [draft(i)]);
+    const first = new FakeSocket();
+    await open(first, other); // no announcement: live once the (0 ms) hold has passed
+    const sock = new FakeSocket();
+    const conn = await open(sock, user, { resumeAnnounced: true });
+    await sock.until((f) => f.some((x) => x.type === 'ready'));
+    await new Promise((r) => setTimeout(r, 30)); // well past the plain hold
+    const [r4] = await store.append(conv, [draft(3)]);
+    await bus.publish(channels.conv(conv), busEvent(4, Date.now(), encodeEvent(r4!.event)));
+    await first.until((f) => f.some((x) => x.type === 'event' && x.seq === 4));
+    assert.deepEqual(sock.frames.filter((x) => x.type === 'event'), [], 'no live event before the resume');
+    hub.handle(conn, { type: 'resume', ref: 'r', convs: { [conv]: 1 } });
+    await sock.until((f) => f.some((x) => x.type === 'resumed'));
     const seen = sock.frames.filter((x) => x.type === 'event' || x.type === 'resumed').map((x) => (x.type === 'event' ? x.seq : `resumed ${x.convs[conv]}`));
     assert.deepEqual(seen, [2, 3, 4, 'resumed 4']);
     hub.stop();

@@ -23,6 +23,11 @@ export interface HubLimits {
   resumeMaxEvents: number;
   /** How long after `ready` a socket waits for `resume` before live delivery starts. */
   resumeHoldMs: number;
+  /**
+   * The same for a socket that announced its resume at the upgrade (`/ws?resume=1`): live
+   * delivery waits for it, however late it comes, up to this safety limit.
+   */
+  announcedResumeHoldMs: number;
 }
 
 export interface HubDeps {
@@ -147,7 +152,7 @@ export class Hub {
    * Registers an open socket at once (frames it sends are kept until `ready`), then tracks the
    * conversations of its login snapshot and sends `ready`.
    */
-  attach(ws: SocketLike, login: SocketLogin, watch: UserWatch): Connection {
+  attach(ws: SocketLike, login: SocketLogin, watch: UserWatch, opts: { resumeAnnounced?: boolean } = {}): Connection {
     const user = login.user;
     const conn = new Connection(this.nextId++, user, ws, {
       maxBuffered: this.d.limits.maxBuffered,
@@ -156,6 +161,7 @@ export class Hub {
       wire: this.d.metrics.wire,
       onClose: (reason) => this.d.metrics.closes.inc({ reason }),
     });
+    conn.resumeAnnounced = opts.resumeAnnounced === true;
     // From here on the socket's own queue takes the control messages until setup applies them.
     conn.controlQueue = watch.queue;
     let set = this.byUser.get(user.id);
@@ -199,7 +205,7 @@ export class Hub {
         setImmediate(() => {
           if (conn.holdTimer === hold) this.release(conn);
         });
-      }, this.d.limits.resumeHoldMs);
+      }, conn.resumeAnnounced ? this.d.limits.announcedResumeHoldMs : this.d.limits.resumeHoldMs);
       conn.holdTimer = hold;
       const backlog = conn.backlog ?? [];
       conn.backlog = null;

@@ -12,6 +12,7 @@ import type { Authenticator, SocketLogin } from './ports.ts';
 interface UserData {
   login: SocketLogin;
   watch: UserWatch;
+  resumeAnnounced: boolean;
   conn?: Connection;
 }
 
@@ -47,6 +48,10 @@ export function wsBehavior(d: {
       const extensions = req.getHeader('sec-websocket-extensions');
       const authorization = req.getHeader('authorization');
       const origin = req.getHeader('origin');
+      // `/ws?resume=1`: the client will send `resume` (the SDK always does); live delivery then
+      // waits for it instead of starting after WS_RESUME_HOLD_MS, so a slow client's late resume
+      // never follows live events it would otherwise get again.
+      const resumeAnnounced = req.getQuery('resume') === '1';
       let aborted = false;
       res.onAborted(() => {
         aborted = true;
@@ -74,7 +79,7 @@ export function wsBehavior(d: {
           }
           if (aborted) return d.hub.unwatch(watch);
           res.cork(() => {
-            res.upgrade<UserData>({ login, watch }, key, offered.includes(PROTOCOL) ? PROTOCOL : '', extensions, context);
+            res.upgrade<UserData>({ login, watch, resumeAnnounced }, key, offered.includes(PROTOCOL) ? PROTOCOL : '', extensions, context);
           });
         })
         .catch((err) => {
@@ -87,7 +92,7 @@ export function wsBehavior(d: {
 
     open: (ws: WebSocket<UserData>) => {
       const data = ws.getUserData();
-      data.conn = d.hub.attach(ws, data.login, data.watch);
+      data.conn = d.hub.attach(ws, data.login, data.watch, { resumeAnnounced: data.resumeAnnounced });
     },
 
     message: (ws: WebSocket<UserData>, message: ArrayBuffer, isBinary: boolean) => {

@@ -170,7 +170,18 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
     const r2 = await users[1]!.client.conversations.markRead.mutate({ conversationId: conv, seq: last + 100 });
     assert.equal(r2.readSeq, last, 'clamped to the last seq');
     assert.equal(r2.unread, 0);
-    for (const s of [a, bPhone, bLaptop]) s.c.close();
+    // Two users resuming at the same moment (their cursor reads share one statement) each get
+    // their own cursor back.
+    const aListed = (await users[0]!.client.conversations.list.query()).find((c) => c.id === conv)!;
+    const aCursor = aListed.lastSeq - aListed.unread;
+    assert.notEqual(aCursor, last, 'the two cursors differ, so a mix-up would show');
+    const [a2, b2] = await Promise.all([
+      connect(replica.port, users[0]!.accessToken, { resume: { [conv]: last } }),
+      connect(replica.port, users[1]!.accessToken, { resume: { [conv]: last } }),
+    ]);
+    assert.equal(a2.c.frames.find((f) => f.type === 'resumed')!.cursors[conv], aCursor);
+    assert.equal(b2.c.frames.find((f) => f.type === 'resumed')!.cursors[conv], last);
+    for (const s of [a, bPhone, bLaptop, a2, b2]) s.c.close();
   });
 
   test('3 membership changes reach sockets at once: added members receive, removed stop receiving', async () => {

@@ -29,14 +29,27 @@ export interface ConversationServiceDeps {
   historyMaxLimit?: number;
 }
 
-// Prepared once per connection: every resume asks for its cursors. The ids travel as one json
-// text parameter so the statement text is the same whatever their number (as in the store).
-const READ_CURSORS_SQL = `select conversation_id, read_seq from members
-  where user_id = $1 and conversation_id in (select jsonb_array_elements_text($2::text::jsonb)::uuid)`;
+// Prepared once per connection: every resume asks for its cursors. The resumes of one event-loop
+// turn (a reconnect storm brings thousands) share one statement; the (user, conversation) pairs
+// travel as one json text parameter so the statement text is the same whatever their number.
+const READ_CURSORS_SQL = `select m.user_id, m.conversation_id, m.read_seq
+  from jsonb_to_recordset($1::text::jsonb) as q(u uuid, c uuid)
+  join members m on m.user_id = q.u and m.conversation_id = q.c`;
+/** Most (user, conversation) pairs in one cursor read. */
+const READ_CURSORS_BATCH = 1000;
+
+interface CursorAsk {
+  userId: string;
+  convs: string[];
+  resolve: (v: Record<string, number>) => void;
+  reject: (e: unknown) => void;
+}
 
 const FOREVER = new Date('9999-12-31T00:00:00Z');
 
 export class ConversationService implements MembershipDirectory {
+  private cursorAsks: CursorAsk[] = [];
+
   constructor(private readonly d: ConversationServiceDeps) {}
 
   // ---- MembershipDirectory (used by the hub) ----------------------------------------------
@@ -58,15 +71,48 @@ export class ConversationService implements MembershipDirectory {
     return rows[0] ? Number(rows[0].readSeq) : null;
   }
 
-  async readCursors(userId: string, convs: string[]): Promise<Record<string, number>> {
-    if (!convs.length) return {};
-    const rows = await this.d.database.query<{ conversation_id: string; read_seq: string | number }>(READ_CURSORS_SQL, [
-      userId,
-      JSON.stringify(convs),
-    ]);
-    const out: Record<string, number> = {};
-    for (const r of rows) out[r.conversation_id] = Number(r.read_seq);
-    return out;
+  readCursors(userId: string, convs: string[]): Promise<Record<string, number>> {
+    if (!convs.length) return Promise.resolve({});
+    return new Promise((resolve, reject) => {
+      if (this.cursorAsks.push({ userId, convs, resolve, reject }) === 1) setImmediate(() => this.readCursorBatches());
+    });
+  }
+
+  /** Answers every cursor read asked in the last loop turn, in statements of up to 1000 pairs. */
+  private readCursorBatches() {
+    const asks = this.cursorAsks;
+    this.cursorAsks = [];
+    for (let i = 0; i < asks.length; ) {
+      const batch: CursorAsk[] = [];
+      let pairs = 0;
+      while (i < asks.length && (batch.length === 0 || pairs + asks[i]!.convs.length <= READ_CURSORS_BATCH)) {
+        pairs += asks[i]!.convs.length;
+        batch.push(asks[i++]!);
+      }
+      const param = JSON.stringify(batch.flatMap((a) => a.convs.map((c) => ({ u: a.userId, c }))));
+      this.d.database
+        .query<{ user_id: string; conversation_id: string; read_seq: string | number }>(READ_CURSORS_SQL, [param])
+        .then((rows) => {
+          const byUser = new Map<string, Map<string, number>>();
+          for (const r of rows) {
+            let m = byUser.get(r.user_id);
+            if (!m) byUser.set(r.user_id, (m = new Map()));
+            m.set(r.conversation_id, Number(r.read_seq));
+          }
+          for (const a of batch) {
+            const out: Record<string, number> = {};
+            const m = byUser.get(a.userId);
+            for (const c of a.convs) {
+              const v = m?.get(c);
+              if (v !== undefined) out[c] = v;
+            }
+            a.resolve(out);
+          }
+        })
+        .catch((err) => {
+          for (const a of batch) a.reject(err);
+        });
+    }
   }
 
   // ---- procedures ------------------------------------------------------------------------

@@ -192,12 +192,22 @@ describe('hub on its in-process adapters', () => {
     hub.stop();
   });
 
-  test('5.3 a resume already waiting when the hold expires wins over it: no live event overtakes the missed ones', async () => {
+  /** Two members of one conversation that already holds seqs 1–3 (the resume tests). */
+  async function resumeSetup() {
     const conv = randomUUID();
     const [other, user] = [randomUUID(), randomUUID()];
-    const { hub, store, bus, open } = makeHub({ [other]: [conv], [user]: [conv] });
+    const made = makeHub({ [other]: [conv], [user]: [conv] });
     const draft = (i: number) => ({ id: randomUUID(), kind: 'message' as const, from: other, ts: Date.now(), data: { body: `m${i}` } });
-    for (let i = 0; i < 3; i++) await store.append(conv, [draft(i)]);
+    for (let i = 0; i < 3; i++) await made.store.append(conv, [draft(i)]);
+    return { conv, other, user, draft, ...made };
+  }
+
+  /** The event seqs and the `resumed` head a socket got, in the order it got them. */
+  const eventsThenResumed = (sock: FakeSocket, conv: string) =>
+    sock.frames.filter((x) => x.type === 'event' || x.type === 'resumed').map((x) => (x.type === 'event' ? x.seq : `resumed ${x.convs[conv]}`));
+
+  test('5.3 a resume already waiting when the hold expires wins over it: no live event overtakes the missed ones', async () => {
+    const { conv, other, user, hub, store, bus, open, draft } = await resumeSetup();
     // Another socket keeps the feed at seq 3; seq 4 is stored, its bus message not yet delivered.
     const first = new FakeSocket();
     await open(first, other);
@@ -217,17 +227,12 @@ describe('hub on its in-process adapters', () => {
     while (Date.now() < until); // a busy turn: both timers are due when it ends
     await sock.until((f) => f.some((x) => x.type === 'resumed'));
     await new Promise((r) => setTimeout(r, 50));
-    const seen = sock.frames.filter((x) => x.type === 'event' || x.type === 'resumed').map((x) => (x.type === 'event' ? x.seq : `resumed ${x.convs[conv]}`));
-    assert.deepEqual(seen, [2, 3, 4, 'resumed 4']);
+    assert.deepEqual(eventsThenResumed(sock, conv), [2, 3, 4, 'resumed 4']);
     hub.stop();
   });
 
   test('5.3 a socket that announced its resume (/ws?resume=1) gets no live event before it, however late the resume comes', async () => {
-    const conv = randomUUID();
-    const [other, user] = [randomUUID(), randomUUID()];
-    const { hub, store, bus, open } = makeHub({ [other]: [conv], [user]: [conv] });
-    const draft = (i: number) => ({ id: randomUUID(), kind: 'message' as const, from: other, ts: Date.now(), data: { body: `m${i}` } });
-    for (let i = 0; i < 3; i++) await store.append(conv, [draft(i)]);
+    const { conv, other, user, hub, store, bus, open, draft } = await resumeSetup();
     const first = new FakeSocket();
     await open(first, other); // no announcement: live once the (0 ms) hold has passed
     const sock = new FakeSocket();
@@ -240,8 +245,7 @@ describe('hub on its in-process adapters', () => {
     assert.deepEqual(sock.frames.filter((x) => x.type === 'event'), [], 'no live event before the resume');
     hub.handle(conn, { type: 'resume', ref: 'r', convs: { [conv]: 1 } });
     await sock.until((f) => f.some((x) => x.type === 'resumed'));
-    const seen = sock.frames.filter((x) => x.type === 'event' || x.type === 'resumed').map((x) => (x.type === 'event' ? x.seq : `resumed ${x.convs[conv]}`));
-    assert.deepEqual(seen, [2, 3, 4, 'resumed 4']);
+    assert.deepEqual(eventsThenResumed(sock, conv), [2, 3, 4, 'resumed 4']);
     hub.stop();
   });
 });

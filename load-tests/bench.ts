@@ -24,7 +24,7 @@ import { runConnScale, type ConnScaleResult } from './conn-scale.ts';
 import { runK6, stat, type K6Run } from './harness/k6.ts';
 import { cpuDelta, findPid, processTree, repoRoot, round, type Sample, type Watched } from './harness/procs.ts';
 import { summarizeProfile } from './harness/profile-summary.ts';
-import { writeReport, type BenchResult, type ScenarioResult } from './harness/report.ts';
+import { CEILING_SCENARIO, writeReport, type BenchResult, type ScenarioResult } from './harness/report.ts';
 import { seedDatabase } from './harness/seed.ts';
 import { hubEnv, startHubs, startSocketIoPeers, startUwsPeer, startWsPeer, type ServerSet } from './harness/servers.ts';
 
@@ -92,18 +92,23 @@ const flag = (name: string) => argv.includes(`--${name}`);
 const option = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const quick = flag('quick');
 const sizes: typeof QUICK = { ...(quick ? QUICK : FULL) };
-for (let i = 0; i < argv.length; i++) {
-  const kv = argv[i] === '--set' ? argv[++i] : argv[i]!.startsWith('--set=') ? argv[i]!.slice(6) : null;
-  if (!kv) continue;
+/** Every value of a repeatable option, given as `--name VALUE` or `--name=VALUE`. */
+function repeated(name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === `--${name}` && i + 1 < argv.length) out.push(argv[++i]!);
+    else if (argv[i]!.startsWith(`--${name}=`)) out.push(argv[i]!.slice(name.length + 3));
+  }
+  return out;
+}
+for (const kv of repeated('set')) {
   const [k, v] = kv.split('=');
   if (!k || v === undefined || !(k in sizes)) throw new Error(`--set ${kv}: unknown size (one of ${Object.keys(sizes).join(', ')})`);
   (sizes as Record<string, number | string>)[k] = typeof (sizes as Record<string, unknown>)[k] === 'number' ? Number(v) : v;
 }
 /** `--hub-env KEY=VALUE` (repeatable): extra configuration for every hub replica (SPEC config names). */
 const hubExtraEnv: Record<string, string> = {};
-for (let i = 0; i < argv.length; i++) {
-  const kv = argv[i] === '--hub-env' ? argv[++i] : argv[i]!.startsWith('--hub-env=') ? argv[i]!.slice(10) : null;
-  if (!kv) continue;
+for (const kv of repeated('hub-env')) {
   const at = kv.indexOf('=');
   if (at < 1 || !/^[A-Z][A-Z0-9_]*$/.test(kv.slice(0, at))) throw new Error(`--hub-env ${kv}: expected KEY=VALUE`);
   hubExtraEnv[kv.slice(0, at)] = kv.slice(at + 1);
@@ -268,7 +273,7 @@ async function main() {
       // The persist workload against a server that stores nothing: how many acked sends/s this
       // load generator can drive on this box at all (the ceiling of the end-to-end persist figure).
       if (peer.kind === 'uws' && wants('persist')) {
-        await fanoutScenario(CEILING, peer, watch, k6, fanoutEnv(peer, { ...persistEnv(seed.prooms.length), MIN_ACKED_PER_S: 0 }));
+        await fanoutScenario(CEILING_SCENARIO, peer, watch, k6, fanoutEnv(peer, { ...persistEnv(seed.prooms.length), MIN_ACKED_PER_S: 0 }));
       }
       await peer.stop();
     }
@@ -317,8 +322,6 @@ async function connScaleScenario(hubBase: Record<string, string>, seedFile: stri
   if (!r.ok) result.ok = false;
   await hub.stop();
 }
-
-const CEILING = 'load-generator ceiling (persist workload, nothing stored)';
 
 function persistEnv(rooms: number) {
   return {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { jwtVerify } from 'jose';
 
@@ -67,4 +68,47 @@ export function peerEnv() {
     redisUrl: process.env.REDIS_URL,
     redisPrefix: process.env.REDIS_PREFIX ?? 'sio',
   };
+}
+
+/**
+ * The protocol subset the bare peers (uws-peer, ws-peer) speak, the same for both: `send` →
+ * the event to every room member (through `fanout`, encoded once) and then `ack`; `resume` →
+ * `resumed` with the heads from `ready`; `ping` → `pong`; anything else an error frame.
+ */
+export function handlePeerFrame(
+  text: string,
+  ctx: {
+    user: string;
+    convs: Record<string, number>;
+    directory: Directory;
+    /** The next seq of a room. */
+    nextSeq(room: string): number;
+    fanout(room: string, frame: string): void;
+    reply(frame: object): void;
+  },
+) {
+  let f: { type?: string; ref?: string; conv?: string; cid?: string; body?: string };
+  try {
+    f = JSON.parse(text);
+  } catch {
+    return ctx.reply({ type: 'error', code: 'BAD_REQUEST', message: 'bad json' });
+  }
+  switch (f.type) {
+    case 'send': {
+      if (typeof f.conv !== 'string' || typeof f.body !== 'string' || typeof f.cid !== 'string' || !ctx.directory.isMember(f.conv, ctx.user)) {
+        return ctx.reply({ type: 'error', ref: f.ref, code: 'FORBIDDEN', message: 'not a member' });
+      }
+      const seq = ctx.nextSeq(f.conv);
+      const id = randomUUID();
+      const ts = Date.now();
+      ctx.fanout(f.conv, JSON.stringify({ body: f.body, type: 'event', conv: f.conv, seq, kind: 'message', id, from: ctx.user, ts, cid: f.cid }));
+      return ctx.reply({ type: 'ack', conv: f.conv, cid: f.cid, seq, id, ts, ref: f.ref });
+    }
+    case 'resume':
+      return ctx.reply({ type: 'resumed', ref: f.ref, convs: ctx.convs, cursors: {} });
+    case 'ping':
+      return ctx.reply({ type: 'pong', ref: f.ref });
+    default:
+      return ctx.reply({ type: 'error', ref: f.ref, code: 'BAD_REQUEST', message: 'unknown frame type' });
+  }
 }

@@ -8,10 +8,9 @@
  * payloads and the same token check, so the same k6 scripts drive it. Its deliveries per CPU
  * second are the ceiling for any uWS-based server (Hubbub included) on the same box.
  */
-import { randomUUID } from 'node:crypto';
 import type { us_socket } from 'uWebSockets.js';
-import { uws, type WebSocket } from '../../server/src/uws.ts';
-import { Directory, peerEnv } from './directory.ts';
+import { uws } from '../../server/src/uws.ts';
+import { Directory, handlePeerFrame, peerEnv } from './directory.ts';
 
 const env = peerEnv();
 const directory = new Directory(env.seedFile, env.secret);
@@ -80,42 +79,24 @@ app.ws<UserData>('/ws', {
 
   message: (ws, message, isBinary) => {
     if (isBinary) return;
-    let f: { type?: string; ref?: string; conv?: string; cid?: string; body?: string };
-    try {
-      // The ArrayBuffer is only valid during this call; toString copies it out.
-      f = JSON.parse(Buffer.from(message).toString('utf8'));
-    } catch {
-      ws.send(JSON.stringify({ type: 'error', code: 'BAD_REQUEST', message: 'bad json' }));
-      return;
-    }
     const { user, convs } = ws.getUserData();
-    switch (f.type) {
-      case 'send': {
-        if (typeof f.conv !== 'string' || typeof f.body !== 'string' || typeof f.cid !== 'string' || !directory.isMember(f.conv, user)) {
-          reply(ws, { type: 'error', ref: f.ref, code: 'FORBIDDEN', message: 'not a member' });
-          return;
-        }
-        const seq = (seqs.get(f.conv) ?? 0) + 1;
-        seqs.set(f.conv, seq);
-        const id = randomUUID();
-        const ts = Date.now();
-        // Encoded once; uWS writes the same bytes to every subscriber of the room, the sender
-        // included (app.publish, unlike ws.publish, does not skip the calling socket).
-        app.publish(f.conv, JSON.stringify({ body: f.body, type: 'event', conv: f.conv, seq, kind: 'message', id, from: user, ts, cid: f.cid }), false);
-        // uWS sends a subscriber's pending published messages before a direct send, so the
-        // sender gets its event before the ack, as from the ws peer.
-        reply(ws, { type: 'ack', conv: f.conv, cid: f.cid, seq, id, ts, ref: f.ref });
-        return;
-      }
-      case 'resume':
-        reply(ws, { type: 'resumed', ref: f.ref, convs, cursors: {} });
-        return;
-      case 'ping':
-        reply(ws, { type: 'pong', ref: f.ref });
-        return;
-      default:
-        reply(ws, { type: 'error', ref: f.ref, code: 'BAD_REQUEST', message: 'unknown frame type' });
-    }
+    // The ArrayBuffer is only valid during this call; toString copies it out.
+    handlePeerFrame(Buffer.from(message).toString('utf8'), {
+      user,
+      convs,
+      directory,
+      nextSeq: (room) => {
+        const seq = (seqs.get(room) ?? 0) + 1;
+        seqs.set(room, seq);
+        return seq;
+      },
+      // Encoded once; uWS writes the same bytes to every subscriber of the room, the sender
+      // included (app.publish, unlike ws.publish, does not skip the calling socket). uWS sends a
+      // subscriber's pending published messages before a direct send, so the sender gets its
+      // event before the ack, as from the ws peer.
+      fanout: (room, frame) => void app.publish(room, frame, false),
+      reply: (frame) => void ws.send(JSON.stringify(frame), false),
+    });
   },
 
   // uWS unsubscribes a closed socket from every topic itself.
@@ -123,10 +104,6 @@ app.ws<UserData>('/ws', {
     connections--;
   },
 });
-
-function reply(ws: WebSocket<UserData>, frame: object) {
-  ws.send(JSON.stringify(frame), false);
-}
 
 // uSockets listens with a fixed backlog of 512 (the hub too), unlike the ws peer's 4096.
 app.listen(env.host, env.port, (ls) => {

@@ -6,10 +6,9 @@
  * payloads, so the same scripts drive it. To be fair to it, each event is stringified and
  * turned into a Buffer once per room, not once per socket.
  */
-import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { Directory, peerEnv } from './directory.ts';
+import { Directory, handlePeerFrame, peerEnv } from './directory.ts';
 
 const env = peerEnv();
 const directory = new Directory(env.seedFile, env.secret);
@@ -60,33 +59,18 @@ function onConnection(ws: WebSocket, user: string) {
   ws.send(JSON.stringify({ type: 'ready', user: { id: user }, convs }));
   ws.on('message', (data, isBinary) => {
     if (isBinary) return;
-    let f: { type?: string; ref?: string; conv?: string; cid?: string; body?: string };
-    try {
-      f = JSON.parse(String(data));
-    } catch {
-      return ws.send(JSON.stringify({ type: 'error', code: 'BAD_REQUEST', message: 'bad json' }));
-    }
-    switch (f.type) {
-      case 'send': {
-        if (typeof f.conv !== 'string' || typeof f.body !== 'string' || typeof f.cid !== 'string' || !directory.isMember(f.conv, user)) {
-          return ws.send(JSON.stringify({ type: 'error', ref: f.ref, code: 'FORBIDDEN', message: 'not a member' }));
-        }
-        const r = room(f.conv);
-        const seq = ++r.seq;
-        const id = randomUUID();
-        const ts = Date.now();
-        const frame = Buffer.from(JSON.stringify({ body: f.body, type: 'event', conv: f.conv, seq, kind: 'message', id, from: user, ts, cid: f.cid }));
-        for (const s of r.sockets) s.send(frame, { binary: false });
-        ws.send(JSON.stringify({ type: 'ack', conv: f.conv, cid: f.cid, seq, id, ts, ref: f.ref }));
-        return;
-      }
-      case 'resume':
-        return ws.send(JSON.stringify({ type: 'resumed', ref: f.ref, convs, cursors: {} }));
-      case 'ping':
-        return ws.send(JSON.stringify({ type: 'pong', ref: f.ref }));
-      default:
-        return ws.send(JSON.stringify({ type: 'error', ref: f.ref, code: 'BAD_REQUEST', message: 'unknown frame type' }));
-    }
+    handlePeerFrame(String(data), {
+      user,
+      convs,
+      directory,
+      nextSeq: (id) => ++room(id).seq,
+      // To be fair to ws, the event becomes a Buffer once per message, not once per socket.
+      fanout: (id, frame) => {
+        const bytes = Buffer.from(frame);
+        for (const s of room(id).sockets) s.send(bytes, { binary: false });
+      },
+      reply: (frame) => ws.send(JSON.stringify(frame)),
+    });
   });
   ws.on('close', () => {
     connections--;

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--only=a,b] [--profile] [--cassandra] [--set KEY=VALUE …] [--hub-env KEY=VALUE …]`
+ * `npm run bench [-- --quick] [--only=a,b] [--profile] [--pg-stats] [--cassandra] [--set KEY=VALUE …] [--hub-env KEY=VALUE …]`
  *
  * Starts PostgreSQL and Redis on loopback, seeds users and rooms, runs two hub replicas as
  * child processes and drives them with the k6 scripts of this folder; then runs the same
@@ -23,6 +23,7 @@ import { startRedis, type RedisHandle } from '../test/helpers/redis.ts';
 import { runConnScale, type ConnScaleResult } from './conn-scale.ts';
 import { runK6, stat, type K6Run } from './harness/k6.ts';
 import { cpuDelta, findPid, processTree, repoRoot, round, type Sample, type Watched } from './harness/procs.ts';
+import { openPgStats, PG_STATS_CONFIG, type PgStatement } from './harness/pg-stats.ts';
 import { summarizeProfile } from './harness/profile-summary.ts';
 import { CEILING_SCENARIO, writeReport, type BenchResult, type ScenarioResult } from './harness/report.ts';
 import { seedDatabase } from './harness/seed.ts';
@@ -118,6 +119,9 @@ const only = option('only')?.split(',') ?? [...ALL, ...(flag('cassandra') ? ['ca
 for (const o of only) if (![...ALL, 'cassandra'].includes(o)) throw new Error(`--only: unknown scenario ${o}`);
 const wants = (s: string) => only.includes(s);
 const profile = flag('profile');
+/** --pg-stats: which statements PostgreSQL spent each Hubbub scenario on (pg_stat_statements). */
+const pgStatsWanted = flag('pg-stats');
+let pgStats: Awaited<ReturnType<typeof openPgStats>> | null = null;
 
 /**
  * k6 thresholds. Full runs use the issue's targets, so a missed target fails the run. Quick
@@ -158,9 +162,13 @@ async function main() {
   result.k6 = execFileSync(k6, ['version'], { encoding: 'utf8' }).trim().split('\n')[0];
 
   log('starting PostgreSQL and Redis');
-  const [pg, redis] = await Promise.all([startPostgres({ durable: true }), startRedis()]);
+  const [pg, redis] = await Promise.all([startPostgres({ durable: true, config: pgStatsWanted ? PG_STATS_CONFIG : {} }), startRedis()]);
   cleanups.push(() => pg.stop(), () => redis.stop());
   const databaseUrl = await createDatabase(pg.url, 'hubbub_bench');
+  if (pgStatsWanted) {
+    const stats = (pgStats = await openPgStats(databaseUrl));
+    cleanups.push(() => stats.close());
+  }
   const database = await openDatabase({ databaseUrl, dataDir: work });
   await database.migrate();
   await database.close();
@@ -354,7 +362,7 @@ function backingWatch(pg: PostgresHandle, redis: RedisHandle): Watched[] {
 
 async function k6Scenario(name: string, script: string, set: ServerSet, watch: Watched[], k6: string, env: Record<string, string | number>): Promise<K6Run> {
   log(`${set.label}: ${name} …`);
-  const run = await runK6({ k6, script, env, watch, outDir: work, tag: `${set.kind}-${name.replace(/\W+/g, '_')}`, log: (l) => log(`  k6: ${l.slice(0, 300)}`) });
+  const run = await measured(set, { k6, script, env, watch, outDir: work, tag: `${set.kind}-${name.replace(/\W+/g, '_')}`, log: (l) => log(`  k6: ${l.slice(0, 300)}`) });
   const p = (m: string, k: 'med' | 'p(99)' | 'count') => round(stat(run, m, k), 1);
   const figures: Record<string, number | null> =
     script === 'api.js'
@@ -371,7 +379,18 @@ async function k6Scenario(name: string, script: string, set: ServerSet, watch: W
   return run;
 }
 
-function record(name: string, set: ServerSet, run: K6Run, figures: Record<string, number | string | null>) {
+type MeasuredRun = K6Run & { pgStatements?: PgStatement[] };
+
+/** runK6, plus (with --pg-stats, for Hubbub) the statements PostgreSQL spent the run on. */
+async function measured(set: ServerSet, opts: Parameters<typeof runK6>[0]): Promise<MeasuredRun> {
+  const stats = set.kind === 'hubbub' ? pgStats : null;
+  await stats?.reset();
+  const run: MeasuredRun = await runK6(opts);
+  if (stats) run.pgStatements = await stats.top();
+  return run;
+}
+
+function record(name: string, set: ServerSet, run: MeasuredRun, figures: Record<string, number | string | null>) {
   const first = run.samples[0];
   const last = run.samples.at(-1);
   const cpu = first && last ? cpuDelta(first, last) : {};
@@ -389,6 +408,7 @@ function record(name: string, set: ServerSet, run: K6Run, figures: Record<string
     peakRssMiB: peakRss(run.samples),
     metrics: run.metrics,
     figures,
+    ...(run.pgStatements ? { pgStatements: run.pgStatements } : {}),
   };
   if (!run.thresholdsOk) {
     result.ok = false;
@@ -414,7 +434,7 @@ function peakRss(samples: Sample[]): Record<string, number> {
 
 async function fanoutScenario(name: string, set: ServerSet, watch: Watched[], k6: string, env: Record<string, string | number>) {
   log(`${set.label}: ${name} (${env.ROOMS} rooms, ${env.SEND_MODE === 'max' ? `window ${env.WINDOW}/room` : `${env.RATE} sends/s`}, ${env.DURATION}s) …`);
-  const run = await runK6({ k6, script: 'fanout.js', env, watch, outDir: work, tag: `${set.kind}-${name.replace(/\W+/g, '_')}`, log: (l) => log(`  k6: ${l.slice(0, 300)}`) });
+  const run = await measured(set, { k6, script: 'fanout.js', env, watch, outDir: work, tag: `${set.kind}-${name.replace(/\W+/g, '_')}`, log: (l) => log(`  k6: ${l.slice(0, 300)}`) });
   const delivered = stat(run, 'fanout_delivered', 'count');
   const acked = stat(run, 'fanout_acked', 'count');
   const wcpu = run.window ? cpuDelta(run.window.before, run.window.after) : null;
@@ -451,7 +471,7 @@ async function connectScenario(name: string, set: ServerSet, watch: Watched[], k
       if (!best || n >= best.n) best = { n, s: sample(watch) };
     });
   }, 400);
-  const run = await runK6({ k6, script: 'connect.js', env, watch, outDir: work, tag: `${set.kind}-${name}`, log: (l) => log(`  k6: ${l.slice(0, 300)}`) });
+  const run = await measured(set, { k6, script: 'connect.js', env, watch, outDir: work, tag: `${set.kind}-${name}`, log: (l) => log(`  k6: ${l.slice(0, 300)}`) });
   clearInterval(poll);
   const at = best as { n: number; s: Sample } | null;
   const rssDelta = at ? (at.s.rss.server ?? 0) - (before.rss.server ?? 0) : NaN;

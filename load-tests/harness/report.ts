@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ConnScaleResult } from '../conn-scale.ts';
 import type { K6Metric } from './k6.ts';
+import type { PgStatement } from './pg-stats.ts';
 import type { ProfileSummary } from './profile-summary.ts';
 import { round } from './procs.ts';
 import type { ServerKind } from './servers.ts';
@@ -23,6 +24,8 @@ export interface ScenarioResult {
   metrics: Record<string, K6Metric>;
   figures: Record<string, number | string | null>;
   serverLogs?: string[];
+  /** bench --pg-stats: PostgreSQL's busiest statements during the run. */
+  pgStatements?: PgStatement[];
 }
 
 export interface BenchResult {
@@ -250,6 +253,16 @@ export function markdown(r: BenchResult): string {
     lines.push(`Baseline RSS ${fmt(c.baselineRssMiB)} MiB; stopped: ${c.stopReason}; sockets retried after closing before resumed: ${fmt(c.retries ?? 0)}.`, '');
     lines.push('| sockets | hub RSS MiB | RSS per socket KiB (above baseline) | hub CPU s to reach |', '|---|---|---|---|');
     for (const s of c.steps) lines.push(`| ${fmt(s.connections)} | ${fmt(s.rssMiB)} | ${fmt(s.rssPerConnKiB)} | ${fmt(s.cpuS, 1)} |`);
+    lines.push('');
+  }
+  const withStats = r.scenarios.filter((s) => s.pgStatements?.length);
+  if (withStats.length) {
+    lines.push('## PostgreSQL statements by time (--pg-stats)', '', '| scenario | calls | mean ms | total ms | rows per call | buffers per call | statement |', '|---|---|---|---|---|---|---|');
+    for (const s of withStats) {
+      for (const q of s.pgStatements!) {
+        lines.push(`| ${s.name} | ${fmt(q.calls)} | ${fmt(q.meanMs, 3)} | ${fmt(q.totalMs)} | ${fmt(q.rowsPerCall)} | ${fmt(q.buffersPerCall)} | \`${q.query.slice(0, 110).replaceAll('|', '\\|')}\` |`);
+      }
+    }
     lines.push('');
   }
   if (r.profile) {

@@ -15,7 +15,7 @@ const BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
  * A throwaway PostgreSQL cluster on a free loopback port (initdb + postgres). As root, both run
  * as the `postgres` user through runuser, since the server refuses to run as root.
  */
-export async function startPostgres(opts: { durable?: boolean } = {}): Promise<PostgresHandle> {
+export async function startPostgres(opts: { durable?: boolean; config?: Record<string, string> } = {}): Promise<PostgresHandle> {
   if (!existsSync(path.join(BIN, 'postgres'))) throw new Error(`PostgreSQL server binaries not found in ${BIN} (set PG_BIN)`);
   const asRoot = process.getuid?.() === 0;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-pg-'));
@@ -31,6 +31,7 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
     // Tests throw the cluster away, so they skip fsync; the bench measures durable writes (fsync on).
     ...(opts.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
     '-c', 'max_connections=300', '-c', 'shared_buffers=256MB',
+    ...Object.entries(opts.config ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
   ]);
   const child: ChildProcess = spawn(pcmd, pargs, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

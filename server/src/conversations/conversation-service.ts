@@ -32,9 +32,14 @@ export interface ConversationServiceDeps {
 // Prepared once per connection: every resume asks for its cursors. The resumes of one event-loop
 // turn (a reconnect storm brings thousands) share one statement; the (user, conversation) pairs
 // travel as one json text parameter so the statement text is the same whatever their number.
-const READ_CURSORS_SQL = `select m.user_id, m.conversation_id, m.read_seq
+// A lateral with a LIMIT (the pair is the key, so one row at most), which PostgreSQL cannot
+// flatten: one key lookup per pair. As a plain join it hashed over a scan of all members.
+export const READ_CURSORS_SQL = `select m.user_id, m.conversation_id, m.read_seq
   from jsonb_to_recordset($1::text::jsonb) as q(u uuid, c uuid)
-  join members m on m.user_id = q.u and m.conversation_id = q.c`;
+  cross join lateral (
+    select m.user_id, m.conversation_id, m.read_seq from members m
+    where m.conversation_id = q.c and m.user_id = q.u
+    limit 1) m`;
 /** Most (user, conversation) pairs in one cursor read. */
 const READ_CURSORS_BATCH = 1000;
 

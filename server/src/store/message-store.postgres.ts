@@ -35,18 +35,21 @@ const rawEvent = (r: RawRow): StoredEvent => {
  * of rows {i, conv, id, kind, sender, cid, ts, data}; the result is, per row i, its seq and, for
  * a (conv, sender, cid) already stored, the stored event. See appendOnce.
  */
-const APPEND_SQL = `
+export const APPEND_SQL = `
   with inp as (
     select * from jsonb_to_recordset($1::text::jsonb)
       as t(i int, conv uuid, id uuid, kind text, sender uuid, cid text, ts timestamptz, data jsonb)
   ),
   dup as (
-    -- Lateral, so that even the generic plan of this prepared statement probes the cid index
-    -- per input row (a join was planned as a scan of log_events once the plan went generic).
+    -- A lateral with a LIMIT (the cid index is unique, so at most one row anyway): PostgreSQL
+    -- cannot flatten it into a join, so every plan probes the cid index once per input row.
+    -- Without the LIMIT the generic plan was a hash join over a sequential scan of all of
+    -- log_events, on every append (test/integration/sql-plans.test.ts).
     select inp.i, e.seq, to_jsonb(e) as ev from inp
     cross join lateral (
       select * from log_events e
       where e.conversation_id = inp.conv and e.sender_id = inp.sender and e.cid = inp.cid
+      limit 1
     ) e
   ),
   fresh as (select inp.* from inp where not exists (select 1 from dup where dup.i = inp.i)),

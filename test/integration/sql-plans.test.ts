@@ -2,26 +2,32 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { AccessTokens } from '../../server/src/auth/tokens.ts';
 import { SOCKET_LOGIN_SQL, SocketAuthenticator } from '../../server/src/auth/socket-authenticator.ts';
+import { READ_CURSORS_SQL } from '../../server/src/conversations/conversation-service.ts';
 import { openDatabase, type Database } from '../../server/src/db/database.ts';
+import { APPEND_SQL } from '../../server/src/store/message-store.postgres.ts';
 import { dbKinds, testEnv, type TestEnv } from '../helpers/server.ts';
 
 /*
- * The statement every socket open runs. 2,000 users in rooms of 25 are inserted in one burst
- * and nothing has analysed the tables since, as after a wave of sign-ups: the plan must still
- * reach the members through their indexes. As a plain join the planner chose a sequential
- * scan of all members per socket (2 ms of backend CPU each at 11k members, growing with the
- * table), which the 10k-socket connect storm of the bench paid 10,000 times.
+ * The hot statements (every socket open, every resume, every append) must reach their rows
+ * through an index whatever the planner believes. 2,000 users in rooms of 25 and 6,000 events
+ * are inserted in one burst and nothing has analysed the tables since, as after a wave of
+ * sign-ups; the session plans generically, as prepared statements do after five runs. Each of
+ * the three was a hash join over a sequential scan of its whole table before it became a
+ * LATERAL with a LIMIT (bench --pg-stats: 110-200 buffers per call, 2-3 ms of backend CPU,
+ * growing with the table; 0.1-0.3 ms since).
  */
 const USERS = 2000;
 const ROOM = 25;
+const EVENTS = 6000;
 
 for (const kind of dbKinds) {
-  describe(`socket login statement on ${kind}`, () => {
+  describe(`hot SQL statements on ${kind}`, () => {
     let env: TestEnv;
     let db: Database;
     before(async () => {
       env = await testEnv(kind);
-      db = await openDatabase({ databaseUrl: env.env.DATABASE_URL, dataDir: env.env.DATA_DIR! });
+      // One connection, so the session setting below holds for every statement.
+      db = await openDatabase({ databaseUrl: env.env.DATABASE_URL, dataDir: env.env.DATA_DIR!, poolMax: 1 });
       await db.migrate();
       await db.query(
         `insert into users (id, email, username)
@@ -44,6 +50,14 @@ for (const kind of dbKinds) {
          from generate_series(1, $2::int) i`,
         [ROOM, USERS],
       );
+      await db.query(
+        `insert into log_events (conversation_id, seq, id, kind, sender_id, cid, ts, data)
+         select ('00000000-0000-4000-9000-' || lpad((k % $1::int)::text, 12, '0'))::uuid, k / $1::int + 1, gen_random_uuid(), 'message',
+                ('00000000-0000-4000-8000-' || lpad(((k % $1::int) * $2::int + 1)::text, 12, '0'))::uuid, 'cid' || k, now(), '{"body":"x"}'
+         from generate_series(0, $3::int - 1) k`,
+        [USERS / ROOM, ROOM, EVENTS],
+      );
+      await db.query(`set plan_cache_mode = force_generic_plan`, []);
     });
     after(async () => {
       await db?.close();
@@ -56,12 +70,24 @@ for (const kind of dbKinds) {
       return { id, sessionId: s!.id };
     };
 
-    test('uses the members indexes, never a sequential scan, on tables not yet analysed', async () => {
+    const plan = async (text: string, params: unknown[]) =>
+      (await db.query<{ 'QUERY PLAN': string }>(`explain ${text}`, params)).map((r) => r['QUERY PLAN']).join('\n');
+
+    test('socket login: the members by index, never a sequential scan', async () => {
       const u = await someUser(777);
-      const plan = (await db.query<{ 'QUERY PLAN': string }>(`explain ${SOCKET_LOGIN_SQL}`, [u.id, u.sessionId, 200]))
-        .map((r) => r['QUERY PLAN'])
-        .join('\n');
-      assert.doesNotMatch(plan, /Seq Scan on members/, plan);
+      assert.doesNotMatch(await plan(SOCKET_LOGIN_SQL, [u.id, u.sessionId, 200]), /Seq Scan/);
+    });
+
+    test('read cursors of a resume batch: one key lookup per pair, never a sequential scan', async () => {
+      const pairs = [1, 26, 51].map((n) => ({ u: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, c: `00000000-0000-4000-9000-${String((n - 1) / ROOM).padStart(12, '0')}` }));
+      assert.doesNotMatch(await plan(READ_CURSORS_SQL, [JSON.stringify(pairs)]), /Seq Scan/);
+      const rows = await db.query<{ user_id: string; read_seq: string | number }>(READ_CURSORS_SQL, [JSON.stringify(pairs)]);
+      assert.deepEqual(rows.map((r) => r.user_id).sort(), pairs.map((p) => p.u).sort());
+    });
+
+    test('append: the duplicate check probes the cid index, never scans log_events', async () => {
+      const row = { i: 0, conv: '00000000-0000-4000-9000-000000000003', id: '00000000-0000-4000-a000-000000000001', kind: 'message', sender: '00000000-0000-4000-8000-000000000076', cid: 'new', ts: new Date().toISOString(), data: { body: 'hi' } };
+      assert.doesNotMatch(await plan(APPEND_SQL, [JSON.stringify([row])]), /Seq Scan on log_events/);
     });
 
     test('returns the identity, the conversation and the room mates as contacts (capped), or nothing for a revoked session', async () => {

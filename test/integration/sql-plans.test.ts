@@ -4,7 +4,7 @@ import { AccessTokens } from '../../server/src/auth/tokens.ts';
 import { SOCKET_LOGIN_SQL, SocketAuthenticator } from '../../server/src/auth/socket-authenticator.ts';
 import { READ_CURSORS_SQL } from '../../server/src/conversations/conversation-service.ts';
 import { openDatabase, type Database } from '../../server/src/db/database.ts';
-import { APPEND_SQL } from '../../server/src/store/message-store.postgres.ts';
+import { APPEND_SQL, LAST_SEQS_SQL } from '../../server/src/store/message-store.postgres.ts';
 import { dbKinds, testEnv, type TestEnv } from '../helpers/server.ts';
 
 /*
@@ -88,6 +88,14 @@ for (const kind of dbKinds) {
     test('append: the duplicate check probes the cid index, never scans log_events', async () => {
       const row = { i: 0, conv: '00000000-0000-4000-9000-000000000003', id: '00000000-0000-4000-a000-000000000001', kind: 'message', sender: '00000000-0000-4000-8000-000000000076', cid: 'new', ts: new Date().toISOString(), data: { body: 'hi' } };
       assert.doesNotMatch(await plan(APPEND_SQL, [JSON.stringify([row])]), /Seq Scan on log_events/);
+    });
+
+    test('conversation heads (history, feeds): one key lookup per conversation, never a scan of log_heads', async () => {
+      await db.query(`insert into log_heads (conversation_id, last_seq) select conversation_id, max(seq) from log_events group by 1`, []);
+      const convs = [0, 5, 9].map((r) => `00000000-0000-4000-9000-${String(r).padStart(12, '0')}`);
+      assert.doesNotMatch(await plan(LAST_SEQS_SQL, [JSON.stringify(convs)]), /Seq Scan/);
+      const rows = await db.query<{ conversation_id: string; last_seq: string | number }>(LAST_SEQS_SQL, [JSON.stringify(convs)]);
+      assert.deepEqual(rows.map((r) => [r.conversation_id, Number(r.last_seq)]).sort(), convs.map((c) => [c, EVENTS / (USERS / ROOM)]).sort());
     });
 
     test('returns the identity, the conversation and the room mates as contacts (capped), or nothing for a revoked session', async () => {

@@ -76,8 +76,12 @@ const READ_RANGE_SQL = `select * from log_events
   where conversation_id = $1 and seq > $2::bigint and seq < $3::bigint order by seq asc limit $4::int`;
 const READ_NEWEST_BEFORE_SQL = `select * from log_events
   where conversation_id = $1 and seq < $2::bigint order by seq desc limit $3::int`;
-const LAST_SEQS_SQL = `select conversation_id, last_seq from log_heads
-  where conversation_id in (select jsonb_array_elements_text($1::text::jsonb)::uuid)`;
+// Lateral with a LIMIT, as in APPEND_SQL: one key lookup per conversation, never a scan of
+// log_heads (which an IN (subquery) was planned as, growing with the number of conversations).
+export const LAST_SEQS_SQL = `select h.conversation_id, h.last_seq
+  from jsonb_array_elements_text($1::text::jsonb) as q(conv)
+  cross join lateral (
+    select conversation_id, last_seq from log_heads where conversation_id = q.conv::uuid limit 1) h`;
 
 /**
  * The message store on PostgreSQL (or PGlite). Seqs come from a per-conversation head row

@@ -95,6 +95,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
   const hasher = new PasswordHasher({ memoryCost: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, nice: config.PASSWORD_HASH_NICE });
   const auth = new AuthService({
     db,
+    database,
     hasher,
     tokens,
     limiter,

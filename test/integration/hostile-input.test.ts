@@ -45,6 +45,9 @@ for (const kind of dbKinds) {
       const hs512 = await sign({ sid, sub: victim.id }, { alg: 'HS512', typ: 'at+jwt' });
       const foreignKey = await new SignJWT({ sid }).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' }).setSubject(victim.id).setIssuer('hubbub').setAudience('hubbub').setExpirationTime('15m').sign(new TextEncoder().encode('x'.repeat(40)));
       const forgedSession = await sign({ sid: '11111111-1111-4111-8111-111111111111', sub: victim.id });
+      // Well signed, but ids PostgreSQL would reject as uuids: refused before any query.
+      const badSid = await sign({ sid: "x' or '1'='1", sub: victim.id });
+      const badSub = await sign({ sid, sub: 'not-a-uuid' });
 
       const j = (o: unknown) => JSON.stringify(o);
       const big = 'a'.repeat(100_000);
@@ -77,6 +80,8 @@ for (const kind of dbKinds) {
         { name: 'me: HS512 instead of pinned HS256', method: 'GET', path: 'auth.me', auth: `Bearer ${hs512}` },
         { name: 'me: signed with another key', method: 'GET', path: 'auth.me', auth: `Bearer ${foreignKey}` },
         { name: 'me: forged session id', method: 'GET', path: 'auth.me', auth: `Bearer ${forgedSession}` },
+        { name: 'me: signed token, sid not a uuid', method: 'GET', path: 'auth.me', auth: `Bearer ${badSid}` },
+        { name: 'me: signed token, sub not a uuid', method: 'GET', path: 'auth.me', auth: `Bearer ${badSub}` },
         { name: 'me: Basic auth', method: 'GET', path: 'auth.me', auth: 'Basic dXNlcjpwYXNz' },
         { name: 'update: javascript: avatar', path: 'profiles.update', body: j({ avatarUrl: 'javascript:alert(1)' }) },
         { name: 'update: http avatar', path: 'profiles.update', body: j({ avatarUrl: 'http://example.com/a.png' }) },

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
-import type { Db } from '../db/database.ts';
+import type { Database, Db } from '../db/database.ts';
 import { authAudit, credentials, profiles, refreshTokens, sessions, users } from '../../../db/schema/index.ts';
 import { DomainError, isUniqueViolation } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -21,8 +21,17 @@ export interface AuthedUser {
 /** Sessions whose sockets must close now: a list, or every session of the user. */
 export type SessionRevocation = { userId: string; sessionIds: string[] | 'all'; reason: string };
 
+// Every authenticated call runs this: one prepared statement (no query building per call). A
+// token with a malformed id is refused before it (PostgreSQL would reject the parameter).
+const SESSION_LIVE_SQL = `select s.revoked_at is null and u.deleted_at is null as live
+  from sessions s join users u on u.id = s.user_id
+  where s.id = $1 and s.user_id = $2`;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export interface AuthServiceDeps {
   db: Db;
+  /** Prepared statements for the per-call session check. */
+  database: Pick<Database, 'query'>;
   hasher: PasswordHasher;
   tokens: AccessTokens;
   limiter: RateLimiter;
@@ -194,12 +203,9 @@ export class AuthService {
   /** Checks an access token and that its session is still live. Throws UNAUTHORIZED. */
   async authenticate(token: string): Promise<AuthedUser> {
     const claims = await this.d.tokens.verify(token);
-    const [s] = await this.d.db
-      .select({ revokedAt: sessions.revokedAt, deletedAt: users.deletedAt })
-      .from(sessions)
-      .innerJoin(users, eq(users.id, sessions.userId))
-      .where(and(eq(sessions.id, claims.sid), eq(sessions.userId, claims.sub)));
-    if (!s || s.revokedAt || s.deletedAt) throw new DomainError('UNAUTHORIZED', 'session ended');
+    if (!UUID.test(claims.sub) || !UUID.test(claims.sid)) throw new DomainError('UNAUTHORIZED', 'invalid token');
+    const [s] = await this.d.database.query<{ live: boolean }>(SESSION_LIVE_SQL, [claims.sid, claims.sub]);
+    if (!s?.live) throw new DomainError('UNAUTHORIZED', 'session ended');
     return { id: claims.sub, sessionId: claims.sid };
   }
 

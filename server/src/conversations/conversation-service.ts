@@ -40,6 +40,10 @@ export const READ_CURSORS_SQL = `select m.user_id, m.conversation_id, m.read_seq
     select m.user_id, m.conversation_id, m.read_seq from members m
     where m.conversation_id = q.c and m.user_id = q.u
     limit 1) m`;
+/** The check in front of every conversation call: prepared once, not built per call. */
+const MEMBER_ROLE_SQL = `select c.kind, m.role from conversations c
+  left join members m on m.conversation_id = c.id and m.user_id = $2
+  where c.id = $1`;
 /** Most (user, conversation) pairs in one cursor read. */
 const READ_CURSORS_BATCH = 1000;
 
@@ -327,11 +331,7 @@ export class ConversationService implements MembershipDirectory {
   // ---- helpers ---------------------------------------------------------------------------
 
   private async requireMember(conv: string, userId: string) {
-    const [row] = await this.d.db
-      .select({ kind: conversations.kind, role: members.role })
-      .from(conversations)
-      .leftJoin(members, and(eq(members.conversationId, conversations.id), eq(members.userId, userId)))
-      .where(eq(conversations.id, conv));
+    const [row] = await this.d.database.query<{ kind: (typeof conversations.$inferSelect)['kind']; role: Role | null }>(MEMBER_ROLE_SQL, [conv, userId]);
     if (!row) throw new DomainError('NOT_FOUND', 'no such conversation');
     if (!row.role) throw new DomainError('FORBIDDEN', 'not a member of this conversation');
     return { kind: row.kind, role: row.role };

@@ -18,7 +18,7 @@ export interface ServerSet {
 async function count(kind: ServerKind, port: number): Promise<number> {
   try {
     if (kind === 'hubbub') {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics?name=hubbub_ws_connections`)).text();
       return Number(/^hubbub_ws_connections (\d+)/m.exec(text)?.[1] ?? 0);
     }
     return ((await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { connections: number }).connections;

@@ -51,11 +51,17 @@ export class HttpServer {
         if (!aborted) res.cork(() => json(res, ok ? '200 OK' : '503 Service Unavailable', { ready: ok, checks }));
       });
     });
-    app.get('/metrics', (res) => {
+    // `?name=<metric>` serves that one metric only, without running the default collectors
+    // (process_open_fds lists /proc/self/fd: with 10k sockets that is most of a scrape), for
+    // tools that poll one gauge often, such as the bench's connection count.
+    app.get('/metrics', (res, req) => {
+      const name = req.getQuery('name');
       let aborted = false;
       res.onAborted(() => (aborted = true));
-      void d.metrics.registry.metrics().then((text) => {
-        if (!aborted) res.cork(() => res.writeHeader('content-type', d.metrics.registry.contentType).end(text));
+      const registry = d.metrics.registry;
+      const text = name ? (registry.getSingleMetric(name) ? registry.getSingleMetricAsString(name) : Promise.resolve('')) : registry.metrics();
+      void text.then((body) => {
+        if (!aborted) res.cork(() => res.writeHeader('content-type', registry.contentType).end(body));
       });
     });
     app.get('/', (res) => {

@@ -9,6 +9,8 @@ export interface SocketLike {
   send(message: string | Uint8Array, isBinary?: boolean): number;
   getBufferedAmount(): number;
   end(code?: number, reason?: string): void;
+  /** uWS: sends made inside the callback leave in one write (outside a uWS handler each send is a syscall). */
+  cork?(cb: () => void): unknown;
 }
 
 /** Where a socket stands in one conversation. */
@@ -67,6 +69,25 @@ export class Connection {
       return false;
     }
     return true;
+  }
+
+  /**
+   * Runs `fn`, whose sends to this socket leave together in one write: for the bursts sent
+   * from async code (after a store or Redis reply), where uWS would otherwise make a syscall
+   * per frame (a presence snapshot, a catch-up page).
+   */
+  batch(fn: () => void) {
+    if (this.closed || !this.ws.cork) return fn();
+    let ran = false;
+    try {
+      this.ws.cork(() => {
+        ran = true;
+        fn();
+      });
+    } catch (err) {
+      // cork on a socket uWS has just closed throws before running the callback.
+      if (ran) throw err;
+    }
   }
 
   close(reason: CloseReason, text: string) {

@@ -41,6 +41,30 @@ class FakeSocket implements SocketLike {
   }
 }
 
+/** A socket with uWS's cork: records which frames left inside which cork call. */
+class CorkingSocket extends FakeSocket {
+  private corking = 0;
+  corks: string[][] = [];
+  uncorked: string[] = [];
+  cork(cb: () => void) {
+    this.corks.push([]);
+    this.corking++;
+    try {
+      cb();
+    } finally {
+      this.corking--;
+    }
+  }
+  override send(message: string | Uint8Array) {
+    const r = super.send(message);
+    const f = this.frames.at(-1);
+    const label = f.type === 'event' ? `event ${f.seq}` : f.type === 'presence' ? `presence ${f.user}` : f.type;
+    if (this.corking) this.corks.at(-1)!.push(label);
+    else this.uncorked.push(label);
+    return r;
+  }
+}
+
 /** A seeded PRNG (mulberry32), so a failing interleaving can be replayed. */
 function rng(seed: number) {
   return () => {
@@ -88,9 +112,9 @@ describe('hub on its in-process adapters', () => {
       },
     });
     /** What the upgrade does: watch the user's channel, read the login snapshot, attach. */
-    const open = async (sock: SocketLike, user: string, opts: { resumeAnnounced?: boolean } = {}) => {
+    const open = async (sock: SocketLike, user: string, opts: { resumeAnnounced?: boolean; contacts?: string[] } = {}) => {
       const watch = await hub.watchUser(user);
-      const login = { user: { id: user, sessionId: randomUUID() }, info: { id: user, username: 'u', displayName: 'u' }, convs: convsOf[user] ?? [], contacts: [] };
+      const login = { user: { id: user, sessionId: randomUUID() }, info: { id: user, username: 'u', displayName: 'u' }, convs: convsOf[user] ?? [], contacts: opts.contacts ?? [] };
       return hub.attach(sock, login, watch, opts);
     };
     return { hub, store, bus, open };
@@ -246,6 +270,24 @@ describe('hub on its in-process adapters', () => {
     hub.handle(conn, { type: 'resume', ref: 'r', convs: { [conv]: 1 } });
     await sock.until((f) => f.some((x) => x.type === 'resumed'));
     assert.deepEqual(eventsThenResumed(sock, conv), [2, 3, 4, 'resumed 4']);
+    hub.stop();
+  });
+
+  test('a presence snapshot and a catch-up page each leave in one write (one cork), not a syscall per frame', async () => {
+    const { conv, other, user, hub, open } = await resumeSetup();
+    const first = new FakeSocket();
+    await open(first, other);
+    await first.until((f) => f.some((x) => x.type === 'ready'));
+    const third = randomUUID();
+    await open(new FakeSocket(), third);
+    const sock = new CorkingSocket();
+    const conn = await open(sock, user, { resumeAnnounced: true, contacts: [other, third] });
+    await sock.until((f) => f.filter((x) => x.type === 'presence').length === 2);
+    hub.handle(conn, { type: 'resume', ref: 'r', convs: { [conv]: 0 } });
+    await sock.until((f) => f.some((x) => x.type === 'resumed'));
+    assert.ok(sock.corks.some((c) => c.length === 2 && c.every((l) => l.startsWith('presence'))), JSON.stringify(sock.corks));
+    assert.ok(sock.corks.some((c) => c.join() === 'event 1,event 2,event 3'), JSON.stringify(sock.corks));
+    assert.ok(!sock.uncorked.some((l) => l.startsWith('event') || l.startsWith('presence')), JSON.stringify(sock.uncorked));
     hub.stop();
   });
 });

@@ -215,7 +215,9 @@ export class Hub {
         conn.presenceCounted = true;
         // With the count, a snapshot: which contacts are online now (later changes arrive as they happen).
         const { first, online } = await this.d.presence.connected(user.id, login.contacts);
-        if (!conn.closed) for (const u of online) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
+        if (!conn.closed && online.size) conn.batch(() => {
+          for (const u of online) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
+        });
         if (first) await this.announcePresence(user.id, 'online', convs);
       });
     } catch (err) {
@@ -429,12 +431,19 @@ export class Hub {
         const events = await this.d.store.read(conv, { afterSeq: st.last, limit: Math.min(500, head - st.last) });
         if (conn.closed || conn.convs.get(conv) !== st) return;
         let progressed = false;
-        for (const e of events) {
-          if (e.seq !== st.last + 1 || e.seq > feed.delivered) break;
-          if (!conn.send(encodeEvent(e))) return;
-          st.last = e.seq;
-          progressed = true;
-        }
+        let stop = false;
+        conn.batch(() => {
+          for (const e of events) {
+            if (e.seq !== st.last + 1 || e.seq > feed.delivered) break;
+            if (!conn.send(encodeEvent(e))) {
+              stop = true;
+              return;
+            }
+            st.last = e.seq;
+            progressed = true;
+          }
+        });
+        if (stop) return;
         if (!progressed) {
           // The feed knows a head the store read did not return yet (a lagging replica). Retry shortly.
           await new Promise((r) => setTimeout(r, GAP_WAIT_MS));

@@ -68,8 +68,10 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
   let bus: Bus;
   let presence: Presence;
   if (config.REDIS_URL) {
-    // Commands fail fast while Redis is away instead of queueing without bound.
-    redis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    // Commands fail fast while Redis is away instead of queueing without bound. Auto-pipelining:
+    // the presence scripts and rate-limit hits of one loop turn (a connect storm brings hundreds)
+    // leave in one write.
+    redis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, enableAutoPipelining: true });
     redis.on('error', (err) => logger.warn({ err: err.message }, 'redis error'));
     await new Promise<void>((res, rej) => {
       redis!.once('ready', () => res());

@@ -44,6 +44,10 @@ export const READ_CURSORS_SQL = `select m.user_id, m.conversation_id, m.read_seq
 const MEMBER_ROLE_SQL = `select c.kind, m.role from conversations c
   left join members m on m.conversation_id = c.id and m.user_id = $2
   where c.id = $1`;
+/** A read receipt (every `read` frame): moves the cursor forward only. Prepared once. */
+const MARK_READ_SQL = `update members set read_seq = $3::bigint
+  where conversation_id = $1 and user_id = $2 and read_seq < $3::bigint
+  returning read_seq`;
 /** Most (user, conversation) pairs in one cursor read. */
 const READ_CURSORS_BATCH = 1000;
 
@@ -72,12 +76,8 @@ export class ConversationService implements MembershipDirectory {
   }
 
   async markRead(conv: string, userId: string, seq: number): Promise<number | null> {
-    const rows = await this.d.db
-      .update(members)
-      .set({ readSeq: seq })
-      .where(and(eq(members.conversationId, conv), eq(members.userId, userId), sql`${members.readSeq} < ${seq}`))
-      .returning({ readSeq: members.readSeq });
-    return rows[0] ? Number(rows[0].readSeq) : null;
+    const rows = await this.d.database.query<{ read_seq: string | number }>(MARK_READ_SQL, [conv, userId, seq]);
+    return rows[0] ? Number(rows[0].read_seq) : null;
   }
 
   readCursors(userId: string, convs: string[]): Promise<Record<string, number>> {

@@ -42,3 +42,9 @@ test('the cache is bounded: the oldest entries go first and are verified afresh'
   now += 61_000;
   for (const t of [a, b, c]) await assert.rejects(tokens.verify(t), /token expired/);
 });
+
+test('a token signed with our key whose sub or sid is not a uuid is invalid (refused before any query)', async () => {
+  const tokens = new AccessTokens('s'.repeat(40), opts);
+  await assert.rejects(tokens.verify(await tokens.sign({ ...claims, sub: 'not-a-uuid' })), /invalid token/);
+  await assert.rejects(tokens.verify(await tokens.sign({ ...claims, sid: "x' or '1'='1" })), /invalid token/);
+});

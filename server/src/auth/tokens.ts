@@ -10,6 +10,9 @@ export interface AccessClaims {
 }
 
 const ALG = 'HS256';
+// Our tokens carry uuids: a well-signed token with another id is refused here, before any query
+// (PostgreSQL would reject the parameter, as an error rather than a 401).
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TYP = 'at+jwt';
 
 /** JWT access tokens with a pinned algorithm, issuer, audience and type. */
@@ -73,6 +76,7 @@ export class AccessTokens {
         currentDate: new Date(this.now()),
       });
       if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string' || typeof payload.exp !== 'number') throw new Error('claims');
+      if (!UUID.test(payload.sub) || !UUID.test(payload.sid)) throw new Error('claims');
       const claims = { sub: payload.sub, sid: payload.sid };
       const max = this.opts.cacheMax ?? 8192;
       if (max > 0) {

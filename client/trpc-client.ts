@@ -36,6 +36,8 @@ export type ApiClient = ReturnType<typeof createApiClient>;
  */
 export function errorText(err: unknown): string {
   if (err instanceof TRPCClientError) {
+    const data = err.data as { zodIssues?: Issue[] } | undefined;
+    if (Array.isArray(data?.zodIssues) && data.zodIssues.length) return data.zodIssues.map(issueText).join(' ');
     const issues = parseIssues(err.message);
     if (issues) return issues;
     return sentence(err.message);

@@ -4,6 +4,12 @@ import { registerPanel } from './panels.ts';
 
 /** The conversation list: last message, unread badge, muted state, the DM peer's presence. */
 export function renderConvList(chat: Chat, el: HTMLElement) {
+  // One listener on the panel, which outlives the list: a click lands even if the list is redrawn
+  // between the press and the release (a message arriving).
+  el.onclick = (ev) => {
+    const li = (ev.target as Element).closest<HTMLElement>('[data-conv]');
+    if (li?.dataset.conv) void chat.openConv(li.dataset.conv);
+  };
   const convs = [...chat.convs.values()].sort(
     (a, b) => (b.lastMessage?.ts ?? Date.parse(b.createdAt)) - (a.lastMessage?.ts ?? Date.parse(a.createdAt)),
   );
@@ -27,7 +33,6 @@ export function renderConvList(chat: Chat, el: HTMLElement) {
             'data-testid': 'conv',
             'data-conv': c.id,
             'data-title': chat.title(c),
-            onclick: () => void chat.openConv(c.id),
           },
           c.kind === 'group'
             ? h('span', { class: 'avatar group' }, '#')

@@ -221,8 +221,12 @@ export class ConversationView {
 
   private note(e: EventFrame) {
     if (e.kind === 'system') return e.text ?? 'Conversation updated';
-    const names = (e.users ?? []).map((u) => this.chat.name(u)).join(', ');
-    if (e.op === 'joined') return e.from && !(e.users ?? []).includes(e.from) ? `${this.chat.name(e.from)} added ${names}` : `${names} joined`;
+    const users = e.users ?? [];
+    const names = users.map((u) => this.chat.name(u)).join(', ');
+    if (e.op === 'joined') {
+      const others = users.filter((u) => u !== e.from);
+      return e.from && others.length ? `${this.chat.name(e.from)} added ${others.map((u) => this.chat.name(u)).join(', ')}` : `${names} joined`;
+    }
     if (e.op === 'left') return `${names} left`;
     return `${this.chat.name(e.from)} removed ${names}`;
   }

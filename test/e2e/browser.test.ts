@@ -1,0 +1,272 @@
+/**
+ * The chat client at `/` in a real browser (Debian's chromium through puppeteer-core), against
+ * real hub processes: two replicas on one Redis and PostgreSQL, each behind a loopback proxy so a
+ * page keeps its origin while its hub is drained and replaced. Alice's page talks to replica 1,
+ * Bob's to replica 2, so everything they see of each other crossed the bus.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
+import type { Browser } from 'puppeteer-core';
+import { createApiClient, SocketClient } from '@hubbub/client';
+import { buildWeb } from '../../scripts/build-web.ts';
+import { launchBrowser, openPage, withArtifacts, type TestPage } from '../helpers/browser.ts';
+import { spawnReplica, type ProcessReplica } from '../helpers/process-replica.ts';
+import { testEnv, type TestEnv } from '../helpers/server.ts';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+
+const sel = (id: string) => `[data-testid="${id}"]`;
+const suffix = `${process.pid}${Math.random().toString(36).slice(2, 6)}`;
+const alice = { username: `alice_${suffix}`, displayName: 'Alice Archer', password: 'correct horse battery staple' };
+const bob = { username: `bob_${suffix}`, displayName: 'Bob Baker', password: 'another long passphrase' };
+/** HUBBUB_SCREENSHOTS=1 also writes the README's screenshots into docs/. */
+const docsDir = process.env.HUBBUB_SCREENSHOTS ? path.resolve(import.meta.dirname, '..', '..', 'docs') : null;
+
+/** Resolves when some element matching `selector` contains `text`. */
+function waitText(p: TestPage, selector: string, text: string, timeout = 20_000) {
+  return p.page.waitForFunction(
+    (s: string, t: string) => [...document.querySelectorAll(s)].some((e) => e.textContent?.includes(t)),
+    { timeout },
+    selector,
+    text,
+  );
+}
+
+/** The text of every element matching `selector`. */
+const texts = (p: TestPage, selector: string) => p.page.$$eval(selector, (els) => els.map((e) => e.textContent ?? ''));
+
+async function register(p: TestPage, u: typeof alice) {
+  await p.page.click(sel('auth-toggle'));
+  await p.page.type(sel('auth-email'), `${u.username}@example.com`);
+  await p.page.type(sel('auth-username'), u.username);
+  await p.page.type(sel('auth-displayName'), u.displayName);
+  await p.page.type(sel('auth-password'), u.password);
+  await p.page.click(sel('auth-submit'));
+  await waitText(p, sel('me'), u.displayName);
+}
+
+async function openConv(p: TestPage, title: string) {
+  // A locator waits until the element is there and stable: the list redraws as events arrive.
+  await p.page.locator(`${sel('conv')}[data-title="${title}"]`).click();
+  await waitText(p, sel('conv-heading'), title);
+}
+
+async function say(p: TestPage, body: string) {
+  await p.page.type(sel('composer'), body);
+  await p.page.keyboard.press('Enter');
+}
+
+/** The open conversation's message bodies. */
+const bodies = (p: TestPage) => texts(p, `${sel('message')} ${sel('body')}`);
+
+/** The unread badge of a conversation in the list ('' when there is none). */
+const badge = (p: TestPage, title: string) =>
+  p.page.$eval(`${sel('conv')}[data-title="${title}"]`, (el) => el.querySelector('[data-testid="unread"]')?.textContent ?? '');
+
+async function shot(p: TestPage, name: string) {
+  if (!docsDir) return;
+  mkdirSync(docsDir, { recursive: true });
+  await p.page.screenshot({ path: path.join(docsDir, name) as `${string}.png` });
+}
+
+describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, () => {
+  let env: TestEnv;
+  let browser: Browser;
+  const replicas: ProcessReplica[] = [];
+  let proxyA: TcpProxy;
+  let proxyB: TcpProxy;
+  const pages: TestPage[] = [];
+  let A: TestPage;
+  let B: TestPage;
+
+  before(async () => {
+    await buildWeb();
+    env = await testEnv('postgres', { redis: true });
+    proxyA = await startTcpProxy(0);
+    proxyB = await startTcpProxy(0);
+    // The hub checks a socket's Origin; the pages' origins are the proxies'.
+    env.env.ALLOWED_ORIGINS = [proxyA, proxyB].map((p) => `http://127.0.0.1:${p.port}`).join(',');
+    const [r1, r2] = await Promise.all([spawnReplica(env.env), spawnReplica(env.env)]);
+    replicas.push(r1!, r2!);
+    proxyA.target = r1!.port;
+    proxyB.target = r2!.port;
+    browser = await launchBrowser();
+    A = await openPage(browser, 'alice', `http://127.0.0.1:${proxyA.port}/`);
+    B = await openPage(browser, 'bob', `http://127.0.0.1:${proxyB.port}/`);
+    pages.push(A, B);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await proxyA?.close();
+    await proxyB?.close();
+    await Promise.all(replicas.map((r) => r.kill('SIGKILL')));
+    await env?.cleanup();
+  });
+
+  test('two users in two browser contexts register, start a DM and a group, and see each other’s messages live with names', () =>
+    withArtifacts('dm and group', () => pages, async () => {
+      await register(A, alice);
+      await register(B, bob);
+      // Alice starts a DM with Bob through the user search.
+      await A.page.click(sel('new-dm'));
+      await A.page.type(sel('user-search'), bob.username.slice(0, 8));
+      await A.page.locator(`${sel('search-result')}[data-username="${bob.username}"] button`).click();
+      await waitText(A, sel('conv-heading'), bob.displayName);
+      await say(A, 'Hi Bob, it is Alice');
+      // Bob's list gets the DM live (it was created on the other replica).
+      await openConv(B, alice.displayName);
+      await waitText(B, sel('body'), 'Hi Bob, it is Alice');
+      assert.ok((await texts(B, sel('sender'))).some((t) => t.includes(alice.displayName)), 'Bob sees Alice’s name on her message');
+      await say(B, 'Hello Alice!');
+      await waitText(A, sel('body'), 'Hello Alice!');
+      assert.ok((await texts(A, sel('sender'))).some((t) => t.includes(bob.displayName)), 'Alice sees Bob’s name');
+      assert.equal(await A.page.$$eval(sel('pending'), (e) => e.length), 0, 'nothing left pending');
+
+      // A group with both, created by Bob; Alice chats in it.
+      await B.page.click(sel('new-group'));
+      await B.page.type(sel('group-title'), 'Weekend plans');
+      await B.page.type(sel('user-search'), alice.username.slice(0, 8));
+      await B.page.locator(`${sel('search-result')}[data-username="${alice.username}"] button`).click();
+      await waitText(B, sel('picked'), alice.displayName);
+      await B.page.click(sel('create-group'));
+      await waitText(B, sel('conv-heading'), 'Weekend plans');
+      await openConv(A, 'Weekend plans');
+      await say(A, 'Hiking on Saturday?');
+      await waitText(B, sel('body'), 'Hiking on Saturday?');
+      await say(B, 'Yes, 9am at the station');
+      await waitText(A, sel('body'), 'Yes, 9am at the station');
+      assert.equal((await bodies(A)).filter((b) => b === 'Hiking on Saturday?').length, 1);
+    }));
+
+  test('unread badges rise while a conversation is closed and clear when it is opened; read receipts and typing appear on the other side', () =>
+    withArtifacts('unread receipts typing', () => pages, async () => {
+      // Bob stays in the group; Alice writes three in the DM.
+      await openConv(A, bob.displayName);
+      for (const m of ['Are you there?', 'Got the tickets', 'Call me later']) await say(A, m);
+      await B.page.waitForFunction(
+        (t: string) => document.querySelector(`[data-testid="conv"][data-title="${t}"] [data-testid="unread"]`)?.textContent === '3',
+        {},
+        alice.displayName,
+      );
+      assert.equal(await badge(B, 'Weekend plans'), '', 'the open conversation has no badge');
+      await shot(B, 'conversation-list.png');
+      await openConv(B, alice.displayName);
+      await B.page.waitForFunction((t: string) => !document.querySelector(`[data-testid="conv"][data-title="${t}"] [data-testid="unread"]`), {}, alice.displayName);
+      // Alice sees that Bob read them, under her last message.
+      await A.page.waitForFunction(
+        (t: string) => [...document.querySelectorAll('[data-testid="message"]')].at(-1)?.querySelector('[data-testid="seen"]')?.textContent === t,
+        {},
+        `Seen by ${bob.displayName}`,
+      );
+      assert.equal((await texts(A, sel('seen'))).length, 1, 'one “seen by” line, under the newest message Bob read');
+      // Bob types (without sending): Alice sees it.
+      await B.page.type(sel('composer'), 'On my w');
+      await waitText(A, sel('typing'), `${bob.displayName} is typing`);
+      await shot(A, 'conversation.png');
+      await B.page.keyboard.press('Enter');
+      await waitText(A, sel('body'), 'On my w');
+      // The badge survives a reload: the count comes from the server's read cursor.
+      await openConv(A, 'Weekend plans');
+      await say(B, 'Still typing in the DM');
+      await A.page.waitForFunction((t: string) => document.querySelector(`[data-testid="conv"][data-title="${t}"] [data-testid="unread"]`)?.textContent === '1', {}, bob.displayName);
+      await A.page.reload();
+      await A.page.waitForFunction((t: string) => document.querySelector(`[data-testid="conv"][data-title="${t}"] [data-testid="unread"]`)?.textContent === '1', {}, bob.displayName);
+    }));
+
+  test('a reload keeps the session and shows the history; scrolling up pages older messages', () =>
+    withArtifacts('reload and history', () => pages, async () => {
+      // 120 older messages from Bob, sent through the SDK in Node (the same package the page uses).
+      const session = await B.page.evaluate(() => JSON.parse(localStorage.getItem('hubbub.session')!) as { accessToken: string });
+      const api = createApiClient({ url: `http://127.0.0.1:${proxyB.port}/trpc`, token: () => session.accessToken });
+      const dm = (await api.conversations.list.query()).find((c) => c.kind === 'direct')!;
+      const sdk = new SocketClient({ url: `ws://127.0.0.1:${proxyB.port}/ws`, token: () => session.accessToken, WebSocket });
+      await sdk.connect();
+      for (let i = 1; i <= 120; i++) await sdk.send(dm.id, `bulk ${i}`);
+      sdk.close();
+
+      await A.page.reload();
+      await waitText(A, sel('me'), alice.displayName);
+      await openConv(A, bob.displayName);
+      await waitText(A, sel('body'), 'bulk 120');
+      const first = (await bodies(A)).length;
+      assert.ok(first <= 60, `the first page is one page of history (${first} messages)`);
+      // Scroll to the top until the start of the conversation shows.
+      for (let i = 0; i < 10; i++) {
+        const before = (await bodies(A)).length;
+        await A.page.$eval(sel('messages'), (el) => {
+          el.scrollTop = 0;
+          el.dispatchEvent(new Event('scroll'));
+        });
+        const done = await A.page.evaluate(() => document.body.textContent?.includes('This is the start of the conversation.'));
+        if (done) break;
+        await A.page.waitForFunction((n: number) => document.querySelectorAll('[data-testid="message"]').length > n, {}, before);
+      }
+      await waitText(A, '.note', 'This is the start of the conversation.');
+      const all = await bodies(A);
+      assert.equal(all[0], 'Hi Bob, it is Alice', 'the oldest message is at the top');
+      for (let i = 1; i <= 120; i++) assert.equal(all.filter((b) => b === `bulk ${i}`).length, 1, `bulk ${i} once`);
+      assert.ok(all.indexOf('bulk 1') < all.indexOf('bulk 120'), 'in order');
+    }));
+
+  test('the hub is drained (SIGTERM) and restarted while a message is typed: the page reconnects by itself and the message is delivered exactly once', () =>
+    withArtifacts('drain and restart', () => pages, async () => {
+      await openConv(A, bob.displayName);
+      await openConv(B, alice.displayName);
+      await A.page.type(sel('composer'), 'Sent while the hub ');
+      const old = replicas[0]!;
+      old.child.kill('SIGTERM');
+      await A.page.waitForSelector(`${sel('banner')}:not([hidden])`);
+      await waitText(A, sel('banner'), 'Reconnecting');
+      await A.page.type(sel('composer'), 'restarts');
+      await A.page.keyboard.press('Enter');
+      await A.page.waitForSelector(sel('pending'));
+      await shot(A, 'reconnect-banner.png');
+      assert.equal(await old.exited, 0, 'the drained replica exits 0');
+      const fresh = await spawnReplica(env.env);
+      replicas.push(fresh);
+      proxyA.target = fresh.port;
+      await A.page.waitForSelector(`${sel('banner')}[hidden]`, { timeout: 30_000 });
+      await waitText(B, sel('body'), 'Sent while the hub restarts');
+      await A.page.waitForFunction(() => !document.querySelector('[data-testid="pending"]'));
+      assert.equal((await bodies(B)).filter((b) => b === 'Sent while the hub restarts').length, 1, 'Bob got it once');
+      assert.equal((await bodies(A)).filter((b) => b === 'Sent while the hub restarts').length, 1, 'Alice shows it once');
+      // And the store has it once.
+      const session = await A.page.evaluate(() => JSON.parse(localStorage.getItem('hubbub.session')!) as { accessToken: string });
+      const api = createApiClient({ url: `http://127.0.0.1:${proxyA.port}/trpc`, token: () => session.accessToken });
+      const dm = (await api.conversations.list.query()).find((c) => c.kind === 'direct')!;
+      const page = await api.conversations.history.query({ conversationId: dm.id, limit: 20 });
+      assert.equal(page.events.filter((e) => e.body === 'Sent while the hub restarts').length, 1);
+      // Live delivery works again both ways.
+      await say(B, 'Welcome back');
+      await waitText(A, sel('body'), 'Welcome back');
+    }));
+
+  test('bad input shows a sentence: short password, blank message, unknown user', () =>
+    withArtifacts('bad input', () => pages, async () => {
+      const C = await openPage(browser, 'carol', `http://127.0.0.1:${proxyB.port}/`);
+      pages.push(C);
+      await C.page.click(sel('auth-toggle'));
+      await C.page.type(sel('auth-email'), `carol_${suffix}@example.com`);
+      await C.page.type(sel('auth-username'), `carol_${suffix}`);
+      await C.page.type(sel('auth-password'), 'short');
+      await C.page.click(sel('auth-submit'));
+      await waitText(C, sel('auth-error'), 'password');
+      const authError = (await texts(C, sel('auth-error')))[0]!;
+      assert.equal(authError, 'The password must be at least 8 characters.');
+
+      await openConv(A, bob.displayName);
+      await A.page.type(sel('composer'), '   ');
+      await A.page.click(sel('send'));
+      await waitText(A, sel('send-error'), 'Type a message first.');
+
+      await A.page.click(sel('new-dm'));
+      await A.page.type(sel('user-search'), 'nobody_by_this_name');
+      await A.page.click(sel('start-dm'));
+      await waitText(A, sel('dialog-error'), 'There is no user called “nobody_by_this_name”.');
+      for (const t of [authError, ...(await texts(A, sel('dialog-error'))), ...(await texts(A, sel('send-error')))])
+        assert.doesNotMatch(t, /[[\]{}]/, `a sentence, not JSON: ${t}`);
+    }));
+});

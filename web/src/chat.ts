@@ -58,6 +58,8 @@ export class Chat {
   ) {
     this.socket = new SocketClient({
       url: wsUrl,
+      // The DOM's WebSocket, passed explicitly: it fits the SDK's WebSocketLike with no cast.
+      WebSocket,
       token: () => session.accessToken(),
       // Never give up on a send: it stays queued (same cid) until the hub acks it.
       sendTimeoutMs: 0,

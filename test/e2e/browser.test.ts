@@ -38,12 +38,12 @@ function waitText(p: TestPage, selector: string, text: string, timeout = 20_000)
 const texts = (p: TestPage, selector: string) => p.page.$$eval(selector, (els) => els.map((e) => e.textContent ?? ''));
 
 async function register(p: TestPage, u: typeof alice) {
-  await p.page.click(sel('auth-toggle'));
+  await p.page.locator(sel('auth-toggle')).click();
   await p.page.type(sel('auth-email'), `${u.username}@example.com`);
   await p.page.type(sel('auth-username'), u.username);
   await p.page.type(sel('auth-displayName'), u.displayName);
   await p.page.type(sel('auth-password'), u.password);
-  await p.page.click(sel('auth-submit'));
+  await p.page.locator(sel('auth-submit')).click();
   await waitText(p, sel('me'), u.displayName);
 }
 
@@ -64,6 +64,24 @@ const bodies = (p: TestPage) => texts(p, `${sel('message')} ${sel('body')}`);
 /** The unread badge of a conversation in the list ('' when there is none). */
 const badge = (p: TestPage, title: string) =>
   p.page.$eval(`${sel('conv')}[data-title="${title}"]`, (el) => el.querySelector('[data-testid="unread"]')?.textContent ?? '');
+
+/** The seq of the open conversation's message whose body starts with `text`. */
+async function seqOf(p: TestPage, text: string) {
+  const seq = await p.page.$$eval(
+    '[data-testid="message"]',
+    (els, t) => els.find((e) => e.querySelector('[data-testid="body"]')?.textContent?.startsWith(t))?.getAttribute('data-seq') ?? null,
+    text,
+  );
+  assert.ok(seq, `a message starting "${text}"`);
+  return seq;
+}
+
+/** Clicks a message's hover action (react, edit, delete). */
+async function messageAction(p: TestPage, seq: string, action: string) {
+  const msg = `${sel('message')}[data-seq="${seq}"]`;
+  await p.page.hover(msg);
+  await p.page.locator(`${msg} ${action}`).click();
+}
 
 async function shot(p: TestPage, name: string) {
   if (!docsDir) return;
@@ -111,7 +129,7 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       await register(A, alice);
       await register(B, bob);
       // Alice starts a DM with Bob through the user search.
-      await A.page.click(sel('new-dm'));
+      await A.page.locator(sel('new-dm')).click();
       await A.page.type(sel('user-search'), bob.username.slice(0, 8));
       await A.page.locator(`${sel('search-result')}[data-username="${bob.username}"] button`).click();
       await waitText(A, sel('conv-heading'), bob.displayName);
@@ -125,13 +143,26 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       assert.ok((await texts(A, sel('sender'))).some((t) => t.includes(bob.displayName)), 'Alice sees Bob’s name');
       assert.equal(await A.page.$$eval(sel('pending'), (e) => e.length), 0, 'nothing left pending');
 
+      // Reactions, edits and deletes reach the other side.
+      await messageAction(A, await seqOf(A, 'Hello Alice!'), `${sel('react')}[title="React 👍"]`);
+      await waitText(B, sel('reaction'), '👍 1');
+      A.page.once('dialog', (d) => void d.accept('Hi Bob, Alice here'));
+      await messageAction(A, await seqOf(A, 'Hi Bob, it is Alice'), sel('edit'));
+      await waitText(B, sel('body'), 'Hi Bob, Alice here (edited)');
+      await say(A, 'oops, wrong chat');
+      await waitText(B, sel('body'), 'oops, wrong chat');
+      A.page.once('dialog', (d) => void d.accept());
+      await messageAction(A, await seqOf(A, 'oops, wrong chat'), sel('delete'));
+      await waitText(B, sel('body'), 'message deleted');
+      assert.ok(!(await bodies(B)).includes('oops, wrong chat'), 'the deleted text is gone');
+
       // A group with both, created by Bob; Alice chats in it.
-      await B.page.click(sel('new-group'));
+      await B.page.locator(sel('new-group')).click();
       await B.page.type(sel('group-title'), 'Weekend plans');
       await B.page.type(sel('user-search'), alice.username.slice(0, 8));
       await B.page.locator(`${sel('search-result')}[data-username="${alice.username}"] button`).click();
       await waitText(B, sel('picked'), alice.displayName);
-      await B.page.click(sel('create-group'));
+      await B.page.locator(sel('create-group')).click();
       await waitText(B, sel('conv-heading'), 'Weekend plans');
       await openConv(A, 'Weekend plans');
       await say(A, 'Hiking on Saturday?');
@@ -143,6 +174,12 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
 
   test('unread badges rise while a conversation is closed and clear when it is opened; read receipts and typing appear on the other side', () =>
     withArtifacts('unread receipts typing', () => pages, async () => {
+      // Both reload: still signed in, and now each has the other as a contact, so presence shows.
+      await Promise.all([A.page.reload(), B.page.reload()]);
+      await waitText(A, sel('me'), alice.displayName);
+      await waitText(B, sel('me'), bob.displayName);
+      await A.page.waitForSelector(`${sel('conv')}[data-title="${bob.displayName}"] .dot.online`);
+      await openConv(B, 'Weekend plans');
       // Bob stays in the group; Alice writes three in the DM.
       await openConv(A, bob.displayName);
       for (const m of ['Are you there?', 'Got the tickets', 'Call me later']) await say(A, m);
@@ -206,7 +243,7 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       }
       await waitText(A, '.note', 'This is the start of the conversation.');
       const all = await bodies(A);
-      assert.equal(all[0], 'Hi Bob, it is Alice', 'the oldest message is at the top');
+      assert.equal(all[0], 'Hi Bob, Alice here (edited)', 'the oldest message is at the top');
       for (let i = 1; i <= 120; i++) assert.equal(all.filter((b) => b === `bulk ${i}`).length, 1, `bulk ${i} once`);
       assert.ok(all.indexOf('bulk 1') < all.indexOf('bulk 120'), 'in order');
     }));
@@ -248,25 +285,55 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
     withArtifacts('bad input', () => pages, async () => {
       const C = await openPage(browser, 'carol', `http://127.0.0.1:${proxyB.port}/`);
       pages.push(C);
-      await C.page.click(sel('auth-toggle'));
+      await C.page.locator(sel('auth-toggle')).click();
       await C.page.type(sel('auth-email'), `carol_${suffix}@example.com`);
       await C.page.type(sel('auth-username'), `carol_${suffix}`);
       await C.page.type(sel('auth-password'), 'short');
-      await C.page.click(sel('auth-submit'));
+      await C.page.locator(sel('auth-submit')).click();
       await waitText(C, sel('auth-error'), 'password');
       const authError = (await texts(C, sel('auth-error')))[0]!;
       assert.equal(authError, 'The password must be at least 8 characters.');
 
       await openConv(A, bob.displayName);
       await A.page.type(sel('composer'), '   ');
-      await A.page.click(sel('send'));
+      await A.page.locator(sel('send')).click();
       await waitText(A, sel('send-error'), 'Type a message first.');
 
-      await A.page.click(sel('new-dm'));
+      await A.page.locator(sel('new-dm')).click();
       await A.page.type(sel('user-search'), 'nobody_by_this_name');
-      await A.page.click(sel('start-dm'));
+      await A.page.locator(sel('start-dm')).click();
       await waitText(A, sel('dialog-error'), 'There is no user called “nobody_by_this_name”.');
       for (const t of [authError, ...(await texts(A, sel('dialog-error'))), ...(await texts(A, sel('send-error')))])
         assert.doesNotMatch(t, /[[\]{}]/, `a sentence, not JSON: ${t}`);
+    }));
+
+  test('group members: the owner adds and removes a member, a member leaves; everyone sees it live', () =>
+    withArtifacts('group members', () => pages, async () => {
+      const C = pages.find((p) => p.name === 'carol')!;
+      // Carol fixes her password and signs up.
+      await C.page.$eval(sel('auth-password'), (el) => ((el as HTMLInputElement).value = ''));
+      await C.page.type(sel('auth-password'), 'a much longer password');
+      await C.page.type(sel('auth-displayName'), 'Carol Cook');
+      await C.page.locator(sel('auth-submit')).click();
+      await waitText(C, sel('me'), 'Carol Cook');
+      await A.page.keyboard.press('Escape');
+      await openConv(A, 'Weekend plans');
+      await openConv(B, 'Weekend plans');
+      await B.page.locator(sel('members-button')).click();
+      await B.page.type(`${sel('members-dialog')} ${sel('user-search')}`, `carol_${suffix}`.slice(0, 9));
+      await B.page.locator(`${sel('members-dialog')} ${sel('search-result')}[data-username="carol_${suffix}"] button`).click();
+      await B.page.waitForSelector(`${sel('member')}[data-username="carol_${suffix}"]`);
+      await waitText(A, sel('note'), `${bob.displayName} added Carol Cook`);
+      await openConv(C, 'Weekend plans');
+      await say(C, 'Thanks for the invite');
+      await waitText(A, sel('body'), 'Thanks for the invite');
+      await B.page.locator(`${sel('member')}[data-username="carol_${suffix}"] ${sel('remove-member')}`).click();
+      await waitText(A, sel('note'), `${bob.displayName} removed Carol Cook`);
+      await C.page.waitForFunction(() => !document.querySelector('[data-testid="conv"][data-title="Weekend plans"]'));
+      await B.page.keyboard.press('Escape');
+      await A.page.locator(sel('members-button')).click();
+      await A.page.locator(sel('leave-group')).click();
+      await A.page.waitForFunction(() => !document.querySelector('[data-testid="conv"][data-title="Weekend plans"]'));
+      await waitText(B, sel('note'), `${alice.displayName} left`);
     }));
 });

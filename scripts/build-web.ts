@@ -4,7 +4,7 @@
  * esbuild), so a fresh clone serves the current page and no built file is committed.
  */
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,9 +12,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const webDist = path.join(root, 'web', 'dist');
 
 export async function buildWeb(outDir = webDist) {
-  rmSync(outDir, { recursive: true, force: true });
   mkdirSync(path.join(outDir, 'assets'), { recursive: true });
-  await build({
+  const result = await build({
     entryPoints: [path.join(root, 'web', 'src', 'main.ts')],
     outfile: path.join(outDir, 'assets', 'app.js'),
     bundle: true,
@@ -23,9 +22,17 @@ export async function buildWeb(outDir = webDist) {
     target: 'es2022',
     sourcemap: 'linked',
     logLevel: 'warning',
+    write: false,
   });
-  copyFileSync(path.join(root, 'web', 'index.html'), path.join(outDir, 'index.html'));
-  copyFileSync(path.join(root, 'web', 'styles.css'), path.join(outDir, 'assets', 'styles.css'));
+  const files: [string, Uint8Array][] = result.outputFiles.map((f) => [f.path, f.contents]);
+  files.push([path.join(outDir, 'index.html'), readFileSync(path.join(root, 'web', 'index.html'))]);
+  files.push([path.join(outDir, 'assets', 'styles.css'), readFileSync(path.join(root, 'web', 'styles.css'))]);
+  // Each file replaced by a rename: a hub starting (or two builds running) meanwhile never reads half a file.
+  for (const [file, bytes] of files) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, file);
+  }
   return outDir;
 }
 

@@ -49,13 +49,18 @@ export class ConversationView {
   private input = h('textarea', { rows: 1, placeholder: 'Write a message', 'data-testid': 'composer' });
   private composer = h('form', { class: 'composer' }, this.input, h('button', { type: 'submit', class: 'primary', 'data-testid': 'send' }, 'Send'));
   private shownConv: string | null = null;
+  private stickToBottom = false;
 
   constructor(private readonly chat: Chat) {
     this.composer.onsubmit = (ev) => {
       ev.preventDefault();
       const problem = chat.send(this.input.value);
       this.error.textContent = problem ?? '';
-      if (!problem) this.input.value = '';
+      if (!problem) {
+        this.input.value = '';
+        // Your own message always brings you to the bottom, wherever you had scrolled.
+        this.stickToBottom = true;
+      }
     };
     this.input.onkeydown = (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey) {
@@ -127,10 +132,11 @@ export class ConversationView {
     const me = this.chat.me.id;
     // "Seen by": each other member under the newest message their read cursor covers.
     const seenAt = new Map<number, string[]>();
-    const messageSeqs = items.filter((i): i is Msg => i.t === 'msg').map((m) => m.e.seq);
+    const messages = items.filter((i): i is Msg => i.t === 'msg');
     for (const [user, cursor] of this.chat.cursorsOf(c.id)) {
       if (user === me) continue;
-      const at = messageSeqs.filter((s) => s <= cursor).at(-1);
+      // Under their own messages it says nothing: the newest message of someone else they read.
+      const at = messages.filter((m) => m.e.seq <= cursor && m.e.from !== user).at(-1)?.e.seq;
       if (at !== undefined) seenAt.set(at, [...(seenAt.get(at) ?? []), this.chat.name(user)]);
     }
     const o = this.chat.oldest.get(c.id);
@@ -189,7 +195,8 @@ export class ConversationView {
       );
     }
     replace(this.list, rows);
-    if (atBottom || this.list.dataset.conv !== c.id) this.list.scrollTop = this.list.scrollHeight;
+    if (atBottom || this.stickToBottom || this.list.dataset.conv !== c.id) this.list.scrollTop = this.list.scrollHeight;
+    this.stickToBottom = false;
     this.list.dataset.conv = c.id;
   }
 

@@ -17,6 +17,10 @@ import { spawnReplica, type ProcessReplica } from '../helpers/process-replica.ts
 import { testEnv, type TestEnv } from '../helpers/server.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
+// Page-side callbacks run in the browser; the suite's tsconfig has no DOM lib, so name its globals here.
+declare const document: { querySelector(s: string): { textContent: string | null } | null; querySelectorAll(s: string): ArrayLike<{ textContent: string | null; querySelector(s: string): { textContent: string | null } | null }> & Iterable<{ textContent: string | null; querySelector(s: string): { textContent: string | null } | null }>; body: { textContent: string | null } };
+declare const localStorage: { getItem(k: string): string | null };
+
 const sel = (id: string) => `[data-testid="${id}"]`;
 const suffix = `${process.pid}${Math.random().toString(36).slice(2, 6)}`;
 const alice = { username: `alice_${suffix}`, displayName: 'Alice Archer', password: 'correct horse battery staple' };
@@ -311,7 +315,7 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
     withArtifacts('group members', () => pages, async () => {
       const C = pages.find((p) => p.name === 'carol')!;
       // Carol fixes her password and signs up.
-      await C.page.$eval(sel('auth-password'), (el) => ((el as HTMLInputElement).value = ''));
+      await C.page.$eval(sel('auth-password'), (el) => ((el as unknown as { value: string }).value = ''));
       await C.page.type(sel('auth-password'), 'a much longer password');
       await C.page.type(sel('auth-displayName'), 'Carol Cook');
       await C.page.locator(sel('auth-submit')).click();

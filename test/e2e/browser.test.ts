@@ -193,6 +193,10 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
         alice.displayName,
       );
       assert.equal(await badge(B, 'Weekend plans'), '', 'the open conversation has no badge');
+      // Bob mutes the group: the list shows it muted.
+      await B.page.locator(sel('mute')).click();
+      await B.page.waitForSelector(`${sel('conv')}[data-title="Weekend plans"] ${sel('muted')}`);
+      await waitText(B, sel('mute'), 'Unmute');
       await shot(B, 'conversation-list.png');
       await openConv(B, alice.displayName);
       await B.page.waitForFunction((t: string) => !document.querySelector(`[data-testid="conv"][data-title="${t}"] [data-testid="unread"]`), {}, alice.displayName);
@@ -228,8 +232,11 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       for (let i = 1; i <= 120; i++) await sdk.send(dm.id, `bulk ${i}`);
       sdk.close();
 
+      const tokenBefore = await A.page.evaluate(() => (JSON.parse(localStorage.getItem('hubbub.session')!) as { refreshToken: string }).refreshToken);
       await A.page.reload();
       await waitText(A, sel('me'), alice.displayName);
+      const tokenAfter = await A.page.evaluate(() => (JSON.parse(localStorage.getItem('hubbub.session')!) as { refreshToken: string }).refreshToken);
+      assert.notEqual(tokenAfter, tokenBefore, 'the reload rotated the refresh token through auth.refresh');
       await openConv(A, bob.displayName);
       await waitText(A, sel('body'), 'bulk 120');
       const first = (await bodies(A)).length;

@@ -19,7 +19,7 @@ import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
 // Page-side callbacks run in the browser; the suite's tsconfig has no DOM lib, so name its globals here.
 declare const document: { querySelector(s: string): { textContent: string | null } | null; querySelectorAll(s: string): ArrayLike<{ textContent: string | null; querySelector(s: string): { textContent: string | null } | null }> & Iterable<{ textContent: string | null; querySelector(s: string): { textContent: string | null } | null }>; body: { textContent: string | null } };
-declare const localStorage: { getItem(k: string): string | null };
+declare const localStorage: { getItem(k: string): string | null; setItem(k: string, v: string): void };
 
 const sel = (id: string) => `[data-testid="${id}"]`;
 const suffix = `${process.pid}${Math.random().toString(36).slice(2, 6)}`;
@@ -83,7 +83,7 @@ async function seqOf(p: TestPage, text: string) {
 /** Clicks a message's hover action (react, edit, delete). */
 async function messageAction(p: TestPage, seq: string, action: string) {
   const msg = `${sel('message')}[data-seq="${seq}"]`;
-  await p.page.hover(msg);
+  await p.page.locator(msg).hover();
   await p.page.locator(`${msg} ${action}`).click();
 }
 
@@ -290,6 +290,33 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       // Live delivery works again both ways.
       await say(B, 'Welcome back');
       await waitText(A, sel('body'), 'Welcome back');
+    }));
+
+  test('a send that was never acked when the page closed goes out after the reload, once, even if it had arrived', () =>
+    withArtifacts('outbox', () => pages, async () => {
+      await openConv(A, bob.displayName);
+      const session = await A.page.evaluate(() => JSON.parse(localStorage.getItem('hubbub.session')!) as { accessToken: string; user: { id: string } });
+      const api = createApiClient({ url: `http://127.0.0.1:${proxyA.port}/trpc`, token: () => session.accessToken });
+      const dm = (await api.conversations.list.query()).find((c) => c.kind === 'direct')!;
+      // One send the hub never saw, and one it stored but whose ack the page never got (same cid).
+      const sdk = new SocketClient({ url: `ws://127.0.0.1:${proxyA.port}/ws`, token: () => session.accessToken, WebSocket });
+      await sdk.connect();
+      await sdk.send(dm.id, 'stored, ack lost', { cid: 'outbox-arrived-1' });
+      sdk.close();
+      const outbox = [
+        { cid: 'outbox-never-sent-1', conv: dm.id, body: 'typed, then the tab closed', ts: Date.now() },
+        { cid: 'outbox-arrived-1', conv: dm.id, body: 'stored, ack lost', ts: Date.now() },
+      ];
+      await A.page.evaluate((key: string, value: string) => localStorage.setItem(key, value), `hubbub.outbox.${session.user.id}`, JSON.stringify(outbox));
+      await A.page.reload();
+      await openConv(A, bob.displayName);
+      await waitText(B, sel('body'), 'typed, then the tab closed');
+      await A.page.waitForFunction(() => !document.querySelector('[data-testid="pending"]'));
+      assert.equal(await A.page.evaluate((key: string) => localStorage.getItem(key), `hubbub.outbox.${session.user.id}`), null, 'the outbox is empty once acked');
+      const events = (await api.conversations.history.query({ conversationId: dm.id, limit: 30 })).events;
+      assert.equal(events.filter((e) => e.body === 'typed, then the tab closed').length, 1);
+      assert.equal(events.filter((e) => e.body === 'stored, ack lost').length, 1, 'the retried cid was stored once');
+      assert.equal((await bodies(B)).filter((b) => b === 'stored, ack lost').length, 1);
     }));
 
   test('bad input shows a sentence: short password, blank message, unknown user', () =>

@@ -106,7 +106,34 @@ export class Chat {
   async start() {
     await this.loadConvs();
     for (const c of this.convs.values()) this.socket.seqs.set(c.id, c.lastSeq);
+    // Sends that were never acked before the page closed go out again, with their cids: the hub
+    // stores each cid once, so one that did arrive is not stored twice.
+    for (const p of this.loadOutbox()) {
+      if (!this.convs.has(p.conv) || this.pending.has(p.cid)) continue;
+      this.pending.set(p.cid, p);
+      this.dispatch(p);
+    }
     void this.socket.connect().catch(() => {});
+  }
+
+  private get outboxKey() {
+    return `hubbub.outbox.${this.me.id}`;
+  }
+
+  private loadOutbox(): Pending[] {
+    try {
+      const list = JSON.parse(localStorage.getItem(this.outboxKey) ?? '[]') as Pending[];
+      return Array.isArray(list) ? list.filter((p) => typeof p.cid === 'string' && typeof p.conv === 'string' && typeof p.body === 'string') : [];
+    } catch {
+      return [];
+    }
+  }
+
+  /** The sends not yet acked, kept in localStorage so closing the page loses none. */
+  private saveOutbox() {
+    const open = [...this.pending.values()].filter((p) => p.ackSeq === undefined && !p.error).map(({ cid, conv, body, ts }) => ({ cid, conv, body, ts }));
+    if (open.length) localStorage.setItem(this.outboxKey, JSON.stringify(open));
+    else localStorage.removeItem(this.outboxKey);
   }
 
   stop() {
@@ -307,13 +334,17 @@ export class Chat {
   }
 
   private dispatch(p: Pending) {
+    this.saveOutbox();
     this.socket.send(p.conv, p.body, { cid: p.cid }).then(
       (ack) => {
         p.ackSeq = ack.seq;
+        this.saveOutbox();
         this.emit('messages');
       },
       (err) => {
+        // Refused for good (too long, not a member): shown with its reason, not retried by itself.
         p.error = errorText(err);
+        this.saveOutbox();
         this.emit('messages');
       },
     );

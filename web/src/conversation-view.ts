@@ -1,7 +1,7 @@
 import { errorText, type EventFrame } from '@hubbub/client';
 import type { Chat, Conv } from './chat.ts';
 import { membersDialog } from './dialogs.ts';
-import { avatar, h, replace, timeOf } from './dom.ts';
+import { avatar, h, reconcile, replace, timeOf, type Row } from './dom.ts';
 
 const QUICK = ['👍', '❤️', '😂', '🎉'];
 
@@ -140,64 +140,76 @@ export class ConversationView {
       if (at !== undefined) seenAt.set(at, [...(seenAt.get(at) ?? []), this.chat.name(user)]);
     }
     const o = this.chat.oldest.get(c.id);
-    const rows: HTMLElement[] = [];
-    if (o?.more) rows.push(h('div', { class: 'note', 'data-testid': 'older' }, 'Scroll up for older messages'));
-    else if (o) rows.push(h('div', { class: 'note' }, 'This is the start of the conversation.'));
+    const rows: Row[] = [];
+    const k = (x: string | number) => `${c.id}:${x}`;
+    if (o?.more) rows.push({ key: k('top'), sig: 'more', make: () => h('div', { class: 'note', 'data-testid': 'older' }, 'Scroll up for older messages') });
+    else if (o) rows.push({ key: k('top'), sig: 'start', make: () => h('div', { class: 'note' }, 'This is the start of the conversation.') });
     let prevFrom: string | null | undefined;
     for (const it of items) {
       if (it.t === 'note') {
         prevFrom = undefined;
-        rows.push(h('div', { class: 'note', 'data-testid': 'note' }, this.note(it.e)));
+        const text = this.note(it.e);
+        rows.push({ key: k(it.e.seq), sig: text, make: () => h('div', { class: 'note', 'data-testid': 'note' }, text) });
         continue;
       }
       const mine = it.e.from === me;
       const first = prevFrom !== it.e.from;
       prevFrom = it.e.from;
       const seen = seenAt.get(it.e.seq);
-      rows.push(
-        h(
-          'div',
-          { class: `msg${mine ? ' mine' : ''}${first ? ' first' : ''}`, 'data-testid': 'message', 'data-seq': it.e.seq, 'data-from': this.chat.name(it.e.from) },
-          first && !mine ? avatar(this.chat.profiles.get(it.e.from ?? '')) : h('span', { class: 'avatar-space' }),
-          h(
-            'div',
-            { class: 'bubble-wrap' },
-            first ? h('div', { class: 'sender', 'data-testid': 'sender' }, this.chat.name(it.e.from), h('time', {}, timeOf(it.e.ts))) : null,
-            h('div', { class: `bubble${it.deleted ? ' deleted' : ''}`, 'data-testid': 'body' }, it.deleted ? 'message deleted' : it.body, it.edited && !it.deleted ? h('small', { class: 'edited' }, ' (edited)') : null),
-            it.reactions.size
-              ? h(
-                  'div',
-                  { class: 'reactions' },
-                  [...it.reactions].filter(([, s]) => s.size).map(([emoji, s]) =>
-                    h('button', { type: 'button', class: `reaction${s.has(me) ? ' mine' : ''}`, 'data-testid': 'reaction', title: [...s].map((u) => this.chat.name(u)).join(', '), onclick: () => this.act(() => this.chat.socket.react(c.id, it.e.seq, emoji, !s.has(me))) }, `${emoji} ${s.size}`),
-                  ),
-                )
-              : null,
-            seen ? h('div', { class: 'seen', 'data-testid': 'seen' }, `Seen by ${seen.join(', ')}`) : null,
-          ),
-          it.deleted ? null : this.actions(c, it, mine),
-        ),
-      );
+      const name = this.chat.name(it.e.from);
+      const reactions = [...it.reactions].filter(([, s]) => s.size).map(([emoji, s]) => [emoji, [...s]] as const);
+      const sig = JSON.stringify([first, name, it.body, it.edited, it.deleted, reactions, seen, this.chat.profiles.get(it.e.from ?? '')?.avatarUrl]);
+      rows.push({ key: k(it.e.seq), sig, make: () => this.messageRow(c, it, { mine, first, seen, name }) });
     }
     for (const p of this.chat.pendingOf(c.id)) {
-      rows.push(
-        h(
-          'div',
-          { class: 'msg mine pending', 'data-testid': 'pending' },
-          h('span', { class: 'avatar-space' }),
+      const status = p.error ?? (this.chat.connection === 'live' ? 'Sending…' : 'Waiting for connection…');
+      rows.push({
+        key: k(p.cid),
+        sig: status,
+        make: () =>
           h(
             'div',
-            { class: 'bubble-wrap' },
-            h('div', { class: 'bubble' }, p.body),
-            h('div', { class: 'seen' }, p.error ? [p.error + ' ', h('button', { type: 'button', class: 'link', onclick: () => this.chat.retry(p.cid) }, 'Retry')] : this.chat.connection === 'live' ? 'Sending…' : 'Waiting for connection…'),
+            { class: 'msg mine pending', 'data-testid': 'pending' },
+            h('span', { class: 'avatar-space' }),
+            h(
+              'div',
+              { class: 'bubble-wrap' },
+              h('div', { class: 'bubble' }, p.body),
+              h('div', { class: 'seen' }, p.error ? [p.error + ' ', h('button', { type: 'button', class: 'link', onclick: () => this.chat.retry(p.cid) }, 'Retry')] : status),
+            ),
           ),
-        ),
-      );
+      });
     }
-    replace(this.list, rows);
+    reconcile(this.list, rows);
     if (atBottom || this.stickToBottom || this.list.dataset.conv !== c.id) this.list.scrollTop = this.list.scrollHeight;
     this.stickToBottom = false;
     this.list.dataset.conv = c.id;
+  }
+
+  private messageRow(c: Conv, it: Msg, v: { mine: boolean; first: boolean; seen: string[] | undefined; name: string }) {
+    const me = this.chat.me.id;
+    return h(
+      'div',
+      { class: `msg${v.mine ? ' mine' : ''}${v.first ? ' first' : ''}`, 'data-testid': 'message', 'data-seq': it.e.seq, 'data-from': v.name },
+      v.first && !v.mine ? avatar(this.chat.profiles.get(it.e.from ?? '')) : h('span', { class: 'avatar-space' }),
+      h(
+        'div',
+        { class: 'bubble-wrap' },
+        v.first ? h('div', { class: 'sender', 'data-testid': 'sender' }, v.name, h('time', {}, timeOf(it.e.ts))) : null,
+        h('div', { class: `bubble${it.deleted ? ' deleted' : ''}`, 'data-testid': 'body' }, it.deleted ? 'message deleted' : it.body, it.edited && !it.deleted ? h('small', { class: 'edited' }, ' (edited)') : null),
+        it.reactions.size
+          ? h(
+              'div',
+              { class: 'reactions' },
+              [...it.reactions].filter(([, s]) => s.size).map(([emoji, s]) =>
+                h('button', { type: 'button', class: `reaction${s.has(me) ? ' mine' : ''}`, 'data-testid': 'reaction', title: [...s].map((u) => this.chat.name(u)).join(', '), onclick: () => this.act(() => this.chat.socket.react(c.id, it.e.seq, emoji, !s.has(me))) }, `${emoji} ${s.size}`),
+              ),
+            )
+          : null,
+        v.seen ? h('div', { class: 'seen', 'data-testid': 'seen' }, `Seen by ${v.seen.join(', ')}`) : null,
+      ),
+      it.deleted ? null : this.actions(c, it, v.mine),
+    );
   }
 
   private actions(c: Conv, m: Msg, mine: boolean) {

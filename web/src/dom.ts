@@ -47,3 +47,43 @@ export function timeOf(ts: number) {
   const today = new Date().toDateString() === d.toDateString();
   return today ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.toLocaleDateString([], { month: 'short', day: 'numeric' });
 }
+
+export interface Row {
+  /** Stable across renders (a message's conversation and seq). */
+  key: string;
+  /** Everything the row shows: an unchanged signature keeps the element that is on screen. */
+  sig: string;
+  make: () => HTMLElement;
+}
+
+const keyed = new WeakMap<Element, Map<string, { sig: string; el: HTMLElement }>>();
+
+/**
+ * Puts `rows` into `container`, building only rows that are new or changed and moving nothing
+ * that stays: a read receipt arriving redraws one row, not the list, so a hover, a selection or
+ * a click in progress on another message is not lost.
+ */
+export function reconcile(container: HTMLElement, rows: Row[]) {
+  const prev = keyed.get(container) ?? new Map<string, { sig: string; el: HTMLElement }>();
+  const next = new Map<string, { sig: string; el: HTMLElement }>();
+  const els = rows.map((r) => {
+    const old = prev.get(r.key);
+    const el = old && old.sig === r.sig ? old.el : r.make();
+    next.set(r.key, { sig: r.sig, el });
+    return el;
+  });
+  keyed.set(container, next);
+  let cursor = container.firstChild;
+  for (const el of els) {
+    if (cursor === el) {
+      cursor = cursor.nextSibling;
+      continue;
+    }
+    container.insertBefore(el, cursor);
+  }
+  while (cursor) {
+    const n: ChildNode | null = cursor.nextSibling;
+    container.removeChild(cursor);
+    cursor = n;
+  }
+}

@@ -33,6 +33,17 @@ describe('@hubbub/client', () => {
     assert.equal(c.connected, false);
   });
 
+  test('the web client, which passes the DOM’s WebSocket with no cast, type-checks with the DOM lib', async () => {
+    const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
+      const child = spawn(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', path.join(root, 'web')]);
+      let text = '';
+      child.stdout.on('data', (b) => (text += b));
+      child.stderr.on('data', (b) => (text += b));
+      child.on('exit', (code) => resolve({ code, text }));
+    });
+    assert.equal(out.code, 0, out.text);
+  });
+
   test('errorText turns tRPC zod issues and domain errors into sentences', async () => {
     const env = await testEnv('pglite');
     const r = await startTestReplica(env.env);

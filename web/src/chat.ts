@@ -226,9 +226,10 @@ export class Chat {
     return m;
   }
 
-  private markOpenRead() {
+  /** Marks the open conversation read, while the page is visible (a background tab reads nothing). */
+  markOpenRead() {
     const c = this.open ? this.convs.get(this.open) : undefined;
-    if (!c || this.connection !== 'live') return;
+    if (!c || this.connection !== 'live' || document.visibilityState === 'hidden') return;
     if (c.lastSeq > c.readSeq || c.unread) {
       c.readSeq = c.lastSeq;
       c.unread = 0;
@@ -253,8 +254,9 @@ export class Chat {
     }
     if (e.from === this.me.id) this.cursorsOf(e.conv).set(this.me.id, e.seq);
     if (this.open === e.conv) this.markOpenRead();
-    else if (e.from !== this.me.id && e.kind === 'message') c.unread++;
-    else if (e.from === this.me.id) c.readSeq = e.seq;
+    const readNow = this.open === e.conv && c.readSeq >= e.seq;
+    if (!readNow && e.from === this.me.id) c.readSeq = e.seq;
+    else if (!readNow && e.kind === 'message') c.unread++;
     if (e.kind === 'member') void this.loadConvs();
     this.emit(this.open === e.conv ? 'messages' : 'convs');
     this.emit('convs');

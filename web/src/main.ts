@@ -74,6 +74,10 @@ async function showChat() {
       if (chat !== c) return;
       if (d.has('connection')) drawBanner();
       if (d.has('convs') || d.has('presence') || d.has('open')) panel.id === 'chats' && panel.render(c, panelEl);
+      if (d.has('convs')) {
+        const unread = [...c.convs.values()].reduce((n, conv) => n + (conv.muted ? 0 : conv.unread), 0);
+        document.title = unread ? `(${unread}) Hubbub` : 'Hubbub';
+      }
       if (d.has('open') || d.has('convs')) view.render();
       else {
         const conv = c.open ? c.convs.get(c.open) : undefined;
@@ -83,6 +87,7 @@ async function showChat() {
       }
     });
   });
+  document.addEventListener('visibilitychange', () => chat === c && c.markOpenRead());
   drawBanner();
   view.render();
   try {

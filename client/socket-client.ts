@@ -159,6 +159,8 @@ export class SocketClient {
   /** Sends a frame with a ref and resolves with the reply that carries it (ok, pong, …). */
   request(frame: Record<string, unknown>, timeoutMs = 10_000): Promise<ServerFrame> {
     const ref = `r${++this.refCounter}`;
+    // Unlike sends, requests are not queued: an edit or reaction made offline is refused at once.
+    if (!this.ws || this.ws.readyState !== 1) return Promise.reject(new HubbubError('OFFLINE', 'not connected; try again once the connection is back'));
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => (this.refs.delete(ref), reject(new HubbubError('TIMEOUT', 'no reply'))), timeoutMs);
       this.refs.set(ref, {

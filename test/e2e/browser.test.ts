@@ -99,6 +99,8 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
   const replicas: ProcessReplica[] = [];
   let proxyA: TcpProxy;
   let proxyB: TcpProxy;
+  /** Erin's, cut and restored by the sign-out test. */
+  let proxyC: TcpProxy;
   const pages: TestPage[] = [];
   let A: TestPage;
   let B: TestPage;
@@ -108,12 +110,14 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
     env = await testEnv('postgres', { redis: true });
     proxyA = await startTcpProxy(0);
     proxyB = await startTcpProxy(0);
+    proxyC = await startTcpProxy(0);
     // The hub checks a socket's Origin; the pages' origins are the proxies'.
-    env.env.ALLOWED_ORIGINS = [proxyA, proxyB].map((p) => `http://127.0.0.1:${p.port}`).join(',');
+    env.env.ALLOWED_ORIGINS = [proxyA, proxyB, proxyC].map((p) => `http://127.0.0.1:${p.port}`).join(',');
     const [r1, r2] = await Promise.all([spawnReplica(env.env), spawnReplica(env.env)]);
     replicas.push(r1!, r2!);
     proxyA.target = r1!.port;
     proxyB.target = r2!.port;
+    proxyC.target = r2!.port;
     browser = await launchBrowser();
     A = await openPage(browser, 'alice', `http://127.0.0.1:${proxyA.port}/`);
     B = await openPage(browser, 'bob', `http://127.0.0.1:${proxyB.port}/`);
@@ -124,6 +128,7 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
     await browser?.close();
     await proxyA?.close();
     await proxyB?.close();
+    await proxyC?.close();
     await Promise.all(replicas.map((r) => r.kill('SIGKILL')));
     await env?.cleanup();
   });
@@ -317,6 +322,35 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       assert.equal(events.filter((e) => e.body === 'typed, then the tab closed').length, 1);
       assert.equal(events.filter((e) => e.body === 'stored, ack lost').length, 1, 'the retried cid was stored once');
       assert.equal((await bodies(B)).filter((b) => b === 'stored, ack lost').length, 1);
+    }));
+
+  test('signing out everywhere (auth.logoutAll from another device) takes the page back to sign-in', () =>
+    withArtifacts('logout all', () => pages, async () => {
+      const D = await openPage(browser, 'dave', `http://127.0.0.1:${proxyB.port}/`);
+      pages.push(D);
+      await register(D, { username: `dave_${suffix}`, displayName: 'Dave Dunn', password: 'dave has a long password' });
+      // Either way round: revoked while connected (the hub closes 4001), or before the socket
+      // connected (its upgrade is refused with 401, which a browser sees as 1006).
+      const session = await D.page.evaluate(() => JSON.parse(localStorage.getItem('hubbub.session')!) as { accessToken: string });
+      await createApiClient({ url: `http://127.0.0.1:${proxyB.port}/trpc`, token: () => session.accessToken }).auth.logoutAll.mutate();
+      // The hub closes the socket (4001); the page's refresh is refused; it shows the sign-in form.
+      await D.page.waitForSelector(sel('auth-form'));
+      assert.equal(await D.page.evaluate(() => localStorage.getItem('hubbub.session')), null, 'the stored session is gone');
+
+      // Revoked while the page was offline: the reconnect's upgrade is refused (401, seen as
+      // 1006), the page refreshes, is refused, and signs out instead of retrying forever.
+      const E = await openPage(browser, 'erin', `http://127.0.0.1:${proxyC.port}/`);
+      pages.push(E);
+      await register(E, { username: `erin_${suffix}`, displayName: 'Erin Eve', password: 'erin has a long password' });
+      await E.page.waitForSelector(`${sel('banner')}[hidden]`);
+      const erin = await E.page.evaluate(() => JSON.parse(localStorage.getItem('hubbub.session')!) as { accessToken: string });
+      proxyC.target = 1; // nothing listens there: reconnects fail
+      proxyC.dropAll();
+      await E.page.waitForSelector(`${sel('banner')}:not([hidden])`);
+      await createApiClient({ url: `http://127.0.0.1:${replicas[1]!.port}/trpc`, token: () => erin.accessToken }).auth.logoutAll.mutate();
+      proxyC.target = replicas[1]!.port;
+      await E.page.waitForSelector(sel('auth-form'), { timeout: 30_000 });
+      assert.ok(E.logs.some((l) => l.includes('socket closed 1006')), 'the refused upgrade looked like a network failure');
     }));
 
   test('bad input shows a sentence: short password, blank message, unknown user', () =>

@@ -8,12 +8,14 @@ import net from 'node:net';
 export interface TcpProxy {
   port: number;
   target: number;
+  /** Cuts every open connection (as a network failure would); new ones go to `target`. */
+  dropAll(): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(target: number): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
-  const proxy: TcpProxy = { port: 0, target, close: async () => {} };
+  const proxy: TcpProxy = { port: 0, target, dropAll: () => sockets.forEach((s) => s.destroy()), close: async () => {} };
   const server = net.createServer((client) => {
     sockets.add(client);
     const upstream = net.connect(proxy.target, '127.0.0.1');

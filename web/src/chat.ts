@@ -51,6 +51,9 @@ export class Chat {
   private listeners = new Set<(what: string) => void>();
   private loadingOlder = false;
   private lastTypingSent = 0;
+  /** The last connect attempt closed before `ready`. */
+  private handshakeFailed = false;
+  private gotReady = false;
 
   constructor(
     readonly session: Session,
@@ -60,7 +63,7 @@ export class Chat {
       url: wsUrl,
       // The DOM's WebSocket, passed explicitly: it fits the SDK's WebSocketLike with no cast.
       WebSocket,
-      token: () => session.accessToken(),
+      token: () => this.token(),
       // Never give up on a send: it stays queued (same cid) until the hub acks it.
       sendTimeoutMs: 0,
       minDelayMs: 250,
@@ -68,13 +71,20 @@ export class Chat {
     });
     this.socket.on('event', (e) => this.onEvent(e));
     this.socket.on('frame', (f) => this.onFrame(f));
+    this.socket.on('ready', () => (this.gotReady = true));
     this.socket.on('resumed', () => {
       this.connection = 'live';
       this.emit('connection');
       this.markOpenRead();
     });
     this.socket.on('close', (c) => {
+      // Kept in the console for bug reports (and the browser suite's failure artifacts).
+      console.info(`socket closed ${c.code} ${c.reason}${c.willReconnect ? ', reconnecting' : ''}`);
       this.lastClose = c.code;
+      // A browser cannot see why an upgrade was refused (a revoked token's 401 looks like a
+      // network failure, 1006), so a connection that never got `ready` refreshes before the next.
+      if (!this.gotReady && c.code === 1006) this.handshakeFailed = true;
+      this.gotReady = false;
       if (c.willReconnect) {
         this.connection = 'reconnecting';
         this.emit('connection');
@@ -88,6 +98,18 @@ export class Chat {
         );
       }
     });
+  }
+
+  /** The token for the next connect: a fresh one after a refused handshake; signed out if refused. */
+  private async token(): Promise<string> {
+    try {
+      if (!this.handshakeFailed) return await this.session.accessToken();
+      this.handshakeFailed = false;
+      return await this.session.refresh();
+    } catch (err) {
+      if (!this.session.signedIn()) this.emit('signedOut');
+      throw err;
+    }
   }
 
   on(fn: (what: string) => void) {

@@ -1,4 +1,5 @@
-import { PROTOCOL, type EventFrame, type ServerFrame } from '../server/src/protocol/frames.ts';
+// Types and constants only: frames.ts carries the zod schemas, which would triple the browser bundle.
+import { PROTOCOL, type EventFrame, type ServerFrame } from '../server/src/protocol/types.ts';
 import { CloseCodes } from '../server/src/protocol/codes.ts';
 
 /**
@@ -8,15 +9,22 @@ import { CloseCodes } from '../server/src/protocol/codes.ts';
  * exactly once, in seq order.
  */
 
+/**
+ * A handler slot that both the browser's WebSocket (DOM events, a `this` parameter) and the `ws`
+ * package's (its own event classes) satisfy without a cast: declared as a method, so TypeScript
+ * compares its parameter bivariantly, and the client only reads the fields named here.
+ */
+type Handler<E> = { bivariant(ev: E): unknown }['bivariant'] | null;
+
 /** The WebSocket surface used (the browser's, or the `ws` package's in Node). */
 export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
+  onopen: Handler<object>;
+  onmessage: Handler<{ data: unknown }>;
+  onclose: Handler<{ code: number; reason: string }>;
+  onerror: Handler<object>;
 }
 export type WebSocketCtor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
@@ -56,7 +64,10 @@ export interface SocketClientOptions {
   /** Backoff: first delay and cap, in ms. */
   minDelayMs?: number;
   maxDelayMs?: number;
-  /** Give up on a send after this long without an ack (it stays safe to retry with the same cid). */
+  /**
+   * Give up on a send after this long without an ack (it stays safe to retry with the same cid).
+   * 0: never give up; the send stays queued across reconnects until acked or rejected.
+   */
   sendTimeoutMs?: number;
   /** Last seen seqs to resume from (e.g. persisted by the app). */
   initialSeqs?: Record<string, number>;
@@ -66,7 +77,7 @@ interface PendingSend {
   frame: Record<string, unknown>;
   resolve: (a: Ack) => void;
   reject: (e: Error) => void;
-  timer: ReturnType<typeof setTimeout>;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 let cidCounter = 0;
@@ -132,10 +143,14 @@ export class SocketClient {
     if (extra.replyTo !== undefined) frame.replyTo = extra.replyTo;
     if (extra.mentions) frame.mentions = extra.mentions;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(cid);
-        reject(new HubbubError('TIMEOUT', 'no ack in time; retry with the same cid'));
-      }, this.opts.sendTimeoutMs ?? 30_000);
+      const timeoutMs = this.opts.sendTimeoutMs ?? 30_000;
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => {
+              this.pending.delete(cid);
+              reject(new HubbubError('TIMEOUT', 'no ack in time; retry with the same cid'));
+            }, timeoutMs)
+          : undefined;
       this.pending.set(cid, { frame, resolve, reject, timer });
       if (this.live) this.raw(frame);
     });
@@ -144,6 +159,8 @@ export class SocketClient {
   /** Sends a frame with a ref and resolves with the reply that carries it (ok, pong, …). */
   request(frame: Record<string, unknown>, timeoutMs = 10_000): Promise<ServerFrame> {
     const ref = `r${++this.refCounter}`;
+    // Unlike sends, requests are not queued: an edit or reaction made offline is refused at once.
+    if (!this.ws || this.ws.readyState !== 1) return Promise.reject(new HubbubError('OFFLINE', 'not connected; try again once the connection is back'));
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => (this.refs.delete(ref), reject(new HubbubError('TIMEOUT', 'no reply'))), timeoutMs);
       this.refs.set(ref, {
@@ -152,6 +169,26 @@ export class SocketClient {
       });
       this.raw({ ...frame, ref });
     });
+  }
+
+  /** True while the socket is open and resumed (sends go out at once). */
+  get connected() {
+    return this.live;
+  }
+
+  /** Edits one of your messages; resolves when the hub has stored the edit event. */
+  edit(conv: string, seq: number, body: string) {
+    return this.request({ type: 'edit', conv, seq, body });
+  }
+
+  /** Deletes (redacts) one of your messages. */
+  delete(conv: string, seq: number) {
+    return this.request({ type: 'delete', conv, seq });
+  }
+
+  /** Adds (`on`) or removes a reaction. */
+  react(conv: string, seq: number, emoji: string, on: boolean) {
+    return this.request({ type: 'react', conv, seq, emoji, on });
   }
 
   markRead(conv: string, seq: number) {

@@ -56,6 +56,10 @@ test('2 npm start with no environment serves /health, the API works, a restart k
     assert.equal(ready.status, 200);
     const page = await fetch(`http://127.0.0.1:${port}/`);
     assert.match(await page.text(), /Hubbub/);
+    // `npm start` built the web client first: its bundle is served.
+    const bundle = await fetch(`http://127.0.0.1:${port}/assets/app.js`);
+    assert.equal(bundle.status, 200);
+    assert.equal(bundle.headers.get('content-type'), 'text/javascript; charset=utf-8');
     const reg = await trpcClient(port).auth.register.mutate({ email: 'first@example.com', username: 'first_user', password: 'first password' });
     assert.equal((await trpcClient(port, reg.accessToken).auth.me.query()).username, 'first_user');
 

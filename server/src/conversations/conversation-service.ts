@@ -305,6 +305,16 @@ export class ConversationService implements MembershipDirectory {
     return { events: events.map(eventFrame), lastSeq: heads.get(conv) ?? 0 };
   }
 
+  /** Every member's read cursor in one conversation (for "seen by" receipts). */
+  async memberCursors(caller: string, conv: string): Promise<Record<string, number>> {
+    await this.requireMember(conv, caller);
+    const rows = await this.d.db
+      .select({ u: members.userId, r: members.readSeq })
+      .from(members)
+      .where(eq(members.conversationId, conv));
+    return Object.fromEntries(rows.map((r) => [r.u, Number(r.r)]));
+  }
+
   async markReadChecked(caller: string, conv: string, seq: number) {
     await this.requireMember(conv, caller);
     const head = (await this.d.store.lastSeqs([conv])).get(conv) ?? 0;

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { AnyTRPCRouter } from '@trpc/server';
 import type { us_socket } from 'uWebSockets.js';
 import { uws, type HttpResponse, type TemplatedApp, type us_listen_socket } from '../uws.ts';
@@ -7,6 +6,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { ApiServices } from '../api/services.ts';
 import { trpcHandler } from './trpc-handler.ts';
 import { corsHeaders, type HttpOptions } from './http-util.ts';
+import { loadStaticFiles } from './static-files.ts';
 
 export interface ReadinessCheck {
   name: string;
@@ -24,7 +24,9 @@ export interface HttpServerDeps {
   extend?: (app: TemplatedApp) => void;
 }
 
-const demoPage = readFileSync(new URL('../../public/index.html', import.meta.url));
+/** The chat client at `/`, built by `npm run build:web` (`npm start` builds it first). */
+const webDist = new URL('../../../web/dist', import.meta.url).pathname;
+const notBuilt = '<!doctype html><title>Hubbub</title><p>The web client is not built: run <code>npm run build:web</code> (npm start does it).</p>';
 
 /** The replica's HTTP surface on one uWS app: /trpc, /health, /health/ready, /metrics, /, and extensions. */
 export class HttpServer {
@@ -64,8 +66,15 @@ export class HttpServer {
         if (!aborted) res.cork(() => res.writeHeader('content-type', registry.contentType).end(body));
       });
     });
+    const files = loadStaticFiles(webDist);
     app.get('/', (res) => {
-      res.writeHeader('content-type', 'text/html; charset=utf-8').end(demoPage);
+      const index = files.get('/index.html');
+      res.writeHeader('content-type', 'text/html; charset=utf-8').writeHeader('cache-control', 'no-cache').end(index?.body ?? notBuilt);
+    });
+    app.get('/assets/*', (res, req) => {
+      const f = files.get(req.getUrl());
+      if (!f) return json(res, '404 Not Found', { error: 'not found' });
+      res.writeHeader('content-type', f.type).writeHeader('cache-control', 'no-cache').writeHeader('x-content-type-options', 'nosniff').end(f.body);
     });
     d.extend?.(app);
     app.any('/*', (res) => json(res, '404 Not Found', { error: 'not found' }));

@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import type { ProtocolErrorCode } from './codes.ts';
 
 /**
- * Hubbub WebSocket protocol v1: every frame's type and schema, shared by the hub and the client SDK.
- * Frames are JSON text objects with a `type`. A client frame may carry `ref` (≤ 64 chars),
- * echoed on its reply.
+ * Hubbub WebSocket protocol v1: the zod schemas of client frames, which the hub validates with.
+ * The frame types (and the server frames) live in types.ts, which imports no zod, so the client
+ * SDK's browser bundle stays small; they are re-exported here for the server's imports.
  */
-export const PROTOCOL = 'hubbub.v1';
+export { PROTOCOL } from './types.ts';
+export type { ConversationSummary, EventFrame, EventKind, ServerFrame, ServerFrameType } from './types.ts';
 
 const ref = z.string().min(1).max(64);
 const convId = z.uuid();
@@ -68,63 +68,3 @@ export const clientFrame = z.discriminatedUnion('type', [
 export type ClientFrame = z.infer<typeof clientFrame>;
 export type ClientFrameType = ClientFrame['type'];
 export const clientFrameTypes = new Set<string>(clientFrame.options.map((o) => o.shape.type.value));
-
-export type EventKind = 'message' | 'edit' | 'delete' | 'reaction' | 'member' | 'system';
-
-/** A conversation event as clients see it: `{conv, seq, kind, id, from, ts, …kind fields}`. */
-export interface EventFrame {
-  type: 'event';
-  conv: string;
-  seq: number;
-  kind: EventKind;
-  id: string;
-  from: string | null;
-  ts: number;
-  cid?: string;
-  /** message */
-  body?: string | null;
-  replyTo?: number;
-  mentions?: string[];
-  redacted?: boolean;
-  /** edit, delete, reaction: the message seq they apply to */
-  target?: number;
-  emoji?: string;
-  on?: boolean;
-  /** member */
-  op?: 'joined' | 'left' | 'removed';
-  users?: string[];
-  /** system */
-  text?: string;
-  [k: string]: unknown;
-}
-
-export interface ConversationSummary {
-  id: string;
-  kind: 'direct' | 'group';
-  title: string | null;
-  topic: string | null;
-  members: { userId: string; role: 'owner' | 'admin' | 'member' }[];
-  createdAt: string;
-}
-
-export type ServerFrame =
-  | {
-      type: 'ready';
-      user: { id: string; username: string; displayName: string };
-      session: string;
-      convs: Record<string, number>;
-      heartbeatMs: number;
-    }
-  | { type: 'ack'; ref?: string; conv: string; cid: string; seq: number; id: string; ts: number }
-  | { type: 'ok'; ref?: string; conv: string; seq: number }
-  | { type: 'error'; ref?: string; code: ProtocolErrorCode; message: string }
-  | EventFrame
-  | { type: 'read'; conv: string; user: string; seq: number }
-  | { type: 'typing'; conv: string; user: string }
-  | { type: 'presence'; user: string; status: 'online' | 'offline'; lastSeen?: number }
-  | { type: 'conversation'; op: 'added' | 'removed' | 'updated'; conversation: ConversationSummary }
-  | { type: 'resumed'; ref?: string; convs: Record<string, number>; cursors: Record<string, number> }
-  | { type: 'gap'; conv: string; fromSeq: number; toSeq: number }
-  | { type: 'pong'; ref?: string };
-
-export type ServerFrameType = ServerFrame['type'];

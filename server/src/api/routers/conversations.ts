@@ -61,6 +61,10 @@ export const conversationsRouter = router({
       }),
     ),
 
+  readCursors: authedProcedure
+    .input(z.strictObject({ conversationId }))
+    .query(({ ctx, input }) => ctx.services.conversations.memberCursors(ctx.user.id, input.conversationId)),
+
   markRead: authedProcedure
     .input(z.strictObject({ conversationId, seq }))
     .mutation(({ ctx, input }) => ctx.services.conversations.markReadChecked(ctx.user.id, input.conversationId, input.seq)),

@@ -1,0 +1,398 @@
+import { SocketClient, errorText, type EventFrame, type ServerFrame } from '@hubbub/client';
+import type { Session } from './session.ts';
+
+export interface Profile {
+  id: string;
+  username: string;
+  displayName: string;
+  avatarUrl: string | null;
+}
+
+export interface Conv {
+  id: string;
+  kind: 'direct' | 'group';
+  title: string | null;
+  role: 'owner' | 'admin' | 'member';
+  members: { userId: string; role: 'owner' | 'admin' | 'member' }[];
+  lastSeq: number;
+  readSeq: number;
+  unread: number;
+  muted: boolean;
+  lastMessage: EventFrame | null;
+  createdAt: string;
+}
+
+export interface Pending {
+  cid: string;
+  conv: string;
+  body: string;
+  ts: number;
+  ackSeq?: number;
+  error?: string;
+}
+
+export type Connection = 'connecting' | 'live' | 'reconnecting';
+
+/** The page's state and every action on it; views read it and call `changed()` listeners. */
+export class Chat {
+  convs = new Map<string, Conv>();
+  events = new Map<string, Map<number, EventFrame>>();
+  /** The lowest seq loaded per conversation, and whether older history exists. */
+  oldest = new Map<string, { seq: number; more: boolean }>();
+  profiles = new Map<string, Profile>();
+  online = new Set<string>();
+  cursors = new Map<string, Map<string, number>>();
+  typing = new Map<string, Map<string, number>>();
+  pending = new Map<string, Pending>();
+  open: string | null = null;
+  connection: Connection = 'connecting';
+  lastClose: number | null = null;
+  socket: SocketClient;
+  private listeners = new Set<(what: string) => void>();
+  private loadingOlder = false;
+  private lastTypingSent = 0;
+  /** The last connect attempt closed before `ready`. */
+  private handshakeFailed = false;
+  private gotReady = false;
+
+  constructor(
+    readonly session: Session,
+    wsUrl: string,
+  ) {
+    this.socket = new SocketClient({
+      url: wsUrl,
+      // The DOM's WebSocket, passed explicitly: it fits the SDK's WebSocketLike with no cast.
+      WebSocket,
+      token: () => this.token(),
+      // Never give up on a send: it stays queued (same cid) until the hub acks it.
+      sendTimeoutMs: 0,
+      minDelayMs: 250,
+      maxDelayMs: 8000,
+    });
+    this.socket.on('event', (e) => this.onEvent(e));
+    this.socket.on('frame', (f) => this.onFrame(f));
+    this.socket.on('ready', () => (this.gotReady = true));
+    this.socket.on('resumed', () => {
+      this.connection = 'live';
+      this.emit('connection');
+      this.markOpenRead();
+    });
+    this.socket.on('close', (c) => {
+      // Kept in the console for bug reports (and the browser suite's failure artifacts).
+      console.info(`socket closed ${c.code} ${c.reason}${c.willReconnect ? ', reconnecting' : ''}`);
+      this.lastClose = c.code;
+      // A browser cannot see why an upgrade was refused (a revoked token's 401 looks like a
+      // network failure, 1006), so a connection that never got `ready` refreshes before the next.
+      if (!this.gotReady && c.code === 1006) this.handshakeFailed = true;
+      this.gotReady = false;
+      if (c.willReconnect) {
+        this.connection = 'reconnecting';
+        this.emit('connection');
+      } else if (c.code === 4001 && this.session.signedIn()) {
+        // The access token was refused (expired or its session revoked): refresh and try again.
+        this.connection = 'reconnecting';
+        this.emit('connection');
+        void this.session.refresh().then(
+          () => this.socket.connect().catch(() => {}),
+          () => this.emit('signedOut'),
+        );
+      }
+    });
+  }
+
+  /** The token for the next connect: a fresh one after a refused handshake; signed out if refused. */
+  private async token(): Promise<string> {
+    try {
+      if (!this.handshakeFailed) return await this.session.accessToken();
+      this.handshakeFailed = false;
+      return await this.session.refresh();
+    } catch (err) {
+      if (!this.session.signedIn()) this.emit('signedOut');
+      throw err;
+    }
+  }
+
+  on(fn: (what: string) => void) {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  emit(what: string) {
+    for (const fn of this.listeners) fn(what);
+  }
+
+  get me() {
+    return this.session.user!;
+  }
+
+  async start() {
+    await this.loadConvs();
+    for (const c of this.convs.values()) this.socket.seqs.set(c.id, c.lastSeq);
+    // Sends that were never acked before the page closed go out again, with their cids: the hub
+    // stores each cid once, so one that did arrive is not stored twice.
+    for (const p of this.loadOutbox()) {
+      if (!this.convs.has(p.conv) || this.pending.has(p.cid)) continue;
+      this.pending.set(p.cid, p);
+      this.dispatch(p);
+    }
+    void this.socket.connect().catch(() => {});
+  }
+
+  private get outboxKey() {
+    return `hubbub.outbox.${this.me.id}`;
+  }
+
+  private loadOutbox(): Pending[] {
+    try {
+      const list = JSON.parse(localStorage.getItem(this.outboxKey) ?? '[]') as Pending[];
+      return Array.isArray(list) ? list.filter((p) => typeof p.cid === 'string' && typeof p.conv === 'string' && typeof p.body === 'string') : [];
+    } catch {
+      return [];
+    }
+  }
+
+  /** The sends not yet acked, kept in localStorage so closing the page loses none. */
+  private saveOutbox() {
+    const open = [...this.pending.values()].filter((p) => p.ackSeq === undefined && !p.error).map(({ cid, conv, body, ts }) => ({ cid, conv, body, ts }));
+    if (open.length) localStorage.setItem(this.outboxKey, JSON.stringify(open));
+    else localStorage.removeItem(this.outboxKey);
+  }
+
+  stop() {
+    this.socket.close();
+  }
+
+  async loadConvs() {
+    const list = await this.session.api.conversations.list.query();
+    const next = new Map<string, Conv>();
+    for (const c of list) {
+      const prev = this.convs.get(c.id);
+      next.set(c.id, { ...c, lastSeq: Math.max(c.lastSeq, prev?.lastSeq ?? 0) });
+    }
+    this.convs = next;
+    await this.loadProfiles(list.flatMap((c) => c.members.map((m) => m.userId)));
+    if (this.open && !this.convs.has(this.open)) this.open = null;
+    this.emit('convs');
+  }
+
+  async loadProfiles(ids: string[]) {
+    const missing = [...new Set(ids)].filter((id) => !this.profiles.has(id));
+    const got = await Promise.all(missing.map((userId) => this.session.api.profiles.get.query({ userId }).catch(() => null)));
+    for (const p of got) if (p) this.profiles.set(p.id, p);
+  }
+
+  name(userId: string | null) {
+    if (!userId) return 'Hubbub';
+    if (userId === this.me.id) return 'You';
+    return this.profiles.get(userId)?.displayName ?? 'Someone';
+  }
+
+  title(c: Conv) {
+    if (c.kind === 'group') return c.title ?? 'Group';
+    const other = c.members.find((m) => m.userId !== this.me.id);
+    return other ? (this.profiles.get(other.userId)?.displayName ?? 'Someone') : 'Just you';
+  }
+
+  /** For a direct conversation, the other person. */
+  peer(c: Conv) {
+    return c.kind === 'direct' ? c.members.find((m) => m.userId !== this.me.id)?.userId : undefined;
+  }
+
+  async openConv(id: string) {
+    this.open = id;
+    this.emit('open');
+    if (!this.oldest.has(id)) {
+      const [page, cursors] = await Promise.all([
+        this.session.api.conversations.history.query({ conversationId: id, limit: 50 }),
+        this.session.api.conversations.readCursors.query({ conversationId: id }),
+      ]);
+      this.addEvents(id, page.events);
+      const min = page.events.reduce((m, e) => Math.min(m, e.seq), Infinity);
+      this.oldest.set(id, { seq: Number.isFinite(min) ? min : page.lastSeq + 1, more: Number.isFinite(min) && min > 1 });
+      const map = this.cursorsOf(id);
+      for (const [u, s] of Object.entries(cursors)) map.set(u, Math.max(map.get(u) ?? 0, s));
+      await this.loadProfiles(page.events.flatMap((e) => (e.from ? [e.from] : [])));
+    }
+    this.markOpenRead();
+    this.emit('messages');
+  }
+
+  /** Pages older history in (scrolling up). Returns how many events came. */
+  async loadOlder(): Promise<number> {
+    const id = this.open;
+    const o = id ? this.oldest.get(id) : undefined;
+    if (!id || !o || !o.more || this.loadingOlder) return 0;
+    this.loadingOlder = true;
+    try {
+      const page = await this.session.api.conversations.history.query({ conversationId: id, beforeSeq: o.seq, limit: 50 });
+      this.addEvents(id, page.events);
+      const min = page.events.reduce((m, e) => Math.min(m, e.seq), o.seq);
+      this.oldest.set(id, { seq: min, more: page.events.length > 0 && min > 1 });
+      await this.loadProfiles(page.events.flatMap((e) => (e.from ? [e.from] : [])));
+      this.emit('older');
+      return page.events.length;
+    } finally {
+      this.loadingOlder = false;
+    }
+  }
+
+  private addEvents(conv: string, events: EventFrame[]) {
+    let m = this.events.get(conv);
+    if (!m) this.events.set(conv, (m = new Map()));
+    for (const e of events) m.set(e.seq, e);
+  }
+
+  cursorsOf(conv: string) {
+    let m = this.cursors.get(conv);
+    if (!m) this.cursors.set(conv, (m = new Map()));
+    return m;
+  }
+
+  /** Marks the open conversation read, while the page is visible (a background tab reads nothing). */
+  markOpenRead() {
+    const c = this.open ? this.convs.get(this.open) : undefined;
+    if (!c || this.connection !== 'live' || document.visibilityState === 'hidden') return;
+    if (c.lastSeq > c.readSeq || c.unread) {
+      c.readSeq = c.lastSeq;
+      c.unread = 0;
+      this.socket.markRead(c.id, c.lastSeq);
+      this.emit('convs');
+    }
+  }
+
+  private onEvent(e: EventFrame) {
+    this.addEvents(e.conv, [e]);
+    const c = this.convs.get(e.conv);
+    if (!c) {
+      // A conversation we were just added to: its list entry comes with the `conversation` frame.
+      void this.loadConvs();
+      return;
+    }
+    c.lastSeq = Math.max(c.lastSeq, e.seq);
+    if (e.kind === 'message') c.lastMessage = e;
+    if (e.from && e.from !== this.me.id) {
+      this.typingOf(e.conv).delete(e.from);
+      if (!this.profiles.has(e.from)) void this.loadProfiles([e.from]).then(() => this.emit('messages'));
+    }
+    if (e.from === this.me.id) this.cursorsOf(e.conv).set(this.me.id, e.seq);
+    if (this.open === e.conv) this.markOpenRead();
+    const readNow = this.open === e.conv && c.readSeq >= e.seq;
+    if (!readNow && e.from === this.me.id) c.readSeq = e.seq;
+    else if (!readNow && e.kind === 'message') c.unread++;
+    if (e.kind === 'member') void this.loadConvs();
+    this.emit(this.open === e.conv ? 'messages' : 'convs');
+    this.emit('convs');
+  }
+
+  private onFrame(f: ServerFrame) {
+    switch (f.type) {
+      case 'presence':
+        if (f.status === 'online') this.online.add(f.user);
+        else this.online.delete(f.user);
+        this.emit('presence');
+        return;
+      case 'typing': {
+        if (f.user === this.me.id) return;
+        this.typingOf(f.conv).set(f.user, Date.now() + 5000);
+        this.emit('typing');
+        setTimeout(() => this.emit('typing'), 5100);
+        return;
+      }
+      case 'read': {
+        const m = this.cursorsOf(f.conv);
+        m.set(f.user, Math.max(m.get(f.user) ?? 0, f.seq));
+        const c = this.convs.get(f.conv);
+        if (c && f.user === this.me.id && f.seq > c.readSeq) {
+          // Read in another tab.
+          c.readSeq = f.seq;
+          c.unread = 0;
+          this.emit('convs');
+        }
+        if (this.open === f.conv) this.emit('receipts');
+        return;
+      }
+      case 'conversation':
+        void this.loadConvs();
+        return;
+    }
+  }
+
+  typingOf(conv: string) {
+    let m = this.typing.get(conv);
+    if (!m) this.typing.set(conv, (m = new Map()));
+    return m;
+  }
+
+  /** Who is typing in a conversation now. */
+  typers(conv: string) {
+    const now = Date.now();
+    return [...this.typingOf(conv).entries()].filter(([, until]) => until > now).map(([u]) => u);
+  }
+
+  /** Tells the others we are typing, at most every 3 s. */
+  typed() {
+    if (!this.open || Date.now() - this.lastTypingSent < 3000) return;
+    this.lastTypingSent = Date.now();
+    this.socket.typing(this.open);
+  }
+
+  /** Sends a message: shown as pending at once, queued while offline, retried with the same cid. */
+  send(body: string): string | null {
+    const conv = this.open;
+    if (!conv) return 'Open a conversation first.';
+    if (!body.trim()) return 'Type a message first.';
+    const p: Pending = { cid: crypto.randomUUID(), conv, body, ts: Date.now() };
+    this.pending.set(p.cid, p);
+    this.dispatch(p);
+    this.lastTypingSent = 0;
+    this.emit('messages');
+    return null;
+  }
+
+  retry(cid: string) {
+    const p = this.pending.get(cid);
+    if (!p) return;
+    delete p.error;
+    this.dispatch(p);
+    this.emit('messages');
+  }
+
+  private dispatch(p: Pending) {
+    this.saveOutbox();
+    this.socket.send(p.conv, p.body, { cid: p.cid }).then(
+      (ack) => {
+        p.ackSeq = ack.seq;
+        this.saveOutbox();
+        this.emit('messages');
+      },
+      (err) => {
+        // Refused for good (too long, not a member): shown with its reason, not retried by itself.
+        p.error = errorText(err);
+        this.saveOutbox();
+        this.emit('messages');
+      },
+    );
+  }
+
+  /** Pending sends of a conversation not yet shown as events. */
+  pendingOf(conv: string) {
+    const events = this.events.get(conv);
+    const out: Pending[] = [];
+    for (const p of this.pending.values()) {
+      if (p.conv !== conv) continue;
+      const delivered = (p.ackSeq !== undefined && events?.has(p.ackSeq)) || [...(events?.values() ?? [])].some((e) => e.cid === p.cid && e.from === this.me.id);
+      if (delivered) this.pending.delete(p.cid);
+      else out.push(p);
+    }
+    return out;
+  }
+
+  async mute(on: boolean) {
+    const c = this.open ? this.convs.get(this.open) : undefined;
+    if (!c) return;
+    const r = await this.session.api.conversations.mute.mutate({ conversationId: c.id, until: on ? undefined : null });
+    c.muted = r.muted;
+    this.emit('convs');
+    this.emit('open');
+  }
+}

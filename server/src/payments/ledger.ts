@@ -1,0 +1,408 @@
+import { randomUUID } from 'node:crypto';
+import { and, asc, desc, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
+import type { Db } from '../db/database.ts';
+import { paymentAccounts, paymentPostings, paymentTransfers } from '../../../db/schema/index.ts';
+import { DomainError, isRetryableTxError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+export type TransferKind = (typeof paymentTransfers.$inferSelect)['kind'];
+type SystemKind = 'stripe' | 'grants' | 'revenue';
+
+/** Every money movement is one of these; its postings always sum to zero. */
+export interface TransferRecord {
+  id: string;
+  kind: TransferKind;
+  initiator: string;
+  idempotencyKey: string;
+  amount: number;
+  currency: string;
+  conversationId: string | null;
+  metadata: Record<string, unknown>;
+  createdAt: Date;
+}
+
+export interface TransferResult {
+  transfer: TransferRecord;
+  /** True when the idempotency key was already used: nothing moved this time. */
+  replayed: boolean;
+}
+
+export interface Balances {
+  balance: number;
+  debt: number;
+}
+
+interface Locked {
+  id: string;
+  kind: string;
+  balance: number;
+}
+
+interface Plan {
+  kind: TransferKind;
+  initiator: string;
+  key: string;
+  amount: number;
+  conversationId?: string | null;
+  metadata?: Record<string, unknown>;
+  /** Accounts to lock (any order: they are locked sorted by id). */
+  accounts: string[];
+  /** The postings from the locked balances; throws a DomainError to refuse (nothing is written). */
+  postings(locked: Map<string, Locked>): { account: string; amount: number }[];
+  /** Must match on a replay, else the key was reused for a different request. */
+  same?(t: TransferRecord): boolean;
+  /** More writes in the same transaction (a subscription row). */
+  within?(tx: Tx, transfer: TransferRecord): Promise<void>;
+}
+
+const MAX_ATTEMPTS = 6;
+
+/**
+ * The one module that moves money (and the only writer of payment_accounts, payment_transfers
+ * and payment_postings). Each transfer is one transaction: claim the idempotency key, lock the
+ * accounts in id order (so two transfers over the same accounts never deadlock), compute the
+ * postings from the locked balances, write them and the cached balances together. Serialization
+ * failures and deadlocks are retried with jittered, bounded backoff.
+ */
+export class Ledger {
+  private systemIds = new Map<SystemKind, string>();
+  private userIds = new Map<string, { wallet: string; debt: string }>();
+
+  constructor(
+    private readonly d: {
+      db: Db;
+      currency: string;
+      logger?: Logger;
+      onRetry?: () => void;
+    },
+  ) {}
+
+  get currency() {
+    return this.d.currency;
+  }
+
+  // ---- the movements ---------------------------------------------------------------------
+
+  /** A tip between two wallets. Refused while the payer owes, or past the payer's balance. */
+  async tip(a: { from: string; to: string; amount: number; key: string; conversationId: string; note?: string }): Promise<TransferResult & { balance: number }> {
+    const payer = await this.userAccounts(a.from);
+    const payee = await this.userAccounts(a.to);
+    let balance = 0;
+    const r = await this.run({
+      kind: 'tip',
+      initiator: a.from,
+      key: a.key,
+      amount: a.amount,
+      conversationId: a.conversationId,
+      metadata: { from: a.from, to: a.to, ...(a.note ? { note: a.note } : {}) },
+      accounts: [payer.wallet, payer.debt, payee.wallet],
+      same: (t) => t.kind === 'tip' && t.amount === a.amount && t.conversationId === a.conversationId && t.metadata.to === a.to,
+      postings: (l) => {
+        if (l.get(payer.debt)!.balance < 0) throw new DomainError('PRECONDITION_FAILED', 'you owe money: pay the debt with a top-up first');
+        const have = l.get(payer.wallet)!.balance;
+        if (have < a.amount) throw new DomainError('PRECONDITION_FAILED', 'insufficient balance');
+        balance = have - a.amount;
+        return [
+          { account: payer.wallet, amount: -a.amount },
+          { account: payee.wallet, amount: a.amount },
+        ];
+      },
+    });
+    if (r.replayed) balance = (await this.balances(a.from)).balance;
+    return { ...r, balance };
+  }
+
+  /** Card money in (a PaymentIntent succeeded): pays the user's debt first, the rest to the wallet. Once per PaymentIntent. */
+  creditTopUp(a: { userId: string; amount: number; paymentIntentId: string }) {
+    return this.fundFrom('stripe', 'topup', 'stripe', `pi:${a.paymentIntentId}`, a.userId, a.amount, { paymentIntentId: a.paymentIntentId });
+  }
+
+  /** Development and demo money from the grants account (audited by the caller). */
+  grant(a: { userId: string; amount: number; key: string; actor: string }) {
+    return this.fundFrom('grants', 'grant', `grant:${a.actor}`, a.key, a.userId, a.amount, { actor: a.actor });
+  }
+
+  /**
+   * Card money back out (a refund): from the wallet as far as it goes, the rest becomes debt.
+   * Once per refund id.
+   */
+  async debitRefund(a: { userId: string; amount: number; refundId: string; paymentIntentId?: string }) {
+    const u = await this.userAccounts(a.userId);
+    const stripe = await this.systemAccount('stripe');
+    return this.run({
+      kind: 'refund',
+      initiator: 'stripe',
+      key: `refund:${a.refundId}`,
+      amount: a.amount,
+      metadata: { refundId: a.refundId, paymentIntentId: a.paymentIntentId, userId: a.userId },
+      accounts: [u.wallet, u.debt, stripe],
+      postings: (l) => {
+        const fromWallet = Math.min(l.get(u.wallet)!.balance, a.amount);
+        return [
+          { account: u.wallet, amount: -fromWallet },
+          { account: u.debt, amount: -(a.amount - fromWallet) },
+          { account: stripe, amount: a.amount },
+        ];
+      },
+    });
+  }
+
+  /** A wallet payment to premium revenue (subscribe, renewal). Refused while in debt or short. */
+  async charge(a: { userId: string; amount: number; kind: 'subscription' | 'renewal'; key: string; metadata: Record<string, unknown>; within?: Plan['within'] }) {
+    const u = await this.userAccounts(a.userId);
+    const revenue = await this.systemAccount('revenue');
+    return this.run({
+      kind: a.kind,
+      initiator: a.userId,
+      key: a.key,
+      amount: a.amount,
+      metadata: a.metadata,
+      accounts: [u.wallet, u.debt, revenue],
+      same: (t) => t.kind === a.kind && t.amount === a.amount && t.metadata.planId === a.metadata.planId,
+      within: a.within,
+      postings: (l) => {
+        if (l.get(u.debt)!.balance < 0) throw new DomainError('PRECONDITION_FAILED', 'you owe money: pay the debt with a top-up first');
+        if (l.get(u.wallet)!.balance < a.amount) throw new DomainError('PRECONDITION_FAILED', 'insufficient balance');
+        return [
+          { account: u.wallet, amount: -a.amount },
+          { account: revenue, amount: a.amount },
+        ];
+      },
+    });
+  }
+
+  private async fundFrom(source: SystemKind, kind: TransferKind, initiator: string, key: string, userId: string, amount: number, metadata: Record<string, unknown>) {
+    const u = await this.userAccounts(userId);
+    const src = await this.systemAccount(source);
+    return this.run({
+      kind,
+      initiator,
+      key,
+      amount,
+      metadata: { ...metadata, userId },
+      accounts: [u.wallet, u.debt, src],
+      same: (t) => t.kind === kind && t.amount === amount && t.metadata.userId === userId,
+      postings: (l) => {
+        const owed = -l.get(u.debt)!.balance;
+        const toDebt = Math.min(owed, amount);
+        return [
+          { account: src, amount: -amount },
+          { account: u.debt, amount: toDebt },
+          { account: u.wallet, amount: amount - toDebt },
+        ];
+      },
+    });
+  }
+
+  // ---- reads -----------------------------------------------------------------------------
+
+  async balances(userId: string): Promise<Balances> {
+    const rows = await this.d.db
+      .select({ kind: paymentAccounts.kind, balance: paymentAccounts.balance })
+      .from(paymentAccounts)
+      .where(and(eq(paymentAccounts.userId, userId), eq(paymentAccounts.currency, this.d.currency)));
+    let balance = 0;
+    let debt = 0;
+    for (const r of rows) {
+      if (r.kind === 'wallet') balance = Number(r.balance);
+      else if (r.kind === 'debt') debt = -Number(r.balance);
+    }
+    return { balance, debt };
+  }
+
+  /**
+   * The user's transfers, newest first, with the net amount for the user (wallet and debt
+   * together: a refund that became debt still shows its full amount). Cursor: a posting id.
+   */
+  async history(userId: string, opts: { cursor?: number; limit: number }) {
+    const accounts = await this.d.db
+      .select({ id: paymentAccounts.id })
+      .from(paymentAccounts)
+      .where(eq(paymentAccounts.userId, userId));
+    if (!accounts.length) return { items: [], nextCursor: null as number | null };
+    const ids = accounts.map((a) => a.id);
+    const last = sql<number>`max(${paymentPostings.id})`;
+    const rows = await this.d.db
+      .select({
+        transferId: paymentPostings.transferId,
+        net: sql<string>`sum(${paymentPostings.amount})`,
+        last,
+        kind: paymentTransfers.kind,
+        ts: paymentTransfers.createdAt,
+        conversationId: paymentTransfers.conversationId,
+        metadata: paymentTransfers.metadata,
+        amount: paymentTransfers.amount,
+      })
+      .from(paymentPostings)
+      .innerJoin(paymentTransfers, eq(paymentTransfers.id, paymentPostings.transferId))
+      .where(and(inArray(paymentPostings.accountId, ids), opts.cursor ? lt(paymentPostings.id, opts.cursor) : undefined))
+      .groupBy(paymentPostings.transferId, paymentTransfers.id)
+      .orderBy(desc(last))
+      .limit(opts.limit + 1);
+    const page = rows.slice(0, opts.limit);
+    return {
+      items: page.map((r) => {
+        const m = r.metadata;
+        const counterparty = r.kind === 'tip' ? (m.from === userId ? m.to : m.from) : undefined;
+        // A refund recorded wholly as debt nets to zero on the wallet side only; the user's view
+        // is the transfer's amount with its sign.
+        const net = Number(r.net);
+        return {
+          transferId: r.transferId,
+          kind: r.kind,
+          amount: net,
+          ts: r.ts.toISOString(),
+          ...(typeof counterparty === 'string' ? { counterparty } : {}),
+          ...(r.conversationId ? { conversationId: r.conversationId } : {}),
+        };
+      }),
+      nextCursor: rows.length > opts.limit ? Number(page[page.length - 1]!.last) : null,
+    };
+  }
+
+  /** Every posting of the user's accounts with its transfer (account export). */
+  async postingsOf(userId: string) {
+    return this.d.db
+      .select({
+        postingId: paymentPostings.id,
+        transferId: paymentPostings.transferId,
+        account: paymentAccounts.kind,
+        amount: paymentPostings.amount,
+        kind: paymentTransfers.kind,
+        currency: paymentTransfers.currency,
+        conversationId: paymentTransfers.conversationId,
+        metadata: paymentTransfers.metadata,
+        createdAt: paymentTransfers.createdAt,
+      })
+      .from(paymentPostings)
+      .innerJoin(paymentAccounts, eq(paymentAccounts.id, paymentPostings.accountId))
+      .innerJoin(paymentTransfers, eq(paymentTransfers.id, paymentPostings.transferId))
+      .where(eq(paymentAccounts.userId, userId))
+      .orderBy(asc(paymentPostings.id));
+  }
+
+  /** The transfer an initiator made with this idempotency key, if any. */
+  async byKey(initiator: string, key: string): Promise<TransferRecord | null> {
+    const [t] = await this.d.db
+      .select()
+      .from(paymentTransfers)
+      .where(and(eq(paymentTransfers.initiator, initiator), eq(paymentTransfers.idempotencyKey, key)));
+    return t ? norm(t) : null;
+  }
+
+  async transferById(id: string): Promise<TransferRecord | null> {
+    const [t] = await this.d.db.select().from(paymentTransfers).where(eq(paymentTransfers.id, id));
+    return t ? norm(t) : null;
+  }
+
+  // ---- accounts --------------------------------------------------------------------------
+
+  async userAccounts(userId: string): Promise<{ wallet: string; debt: string }> {
+    const hit = this.userIds.get(userId);
+    if (hit) return hit;
+    const cur = this.d.currency;
+    await this.d.db
+      .insert(paymentAccounts)
+      .values([
+        { id: randomUUID(), kind: 'wallet', userId, currency: cur },
+        { id: randomUUID(), kind: 'debt', userId, currency: cur },
+      ])
+      .onConflictDoNothing();
+    const rows = await this.d.db
+      .select({ id: paymentAccounts.id, kind: paymentAccounts.kind })
+      .from(paymentAccounts)
+      .where(and(eq(paymentAccounts.userId, userId), eq(paymentAccounts.currency, cur)));
+    const wallet = rows.find((r) => r.kind === 'wallet')?.id;
+    const debt = rows.find((r) => r.kind === 'debt')?.id;
+    if (!wallet || !debt) throw new Error(`accounts of ${userId} missing after insert`);
+    if (this.userIds.size > 100_000) this.userIds.clear();
+    const ids = { wallet, debt };
+    this.userIds.set(userId, ids);
+    return ids;
+  }
+
+  async systemAccount(kind: SystemKind): Promise<string> {
+    const hit = this.systemIds.get(kind);
+    if (hit) return hit;
+    const cur = this.d.currency;
+    await this.d.db
+      .insert(paymentAccounts)
+      .values({ id: randomUUID(), kind, currency: cur })
+      .onConflictDoNothing();
+    const [row] = await this.d.db
+      .select({ id: paymentAccounts.id })
+      .from(paymentAccounts)
+      .where(and(eq(paymentAccounts.kind, kind), eq(paymentAccounts.currency, cur), isNull(paymentAccounts.userId)));
+    this.systemIds.set(kind, row!.id);
+    return row!.id;
+  }
+
+  // ---- the transaction -------------------------------------------------------------------
+
+  private async run(p: Plan): Promise<TransferResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.d.db.transaction((tx) => this.once(tx, p));
+      } catch (err) {
+        if (!isRetryableTxError(err) || attempt >= MAX_ATTEMPTS) throw err;
+        this.d.onRetry?.();
+        // Full jitter over an exponential ceiling: 5, 10, 20, 40, 80 ms.
+        await new Promise((r) => setTimeout(r, Math.random() * 5 * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  private async once(tx: Tx, p: Plan): Promise<TransferResult> {
+    const id = randomUUID();
+    // Claiming the key first: a concurrent request with the same key waits here for this one
+    // to commit (then replays it) or roll back (then claims the key itself).
+    const claimed = await tx
+      .insert(paymentTransfers)
+      .values({
+        id,
+        kind: p.kind,
+        initiator: p.initiator,
+        idempotencyKey: p.key,
+        amount: p.amount,
+        currency: this.d.currency,
+        conversationId: p.conversationId ?? null,
+        metadata: p.metadata ?? {},
+      })
+      .onConflictDoNothing()
+      .returning();
+    if (!claimed.length) {
+      const [prior] = await tx
+        .select()
+        .from(paymentTransfers)
+        .where(and(eq(paymentTransfers.initiator, p.initiator), eq(paymentTransfers.idempotencyKey, p.key)));
+      const t = norm(prior!);
+      if (p.same && !p.same(t)) throw new DomainError('CONFLICT', 'this idempotency key was used for a different request');
+      return { transfer: t, replayed: true };
+    }
+    const ids = [...new Set(p.accounts)].sort();
+    const rows = await tx
+      .select({ id: paymentAccounts.id, kind: paymentAccounts.kind, balance: paymentAccounts.balance })
+      .from(paymentAccounts)
+      .where(inArray(paymentAccounts.id, ids))
+      .orderBy(asc(paymentAccounts.id))
+      .for('update');
+    const locked = new Map(rows.map((r) => [r.id, { id: r.id, kind: r.kind, balance: Number(r.balance) }]));
+    const postings = p.postings(locked).filter((x) => x.amount !== 0);
+    if (postings.reduce((s, x) => s + x.amount, 0) !== 0) throw new Error(`unbalanced ${p.kind} transfer`);
+    await tx.insert(paymentPostings).values(postings.map((x) => ({ transferId: id, accountId: x.account, amount: x.amount })));
+    for (const x of postings) {
+      await tx
+        .update(paymentAccounts)
+        .set({ balance: sql`${paymentAccounts.balance} + ${x.amount}` })
+        .where(eq(paymentAccounts.id, x.account));
+    }
+    const transfer = norm(claimed[0]!);
+    await p.within?.(tx, transfer);
+    return { transfer, replayed: false };
+  }
+}
+
+function norm(t: typeof paymentTransfers.$inferSelect): TransferRecord {
+  return { ...t, amount: Number(t.amount) };
+}

@@ -155,7 +155,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
     },
   });
   hubRef = hub;
-  const account = new AccountService({ db, auth, profiles, conversations, store });
+  const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments });
   const services: ApiServices = { auth, profiles, account, conversations, payments: pay.payments, metrics };
 
   const checks: ReadinessCheck[] = [

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, desc, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/database.ts';
 import { paymentAccounts, paymentPostings, paymentTransfers } from '../../../db/schema/index.ts';
 import { DomainError, isRetryableTxError } from '../errors.ts';
@@ -46,9 +46,9 @@ interface Plan {
   amount: number;
   conversationId?: string | null;
   metadata?: Record<string, unknown>;
-  /** Accounts to lock (any order: they are locked sorted by id). */
+  /** Accounts to lock, as refs (any order: they are locked sorted by id). */
   accounts: string[];
-  /** The postings from the locked balances; throws a DomainError to refuse (nothing is written). */
+  /** The postings (by account ref) from the locked balances; throws a DomainError to refuse (nothing is written). */
   postings(locked: Map<string, Locked>): { account: string; amount: number }[];
   /** Must match on a replay, else the key was reused for a different request. */
   same?(t: TransferRecord): boolean;
@@ -66,8 +66,8 @@ const MAX_ATTEMPTS = 6;
  * failures and deadlocks are retried with jittered, bounded backoff.
  */
 export class Ledger {
-  private systemIds = new Map<SystemKind, string>();
-  private userIds = new Map<string, { wallet: string; debt: string }>();
+  /** Account refs known to exist (so a transfer skips the insert that would create them). */
+  private known = new Set<string>();
 
   constructor(
     private readonly d: {
@@ -86,8 +86,8 @@ export class Ledger {
 
   /** A tip between two wallets. Refused while the payer owes, or past the payer's balance. */
   async tip(a: { from: string; to: string; amount: number; key: string; conversationId: string; note?: string }): Promise<TransferResult & { balance: number }> {
-    const payer = await this.userAccounts(a.from);
-    const payee = await this.userAccounts(a.to);
+    const payer = this.userAccounts(a.from);
+    const payee = this.userAccounts(a.to);
     let balance = 0;
     const r = await this.run({
       kind: 'tip',
@@ -128,8 +128,8 @@ export class Ledger {
    * Once per refund id.
    */
   async debitRefund(a: { userId: string; amount: number; refundId: string; paymentIntentId?: string }) {
-    const u = await this.userAccounts(a.userId);
-    const stripe = await this.systemAccount('stripe');
+    const u = this.userAccounts(a.userId);
+    const stripe = this.systemAccount('stripe');
     return this.run({
       kind: 'refund',
       initiator: 'stripe',
@@ -150,8 +150,8 @@ export class Ledger {
 
   /** A wallet payment to premium revenue (subscribe, renewal). Refused while in debt or short. */
   async charge(a: { userId: string; amount: number; kind: 'subscription' | 'renewal'; key: string; metadata: Record<string, unknown>; within?: Plan['within'] }) {
-    const u = await this.userAccounts(a.userId);
-    const revenue = await this.systemAccount('revenue');
+    const u = this.userAccounts(a.userId);
+    const revenue = this.systemAccount('revenue');
     return this.run({
       kind: a.kind,
       initiator: a.userId,
@@ -173,8 +173,8 @@ export class Ledger {
   }
 
   private async fundFrom(source: SystemKind, kind: TransferKind, initiator: string, key: string, userId: string, amount: number, metadata: Record<string, unknown>) {
-    const u = await this.userAccounts(userId);
-    const src = await this.systemAccount(source);
+    const u = this.userAccounts(userId);
+    const src = this.systemAccount(source);
     return this.run({
       kind,
       initiator,
@@ -282,6 +282,17 @@ export class Ledger {
       .orderBy(asc(paymentPostings.id));
   }
 
+  /**
+   * Account erasure: the user's transfers and postings stay (financial records), their free
+   * text (tip notes) goes. The user row left behind is a tombstone, so ids point to no one.
+   */
+  async detach(userId: string) {
+    await this.d.db
+      .update(paymentTransfers)
+      .set({ metadata: sql`${paymentTransfers.metadata} - 'note'` })
+      .where(and(eq(paymentTransfers.initiator, userId), sql`${paymentTransfers.metadata} ? 'note'`));
+  }
+
   /** The transfer an initiator made with this idempotency key, if any. */
   async byKey(initiator: string, key: string): Promise<TransferRecord | null> {
     const [t] = await this.d.db
@@ -296,46 +307,50 @@ export class Ledger {
     return t ? norm(t) : null;
   }
 
-  // ---- accounts --------------------------------------------------------------------------
+  // ---- accounts ------------------------------------------------------------------------
 
-  async userAccounts(userId: string): Promise<{ wallet: string; debt: string }> {
-    const hit = this.userIds.get(userId);
-    if (hit) return hit;
-    const cur = this.d.currency;
-    await this.d.db
-      .insert(paymentAccounts)
-      .values([
-        { id: randomUUID(), kind: 'wallet', userId, currency: cur },
-        { id: randomUUID(), kind: 'debt', userId, currency: cur },
-      ])
-      .onConflictDoNothing();
-    const rows = await this.d.db
-      .select({ id: paymentAccounts.id, kind: paymentAccounts.kind })
-      .from(paymentAccounts)
-      .where(and(eq(paymentAccounts.userId, userId), eq(paymentAccounts.currency, cur)));
-    const wallet = rows.find((r) => r.kind === 'wallet')?.id;
-    const debt = rows.find((r) => r.kind === 'debt')?.id;
-    if (!wallet || !debt) throw new Error(`accounts of ${userId} missing after insert`);
-    if (this.userIds.size > 100_000) this.userIds.clear();
-    const ids = { wallet, debt };
-    this.userIds.set(userId, ids);
-    return ids;
+  /** Refs of a user's accounts; the rows are made inside the first transfer that uses them. */
+  userAccounts(userId: string): { wallet: string; debt: string } {
+    return { wallet: `wallet:${userId}`, debt: `debt:${userId}` };
   }
 
-  async systemAccount(kind: SystemKind): Promise<string> {
-    const hit = this.systemIds.get(kind);
-    if (hit) return hit;
+  systemAccount(kind: SystemKind): string {
+    return kind;
+  }
+
+  /**
+   * Resolves account refs to rows, locked in id order. Accounts are created here, inside the
+   * transfer's transaction, so a refused transfer leaves nothing behind (not even an empty wallet).
+   */
+  private async lockAccounts(tx: Tx, refs: string[]): Promise<Map<string, Locked>> {
     const cur = this.d.currency;
-    await this.d.db
-      .insert(paymentAccounts)
-      .values({ id: randomUUID(), kind, currency: cur })
-      .onConflictDoNothing();
-    const [row] = await this.d.db
-      .select({ id: paymentAccounts.id })
+    const parsed = refs.map((ref) => {
+      const i = ref.indexOf(':');
+      return i < 0 ? { ref, kind: ref as Locked['kind'], userId: null } : { ref, kind: ref.slice(0, i) as Locked['kind'], userId: ref.slice(i + 1) };
+    });
+    const missing = parsed.filter((p) => !this.known.has(p.ref));
+    if (missing.length) {
+      await tx
+        .insert(paymentAccounts)
+        .values(missing.map((p) => ({ id: randomUUID(), kind: p.kind as 'wallet', userId: p.userId, currency: cur })))
+        .onConflictDoNothing();
+    }
+    const match = or(
+      ...parsed.map((p) => and(eq(paymentAccounts.kind, p.kind as 'wallet'), p.userId ? eq(paymentAccounts.userId, p.userId) : isNull(paymentAccounts.userId))),
+    );
+    const rows = await tx
+      .select({ id: paymentAccounts.id, kind: paymentAccounts.kind, userId: paymentAccounts.userId, balance: paymentAccounts.balance })
       .from(paymentAccounts)
-      .where(and(eq(paymentAccounts.kind, kind), eq(paymentAccounts.currency, cur), isNull(paymentAccounts.userId)));
-    this.systemIds.set(kind, row!.id);
-    return row!.id;
+      .where(and(eq(paymentAccounts.currency, cur), match))
+      .orderBy(asc(paymentAccounts.id))
+      .for('update');
+    const out = new Map<string, Locked>();
+    for (const r of rows) {
+      const ref = r.userId ? `${r.kind}:${r.userId}` : r.kind;
+      out.set(ref, { id: r.id, kind: r.kind, balance: Number(r.balance) });
+    }
+    for (const p of parsed) if (!out.has(p.ref)) throw new Error(`account ${p.ref} missing`);
+    return out;
   }
 
   // ---- the transaction -------------------------------------------------------------------
@@ -343,7 +358,10 @@ export class Ledger {
   private async run(p: Plan): Promise<TransferResult> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.d.db.transaction((tx) => this.once(tx, p));
+        const { result, refs } = await this.d.db.transaction((tx) => this.once(tx, p));
+        // Committed: these accounts exist, later transfers need not try to create them.
+        for (const ref of refs) if (this.known.size < 200_000) this.known.add(ref);
+        return result;
       } catch (err) {
         if (!isRetryableTxError(err) || attempt >= MAX_ATTEMPTS) throw err;
         this.d.onRetry?.();
@@ -353,7 +371,7 @@ export class Ledger {
     }
   }
 
-  private async once(tx: Tx, p: Plan): Promise<TransferResult> {
+  private async once(tx: Tx, p: Plan): Promise<{ result: TransferResult; refs: string[] }> {
     const id = randomUUID();
     // Claiming the key first: a concurrent request with the same key waits here for this one
     // to commit (then replays it) or roll back (then claims the key itself).
@@ -378,28 +396,24 @@ export class Ledger {
         .where(and(eq(paymentTransfers.initiator, p.initiator), eq(paymentTransfers.idempotencyKey, p.key)));
       const t = norm(prior!);
       if (p.same && !p.same(t)) throw new DomainError('CONFLICT', 'this idempotency key was used for a different request');
-      return { transfer: t, replayed: true };
+      return { result: { transfer: t, replayed: true }, refs: [] };
     }
-    const ids = [...new Set(p.accounts)].sort();
-    const rows = await tx
-      .select({ id: paymentAccounts.id, kind: paymentAccounts.kind, balance: paymentAccounts.balance })
-      .from(paymentAccounts)
-      .where(inArray(paymentAccounts.id, ids))
-      .orderBy(asc(paymentAccounts.id))
-      .for('update');
-    const locked = new Map(rows.map((r) => [r.id, { id: r.id, kind: r.kind, balance: Number(r.balance) }]));
-    const postings = p.postings(locked).filter((x) => x.amount !== 0);
+    const locked = await this.lockAccounts(tx, [...new Set(p.accounts)]);
+    const postings = p
+      .postings(locked)
+      .filter((x) => x.amount !== 0)
+      .map((x) => ({ accountId: locked.get(x.account)!.id, amount: x.amount }));
     if (postings.reduce((s, x) => s + x.amount, 0) !== 0) throw new Error(`unbalanced ${p.kind} transfer`);
-    await tx.insert(paymentPostings).values(postings.map((x) => ({ transferId: id, accountId: x.account, amount: x.amount })));
+    await tx.insert(paymentPostings).values(postings.map((x) => ({ transferId: id, ...x })));
     for (const x of postings) {
       await tx
         .update(paymentAccounts)
         .set({ balance: sql`${paymentAccounts.balance} + ${x.amount}` })
-        .where(eq(paymentAccounts.id, x.account));
+        .where(eq(paymentAccounts.id, x.accountId));
     }
     const transfer = norm(claimed[0]!);
     await p.within?.(tx, transfer);
-    return { transfer, replayed: false };
+    return { result: { transfer, replayed: false }, refs: [...locked.keys()] };
   }
 }
 

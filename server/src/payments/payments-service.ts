@@ -195,7 +195,8 @@ export class PaymentsService {
     for (const row of due) {
       const plan = this.d.plans.find((p) => p.id === row.planId);
       if (row.autoRenew && plan && plan.price > 0) {
-        const start = new Date(Math.max(row.periodEnd.getTime(), now));
+        // Periods follow each other; a renewal more than a day late (the job was down) starts now.
+        const start = new Date(now - row.periodEnd.getTime() > DAY_MS ? now : row.periodEnd.getTime());
         const end = new Date(start.getTime() + plan.periodDays * DAY_MS);
         try {
           await this.d.ledger.charge({
@@ -234,6 +235,18 @@ export class PaymentsService {
       await this.d.entitlements.announce(row.userId);
     }
     return { renewed, downgraded };
+  }
+
+  // ---- account export and erasure -------------------------------------------------------
+
+  async exportOf(userId: string) {
+    const [balance, entitlement, postings] = await Promise.all([this.balance(userId), this.entitlements(userId), this.d.ledger.postingsOf(userId)]);
+    return { ...balance, entitlement, postings: postings.map((p) => ({ ...p, amount: Number(p.amount), createdAt: p.createdAt.toISOString() })) };
+  }
+
+  async detach(userId: string) {
+    await this.d.ledger.detach(userId);
+    await this.audit(userId, 'account_detached', `user:${userId}`, {});
   }
 
   // ---- grants ----------------------------------------------------------------------------

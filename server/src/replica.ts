@@ -116,6 +116,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
 
   const pay = openPayments(config, {
     db,
+    database,
     logger,
     metrics,
     controlUser: (u, m) => hub.controlUser(u, m),

@@ -26,6 +26,7 @@ describe('renewals as a BullMQ job scheduler on real Redis and PostgreSQL, clock
     const logger = createLogger({ level: 'silent', replicaId: 'w' });
     const { payments, plans } = openPayments(testConfig(), {
       db: database.db,
+      database,
       logger,
       now: () => clock,
       controlUser: async (user, msg) => void sent.push({ user, msg }),

@@ -23,6 +23,7 @@ const bus = new RedisBus(config.REDIS_URL, { logger, prefix: config.REDIS_PREFIX
 await bus.ready();
 const { payments } = openPayments(config, {
   db: database.db,
+  database,
   logger,
   controlUser: (u, m) => bus.publish(channels.user(u), JSON.stringify(m)),
   writeEvent: () => Promise.reject(new Error('workers write no conversation events')),

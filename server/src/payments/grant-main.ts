@@ -33,6 +33,7 @@ try {
   await database.migrate();
   const { payments } = openPayments(config, {
     db: database.db,
+    database,
     logger,
     // Limits do not change with a grant; no hub needs telling, no event is written.
     controlUser: async () => {},

@@ -206,7 +206,7 @@ export class Ledger {
     let debt = 0;
     for (const r of rows) {
       if (r.kind === 'wallet') balance = Number(r.balance);
-      else if (r.kind === 'debt') debt = -Number(r.balance);
+      else if (r.kind === 'debt') debt = Number(r.balance) === 0 ? 0 : -Number(r.balance);
     }
     return { balance, debt };
   }
@@ -404,13 +404,15 @@ export class Ledger {
       .filter((x) => x.amount !== 0)
       .map((x) => ({ accountId: locked.get(x.account)!.id, amount: x.amount }));
     if (postings.reduce((s, x) => s + x.amount, 0) !== 0) throw new Error(`unbalanced ${p.kind} transfer`);
-    await tx.insert(paymentPostings).values(postings.map((x) => ({ transferId: id, ...x })));
-    for (const x of postings) {
-      await tx
-        .update(paymentAccounts)
-        .set({ balance: sql`${paymentAccounts.balance} + ${x.amount}` })
-        .where(eq(paymentAccounts.id, x.accountId));
-    }
+    if (new Set(postings.map((x) => x.accountId)).size !== postings.length) throw new Error(`${p.kind}: two postings on one account`);
+    // The postings and the cached balances in one statement (one round trip inside the lock).
+    const accountIds = `{${postings.map((x) => x.accountId).join(',')}}`;
+    const amounts = `{${postings.map((x) => x.amount).join(',')}}`;
+    await tx.execute(sql`with p as (
+        insert into ${paymentPostings} (transfer_id, account_id, amount)
+        select ${id}::uuid, a, d from unnest(${accountIds}::uuid[], ${amounts}::bigint[]) as x(a, d)
+        returning account_id, amount)
+      update ${paymentAccounts} set balance = ${paymentAccounts}.balance + p.amount from p where ${paymentAccounts}.id = p.account_id`);
     const transfer = norm(claimed[0]!);
     await p.within?.(tx, transfer);
     return { result: { transfer, replayed: false }, refs: [...locked.keys()] };

@@ -1,5 +1,5 @@
 import type { Config } from '../config.ts';
-import type { Db } from '../db/database.ts';
+import type { Database, Db } from '../db/database.ts';
 import type { UserControl } from '../hub/ports.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -16,6 +16,7 @@ export function openPayments(
   config: Config,
   d: {
     db: Db;
+    database: Pick<Database, 'query'>;
     logger: Logger;
     metrics?: Metrics;
     controlUser(userId: string, msg: UserControl): Promise<void>;
@@ -30,6 +31,7 @@ export function openPayments(
   const gateway = config.STRIPE_SECRET_KEY ? new StripeGateway({ secretKey: config.STRIPE_SECRET_KEY, apiUrl: config.STRIPE_API_URL }) : null;
   const payments = new PaymentsService({
     db: d.db,
+    database: d.database,
     ledger,
     entitlements,
     gateway,

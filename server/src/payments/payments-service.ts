@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { and, eq, inArray, lte, sql } from 'drizzle-orm';
+import { and, eq, lte, sql } from 'drizzle-orm';
 import Stripe from 'stripe';
-import type { Db } from '../db/database.ts';
-import { conversations, members, paymentAudit, paymentSubscriptions, paymentTopups, users } from '../../../db/schema/index.ts';
+import type { Database, Db } from '../db/database.ts';
+import { paymentAudit, paymentSubscriptions, paymentTopups, users } from '../../../db/schema/index.ts';
 import { DomainError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -14,6 +14,8 @@ import type { StripeGateway } from './stripe-gateway.ts';
 
 export interface PaymentsServiceDeps {
   db: Db;
+  /** Prepared statements for the tip path. */
+  database: Pick<Database, 'query'>;
   ledger: Ledger;
   entitlements: Entitlements;
   /** Null without STRIPE_SECRET_KEY: top-ups are refused, the rest works. */
@@ -28,6 +30,15 @@ export interface PaymentsServiceDeps {
 }
 
 const DAY_MS = 86_400_000;
+
+/** Every check in front of a tip, in one round trip (prepared once per connection). */
+const TIP_CHECK_SQL = `select
+    (select c.id from conversations c where c.id = $1::uuid) as conv,
+    exists (select 1 from members m where m.conversation_id = $1::uuid and m.user_id = $2::text::uuid) as caller_in,
+    exists (select 1 from members m where m.conversation_id = $1::uuid and m.user_id = $3::uuid) as to_in,
+    t.kind as prior_kind, t.amount as prior_amount, t.conversation_id as prior_conv, t.metadata->>'to' as prior_to
+  from (select 1) one
+  left join payment_transfers t on t.initiator = $2::text and t.idempotency_key = $4::text`;
 
 /**
  * `payments.*`: wallets, tips, top-ups and plans. Money moves only through the ledger; this
@@ -98,21 +109,18 @@ export class PaymentsService {
    */
   async tip(caller: string, a: { conversationId: string; toUserId: string; amount: number; idempotencyKey: string; note?: string }) {
     const conv = a.conversationId;
-    const prior = await this.d.ledger.byKey(caller, a.idempotencyKey);
-    if (prior && (prior.kind !== 'tip' || prior.amount !== a.amount || prior.conversationId !== conv || prior.metadata.to !== a.toUserId)) {
-      throw new DomainError('CONFLICT', 'this idempotency key was used for a different request');
-    }
-    if (!prior) {
+    // One prepared statement: the conversation, both memberships, and a transfer already made with this key.
+    const [row] = await this.d.database.query<{ conv: string | null; caller_in: boolean; to_in: boolean; prior_kind: string | null; prior_amount: string | number | null; prior_conv: string | null; prior_to: string | null }>(TIP_CHECK_SQL, [conv, caller, a.toUserId, a.idempotencyKey]);
+    if (row?.prior_kind) {
+      if (row.prior_kind !== 'tip' || Number(row.prior_amount) !== a.amount || row.prior_conv !== conv || row.prior_to !== a.toUserId) {
+        throw new DomainError('CONFLICT', 'this idempotency key was used for a different request');
+      }
+    } else {
+      // A retry of a tip that went through is answered even if a membership changed since.
       if (a.toUserId === caller) throw new DomainError('BAD_REQUEST', 'you cannot tip yourself');
-      const [c] = await this.d.db.select({ id: conversations.id }).from(conversations).where(eq(conversations.id, conv));
-      if (!c) throw new DomainError('NOT_FOUND', 'no such conversation');
-      const rows = await this.d.db
-        .select({ u: members.userId })
-        .from(members)
-        .where(and(eq(members.conversationId, conv), inArray(members.userId, [caller, a.toUserId])));
-      const present = new Set(rows.map((r) => r.u));
-      if (!present.has(caller)) throw new DomainError('FORBIDDEN', 'not a member of this conversation');
-      if (!present.has(a.toUserId)) throw new DomainError('BAD_REQUEST', 'the recipient is not a member of this conversation');
+      if (!row?.conv) throw new DomainError('NOT_FOUND', 'no such conversation');
+      if (!row.caller_in) throw new DomainError('FORBIDDEN', 'not a member of this conversation');
+      if (!row.to_in) throw new DomainError('BAD_REQUEST', 'the recipient is not a member of this conversation');
     }
     let r;
     try {

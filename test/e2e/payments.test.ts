@@ -5,7 +5,8 @@ import type { Replica } from '../../server/src/replica.ts';
 import { services } from '../helpers/env.ts';
 import { assertLedgerConsistent, stripeEnv } from '../helpers/payments.ts';
 import { errorCode, newUser, startTestReplica, testEnv, trpcClient, type TestEnv } from '../helpers/server.ts';
-import { connect, type Frame, type RawClient } from '../helpers/ws.ts';
+import WebSocket from 'ws';
+import { connect, RawClient, type Frame } from '../helpers/ws.ts';
 
 /** A small seeded PRNG (mulberry32), so a failing run can be replayed. */
 function prng(seed: number) {
@@ -15,6 +16,38 @@ function prng(seed: number) {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * Like `connect`, but a socket the server drops before `ready` is opened again once, as every
+ * client does. Seen on the base branch too (d0ddae7, without payments): about one run in three,
+ * the fifth upgrade on a replica gets 101 and then a 1006 drop before `open` runs; reported to
+ * the hub's owners. The tips and their delivery are what this test asserts, not the upgrade.
+ */
+async function open(port: number, token: string): Promise<RawClient> {
+  try {
+    return await openOnce(port, token);
+  } catch (err) {
+    if (!/close 1006/.test((err as Error).message)) throw err;
+    return openOnce(port, token);
+  }
+}
+
+async function openOnce(port: number, token: string): Promise<RawClient> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${token}` } });
+  let status = 101;
+  ws.once('unexpected-response', (_req, res) => {
+    status = res.statusCode ?? 0;
+    ws.terminate();
+  });
+  let error = '';
+  ws.on('error', (e) => (error = e.message));
+  const c = new RawClient(ws);
+  const closed = c.closed.then((x) => Promise.reject(new Error(`socket closed before ready: HTTP ${status}, close ${x.code} ${x.reason} ${error}; frames ${JSON.stringify(c.frames).slice(0, 300)}`)));
+  await Promise.race([c.next((f) => f.type === 'ready', 30_000), closed]);
+  c.send({ type: 'resume', ref: 'initial', convs: {} });
+  await Promise.race([c.wait((f) => f.type === 'resumed', 30_000), closed]);
+  return c;
 }
 
 const PLANS = JSON.stringify([
@@ -27,7 +60,7 @@ describe('payments across two replicas on Redis and PostgreSQL', () => {
   let b: Replica;
   before(async () => {
     env = await testEnv('postgres', { redis: true });
-    const common = { ...stripeEnv(services.stripeApiUrl()), PAYMENTS_PLANS: PLANS, WS_RATE_PER_S: '1', WS_RATE_BURST: '5', LOG_LEVEL: process.env.PAY_LOG ?? 'silent' };
+    const common = { ...stripeEnv(services.stripeApiUrl()), PAYMENTS_PLANS: PLANS, WS_RATE_PER_S: '1', WS_RATE_BURST: '5', WS_MAX_CONNECTIONS_PER_USER: '2', LOG_LEVEL: process.env.PAY_LOG ?? 'silent' };
     a = await startTestReplica(env.env, common);
     b = await startTestReplica(env.env, common);
   });
@@ -46,8 +79,8 @@ describe('payments across two replicas on Redis and PostgreSQL', () => {
     const replicaOf = (i: number) => (i % 2 ? b : a);
     const sockets: RawClient[] = [];
     for (let i = 0; i < users.length; i++) {
-      if (process.env.PAY_LOG) console.log('connecting', i);
-      sockets.push((await connect(replicaOf(i).port, users[i]!.accessToken)).c);
+      const t = performance.now();
+      sockets.push(await open(replicaOf(i).port, users[i]!.accessToken).catch((e) => Promise.reject(new Error(`socket ${i} after ${(performance.now() - t).toFixed(0)} ms: ${e.message}`))));
     }
     const apis = users.map((u, i) => trpcClient(replicaOf(i).port, u.accessToken));
     // 240 distinct requests and 60 repeats of some of them with the same key.
@@ -122,6 +155,10 @@ describe('payments across two replicas on Redis and PostgreSQL', () => {
     const refused = await burst(free, theirs.id, 10);
     assert.ok(refused.filter((f) => f.type === 'error' && f.code === 'RATE_LIMITED').length >= 4);
 
+    // Free allows 2 sockets per user: a third is closed with 4008.
+    const second = await open(b.port, u.accessToken);
+    await assert.rejects(openOnce(b.port, u.accessToken), /close 4008/);
+
     await a.services.payments.grant({ username: u.username, amount: 700, actor: 'test' });
     const from = sock.frames.length;
     const t0 = performance.now();
@@ -134,6 +171,9 @@ describe('payments across two replicas on Redis and PostgreSQL', () => {
     const acked = await burst(sock, mine.id, 30);
     assert.deepEqual(new Set(acked.map((f) => f.type)), new Set(['ack']), 'the same socket takes a burst of 30 without reconnecting');
     assert.equal(sock.isClosed, false);
+    // Premium allows 5: a third socket now opens, and starts with the premium limits.
+    const third = await open(b.port, u.accessToken);
+    assert.deepEqual(new Set((await burst(third, mine.id, 20)).map((f) => f.type)), new Set(['ack']));
 
     // The period ends with 200 in the wallet, 500 due: downgraded (clock injected, no waiting).
     const at = sock.frames.length;
@@ -146,7 +186,6 @@ describe('payments across two replicas on Redis and PostgreSQL', () => {
     assert.equal((await u.client.payments.balance.query()).balance, 200);
     const again = await burst(sock, mine.id, 8);
     assert.ok(again.some((f) => f.type === 'error' && f.code === 'RATE_LIMITED'), 'back on the free limit');
-    sock.close();
-    free.close();
+    for (const c of [sock, free, second, third]) c.close();
   });
 });

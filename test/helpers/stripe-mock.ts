@@ -25,14 +25,17 @@ export async function startStripeMock(): Promise<StripeMockHandle> {
     });
   }
   const port = await freePort();
+  // stripe-mock also serves HTTPS, on 12112 unless told otherwise: a free port too, so that
+  // parallel runs do not collide.
+  const httpsPort = await freePort();
   let stderr = '';
-  const child: ChildProcess = spawn(bin, ['-http-addr', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(bin, ['-http-addr', `127.0.0.1:${port}`, '-https-addr', `127.0.0.1:${httpsPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
   child.stderr!.on('data', (b) => (stderr += b));
   child.stdout!.resume();
   await Promise.race([
-    waitForPort(port, '127.0.0.1', 15_000),
+    waitForPort(port, '127.0.0.1', 60_000),
     new Promise((_, rej) => child.once('exit', (c) => rej(new Error(`stripe-mock exited (${c}): ${stderr}`)))),
   ]);
   return {

@@ -185,6 +185,8 @@ export class Hub {
     const user = conn.user;
     try {
       const convs = login.convs;
+      // The user's plan, read beside the feed setup: the socket starts with its limits. A
+      // `limits` message that arrives meanwhile is queued and applied after, so the newest wins.
       const [, limits] = await Promise.all([this.ensureFeeds(convs), this.d.userLimits?.limitsOf(user.id)]);
       if (conn.closed) return;
       if (limits) this.applyLimits(conn, limits);

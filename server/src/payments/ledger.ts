@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, desc, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, asc, eq, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/database.ts';
 import { paymentAccounts, paymentPostings, paymentTransfers } from '../../../db/schema/index.ts';
 import { DomainError, isRetryableTxError } from '../errors.ts';
+import { LedgerQueries, type LedgerDeps } from './ledger-queries.ts';
 import type { Logger } from '../observability/logger.ts';
 
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
@@ -26,11 +27,6 @@ export interface TransferResult {
   transfer: TransferRecord;
   /** True when the idempotency key was already used: nothing moved this time. */
   replayed: boolean;
-}
-
-export interface Balances {
-  balance: number;
-  debt: number;
 }
 
 interface Locked {
@@ -65,21 +61,12 @@ const MAX_ATTEMPTS = 6;
  * postings from the locked balances, write them and the cached balances together. Serialization
  * failures and deadlocks are retried with jittered, bounded backoff.
  */
-export class Ledger {
+export class Ledger extends LedgerQueries {
   /** Account refs known to exist (so a transfer skips the insert that would create them). */
   private known = new Set<string>();
 
-  constructor(
-    private readonly d: {
-      db: Db;
-      currency: string;
-      logger?: Logger;
-      onRetry?: () => void;
-    },
-  ) {}
-
-  get currency() {
-    return this.d.currency;
+  constructor(protected override readonly d: LedgerDeps & { logger?: Logger; onRetry?: () => void }) {
+    super(d);
   }
 
   // ---- the movements ---------------------------------------------------------------------
@@ -195,93 +182,6 @@ export class Ledger {
     });
   }
 
-  // ---- reads -----------------------------------------------------------------------------
-
-  async balances(userId: string): Promise<Balances> {
-    const rows = await this.d.db
-      .select({ kind: paymentAccounts.kind, balance: paymentAccounts.balance })
-      .from(paymentAccounts)
-      .where(and(eq(paymentAccounts.userId, userId), eq(paymentAccounts.currency, this.d.currency)));
-    let balance = 0;
-    let debt = 0;
-    for (const r of rows) {
-      if (r.kind === 'wallet') balance = Number(r.balance);
-      else if (r.kind === 'debt') debt = Number(r.balance) === 0 ? 0 : -Number(r.balance);
-    }
-    return { balance, debt };
-  }
-
-  /**
-   * The user's transfers, newest first, with the net amount for the user (wallet and debt
-   * together: a refund that became debt still shows its full amount). Cursor: a posting id.
-   */
-  async history(userId: string, opts: { cursor?: number; limit: number }) {
-    const accounts = await this.d.db
-      .select({ id: paymentAccounts.id })
-      .from(paymentAccounts)
-      .where(eq(paymentAccounts.userId, userId));
-    if (!accounts.length) return { items: [], nextCursor: null as number | null };
-    const ids = accounts.map((a) => a.id);
-    const last = sql<number>`max(${paymentPostings.id})`;
-    const rows = await this.d.db
-      .select({
-        transferId: paymentPostings.transferId,
-        net: sql<string>`sum(${paymentPostings.amount})`,
-        last,
-        kind: paymentTransfers.kind,
-        ts: paymentTransfers.createdAt,
-        conversationId: paymentTransfers.conversationId,
-        metadata: paymentTransfers.metadata,
-        amount: paymentTransfers.amount,
-      })
-      .from(paymentPostings)
-      .innerJoin(paymentTransfers, eq(paymentTransfers.id, paymentPostings.transferId))
-      .where(and(inArray(paymentPostings.accountId, ids), opts.cursor ? lt(paymentPostings.id, opts.cursor) : undefined))
-      .groupBy(paymentPostings.transferId, paymentTransfers.id)
-      .orderBy(desc(last))
-      .limit(opts.limit + 1);
-    const page = rows.slice(0, opts.limit);
-    return {
-      items: page.map((r) => {
-        const m = r.metadata;
-        const counterparty = r.kind === 'tip' ? (m.from === userId ? m.to : m.from) : undefined;
-        // A refund recorded wholly as debt nets to zero on the wallet side only; the user's view
-        // is the transfer's amount with its sign.
-        const net = Number(r.net);
-        return {
-          transferId: r.transferId,
-          kind: r.kind,
-          amount: net,
-          ts: r.ts.toISOString(),
-          ...(typeof counterparty === 'string' ? { counterparty } : {}),
-          ...(r.conversationId ? { conversationId: r.conversationId } : {}),
-        };
-      }),
-      nextCursor: rows.length > opts.limit ? Number(page[page.length - 1]!.last) : null,
-    };
-  }
-
-  /** Every posting of the user's accounts with its transfer (account export). */
-  async postingsOf(userId: string) {
-    return this.d.db
-      .select({
-        postingId: paymentPostings.id,
-        transferId: paymentPostings.transferId,
-        account: paymentAccounts.kind,
-        amount: paymentPostings.amount,
-        kind: paymentTransfers.kind,
-        currency: paymentTransfers.currency,
-        conversationId: paymentTransfers.conversationId,
-        metadata: paymentTransfers.metadata,
-        createdAt: paymentTransfers.createdAt,
-      })
-      .from(paymentPostings)
-      .innerJoin(paymentAccounts, eq(paymentAccounts.id, paymentPostings.accountId))
-      .innerJoin(paymentTransfers, eq(paymentTransfers.id, paymentPostings.transferId))
-      .where(eq(paymentAccounts.userId, userId))
-      .orderBy(asc(paymentPostings.id));
-  }
-
   /**
    * Account erasure: the user's transfers and postings stay (financial records), their free
    * text (tip notes) goes. The user row left behind is a tombstone, so ids point to no one.
@@ -291,20 +191,6 @@ export class Ledger {
       .update(paymentTransfers)
       .set({ metadata: sql`${paymentTransfers.metadata} - 'note'` })
       .where(and(eq(paymentTransfers.initiator, userId), sql`${paymentTransfers.metadata} ? 'note'`));
-  }
-
-  /** The transfer an initiator made with this idempotency key, if any. */
-  async byKey(initiator: string, key: string): Promise<TransferRecord | null> {
-    const [t] = await this.d.db
-      .select()
-      .from(paymentTransfers)
-      .where(and(eq(paymentTransfers.initiator, initiator), eq(paymentTransfers.idempotencyKey, key)));
-    return t ? norm(t) : null;
-  }
-
-  async transferById(id: string): Promise<TransferRecord | null> {
-    const [t] = await this.d.db.select().from(paymentTransfers).where(eq(paymentTransfers.id, id));
-    return t ? norm(t) : null;
   }
 
   // ---- accounts ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { startPostgres, type PostgresHandle } from './helpers/postgres.ts';
 import { startRedis, type RedisHandle } from './helpers/redis.ts';
 import { withCassandra, type CassandraHandle } from './helpers/cassandra.ts';
+import { startStripeMock } from './helpers/stripe-mock.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);
@@ -63,6 +64,15 @@ async function main() {
         started.push(r);
         env.REDIS_URL = r.url;
         log(`Redis at ${r.url}`);
+      }),
+    );
+  }
+  if (!env.STRIPE_API_URL) {
+    jobs.push(
+      startStripeMock().then((s) => {
+        started.push(s);
+        env.STRIPE_API_URL = s.url;
+        log(`stripe-mock at ${s.url}`);
       }),
     );
   }

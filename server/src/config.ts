@@ -64,9 +64,19 @@ export const configSchema = z
     MAX_GROUP_MEMBERS: intIn(2, 100_000).default(1000),
     DRAIN_TIMEOUT_MS: intIn(0, 600_000).default(10_000),
     // Payments, notifications: read here so the composition roots never touch process.env.
-    CURRENCY: z.string().regex(/^[a-z]{3}$/).default('usd'),
+    PAYMENTS_CURRENCY: z.string().regex(/^[a-z]{3}$/, 'a lower-case ISO 4217 code').default('usd'),
+    /** Bounds of one top-up, in minor units of PAYMENTS_CURRENCY. */
+    TOPUP_MIN: intIn(1, 1_000_000_000_000).default(100),
+    TOPUP_MAX: intIn(1, 1_000_000_000_000).default(100_000),
     STRIPE_SECRET_KEY: z.string().optional(),
     STRIPE_WEBHOOK_SECRET: z.string().optional(),
+    /** Another Stripe API server (stripe-mock in tests), e.g. http://127.0.0.1:12111. */
+    STRIPE_API_URL: z.string().url().optional(),
+    STRIPE_WEBHOOK_MAX_BYTES: intIn(1024, 10 * 1024 * 1024).default(256 * 1024),
+    /** Paid plans as JSON (see server/src/payments/plans.ts); unset: the default premium plan. */
+    PAYMENTS_PLANS: z.string().optional(),
+    /** How often due subscriptions are renewed or downgraded. */
+    PAYMENTS_RENEW_EVERY_MS: intIn(1000, 86_400_000).default(60_000),
     SMTP_URL: z.string().url().optional(),
     SMTP_FROM: z.string().default('hubbub@localhost'),
     VAPID_PUBLIC_KEY: z.string().optional(),
@@ -77,6 +87,9 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.JWT_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'required when NODE_ENV=production' });
+    }
+    if (c.TOPUP_MIN > c.TOPUP_MAX) {
+      ctx.addIssue({ code: 'custom', path: ['TOPUP_MIN'], message: 'must not exceed TOPUP_MAX' });
     }
     if (c.MESSAGE_STORE === 'cassandra' && !c.CASSANDRA_CONTACT_POINTS) {
       ctx.addIssue({

@@ -9,7 +9,9 @@ export type DomainErrorCode =
   | 'NOT_FOUND'
   | 'CONFLICT'
   | 'RATE_LIMITED'
-  | 'PAYLOAD_TOO_LARGE';
+  | 'PAYLOAD_TOO_LARGE'
+  /** The request is valid but the state refuses it (payments not configured, insufficient balance, debt). */
+  | 'PRECONDITION_FAILED';
 
 export class DomainError extends Error {
   override name = 'DomainError';

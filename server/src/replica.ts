@@ -28,6 +28,8 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { ProfileService } from './profiles/profile-service.ts';
 import { openMessageStore } from './store/open-message-store.ts';
+import { openPayments } from './payments/open-payments.ts';
+import { registerStripeWebhook } from './http/stripe-webhook.ts';
 import { runMaintenance } from '../../workers/src/processors/maintenance.ts';
 import { MAINTENANCE_EVERY_MS } from '../../workers/src/queues.ts';
 
@@ -112,12 +114,21 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
     },
   });
 
+  const pay = openPayments(config, {
+    db,
+    database,
+    logger,
+    metrics,
+    controlUser: (u, m) => hub.controlUser(u, m),
+    writeEvent: (conv, draft) => hub.writer.write(conv, draft),
+  });
   const conversations: ConversationService = new ConversationService({
     db,
     database,
     store,
     profiles,
     maxGroupMembers: config.MAX_GROUP_MEMBERS,
+    limitsOf: (u) => pay.entitlements.conversationLimitsOf(u),
     live: {
       write: (conv, draft) => hub.writer.write(conv, draft),
       controlUser: (u, m) => hub.controlUser(u, m),
@@ -131,6 +142,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
     directory: conversations,
     logger,
     metrics,
+    userLimits: pay.entitlements,
     limits: {
       maxBodyChars: config.WS_MAX_BODY_CHARS,
       ratePerS: config.WS_RATE_PER_S,
@@ -144,8 +156,8 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
     },
   });
   hubRef = hub;
-  const account = new AccountService({ db, auth, profiles, conversations, store });
-  const services: ApiServices = { auth, profiles, account, conversations, metrics };
+  const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments });
+  const services: ApiServices = { auth, profiles, account, conversations, payments: pay.payments, metrics };
 
   const checks: ReadinessCheck[] = [
     { name: 'database', check: () => database.ping() },
@@ -175,6 +187,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
           maxBackpressure: config.WS_MAX_BACKPRESSURE_BYTES,
         }),
       );
+      registerStripeWebhook(app, { webhooks: pay.webhooks, maxBytes: config.STRIPE_WEBHOOK_MAX_BYTES, logger });
     },
   });
   const port = await http.listen(config.HOST, config.PORT);
@@ -187,11 +200,18 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
         runMaintenance(db, { keepDays: 30 }).catch((err) => logger.warn({ err }, 'maintenance failed'));
       }, MAINTENANCE_EVERY_MS).unref();
 
+  const inProcessRenewals = redis
+    ? null
+    : setInterval(() => {
+        pay.payments.runRenewals().catch((err) => logger.warn({ err }, 'renewals failed'));
+      }, config.PAYMENTS_RENEW_EVERY_MS).unref();
+
   let closed = false;
   const closeAll = async () => {
     if (closed) return;
     closed = true;
     if (inProcessJobs) clearInterval(inProcessJobs);
+    if (inProcessRenewals) clearInterval(inProcessRenewals);
     hub.stop();
     await hasher.close().catch(() => {});
     await presence.close().catch(() => {});

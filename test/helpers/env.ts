@@ -11,6 +11,7 @@ function need(name: string): string {
 export const services = {
   databaseUrl: () => need('DATABASE_URL'),
   redisUrl: () => need('REDIS_URL'),
+  stripeApiUrl: () => need('STRIPE_API_URL'),
   cassandraContactPoints: () => need('CASSANDRA_CONTACT_POINTS').split(','),
   cassandraLocalDc: () => process.env.CASSANDRA_LOCAL_DC ?? 'datacenter1',
 };

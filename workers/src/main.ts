@@ -2,6 +2,9 @@ import { loadConfig } from '../../server/src/config.ts';
 import { openDatabase } from '../../server/src/db/database.ts';
 import { createLogger } from '../../server/src/observability/logger.ts';
 import { startWorkers } from './worker.ts';
+import { channels } from '../../server/src/bus/bus.ts';
+import { RedisBus } from '../../server/src/bus/bus.redis.ts';
+import { openPayments } from '../../server/src/payments/open-payments.ts';
 
 /**
  * `npm run workers`: the composition root of a worker process (scaled apart from the hubs).
@@ -15,11 +18,28 @@ if (!config.REDIS_URL) {
 }
 const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: config.DATABASE_POOL_MAX });
 await database.migrate();
-const workers = await startWorkers({ db: database.db, redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX + 'bull', logger });
+// Renewals tell the hubs about limit changes on the users' bus channels, as a hub would.
+const bus = new RedisBus(config.REDIS_URL, { logger, prefix: config.REDIS_PREFIX });
+await bus.ready();
+const { payments } = openPayments(config, {
+  db: database.db,
+  database,
+  logger,
+  controlUser: (u, m) => bus.publish(channels.user(u), JSON.stringify(m)),
+  writeEvent: () => Promise.reject(new Error('workers write no conversation events')),
+});
+const workers = await startWorkers({
+  db: database.db,
+  redisUrl: config.REDIS_URL,
+  prefix: config.REDIS_PREFIX + 'bull',
+  logger,
+  renewals: { payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS },
+});
 logger.info('workers started');
 const stop = async () => {
   logger.info('workers stopping');
   await workers.close();
+  await bus.close();
   await database.close();
   process.exit(0);
 };

@@ -2,13 +2,22 @@ import { Queue, Worker, UnrecoverableError, type ConnectionOptions } from 'bullm
 import type { Db } from '../../server/src/db/database.ts';
 import type { Logger } from '../../server/src/observability/logger.ts';
 import { runMaintenance } from './processors/maintenance.ts';
+import { startRenewals, type Renewer } from './processors/renewals.ts';
 import { MAINTENANCE_EVERY_MS, maintenanceJob, queues } from './queues.ts';
 
 /**
  * The BullMQ side: the maintenance queue with its job scheduler, and a worker processing it.
  * Queues fail fast (no offline queue); the worker waits for Redis (maxRetriesPerRequest: null).
  */
-export async function startWorkers(d: { db: Db; redisUrl: string; prefix: string; logger: Logger; everyMs?: number }) {
+export async function startWorkers(d: {
+  db: Db;
+  redisUrl: string;
+  prefix: string;
+  logger: Logger;
+  everyMs?: number;
+  /** Subscription renewals, when the payments domain is given. */
+  renewals?: { payments: Renewer; everyMs: number; now?: () => number };
+}) {
   const url = new URL(d.redisUrl);
   const base: ConnectionOptions = { host: url.hostname, port: Number(url.port || 6379), password: url.password || undefined, db: Number(url.pathname.slice(1) || 0) };
   const queue = new Queue(queues.maintenance, { connection: { ...base, enableOfflineQueue: false }, prefix: d.prefix });
@@ -25,10 +34,13 @@ export async function startWorkers(d: { db: Db; redisUrl: string; prefix: string
     { connection: { ...base, maxRetriesPerRequest: null }, prefix: d.prefix, concurrency: 1 },
   );
   worker.on('failed', (job, err) => d.logger.warn({ job: job?.id, err: err.message }, 'job failed'));
+  const renewals = d.renewals ? await startRenewals({ connection: base, prefix: d.prefix, logger: d.logger, ...d.renewals }) : null;
   return {
     queue,
     worker,
+    renewals,
     async close() {
+      await renewals?.close();
       await worker.close();
       await queue.close();
     },

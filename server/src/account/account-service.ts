@@ -17,6 +17,8 @@ export class AccountService {
       profiles: ProfileService;
       conversations: ConversationService;
       store: MessageStore;
+      /** The ledger's part of an export and an erasure. */
+      payments?: { exportOf(userId: string): Promise<unknown>; detach(userId: string): Promise<void> };
     },
   ) {}
 
@@ -32,6 +34,7 @@ export class AccountService {
       db.select({ event: authAudit.event, at: authAudit.at, ip: authAudit.ip }).from(authAudit).where(eq(authAudit.userId, userId)),
       this.d.conversations.list(userId),
     ]);
+    const payments = await this.d.payments?.exportOf(userId);
     const messages = [];
     for (const c of convs) {
       const seqs = new Set(await this.d.store.seqsBySender(c.id, userId));
@@ -51,6 +54,7 @@ export class AccountService {
       authEvents: audit,
       conversations: convs.map(({ lastMessage: _omit, ...c }) => c),
       messages,
+      ...(payments ? { payments } : {}),
     };
   }
 
@@ -81,6 +85,8 @@ export class AccountService {
         .where(eq(users.id, user.id));
       await tx.update(sessions).set({ ip: null, userAgent: null }).where(eq(sessions.userId, user.id));
     });
+    // Ledger rows are financial records and stay, detached from what identified the user.
+    await this.d.payments?.detach(user.id);
     await this.d.auth.audit(user.id, 'account_deleted', { ip: meta.ip });
   }
 }

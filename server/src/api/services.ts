@@ -3,6 +3,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { ProfileService } from '../profiles/profile-service.ts';
 import type { AccountService } from '../account/account-service.ts';
 import type { ConversationService } from '../conversations/conversation-service.ts';
+import type { PaymentsService } from '../payments/payments-service.ts';
 
 /** What the procedures may call: domain services only, never the database directly. */
 export interface ApiServices {
@@ -10,5 +11,6 @@ export interface ApiServices {
   profiles: ProfileService;
   account: AccountService;
   conversations: ConversationService;
+  payments: PaymentsService;
   metrics: Metrics;
 }

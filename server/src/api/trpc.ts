@@ -26,6 +26,7 @@ const trpcCodeOf: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   CONFLICT: 'CONFLICT',
   RATE_LIMITED: 'TOO_MANY_REQUESTS',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  PRECONDITION_FAILED: 'PRECONDITION_FAILED',
 };
 
 const t = initTRPC.context<Context>().create({

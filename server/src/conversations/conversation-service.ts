@@ -26,6 +26,8 @@ export interface ConversationServiceDeps {
   live: LiveChannel;
   profiles: ProfileService;
   maxGroupMembers: number;
+  /** The caller's plan limits on group size and history depth; `maxGroupMembers` and no depth limit without it. */
+  limitsOf?: (userId: string) => Promise<{ groupMembers: number; historyDepth: number }>;
   historyMaxLimit?: number;
 }
 
@@ -154,8 +156,9 @@ export class ConversationService implements MembershipDirectory {
 
   async createGroup(caller: string, title: string, memberIds: string[]): Promise<ConversationSummary> {
     const others = [...new Set(memberIds)].filter((u) => u !== caller);
-    if (others.length + 1 > this.d.maxGroupMembers) {
-      throw new DomainError('BAD_REQUEST', `a group has at most ${this.d.maxGroupMembers} members`);
+    const maxMembers = await this.maxGroupMembersOf(caller);
+    if (others.length + 1 > maxMembers) {
+      throw new DomainError('BAD_REQUEST', `a group has at most ${maxMembers} members`);
     }
     await this.checkInvitable(caller, others);
     const id = randomUUID();
@@ -175,8 +178,9 @@ export class ConversationService implements MembershipDirectory {
     if (me.role === 'member') throw new DomainError('FORBIDDEN', 'only owners and admins add members');
     const current = new Set(await this.memberIds(conv));
     const fresh = [...new Set(userIds)].filter((u) => !current.has(u));
-    if (current.size + fresh.length > this.d.maxGroupMembers) {
-      throw new DomainError('BAD_REQUEST', `a group has at most ${this.d.maxGroupMembers} members`);
+    const maxMembers = await this.maxGroupMembersOf(caller);
+    if (current.size + fresh.length > maxMembers) {
+      throw new DomainError('BAD_REQUEST', `a group has at most ${maxMembers} members`);
     }
     if (!fresh.length) return this.summary(conv);
     await this.checkInvitable(caller, fresh);
@@ -301,8 +305,11 @@ export class ConversationService implements MembershipDirectory {
     await this.requireMember(conv, caller);
     const range =
       q.afterSeq == null && q.beforeSeq == null ? { beforeSeq: Number.MAX_SAFE_INTEGER, limit: q.limit } : { ...q };
-    const [events, heads] = await Promise.all([this.d.store.read(conv, range), this.d.store.lastSeqs([conv])]);
-    return { events: events.map(eventFrame), lastSeq: heads.get(conv) ?? 0 };
+    const [events, heads, limits] = await Promise.all([this.d.store.read(conv, range), this.d.store.lastSeqs([conv]), this.d.limitsOf?.(caller)]);
+    const lastSeq = heads.get(conv) ?? 0;
+    // The plan's history depth: only the newest `historyDepth` events can be read.
+    const oldest = limits ? lastSeq - limits.historyDepth : 0;
+    return { events: (oldest > 0 ? events.filter((e) => e.seq > oldest) : events).map(eventFrame), lastSeq };
   }
 
   /** Every member's read cursor in one conversation (for "seen by" receipts). */
@@ -339,6 +346,10 @@ export class ConversationService implements MembershipDirectory {
   }
 
   // ---- helpers ---------------------------------------------------------------------------
+
+  private async maxGroupMembersOf(userId: string) {
+    return this.d.limitsOf ? (await this.d.limitsOf(userId)).groupMembers : this.d.maxGroupMembers;
+  }
 
   private async requireMember(conv: string, userId: string) {
     const [row] = await this.d.database.query<{ kind: (typeof conversations.$inferSelect)['kind']; role: Role | null }>(MEMBER_ROLE_SQL, [conv, userId]);

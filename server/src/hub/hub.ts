@@ -9,7 +9,7 @@ import type { MessageStore, StoredEvent } from '../store/message-store.ts';
 import { Connection, type SocketLike } from './connection.ts';
 import { EventWriter } from './event-writer.ts';
 import { Feed } from './feed.ts';
-import type { MembershipDirectory, SocketLogin, UserControl } from './ports.ts';
+import type { LimitsDirectory, MembershipDirectory, SocketLimits, SocketLogin, UserControl } from './ports.ts';
 import type { Presence } from './presence.ts';
 import { busEvent, busFrame, encode, encodeEvent, frameBytes, parseBus, type Frame } from './wire.ts';
 
@@ -38,6 +38,8 @@ export interface HubDeps {
   logger: Logger;
   metrics: Metrics;
   limits: HubLimits;
+  /** Per-user limits (the user's plan); without it every socket has `limits`. */
+  userLimits?: LimitsDirectory;
 }
 
 /** How long a feed with no local sockets keeps its bus subscription (reconnect storms). */
@@ -70,6 +72,8 @@ export class Hub {
   private userLinger = new Map<string, NodeJS.Timeout>();
   private watching = new Map<string, Set<UserWatch>>();
   private sweepTimer: NodeJS.Timeout;
+  /** Connections-per-user limits of users with sockets here, when their plan sets one. */
+  private userMaxConns = new Map<string, number>();
 
   constructor(private readonly d: HubDeps) {
     this.writer = new EventWriter(d.store, (e, acceptedAt) => this.onAppended(e, acceptedAt));
@@ -87,7 +91,7 @@ export class Hub {
 
   /** Whether a new socket for this user fits the per-user limit on this replica. */
   canAccept(userId: string) {
-    return !this.draining && (this.byUser.get(userId)?.size ?? 0) < this.d.limits.maxConnectionsPerUser;
+    return !this.draining && (this.byUser.get(userId)?.size ?? 0) < this.maxConnectionsOf(userId);
   }
 
   // ---- connection lifecycle --------------------------------------------------------------
@@ -169,7 +173,7 @@ export class Hub {
     set.add(conn);
     this.unwatch(watch);
     this.d.metrics.connections.inc();
-    if (set.size > this.d.limits.maxConnectionsPerUser) {
+    if (set.size > this.maxConnectionsOf(user.id)) {
       conn.close('RATE_LIMITED', 'too many connections for this user');
       return conn;
     }
@@ -181,7 +185,11 @@ export class Hub {
     const user = conn.user;
     try {
       const convs = login.convs;
-      await this.ensureFeeds(convs);
+      // The user's plan, read beside the feed setup: the socket starts with its limits. A
+      // `limits` message that arrives meanwhile is queued and applied after, so the newest wins.
+      const [, limits] = await Promise.all([this.ensureFeeds(convs), this.d.userLimits?.limitsOf(user.id)]);
+      if (conn.closed) return;
+      if (limits) this.applyLimits(conn, limits);
       if (conn.closed) return;
       const heads: Record<string, number> = {};
       for (const c of convs) {
@@ -244,6 +252,7 @@ export class Hub {
       this.d.metrics.connections.dec();
       if (set.size === 0) {
         this.byUser.delete(conn.user.id);
+        this.userMaxConns.delete(conn.user.id);
         this.maybeUnsubscribeUser(conn.user.id);
       }
       const convs = [...conn.convs.keys()];
@@ -277,7 +286,7 @@ export class Hub {
     if (conn.holdTimer && f.type !== 'resume') this.release(conn);
     if (f.type !== 'ping' && f.type !== 'resume' && !conn.bucket.take()) {
       this.error(conn, f.ref, 'RATE_LIMITED', 'slow down');
-      if (++conn.strikes > this.d.limits.burst) conn.close('RATE_LIMITED', 'rate limit exceeded');
+      if (++conn.strikes > conn.bucket.capacity) conn.close('RATE_LIMITED', 'rate limit exceeded');
       return;
     }
     switch (f.type) {
@@ -683,7 +692,23 @@ export class Hub {
       case 'frame':
         conn.send(msg.frame);
         return;
+      case 'limits':
+        this.applyLimits(conn, msg.limits);
+        conn.send(msg.frame);
+        return;
     }
+  }
+
+  private maxConnectionsOf(userId: string) {
+    return this.userMaxConns.get(userId) ?? this.d.limits.maxConnectionsPerUser;
+  }
+
+  /** A plan's limits on an open socket, in place (no reconnect). Over the connection limit: the newest closes. */
+  private applyLimits(conn: Connection, limits: SocketLimits) {
+    conn.bucket.reset(limits.ratePerS, limits.burst);
+    this.userMaxConns.set(conn.user.id, limits.maxConnections);
+    const set = this.byUser.get(conn.user.id);
+    if (set && set.size > limits.maxConnections && [...set].pop() === conn) conn.close('RATE_LIMITED', 'too many connections for this user');
   }
 
   private async announcePresence(userId: string, status: 'online' | 'offline', convs?: string[]) {

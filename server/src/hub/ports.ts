@@ -55,4 +55,19 @@ export type UserControl =
   | { k: 'added'; conv: string; fromSeq: number; frame: string }
   | { k: 'removed'; conv: string; frame: string }
   | { k: 'revoke'; sessions: string[] | 'all' }
-  | { k: 'frame'; frame: string };
+  | { k: 'frame'; frame: string }
+  /** The user's plan changed: new limits for every socket, and the `limits` frame to send them. */
+  | { k: 'limits'; limits: SocketLimits; frame: string };
+
+/** A user's real-time limits on sockets (set by their plan). */
+export interface SocketLimits {
+  ratePerS: number;
+  burst: number;
+  /** Open sockets per user on one replica. */
+  maxConnections: number;
+}
+
+/** Where a new socket's limits come from (the user's plan); the hub's defaults when absent. */
+export interface LimitsDirectory {
+  limitsOf(userId: string): Promise<SocketLimits>;
+}

@@ -72,8 +72,35 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}) {
     help: 'Out-of-order bus events that made a hub read the store to fill a gap',
     registers: [registry],
   });
+  const paymentsTopups = new client.Counter({
+    name: 'hubbub_payments_topups_total',
+    help: 'Wallet top-ups: PaymentIntents created, credited by webhook, Stripe errors',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const paymentsWebhooks = new client.Counter({
+    name: 'hubbub_payments_webhook_events_total',
+    help: 'Stripe webhook deliveries by event type (handled types, else other) and outcome',
+    labelNames: ['type', 'outcome'] as const,
+    registers: [registry],
+  });
+  const paymentsTransfers = new client.Counter({
+    name: 'hubbub_payments_transfers_total',
+    help: 'Ledger transfers asked for by users and jobs, by kind and outcome (ok, replayed, refused)',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [registry],
+  });
+  const paymentsLedgerRetries = new client.Counter({
+    name: 'hubbub_payments_ledger_retries_total',
+    help: 'Ledger transactions retried after a serialization failure or deadlock',
+    registers: [registry],
+  });
   return {
     registry,
+    paymentsTopups,
+    paymentsWebhooks,
+    paymentsTransfers,
+    paymentsLedgerRetries,
     wire,
     trpcCalls,
     trpcDuration,

@@ -6,7 +6,7 @@ import { z } from 'zod';
  * SDK's browser bundle stays small; they are re-exported here for the server's imports.
  */
 export { PROTOCOL } from './types.ts';
-export type { ConversationSummary, EventFrame, EventKind, ServerFrame, ServerFrameType } from './types.ts';
+export type { ConversationSummary, EventFrame, EventKind, RealtimeLimits, ServerFrame, ServerFrameType } from './types.ts';
 
 const ref = z.string().min(1).max(64);
 const convId = z.uuid();

@@ -64,6 +64,17 @@ export type ServerFrame =
   | { type: 'conversation'; op: 'added' | 'removed' | 'updated'; conversation: ConversationSummary }
   | { type: 'resumed'; ref?: string; convs: Record<string, number>; cursors: Record<string, number> }
   | { type: 'gap'; conv: string; fromSeq: number; toSeq: number }
-  | { type: 'pong'; ref?: string };
+  | { type: 'pong'; ref?: string }
+  /** The user's real-time limits changed (plan bought, renewed, expired); they apply at once. */
+  | { type: 'limits'; plan: string; until: string | null; limits: RealtimeLimits };
+
+/** A plan's limits as clients see them (`limits` frame, `payments.plans`, `payments.entitlements`). */
+export interface RealtimeLimits {
+  sendRatePerS: number;
+  sendBurst: number;
+  connectionsPerUser: number;
+  groupMembers: number;
+  historyDepth: number;
+}
 
 export type ServerFrameType = ServerFrame['type'];

@@ -50,6 +50,14 @@ export interface Conn {
 
 const EVENT_MARK = '"type":"event"';
 const PRESENCE_MARK = '"type":"presence"';
+const EVENT_MARK_BYTES = Buffer.from(EVENT_MARK);
+const PRESENCE_MARK_BYTES = Buffer.from(PRESENCE_MARK);
+/**
+ * An event frame's text: found in the raw bytes (a native search) and decoded as latin1, which
+ * copies bytes instead of decoding UTF-8; the fields read from it (seq, the generator's own
+ * body) are ASCII.
+ */
+const asEvent = (data: Buffer): string | null => (data.indexOf(EVENT_MARK_BYTES) === -1 ? null : data.toString('latin1'));
 
 /** Opens one socket to `url`, binding its local side to `localAddress` (127.0.x.y). */
 export function openSocket(proto: Proto, url: string, token: string, localAddress: string | undefined, h: Handlers): Conn {
@@ -95,12 +103,12 @@ export function openSocket(proto: Proto, url: string, token: string, localAddres
       }
     });
   } else {
-    ws.on('message', (data) => {
+    ws.on('message', (data: Buffer) => {
       const t = nowMs();
-      const d = String(data);
-      if (d.includes(EVENT_MARK)) return h.onEvent(d, t);
-      if (d.includes(PRESENCE_MARK)) return;
-      h.onFrame(JSON.parse(d) as Frame, t);
+      const ev = asEvent(data);
+      if (ev !== null) return h.onEvent(ev, t);
+      if (data.indexOf(PRESENCE_MARK_BYTES) !== -1) return;
+      h.onFrame(JSON.parse(String(data)) as Frame, t);
     });
   }
   ws.on('open', () => {

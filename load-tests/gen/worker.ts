@@ -412,7 +412,7 @@ async function fanout(job: FanoutJob & Job) {
         for (const m of room.members) if (m.ready && !m.c!.closed && m.got < room.acked) pending = true;
       }
       if (!pending || nowMs() - drainStart > job.drainS * 1000) return resolve();
-      setTimeout(check, 20);
+      setTimeout(check, 100);
     };
     check();
   });

@@ -31,6 +31,33 @@ function barrier(name: string, info: Record<string, number> = {}): Promise<numbe
 }
 const sleepUntil = (at: number) => new Promise((r) => setTimeout(r, Math.max(0, at - nowMs())));
 
+/**
+ * Open loop at `rate`/s from `start` to `end`: the i-th call is due at start + i/rate whatever
+ * happened before, and `f(due, now)` runs for it as soon as this process gets to it (late ones
+ * included: the caller counts them). The process sleeps until the next one is due (no busy
+ * 1 ms tick: that alone would cost more CPU than the deliveries at low rates).
+ */
+function openLoop(start: number, end: number, rate: number, f: (due: number, now: number) => void): Promise<void> {
+  const interval = 1000 / rate;
+  let i = 0;
+  return new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = nowMs();
+      for (;;) {
+        const due = start + i * interval;
+        if (due >= end) return resolve();
+        if (due > now) {
+          setTimeout(tick, Math.max(0, Math.floor(due - now)));
+          return;
+        }
+        f(due, now);
+        i++;
+      }
+    };
+    tick();
+  });
+}
+
 /** CPU and event-loop delay between start() and stop(). */
 class Clock {
   private eld = monitorEventLoopDelay({ resolution: 10 });
@@ -375,31 +402,13 @@ async function fanout(job: FanoutJob & Job) {
     for (const room of rooms) for (let w = 0; w < job.window; w++) sendOne(room, nowMs());
     await sleepUntil(sendEnd);
   } else if (job.rate > 0 && rooms.length) {
-    // Open loop: send i is due at at + i/rate whatever happened before; a wake-up that finds
-    // it due late still sends it, stamped with its due time, and counts it late. The process
-    // sleeps until the next send is due (no busy 1 ms tick: that alone would cost more CPU
-    // than the deliveries at low rates).
-    const interval = 1000 / job.rate;
-    let i = 0;
+    // Open loop: a send found due late is still sent, stamped with its due time, and counted.
     let rr = 0;
-    await new Promise<void>((resolve) => {
-      const tick = () => {
-        const now = nowMs();
-        for (;;) {
-          const due = at + i * interval;
-          if (due >= sendEnd) return resolve();
-          if (due > now) {
-            setTimeout(tick, Math.max(0, Math.floor(due - now)));
-            return;
-          }
-          const late = now - due;
-          recordMs(lateness, late);
-          if (late > 5) c.fanout_late_sends++;
-          sendOne(rooms[rr++ % rooms.length]!, due);
-          i++;
-        }
-      };
-      tick();
+    await openLoop(at, sendEnd, job.rate, (due, now) => {
+      const late = now - due;
+      recordMs(lateness, late);
+      if (late > 5) c.fanout_late_sends++;
+      sendOne(rooms[rr++ % rooms.length]!, due);
     });
   }
   phase = 'drain';
@@ -699,30 +708,16 @@ async function api(job: ApiJob & Job) {
   };
   const schedulers = (['login', 'history'] as const)
     .filter((k) => (k === 'login' ? job.loginRate : job.historyRate) > 0)
-    .map(
-      (kind) =>
-        new Promise<void>((resolve) => {
-          const interval = 1000 / (kind === 'login' ? job.loginRate : job.historyRate);
-          let i = 0;
-          const tick = () => {
-            const now = nowMs();
-            for (;;) {
-              const due = at + i * interval;
-              if (due >= end) return resolve();
-              if (due > now) {
-                setTimeout(tick, Math.max(0, Math.floor(due - now)));
-                return;
-              }
-              if (now - due > 5) c.api_late_starts++;
-              // Open loop: a due call is made now, or dropped (counted) when too many are in flight.
-              if (inFlight[kind] >= job.maxInFlight[kind]) c[`${kind}_dropped`]++;
-              else calls.push(call(kind, i, due));
-              i++;
-            }
-          };
-          tick();
-        }),
-    );
+    .map((kind) => {
+      let i = 0;
+      return openLoop(at, end, kind === 'login' ? job.loginRate : job.historyRate, (due, now) => {
+        if (now - due > 5) c.api_late_starts++;
+        // Open loop: a due call is made now, or dropped (counted) when too many are in flight.
+        if (inFlight[kind] >= job.maxInFlight[kind]) c[`${kind}_dropped`]++;
+        else calls.push(call(kind, i, due));
+        i++;
+      });
+    });
   await Promise.all(schedulers);
   await Promise.race([Promise.all(calls), new Promise((r) => setTimeout(r, 30_000))]);
   clock.stop();

@@ -478,8 +478,6 @@ async function reconnect(job: ReconnectJob & Job) {
   c.reconnect_members = members.length;
   let initialSettled = 0;
   let resumedOrFailed = 0;
-  let onProgress: () => void = () => {};
-  const progress = () => onProgress();
 
   const openSender = (room: R, t: Target) => {
     const s = room.sender;
@@ -489,11 +487,9 @@ async function reconnect(job: ReconnectJob & Job) {
         else if (f.type === 'resumed') {
           s.ready = true;
           initialSettled++;
-          progress();
         } else if (f.type === 'ack') {
           room.acked++;
           if (typeof f.seq === 'number' && f.seq > room.head) room.head = f.seq;
-          progress();
         } else if (f.type === 'error') {
           c.reconnect_send_errors++;
           warn(`sender error: ${JSON.stringify(f)}`);
@@ -502,7 +498,7 @@ async function reconnect(job: ReconnectJob & Job) {
       onEvent() {},
       onClose(code) {
         if (phase !== 'done') {
-          if (!s.ready && !s.failed) (initialSettled++, progress());
+          if (!s.ready && !s.failed) initialSettled++;
           s.failed = true;
           warn(`sender socket closed: ${code}`);
         }
@@ -535,7 +531,6 @@ async function reconnect(job: ReconnectJob & Job) {
         m.failed = true;
         initialSettled++;
       } else resumedOrFailed++;
-      progress();
       warn(`member socket gave up: ${why}`);
     };
     (m as Member & { retry?: (w: string) => void }).retry = failedEarly;
@@ -556,13 +551,11 @@ async function reconnect(job: ReconnectJob & Job) {
           if (!again && !m.ready) {
             m.ready = true;
             initialSettled++;
-            progress();
           } else if (again && !m.resumed) {
             m.resumed = true;
             recordMs(resumeTime, t - dropAt);
             c.reconnect_resumed++;
             resumedOrFailed++;
-            progress();
           }
         } else if (f.type === 'gap') {
           c.reconnect_gaps++;
@@ -582,7 +575,6 @@ async function reconnect(job: ReconnectJob & Job) {
           m.firstAt = t;
           recordMs(firstMessage, t - dropAt);
         }
-        progress();
       },
       onClose(code) {
         if (gen === m.gen) failedEarly(`closed with ${code}`);
@@ -599,18 +591,12 @@ async function reconnect(job: ReconnectJob & Job) {
       if (sendFrame(room.sender.c!, { type: 'send', ref: 's', conv: room.id, cid: `${job.runId}.${room.n}`, body: makeBody(Math.round(nowMs() * 1000), 0, room.n, 64) })) room.sent++;
     }
   };
+  /** Resolves once `cond()` holds (checked every 20 ms, so an O(sockets) check stays cheap) or after timeoutMs. */
   const until = (cond: () => boolean, timeoutMs: number) =>
     new Promise<void>((resolve) => {
-      const timer = setTimeout(done, timeoutMs);
-      function done() {
-        clearTimeout(timer);
-        onProgress = () => {};
-        resolve();
-      }
-      onProgress = () => {
-        if (cond()) done();
-      };
-      onProgress();
+      const deadline = nowMs() + timeoutMs;
+      const check = () => (cond() || nowMs() >= deadline ? resolve() : setTimeout(check, 20));
+      check();
     });
 
   const connectStart = nowMs();
@@ -636,14 +622,16 @@ async function reconnect(job: ReconnectJob & Job) {
   clock.start();
   phase = 'resuming';
   const alive = members.filter((m) => !m.failed);
-  for (const m of alive) {
-    const old = m.c;
+  // Each member socket is closed and its replacement opened straight away, in turns of 25 so
+  // that thousands of closes and opens do not stall this process's event loop.
+  await inSlices(alive, (m) => {
     m.gen++; // frames still arriving on the old socket are ignored from here on
     m.attempts = 0;
-    closeSocket(old);
-  }
+    closeSocket(m.c);
+    connect(m, true);
+  });
+  // Sent once every member socket is down (as the replacements come up): missed by every member.
   for (const room of rooms) if (room.sender.ready) send(room, job.missed);
-  await inSlices(alive, (m) => connect(m, true));
   await until(() => resumedOrFailed >= alive.length, job.resumeTimeoutS * 1000);
   phase = 'live';
   for (const room of rooms) if (room.sender.ready) send(room, job.live);

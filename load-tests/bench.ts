@@ -265,7 +265,13 @@ async function main() {
       log(`Cassandra scenario failed: ${err instanceof Error ? err.stack : String(err)}`);
     });
   }
-  if (wants('soak')) await soakScenario();
+  if (wants('soak')) {
+    await soakScenario().catch((err: unknown) => {
+      result.ok = false;
+      result.notes.push(`soak failed: ${err instanceof Error ? err.message : String(err)}`);
+      log(`soak failed: ${err instanceof Error ? err.message : String(err)}`);
+    });
+  }
 
   result.durationS = round((Date.now() - t0) / 1000, 1);
   mkdirSync(resultsDir, { recursive: true });

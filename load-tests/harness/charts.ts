@@ -38,7 +38,7 @@ export function latencySpec(rows: Row[], title: string): vegaLite.TopLevelSpec {
         axis: { values: [0, 1, 2, 3, 4, 5], labelExpr: "['p0','p90','p99','p99.9','p99.99','max'][datum.value]" },
       },
       y: { field: 'ms', type: 'quantitative', title: 'send→deliver latency (ms, log)', scale: { type: 'log' } },
-      color: { field: 'server', type: 'nominal', title: 'server' },
+      color: { field: 'server', type: 'nominal', title: 'server', legend: { labelLimit: 420, orient: 'bottom', columns: 1 } },
       tooltip: [{ field: 'server' }, { field: 'p' }, { field: 'ms' }],
     },
   };
@@ -54,7 +54,7 @@ export function rssSpec(rows: Row[], title: string): vegaLite.TopLevelSpec {
     encoding: {
       x: { field: 'sockets', type: 'quantitative', title: 'open sockets' },
       y: { field: 'rssMiB', type: 'quantitative', title: 'server RSS (MiB)' },
-      color: { field: 'server', type: 'nominal', title: 'server' },
+      color: { field: 'server', type: 'nominal', title: 'server', legend: { labelLimit: 420, orient: 'bottom', columns: 1 } },
     },
   };
 }
@@ -69,7 +69,7 @@ export function connectSpec(rows: Row[], title: string): vegaLite.TopLevelSpec {
     encoding: {
       x: { field: 's', type: 'quantitative', title: 'seconds since the storm began' },
       y: { field: 'resumed', type: 'quantitative', title: 'sockets resumed' },
-      color: { field: 'server', type: 'nominal', title: 'server' },
+      color: { field: 'server', type: 'nominal', title: 'server', legend: { labelLimit: 420, orient: 'bottom', columns: 1 } },
     },
   };
 }

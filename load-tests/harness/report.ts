@@ -85,8 +85,10 @@ const fmt = (v: unknown, digits = 2) => {
 };
 const count = (s: ScenarioResult | undefined, k: string) => num(s?.counters[k] ?? 0);
 const dpc = (s?: ScenarioResult) => num(s?.figures.deliveriesPerServerCpuS);
+/** Figures that are latencies (or times to resume), which an invalid scenario does not report. */
+const LATENCY_FIGURE = /^latency|P50$|P95$|P99$|P999$/;
 /** A latency figure, or `invalid` where the generator's event loop was too slow to measure it. */
-const lat = (s: ScenarioResult | undefined, k: string) => (s?.invalid ? NaN : num(s?.figures[k]));
+const lat = (s: ScenarioResult | undefined, k: string) => (s?.invalid && LATENCY_FIGURE.test(k) ? NaN : num(s?.figures[k]));
 
 function uwsCeiling(r: BenchResult): string | null {
   const uws = find(r, 'uws', 'fanout');
@@ -227,7 +229,7 @@ function previousRun(r: BenchResult): string[] {
     for (const k of COMPARED) {
       const before = prev.figures[k];
       if (before === undefined || !(k in s.figures)) continue;
-      const now = /^latency|P50$|P99$|P999$/.test(k) ? lat(s, k) : num(s.figures[k]);
+      const now = lat(s, k);
       any = true;
       lines.push(`| ${s.server} | ${s.name} | ${k} | ${fmt(now)} | ${fmt(before)} | ${Number.isFinite(now / before) ? `${fmt(now / before)}×` : '–'} |`);
     }
@@ -314,9 +316,10 @@ export function markdown(r: BenchResult): string {
   lines.push(...previousRun(r));
   lines.push('## Scenarios', '', '| server | scenario | thresholds | key figures | CPU seconds over the whole scenario |', '|---|---|---|---|---|');
   for (const s of r.scenarios) {
+    // An invalid scenario's latencies measured the generator: they are not shown as the server's.
     const figs = Object.entries(s.figures)
       .filter(([, v]) => v !== null && v !== undefined)
-      .map(([k, v]) => `${k} ${fmt(v)}`)
+      .map(([k, v]) => `${k} ${s.invalid && LATENCY_FIGURE.test(k) ? 'invalid' : fmt(v)}`)
       .join(', ');
     const cpu = ['server', 'postgres', 'redis', 'cassandra', 'writer', 'generator'].filter((k) => k in s.cpuS).map((k) => `${k} ${fmt(s.cpuS[k], 1)}`).join(', ');
     const missed = r.misses.filter((m) => m.scenario === s.name && m.server === s.server).map((m) => `\`${m.id}\``);
@@ -350,12 +353,27 @@ export function markdown(r: BenchResult): string {
   return lines.join('\n');
 }
 
+/** Renders the report's charts (SVG beside the report) into `r.charts`. */
+export async function renderCharts(r: BenchResult, dir: string, stamp: string): Promise<void> {
+  const rows = chartRows(r);
+  try {
+    r.charts = await writeCharts(dir, stamp, [
+      { name: 'latency', spec: latencySpec(rows.latency, `Fanout send→deliver latency, ${r.sizes.fanoutRate} sends/s into rooms of ${r.sizes.roomSize} (${r.mode} run)`), rows: rows.latency.length },
+      { name: 'rss', spec: rssSpec(rows.rss, 'Server RSS against open sockets'), rows: rows.rss.length },
+      { name: 'connect', spec: connectSpec(rows.connect, `Connect storm: sockets resumed over time (${r.sizes.connectN} sockets)`), rows: rows.connect.length },
+    ]);
+  } catch (err) {
+    r.notes.push(`charts not rendered: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 /** The three charts' data from the scenarios. */
 function chartRows(r: BenchResult) {
   const label = (s: ScenarioResult) => COLUMNS.find((c) => c.kind === s.kind)?.short ?? s.server;
+  // An invalid scenario is drawn too, labelled as such: its curve measured the generator as well.
   const latency = r.scenarios
-    .filter((s) => s.name === 'fanout' && !s.invalid)
-    .flatMap((s) => (s.distributions.fanout_latency ?? []).map((d) => ({ server: label(s), p: d.p, ms: Math.max(d.ms, 0.001) })));
+    .filter((s) => s.name === 'fanout')
+    .flatMap((s) => (s.distributions.fanout_latency ?? []).map((d) => ({ server: s.invalid ? `${label(s)} (invalid: ${s.invalid})` : label(s), p: d.p, ms: Math.max(d.ms, 0.001) })));
   const rss = r.scenarios
     .filter((s) => s.name === 'connect' && typeof s.figures.rssAtPeakMiB === 'number')
     .flatMap((s) => [
@@ -389,16 +407,7 @@ export async function finishReport(r: BenchResult, dir: string, stamp: string, o
   }
   if (misses.length) r.ok = false;
   r.targets = targetRows(r);
-  const rows = chartRows(r);
-  try {
-    r.charts = await writeCharts(dir, stamp, [
-      { name: 'latency', spec: latencySpec(rows.latency, `Fanout send→deliver latency, ${r.sizes.fanoutRate} sends/s into rooms of ${r.sizes.roomSize} (${r.mode} run)`), rows: rows.latency.length },
-      { name: 'rss', spec: rssSpec(rows.rss, 'Server RSS against open sockets'), rows: rows.rss.length },
-      { name: 'connect', spec: connectSpec(rows.connect, `Connect storm: sockets resumed over time (${r.sizes.connectN} sockets)`), rows: rows.connect.length },
-    ]);
-  } catch (err) {
-    r.notes.push(`charts not rendered: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  await renderCharts(r, dir, stamp);
   const jsonFile = path.join(dir, `${stamp}.json`);
   const mdFile = path.join(dir, 'latest.md');
   const md = markdown(r) + '\n';

@@ -1,7 +1,6 @@
 /**
  * The idle-connection memory test: how much RSS a hub process needs per authenticated, idle
- * socket, at sizes k6 could not reach on this machine (a k6 socket costs more memory than a
- * server socket). Several worker processes each hold a share of the sockets with `ws`,
+ * socket, in steps up to the open-file limit. Several worker processes each hold a share of the sockets with `ws`,
  * binding their local side to 127.0.1.x addresses so a single source address does not run
  * out of ephemeral ports. Each socket completes the real handshake (token at the upgrade,
  * `ready`, `resume`, `resumed`) and then stays idle (answering the server's pings).

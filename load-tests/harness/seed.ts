@@ -5,7 +5,7 @@ import { PasswordHasher } from '../../server/src/auth/passwords.ts';
 import { AccessTokens } from '../../server/src/auth/tokens.ts';
 
 /**
- * What the k6 scripts, the peers and conn-scale read (one JSON file):
+ * What the load generator, the peers and conn-scale read (one JSON file):
  *   users[i]  = {id, u: username, t: access token}
  *   rooms[r]  = {id, m: [user index, …]}  fanout / connect / api / reconnect rooms
  *   prooms[r] = same, rooms of 2 for the persistence test (their own users)

@@ -3,12 +3,12 @@ import { startNodeServer, type NodeServer } from './procs.ts';
 
 export type ServerKind = 'hubbub' | 'uws' | 'ws' | 'socketio';
 
-/** A set of server processes under test, as the k6 scripts see them. */
+/** A set of server processes under test, as the load generator sees them. */
 export interface ServerSet {
   kind: ServerKind;
   label: string;
   procs: NodeServer[];
-  /** Socket URLs, comma separated (k6 TARGETS). */
+  /** Socket URLs, comma separated. */
   targets: string;
   /** Open sockets across the set (Hubbub: the hubbub_ws_connections gauge; peers: /stats). */
   connections(): Promise<number>;

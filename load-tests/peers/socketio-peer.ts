@@ -6,7 +6,7 @@
  * other replica through Redis. Frames carry the same JSON objects as Hubbub's, wrapped in
  * Socket.IO's framing: the server emits everything as event `f`, the client emits `send`,
  * `resume`, `ping` with an ack. There is no per-room seq (no shared counter across replicas),
- * so the k6 scripts check per-sender order for this peer.
+ * so the load generator checks per-sender order for this peer.
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';

@@ -5,7 +5,7 @@
  * stringified once and handed to `app.publish`, which copies it once into the topic tree and
  * writes it to every subscriber in C++. It speaks the same protocol subset as ws-peer.ts
  * (ready, resume → resumed, send → ack + event to every member, ping → pong) with the same JSON
- * payloads and the same token check, so the same k6 scripts drive it. Its deliveries per CPU
+ * payloads and the same token check, so the same load generator drives it. Its deliveries per CPU
  * second are the ceiling for any uWS-based server (Hubbub included) on the same box.
  */
 import type { us_socket } from 'uWebSockets.js';
@@ -40,14 +40,14 @@ app.ws<UserData>('/ws', {
   // No heartbeat, like the ws peer (which has none either): the peer measures fanout, not liveness.
   idleTimeout: 0,
   // uWS drops a send (and a published message) to a socket with more than maxBackpressure bytes
-  // queued. The ws peer queues without bound, and the k6 order checks count every drop as lost,
+  // queued. The ws peer queues without bound, and the generator's order checks count every drop as lost,
   // so the limit is set far above anything this workload queues rather than paced.
   maxBackpressure: 64 * 1024 * 1024,
 
   upgrade: (res, req, context) => {
     // Everything needed from req is copied out before the await: req is gone after this call.
     const key = req.getHeader('sec-websocket-key');
-    // Like ws without handleProtocols: the first offered subprotocol, if any (k6 offers none).
+    // Like ws without handleProtocols: the first offered subprotocol, if any (the load generator offers none).
     const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]!.trim();
     const extensions = req.getHeader('sec-websocket-extensions');
     const token = /^Bearer (\S+)$/.exec(req.getHeader('authorization'))?.[1];

@@ -1,9 +1,9 @@
 /**
  * Peer 1: a plain `ws` chat server, the way most Node chat servers start out. One process,
  * rooms in memory, a per-room seq, and fanout as a loop over the room's sockets calling
- * `ws.send` on each. It speaks the subset of Hubbub's protocol the k6 scripts use (ready,
+ * `ws.send` on each. It speaks the subset of Hubbub's protocol the load generator uses (ready,
  * resume → resumed, send → ack + event to every member, ping → pong) with the same JSON
- * payloads, so the same scripts drive it. To be fair to it, each event is stringified and
+ * payloads, so the same generator drives it. To be fair to it, each event is stringified and
  * turned into a Buffer once per room, not once per socket.
  */
 import http from 'node:http';

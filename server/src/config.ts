@@ -36,7 +36,8 @@ export const configSchema = z
     ACCESS_TOKEN_TTL_S: intIn(30, 86_400).default(900),
     REFRESH_TOKEN_TTL_S: intIn(60, 90 * 86_400).default(30 * 86_400),
     REFRESH_REUSE_GRACE_MS: intIn(0, 60_000).default(10_000),
-    ALLOWED_ORIGINS: csv.default(['http://localhost:3000', 'http://127.0.0.1:3000']),
+    /** Unset: the demo's own origins on PORT (see the transform below). */
+    ALLOWED_ORIGINS: csv.optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     REPLICA_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
     MAX_BODY_BYTES: intIn(1024, 10 * 1024 * 1024).default(1024 * 1024),
@@ -85,7 +86,9 @@ export const configSchema = z
         message: 'required when MESSAGE_STORE=cassandra',
       });
     }
-  });
+  })
+  // The default follows PORT, so `PORT=3100 npm start` serves a demo whose socket is accepted.
+  .transform((c) => ({ ...c, ALLOWED_ORIGINS: c.ALLOWED_ORIGINS ?? [`http://localhost:${c.PORT}`, `http://127.0.0.1:${c.PORT}`] }));
 
 export type Config = z.infer<typeof configSchema>;
 

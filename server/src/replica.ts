@@ -23,7 +23,7 @@ import { Hub } from './hub/hub.ts';
 import { MemoryPresence } from './hub/presence.memory.ts';
 import { RedisPresence } from './hub/presence.redis.ts';
 import type { Presence } from './hub/presence.ts';
-import { wsBehavior } from './hub/ws-handler.ts';
+import { wsBehavior, wsUpgradeFallback } from './hub/ws-handler.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { ProfileService } from './profiles/profile-service.ts';
@@ -175,6 +175,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
           maxBackpressure: config.WS_MAX_BACKPRESSURE_BYTES,
         }),
       );
+      app.get('/ws', wsUpgradeFallback);
     },
   });
   const port = await http.listen(config.HOST, config.PORT);

@@ -162,6 +162,14 @@ export class Hub {
       onClose: (reason) => this.d.metrics.closes.inc({ reason }),
     });
     conn.resumeAnnounced = opts.resumeAnnounced === true;
+    // Refused before it is registered: uWS runs the close handler inside `end()`, so a socket
+    // counted first and refused after would keep its slot and the gauge (issue 11, defect 1).
+    if (!this.canAccept(user.id)) {
+      this.unwatch(watch);
+      if (this.draining) conn.close('SERVER_RESTART', `restarting; reconnect in ${Math.floor(Math.random() * 2000)}ms`);
+      else conn.close('RATE_LIMITED', 'too many connections for this user');
+      return conn;
+    }
     // From here on the socket's own queue takes the control messages until setup applies them.
     conn.controlQueue = watch.queue;
     let set = this.byUser.get(user.id);
@@ -169,10 +177,6 @@ export class Hub {
     set.add(conn);
     this.unwatch(watch);
     this.d.metrics.connections.inc();
-    if (set.size > this.d.limits.maxConnectionsPerUser) {
-      conn.close('RATE_LIMITED', 'too many connections for this user');
-      return conn;
-    }
     void this.setup(conn, login);
     return conn;
   }
@@ -322,7 +326,6 @@ export class Hub {
     if (f.body.length > this.d.limits.maxBodyChars) {
       return this.error(conn, f.ref, 'PAYLOAD_TOO_LARGE', `body over ${this.d.limits.maxBodyChars} characters`);
     }
-    if (f.body.trim().length === 0) return this.error(conn, f.ref, 'BAD_REQUEST', 'body is blank');
     const data: Record<string, unknown> = { body: f.body };
     if (f.replyTo !== undefined) data.replyTo = f.replyTo;
     if (f.mentions?.length) data.mentions = f.mentions;
@@ -332,8 +335,17 @@ export class Hub {
       .then(({ event }) => {
         const ack = { type: 'ack' as const, conv: f.conv, cid: f.cid, seq: event.seq, id: event.id, ts: event.ts };
         conn.send(encode(f.ref ? { ...ack, ref: f.ref } : ack));
+        // A sender has read their own message: their cursor moves, and their other devices
+        // (and the other members) get the `read`, so it never counts as unread for them.
+        // The ack is the reply: a failure here is logged, not answered twice.
+        this.markRead(conn.user.id, f.conv, event.seq).catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'own read cursor failed'));
       })
       .catch((err) => this.fail(conn, f.ref, err));
+  }
+
+  private async markRead(userId: string, conv: string, seq: number) {
+    const moved = await this.d.directory.markRead(conv, userId, seq);
+    if (moved != null) await this.publishFrame(conv, encode({ type: 'read', conv, user: userId, seq: moved }));
   }
 
   private async onModify(conn: Connection, f: Extract<ClientFrame, { type: 'edit' | 'delete' | 'react' }>) {
@@ -368,8 +380,7 @@ export class Hub {
     try {
       const feed = this.feeds.get(f.conv);
       const seq = Math.min(f.seq, feed?.delivered ?? f.seq);
-      const moved = await this.d.directory.markRead(f.conv, conn.user.id, seq);
-      if (moved != null) await this.publishFrame(f.conv, encode({ type: 'read', conv: f.conv, user: conn.user.id, seq: moved }));
+      await this.markRead(conn.user.id, f.conv, seq);
     } catch (err) {
       this.fail(conn, f.ref, err);
     }

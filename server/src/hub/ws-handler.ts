@@ -14,9 +14,51 @@ interface UserData {
   watch: UserWatch;
   resumeAnnounced: boolean;
   conn?: Connection;
+  /** uWS ran `close` before `open` had stored the connection (a refusal, or an end during attach). */
+  closedEarly?: boolean;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** 16 random bytes in base64 (RFC 6455 4.1). */
+const WS_KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
+
+/**
+ * `GET /ws` that uWS did not upgrade: it hands an upgrade to the WebSocket behaviour only when
+ * `Sec-WebSocket-Key` is 24 characters, and yields anything else to the next route. An upgrade
+ * attempt with a bad key gets 400 here (not the catch-all 404), a wrong version 426.
+ */
+export function wsUpgradeFallback(res: HttpResponse, req: HttpRequest) {
+  const upgrade = req.getHeader('upgrade').toLowerCase();
+  if (upgrade !== 'websocket') {
+    res.writeStatus('426 Upgrade Required').writeHeader('upgrade', 'websocket').writeHeader('content-type', 'text/plain').end('WebSocket endpoint: upgrade required');
+    return;
+  }
+  if (req.getHeader('sec-websocket-version') !== '13') {
+    res.writeStatus('426 Upgrade Required').writeHeader('sec-websocket-version', '13').writeHeader('content-type', 'text/plain').end('WebSocket version 13 required');
+    return;
+  }
+  res.writeStatus('400 Bad Request').writeHeader('content-type', 'text/plain').end('bad Sec-WebSocket-Key');
+}
+
+/**
+ * Logs a refused origin at most once per `everyMs`, with how many were refused meanwhile: a
+ * misconfigured ALLOWED_ORIGINS shows up in the logs, a flood of foreign origins does not fill them.
+ */
+export function refusedOriginLogger(logger: Logger, everyMs = 10_000, now: () => number = Date.now) {
+  let last = -Infinity;
+  let suppressed = 0;
+  return (origin: string) => {
+    const t = now();
+    if (t - last < everyMs) {
+      suppressed++;
+      return;
+    }
+    last = t;
+    // The origin is what the browser sent (cut to a sane length); nothing secret is in it.
+    logger.warn({ origin: origin.slice(0, 200), suppressed, hint: 'set ALLOWED_ORIGINS' }, 'socket origin refused');
+    suppressed = 0;
+  };
+}
 
 /**
  * The `/ws` behaviour: auth at the upgrade (before a socket exists), JSON frames validated by
@@ -32,6 +74,7 @@ export function wsBehavior(d: {
   idleTimeoutS: number;
   maxBackpressure: number;
 }): WebSocketBehavior<UserData> {
+  const refusedOrigin = refusedOriginLogger(d.logger);
   return {
     // The transport takes up to 4× the limit so that an oversized frame gets a proper 1009 close
     // from the handler below; past that uWS drops the connection outright.
@@ -59,7 +102,17 @@ export function wsBehavior(d: {
       const reject = (status: string, text: string) => {
         if (!aborted) res.cork(() => res.writeStatus(status).writeHeader('content-type', 'text/plain').end(text));
       };
-      if (origin && !d.allowedOrigins.has(origin)) return reject('403 Forbidden', 'origin not allowed');
+      // RFC 6455 4.2.1: version 13 only (426 names it), and a key that is 16 bytes in base64.
+      const version = req.getHeader('sec-websocket-version');
+      if (version !== '13') {
+        if (!aborted) res.cork(() => res.writeStatus('426 Upgrade Required').writeHeader('sec-websocket-version', '13').writeHeader('content-type', 'text/plain').end('WebSocket version 13 required'));
+        return;
+      }
+      if (!WS_KEY.test(key)) return reject('400 Bad Request', 'bad Sec-WebSocket-Key');
+      if (origin && !d.allowedOrigins.has(origin)) {
+        refusedOrigin(origin);
+        return reject('403 Forbidden', 'origin not allowed');
+      }
       const offered = protocols.split(',').map((p) => p.trim()).filter(Boolean);
       const bearer = /^Bearer (\S+)$/.exec(authorization)?.[1] ?? offered.find((p) => p.startsWith('bearer.'))?.slice(7);
       if (!bearer) return reject('401 Unauthorized', 'missing token');
@@ -92,7 +145,11 @@ export function wsBehavior(d: {
 
     open: (ws: WebSocket<UserData>) => {
       const data = ws.getUserData();
-      data.conn = d.hub.attach(ws, data.login, data.watch, { resumeAnnounced: data.resumeAnnounced });
+      const conn = d.hub.attach(ws, data.login, data.watch, { resumeAnnounced: data.resumeAnnounced });
+      data.conn = conn;
+      // Every close path ends in Hub.closed exactly once (it is idempotent), even one that ran
+      // synchronously inside attach, before `data.conn` was set.
+      if (data.closedEarly) d.hub.closed(conn);
     },
 
     message: (ws: WebSocket<UserData>, message: ArrayBuffer, isBinary: boolean) => {
@@ -135,9 +192,12 @@ export function wsBehavior(d: {
     },
 
     close: (ws: WebSocket<UserData>) => {
-      const conn = ws.getUserData().conn;
-      if (!conn) return;
-      d.hub.closed(conn);
+      const data = ws.getUserData();
+      if (!data.conn) {
+        data.closedEarly = true;
+        return;
+      }
+      d.hub.closed(data.conn);
     },
   };
 }

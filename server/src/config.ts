@@ -62,6 +62,18 @@ export const configSchema = z
     WS_RESUME_MAX_EVENTS: intIn(10, 100_000).default(1000),
     WS_RESUME_HOLD_MS: intIn(0, 60_000).default(1000),
     WS_RESUME_ANNOUNCED_HOLD_MS: intIn(0, 300_000).default(30_000),
+    // Work budgets (README, "Work budgets"): what one socket, user or request may make a replica do.
+    WS_RESUME_EVENTS_PER_S: intIn(1, 10_000_000).default(2000),
+    WS_RESUME_EVENTS_BURST: intIn(1, 10_000_000).default(20_000),
+    API_RATE_PER_S: intIn(1, 1_000_000).default(100),
+    API_RATE_BURST: intIn(1, 1_000_000).default(300),
+    API_ANON_RATE_PER_S: intIn(1, 1_000_000).default(200),
+    API_ANON_RATE_BURST: intIn(1, 1_000_000).default(1000),
+    API_HISTORY_ROWS_PER_S: intIn(1, 10_000_000).default(2000),
+    API_HISTORY_ROWS_BURST: intIn(100, 10_000_000).default(5000),
+    API_MAX_BATCH_CALLS: intIn(1, 10_000).default(50),
+    HTTP_MAX_URL_BYTES: intIn(256, 1_000_000).default(8192),
+    HTTP_MAX_HEADER_BYTES: intIn(1024, 1_000_000).default(16_384),
     MAX_GROUP_MEMBERS: intIn(2, 100_000).default(1000),
     DRAIN_TIMEOUT_MS: intIn(0, 600_000).default(10_000),
     // Payments, notifications: read here so the composition roots never touch process.env.

@@ -28,6 +28,7 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { ProfileService } from './profiles/profile-service.ts';
 import { openMessageStore } from './store/open-message-store.ts';
+import { workBudgets } from './limits/budgets.ts';
 import { runMaintenance } from '../../workers/src/processors/maintenance.ts';
 import { MAINTENANCE_EVERY_MS } from '../../workers/src/queues.ts';
 
@@ -88,6 +89,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
   const limiter = redis ? new RedisRateLimiter(redis, config.REDIS_PREFIX + 'rl:') : new MemoryRateLimiter();
 
   const profiles = new ProfileService(db);
+  const budgets = workBudgets(config);
   let hubRef: Hub | null = null;
   const tokens = new AccessTokens(jwtSecret(config, logger), {
     issuer: config.JWT_ISSUER,
@@ -142,10 +144,11 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
       resumeHoldMs: config.WS_RESUME_HOLD_MS,
       announcedResumeHoldMs: config.WS_RESUME_ANNOUNCED_HOLD_MS,
     },
+    resumeEvents: budgets.resumeEvents,
   });
   hubRef = hub;
   const account = new AccountService({ db, auth, profiles, conversations, store });
-  const services: ApiServices = { auth, profiles, account, conversations, metrics };
+  const services: ApiServices = { auth, profiles, account, conversations, metrics, budgets };
 
   const checks: ReadinessCheck[] = [
     { name: 'database', check: () => database.ping() },
@@ -159,7 +162,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
     services,
     metrics,
     logger,
-    http: { allowedOrigins, maxBodyBytes: config.MAX_BODY_BYTES, trustProxy: config.TRUST_PROXY },
+    http: { allowedOrigins, maxBodyBytes: config.MAX_BODY_BYTES, trustProxy: config.TRUST_PROXY, maxUrlBytes: config.HTTP_MAX_URL_BYTES, maxHeaderBytes: config.HTTP_MAX_HEADER_BYTES, maxBatchCalls: config.API_MAX_BATCH_CALLS },
     checks,
     extend: (app) => {
       app.ws(
@@ -173,6 +176,8 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
           maxFrameBytes: config.WS_MAX_FRAME_BYTES,
           idleTimeoutS: Math.ceil((config.WS_HEARTBEAT_MS + config.WS_PONG_TIMEOUT_MS) / 1000),
           maxBackpressure: config.WS_MAX_BACKPRESSURE_BYTES,
+          maxUrlBytes: config.HTTP_MAX_URL_BYTES,
+          maxHeaderBytes: config.HTTP_MAX_HEADER_BYTES,
         }),
       );
       app.get('/ws', wsUpgradeFallback);

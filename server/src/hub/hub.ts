@@ -11,6 +11,8 @@ import { EventWriter } from './event-writer.ts';
 import { Feed } from './feed.ts';
 import type { MembershipDirectory, SocketLogin, UserControl } from './ports.ts';
 import type { Presence } from './presence.ts';
+import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
+import { ResumeGate } from './resume-gate.ts';
 import { busEvent, busFrame, encode, encodeEvent, frameBytes, parseBus, type Frame } from './wire.ts';
 
 export interface HubLimits {
@@ -38,6 +40,8 @@ export interface HubDeps {
   logger: Logger;
   metrics: Metrics;
   limits: HubLimits;
+  /** Events replayed by `resume`, per user (limits/budgets.ts); unset: no budget beyond one resume at a time. */
+  resumeEvents?: KeyedBuckets;
 }
 
 /** How long a feed with no local sockets keeps its bus subscription (reconnect storms). */
@@ -70,8 +74,10 @@ export class Hub {
   private userLinger = new Map<string, NodeJS.Timeout>();
   private watching = new Map<string, Set<UserWatch>>();
   private sweepTimer: NodeJS.Timeout;
+  private resumeGate: ResumeGate;
 
   constructor(private readonly d: HubDeps) {
+    this.resumeGate = new ResumeGate(d.resumeEvents);
     this.writer = new EventWriter(d.store, (e, acceptedAt) => this.onAppended(e, acceptedAt));
     d.bus.onMessage((channel, payload) => this.onBus(channel, payload));
     d.bus.onReconnect(() => void this.resyncAll());
@@ -279,11 +285,8 @@ export class Hub {
       return;
     }
     if (conn.holdTimer && f.type !== 'resume') this.release(conn);
-    if (f.type !== 'ping' && f.type !== 'resume' && !conn.bucket.take()) {
-      this.error(conn, f.ref, 'RATE_LIMITED', 'slow down');
-      if (++conn.strikes > this.d.limits.burst) conn.close('RATE_LIMITED', 'rate limit exceeded');
-      return;
-    }
+    // Every frame type costs its sender a token; resume also pays for the events it replays.
+    if (!conn.bucket.take()) return this.refuse(conn, f.ref, 'slow down');
     switch (f.type) {
       case 'ping':
         conn.send(encode(f.ref ? { type: 'pong', ref: f.ref } : { type: 'pong' }));
@@ -303,6 +306,12 @@ export class Hub {
       case 'resume':
         return void this.onResume(conn, f);
     }
+  }
+
+  /** A refusal for going over a budget: `RATE_LIMITED`, and a socket that keeps at it is closed 4008. */
+  private refuse(conn: Connection, ref: string | undefined, message: string) {
+    this.error(conn, ref, 'RATE_LIMITED', message);
+    if (++conn.strikes > this.d.limits.burst) conn.close('RATE_LIMITED', 'rate limit exceeded');
   }
 
   private member(conn: Connection, conv: string, ref?: string) {
@@ -387,6 +396,17 @@ export class Hub {
   }
 
   private async onResume(conn: Connection, f: Extract<ClientFrame, { type: 'resume' }>) {
+    // The cost, before any read: one per conversation named, plus the events it will replay.
+    let cost = 0;
+    for (const [c, lastSeen] of Object.entries(f.convs)) {
+      const head = conn.convs.has(c) ? (this.feeds.get(c)?.delivered ?? 0) : 0;
+      cost += 1 + Math.min(Math.max(0, head - lastSeen), this.d.limits.resumeMaxEvents);
+    }
+    const admitted = this.resumeGate.admit(conn, cost);
+    if (admitted !== 'ok') {
+      const wait = this.resumeGate.retryAfterMs(conn, cost);
+      return this.refuse(conn, f.ref, admitted === 'busy' ? 'a resume is already running on this socket' : `resume budget spent, retry in ${wait} ms`);
+    }
     if (conn.holdTimer) {
       clearTimeout(conn.holdTimer);
       conn.holdTimer = null;
@@ -410,6 +430,8 @@ export class Hub {
       conn.send(encode(f.ref ? { type: 'resumed', ref: f.ref, convs, cursors } : { type: 'resumed', convs, cursors }));
     } catch (err) {
       this.fail(conn, f.ref, err);
+    } finally {
+      this.resumeGate.done(conn);
     }
   }
 

@@ -6,6 +6,7 @@ import { DomainError } from '../errors.ts';
 import { CloseCodes } from '../protocol/codes.ts';
 import { uws, type HttpRequest, type HttpResponse, type WebSocket } from '../uws.ts';
 import type { Connection } from './connection.ts';
+import { requestTooLarge } from '../limits/request-limits.ts';
 import { PRESENCE_SNAPSHOT_MAX, type Hub, type UserWatch } from './hub.ts';
 import type { Authenticator, SocketLogin } from './ports.ts';
 
@@ -73,6 +74,8 @@ export function wsBehavior(d: {
   maxFrameBytes: number;
   idleTimeoutS: number;
   maxBackpressure: number;
+  maxUrlBytes: number;
+  maxHeaderBytes: number;
 }): WebSocketBehavior<UserData> {
   const refusedOrigin = refusedOriginLogger(d.logger);
   return {
@@ -95,6 +98,7 @@ export function wsBehavior(d: {
       // waits for it instead of starting after WS_RESUME_HOLD_MS, so a slow client's late resume
       // never follows live events it would otherwise get again.
       const resumeAnnounced = req.getQuery('resume') === '1';
+      const tooLarge = requestTooLarge(req.getUrl(), req.getQuery() ?? '', req, d);
       let aborted = false;
       res.onAborted(() => {
         aborted = true;
@@ -102,6 +106,7 @@ export function wsBehavior(d: {
       const reject = (status: string, text: string) => {
         if (!aborted) res.cork(() => res.writeStatus(status).writeHeader('content-type', 'text/plain').end(text));
       };
+      if (tooLarge) return reject(tooLarge, tooLarge.slice(4));
       // RFC 6455 4.2.1: version 13 only (426 names it), and a key that is 16 bytes in base64.
       const version = req.getHeader('sec-websocket-version');
       if (version !== '13') {

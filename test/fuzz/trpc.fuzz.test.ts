@@ -17,7 +17,7 @@ const PING_BOUND_MS = Number(process.env.FUZZ_PING_BOUND_MS ?? 1000);
  */
 function procedures() {
   const out: { path: string; type: 'query' | 'mutation'; fields: string[] }[] = [];
-  for (const [path, p] of Object.entries(appRouter._def.procedures as Record<string, AnyTRPCProcedure>)) {
+  for (const [path, p] of Object.entries(appRouter._def.procedures as unknown as Record<string, AnyTRPCProcedure>)) {
     const def = p._def as unknown as { type: string; inputs: unknown[] };
     if (def.type !== 'query' && def.type !== 'mutation') continue;
     const fields = new Set<string>();

@@ -112,6 +112,28 @@ describe('hardening: connection bookkeeping, protocol edges, own messages read (
   });
 });
 
+describe('hardening: connection bookkeeping during a drain', () => {
+  test('defect 1: sockets closed by the drain, and one that opens during it, leave the gauge at the sockets really open (0)', async () => {
+    const env = await testEnv('pglite');
+    const replica = await startTestReplica(env.env);
+    try {
+      const u = await newUser(replica.port, 'drain');
+      const socks = await Promise.all([0, 1, 2].map(() => connect(replica.port, u.accessToken)));
+      assert.equal(await metricValue(replica.port, 'hubbub_ws_connections'), 3);
+      // The hub drains while the listen socket is still open (as between SIGTERM and the close).
+      await replica.hub.drain(0);
+      for (const { c } of socks) assert.equal((await c.closed).code, 1012);
+      const late = await openRaw(replica.port, u.accessToken);
+      assert.equal((await late.closed).code, 1012, 'a socket opened during the drain is sent away, not kept');
+      await until(async () => (await metricValue(replica.port, 'hubbub_ws_connections')) === 0, 5000, 'gauge 0 after the drain');
+      assert.equal(replica.hub.connectionCount, 0);
+    } finally {
+      await replica.stop();
+      await env.cleanup();
+    }
+  });
+});
+
 describe('hardening: the per-account login throttle is keyed by the account', () => {
   let env: TestEnv;
   let replica: Replica;

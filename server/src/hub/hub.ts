@@ -344,17 +344,21 @@ export class Hub {
       .then(({ event }) => {
         const ack = { type: 'ack' as const, conv: f.conv, cid: f.cid, seq: event.seq, id: event.id, ts: event.ts };
         conn.send(encode(f.ref ? { ...ack, ref: f.ref } : ack));
-        // A sender has read their own message: their cursor moves, and their other devices
-        // (and the other members) get the `read`, so it never counts as unread for them.
-        // The ack is the reply: a failure here is logged, not answered twice.
-        this.markRead(conn.user.id, f.conv, event.seq).catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'own read cursor failed'));
+        // A sender has read their own message: their cursor moves, and their other devices get
+        // the `read` on the user's channel (the other members need no receipt for it), so it
+        // never counts as unread for them. The ack is the reply: a failure here is logged.
+        this.markRead(conn.user.id, f.conv, event.seq, 'own').catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'own read cursor failed'));
       })
       .catch((err) => this.fail(conn, f.ref, err));
   }
 
-  private async markRead(userId: string, conv: string, seq: number) {
+  /** Moves a read cursor and tells the conversation, or (`own`: after a send) only the user's sockets. */
+  private async markRead(userId: string, conv: string, seq: number, to: 'conversation' | 'own' = 'conversation') {
     const moved = await this.d.directory.markRead(conv, userId, seq);
-    if (moved != null) await this.publishFrame(conv, encode({ type: 'read', conv, user: userId, seq: moved }));
+    if (moved == null) return;
+    const frame = encode({ type: 'read', conv, user: userId, seq: moved });
+    if (to === 'own') await this.controlUser(userId, { k: 'frame', frame });
+    else await this.publishFrame(conv, frame);
   }
 
   private async onModify(conn: Connection, f: Extract<ClientFrame, { type: 'edit' | 'delete' | 'react' }>) {

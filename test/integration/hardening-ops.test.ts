@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig, testConfig } from '../../server/src/config.ts';
@@ -12,8 +10,7 @@ import { createMetrics } from '../../server/src/observability/metrics.ts';
 import { startReplica } from '../../server/src/replica.ts';
 import { newUser, testEnv } from '../helpers/server.ts';
 import { upgradeStatus } from '../helpers/ws.ts';
-
-const root = path.resolve(import.meta.dirname, '..', '..');
+import { npmStart } from '../helpers/npm-start.ts';
 
 test('defect 7: ALLOWED_ORIGINS defaults to the origins of PORT; an explicit list wins', () => {
   assert.deepEqual(loadConfig({ PORT: '3100' }).ALLOWED_ORIGINS, ['http://localhost:3100', 'http://127.0.0.1:3100']);
@@ -53,46 +50,23 @@ test('defect 7: a refused origin is logged (rate-limited, no token in the log)',
 
 test('defect 7: SIGTERM to the `npm start` pid stops the server (drained, nothing left running)', async () => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-sigterm-'));
-  const child = spawn('npm', ['start', '--silent'], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  const killAll = () => {
+  const s = npmStart(dataDir);
+  try {
+    const port = await s.port;
+    assert.equal((await fetch(`http://127.0.0.1:${port}/health`)).status, 200);
+    // Only the pid a process manager knows, not the process group.
+    process.kill(s.child.pid!, 'SIGTERM');
+    // `exited`: every holder of the stdout pipe (npm and whatever it started) is gone.
+    const outcome = await Promise.race([s.exited.then(() => 'stopped'), new Promise((r) => setTimeout(() => r('still running after 20 s'), 20_000))]);
+    assert.equal(outcome, 'stopped');
+    assert.ok(s.messages.includes('drained, exiting'), s.messages.join(', '));
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/health`));
+  } finally {
     try {
-      process.kill(-child.pid!, 'SIGKILL');
+      process.kill(-s.child.pid!, 'SIGKILL');
     } catch {
       // gone
     }
-  };
-  process.on('exit', killAll);
-  try {
-    // 'close': every holder of the stdout pipe (npm and whatever it started) has exited.
-    const allGone = new Promise<void>((r) => child.stdout!.once('close', () => r()));
-    const messages: string[] = [];
-    const port = await new Promise<number>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        try {
-          const j = JSON.parse(line);
-          messages.push(j.msg);
-          if (j.msg === 'hub listening') resolve(j.port);
-        } catch {
-          // npm's own lines
-        }
-      });
-      child.once('exit', (c) => reject(new Error(`npm start exited ${c}`)));
-    });
-    assert.equal((await fetch(`http://127.0.0.1:${port}/health`)).status, 200);
-    // Only the pid a process manager knows: not the process group.
-    process.kill(child.pid!, 'SIGTERM');
-    const outcome = await Promise.race([allGone.then(() => 'stopped'), new Promise((r) => setTimeout(() => r('still running after 20 s'), 20_000))]);
-    assert.equal(outcome, 'stopped');
-    assert.ok(messages.includes('drained, exiting'), messages.join(', '));
-    await assert.rejects(fetch(`http://127.0.0.1:${port}/health`));
-  } finally {
-    killAll();
-    process.off('exit', killAll);
     rmSync(dataDir, { recursive: true, force: true });
   }
 });

@@ -3,8 +3,10 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { errorCode, newUser, startTestReplica, testEnv, trpcClient, type TestEnv } from '../helpers/server.ts';
+import WebSocket from 'ws';
 import { connect } from '../helpers/ws.ts';
-import { medianPing, metricValue, rawHttp, until, upgradeRequest } from '../helpers/hardening.ts';
+import { SocketClient, type WebSocketCtor } from '../../client/socket-client.ts';
+import { medianPing, metricValue, pacedMedianPing, rawHttp, until, upgradeRequest } from '../helpers/hardening.ts';
 import type { Replica } from '../../server/src/replica.ts';
 
 /** Writes `n` messages into a conversation through the hub's own writer (seeding, not under test). */
@@ -53,8 +55,8 @@ describe('hardening: resume floods and tRPC batches (one replica, PostgreSQL)', 
     await seed(replica, conv, attacker.id, 1600);
     const { c: calm } = await connect(replica.port, healthy.accessToken);
     await medianPing(calm, 10); // warm up
-    const idle = await medianPing(calm, 41);
-    const { value: busy, stats } = await flooding({ port: replica.port, token: attacker.accessToken, kind: 'resume', conv }, () => medianPing(calm, 41));
+    const idle = await pacedMedianPing(calm);
+    const { value: busy, stats } = await flooding({ port: replica.port, token: attacker.accessToken, kind: 'resume', conv }, () => pacedMedianPing(calm));
     console.log(`resume flood: idle ping p50 ${idle.toFixed(3)} ms, under flood ${busy.toFixed(3)} ms (${(busy / idle).toFixed(2)}×); ${JSON.stringify(stats)}`);
     assert.ok(stats.rounds >= 1);
     const closes = stats.closes as Record<string, number>;
@@ -74,8 +76,8 @@ describe('hardening: resume floods and tRPC batches (one replica, PostgreSQL)', 
     const before = await attacker.client.auth.me.query();
     const { c: calm } = await connect(replica.port, healthy.accessToken);
     await medianPing(calm, 10);
-    const idle = await medianPing(calm, 41);
-    const { value: busy, stats } = await flooding({ port: replica.port, token: attacker.accessToken, kind: 'batch' }, () => medianPing(calm, 41));
+    const idle = await pacedMedianPing(calm);
+    const { value: busy, stats } = await flooding({ port: replica.port, token: attacker.accessToken, kind: 'batch' }, () => pacedMedianPing(calm));
     console.log(`batch flood: idle ping p50 ${idle.toFixed(3)} ms, under flood ${busy.toFixed(3)} ms (${(busy / idle).toFixed(2)}×); ${JSON.stringify(stats)}`);
     const statuses = Object.keys(stats.statuses as Record<string, number>).map(Number);
     // Both batches are longer than HTTP_MAX_URL_BYTES in their path alone (414); below it a batch
@@ -161,6 +163,26 @@ describe('hardening: work budgets (one replica, PGlite, small budgets)', () => {
     assert.equal(cheap.type, 'resumed');
     c.close();
     c2.close();
+  });
+
+  test('WS_RESUME_EVENTS_*: the client SDK asks again when its resume is refused for the budget, and ends with every event', async () => {
+    const u = await newUser(replica.port, 'sdk');
+    const v = await newUser(replica.port, 'sdk');
+    const conv = (await u.client.conversations.createDirect.mutate({ userId: v.id })).id;
+    await seed(replica, conv, u.id, 150);
+    // Another socket of the same user spends most of the user's budget (300, refilling 10/s).
+    const { c } = await connect(replica.port, u.accessToken, { resume: false });
+    assert.equal((await c.request({ type: 'resume', convs: { [conv]: 0 } })).type, 'resumed');
+    const client = new SocketClient({ url: `ws://127.0.0.1:${replica.port}/ws`, token: () => u.accessToken, WebSocket: WebSocket as unknown as WebSocketCtor, initialSeqs: { [conv]: 0 } });
+    const events: number[] = [];
+    client.on('event', (e) => events.push(e.seq));
+    const t0 = Date.now();
+    await client.connect();
+    const waited = Date.now() - t0;
+    assert.ok(waited > 300, `the first resume was refused and asked again (${waited} ms)`);
+    assert.deepEqual(events, Array.from({ length: 151 }, (_, i) => i + 1), 'every event once, in order');
+    client.close();
+    c.close();
   });
 
   test('API_RATE_*: each call of a batch costs the user one; past the burst → TOO_MANY_REQUESTS (429), another user unaffected', async () => {

@@ -89,3 +89,15 @@ export async function medianPing(c: RawClient, n = 15): Promise<number> {
   xs.sort((a, b) => a - b);
   return xs[Math.floor(n / 2)]!;
 }
+
+/** Median ping round trip over `durationMs`, one ping every `gapMs` (paced under the frame budget). */
+export async function pacedMedianPing(c: RawClient, durationMs = 3000, gapMs = 60): Promise<number> {
+  const xs: number[] = [];
+  const end = performance.now() + durationMs;
+  while (performance.now() < end) {
+    xs.push(await pingMs(c));
+    await new Promise((r) => setTimeout(r, gapMs));
+  }
+  xs.sort((a, b) => a - b);
+  return xs[Math.floor(xs.length / 2)]!;
+}

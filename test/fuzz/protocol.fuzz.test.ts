@@ -85,6 +85,7 @@ describe('fuzz: WebSocket frames', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(frame, { minLength: 3, maxLength: 40, size: 'medium' }), async (batch) => {
         cases++;
+        const ownBefore = JSON.stringify(await attacker.client.conversations.history.query({ conversationId: own, limit: 100 }));
         const s: RawClient = await openRaw(replica.port, attacker.accessToken);
         await s.wait((f) => f.type === 'ready');
         // A healthy client pings the same hub throughout the run.
@@ -103,7 +104,10 @@ describe('fuzz: WebSocket frames', () => {
         // A ping last: once it is answered, every frame before it has been handled (or the socket closed).
         const done = await Promise.race([s.request({ type: 'ping' }, 10_000).then(() => 'answered'), s.closed.then(() => 'closed')]);
         // Replies to async work (store reads and writes) may trail the pong: let them land.
-        if (done === 'answered') await s.request({ type: 'resume', convs: {} }, 10_000).catch(() => undefined);
+        if (done === 'answered') {
+          await replica.hub.writer.idle();
+          await s.request({ type: 'resume', convs: {} }, 10_000).catch(() => undefined);
+        }
         pinging = false;
         await pinger;
         for (const f of s.frames) {
@@ -113,6 +117,10 @@ describe('fuzz: WebSocket frames', () => {
         }
         s.close();
         await s.closed;
+        // Refused frames store nothing: with no ack and no ok, the attacker's own conversation is as it was.
+        if (done === 'answered' && !s.frames.some((f) => f.type === 'ack' || f.type === 'ok')) {
+          assert.equal(JSON.stringify(await attacker.client.conversations.history.query({ conversationId: own, limit: 100 })), ownBefore, 'refused frames changed nothing');
+        }
         assert.equal((await fetch(`http://127.0.0.1:${replica.port}/health`)).status, 200);
         assert.equal(await metricValue(replica.port, 'hubbub_ws_connections'), 1, 'gauge = the healthy socket only');
         assert.ok(maxPing < PING_BOUND_MS, `healthy ping ${maxPing.toFixed(1)} ms`);

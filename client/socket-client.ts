@@ -323,6 +323,12 @@ export class SocketClient {
       }
       case 'error': {
         if (!f.ref) return;
+        // A resume refused for the hub's work budget (RATE_LIMITED): ask again after a jittered
+        // pause; live delivery waits for it, so nothing is missed meanwhile.
+        if (f.ref === 'resume' && f.code === 'RATE_LIMITED') {
+          setTimeout(() => this.raw({ type: 'resume', ref: 'resume', convs: Object.fromEntries(this.seqs) }), 500 + Math.random() * 1000);
+          return;
+        }
         const p = [...this.pending.entries()].find(([, v]) => v.frame.ref === f.ref);
         if (p) {
           // Retryable server trouble: keep it pending and resend it (same cid) after a jittered pause.

@@ -36,7 +36,8 @@ export const configSchema = z
     ACCESS_TOKEN_TTL_S: intIn(30, 86_400).default(900),
     REFRESH_TOKEN_TTL_S: intIn(60, 90 * 86_400).default(30 * 86_400),
     REFRESH_REUSE_GRACE_MS: intIn(0, 60_000).default(10_000),
-    ALLOWED_ORIGINS: csv.default(['http://localhost:3000', 'http://127.0.0.1:3000']),
+    /** Unset: the demo's own origins on PORT (see the transform below). */
+    ALLOWED_ORIGINS: csv.optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     REPLICA_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
     MAX_BODY_BYTES: intIn(1024, 10 * 1024 * 1024).default(1024 * 1024),
@@ -61,6 +62,18 @@ export const configSchema = z
     WS_RESUME_MAX_EVENTS: intIn(10, 100_000).default(1000),
     WS_RESUME_HOLD_MS: intIn(0, 60_000).default(1000),
     WS_RESUME_ANNOUNCED_HOLD_MS: intIn(0, 300_000).default(30_000),
+    // Work budgets (README, "Work budgets"): what one socket, user or request may make a replica do.
+    WS_RESUME_EVENTS_PER_S: intIn(1, 10_000_000).default(2000),
+    WS_RESUME_EVENTS_BURST: intIn(1, 10_000_000).default(20_000),
+    API_RATE_PER_S: intIn(1, 1_000_000).default(100),
+    API_RATE_BURST: intIn(1, 1_000_000).default(300),
+    API_ANON_RATE_PER_S: intIn(1, 1_000_000).default(200),
+    API_ANON_RATE_BURST: intIn(1, 1_000_000).default(1000),
+    API_HISTORY_ROWS_PER_S: intIn(1, 10_000_000).default(2000),
+    API_HISTORY_ROWS_BURST: intIn(100, 10_000_000).default(5000),
+    API_MAX_BATCH_CALLS: intIn(1, 10_000).default(50),
+    HTTP_MAX_URL_BYTES: intIn(256, 1_000_000).default(8192),
+    HTTP_MAX_HEADER_BYTES: intIn(1024, 1_000_000).default(16_384),
     MAX_GROUP_MEMBERS: intIn(2, 100_000).default(1000),
     DRAIN_TIMEOUT_MS: intIn(0, 600_000).default(10_000),
     // Payments, notifications: read here so the composition roots never touch process.env.
@@ -98,7 +111,9 @@ export const configSchema = z
         message: 'required when MESSAGE_STORE=cassandra',
       });
     }
-  });
+  })
+  // The default follows PORT, so `PORT=3100 npm start` serves a demo whose socket is accepted.
+  .transform((c) => ({ ...c, ALLOWED_ORIGINS: c.ALLOWED_ORIGINS ?? [`http://localhost:${c.PORT}`, `http://127.0.0.1:${c.PORT}`] }));
 
 export type Config = z.infer<typeof configSchema>;
 

@@ -23,13 +23,14 @@ import { Hub } from './hub/hub.ts';
 import { MemoryPresence } from './hub/presence.memory.ts';
 import { RedisPresence } from './hub/presence.redis.ts';
 import type { Presence } from './hub/presence.ts';
-import { wsBehavior } from './hub/ws-handler.ts';
+import { wsBehavior, wsUpgradeFallback } from './hub/ws-handler.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { ProfileService } from './profiles/profile-service.ts';
 import { openMessageStore } from './store/open-message-store.ts';
 import { openPayments } from './payments/open-payments.ts';
 import { registerStripeWebhook } from './http/stripe-webhook.ts';
+import { workBudgets } from './limits/budgets.ts';
 import { runMaintenance } from '../../workers/src/processors/maintenance.ts';
 import { MAINTENANCE_EVERY_MS } from '../../workers/src/queues.ts';
 
@@ -90,6 +91,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
   const limiter = redis ? new RedisRateLimiter(redis, config.REDIS_PREFIX + 'rl:') : new MemoryRateLimiter();
 
   const profiles = new ProfileService(db);
+  const budgets = workBudgets(config);
   let hubRef: Hub | null = null;
   const tokens = new AccessTokens(jwtSecret(config, logger), {
     issuer: config.JWT_ISSUER,
@@ -154,10 +156,11 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
       resumeHoldMs: config.WS_RESUME_HOLD_MS,
       announcedResumeHoldMs: config.WS_RESUME_ANNOUNCED_HOLD_MS,
     },
+    resumeEvents: budgets.resumeEvents,
   });
   hubRef = hub;
   const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments });
-  const services: ApiServices = { auth, profiles, account, conversations, payments: pay.payments, metrics };
+  const services: ApiServices = { auth, profiles, account, conversations, payments: pay.payments, metrics, budgets };
 
   const checks: ReadinessCheck[] = [
     { name: 'database', check: () => database.ping() },
@@ -171,7 +174,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
     services,
     metrics,
     logger,
-    http: { allowedOrigins, maxBodyBytes: config.MAX_BODY_BYTES, trustProxy: config.TRUST_PROXY },
+    http: { allowedOrigins, maxBodyBytes: config.MAX_BODY_BYTES, trustProxy: config.TRUST_PROXY, maxUrlBytes: config.HTTP_MAX_URL_BYTES, maxHeaderBytes: config.HTTP_MAX_HEADER_BYTES, maxBatchCalls: config.API_MAX_BATCH_CALLS },
     checks,
     extend: (app) => {
       app.ws(
@@ -185,9 +188,12 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
           maxFrameBytes: config.WS_MAX_FRAME_BYTES,
           idleTimeoutS: Math.ceil((config.WS_HEARTBEAT_MS + config.WS_PONG_TIMEOUT_MS) / 1000),
           maxBackpressure: config.WS_MAX_BACKPRESSURE_BYTES,
+          maxUrlBytes: config.HTTP_MAX_URL_BYTES,
+          maxHeaderBytes: config.HTTP_MAX_HEADER_BYTES,
         }),
       );
       registerStripeWebhook(app, { webhooks: pay.webhooks, maxBytes: config.STRIPE_WEBHOOK_MAX_BYTES, logger });
+      app.get('/ws', wsUpgradeFallback);
     },
   });
   const port = await http.listen(config.HOST, config.PORT);

@@ -171,16 +171,20 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
     assert.equal(r2.readSeq, last, 'clamped to the last seq');
     assert.equal(r2.unread, 0);
     // Two users resuming at the same moment (their cursor reads share one statement) each get
-    // their own cursor back.
+    // their own cursor back. A sender's cursor follows their own sends: b's last message moves
+    // b's cursor past a's.
+    const bLast = (await bPhone.c.request({ type: 'send', conv, cid: 'b-last', body: 'y' })).seq;
+    await bLaptop.c.wait((f) => f.type === 'read' && f.user === users[1]!.id && f.seq === bLast);
     const aListed = (await users[0]!.client.conversations.list.query()).find((c) => c.id === conv)!;
     const aCursor = aListed.lastSeq - aListed.unread;
-    assert.notEqual(aCursor, last, 'the two cursors differ, so a mix-up would show');
+    assert.equal(aCursor, last, "a's own messages are read by a");
+    assert.notEqual(aCursor, bLast, 'the two cursors differ, so a mix-up would show');
     const [a2, b2] = await Promise.all([
-      connect(replica.port, users[0]!.accessToken, { resume: { [conv]: last } }),
-      connect(replica.port, users[1]!.accessToken, { resume: { [conv]: last } }),
+      connect(replica.port, users[0]!.accessToken, { resume: { [conv]: bLast } }),
+      connect(replica.port, users[1]!.accessToken, { resume: { [conv]: bLast } }),
     ]);
     assert.equal(a2.c.frames.find((f) => f.type === 'resumed')!.cursors[conv], aCursor);
-    assert.equal(b2.c.frames.find((f) => f.type === 'resumed')!.cursors[conv], last);
+    assert.equal(b2.c.frames.find((f) => f.type === 'resumed')!.cursors[conv], bLast);
     for (const s of [a, bPhone, bLaptop, a2, b2]) s.c.close();
   });
 

@@ -110,11 +110,11 @@ for (const kind of dbKinds) {
       ]) {
         assert.ok(text.includes(name), name);
       }
-      // One metric by name, without the process collectors; an unknown name gives nothing.
+      // One metric by name, without the process collectors; an unknown name is 404.
       const one = await (await fetch(`http://127.0.0.1:${replica.port}/metrics?name=hubbub_ws_connections`)).text();
       assert.match(one, /^hubbub_ws_connections \d+$/m);
       assert.ok(!one.includes('hubbub_process_') && !one.includes('hubbub_trpc_'), one);
-      assert.equal(await (await fetch(`http://127.0.0.1:${replica.port}/metrics?name=no_such_metric`)).text(), '');
+      assert.equal((await fetch(`http://127.0.0.1:${replica.port}/metrics?name=no_such_metric`)).status, 404);
       assert.match(text, /hubbub_trpc_calls_total\{procedure="auth.register",code="OK"\} \d+/);
       assert.ok(!text.includes(a.id), 'no user ids in labels');
       const allowed = await fetch(`http://127.0.0.1:${replica.port}/trpc/auth.me`, { method: 'OPTIONS', headers: { origin: 'https://app.example.com' } });

@@ -4,6 +4,7 @@ import type { ProfileService } from '../profiles/profile-service.ts';
 import type { AccountService } from '../account/account-service.ts';
 import type { ConversationService } from '../conversations/conversation-service.ts';
 import type { PaymentsService } from '../payments/payments-service.ts';
+import type { WorkBudgets } from '../limits/budgets.ts';
 
 /** What the procedures may call: domain services only, never the database directly. */
 export interface ApiServices {
@@ -13,4 +14,6 @@ export interface ApiServices {
   conversations: ConversationService;
   payments: PaymentsService;
   metrics: Metrics;
+  /** Per-user and per-IP work budgets (limits/budgets.ts). */
+  budgets: WorkBudgets;
 }

@@ -76,14 +76,24 @@ const observed = t.middleware(async ({ ctx, path, next }) => {
   return result;
 });
 
+/** Each call (batched or not) costs its caller one token: per user once authenticated, else per IP. */
+function charge(ctx: Context, kind: 'apiCalls' | 'anonCalls', key: string) {
+  ctx.services.budgets[kind].spend(key, 1, 'too many calls, slow down');
+}
+
 export const router = t.router;
-export const publicProcedure = t.procedure.use(observed);
+const observedProcedure = t.procedure.use(observed);
+export const publicProcedure = observedProcedure.use(({ ctx, next }) => {
+  charge(ctx, 'anonCalls', `ip:${ctx.req.ip}`);
+  return next();
+});
 
 /** Narrows ctx.user: a valid access token whose session is live. */
-export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
+export const authedProcedure = observedProcedure.use(async ({ ctx, next }) => {
   const header = ctx.req.authorization;
   const m = header ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header) : null;
   if (!m) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'missing bearer token' });
   const user = await ctx.services.auth.authenticate(m[1]!);
+  charge(ctx, 'apiCalls', user.id);
   return next({ ctx: { user } });
 });

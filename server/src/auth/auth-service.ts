@@ -81,7 +81,19 @@ export class AuthService {
 
   async login(input: { login: string; password: string }, meta: RequestMeta) {
     const { perAccount, perIp, windowMs } = this.d.loginLimits;
-    const accountKey = `login:acct:${input.login.toLowerCase()}`;
+    const login = input.login.toLowerCase();
+    // The account is resolved first, so its throttle is one budget whatever was typed (username
+    // or email, any case) and from wherever; a login that names no account is throttled by what
+    // was typed. Both paths then verify a hash, so they take the same time and the same error.
+    const [row] = await this.d.db
+      .select({ id: users.id, hash: credentials.passwordHash })
+      .from(users)
+      .innerJoin(credentials, eq(credentials.userId, users.id))
+      .where(
+        and(isNull(users.deletedAt), or(sql`lower(${users.email}) = ${login}`, sql`lower(${users.username}) = ${login}`)),
+      )
+      .limit(1);
+    const accountKey = row ? `login:acct:${row.id}` : `login:name:${login}`;
     const [ipGate, acctGate] = await Promise.all([
       this.d.limiter.hit(`login:ip:${meta.ip}`, perIp, windowMs),
       this.d.limiter.hit(accountKey, perAccount, windowMs),
@@ -94,15 +106,6 @@ export class AuthService {
         Math.max(ipGate.allowed ? 0 : ipGate.retryAfterMs, acctGate.allowed ? 0 : acctGate.retryAfterMs),
       );
     }
-    const login = input.login.toLowerCase();
-    const [row] = await this.d.db
-      .select({ id: users.id, hash: credentials.passwordHash })
-      .from(users)
-      .innerJoin(credentials, eq(credentials.userId, users.id))
-      .where(
-        and(isNull(users.deletedAt), or(sql`lower(${users.email}) = ${login}`, sql`lower(${users.username}) = ${login}`)),
-      )
-      .limit(1);
     // Verified even when no user matched (against a dummy hash), so both paths take the same time.
     const ok = await this.d.hasher.verify(row?.hash, input.password);
     if (!ok || !row) {

@@ -61,7 +61,8 @@ export class HttpServer {
       let aborted = false;
       res.onAborted(() => (aborted = true));
       const registry = d.metrics.registry;
-      const text = name ? (registry.getSingleMetric(name) ? registry.getSingleMetricAsString(name) : Promise.resolve('')) : registry.metrics();
+      if (name && !registry.getSingleMetric(name)) return json(res, '404 Not Found', { error: 'no such metric' });
+      const text = name ? registry.getSingleMetricAsString(name) : registry.metrics();
       void text.then((body) => {
         if (!aborted) res.cork(() => res.writeHeader('content-type', registry.contentType).end(body));
       });

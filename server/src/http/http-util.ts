@@ -4,6 +4,12 @@ export interface HttpOptions {
   allowedOrigins: Set<string>;
   maxBodyBytes: number;
   trustProxy: boolean;
+  /** Path and query together; longer: 414. */
+  maxUrlBytes: number;
+  /** Header names and values together; more: 431. */
+  maxHeaderBytes: number;
+  /** Calls in one tRPC batch; more: 400 before any runs. */
+  maxBatchCalls: number;
 }
 
 /** CORS for browser front ends on ALLOWED_ORIGINS; other origins get no CORS headers. */

@@ -6,6 +6,7 @@ import type { HttpRequest, HttpResponse } from '../uws.ts';
 import type { Logger } from '../observability/logger.ts';
 import { BodyTooLarge, readBody } from './read-body.ts';
 import { corsHeaders, clientIp, type HttpOptions } from './http-util.ts';
+import { requestTooLarge } from '../limits/request-limits.ts';
 import type { Context } from '../api/trpc.ts';
 import type { ApiServices } from '../api/services.ts';
 
@@ -20,7 +21,12 @@ export function trpcHandler(opts: { router: AnyTRPCRouter; services: ApiServices
     // Everything needed from req is copied before the first await (uWS invalidates it).
     const method = req.getMethod().toUpperCase();
     const url = req.getUrl();
-    const query = req.getQuery();
+    const query = req.getQuery() ?? '';
+    const tooLarge = requestTooLarge(url, query, req, opts.http);
+    if (tooLarge) {
+      res.writeStatus(tooLarge).writeHeader('content-type', 'application/json').end(JSON.stringify({ error: { message: tooLarge.slice(4), code: -32600, data: { httpStatus: Number(tooLarge.slice(0, 3)) } } }));
+      return;
+    }
     const headers = new Headers();
     req.forEach((k, v) => headers.append(k, v));
     const ip = clientIp(res, headers, opts.http.trustProxy);
@@ -51,6 +57,9 @@ export function trpcHandler(opts: { router: AnyTRPCRouter; services: ApiServices
         endpoint: '/trpc',
         req: request,
         router: opts.router,
+        // A batch over the limit is refused whole (400) before any of its calls runs; the calls
+        // of a smaller one are each charged to the caller's budget (api/trpc.ts).
+        maxBatchSize: opts.http.maxBatchCalls,
         createContext: (): Context => ({
           services: opts.services,
           log,

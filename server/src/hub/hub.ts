@@ -11,6 +11,8 @@ import { EventWriter } from './event-writer.ts';
 import { Feed } from './feed.ts';
 import type { LimitsDirectory, MembershipDirectory, SocketLimits, SocketLogin, UserControl } from './ports.ts';
 import type { Presence } from './presence.ts';
+import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
+import { ResumeGate } from './resume-gate.ts';
 import { busEvent, busFrame, encode, encodeEvent, frameBytes, parseBus, type Frame } from './wire.ts';
 
 export interface HubLimits {
@@ -40,6 +42,8 @@ export interface HubDeps {
   limits: HubLimits;
   /** Per-user limits (the user's plan); without it every socket has `limits`. */
   userLimits?: LimitsDirectory;
+  /** Events replayed by `resume`, per user (limits/budgets.ts); unset: no budget beyond one resume at a time. */
+  resumeEvents?: KeyedBuckets;
 }
 
 /** How long a feed with no local sockets keeps its bus subscription (reconnect storms). */
@@ -74,8 +78,10 @@ export class Hub {
   private sweepTimer: NodeJS.Timeout;
   /** Connections-per-user limits of users with sockets here, when their plan sets one. */
   private userMaxConns = new Map<string, number>();
+  private resumeGate: ResumeGate;
 
   constructor(private readonly d: HubDeps) {
+    this.resumeGate = new ResumeGate(d.resumeEvents);
     this.writer = new EventWriter(d.store, (e, acceptedAt) => this.onAppended(e, acceptedAt));
     d.bus.onMessage((channel, payload) => this.onBus(channel, payload));
     d.bus.onReconnect(() => void this.resyncAll());
@@ -166,6 +172,14 @@ export class Hub {
       onClose: (reason) => this.d.metrics.closes.inc({ reason }),
     });
     conn.resumeAnnounced = opts.resumeAnnounced === true;
+    // Refused before it is registered: uWS runs the close handler inside `end()`, so a socket
+    // counted first and refused after would keep its slot and the gauge (issue 11, defect 1).
+    if (!this.canAccept(user.id)) {
+      this.unwatch(watch);
+      if (this.draining) conn.close('SERVER_RESTART', `restarting; reconnect in ${Math.floor(Math.random() * 2000)}ms`);
+      else conn.close('RATE_LIMITED', 'too many connections for this user');
+      return conn;
+    }
     // From here on the socket's own queue takes the control messages until setup applies them.
     conn.controlQueue = watch.queue;
     let set = this.byUser.get(user.id);
@@ -173,10 +187,6 @@ export class Hub {
     set.add(conn);
     this.unwatch(watch);
     this.d.metrics.connections.inc();
-    if (set.size > this.maxConnectionsOf(user.id)) {
-      conn.close('RATE_LIMITED', 'too many connections for this user');
-      return conn;
-    }
     void this.setup(conn, login);
     return conn;
   }
@@ -284,11 +294,8 @@ export class Hub {
       return;
     }
     if (conn.holdTimer && f.type !== 'resume') this.release(conn);
-    if (f.type !== 'ping' && f.type !== 'resume' && !conn.bucket.take()) {
-      this.error(conn, f.ref, 'RATE_LIMITED', 'slow down');
-      if (++conn.strikes > conn.bucket.capacity) conn.close('RATE_LIMITED', 'rate limit exceeded');
-      return;
-    }
+    // Every frame type costs its sender a token; resume also pays for the events it replays.
+    if (!conn.bucket.take()) return this.refuse(conn, f.ref, 'slow down');
     switch (f.type) {
       case 'ping':
         conn.send(encode(f.ref ? { type: 'pong', ref: f.ref } : { type: 'pong' }));
@@ -308,6 +315,12 @@ export class Hub {
       case 'resume':
         return void this.onResume(conn, f);
     }
+  }
+
+  /** A refusal for going over a budget: `RATE_LIMITED`, and a socket that keeps at it is closed 4008. */
+  private refuse(conn: Connection, ref: string | undefined, message: string) {
+    this.error(conn, ref, 'RATE_LIMITED', message);
+    if (++conn.strikes > conn.bucket.capacity) conn.close('RATE_LIMITED', 'rate limit exceeded');
   }
 
   private member(conn: Connection, conv: string, ref?: string) {
@@ -331,7 +344,6 @@ export class Hub {
     if (f.body.length > this.d.limits.maxBodyChars) {
       return this.error(conn, f.ref, 'PAYLOAD_TOO_LARGE', `body over ${this.d.limits.maxBodyChars} characters`);
     }
-    if (f.body.trim().length === 0) return this.error(conn, f.ref, 'BAD_REQUEST', 'body is blank');
     const data: Record<string, unknown> = { body: f.body };
     if (f.replyTo !== undefined) data.replyTo = f.replyTo;
     if (f.mentions?.length) data.mentions = f.mentions;
@@ -341,8 +353,21 @@ export class Hub {
       .then(({ event }) => {
         const ack = { type: 'ack' as const, conv: f.conv, cid: f.cid, seq: event.seq, id: event.id, ts: event.ts };
         conn.send(encode(f.ref ? { ...ack, ref: f.ref } : ack));
+        // A sender has read their own message: their cursor moves, and their other devices get
+        // the `read` on the user's channel (the other members need no receipt for it), so it
+        // never counts as unread for them. The ack is the reply: a failure here is logged.
+        this.markRead(conn.user.id, f.conv, event.seq, 'own').catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'own read cursor failed'));
       })
       .catch((err) => this.fail(conn, f.ref, err));
+  }
+
+  /** Moves a read cursor and tells the conversation, or (`own`: after a send) only the user's sockets. */
+  private async markRead(userId: string, conv: string, seq: number, to: 'conversation' | 'own' = 'conversation') {
+    const moved = await this.d.directory.markRead(conv, userId, seq);
+    if (moved == null) return;
+    const frame = encode({ type: 'read', conv, user: userId, seq: moved });
+    if (to === 'own') await this.controlUser(userId, { k: 'frame', frame });
+    else await this.publishFrame(conv, frame);
   }
 
   private async onModify(conn: Connection, f: Extract<ClientFrame, { type: 'edit' | 'delete' | 'react' }>) {
@@ -377,14 +402,24 @@ export class Hub {
     try {
       const feed = this.feeds.get(f.conv);
       const seq = Math.min(f.seq, feed?.delivered ?? f.seq);
-      const moved = await this.d.directory.markRead(f.conv, conn.user.id, seq);
-      if (moved != null) await this.publishFrame(f.conv, encode({ type: 'read', conv: f.conv, user: conn.user.id, seq: moved }));
+      await this.markRead(conn.user.id, f.conv, seq);
     } catch (err) {
       this.fail(conn, f.ref, err);
     }
   }
 
   private async onResume(conn: Connection, f: Extract<ClientFrame, { type: 'resume' }>) {
+    // The cost, before any read: one per conversation named, plus the events it will replay.
+    let cost = 0;
+    for (const [c, lastSeen] of Object.entries(f.convs)) {
+      const head = conn.convs.has(c) ? (this.feeds.get(c)?.delivered ?? 0) : 0;
+      cost += 1 + Math.min(Math.max(0, head - lastSeen), this.d.limits.resumeMaxEvents);
+    }
+    const admitted = this.resumeGate.admit(conn, cost);
+    if (admitted !== 'ok') {
+      const wait = this.resumeGate.retryAfterMs(conn, cost);
+      return this.refuse(conn, f.ref, admitted === 'busy' ? 'a resume is already running on this socket' : `resume budget spent, retry in ${wait} ms`);
+    }
     if (conn.holdTimer) {
       clearTimeout(conn.holdTimer);
       conn.holdTimer = null;
@@ -408,6 +443,8 @@ export class Hub {
       conn.send(encode(f.ref ? { type: 'resumed', ref: f.ref, convs, cursors } : { type: 'resumed', convs, cursors }));
     } catch (err) {
       this.fail(conn, f.ref, err);
+    } finally {
+      this.resumeGate.done(conn);
     }
   }
 

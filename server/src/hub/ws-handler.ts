@@ -6,6 +6,7 @@ import { DomainError } from '../errors.ts';
 import { CloseCodes } from '../protocol/codes.ts';
 import { uws, type HttpRequest, type HttpResponse, type WebSocket } from '../uws.ts';
 import type { Connection } from './connection.ts';
+import { requestTooLarge } from '../limits/request-limits.ts';
 import { PRESENCE_SNAPSHOT_MAX, type Hub, type UserWatch } from './hub.ts';
 import type { Authenticator, SocketLogin } from './ports.ts';
 
@@ -14,9 +15,51 @@ interface UserData {
   watch: UserWatch;
   resumeAnnounced: boolean;
   conn?: Connection;
+  /** uWS ran `close` before `open` had stored the connection (a refusal, or an end during attach). */
+  closedEarly?: boolean;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** 16 random bytes in base64 (RFC 6455 4.1). */
+const WS_KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
+
+/**
+ * `GET /ws` that uWS did not upgrade: it hands an upgrade to the WebSocket behaviour only when
+ * `Sec-WebSocket-Key` is 24 characters, and yields anything else to the next route. An upgrade
+ * attempt with a bad key gets 400 here (not the catch-all 404), a wrong version 426.
+ */
+export function wsUpgradeFallback(res: HttpResponse, req: HttpRequest) {
+  const upgrade = req.getHeader('upgrade').toLowerCase();
+  if (upgrade !== 'websocket') {
+    res.writeStatus('426 Upgrade Required').writeHeader('upgrade', 'websocket').writeHeader('content-type', 'text/plain').end('WebSocket endpoint: upgrade required');
+    return;
+  }
+  if (req.getHeader('sec-websocket-version') !== '13') {
+    res.writeStatus('426 Upgrade Required').writeHeader('sec-websocket-version', '13').writeHeader('content-type', 'text/plain').end('WebSocket version 13 required');
+    return;
+  }
+  res.writeStatus('400 Bad Request').writeHeader('content-type', 'text/plain').end('bad Sec-WebSocket-Key');
+}
+
+/**
+ * Logs a refused origin at most once per `everyMs`, with how many were refused meanwhile: a
+ * misconfigured ALLOWED_ORIGINS shows up in the logs, a flood of foreign origins does not fill them.
+ */
+export function refusedOriginLogger(logger: Logger, everyMs = 10_000, now: () => number = Date.now) {
+  let last = -Infinity;
+  let suppressed = 0;
+  return (origin: string) => {
+    const t = now();
+    if (t - last < everyMs) {
+      suppressed++;
+      return;
+    }
+    last = t;
+    // The origin is what the browser sent (cut to a sane length); nothing secret is in it.
+    logger.warn({ origin: origin.slice(0, 200), suppressed, hint: 'set ALLOWED_ORIGINS' }, 'socket origin refused');
+    suppressed = 0;
+  };
+}
 
 /**
  * The `/ws` behaviour: auth at the upgrade (before a socket exists), JSON frames validated by
@@ -31,7 +74,10 @@ export function wsBehavior(d: {
   maxFrameBytes: number;
   idleTimeoutS: number;
   maxBackpressure: number;
+  maxUrlBytes: number;
+  maxHeaderBytes: number;
 }): WebSocketBehavior<UserData> {
+  const refusedOrigin = refusedOriginLogger(d.logger);
   return {
     // The transport takes up to 4× the limit so that an oversized frame gets a proper 1009 close
     // from the handler below; past that uWS drops the connection outright.
@@ -52,6 +98,7 @@ export function wsBehavior(d: {
       // waits for it instead of starting after WS_RESUME_HOLD_MS, so a slow client's late resume
       // never follows live events it would otherwise get again.
       const resumeAnnounced = req.getQuery('resume') === '1';
+      const tooLarge = requestTooLarge(req.getUrl(), req.getQuery() ?? '', req, d);
       let aborted = false;
       res.onAborted(() => {
         aborted = true;
@@ -59,7 +106,18 @@ export function wsBehavior(d: {
       const reject = (status: string, text: string) => {
         if (!aborted) res.cork(() => res.writeStatus(status).writeHeader('content-type', 'text/plain').end(text));
       };
-      if (origin && !d.allowedOrigins.has(origin)) return reject('403 Forbidden', 'origin not allowed');
+      if (tooLarge) return reject(tooLarge, tooLarge.slice(4));
+      // RFC 6455 4.2.1: version 13 only (426 names it), and a key that is 16 bytes in base64.
+      const version = req.getHeader('sec-websocket-version');
+      if (version !== '13') {
+        if (!aborted) res.cork(() => res.writeStatus('426 Upgrade Required').writeHeader('sec-websocket-version', '13').writeHeader('content-type', 'text/plain').end('WebSocket version 13 required'));
+        return;
+      }
+      if (!WS_KEY.test(key)) return reject('400 Bad Request', 'bad Sec-WebSocket-Key');
+      if (origin && !d.allowedOrigins.has(origin)) {
+        refusedOrigin(origin);
+        return reject('403 Forbidden', 'origin not allowed');
+      }
       const offered = protocols.split(',').map((p) => p.trim()).filter(Boolean);
       const bearer = /^Bearer (\S+)$/.exec(authorization)?.[1] ?? offered.find((p) => p.startsWith('bearer.'))?.slice(7);
       if (!bearer) return reject('401 Unauthorized', 'missing token');
@@ -92,7 +150,11 @@ export function wsBehavior(d: {
 
     open: (ws: WebSocket<UserData>) => {
       const data = ws.getUserData();
-      data.conn = d.hub.attach(ws, data.login, data.watch, { resumeAnnounced: data.resumeAnnounced });
+      const conn = d.hub.attach(ws, data.login, data.watch, { resumeAnnounced: data.resumeAnnounced });
+      data.conn = conn;
+      // Every close path ends in Hub.closed exactly once (it is idempotent), even one that ran
+      // synchronously inside attach, before `data.conn` was set.
+      if (data.closedEarly) d.hub.closed(conn);
     },
 
     message: (ws: WebSocket<UserData>, message: ArrayBuffer, isBinary: boolean) => {
@@ -135,9 +197,12 @@ export function wsBehavior(d: {
     },
 
     close: (ws: WebSocket<UserData>) => {
-      const conn = ws.getUserData().conn;
-      if (!conn) return;
-      d.hub.closed(conn);
+      const data = ws.getUserData();
+      if (!data.conn) {
+        data.closedEarly = true;
+        return;
+      }
+      d.hub.closed(data.conn);
     },
   };
 }

@@ -7,7 +7,9 @@ import client from 'prom-client';
 export function createMetrics(opts: { collectDefault?: boolean } = {}) {
   const registry = new client.Registry();
   if (opts.collectDefault !== false) {
-    client.collectDefaultMetrics({ register: registry, prefix: 'hubbub_process_', eventLoopMonitoringPrecision: 20 });
+    // prom-client's names already start with `process_` or `nodejs_`: `hubbub_process_cpu_…`,
+    // `hubbub_nodejs_eventloop_lag_…` (not `hubbub_process_process_…`).
+    client.collectDefaultMetrics({ register: registry, prefix: 'hubbub_', eventLoopMonitoringPrecision: 20 });
   }
   const trpcCalls = new client.Counter({
     name: 'hubbub_trpc_calls_total',

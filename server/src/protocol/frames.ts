@@ -20,13 +20,19 @@ const text = (max: number) =>
     .max(max)
     .refine((s) => !s.includes('\u0000') && s.isWellFormed(), 'must not contain NUL or unpaired surrogates');
 
+/**
+ * A message body, for `send` and `edit` alike: not blank. Its length limit is applied by the
+ * hub from its config; this is the wire-level ceiling.
+ */
+const body = text(100_000).refine((s) => s.trim().length > 0, 'body is blank');
+
 /** Body length limits are applied by the hub from its config; this is the wire-level ceiling. */
 export const sendFrame = z.strictObject({
   type: z.literal('send'),
   ref: ref.optional(),
   conv: convId,
   cid: text(64),
-  body: text(100_000),
+  body,
   replyTo: seq.optional(),
   mentions: z.array(z.uuid()).max(50).optional(),
 });
@@ -35,7 +41,7 @@ export const editFrame = z.strictObject({
   ref: ref.optional(),
   conv: convId,
   seq,
-  body: text(100_000),
+  body,
 });
 export const deleteFrame = z.strictObject({ type: z.literal('delete'), ref: ref.optional(), conv: convId, seq });
 export const reactFrame = z.strictObject({

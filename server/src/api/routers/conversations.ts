@@ -53,13 +53,15 @@ export const conversationsRouter = router({
         limit: z.number().int().min(1).max(100).default(50),
       }),
     )
-    .query(({ ctx, input }) =>
-      ctx.services.conversations.history(ctx.user.id, input.conversationId, {
+    .query(({ ctx, input }) => {
+      // Charged by the rows asked for, before the read.
+      ctx.services.budgets.historyRows.spend(ctx.user.id, input.limit, 'too many history rows, slow down');
+      return ctx.services.conversations.history(ctx.user.id, input.conversationId, {
         beforeSeq: input.beforeSeq,
         afterSeq: input.afterSeq,
         limit: input.limit,
-      }),
-    ),
+      });
+    }),
 
   readCursors: authedProcedure
     .input(z.strictObject({ conversationId }))

@@ -1,0 +1,30 @@
+import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
+import type { Connection } from './connection.ts';
+
+/**
+ * What a `resume` may cost (issue 11, defect 2: 500 resumes of a 1,600-event conversation made
+ * one socket send 488,152 events and stalled the hub for everyone). A resume is charged, before
+ * any read, the events it will replay plus one per conversation named, against its user's budget
+ * on this replica; one resume runs at a time per socket. Refused: `RATE_LIMITED`, and a strike.
+ */
+export class ResumeGate {
+  private running = new WeakSet<Connection>();
+
+  constructor(private readonly events: KeyedBuckets | undefined) {}
+
+  /** 'ok' (the caller must call `done`), 'busy' (one is running on this socket), 'over' (budget spent). */
+  admit(conn: Connection, cost: number): 'ok' | 'busy' | 'over' {
+    if (this.running.has(conn)) return 'busy';
+    if (this.events && !this.events.take(conn.user.id, cost)) return 'over';
+    this.running.add(conn);
+    return 'ok';
+  }
+
+  done(conn: Connection) {
+    this.running.delete(conn);
+  }
+
+  retryAfterMs(conn: Connection, cost: number) {
+    return this.events?.retryAfterMs(conn.user.id, cost) ?? 0;
+  }
+}

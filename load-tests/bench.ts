@@ -23,6 +23,7 @@ import { openDatabase } from '../server/src/db/database.ts';
 import { createDatabase, startPostgres, type PostgresHandle } from '../test/helpers/postgres.ts';
 import { startRedis, type RedisHandle } from '../test/helpers/redis.ts';
 import { runConnScale, type ConnScaleResult } from './conn-scale.ts';
+import { runSoak } from './soak.ts';
 import type { ApiJob, ConnectJob, FanoutJob, Job, ReconnectJob } from './gen/jobs.ts';
 import { runGenerator, shares, type GenResult } from './gen/runner.ts';
 import { openPgStats, PG_STATS_CONFIG, type PgStatement } from './harness/pg-stats.ts';
@@ -297,9 +298,37 @@ async function retryWhileStarting<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The soak scenario's place (see SCENARIOS): load-tests/soak.ts is not on this branch. */
+/**
+ * The soak (load-tests/soak.ts, also `npm run soak`): mixed load with churn on two replicas for
+ * `--soak-minutes` (20), with its own PostgreSQL and Redis. Its figures feed the 'soak' rows of
+ * the threshold table: the RSS floor slope over the last half and the gauges after the load.
+ */
 async function soakScenario(): Promise<void> {
-  throw new Error('--soak: load-tests/soak.ts (runSoak) is not wired into this bench yet');
+  const minutes = Number(option('soak-minutes') ?? (quick ? 1 : 20));
+  const r = await runSoak({ durationS: Math.round(minutes * 60), outDir: resultsDir, log });
+  const worst = (f: (x: (typeof r.summary)[number]) => number) => Math.max(...r.summary.map(f));
+  result.scenarios.push({
+    name: 'soak',
+    server: 'Hubbub (2 replicas)',
+    kind: 'hubbub',
+    ok: true,
+    durationS: Math.round(minutes * 60),
+    cpuS: {},
+    windowCpuS: null,
+    windowS: null,
+    peakRssMiB: {},
+    counters: Object.fromEntries(Object.entries(r.counts).filter((e): e is [string, number] => typeof e[1] === 'number')),
+    hists: {},
+    distributions: {},
+    figures: {
+      rssFloorSlopeMiBPerMin: round(worst((x) => x.rssFloorSlope), 2),
+      heapFloorSlopeMiBPerMin: round(worst((x) => x.heapFloorSlope), 2),
+      maxGaugeDrift: worst((x) => x.drift),
+      finalGauge: Math.max(...r.finalGauges),
+      report: path.basename(r.files[0]!),
+    },
+    generator: null,
+  });
 }
 
 async function connScaleScenario(hubBase: Record<string, string>, seedFile: string) {

@@ -1,3 +1,4 @@
 export * from './users.ts';
 export * from './conversations.ts';
 export * from './message-log.ts';
+export * from './notifications.ts';

@@ -30,6 +30,9 @@ import { ProfileService } from './profiles/profile-service.ts';
 import { openMessageStore } from './store/open-message-store.ts';
 import { runMaintenance } from '../../workers/src/processors/maintenance.ts';
 import { MAINTENANCE_EVERY_MS } from '../../workers/src/queues.ts';
+import { setupNotifications, type Notifications } from '../../workers/src/notify-setup.ts';
+import type { NotifyOverrides } from '../../workers/src/notify-runner.ts';
+import { registerUnsubscribeRoute } from './notify/unsubscribe-route.ts';
 
 export interface Replica {
   port: number;
@@ -39,6 +42,7 @@ export interface Replica {
   hub: Hub;
   services: ApiServices;
   http: HttpServer;
+  notifications: Notifications;
   /** SIGTERM path: not ready, stop accepting, finish writes, 1012 to clients, close everything. */
   drain(): Promise<void>;
   /** Immediate stop (tests): closes sockets and connections without waiting. */
@@ -50,7 +54,7 @@ export interface Replica {
  * passes narrow objects down. `main.ts` calls it with the environment's config; tests call it
  * with their own (port 0).
  */
-export async function startReplica(config: Config, opts: { logger?: Logger } = {}): Promise<Replica> {
+export async function startReplica(config: Config, opts: { logger?: Logger; notify?: NotifyOverrides } = {}): Promise<Replica> {
   const replicaId = config.REPLICA_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const logger = opts.logger ?? createLogger({ level: config.LOG_LEVEL, replicaId });
   const metrics = createMetrics({ collectDefault: config.NODE_ENV !== 'test' });
@@ -89,7 +93,8 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
 
   const profiles = new ProfileService(db);
   let hubRef: Hub | null = null;
-  const tokens = new AccessTokens(jwtSecret(config, logger), {
+  const secret = jwtSecret(config, logger);
+  const tokens = new AccessTokens(secret, {
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
     ttlSeconds: config.ACCESS_TOKEN_TTL_S,
@@ -124,7 +129,9 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
       publishFrame: (c, f, skip) => hub.publishFrame(c, f, skip),
     },
   });
+  const notifications = setupNotifications({ config, db, store, presence, logger, registry: metrics.registry, jwtSecret: secret, overrides: opts.notify });
   const hub: Hub = new Hub({
+    notify: notifications.trigger,
     store,
     bus,
     presence,
@@ -145,7 +152,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
   });
   hubRef = hub;
   const account = new AccountService({ db, auth, profiles, conversations, store });
-  const services: ApiServices = { auth, profiles, account, conversations, metrics };
+  const services: ApiServices = { auth, profiles, account, conversations, metrics, notifications: notifications.settings };
 
   const checks: ReadinessCheck[] = [
     { name: 'database', check: () => database.ping() },
@@ -162,6 +169,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
     http: { allowedOrigins, maxBodyBytes: config.MAX_BODY_BYTES, trustProxy: config.TRUST_PROXY },
     checks,
     extend: (app) => {
+      registerUnsubscribeRoute(app, { tokens: notifications.tokens, settings: notifications.settings, logger });
       app.ws(
         '/ws',
         wsBehavior({
@@ -193,6 +201,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
     closed = true;
     if (inProcessJobs) clearInterval(inProcessJobs);
     hub.stop();
+    await notifications.close().catch(() => {});
     await hasher.close().catch(() => {});
     await presence.close().catch(() => {});
     await bus.close().catch(() => {});
@@ -210,6 +219,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
     hub,
     services,
     http,
+    notifications,
     async drain() {
       http.draining = true;
       http.stopListening();

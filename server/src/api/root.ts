@@ -3,12 +3,14 @@ import { accountRouter } from './routers/account.ts';
 import { authRouter } from './routers/auth.ts';
 import { conversationsRouter } from './routers/conversations.ts';
 import { profilesRouter } from './routers/profiles.ts';
+import { notificationsRouter } from './routers/notifications.ts';
 
 export const appRouter = router({
   auth: authRouter,
   profiles: profilesRouter,
   conversations: conversationsRouter,
   account: accountRouter,
+  notifications: notificationsRouter,
 });
 
 /** Typed web clients import this type: `createTRPCClient<AppRouter>(…)`. */

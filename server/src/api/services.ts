@@ -3,6 +3,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { ProfileService } from '../profiles/profile-service.ts';
 import type { AccountService } from '../account/account-service.ts';
 import type { ConversationService } from '../conversations/conversation-service.ts';
+import type { NotificationSettings } from '../notify/notification-settings.ts';
 
 /** What the procedures may call: domain services only, never the database directly. */
 export interface ApiServices {
@@ -11,4 +12,5 @@ export interface ApiServices {
   account: AccountService;
   conversations: ConversationService;
   metrics: Metrics;
+  notifications: NotificationSettings;
 }

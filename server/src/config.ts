@@ -77,6 +77,8 @@ export const configSchema = z
     NOTIFY_EMAIL_DELAY_S: intIn(0, 86_400).default(120),
     NOTIFY_ATTEMPTS: intIn(1, 50).default(8),
     NOTIFY_CONCURRENCY: intIn(1, 1000).default(16),
+    /** `npm run workers` serves /metrics and /health on this port. */
+    WORKERS_METRICS_PORT: intIn(0, 65535).default(9465),
     /** Signs unsubscribe links (defaults to a key derived from JWT_SECRET). */
     NOTIFY_SECRET: z.string().min(32, 'at least 32 characters').optional(),
     PUBLIC_URL: z.string().url().default('http://localhost:3000'),

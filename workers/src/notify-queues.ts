@@ -19,9 +19,10 @@ export const connectionOf = (redisUrl: string): ConnectionOptions => {
 
 /**
  * The producer side (hub replicas): one BullMQ queue per channel. A job is delayed by the
- * channel's window and deduplicated by its (user, conversation) key for as long as that window,
- * so a burst becomes one job; one that arrives after the job started makes a new one, which
- * covers only what the first did not (the claim's cursor).
+ * channel's window and deduplicated by its (user, conversation) key until it starts, so a burst
+ * becomes one job. The worker frees the key as its first step: an event after that makes a new
+ * job, which covers only what the first did not (the claim's cursor); an event before it is
+ * covered by the running job, which reads the head afterwards.
  */
 export class BullNotifyScheduler implements NotifyScheduler {
   readonly queues: Record<Channel, Queue>;
@@ -42,7 +43,7 @@ export class BullNotifyScheduler implements NotifyScheduler {
         data: j,
         opts: {
           delay,
-          deduplication: { id: notifyKey(channel, j), ttl: Math.max(delay, 1) },
+          deduplication: { id: notifyKey(channel, j) },
           attempts: this.o.attempts,
           backoff: { type: 'notify' },
           removeOnComplete: { count: 1000 },
@@ -78,6 +79,7 @@ export function startNotifyWorkers(d: NotifyDeps, o: { connection: ConnectionOpt
         async (job: Job, token?: string) => {
           const parsed = notifyJob.safeParse(job.data);
           if (!parsed.success) throw new UnrecoverableError(`bad notification payload: ${parsed.error.message}`);
+          if (job.attemptsMade === 0) await job.removeDeduplicationKey();
           const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
           const r = await runNotifyJob(channel, d, parsed.data, { final });
           if (r.outcome === 'postponed') {

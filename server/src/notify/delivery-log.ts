@@ -86,10 +86,11 @@ export class DeliveryLog {
       .where(eq(notificationDeliveries.id, id));
   }
 
-  async finish(id: string, status: 'sent' | 'failed', error?: string) {
+  /** Records the outcome; `counted` when the attempt was already counted by `attempted` (a retry given up). */
+  async finish(id: string, status: 'sent' | 'failed', error?: string, counted = false) {
     await this.db
       .update(notificationDeliveries)
-      .set({ status, finishedAt: new Date(), attempts: sql`${notificationDeliveries.attempts} + 1`, error: error?.slice(0, 500) ?? null })
+      .set({ status, finishedAt: new Date(), attempts: counted ? notificationDeliveries.attempts : sql`${notificationDeliveries.attempts} + 1`, error: error?.slice(0, 500) ?? null })
       .where(and(eq(notificationDeliveries.id, id), eq(notificationDeliveries.status, 'sending')));
   }
 }

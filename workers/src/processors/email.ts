@@ -39,7 +39,7 @@ export function renderDigest(plans: ConversationPlan[], links: { app: string; un
  * conversation, after the send-time re-check of each.
  */
 export async function processEmail(d: NotifyDeps, job: NotifyJob, ctx: JobContext): Promise<Outcome> {
-  let sent = await sendAll(await d.log.pending(job.user, 'email', null), (c) => sendOne(d, c), ctx.final, (c, err) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`));
+  let sent = await sendAll(await d.log.pending(job.user, 'email', null), (c) => sendOne(d, c), ctx.final, (c, err) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`, true));
   const u = await d.planner.user(job.user);
   if (!u || u.deleted || !u.email) return { outcome: 'skipped', reason: 'no such user' };
   if (!u.channelOn.email || !d.mailer) return sent ? { outcome: 'sent', sent } : { outcome: 'skipped', reason: 'email off' };
@@ -47,7 +47,8 @@ export async function processEmail(d: NotifyDeps, job: NotifyJob, ctx: JobContex
   const quiet = d.planner.quietUntil(u, now);
   if (quiet) return { outcome: 'postponed', until: quiet.getTime() };
   const plans: ConversationPlan[] = [];
-  for (const conv of await d.planner.pendingConversations(job.user, 'email')) {
+  const pc = await d.planner.pendingConversations(job.user, 'email');
+  for (const conv of pc) {
     const p = await d.planner.conversation(job.user, conv, 'email', u, now);
     if (!isSkip(p)) plans.push(p);
   }
@@ -56,7 +57,7 @@ export async function processEmail(d: NotifyDeps, job: NotifyJob, ctx: JobContex
   const digest = renderDigest(plans, { app: d.publicUrl, unsubscribe });
   const claimed = await d.log.claim({ userId: job.user, channel: 'email', conv: null, plans, targets: [''], payload: () => ({ to: u.email, unsubscribe, ...digest }) });
   if (!claimed) return sent ? { outcome: 'sent', sent } : { outcome: 'skipped', reason: 'claimed by another run' };
-  sent += await sendAll(claimed, (c) => sendOne(d, c), ctx.final, (c, err) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`));
+  sent += await sendAll(claimed, (c) => sendOne(d, c), ctx.final, (c, err) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`, true));
   return { outcome: 'sent', sent };
 }
 

@@ -60,14 +60,14 @@ export async function processPush(d: NotifyDeps, job: NotifyJob, ctx: JobContext
   });
   const claimed = await d.log.claim({ userId: job.user, channel: 'push', conv: job.conv, plans: [plan], targets: subs.map((s) => s.id), payload: () => ({ ...payload }) });
   if (!claimed) return sent ? { outcome: 'sent', sent } : { outcome: 'skipped', reason: 'claimed by another run' };
-  sent += await sendAll(claimed, (c) => sendOne(d, c), ctx.final, (c, err) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`));
+  sent += await sendAll(claimed, (c) => sendOne(d, c), ctx.final, (c, err) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`, true));
   return sent ? { outcome: 'sent', sent } : { outcome: 'failed', reason: 'no subscription accepted it' };
 }
 
 async function sendPending(d: NotifyDeps, job: NotifyJob, ctx: JobContext) {
   const pending = await d.log.pending(job.user, 'push', job.conv);
   if (!pending.length) return 0;
-  return sendAll(pending, (c) => sendOne(d, c), ctx.final, (c, err) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`));
+  return sendAll(pending, (c) => sendOne(d, c), ctx.final, (c, err) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`, true));
 }
 
 async function sendOne(d: NotifyDeps, c: Delivery): Promise<void> {

@@ -18,7 +18,7 @@ export function signature(secret: string, body: string, t: number) {
  * quiet hours: a webhook is read by a program), POSTed as signed JSON to each of the user's URLs.
  */
 export async function processWebhook(d: NotifyDeps, job: NotifyJob, ctx: JobContext): Promise<Outcome> {
-  const gaveUp = (c: Delivery, err: RetryLater) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`);
+  const gaveUp = (c: Delivery, err: RetryLater) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`, true);
   let sent = await sendAll(await d.log.pending(job.user, 'webhook', job.conv), (c) => sendOne(d, c), ctx.final, gaveUp);
   const u = await d.planner.user(job.user);
   if (!u || u.deleted) return { outcome: 'skipped', reason: 'no such user' };

@@ -51,14 +51,16 @@ export function checkUrlShape(raw: string, allowPrivate: boolean): URL {
   return url;
 }
 
-/** Resolves the URL's host and refuses it when any address is private (at registration). */
+/**
+ * Resolves the URL's host and refuses it when any address is private (at registration). A host
+ * that does not resolve now is accepted: the connect-time lookup is the guard that counts.
+ */
 export async function checkUrl(raw: string, allowPrivate: boolean): Promise<URL> {
   const url = checkUrlShape(raw, allowPrivate);
   if (allowPrivate) return url;
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (isIP(host)) return url;
   const addrs = await new Promise<LookupAddress[]>((res) => dnsLookup(host, { all: true }, (err, a) => res(err ? [] : a)));
-  if (addrs.length === 0) throw new DomainError('BAD_REQUEST', 'the host does not resolve');
   if (addrs.some((a) => isPrivateAddress(a.address))) {
     throw new DomainError('BAD_REQUEST', 'private, loopback and link-local addresses are not allowed');
   }

@@ -77,6 +77,8 @@ export const configSchema = z
     NOTIFY_EMAIL_DELAY_S: intIn(0, 86_400).default(120),
     NOTIFY_ATTEMPTS: intIn(1, 50).default(8),
     NOTIFY_CONCURRENCY: intIn(1, 1000).default(16),
+    /** How long a worker's hold on a job lasts without renewal: a killed worker's job runs again after it. */
+    NOTIFY_LOCK_MS: intIn(1000, 600_000).default(30_000),
     /** `npm run workers` serves /metrics and /health on this port. */
     WORKERS_METRICS_PORT: intIn(0, 65535).default(9465),
     /** Signs unsubscribe links (defaults to a key derived from JWT_SECRET). */

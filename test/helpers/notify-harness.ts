@@ -59,7 +59,7 @@ export async function notifyHarness(overrides: Record<string, string> = {}) {
   });
   const connection = connectionOf(env.REDIS_URL!);
   const prefix = env.REDIS_PREFIX! + 'bull';
-  let workers = startNotifyWorkers(deps, { connection, prefix, concurrency: 4 });
+  let workers = startNotifyWorkers(deps, { connection, prefix, concurrency: 4, lockMs: config.NOTIFY_LOCK_MS });
   const scheduler = replica.notifications.scheduler as BullNotifyScheduler;
 
   const counts = async () => {
@@ -107,7 +107,7 @@ export async function notifyHarness(overrides: Record<string, string> = {}) {
       await workers.close();
     },
     startWorkers() {
-      workers = startNotifyWorkers(deps, { connection, prefix, concurrency: 4 });
+      workers = startNotifyWorkers(deps, { connection, prefix, concurrency: 4, lockMs: config.NOTIFY_LOCK_MS });
     },
     async close() {
       await workers.close().catch(() => {});

@@ -121,6 +121,19 @@ export class PushService {
     this.hold = fn;
   }
 
+  /** Resolves once `n` requests reached this browser's endpoint. */
+  async waitFor(b: Browser, n: number, timeoutMs = 15_000) {
+    const deadline = Date.now() + timeoutMs;
+    while (this.to(b).length < n) {
+      if (Date.now() > deadline) throw new Error(`push service: ${this.to(b).length} of ${n} requests`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.max(0, deadline - Date.now()));
+        this.arrived.push(() => (clearTimeout(t), r()));
+      });
+    }
+  }
+  private arrived: (() => void)[] = [];
+
   to(b: Browser) {
     return this.requests.filter((r) => r.path === new URL(b.endpoint).pathname);
   }
@@ -149,6 +162,7 @@ export class PushService {
     const topic = h.topic as string | undefined;
     this.requests.push({ path: p, topic, ttl: h.ttl as string, body, payload, status: next.status });
     if (next.status === 201) this.notifications.set(topic ?? randomBytes(8).toString('hex'), payload);
+    for (const w of this.arrived.splice(0)) w();
     return next;
   }
 

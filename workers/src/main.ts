@@ -36,7 +36,7 @@ client.collectDefaultMetrics({ register: registry, prefix: 'hubbub_process_' });
 const notifyMetrics = createNotifyMetrics(registry);
 const notify = startNotifyWorkers(
   notifyDeps({ config, db: database.db, store, logger, metrics: notifyMetrics, vapid: vapidKeys(config, logger), secret: notifySecret(config.NOTIFY_SECRET, secret) }),
-  { connection: connectionOf(config.REDIS_URL), prefix: config.REDIS_PREFIX + 'bull', concurrency: config.NOTIFY_CONCURRENCY },
+  { connection: connectionOf(config.REDIS_URL), prefix: config.REDIS_PREFIX + 'bull', concurrency: config.NOTIFY_CONCURRENCY, lockMs: config.NOTIFY_LOCK_MS },
 );
 const metricsServer = createServer((req, res) => {
   if (req.url?.startsWith('/metrics')) void registry.metrics().then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));

@@ -71,7 +71,7 @@ export class BullNotifyScheduler implements NotifyScheduler {
  * an UnrecoverableError; retryable failures back off exponentially with jitter, or as long as
  * the far side's Retry-After asked.
  */
-export function startNotifyWorkers(d: NotifyDeps, o: { connection: ConnectionOptions; prefix: string; concurrency: number }) {
+export function startNotifyWorkers(d: NotifyDeps, o: { connection: ConnectionOptions; prefix: string; concurrency: number; lockMs?: number }) {
   const workers = channels.map(
     (channel) =>
       new Worker(
@@ -92,6 +92,7 @@ export function startNotifyWorkers(d: NotifyDeps, o: { connection: ConnectionOpt
           connection: { ...o.connection, maxRetriesPerRequest: null },
           prefix: o.prefix,
           concurrency: o.concurrency,
+          ...(o.lockMs ? { lockDuration: o.lockMs, stalledInterval: Math.max(500, Math.floor(o.lockMs / 2)) } : {}),
           settings: { backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => backoffMs(attemptsMade, err) },
         },
       ),

@@ -73,6 +73,8 @@ export const configSchema = z
     VAPID_PRIVATE_KEY: z.string().optional(),
     VAPID_SUBJECT: z.string().default('mailto:ops@localhost'),
     // Notifications: delays before a push and an email digest, links, the SSRF guard, workers.
+    /** Off: the hub enqueues no notifications (the settings API still works). */
+    NOTIFY_ENABLED: bool.default(true),
     NOTIFY_PUSH_DELAY_MS: intIn(0, 3_600_000).default(5000),
     NOTIFY_EMAIL_DELAY_S: intIn(0, 86_400).default(120),
     NOTIFY_ATTEMPTS: intIn(1, 50).default(8),

@@ -131,7 +131,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
   });
   const notifications = setupNotifications({ config, db, store, presence, logger, registry: metrics.registry, jwtSecret: secret, overrides: opts.notify });
   const hub: Hub = new Hub({
-    notify: notifications.trigger,
+    notify: config.NOTIFY_ENABLED ? notifications.trigger : undefined,
     store,
     bus,
     presence,

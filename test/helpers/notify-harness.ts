@@ -92,6 +92,7 @@ export async function notifyHarness(overrides: Record<string, string> = {}) {
     /** Lets every delay pass: promotes the delayed jobs and waits until the queues are idle. */
     async settle(timeoutMs = 15_000) {
       await replica.notifications.trigger.idle();
+      replica.notifications.trigger.forgetPending();
       for (const c of channels) await scheduler.queues[c].promoteJobs();
       const deadline = Date.now() + timeoutMs;
       // Redis holds the queue state: it is read until no job is waiting or running.

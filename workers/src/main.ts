@@ -46,6 +46,8 @@ const metricsServer = createServer((req, res) => {
 logger.info({ concurrency: config.NOTIFY_CONCURRENCY, metricsPort: config.WORKERS_METRICS_PORT }, 'workers started');
 const stop = async () => {
   logger.info('workers stopping');
+  // worker.close() waits for running jobs and for Redis; do not outlive the grace period if Redis is gone.
+  setTimeout(() => process.exit(1), 20_000).unref();
   metricsServer.close();
   await notify.close();
   await workers.close();

@@ -49,7 +49,7 @@ export function setupNotifications(c: {
         delays: notifyDelays(config),
         attempts: config.NOTIFY_ATTEMPTS,
       });
-  const trigger = new NotifyTrigger({ db: c.db, presence: c.presence, scheduler, logger: c.logger });
+  const trigger = new NotifyTrigger({ db: c.db, presence: c.presence, scheduler, logger: c.logger, delays: notifyDelays(config) });
   return {
     settings,
     trigger,

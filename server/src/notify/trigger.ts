@@ -29,8 +29,37 @@ export class NotifyTrigger {
   private batch: StoredEvent[] = [];
   private scheduled = false;
   private inflight = new Set<Promise<void>>();
+  /**
+   * Keys this replica queued a job for, until that job's delay has passed: a job cannot have
+   * started before, so the queue would drop another one anyway (it covers every seq up to the
+   * head when it runs). Saves the Redis round trips of a busy room.
+   */
+  private pending = new Map<string, number>();
+  private pendingSweep = 0;
 
-  constructor(private readonly d: { db: Db; presence: Presence; scheduler: NotifyScheduler; logger: Logger }) {}
+  constructor(private readonly d: { db: Db; presence: Presence; scheduler: NotifyScheduler; logger: Logger; delays: Record<NotifyChannel, number>; now?: () => number }) {}
+
+  /** Forgets what was queued, as if every delay had passed (tests promote delayed jobs). */
+  forgetPending() {
+    this.pending.clear();
+  }
+
+  private fresh(channel: NotifyChannel, jobs: TriggerJob[], now: number) {
+    const out: TriggerJob[] = [];
+    const until = now + this.d.delays[channel];
+    for (const j of jobs) {
+      const key = channel === 'email' ? `email:${j.user}` : `${channel}:${j.user}:${j.conv}`;
+      const t = this.pending.get(key);
+      if (t !== undefined && t > now) continue;
+      this.pending.set(key, until);
+      out.push(j);
+    }
+    if (this.pending.size > 100_000 || now - this.pendingSweep > 60_000) {
+      this.pendingSweep = now;
+      for (const [k, t] of this.pending) if (t <= now) this.pending.delete(k);
+    }
+    return out;
+  }
 
   appended(e: StoredEvent) {
     if (!e.from) return;
@@ -99,10 +128,13 @@ export class NotifyTrigger {
       if (offline) email.push(job);
       if (hooks.has(j.user)) webhook.push(job);
     }
-    await Promise.all([
-      push.length ? this.d.scheduler.enqueue('push', push) : null,
-      email.length ? this.d.scheduler.enqueue('email', email) : null,
-      webhook.length ? this.d.scheduler.enqueue('webhook', webhook) : null,
-    ]);
+    const now = this.d.now?.() ?? Date.now();
+    const batches = [['push', push], ['email', email], ['webhook', webhook]] as const;
+    await Promise.all(
+      batches.map(([channel, jobs]) => {
+        const todo = this.fresh(channel, jobs, now);
+        return todo.length ? this.d.scheduler.enqueue(channel, todo) : null;
+      }),
+    );
   }
 }

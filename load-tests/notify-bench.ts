@@ -133,9 +133,7 @@ async function main() {
   let phase: 'off' | 'on' | null = null;
   const sockets: Record<'off' | 'on', Map<string, WebSocket>> = { off: new Map(), on: new Map() };
   for (const [name, hub] of [['off', hubOff], ['on', hubOn]] as const) {
-    await Promise.all(
-      all.filter((u) => u.online).map(
-        (u) =>
+    const open = (u: U) =>
           new Promise<void>((resolve, reject) => {
             const ws = new WebSocket(`ws://127.0.0.1:${hub.port}/ws`, { headers: { authorization: `Bearer ${u.token}` } });
             ws.on('message', (data) => {
@@ -151,9 +149,19 @@ async function main() {
             ws.on('unexpected-response', (_q, res) => reject(new Error(`upgrade answered ${res.statusCode}`)));
             ws.on('close', (code) => reject(new Error(`socket closed before ready (${code})`)));
             sockets[name].set(u.id, ws);
-          }),
-      ),
-    );
+          });
+    // A loaded machine refuses some upgrades (503 while the database is slow): try again.
+    const retry = async (u: U) => {
+      for (let i = 0; ; i++) {
+        try {
+          return await open(u);
+        } catch (err) {
+          if (i >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 200 * (i + 1)));
+        }
+      }
+    };
+    await Promise.all(all.filter((u) => u.online).map(retry));
   }
 
   step('sockets open');

@@ -109,5 +109,25 @@ for (const kind of dbKinds) {
       assert.deepEqual(await me.client.notifications.unregisterPush.mutate({ endpoint: b.endpoint }), { removed: true });
       assert.deepEqual(await me.client.notifications.unregisterPush.mutate({ endpoint: b.endpoint }), { removed: false });
     });
+
+    test('account.export includes notification data (no webhook secrets); account.delete erases it', async () => {
+      const me = await newUser(replica.port, 'nh');
+      const b = new Browser('https://push.example.com/sub/export');
+      await me.client.notifications.registerPush.mutate(b.subscription);
+      const hook = await me.client.notifications.webhooks.create.mutate({ url: 'https://example.com/export-hook' });
+      await me.client.notifications.updateSettings.mutate({ previews: false });
+      const data = (await me.client.account.export.query()) as any;
+      assert.deepEqual(data.notifications.pushSubscriptions.map((s: any) => s.endpoint), [b.endpoint]);
+      assert.deepEqual(data.notifications.webhooks.map((w: any) => w.id), [hook.id]);
+      assert.equal(data.notifications.settings.previews, false);
+      assert.ok(!JSON.stringify(data).includes(hook.secret), 'the secret is not exported');
+      await me.client.account.delete.mutate({ password: me.password });
+      const db = replica.database.db;
+      const { pushSubscriptions, webhooks, notificationSettings } = await import('../../db/schema/index.ts');
+      const { eq } = await import('drizzle-orm');
+      assert.equal((await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, me.id))).length, 0);
+      assert.equal((await db.select().from(webhooks).where(eq(webhooks.userId, me.id))).length, 0);
+      assert.equal((await db.select().from(notificationSettings).where(eq(notificationSettings.userId, me.id))).length, 0);
+    });
   });
 }

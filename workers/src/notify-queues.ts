@@ -1,6 +1,7 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { NotifyScheduler, TriggerJob } from '../../server/src/notify/trigger.ts';
 import type { NotifyMetrics } from '../../server/src/observability/notify-metrics.ts';
+import type { Logger } from '../../server/src/observability/logger.ts';
 import { runNotifyJob } from './notify-runner.ts';
 import { backoffMs, type NotifyDeps } from './processors/outcome.ts';
 import { channels, notifyJob, notifyKey, queues, type Channel } from './queues.ts';
@@ -27,10 +28,12 @@ export const connectionOf = (redisUrl: string): ConnectionOptions => {
 export class BullNotifyScheduler implements NotifyScheduler {
   readonly queues: Record<Channel, Queue>;
 
-  constructor(private readonly o: NotifyQueueOptions, private readonly metrics?: NotifyMetrics) {
+  constructor(private readonly o: NotifyQueueOptions, private readonly metrics?: NotifyMetrics, logger?: Logger) {
     this.queues = Object.fromEntries(
       channels.map((c) => [c, new Queue(queues[c], { connection: { ...o.connection, enableOfflineQueue: false }, prefix: o.prefix })]),
     ) as Record<Channel, Queue>;
+    // Redis away: enqueueing fails fast (the trigger logs it); the connection errors are logged, not thrown.
+    for (const q of Object.values(this.queues)) q.on('error', (err) => logger?.warn({ err: err.message, queue: q.name }, 'notification queue error'));
     metrics?.setDepthSource(() => this.depth());
   }
 
@@ -60,8 +63,17 @@ export class BullNotifyScheduler implements NotifyScheduler {
     return out;
   }
 
+  /** Closes the queues; with Redis away a clean close would wait for it, so it gives up after a second. */
   async close() {
-    await Promise.all(channels.map((c) => this.queues[c].close()));
+    await Promise.all(
+      channels.map(async (c) => {
+        const q = this.queues[c];
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), 1000)));
+        if ((await Promise.race([q.close().then(() => 'closed' as const, () => 'closed' as const), late])) === 'late') void q.disconnect().catch(() => {});
+        clearTimeout(timer);
+      }),
+    );
   }
 }
 
@@ -97,6 +109,7 @@ export function startNotifyWorkers(d: NotifyDeps, o: { connection: ConnectionOpt
         },
       ),
   );
+  for (const w of workers) w.on('error', (err) => d.logger.warn({ err: err.message, queue: w.name }, 'notification worker error'));
   for (const w of workers) w.on('failed', (job, err) => d.logger.warn({ job: job?.id, queue: w.name, err: err.message }, 'notification job failed'));
   return {
     workers,

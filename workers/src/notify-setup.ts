@@ -44,6 +44,7 @@ export function setupNotifications(c: {
     ? new BullNotifyScheduler(
         { connection: connectionOf(config.REDIS_URL), prefix: config.REDIS_PREFIX + 'bull', delays: notifyDelays(config), attempts: config.NOTIFY_ATTEMPTS },
         metrics,
+        c.logger,
       )
     : new InProcessNotifier(notifyDeps({ config, db: c.db, store: c.store, logger: c.logger, metrics, vapid, secret, overrides: c.overrides }), {
         delays: notifyDelays(config),
@@ -56,7 +57,8 @@ export function setupNotifications(c: {
     scheduler,
     tokens: new UnsubscribeTokens(secret, config.PUBLIC_URL),
     async close() {
-      await trigger.idle().catch(() => {});
+      // Batches still queueing are waited for a moment; with Redis away they would wait for it.
+      await Promise.race([trigger.idle().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
       await scheduler.close();
     },
   };

@@ -70,8 +70,10 @@ export class BullNotifyScheduler implements NotifyScheduler {
         const q = this.queues[c];
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), 1000)));
-        if ((await Promise.race([q.close().then(() => 'closed' as const, () => 'closed' as const), late])) === 'late') void q.disconnect().catch(() => {});
+        await Promise.race([q.close().catch(() => {}), late]);
         clearTimeout(timer);
+        // Whatever close left (a connection still reconnecting after a Redis restart) is dropped.
+        void q.disconnect().catch(() => {});
       }),
     );
   }

@@ -50,7 +50,7 @@ export const configSchema = z
     LOGIN_MAX_PER_IP: intIn(1, 100_000).default(100),
     LOGIN_WINDOW_S: intIn(1, 86_400).default(900),
     TRUST_PROXY: bool.default(false),
-    // WebSocket limits (SPEC section 4).
+    // WebSocket limits: frame size, body length, send rate and burst, connections per user, heartbeat.
     WS_MAX_FRAME_BYTES: intIn(1024, 16 * 1024 * 1024).default(64 * 1024),
     WS_MAX_BODY_CHARS: intIn(1, 100_000).default(4000),
     WS_RATE_PER_S: intIn(1, 100_000).default(20),

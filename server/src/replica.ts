@@ -207,7 +207,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
   const port = await http.listen(config.HOST, config.PORT);
   logger.info({ port, host: config.HOST, db: database.kind, store: config.MESSAGE_STORE, bus: redis ? 'redis' : 'memory' }, 'hub listening');
 
-  // Without Redis there is no BullMQ: the same job processors run in-process (SPEC section 1).
+  // Without Redis there is no BullMQ: the same job processors run in-process, so `npm start` alone has them.
   const inProcessJobs = redis
     ? null
     : setInterval(() => {

@@ -4,7 +4,7 @@ import type * as UWS from 'uWebSockets.js';
 
 /**
  * Loads the native uWebSockets.js binary directly. The package's own entry point silently falls
- * back to a slow pure-JS implementation when the binary does not load (SPEC section 1); a hub on
+ * back to a slow pure-JS implementation when the binary does not load; a hub on
  * that fallback would pass tests and fail in production, so it refuses to start instead.
  */
 function loadNative(): typeof UWS {

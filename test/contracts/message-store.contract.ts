@@ -1,5 +1,5 @@
 /**
- * The MessageStore contract (SPEC section 5): one set of test bodies that every backend passes.
+ * The MessageStore contract (the delivery contract's storage half): one set of test bodies that every backend passes.
  * Spec ids are in the test names. message-store.test.ts runs it on PGlite, PostgreSQL and
  * Cassandra.
  */

@@ -9,7 +9,7 @@ import type { AccessTokens } from './tokens.ts';
  * row: the session ended or the user is gone. The aggregates are json so both drivers hand back
  * plain arrays without per-driver array parsing. Read cursors are not read here: `resume` asks
  * for them later, after the socket follows its conversations, so a read on another device in
- * between is not missed (SPEC 5.5).
+ * between is not missed (marking read on one device reaches the user's other sessions).
  *
  * The contacts come through a LATERAL with a LIMIT, which PostgreSQL cannot flatten into a
  * join: one index scan on the members key per conversation of the user. As a plain join the

@@ -767,7 +767,7 @@ export class Hub {
   // ---- shutdown --------------------------------------------------------------------------
 
   /**
-   * Graceful drain (SPEC 5.8): no new sockets, finish the writes already accepted (their acks
+   * Graceful drain: no new sockets, finish the writes already accepted (their acks
    * go out), then ask every client to reconnect elsewhere with 1012 and a jittered delay hint.
    */
   async drain(timeoutMs: number) {

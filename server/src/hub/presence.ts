@@ -1,5 +1,5 @@
 /**
- * Presence across every device of a user on every replica (SPEC 5.6): online while any socket
+ * Presence across every device of a user on every replica: online while any socket
  * is open anywhere, offline within seconds after the last closes or its replica dies.
  * In memory for one replica (presence.memory.ts); Redis across replicas (presence.redis.ts).
  */

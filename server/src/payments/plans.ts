@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Config } from '../config.ts';
 import { ConfigError } from '../config.ts';
 
-/** The real-time limits a plan gives its user (SPEC: send rate and burst, connections, group size, history). */
+/** The real-time limits a plan gives its user (send rate and burst, connections per user, group size, history depth). */
 export const planLimits = z.strictObject({
   /** Socket frames per second, per connection. */
   sendRatePerS: z.number().int().min(1).max(100_000),

@@ -1,6 +1,6 @@
 import type { DomainErrorCode } from '../errors.ts';
 
-/** Error codes carried by `error` frames (SPEC section 4). */
+/** Error codes carried by `error` frames. */
 export type ProtocolErrorCode = DomainErrorCode | 'INTERNAL';
 
 /**

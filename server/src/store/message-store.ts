@@ -1,5 +1,5 @@
 /**
- * The conversation event log (SPEC section 5.1): per conversation an append-only sequence of
+ * The conversation event log: per conversation an append-only sequence of
  * events numbered by `seq`, 1, 2, 3, … with no gaps and no reuse. Two implementations:
  * PostgreSQL (message-store.postgres.ts, the default; PGlite embedded) and Cassandra
  * (message-store.cassandra.ts). Both pass test/contracts/message-store.contract.ts.

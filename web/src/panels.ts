@@ -8,6 +8,8 @@ export interface Panel {
   id: string;
   label: string;
   render(chat: Chat, el: HTMLElement): void;
+  /** Called once per signed-in page, before it connects: where a panel subscribes to frames it shows live. */
+  attach?(chat: Chat): void;
 }
 
 export const panels: Panel[] = [];

@@ -14,6 +14,8 @@ export interface Panel {
 
 export const panels: Panel[] = [];
 
+/** Chats is always the first tab (and the one shown at start), whatever order modules load in. */
 export function registerPanel(p: Panel) {
-  panels.push(p);
+  if (p.id === 'chats') panels.unshift(p);
+  else panels.push(p);
 }

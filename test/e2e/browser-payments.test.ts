@@ -1,0 +1,175 @@
+/**
+ * The web client's wallet and tips in a real browser (Debian's chromium through puppeteer-core),
+ * against two real hub processes on one Redis and PostgreSQL: Alice's page on replica 1 (no
+ * Stripe: top-ups are off), Bob's on replica 2 (Stripe pointed at the harness's stripe-mock).
+ * Alice gets credit from `npm run payments:grant`, the operator's tool, before her page opens.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import type { Browser } from 'puppeteer-core';
+import { createApiClient } from '@hubbub/client';
+import { buildWeb } from '../../scripts/build-web.ts';
+import { launchBrowser, openPage, withArtifacts, type TestPage } from '../helpers/browser.ts';
+import { stripeEnv } from '../helpers/payments.ts';
+import { spawnReplica, type ProcessReplica } from '../helpers/process-replica.ts';
+import { testEnv, type TestEnv } from '../helpers/server.ts';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+
+// Page-side callbacks run in the browser; the suite's tsconfig has no DOM lib, so name its globals here.
+declare const document: { querySelectorAll(s: string): Iterable<{ textContent: string | null }> };
+declare const localStorage: { setItem(k: string, v: string): void };
+
+const root = path.resolve(import.meta.dirname, '..', '..');
+const sel = (id: string) => `[data-testid="${id}"]`;
+const suffix = `${process.pid}${Math.random().toString(36).slice(2, 6)}`;
+const alice = { username: `payer_${suffix}`, displayName: 'Alice Archer', password: 'correct horse battery staple' };
+const bob = { username: `payee_${suffix}`, displayName: 'Bob Baker', password: 'another long passphrase' };
+
+function waitText(p: TestPage, selector: string, text: string, timeout = 20_000) {
+  return p.page.waitForFunction(
+    (s: string, t: string) => [...document.querySelectorAll(s)].some((e) => e.textContent?.includes(t)),
+    { timeout },
+    selector,
+    text,
+  );
+}
+const texts = (p: TestPage, selector: string) => p.page.$$eval(selector, (els) => els.map((e) => e.textContent ?? ''));
+const balanceOf = async (p: TestPage) => (await texts(p, sel('balance')))[0];
+
+describe('browser: wallet, tips and plans in the chat client', { timeout: 120_000 }, () => {
+  let env: TestEnv;
+  let browser: Browser;
+  const replicas: ProcessReplica[] = [];
+  const proxies: TcpProxy[] = [];
+  const pages: TestPage[] = [];
+  let A: TestPage;
+  let B: TestPage;
+  let aliceApi: ReturnType<typeof createApiClient>;
+  let bobApi: ReturnType<typeof createApiClient>;
+
+  before(async () => {
+    const stripeUrl = process.env.STRIPE_API_URL;
+    assert.ok(stripeUrl, 'STRIPE_API_URL (stripe-mock, started by npm test) is required');
+    await buildWeb();
+    env = await testEnv('postgres', { redis: true });
+    proxies.push(await startTcpProxy(0), await startTcpProxy(0));
+    env.env.ALLOWED_ORIGINS = proxies.map((p) => `http://127.0.0.1:${p.port}`).join(',');
+    const [r1, r2] = await Promise.all([spawnReplica(env.env), spawnReplica({ ...env.env, ...stripeEnv(stripeUrl) })]);
+    replicas.push(r1!, r2!);
+    proxies[0]!.target = r1!.port;
+    proxies[1]!.target = r2!.port;
+
+    // Both sign up through the API (the sign-up form has its own suite); Alice starts the DM.
+    const url = (i: number) => `http://127.0.0.1:${proxies[i]!.port}`;
+    const [ra, rb] = await Promise.all([
+      createApiClient({ url: `${url(0)}/trpc` }).auth.register.mutate({ email: `${alice.username}@example.com`, ...alice }),
+      createApiClient({ url: `${url(1)}/trpc` }).auth.register.mutate({ email: `${bob.username}@example.com`, ...bob }),
+    ]);
+    aliceApi = createApiClient({ url: `${url(0)}/trpc`, token: () => ra.accessToken });
+    bobApi = createApiClient({ url: `${url(1)}/trpc`, token: () => rb.accessToken });
+    await aliceApi.conversations.createDirect.mutate({ userId: rb.user.id });
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'server/src/payments/grant-main.ts', '--user', alice.username, '--amount', '1000'], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', ...env.env, LOG_LEVEL: 'warn' },
+    });
+    assert.match(stdout, /granted 1000 usd/);
+
+    browser = await launchBrowser();
+    const open = async (name: string, i: number, r: typeof ra) => {
+      const p = await openPage(browser, name, `${url(i)}/`);
+      await p.page.evaluate((s: string) => localStorage.setItem('hubbub.session', s), JSON.stringify({ accessToken: r.accessToken, refreshToken: r.refreshToken, user: r.user }));
+      await p.page.reload();
+      return p;
+    };
+    [A, B] = await Promise.all([open('alice', 0, ra), open('bob', 1, rb)]);
+    pages.push(A, B);
+    await withArtifacts('payments setup', () => pages, async () => {
+      // Each opens the DM, then the wallet tab (the conversation stays on the right).
+      for (const [p, peer] of [[A, bob.displayName], [B, alice.displayName]] as const) {
+        await p.page.locator(`${sel('conv')}[data-title="${peer}"]`).click();
+        await waitText(p, sel('conv-heading'), peer);
+        await p.page.locator(sel('tab-wallet')).click();
+      }
+      await waitText(A, sel('balance'), '$10.00');
+      await waitText(B, sel('balance'), '$0.00');
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    for (const p of proxies) await p.close();
+    await Promise.all(replicas.map((r) => r.kill('SIGKILL')));
+    await env?.cleanup();
+  });
+
+  test('a tip in a DM shows one tip line live on both pages, and both wallets change by its amount', () =>
+    withArtifacts('payments tip', () => pages, async () => {
+      await A.page.locator(sel('tip-button')).click();
+      await A.page.type(sel('tip-amount'), '2.50');
+      await A.page.type(sel('tip-note'), 'for lunch');
+      await A.page.locator(sel('tip-send')).click();
+      await waitText(B, sel('tip'), 'Alice Archer tipped you $2.50: “for lunch”');
+      await waitText(A, sel('tip'), 'You tipped Bob Baker $2.50: “for lunch”');
+      await waitText(A, sel('balance'), '$7.50');
+      await waitText(B, sel('balance'), '$2.50');
+      await waitText(B, sel('history-item'), 'Tip from Alice Archer');
+      await waitText(A, sel('history-item'), 'Tip to Bob Baker');
+      // Once each, also after a reload (history from the server, not only the live event).
+      assert.equal((await texts(A, sel('tip'))).length, 1);
+      assert.equal((await texts(B, sel('tip'))).length, 1);
+      await B.page.reload();
+      await B.page.locator(`${sel('conv')}[data-title="${alice.displayName}"]`).click();
+      await waitText(B, sel('tip'), 'Alice Archer tipped you $2.50');
+      assert.equal((await texts(B, sel('tip'))).length, 1);
+      await B.page.locator(sel('tab-wallet')).click();
+      await waitText(B, sel('balance'), '$2.50');
+      assert.deepEqual(await bobApi.payments.balance.query(), { currency: 'usd', balance: 250, debt: 0 });
+    }));
+
+  test('a tip larger than the balance shows a sentence and moves nothing', () =>
+    withArtifacts('payments tip too large', () => pages, async () => {
+      await A.page.locator(sel('tip-button')).click();
+      await A.page.type(sel('tip-amount'), '100');
+      await A.page.locator(sel('tip-send')).click();
+      await waitText(A, sel('tip-error'), 'Your balance is too low for that; nothing was charged.');
+      // A typed amount that is not money is refused before any call.
+      await A.page.$eval(sel('tip-amount'), (el) => ((el as unknown as { value: string }).value = ''));
+      await A.page.type(sel('tip-amount'), '1.234');
+      await A.page.locator(sel('tip-send')).click();
+      await waitText(A, sel('tip-error'), 'Type an amount, such as 1.50.');
+      await A.page.keyboard.press('Escape');
+      assert.deepEqual(await aliceApi.payments.balance.query(), { currency: 'usd', balance: 750, debt: 0 });
+      assert.deepEqual(await bobApi.payments.balance.query(), { currency: 'usd', balance: 250, debt: 0 });
+      assert.equal(await balanceOf(A), '$7.50');
+      assert.equal(await balanceOf(B), '$2.50');
+      assert.equal((await texts(A, sel('tip'))).length, 1, 'no second tip line');
+      assert.equal((await texts(B, sel('tip'))).length, 1);
+    }));
+
+  test('subscribing to a plan shows the new plan and its limits; cancel turns renewal off; a top-up says whether payments are configured', () =>
+    withArtifacts('payments plans', () => pages, async () => {
+      assert.match((await texts(A, sel('plan-name')))[0] ?? '', /Free/);
+      await A.page.locator(`${sel('plan')}[data-plan="premium"] ${sel('subscribe')}`).click();
+      await waitText(A, sel('plan-name'), 'Premium');
+      await waitText(A, sel('limits'), '50 messages/s (bursts of 200), 50 connections, groups of 5,000, all history');
+      await waitText(A, sel('wallet-message'), 'You are on Premium now.');
+      await waitText(A, sel('balance'), '$2.51');
+      await waitText(A, sel('entitlement'), 'renews');
+      await A.page.locator(sel('cancel-plan')).click();
+      await waitText(A, sel('entitlement'), 'ends');
+      assert.equal((await aliceApi.payments.entitlements.query()).autoRenew, false);
+
+      // Alice's replica has no Stripe: a sentence. Bob's has (stripe-mock): the PaymentIntent.
+      await A.page.type(sel('topup-amount'), '10');
+      await A.page.locator(sel('topup')).click();
+      await waitText(A, sel('wallet-error'), 'Payments are not configured on this server');
+      await B.page.type(sel('topup-amount'), '10');
+      await B.page.locator(sel('topup')).click();
+      await waitText(B, sel('wallet-message'), 'for $10.00 created');
+      assert.match((await texts(B, sel('wallet-message')))[0] ?? '', /Top-up pi_\w+ for \$10\.00 created/);
+      assert.equal(await balanceOf(B), '$2.50', 'nothing is credited before the card payment succeeds');
+    }));
+});

@@ -129,6 +129,45 @@ describe('browser: wallet, tips and plans in the chat client', { timeout: 120_00
       assert.deepEqual(await bobApi.payments.balance.query(), { currency: 'usd', balance: 250, debt: 0 });
     }));
 
+  test('a tip whose answer was lost is sent again with the same idempotency key and moves money once', () =>
+    withArtifacts('payments tip retry', () => pages, async () => {
+      // The first tip request reaches the hub (sent from here, with the page's headers and body),
+      // but the page sees the connection fail: the tip went through and the page does not know.
+      const keys: string[] = [];
+      let lost = 0;
+      await A.page.setRequestInterception(true);
+      const onRequest = (r: import('puppeteer-core').HTTPRequest) => {
+        if (!r.url().includes('payments.tip')) return void r.continue();
+        const body = r.postData() ?? '';
+        keys.push(String(/"idempotencyKey":"([^"]+)"/.exec(body)?.[1]));
+        if (lost++) return void r.continue();
+        void fetch(r.url(), { method: r.method(), headers: r.headers(), body }).then(
+          () => r.abort('connectionreset'),
+          () => r.abort('connectionreset'),
+        );
+      };
+      A.page.on('request', onRequest);
+      try {
+        await A.page.locator(sel('tip-button')).click();
+        await A.page.type(sel('tip-amount'), '1');
+        await A.page.locator(sel('tip-send')).click();
+        await waitText(A, sel('tip-error'), 'No answer from the server, so the tip may or may not have gone through.');
+        await waitText(B, sel('tip'), 'Alice Archer tipped you $1.00');
+        await A.page.locator(sel('tip-send')).click();
+        await A.page.waitForSelector(sel('tip-dialog'), { hidden: true });
+      } finally {
+        A.page.off('request', onRequest);
+        await A.page.setRequestInterception(false);
+      }
+      assert.equal(keys.length, 2);
+      assert.equal(keys[0], keys[1], 'the retry carries the first attempt’s key');
+      await waitText(A, sel('balance'), '$6.50');
+      await waitText(B, sel('balance'), '$3.50');
+      assert.deepEqual(await aliceApi.payments.balance.query(), { currency: 'usd', balance: 650, debt: 0 });
+      assert.equal((await texts(A, sel('tip'))).filter((t) => t.includes('$1.00')).length, 1);
+      assert.equal((await texts(B, sel('tip'))).filter((t) => t.includes('$1.00')).length, 1);
+    }));
+
   test('a tip larger than the balance shows a sentence and moves nothing', () =>
     withArtifacts('payments tip too large', () => pages, async () => {
       await A.page.locator(sel('tip-button')).click();
@@ -141,26 +180,35 @@ describe('browser: wallet, tips and plans in the chat client', { timeout: 120_00
       await A.page.locator(sel('tip-send')).click();
       await waitText(A, sel('tip-error'), 'Type an amount, such as 1.50.');
       await A.page.keyboard.press('Escape');
-      assert.deepEqual(await aliceApi.payments.balance.query(), { currency: 'usd', balance: 750, debt: 0 });
-      assert.deepEqual(await bobApi.payments.balance.query(), { currency: 'usd', balance: 250, debt: 0 });
-      assert.equal(await balanceOf(A), '$7.50');
-      assert.equal(await balanceOf(B), '$2.50');
-      assert.equal((await texts(A, sel('tip'))).length, 1, 'no second tip line');
-      assert.equal((await texts(B, sel('tip'))).length, 1);
+      assert.deepEqual(await aliceApi.payments.balance.query(), { currency: 'usd', balance: 650, debt: 0 });
+      assert.deepEqual(await bobApi.payments.balance.query(), { currency: 'usd', balance: 350, debt: 0 });
+      assert.equal(await balanceOf(A), '$6.50');
+      assert.equal(await balanceOf(B), '$3.50');
+      assert.equal((await texts(A, sel('tip'))).length, 2, 'no third tip line');
+      assert.equal((await texts(B, sel('tip'))).length, 2);
     }));
 
   test('subscribing to a plan shows the new plan and its limits; cancel turns renewal off; a top-up says whether payments are configured', () =>
     withArtifacts('payments plans', () => pages, async () => {
       assert.match((await texts(A, sel('plan-name')))[0] ?? '', /Free/);
-      await A.page.locator(`${sel('plan')}[data-plan="premium"] ${sel('subscribe')}`).click();
+      // Bought elsewhere (another tab, the API): the page learns it from the `limits` frame.
+      await aliceApi.payments.subscribe.mutate({ planId: 'premium', idempotencyKey: `sub-${suffix}` });
       await waitText(A, sel('plan-name'), 'Premium');
       await waitText(A, sel('limits'), '50 messages/s (bursts of 200), 50 connections, groups of 5,000, all history');
-      await waitText(A, sel('wallet-message'), 'You are on Premium now.');
-      await waitText(A, sel('balance'), '$2.51');
+      await waitText(A, sel('balance'), '$1.51');
       await waitText(A, sel('entitlement'), 'renews');
       await A.page.locator(sel('cancel-plan')).click();
       await waitText(A, sel('entitlement'), 'ends');
       assert.equal((await aliceApi.payments.entitlements.query()).autoRenew, false);
+      // Subscribing again through the page turns renewal back on, charging nothing.
+      await A.page.locator(`${sel('plan')}[data-plan="premium"] ${sel('subscribe')}`).click();
+      await waitText(A, sel('wallet-message'), 'Premium renews again.');
+      await waitText(A, sel('entitlement'), 'renews');
+      assert.equal(await balanceOf(A), '$1.51');
+      // Bob cannot afford it ($3.50 of $4.99): a sentence, still Free.
+      await B.page.locator(`${sel('plan')}[data-plan="premium"] ${sel('subscribe')}`).click();
+      await waitText(B, sel('wallet-error'), 'Your balance is too low for that; nothing was charged.');
+      assert.match((await texts(B, sel('plan-name')))[0] ?? '', /Free/);
 
       // Alice's replica has no Stripe: a sentence. Bob's has (stripe-mock): the PaymentIntent.
       await A.page.type(sel('topup-amount'), '10');
@@ -170,6 +218,6 @@ describe('browser: wallet, tips and plans in the chat client', { timeout: 120_00
       await B.page.locator(sel('topup')).click();
       await waitText(B, sel('wallet-message'), 'for $10.00 created');
       assert.match((await texts(B, sel('wallet-message')))[0] ?? '', /Top-up pi_\w+ for \$10\.00 created/);
-      assert.equal(await balanceOf(B), '$2.50', 'nothing is credited before the card payment succeeds');
+      assert.equal(await balanceOf(B), '$3.50', 'nothing is credited before the card payment succeeds');
     }));
 });

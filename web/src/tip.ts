@@ -49,7 +49,9 @@ export function tipDialog(chat: Chat, c: Conv) {
       await chat.session.api.payments.tip.mutate({ conversationId: c.id, toUserId, amount: minor, idempotencyKey: attempt.key, ...(note.value.trim() ? { note: note.value.trim() } : {}) });
       dlg.close();
     } catch (err) {
-      error.textContent = paymentError(err);
+      // No answer (a dropped connection, a timeout): the tip may have gone through; the same key makes a retry safe.
+      const unanswered = !(err as { data?: { code?: string } }).data?.code;
+      error.textContent = unanswered ? 'No answer from the server, so the tip may or may not have gone through. Press Send tip again: it is never sent twice.' : paymentError(err);
     } finally {
       send.disabled = false;
       void refresh(chat);

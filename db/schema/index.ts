@@ -2,3 +2,4 @@ export * from './users.ts';
 export * from './conversations.ts';
 export * from './message-log.ts';
 export * from './payments.ts';
+export * from './notifications.ts';

@@ -112,7 +112,7 @@ export const THRESHOLDS: Threshold[] = [
   zero('conn-scale', 'failures', 'every idle socket connects and stays up', ['hubbub']),
 
   // soak (bench --soak, load-tests/soak.ts): no leak, no gauge drift.
-  { id: 'soak.rssFloorSlope', scenario: 'soak', servers: ['hubbub'], metric: 'rssFloorSlopeMiBPerMin', op: '<=', full: 1, quick: 50, target: 'soak: hub RSS slope over the last half near zero (per-minute floor ≤ 1 MiB/min)' },
+  { id: 'soak.rssFloorSlopeMiBPerMin', scenario: 'soak', servers: ['hubbub'], metric: 'rssFloorSlopeMiBPerMin', op: '<=', full: 1, quick: 50, target: 'soak: hub RSS slope over the last half near zero (per-minute floor ≤ 1 MiB/min)' },
   { id: 'soak.finalGauge', scenario: 'soak', servers: ['hubbub'], metric: 'finalGauge', op: '<=', full: 0, quick: 0, target: 'soak: hubbub_ws_connections reads 0 once every socket is closed (no gauge drift)' },
 ];
 

@@ -95,7 +95,21 @@ export const configSchema = z
     VAPID_PUBLIC_KEY: z.string().optional(),
     VAPID_PRIVATE_KEY: z.string().optional(),
     VAPID_SUBJECT: z.string().default('mailto:ops@localhost'),
-    WEBHOOK_SIGNING_SECRET: z.string().optional(),
+    // Notifications: delays before a push and an email digest, links, the SSRF guard, workers.
+    /** Off: the hub enqueues no notifications (the settings API still works). */
+    NOTIFY_ENABLED: bool.default(true),
+    NOTIFY_PUSH_DELAY_MS: intIn(0, 3_600_000).default(5000),
+    NOTIFY_EMAIL_DELAY_S: intIn(0, 86_400).default(120),
+    NOTIFY_ATTEMPTS: intIn(1, 50).default(8),
+    NOTIFY_CONCURRENCY: intIn(1, 1000).default(16),
+    /** How long a worker's hold on a job lasts without renewal: a killed worker's job runs again after it. */
+    NOTIFY_LOCK_MS: intIn(1000, 600_000).default(30_000),
+    /** `npm run workers` serves /metrics and /health on this port. */
+    WORKERS_METRICS_PORT: intIn(0, 65535).default(9465),
+    /** Signs unsubscribe links (defaults to a key derived from JWT_SECRET). */
+    NOTIFY_SECRET: z.string().min(32, 'at least 32 characters').optional(),
+    PUBLIC_URL: z.string().url().default('http://localhost:3000'),
+    WEBHOOK_ALLOW_PRIVATE: bool.default(false),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.JWT_SECRET) {

@@ -33,6 +33,9 @@ import { registerStripeWebhook } from './http/stripe-webhook.ts';
 import { workBudgets } from './limits/budgets.ts';
 import { runMaintenance } from '../../workers/src/processors/maintenance.ts';
 import { MAINTENANCE_EVERY_MS } from '../../workers/src/queues.ts';
+import { setupNotifications, type Notifications } from '../../workers/src/notify-setup.ts';
+import type { NotifyOverrides } from '../../workers/src/notify-runner.ts';
+import { registerUnsubscribeRoute } from './notify/unsubscribe-route.ts';
 
 export interface Replica {
   port: number;
@@ -42,6 +45,7 @@ export interface Replica {
   hub: Hub;
   services: ApiServices;
   http: HttpServer;
+  notifications: Notifications;
   /** SIGTERM path: not ready, stop accepting, finish writes, 1012 to clients, close everything. */
   drain(): Promise<void>;
   /** Immediate stop (tests): closes sockets and connections without waiting. */
@@ -53,7 +57,7 @@ export interface Replica {
  * passes narrow objects down. `main.ts` calls it with the environment's config; tests call it
  * with their own (port 0).
  */
-export async function startReplica(config: Config, opts: { logger?: Logger } = {}): Promise<Replica> {
+export async function startReplica(config: Config, opts: { logger?: Logger; notify?: NotifyOverrides } = {}): Promise<Replica> {
   const replicaId = config.REPLICA_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const logger = opts.logger ?? createLogger({ level: config.LOG_LEVEL, replicaId });
   const metrics = createMetrics({ collectDefault: config.NODE_ENV !== 'test' });
@@ -93,7 +97,8 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
   const profiles = new ProfileService(db);
   const budgets = workBudgets(config);
   let hubRef: Hub | null = null;
-  const tokens = new AccessTokens(jwtSecret(config, logger), {
+  const secret = jwtSecret(config, logger);
+  const tokens = new AccessTokens(secret, {
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
     ttlSeconds: config.ACCESS_TOKEN_TTL_S,
@@ -137,7 +142,9 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
       publishFrame: (c, f, skip) => hub.publishFrame(c, f, skip),
     },
   });
+  const notifications = setupNotifications({ config, db, store, presence, logger, registry: metrics.registry, jwtSecret: secret, overrides: opts.notify });
   const hub: Hub = new Hub({
+    notify: config.NOTIFY_ENABLED ? notifications.trigger : undefined,
     store,
     bus,
     presence,
@@ -160,7 +167,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
   });
   hubRef = hub;
   const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments });
-  const services: ApiServices = { auth, profiles, account, conversations, payments: pay.payments, metrics, budgets };
+  const services: ApiServices = { auth, profiles, account, conversations, payments: pay.payments, metrics, budgets, notifications: notifications.settings };
 
   const checks: ReadinessCheck[] = [
     { name: 'database', check: () => database.ping() },
@@ -177,6 +184,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
     http: { allowedOrigins, maxBodyBytes: config.MAX_BODY_BYTES, trustProxy: config.TRUST_PROXY, maxUrlBytes: config.HTTP_MAX_URL_BYTES, maxHeaderBytes: config.HTTP_MAX_HEADER_BYTES, maxBatchCalls: config.API_MAX_BATCH_CALLS },
     checks,
     extend: (app) => {
+      registerUnsubscribeRoute(app, { tokens: notifications.tokens, settings: notifications.settings, logger });
       app.ws(
         '/ws',
         wsBehavior({
@@ -219,6 +227,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
     if (inProcessJobs) clearInterval(inProcessJobs);
     if (inProcessRenewals) clearInterval(inProcessRenewals);
     hub.stop();
+    await notifications.close().catch(() => {});
     await hasher.close().catch(() => {});
     await presence.close().catch(() => {});
     await bus.close().catch(() => {});
@@ -236,6 +245,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger } = {
     hub,
     services,
     http,
+    notifications,
     async drain() {
       http.draining = true;
       http.stopListening();

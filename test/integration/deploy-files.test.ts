@@ -33,7 +33,7 @@ test('9 k8s manifests and docker-compose parse, probe the real health routes and
   const metrics = createMetrics();
   const defaultNames = new Set((await metrics.registry.getMetricsAsJSON()).map((x) => x.name));
   metrics.registry.clear();
-  const metricsSrc = readFileSync(path.join(root, 'server/src/observability/metrics.ts'), 'utf8');
+  const metricsSrc = ['metrics.ts', 'notify-metrics.ts'].map((f) => readFileSync(path.join(root, 'server/src/observability', f), 'utf8')).join('\n');
   const rules = JSON.stringify(docs.find((d) => d.kind === 'PrometheusRule'));
   const dashboard = readFileSync(path.join(k8s, 'grafana-dashboard.json'), 'utf8');
   JSON.parse(dashboard);
@@ -41,6 +41,8 @@ test('9 k8s manifests and docker-compose parse, probe the real health routes and
     // prom-client's default metrics (process and Node.js) are named by the registry itself.
     assert.ok(defaultNames.has(m) || metricsSrc.includes(`'${m}'`), `${m} is exported by the hub`);
   }
+  assert.match(rules, /HubbubNotificationFailuresGrowing.*hubbub_notify_queue_depth\{state=\\"failed\\"\}/, 'an alert on a growing failed set');
+  assert.match(dashboard, /hubbub_notify_queue_depth/, 'a notification queue panel');
   const [compose] = parseYamlDocs(path.join(root, 'docker-compose.yml'));
   for (const s of ['postgres', 'redis', 'scylla', 'hub1', 'hub2', 'workers', 'lb']) assert.ok(compose.services[s], s);
 });

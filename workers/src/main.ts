@@ -5,6 +5,14 @@ import { startWorkers } from './worker.ts';
 import { channels } from '../../server/src/bus/bus.ts';
 import { RedisBus } from '../../server/src/bus/bus.redis.ts';
 import { openPayments } from '../../server/src/payments/open-payments.ts';
+import { createServer } from 'node:http';
+import client from 'prom-client';
+import { openMessageStore } from '../../server/src/store/open-message-store.ts';
+import { notifySecret } from '../../server/src/notify/unsubscribe-token.ts';
+import { vapidKeys } from '../../server/src/notify/vapid.ts';
+import { createNotifyMetrics } from '../../server/src/observability/notify-metrics.ts';
+import { notifyDeps } from './notify-runner.ts';
+import { connectionOf, startNotifyWorkers } from './notify-queues.ts';
 
 /**
  * `npm run workers`: the composition root of a worker process (scaled apart from the hubs).
@@ -35,11 +43,35 @@ const workers = await startWorkers({
   logger,
   renewals: { payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS },
 });
-logger.info('workers started');
+// Notifications: the unsubscribe links must verify on the hubs, so the key is shared config.
+const secret = config.NOTIFY_SECRET ?? config.JWT_SECRET;
+if (!secret) {
+  logger.error('NOTIFY_SECRET or JWT_SECRET must be set for the workers (the hubs verify the unsubscribe links they sign)');
+  process.exit(78);
+}
+const store = await openMessageStore(config, database, logger);
+const registry = new client.Registry();
+client.collectDefaultMetrics({ register: registry, prefix: 'hubbub_' });
+const notifyMetrics = createNotifyMetrics(registry);
+const notify = startNotifyWorkers(
+  notifyDeps({ config, db: database.db, store, logger, metrics: notifyMetrics, vapid: vapidKeys(config, logger), secret: notifySecret(config.NOTIFY_SECRET, secret) }),
+  { connection: connectionOf(config.REDIS_URL), prefix: config.REDIS_PREFIX + 'bull', concurrency: config.NOTIFY_CONCURRENCY, lockMs: config.NOTIFY_LOCK_MS },
+);
+const metricsServer = createServer((req, res) => {
+  if (req.url?.startsWith('/metrics')) void registry.metrics().then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));
+  else if (req.url === '/health') res.writeHead(200).end('ok');
+  else res.writeHead(404).end();
+}).listen(config.WORKERS_METRICS_PORT, config.HOST);
+logger.info({ concurrency: config.NOTIFY_CONCURRENCY, metricsPort: config.WORKERS_METRICS_PORT }, 'workers started');
 const stop = async () => {
   logger.info('workers stopping');
+  // worker.close() waits for running jobs and for Redis; do not outlive the grace period if Redis is gone.
+  setTimeout(() => process.exit(1), 20_000).unref();
+  metricsServer.close();
+  await notify.close();
   await workers.close();
   await bus.close();
+  await store.close();
   await database.close();
   process.exit(0);
 };

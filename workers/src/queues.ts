@@ -6,7 +6,32 @@ import { z } from 'zod';
  */
 export const queues = {
   maintenance: 'maintenance',
+  push: 'notify-push',
+  email: 'notify-email',
+  webhook: 'notify-webhook',
 } as const;
+
+/** The notification channels, each with its own queue and processor. */
+export const channels = ['push', 'email', 'webhook'] as const;
+export type Channel = (typeof channels)[number];
+
+/**
+ * A notification job: tiny on purpose (the worker reads everything else from the database at
+ * send time). `seq` is the event that caused it; the job covers every unread seq up to the head.
+ */
+export const notifyJob = z.strictObject({
+  user: z.uuid(),
+  conv: z.uuid(),
+  seq: z.number().int().min(1),
+});
+export type NotifyJob = z.infer<typeof notifyJob>;
+
+/**
+ * The coalescing key: one pending push or webhook job per (user, conversation), one pending
+ * email digest per user.
+ */
+export const notifyKey = (channel: Channel, j: { user: string; conv: string }) =>
+  channel === 'email' ? `email:${j.user}` : `${channel}:${j.user}:${j.conv}`;
 
 export const maintenanceJob = z.strictObject({
   /** Revoked or expired sessions older than this are deleted with their refresh tokens. */

@@ -1,6 +1,7 @@
 import { eq, or } from 'drizzle-orm';
 import type { Db } from '../db/database.ts';
 import { authAudit, blocks, credentials, members, profiles, sessions, users } from '../../../db/schema/index.ts';
+import { eraseNotifications, exportNotifications } from '../notify/notification-data.ts';
 import type { AuthService, AuthedUser, RequestMeta } from '../auth/auth-service.ts';
 import type { ConversationService } from '../conversations/conversation-service.ts';
 import { DomainError } from '../errors.ts';
@@ -55,6 +56,7 @@ export class AccountService {
       conversations: convs.map(({ lastMessage: _omit, ...c }) => c),
       messages,
       ...(payments ? { payments } : {}),
+      notifications: await exportNotifications(db, userId),
     };
   }
 
@@ -75,6 +77,7 @@ export class AccountService {
       await tx.delete(members).where(eq(members.userId, user.id));
       await tx.delete(credentials).where(eq(credentials.userId, user.id));
       await tx.delete(blocks).where(or(eq(blocks.blockerId, user.id), eq(blocks.blockedId, user.id)));
+      await eraseNotifications(tx, user.id);
       await tx
         .update(profiles)
         .set({ displayName: 'Deleted user', bio: '', avatarUrl: null, statusText: '', updatedAt: new Date() })

@@ -4,6 +4,7 @@ import { authRouter } from './routers/auth.ts';
 import { conversationsRouter } from './routers/conversations.ts';
 import { profilesRouter } from './routers/profiles.ts';
 import { paymentsRouter } from './routers/payments.ts';
+import { notificationsRouter } from './routers/notifications.ts';
 
 export const appRouter = router({
   auth: authRouter,
@@ -11,6 +12,7 @@ export const appRouter = router({
   conversations: conversationsRouter,
   account: accountRouter,
   payments: paymentsRouter,
+  notifications: notificationsRouter,
 });
 
 /** Typed web clients import this type: `createTRPCClient<AppRouter>(…)`. */

@@ -5,6 +5,7 @@ import type { AccountService } from '../account/account-service.ts';
 import type { ConversationService } from '../conversations/conversation-service.ts';
 import type { PaymentsService } from '../payments/payments-service.ts';
 import type { WorkBudgets } from '../limits/budgets.ts';
+import type { NotificationSettings } from '../notify/notification-settings.ts';
 
 /** What the procedures may call: domain services only, never the database directly. */
 export interface ApiServices {
@@ -16,4 +17,5 @@ export interface ApiServices {
   metrics: Metrics;
   /** Per-user and per-IP work budgets (limits/budgets.ts). */
   budgets: WorkBudgets;
+  notifications: NotificationSettings;
 }

@@ -44,6 +44,8 @@ export interface HubDeps {
   userLimits?: LimitsDirectory;
   /** Events replayed by `resume`, per user (limits/budgets.ts); unset: no budget beyond one resume at a time. */
   resumeEvents?: KeyedBuckets;
+  /** Sees every event this replica made durable (notification triggers); must not block. */
+  notify?: { appended(e: StoredEvent): void };
 }
 
 /** How long a feed with no local sockets keeps its bus subscription (reconnect storms). */
@@ -386,6 +388,7 @@ export class Hub {
           throw new DomainError('PAYLOAD_TOO_LARGE', `body over ${this.d.limits.maxBodyChars} characters`);
         }
         data = { target: f.seq, body: f.body };
+        if (f.mentions?.length) data.mentions = f.mentions;
       } else if (f.type === 'delete') data = { target: f.seq };
       else data = { target: f.seq, emoji: f.emoji, on: f.on };
       const kind = f.type === 'react' ? 'reaction' : f.type;
@@ -557,6 +560,7 @@ export class Hub {
     const frame = encodeEvent(e);
     this.d.metrics.eventsPublished.inc({ kind: e.kind });
     this.arrive(e.conv, e.seq, frame, acceptedAt);
+    this.d.notify?.appended(e);
     this.d.bus.publish(channels.conv(e.conv), busEvent(e.seq, acceptedAt, frame)).catch((err) => {
       // Durable already; the other replicas heal from the store (gap fill or sweep).
       this.d.logger.warn({ err: (err as Error).message }, 'bus publish failed');

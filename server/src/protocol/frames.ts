@@ -42,6 +42,8 @@ export const editFrame = z.strictObject({
   conv: convId,
   seq,
   body,
+  /** Users the new text mentions: an edit that adds a mention notifies them. */
+  mentions: z.array(z.uuid()).max(50).optional(),
 });
 export const deleteFrame = z.strictObject({ type: z.literal('delete'), ref: ref.optional(), conv: convId, seq });
 export const reactFrame = z.strictObject({

@@ -1,0 +1,123 @@
+import { Registry } from 'prom-client';
+import webPush from 'web-push';
+import { testConfig } from '../../server/src/config.ts';
+import { openDatabase, type Database } from '../../server/src/db/database.ts';
+import { notifySecret } from '../../server/src/notify/unsubscribe-token.ts';
+import { createLogger } from '../../server/src/observability/logger.ts';
+import { createNotifyMetrics } from '../../server/src/observability/notify-metrics.ts';
+import type { Replica } from '../../server/src/replica.ts';
+import { openMessageStore } from '../../server/src/store/open-message-store.ts';
+import type { MessageStore } from '../../server/src/store/message-store.ts';
+import { BullNotifyScheduler, connectionOf, startNotifyWorkers } from '../../workers/src/notify-queues.ts';
+import { notifyDeps } from '../../workers/src/notify-runner.ts';
+import { channels } from '../../workers/src/queues.ts';
+import { PushService, selfSigned, SmtpSink, WebhookReceiver } from './notify-services.ts';
+import { sharedSecret, startTestReplica, testEnv, type TestEnv } from './server.ts';
+
+/**
+ * A hub replica on real PostgreSQL and Redis producing BullMQ jobs, notification workers in
+ * this process consuming them (as `npm run workers` does, with the test's CA and clock), and the
+ * real far ends. Time is the test's: jobs wait for `settle()`, which promotes every delayed job
+ * (the delay "passes") and waits until the queues are idle; quiet hours read `clock`.
+ */
+export async function notifyHarness(overrides: Record<string, string> = {}) {
+  const tls = selfSigned();
+  const vapid = webPush.generateVAPIDKeys();
+  const push = await new PushService(tls, vapid.publicKey).start();
+  const smtp = await new SmtpSink().start();
+  const hooks = await new WebhookReceiver(tls).start();
+  const te: TestEnv = await testEnv('postgres', { redis: true });
+  const env: Record<string, string> = {
+    ...te.env,
+    VAPID_PUBLIC_KEY: vapid.publicKey,
+    VAPID_PRIVATE_KEY: vapid.privateKey,
+    VAPID_SUBJECT: 'mailto:ops@hubbub.test',
+    SMTP_URL: smtp.url,
+    SMTP_FROM: 'Hubbub <notify@hubbub.test>',
+    PUBLIC_URL: 'https://chat.hubbub.test',
+    WEBHOOK_ALLOW_PRIVATE: 'true',
+    NOTIFY_PUSH_DELAY_MS: '60000',
+    NOTIFY_ATTEMPTS: '3',
+    ...overrides,
+  };
+  const replica: Replica = await startTestReplica(env);
+  const config = testConfig(env);
+  const logger = createLogger({ level: 'silent', replicaId: 'notify-worker' });
+  const database: Database = await openDatabase({ databaseUrl: env.DATABASE_URL!, dataDir: 'unused' });
+  const store: MessageStore = await openMessageStore(config, database, logger);
+  const clock = { now: new Date() };
+  const metrics = createNotifyMetrics(new Registry());
+  const deps = notifyDeps({
+    config,
+    db: database.db,
+    store,
+    logger,
+    metrics,
+    vapid: { ...vapid, subject: env.VAPID_SUBJECT! },
+    secret: notifySecret(undefined, sharedSecret),
+    overrides: { ca: tls.cert, now: () => clock.now },
+  });
+  const connection = connectionOf(env.REDIS_URL!);
+  const prefix = env.REDIS_PREFIX! + 'bull';
+  let workers = startNotifyWorkers(deps, { connection, prefix, concurrency: 4, lockMs: config.NOTIFY_LOCK_MS });
+  const scheduler = replica.notifications.scheduler as BullNotifyScheduler;
+
+  const counts = async () => {
+    let busy = 0;
+    for (const c of channels) {
+      const n = await scheduler.queues[c].getJobCounts('waiting', 'active', 'prioritized');
+      busy += (n.waiting ?? 0) + (n.active ?? 0) + (n.prioritized ?? 0);
+    }
+    return busy;
+  };
+
+  return {
+    env,
+    replica,
+    port: replica.port,
+    push,
+    smtp,
+    hooks,
+    clock,
+    deps,
+    metrics,
+    database,
+    scheduler,
+    connection,
+    prefix,
+    /** Waits for the trigger's batches to be queued (nothing is run). */
+    async queued() {
+      await replica.notifications.trigger.idle();
+    },
+    /** Lets every delay pass: promotes the delayed jobs and waits until the queues are idle. */
+    async settle(timeoutMs = 15_000) {
+      await replica.notifications.trigger.idle();
+      replica.notifications.trigger.forgetPending();
+      for (const c of channels) await scheduler.queues[c].promoteJobs();
+      const deadline = Date.now() + timeoutMs;
+      // Redis holds the queue state: it is read until no job is waiting or running.
+      while ((await counts()) > 0) {
+        if (Date.now() > deadline) throw new Error('notification queues did not settle');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    async delayed(channel: (typeof channels)[number]) {
+      return scheduler.queues[channel].getJobs(['delayed']);
+    },
+    async stopWorkers() {
+      await workers.close();
+    },
+    startWorkers() {
+      workers = startNotifyWorkers(deps, { connection, prefix, concurrency: 4, lockMs: config.NOTIFY_LOCK_MS });
+    },
+    async close() {
+      await workers.close().catch(() => {});
+      await replica.stop();
+      await store.close();
+      await database.close();
+      await Promise.all([push.close(), smtp.close(), hooks.close()]);
+      await te.cleanup();
+    },
+  };
+}
+export type NotifyHarness = Awaited<ReturnType<typeof notifyHarness>>;

@@ -1,0 +1,66 @@
+import type { Registry } from 'prom-client';
+import type { Config } from '../../server/src/config.ts';
+import type { Db } from '../../server/src/db/database.ts';
+import type { Presence } from '../../server/src/hub/presence.ts';
+import { NotificationSettings } from '../../server/src/notify/notification-settings.ts';
+import { NotifyTrigger, type NotifyScheduler } from '../../server/src/notify/trigger.ts';
+import { notifySecret, UnsubscribeTokens } from '../../server/src/notify/unsubscribe-token.ts';
+import { vapidKeys } from '../../server/src/notify/vapid.ts';
+import type { Logger } from '../../server/src/observability/logger.ts';
+import { createNotifyMetrics } from '../../server/src/observability/notify-metrics.ts';
+import type { MessageStore } from '../../server/src/store/message-store.ts';
+import { InProcessNotifier } from './notify-inprocess.ts';
+import { BullNotifyScheduler, connectionOf } from './notify-queues.ts';
+import { notifyDeps, type NotifyOverrides } from './notify-runner.ts';
+import type { Channel } from './queues.ts';
+
+export const notifyDelays = (c: Config): Record<Channel, number> => ({
+  push: c.NOTIFY_PUSH_DELAY_MS,
+  webhook: c.NOTIFY_PUSH_DELAY_MS,
+  email: c.NOTIFY_EMAIL_DELAY_S * 1000,
+});
+
+/**
+ * Notifications as a hub replica has them: the settings service for the API, the trigger for
+ * the hub's port, and the scheduler behind it: BullMQ queues with Redis (the workers process
+ * them), the same processors in-process without.
+ */
+export function setupNotifications(c: {
+  config: Config;
+  db: Db;
+  store: MessageStore;
+  presence: Presence;
+  logger: Logger;
+  registry: Registry;
+  jwtSecret: string;
+  overrides?: NotifyOverrides;
+}) {
+  const { config } = c;
+  const vapid = vapidKeys(config, c.logger);
+  const metrics = createNotifyMetrics(c.registry);
+  const secret = notifySecret(config.NOTIFY_SECRET, c.jwtSecret);
+  const settings = new NotificationSettings({ db: c.db, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, vapidPublicKey: vapid?.publicKey ?? null });
+  const scheduler: NotifyScheduler = config.REDIS_URL
+    ? new BullNotifyScheduler(
+        { connection: connectionOf(config.REDIS_URL), prefix: config.REDIS_PREFIX + 'bull', delays: notifyDelays(config), attempts: config.NOTIFY_ATTEMPTS },
+        metrics,
+        c.logger,
+      )
+    : new InProcessNotifier(notifyDeps({ config, db: c.db, store: c.store, logger: c.logger, metrics, vapid, secret, overrides: c.overrides }), {
+        delays: notifyDelays(config),
+        attempts: config.NOTIFY_ATTEMPTS,
+      });
+  const trigger = new NotifyTrigger({ db: c.db, presence: c.presence, scheduler, logger: c.logger, delays: notifyDelays(config) });
+  return {
+    settings,
+    trigger,
+    scheduler,
+    tokens: new UnsubscribeTokens(secret, config.PUBLIC_URL),
+    async close() {
+      // Batches still queueing are waited for a moment; with Redis away they would wait for it.
+      await Promise.race([trigger.idle().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
+      await scheduler.close();
+    },
+  };
+}
+export type Notifications = ReturnType<typeof setupNotifications>;

@@ -6,6 +6,7 @@ import { avatar, h, replace } from './dom.ts';
 import { panels } from './panels.ts';
 import './conv-list.ts';
 import './wallet.ts';
+import './notify-settings.ts';
 import { Session } from './session.ts';
 
 const root = document.getElementById('app')!;
@@ -98,6 +99,13 @@ async function showChat() {
     // The refresh token was refused (signed out elsewhere, or expired).
     if (!session.signedIn()) return showAuth();
   }
+  // A notification's link (push, email) is /#/c/<conversation id>: open it.
+  const fromHash = () => {
+    const id = /^#\/c\/([0-9a-f-]{36})$/.exec(location.hash)?.[1];
+    if (id && chat === c && c.convs.has(id)) void c.openConv(id);
+  };
+  fromHash();
+  window.addEventListener('hashchange', fromHash);
 }
 
 async function boot() {

@@ -1,5 +1,5 @@
 /**
- * The web client's wallet and tips in a real browser (Debian's chromium through puppeteer-core),
+ * The web client's wallet, tips, plans and notification settings in a real browser (Debian's chromium through puppeteer-core),
  * against two real hub processes on one Redis and PostgreSQL: Alice's page on replica 1 (no
  * Stripe: top-ups are off), Bob's on replica 2 (Stripe pointed at the harness's stripe-mock).
  * Alice gets credit from `npm run payments:grant`, the operator's tool, before her page opens.
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'puppeteer-core';
+import webPush from 'web-push';
 import { createApiClient } from '@hubbub/client';
 import { buildWeb } from '../../scripts/build-web.ts';
 import { launchBrowser, openPage, withArtifacts, type TestPage } from '../helpers/browser.ts';
@@ -21,6 +22,7 @@ import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 // Page-side callbacks run in the browser; the suite's tsconfig has no DOM lib, so name its globals here.
 declare const document: { querySelectorAll(s: string): Iterable<{ textContent: string | null }> };
 declare const localStorage: { setItem(k: string, v: string): void };
+declare const navigator: { serviceWorker: { getRegistration(url: string): Promise<{ active: { scriptURL: string; state: string } | null } | undefined> } };
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 const sel = (id: string) => `[data-testid="${id}"]`;
@@ -39,7 +41,7 @@ function waitText(p: TestPage, selector: string, text: string, timeout = 20_000)
 const texts = (p: TestPage, selector: string) => p.page.$$eval(selector, (els) => els.map((e) => e.textContent ?? ''));
 const balanceOf = async (p: TestPage) => (await texts(p, sel('balance')))[0];
 
-describe('browser: wallet, tips and plans in the chat client', { timeout: 120_000 }, () => {
+describe('browser: wallet, tips, plans and notification settings in the chat client', { timeout: 120_000 }, () => {
   let env: TestEnv;
   let browser: Browser;
   const replicas: ProcessReplica[] = [];
@@ -57,6 +59,10 @@ describe('browser: wallet, tips and plans in the chat client', { timeout: 120_00
     env = await testEnv('postgres', { redis: true });
     proxies.push(await startTcpProxy(0), await startTcpProxy(0));
     env.env.ALLOWED_ORIGINS = proxies.map((p) => `http://127.0.0.1:${p.port}`).join(',');
+    // One VAPID key pair for both replicas, as a deployment has (tests otherwise get one per process).
+    const vapid = webPush.generateVAPIDKeys();
+    env.env.VAPID_PUBLIC_KEY = vapid.publicKey;
+    env.env.VAPID_PRIVATE_KEY = vapid.privateKey;
     const [r1, r2] = await Promise.all([spawnReplica(env.env), spawnReplica({ ...env.env, ...stripeEnv(stripeUrl) })]);
     replicas.push(r1!, r2!);
     proxies[0]!.target = r1!.port;
@@ -219,5 +225,54 @@ describe('browser: wallet, tips and plans in the chat client', { timeout: 120_00
       await waitText(B, sel('wallet-message'), 'for $10.00 created');
       assert.match((await texts(B, sel('wallet-message')))[0] ?? '', /Top-up pi_\w+ for \$10\.00 created/);
       assert.equal(await balanceOf(B), '$3.50', 'nothing is credited before the card payment succeeds');
+    }));
+
+  test('notification settings are saved through the page and come back after a reload; a bad time zone is a sentence; the service worker registers', () =>
+    withArtifacts('notification settings', () => pages, async () => {
+      const checked = (id: string) => A.page.$eval(sel(id), (el) => (el as unknown as { checked: boolean }).checked);
+      const value = (id: string) => A.page.$eval(sel(id), (el) => (el as unknown as { value: string }).value);
+      const setValue = async (id: string, v: string) => {
+        await A.page.$eval(sel(id), (el) => ((el as unknown as { value: string }).value = ''));
+        await A.page.type(sel(id), v);
+      };
+      await A.page.locator(sel('tab-notify')).click();
+      await A.page.waitForSelector(sel('notify-previews'));
+      assert.deepEqual([await checked('notify-push'), await checked('notify-email'), await checked('notify-previews')], [true, true, true]);
+      await A.page.locator(sel('notify-previews')).click();
+      await waitText(A, sel('notify-message'), 'Saved.');
+      await A.page.locator(sel('quiet-on')).click();
+      await A.page.$eval(sel('quiet-start'), (el) => ((el as unknown as { value: string }).value = '22:30'));
+      await A.page.$eval(sel('quiet-end'), (el) => ((el as unknown as { value: string }).value = '06:45'));
+      await setValue('quiet-tz', 'Mars/Olympus_Mons');
+      await A.page.locator(sel('quiet-save')).click();
+      await waitText(A, sel('notify-error'), 'time zone');
+      const bad = (await texts(A, sel('notify-error')))[0] ?? '';
+      assert.doesNotMatch(bad, /[[{]/, 'words, not JSON');
+      assert.equal((await aliceApi.notifications.settings.query()).quietHours, null, 'nothing saved');
+      await setValue('quiet-tz', 'Europe/Paris');
+      await A.page.locator(sel('quiet-save')).click();
+      await waitText(A, sel('notify-message'), 'Quiet from 22:30 to 06:45 (Europe/Paris).');
+      await A.page.select(`${sel('notify-conv')}[data-title="${bob.displayName}"] ${sel('notify-level')}`, 'mentions');
+      await waitText(A, sel('notify-message'), `Saved for ${bob.displayName}.`);
+
+      const saved = await aliceApi.notifications.settings.query();
+      assert.deepEqual({ ...saved, conversations: Object.values(saved.conversations) }, { push: true, email: true, previews: false, quietHours: { start: '22:30', end: '06:45', timezone: 'Europe/Paris' }, conversations: ['mentions'] });
+
+      await A.page.reload();
+      await A.page.locator(sel('tab-notify')).click();
+      await A.page.waitForSelector(sel('notify-previews'));
+      assert.deepEqual([await checked('notify-push'), await checked('notify-email'), await checked('notify-previews'), await checked('quiet-on')], [true, true, false, true]);
+      assert.deepEqual([await value('quiet-start'), await value('quiet-end'), await value('quiet-tz')], ['22:30', '06:45', 'Europe/Paris']);
+      assert.equal(await A.page.$eval(`${sel('notify-conv')}[data-title="${bob.displayName}"] ${sel('notify-level')}`, (el) => (el as unknown as { value: string }).value), 'mentions');
+
+      // The service worker is installed at sign-in.
+      await A.page.waitForFunction(async () => (await navigator.serviceWorker.getRegistration('/assets/sw.js'))?.active?.state === 'activated');
+      const script = await A.page.evaluate(async () => (await navigator.serviceWorker.getRegistration('/assets/sw.js'))?.active?.scriptURL);
+      assert.match(script ?? '', /\/assets\/sw\.js$/);
+      // Push: this machine has no internet, so chromium's push service cannot answer: a sentence
+      // either way (on a machine with one, the subscription is made and given to the hub).
+      await A.page.browserContext().overridePermissions(A.page.url().replace(/\/$/, ''), ['notifications']);
+      await A.page.locator(sel('push-on')).click();
+      await A.page.waitForFunction((s: string) => [...document.querySelectorAll(s)].some((e) => /^(Push is on for this device\.|This browser could not subscribe to push \(.+\)\. Email and webhooks still work\.)$/.test(e.textContent ?? '')), {}, sel('push-status'));
     }));
 });

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -39,6 +40,8 @@ function waitText(p: TestPage, selector: string, text: string, timeout = 20_000)
   );
 }
 const texts = (p: TestPage, selector: string) => p.page.$$eval(selector, (els) => els.map((e) => e.textContent ?? ''));
+/** HUBBUB_SCREENSHOTS=1 also writes docs/wallet.png, which the README shows. */
+const docsDir = process.env.HUBBUB_SCREENSHOTS ? path.join(root, 'docs') : null;
 const balanceOf = async (p: TestPage) => (await texts(p, sel('balance')))[0];
 
 describe('browser: wallet, tips, plans and notification settings in the chat client', { timeout: 120_000 }, () => {
@@ -225,6 +228,10 @@ describe('browser: wallet, tips, plans and notification settings in the chat cli
       await waitText(B, sel('wallet-message'), 'for $10.00 created');
       assert.match((await texts(B, sel('wallet-message')))[0] ?? '', /Top-up pi_\w+ for \$10\.00 created/);
       assert.equal(await balanceOf(B), '$3.50', 'nothing is credited before the card payment succeeds');
+      if (docsDir) {
+        mkdirSync(docsDir, { recursive: true });
+        await A.page.screenshot({ path: path.join(docsDir, 'wallet.png') as `${string}.png` });
+      }
     }));
 
   test('notification settings are saved through the page and come back after a reload; a bad time zone is a sentence; the service worker registers', () =>

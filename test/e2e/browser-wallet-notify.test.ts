@@ -14,7 +14,7 @@ import type { Browser } from 'puppeteer-core';
 import webPush from 'web-push';
 import { createApiClient } from '@hubbub/client';
 import { buildWeb } from '../../scripts/build-web.ts';
-import { launchBrowser, openPage, withArtifacts, type TestPage } from '../helpers/browser.ts';
+import { launchBrowser, openPage, sel, texts, waitText, withArtifacts, type TestPage } from '../helpers/browser.ts';
 import { stripeEnv } from '../helpers/payments.ts';
 import { spawnReplica, type ProcessReplica } from '../helpers/process-replica.ts';
 import { testEnv, type TestEnv } from '../helpers/server.ts';
@@ -26,20 +26,10 @@ declare const localStorage: { setItem(k: string, v: string): void };
 declare const navigator: { serviceWorker: { getRegistration(url: string): Promise<{ active: { scriptURL: string; state: string } | null } | undefined> } };
 
 const root = path.resolve(import.meta.dirname, '..', '..');
-const sel = (id: string) => `[data-testid="${id}"]`;
 const suffix = `${process.pid}${Math.random().toString(36).slice(2, 6)}`;
 const alice = { username: `payer_${suffix}`, displayName: 'Alice Archer', password: 'correct horse battery staple' };
 const bob = { username: `payee_${suffix}`, displayName: 'Bob Baker', password: 'another long passphrase' };
 
-function waitText(p: TestPage, selector: string, text: string, timeout = 20_000) {
-  return p.page.waitForFunction(
-    (s: string, t: string) => [...document.querySelectorAll(s)].some((e) => e.textContent?.includes(t)),
-    { timeout },
-    selector,
-    text,
-  );
-}
-const texts = (p: TestPage, selector: string) => p.page.$$eval(selector, (els) => els.map((e) => e.textContent ?? ''));
 /** HUBBUB_SCREENSHOTS=1 also writes docs/wallet.png, which the README shows. */
 const docsDir = process.env.HUBBUB_SCREENSHOTS ? path.join(root, 'docs') : null;
 const balanceOf = async (p: TestPage) => (await texts(p, sel('balance')))[0];

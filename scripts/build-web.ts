@@ -27,6 +27,8 @@ export async function buildWeb(outDir = webDist) {
   const files: [string, Uint8Array][] = result.outputFiles.map((f) => [f.path, f.contents]);
   files.push([path.join(outDir, 'index.html'), readFileSync(path.join(root, 'web', 'index.html'))]);
   files.push([path.join(outDir, 'assets', 'styles.css'), readFileSync(path.join(root, 'web', 'styles.css'))]);
+  // The service worker (Web Push), plain JS: it runs in a worker, not the page, so it is not bundled with it.
+  files.push([path.join(outDir, 'assets', 'sw.js'), readFileSync(path.join(root, 'web', 'sw.js'))]);
   // Each file replaced by a rename: a hub starting (or two builds running) meanwhile never reads half a file.
   for (const [file, bytes] of files) {
     const tmp = `${file}.${process.pid}.tmp`;

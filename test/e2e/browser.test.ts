@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 import type { Browser } from 'puppeteer-core';
 import { createApiClient, SocketClient } from '@hubbub/client';
 import { buildWeb } from '../../scripts/build-web.ts';
-import { launchBrowser, openPage, withArtifacts, type TestPage } from '../helpers/browser.ts';
+import { launchBrowser, openPage, sel, texts, waitText, withArtifacts, type TestPage } from '../helpers/browser.ts';
 import { spawnReplica, type ProcessReplica } from '../helpers/process-replica.ts';
 import { testEnv, type TestEnv } from '../helpers/server.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
@@ -21,25 +21,11 @@ import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 declare const document: { querySelector(s: string): { textContent: string | null } | null; querySelectorAll(s: string): ArrayLike<{ textContent: string | null; querySelector(s: string): { textContent: string | null } | null }> & Iterable<{ textContent: string | null; querySelector(s: string): { textContent: string | null } | null }>; body: { textContent: string | null } };
 declare const localStorage: { getItem(k: string): string | null; setItem(k: string, v: string): void };
 
-const sel = (id: string) => `[data-testid="${id}"]`;
 const suffix = `${process.pid}${Math.random().toString(36).slice(2, 6)}`;
 const alice = { username: `alice_${suffix}`, displayName: 'Alice Archer', password: 'correct horse battery staple' };
 const bob = { username: `bob_${suffix}`, displayName: 'Bob Baker', password: 'another long passphrase' };
 /** HUBBUB_SCREENSHOTS=1 also writes the README's screenshots into docs/. */
 const docsDir = process.env.HUBBUB_SCREENSHOTS ? path.resolve(import.meta.dirname, '..', '..', 'docs') : null;
-
-/** Resolves when some element matching `selector` contains `text`. */
-function waitText(p: TestPage, selector: string, text: string, timeout = 20_000) {
-  return p.page.waitForFunction(
-    (s: string, t: string) => [...document.querySelectorAll(s)].some((e) => e.textContent?.includes(t)),
-    { timeout },
-    selector,
-    text,
-  );
-}
-
-/** The text of every element matching `selector`. */
-const texts = (p: TestPage, selector: string) => p.page.$$eval(selector, (els) => els.map((e) => e.textContent ?? ''));
 
 async function register(p: TestPage, u: typeof alice) {
   await p.page.locator(sel('auth-toggle')).click();

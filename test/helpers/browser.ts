@@ -2,6 +2,9 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 
+// Page-side callbacks run in the browser; the suite's tsconfig has no DOM lib, so name what they use.
+declare const document: { querySelectorAll(s: string): Iterable<{ textContent: string | null }> };
+
 const root = path.resolve(import.meta.dirname, '..', '..');
 /** Screenshots and console logs of failed browser tests (gitignored). */
 export const artifactsDir = path.join(root, 'test-artifacts', 'browser');
@@ -59,3 +62,19 @@ export async function withArtifacts(test: string, pages: () => TestPage[], body:
     throw err;
   }
 }
+
+/** A `data-testid` selector. */
+export const sel = (id: string) => `[data-testid="${id}"]`;
+
+/** Resolves when some element matching `selector` contains `text`. */
+export function waitText(p: TestPage, selector: string, text: string, timeout = 20_000) {
+  return p.page.waitForFunction(
+    (s: string, t: string) => [...document.querySelectorAll(s)].some((e) => e.textContent?.includes(t)),
+    { timeout },
+    selector,
+    text,
+  );
+}
+
+/** The text of every element matching `selector`. */
+export const texts = (p: TestPage, selector: string) => p.page.$$eval(selector, (els) => els.map((e) => e.textContent ?? ''));

@@ -2,6 +2,7 @@ import { errorText, type EventFrame } from '@hubbub/client';
 import type { Chat, Conv } from './chat.ts';
 import { membersDialog } from './dialogs.ts';
 import { avatar, h, reconcile, replace, timeOf, type Row } from './dom.ts';
+import { tipDialog, tipText } from './tip.ts';
 
 const QUICK = ['👍', '❤️', '😂', '🎉'];
 
@@ -115,6 +116,7 @@ export class ConversationView {
       this.header,
       c.kind === 'group' ? h('span', { class: 'avatar group' }, '#') : avatar(peer ? this.chat.profiles.get(peer) : undefined, peer ? this.chat.online.has(peer) : undefined),
       h('div', { class: 'grow' }, h('h2', { 'data-testid': 'conv-heading' }, this.chat.title(c)), h('small', { 'data-testid': 'conv-sub' }, sub)),
+      c.members.length > 1 ? h('button', { type: 'button', 'data-testid': 'tip-button', title: 'Send money to someone here', onclick: () => tipDialog(this.chat, c) }, 'Tip') : null,
       h('button', { type: 'button', 'data-testid': 'mute', onclick: () => void this.chat.mute(!c.muted).catch((e) => (this.error.textContent = errorText(e))) }, c.muted ? 'Unmute' : 'Mute'),
       c.kind === 'group' ? h('button', { type: 'button', 'data-testid': 'members-button', onclick: () => membersDialog(this.chat) }, 'Members') : null,
     );
@@ -148,8 +150,9 @@ export class ConversationView {
     for (const it of items) {
       if (it.t === 'note') {
         prevFrom = undefined;
-        const text = this.note(it.e);
-        rows.push({ key: k(it.e.seq), sig: text, make: () => h('div', { class: 'note', 'data-testid': 'note' }, text) });
+        const tip = tipText(this.chat, it.e);
+        const text = tip ?? this.note(it.e);
+        rows.push({ key: k(it.e.seq), sig: text, make: () => h('div', { class: tip ? 'note tip' : 'note', 'data-testid': tip ? 'tip' : 'note' }, tip ? '💸 ' : null, text) });
         continue;
       }
       const mine = it.e.from === me;

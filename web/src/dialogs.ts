@@ -3,7 +3,7 @@ import type { Chat, Profile } from './chat.ts';
 import { avatar, h } from './dom.ts';
 
 /** A modal dialog; resolves when closed. */
-function modal(title: string, body: HTMLElement, testid: string) {
+export function modal(title: string, body: HTMLElement, testid: string) {
   const dlg = h('dialog', { class: 'card dialog', 'data-testid': testid }, h('header', {}, h('h2', {}, title), h('button', { class: 'icon', 'aria-label': 'Close', onclick: () => dlg.close() }, '✕')), body);
   dlg.addEventListener('close', () => dlg.remove());
   document.body.appendChild(dlg);

@@ -5,6 +5,8 @@ import { newDirectDialog, newGroupDialog } from './dialogs.ts';
 import { avatar, h, replace } from './dom.ts';
 import { panels } from './panels.ts';
 import './conv-list.ts';
+import './wallet.ts';
+import './notify-settings.ts';
 import { Session } from './session.ts';
 
 const root = document.getElementById('app')!;
@@ -20,6 +22,7 @@ function showAuth() {
 async function showChat() {
   const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
   const c = (chat = new Chat(session, wsUrl));
+  for (const p of panels) p.attach?.(c);
   let panel = panels[0]!;
   const banner = h('div', { class: 'banner', role: 'status', 'data-testid': 'banner', hidden: true });
   const panelEl = h('div', { class: 'panel' });
@@ -49,7 +52,7 @@ async function showChat() {
     replace(
       tabs,
       panels.length > 1
-        ? panels.map((p) => h('button', { type: 'button', class: p === panel ? 'active' : '', onclick: () => ((panel = p), drawTabs(), panel.render(c, panelEl)) }, p.label))
+        ? panels.map((p) => h('button', { type: 'button', class: p === panel ? 'active' : '', 'data-testid': `tab-${p.id}`, onclick: () => ((panel = p), drawTabs(), panel.render(c, panelEl)) }, p.label))
         : null,
     );
   drawTabs();
@@ -96,6 +99,13 @@ async function showChat() {
     // The refresh token was refused (signed out elsewhere, or expired).
     if (!session.signedIn()) return showAuth();
   }
+  // A notification's link (push, email) is /#/c/<conversation id>: open it.
+  const fromHash = () => {
+    const id = /^#\/c\/([0-9a-f-]{36})$/.exec(location.hash)?.[1];
+    if (id && chat === c && c.convs.has(id)) void c.openConv(id);
+  };
+  fromHash();
+  window.addEventListener('hashchange', fromHash);
 }
 
 async function boot() {

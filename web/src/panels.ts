@@ -8,10 +8,14 @@ export interface Panel {
   id: string;
   label: string;
   render(chat: Chat, el: HTMLElement): void;
+  /** Called once per signed-in page, before it connects: where a panel subscribes to frames it shows live. */
+  attach?(chat: Chat): void;
 }
 
 export const panels: Panel[] = [];
 
+/** Chats is always the first tab (and the one shown at start), whatever order modules load in. */
 export function registerPanel(p: Panel) {
-  panels.push(p);
+  if (p.id === 'chats') panels.unshift(p);
+  else panels.push(p);
 }

@@ -208,24 +208,22 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
   logger.info({ port, host: config.HOST, db: database.kind, store: config.MESSAGE_STORE, bus: redis ? 'redis' : 'memory' }, 'hub listening');
 
   // Without Redis there is no BullMQ: the same job processors run in-process, so `npm start` alone has them.
+  const every = (ms: number, name: string, job: () => Promise<unknown>) =>
+    setInterval(() => {
+      job().catch((err) => logger.warn({ err }, `${name} failed`));
+    }, ms).unref();
   const inProcessJobs = redis
-    ? null
-    : setInterval(() => {
-        runMaintenance(db, { keepDays: 30 }).catch((err) => logger.warn({ err }, 'maintenance failed'));
-      }, MAINTENANCE_EVERY_MS).unref();
-
-  const inProcessRenewals = redis
-    ? null
-    : setInterval(() => {
-        pay.payments.runRenewals().catch((err) => logger.warn({ err }, 'renewals failed'));
-      }, config.PAYMENTS_RENEW_EVERY_MS).unref();
+    ? []
+    : [
+        every(MAINTENANCE_EVERY_MS, 'maintenance', () => runMaintenance(db, { keepDays: 30 })),
+        every(config.PAYMENTS_RENEW_EVERY_MS, 'renewals', () => pay.payments.runRenewals()),
+      ];
 
   let closed = false;
   const closeAll = async () => {
     if (closed) return;
     closed = true;
-    if (inProcessJobs) clearInterval(inProcessJobs);
-    if (inProcessRenewals) clearInterval(inProcessRenewals);
+    for (const t of inProcessJobs) clearInterval(t);
     hub.stop();
     await notifications.close().catch(() => {});
     await hasher.close().catch(() => {});

@@ -1,4 +1,4 @@
-/** Per-connection rate limit: `ratePerS` tokens a second, up to `burst` saved. */
+/** A rate limit: `ratePerS` tokens a second, up to `burst` saved (per connection, or per key in KeyedBuckets). */
 export class TokenBucket {
   private tokens: number;
   private at: number;
@@ -10,11 +10,17 @@ export class TokenBucket {
     this.tokens = burst;
     this.at = now;
   }
-  take(now = performance.now()): boolean {
+  /** Takes `cost` tokens if there are that many; otherwise takes nothing and returns false. */
+  take(now = performance.now(), cost = 1): boolean {
     this.refill(now);
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
+    if (this.tokens < cost) return false;
+    this.tokens -= cost;
     return true;
+  }
+  /** The tokens there at `now` (refilled, none taken). */
+  level(now = performance.now()) {
+    this.refill(now);
+    return this.tokens;
   }
   /**
    * New limits in place (a plan change): a larger burst is available at once, a smaller one

@@ -34,11 +34,13 @@ export function wsUpgradeFallback(res: HttpResponse, req: HttpRequest) {
     res.writeStatus('426 Upgrade Required').writeHeader('upgrade', 'websocket').writeHeader('content-type', 'text/plain').end('WebSocket endpoint: upgrade required');
     return;
   }
-  if (req.getHeader('sec-websocket-version') !== '13') {
-    res.writeStatus('426 Upgrade Required').writeHeader('sec-websocket-version', '13').writeHeader('content-type', 'text/plain').end('WebSocket version 13 required');
-    return;
-  }
+  if (req.getHeader('sec-websocket-version') !== '13') return versionRequired(res);
   res.writeStatus('400 Bad Request').writeHeader('content-type', 'text/plain').end('bad Sec-WebSocket-Key');
+}
+
+/** 426 naming the one WebSocket version spoken (RFC 6455 4.4). */
+function versionRequired(res: HttpResponse) {
+  res.writeStatus('426 Upgrade Required').writeHeader('sec-websocket-version', '13').writeHeader('content-type', 'text/plain').end('WebSocket version 13 required');
 }
 
 /**
@@ -110,7 +112,7 @@ export function wsBehavior(d: {
       // RFC 6455 4.2.1: version 13 only (426 names it), and a key that is 16 bytes in base64.
       const version = req.getHeader('sec-websocket-version');
       if (version !== '13') {
-        if (!aborted) res.cork(() => res.writeStatus('426 Upgrade Required').writeHeader('sec-websocket-version', '13').writeHeader('content-type', 'text/plain').end('WebSocket version 13 required'));
+        if (!aborted) res.cork(() => versionRequired(res));
         return;
       }
       if (!WS_KEY.test(key)) return reject('400 Bad Request', 'bad Sec-WebSocket-Key');

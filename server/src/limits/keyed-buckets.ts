@@ -1,4 +1,5 @@
 import { DomainError } from '../errors.ts';
+import { TokenBucket } from '../hub/token-bucket.ts';
 
 /**
  * Token buckets by key (a user id, an IP), created on first use and forgotten once full again,
@@ -6,7 +7,7 @@ import { DomainError } from '../errors.ts';
  * token (events replayed, rows read): the work a call triggers is what it pays for.
  */
 export class KeyedBuckets {
-  private buckets = new Map<string, { tokens: number; at: number }>();
+  private buckets = new Map<string, TokenBucket>();
   private sweptAt: number;
 
   constructor(
@@ -22,12 +23,8 @@ export class KeyedBuckets {
     const t = this.now();
     if (t - this.sweptAt > 10_000) this.sweep(t);
     let b = this.buckets.get(key);
-    if (!b) this.buckets.set(key, (b = { tokens: this.burst, at: t }));
-    b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.ratePerS);
-    b.at = t;
-    if (b.tokens < cost) return false;
-    b.tokens -= cost;
-    return true;
+    if (!b) this.buckets.set(key, (b = new TokenBucket(this.ratePerS, this.burst, t)));
+    return b.take(t, cost);
   }
 
   /** `take`, or a `RATE_LIMITED` DomainError carrying when to retry. */
@@ -39,7 +36,7 @@ export class KeyedBuckets {
   retryAfterMs(key: string, cost = 1): number {
     const b = this.buckets.get(key);
     if (!b) return 0;
-    const have = Math.min(this.burst, b.tokens + ((this.now() - b.at) / 1000) * this.ratePerS);
+    const have = b.level(this.now());
     return Math.max(0, Math.ceil(((Math.min(cost, this.burst) - have) / this.ratePerS) * 1000));
   }
 
@@ -49,6 +46,6 @@ export class KeyedBuckets {
 
   private sweep(t: number) {
     this.sweptAt = t;
-    for (const [k, b] of this.buckets) if (b.tokens + ((t - b.at) / 1000) * this.ratePerS >= this.burst) this.buckets.delete(k);
+    for (const [k, b] of this.buckets) if (b.level(t) >= this.burst) this.buckets.delete(k);
   }
 }

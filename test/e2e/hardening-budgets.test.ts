@@ -60,7 +60,12 @@ describe('hardening: resume floods and tRPC batches (one replica, PostgreSQL)', 
     console.log(`resume flood: idle ping p50 ${idle.toFixed(3)} ms, under flood ${busy.toFixed(3)} ms (${(busy / idle).toFixed(2)}×); ${JSON.stringify(stats)}`);
     assert.ok(stats.rounds >= 1);
     const closes = stats.closes as Record<string, number>;
-    assert.ok(Object.keys(closes).length === 1 && closes['4008']! >= 1, `closes ${JSON.stringify(closes)}`);
+    // Each flood socket is closed 4008. The hub closes it while the socket's own 500 frames may
+    // still be unread in the hub's receive buffer, so the kernel can answer with a reset that
+    // reaches the client before the close frame: `ws` then reports 1006 for that round. Nothing
+    // else may close a flood socket, and most rounds must see the 4008 itself.
+    const others = Object.keys(closes).filter((c) => c !== '4008' && c !== '1006');
+    assert.ok(others.length === 0 && (closes['4008'] ?? 0) >= 1 && (closes['4008'] ?? 0) >= 9 * (closes['1006'] ?? 0), `closes ${JSON.stringify(closes)}`);
     assert.ok(stats.rateLimited >= 60 * stats.rounds, `${stats.rateLimited} RATE_LIMITED in ${stats.rounds} rounds`);
     // Unbudgeted, each flood socket would have been sent 500 × 1000 events.
     assert.ok(stats.events <= 20_000 + 2000 * 30, `${stats.events} events replayed`);

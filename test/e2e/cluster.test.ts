@@ -92,6 +92,38 @@ describe('cluster: replicas on one Redis, real PostgreSQL', () => {
     }
   });
 
+  test('5.5 a send moves the sender\'s cursor in its own commit: their device on the other replica gets `read` after the event, and unread is 0 for them only', async () => {
+    const a = await startTestReplica(env.env);
+    const b = await startTestReplica(env.env);
+    try {
+      const me = await newUser(a.port, 'own');
+      const them = await newUser(b.port, 'own');
+      const conv = (await me.client.conversations.createDirect.mutate({ userId: them.id })).id;
+      const { c: here } = await connect(a.port, me.accessToken);
+      const { c: there } = await connect(b.port, me.accessToken);
+      const { c: other } = await connect(b.port, them.accessToken);
+      let last = 0;
+      for (let i = 0; i < 3; i++) last = (await here.request({ type: 'send', conv, cid: `own-${i}`, body: `m${i}` })).seq;
+      // On the other replica the sender's second device gets each event, then its `read`.
+      const read = await there.wait((f) => f.type === 'read' && f.conv === conv && f.user === me.id && f.seq === last);
+      assert.equal(read.seq, last);
+      const seen = there.frames.filter((f) => f.conv === conv && (f.type === 'event' || f.type === 'read'));
+      const at = (t: string, seq: number) => seen.findIndex((f) => f.type === t && f.seq === seq);
+      assert.ok(at('event', last) >= 0 && at('event', last) < at('read', last), 'the read follows its event');
+      // The other member gets the events and no `read` of the sender's own messages.
+      await other.wait((f) => f.type === 'event' && f.conv === conv && f.seq === last);
+      assert.equal(other.frames.filter((f) => f.type === 'read' && f.user === me.id).length, 0);
+      const mine = (await me.client.conversations.list.query()).find((x: { id: string }) => x.id === conv)!;
+      assert.equal(mine.unread, 0);
+      const theirs = (await them.client.conversations.list.query()).find((x: { id: string }) => x.id === conv)!;
+      assert.equal(theirs.unread, last);
+      for (const c of [here, there, other]) c.close();
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
   test('5.3 a replica killed with SIGKILL mid-run: its clients resume on the other; no acked message lost or duplicated; its users go offline', async () => {
     const penv = { ...env.env };
     const p1: ProcessReplica = await spawnReplica(penv);

@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { Config } from '../../server/src/config.ts';
-import type { Db } from '../../server/src/db/database.ts';
+import type { Database, Db } from '../../server/src/db/database.ts';
 import type { Presence } from '../../server/src/hub/presence.ts';
 import { NotificationSettings } from '../../server/src/notify/notification-settings.ts';
 import { NotifyTrigger, type NotifyScheduler } from '../../server/src/notify/trigger.ts';
@@ -28,6 +28,8 @@ export const notifyDelays = (c: Config): Record<Channel, number> => ({
 export function setupNotifications(c: {
   config: Config;
   db: Db;
+  /** Prepared statements on the same database (Database.query). */
+  query: Database['query'];
   store: MessageStore;
   presence: Presence;
   logger: Logger;
@@ -50,7 +52,7 @@ export function setupNotifications(c: {
         delays: notifyDelays(config),
         attempts: config.NOTIFY_ATTEMPTS,
       });
-  const trigger = new NotifyTrigger({ db: c.db, presence: c.presence, scheduler, logger: c.logger, delays: notifyDelays(config) });
+  const trigger = new NotifyTrigger({ query: c.query, presence: c.presence, scheduler, logger: c.logger, delays: notifyDelays(config) });
   return {
     settings,
     trigger,

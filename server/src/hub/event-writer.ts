@@ -34,7 +34,7 @@ export class EventWriter {
 
   constructor(
     private readonly store: MessageStore,
-    private readonly onAppended: (e: StoredEvent, acceptedAt: number) => void,
+    private readonly onAppended: (e: StoredEvent, acceptedAt: number, senderRead: number | undefined) => void,
     opts: EventWriterOptions = {},
   ) {
     this.maxBatch = opts.maxBatch ?? 512;
@@ -110,7 +110,7 @@ export class EventWriter {
         return;
       }
       o.value.forEach((r, i) => {
-        if (!r.duplicate) this.onAppended(r.event, g.items[i]!.acceptedAt);
+        if (!r.duplicate) this.onAppended(r.event, g.items[i]!.acceptedAt, r.senderRead);
       });
       o.value.forEach((r, i) => g.items[i]!.resolve(r));
     });

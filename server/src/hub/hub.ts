@@ -84,7 +84,7 @@ export class Hub {
 
   constructor(private readonly d: HubDeps) {
     this.resumeGate = new ResumeGate(d.resumeEvents);
-    this.writer = new EventWriter(d.store, (e, acceptedAt) => this.onAppended(e, acceptedAt));
+    this.writer = new EventWriter(d.store, (e, acceptedAt, senderRead) => this.onAppended(e, acceptedAt, senderRead));
     d.bus.onMessage((channel, payload) => this.onBus(channel, payload));
     d.bus.onReconnect(() => void this.resyncAll());
     d.presence.onExpired((u) => void this.announcePresence(u, 'offline'));
@@ -355,9 +355,13 @@ export class Hub {
       .then(({ event }) => {
         const ack = { type: 'ack' as const, conv: f.conv, cid: f.cid, seq: event.seq, id: event.id, ts: event.ts };
         conn.send(encode(f.ref ? { ...ack, ref: f.ref } : ack));
-        // A sender has read their own message: their cursor moves, and their other devices get
-        // the `read` on the user's channel (the other members need no receipt for it), so it
-        // never counts as unread for them. The ack is the reply: a failure here is logged.
+        // A sender has read their own message: their cursor moves, and their other devices get a
+        // `read` (the other members need no receipt for it), so it never counts as unread for
+        // them. A store that moves the cursor in the append's own commit (PostgreSQL) did so, and
+        // the `read` travels with the event to the sender's sockets (see `deliver`); otherwise
+        // it is moved here and sent on the user's channel. The ack is the reply: a failure here
+        // is logged.
+        if (this.d.store.movesSenderCursor) return;
         this.markRead(conn.user.id, f.conv, event.seq, 'own').catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'own read cursor failed'));
       })
       .catch((err) => this.fail(conn, f.ref, err));
@@ -555,13 +559,18 @@ export class Hub {
     }
   }
 
-  /** An event this replica made durable: deliver here at once, and publish for the others. */
-  private onAppended(e: StoredEvent, acceptedAt: number) {
+  /**
+   * An event this replica made durable: deliver here at once, and publish for the others. With
+   * `senderRead` (the store moved the author's read cursor in the same commit) the author's
+   * sockets get a `read` right after the event, here and on every replica.
+   */
+  private onAppended(e: StoredEvent, acceptedAt: number, senderRead?: number) {
     const frame = encodeEvent(e);
+    const read = senderRead != null && e.from ? { user: e.from, seq: senderRead } : undefined;
     this.d.metrics.eventsPublished.inc({ kind: e.kind });
-    this.arrive(e.conv, e.seq, frame, acceptedAt);
+    this.arrive(e.conv, e.seq, frame, acceptedAt, read);
     this.d.notify?.appended(e);
-    this.d.bus.publish(channels.conv(e.conv), busEvent(e.seq, acceptedAt, frame)).catch((err) => {
+    this.d.bus.publish(channels.conv(e.conv), busEvent(e.seq, acceptedAt, frame, read)).catch((err) => {
       // Durable already; the other replicas heal from the store (gap fill or sweep).
       this.d.logger.warn({ err: (err as Error).message }, 'bus publish failed');
     });
@@ -572,7 +581,7 @@ export class Hub {
       const conv = channel.slice(2);
       const m = parseBus(payload);
       if (!m) return;
-      if (m.t === 'E') this.arrive(conv, m.seq, m.frame, m.acceptedAt);
+      if (m.t === 'E') this.arrive(conv, m.seq, m.frame, m.acceptedAt, m.read);
       else this.fanoutFrame(conv, m.frame, m.skipUser);
     } else if (channel.startsWith('u:')) {
       this.onUserControl(channel.slice(2), payload.toString());
@@ -580,15 +589,15 @@ export class Hub {
   }
 
   /** Takes an event into its feed in seq order, delivering every event that is now in order. */
-  private arrive(conv: string, seq: number, frame: Frame, acceptedAt: number) {
+  private arrive(conv: string, seq: number, frame: Frame, acceptedAt: number, read?: OwnRead) {
     const feed = this.feeds.get(conv);
     if (!feed || seq <= feed.delivered) return;
     if (!feed.isReady || seq !== feed.delivered + 1) {
-      feed.pending.set(seq, { frame, acceptedAt });
+      feed.pending.set(seq, { frame, acceptedAt, read });
       if (feed.isReady) this.scheduleGapFill(feed);
       return;
     }
-    this.deliver(feed, seq, frame, acceptedAt);
+    this.deliver(feed, seq, frame, acceptedAt, read);
     this.drainPending(feed);
   }
 
@@ -596,7 +605,7 @@ export class Hub {
     for (const s of [...feed.pending.keys()]) if (s <= feed.delivered) feed.pending.delete(s);
     for (let next = feed.pending.get(feed.delivered + 1); next; next = feed.pending.get(feed.delivered + 1)) {
       feed.pending.delete(feed.delivered + 1);
-      this.deliver(feed, feed.delivered + 1, next.frame, next.acceptedAt);
+      this.deliver(feed, feed.delivered + 1, next.frame, next.acceptedAt, next.read);
     }
     if (feed.pending.size === 0 && feed.gapTimer) {
       clearTimeout(feed.gapTimer);
@@ -605,10 +614,11 @@ export class Hub {
     } else if (feed.pending.size > 0) this.scheduleGapFill(feed);
   }
 
-  private deliver(feed: Feed, seq: number, frame: Frame, acceptedAt: number) {
+  private deliver(feed: Feed, seq: number, frame: Frame, acceptedAt: number, read?: OwnRead) {
     feed.delivered = seq;
     this.d.metrics.deliverLatency.observe((Date.now() - acceptedAt) / 1000);
     let n = 0;
+    let readFrame: string | undefined;
     if (feed.subscribers.size > 1) frame = frameBytes(frame);
     for (const conn of feed.subscribers) {
       const st = conn.convs.get(feed.conv);
@@ -618,7 +628,10 @@ export class Hub {
         continue;
       }
       st.last = seq;
-      if (conn.send(frame)) n++;
+      if (conn.send(frame)) {
+        n++;
+        if (read && conn.user.id === read.user) conn.send((readFrame ??= encode({ type: 'read', conv: feed.conv, user: read.user, seq: read.seq })));
+      }
     }
     this.d.metrics.eventsDelivered.inc(n);
   }
@@ -786,6 +799,12 @@ export class Hub {
       if (f.lingerTimer) clearTimeout(f.lingerTimer);
     }
   }
+}
+
+/** The author's read cursor, moved by an event's own commit. */
+export interface OwnRead {
+  user: string;
+  seq: number;
 }
 
 /** An upgrade in flight: the user's control messages since it started watching. */

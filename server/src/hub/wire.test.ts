@@ -17,13 +17,21 @@ test('bus payloads keep their frame bytes exactly, multi-byte UTF-8 included', (
   assert.equal(f.skipUser, 'usér-1');
   assert.equal(text(f.frame), frame);
 
+  const r = parseBus(Buffer.from(busEvent(8, 1_700_000_000_124, frame, { user: '7b0c3a52-0d7e-4a0e-9f5e-2b1d7c7f0a11', seq: 8 })));
+  assert.ok(r && r.t === 'E');
+  assert.equal(r.seq, 8);
+  assert.equal(r.acceptedAt, 1_700_000_000_124);
+  assert.deepEqual(r.read, { user: '7b0c3a52-0d7e-4a0e-9f5e-2b1d7c7f0a11', seq: 8 });
+  assert.equal(text(r.frame), frame);
+  assert.equal(e.read, undefined);
+
   const noSkip = parseBus(Buffer.from(busFrame('{"type":"typing"}')));
   assert.ok(noSkip && noSkip.t === 'F');
   assert.equal(noSkip.skipUser, '');
 });
 
 test('a malformed bus payload is refused, never half-parsed', () => {
-  for (const bad of ['', 'E', 'E1', 'E1|2', 'X1|2|{}', 'E0|1|{}', 'E-3|1|{}', 'Eabc|1|{}', 'E1.5|1|{}', 'F|only-one-bar', `E${2 ** 60}|1|{}`]) {
+  for (const bad of ['', 'E', 'E1', 'E1|2', 'X1|2|{}', 'E0|1|{}', 'E-3|1|{}', 'Eabc|1|{}', 'E1.5|1|{}', 'F|only-one-bar', `E${2 ** 60}|1|{}`, 'R1|2|u|{}', 'R1|2|u|0|{}', 'R1|2|u|x|{}', 'R1|2|u|3']) {
     assert.equal(parseBus(Buffer.from(bad)), null, `payload ${JSON.stringify(bad)}`);
   }
 });

@@ -28,14 +28,17 @@ const BAR = 0x7c; // '|'
 /**
  * Bus payloads on a conversation channel:
  *   `E<seq>|<acceptedAtMs>|<event frame json>`  an event, with the time its hub accepted it;
+ *   `R<seq>|<acceptedAtMs>|<author>|<readSeq>|<event frame json>`  the same, where the event's
+ *      commit also moved its author's read cursor to readSeq: the author's sockets get a `read`;
  *   `F|<userId to skip or empty>|<frame json>`   an ephemeral frame (typing, read, presence, updates).
  * The header is parsed with indexOf; the frame bytes are sliced, never re-parsed.
  */
-export const busEvent = (seq: number, acceptedAt: number, frame: string) => `E${seq}|${acceptedAt}|${frame}`;
+export const busEvent = (seq: number, acceptedAt: number, frame: string, read?: { user: string; seq: number }) =>
+  read ? `R${seq}|${acceptedAt}|${read.user}|${read.seq}|${frame}` : `E${seq}|${acceptedAt}|${frame}`;
 export const busFrame = (frame: string, skipUser = '') => `F|${skipUser}|${frame}`;
 
 export type BusMessage =
-  | { t: 'E'; seq: number; acceptedAt: number; frame: Uint8Array }
+  | { t: 'E'; seq: number; acceptedAt: number; frame: Uint8Array; read?: { user: string; seq: number } }
   | { t: 'F'; skipUser: string; frame: Uint8Array };
 
 /** Parses a bus payload's header; the frame is a view of the payload's bytes (no copy, no decode). */
@@ -44,11 +47,17 @@ export function parseBus(payload: Buffer): BusMessage | null {
   const b = a < 0 ? -1 : payload.indexOf(BAR, a + 1);
   if (b < 0) return null;
   const kind = payload[0];
-  if (kind === 0x45 /* E */) {
+  if (kind === 0x45 /* E */ || kind === 0x52 /* R */) {
     const seq = Number(payload.toString('latin1', 1, a));
     const acceptedAt = Number(payload.toString('latin1', a + 1, b));
     if (!Number.isSafeInteger(seq) || seq < 1) return null;
-    return { t: 'E', seq, acceptedAt, frame: payload.subarray(b + 1) };
+    if (kind === 0x45) return { t: 'E', seq, acceptedAt, frame: payload.subarray(b + 1) };
+    const c = payload.indexOf(BAR, b + 1);
+    const d = c < 0 ? -1 : payload.indexOf(BAR, c + 1);
+    if (d < 0) return null;
+    const readSeq = Number(payload.toString('latin1', c + 1, d));
+    if (!Number.isSafeInteger(readSeq) || readSeq < 1) return null;
+    return { t: 'E', seq, acceptedAt, frame: payload.subarray(d + 1), read: { user: payload.toString('latin1', b + 1, c), seq: readSeq } };
   }
   if (kind === 0x46 /* F */) return { t: 'F', skipUser: payload.toString('utf8', a + 1, b), frame: payload.subarray(b + 1) };
   return null;

@@ -1,5 +1,4 @@
-import { sql } from 'drizzle-orm';
-import { rowsOf, type Db } from '../db/database.ts';
+import type { Database } from '../db/database.ts';
 import type { Presence } from '../hub/presence.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { StoredEvent } from '../store/message-store.ts';
@@ -18,12 +17,22 @@ export interface NotifyScheduler {
   close(): Promise<void>;
 }
 
+// One constant statement text whatever the number of conversations, so the driver prepares it
+// once per connection (an IN list of n parameters was a new statement for every n).
+const MEMBERS_SQL = `select m.conversation_id, m.user_id, exists (select 1 from webhooks w where w.user_id = m.user_id) as hooks
+  from jsonb_array_elements_text($1::text::jsonb) as q(conv)
+  join members m on m.conversation_id = q.conv::uuid`;
+
+/** How long events gather before a trigger batch runs (notifications wait seconds anyway). */
+export const TRIGGER_WINDOW_MS = 50;
+
 /**
- * The hub's notification port. Sees every event this replica made durable, and once per loop
- * turn, off the hot path, works out who may need a notification: members other than the author
- * who have no socket on any replica (one batched presence call), or who are mentioned (an edit
- * counts only for whom it mentions). One membership query and one presence call per batch, and
- * the jobs of the batch leave together.
+ * The hub's notification port. Sees every event this replica made durable, and once per
+ * window (`windowMs`, default 50 ms), off the hot path, works out who may need a notification:
+ * members other than the author who have no socket on any replica (one batched presence call),
+ * or who are mentioned (an edit counts only for whom it mentions). One membership query and one
+ * presence call per batch, and the jobs of the batch leave together: at 100 messages/s a
+ * replica makes ~20 of each per second, not 100, and push delays are seconds long anyway.
  */
 export class NotifyTrigger {
   private batch: StoredEvent[] = [];
@@ -36,8 +45,20 @@ export class NotifyTrigger {
    */
   private pending = new Map<string, number>();
   private pendingSweep = 0;
+  private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly d: { db: Db; presence: Presence; scheduler: NotifyScheduler; logger: Logger; delays: Record<NotifyChannel, number>; now?: () => number }) {}
+  constructor(
+    private readonly d: {
+      /** A prepared statement on the main database (Database.query). */
+      query: Database['query'];
+      presence: Presence;
+      scheduler: NotifyScheduler;
+      logger: Logger;
+      delays: Record<NotifyChannel, number>;
+      now?: () => number;
+      windowMs?: number;
+    },
+  ) {}
 
   /** Forgets what was queued, as if every delay had passed (tests promote delayed jobs). */
   forgetPending() {
@@ -67,31 +88,33 @@ export class NotifyTrigger {
     this.batch.push(e);
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      const events = this.batch;
-      this.batch = [];
-      const p = this.flush(events).catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'notification trigger failed'));
-      this.inflight.add(p);
-      void p.finally(() => this.inflight.delete(p));
-    });
+    this.timer = setTimeout(() => this.run(), this.d.windowMs ?? TRIGGER_WINDOW_MS);
   }
 
-  /** Waits for the batches in flight (drain, tests). */
+  private run() {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.scheduled = false;
+    const events = this.batch;
+    this.batch = [];
+    const p = this.flush(events).catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'notification trigger failed'));
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  }
+
+  /** Runs the batch that is gathering now, and waits for every batch in flight (drain, tests). */
   async idle() {
     while (this.scheduled || this.inflight.size) {
-      if (this.scheduled) await new Promise((r) => setImmediate(r));
+      if (this.scheduled) this.run();
       await Promise.all(this.inflight);
     }
   }
 
   private async flush(events: StoredEvent[]) {
     const convs = [...new Set(events.map((e) => e.conv))];
-    const rows = rowsOf<{ conversation_id: string; user_id: string; hooks: boolean }>(
-      await this.d.db.execute(sql`
-        select m.conversation_id, m.user_id, exists (select 1 from webhooks w where w.user_id = m.user_id) as hooks
-        from members m where m.conversation_id in (${sql.join(convs.map((c) => sql`${c}::uuid`), sql`, `)})`),
-    );
+    // One constant statement text whatever the number of conversations, so the driver prepares
+    // it once per connection (an IN list of n parameters was a new statement for every n).
+    const rows = await this.d.query<{ conversation_id: string; user_id: string; hooks: boolean }>(MEMBERS_SQL, [JSON.stringify(convs)]);
     const byConv = new Map<string, string[]>();
     const hooks = new Set<string>();
     for (const r of rows) {

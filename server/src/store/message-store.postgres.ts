@@ -67,10 +67,22 @@ export const APPEND_SQL = `
   ins as (
     insert into log_events (conversation_id, seq, id, kind, sender_id, cid, ts, data)
     select conv, seq, id, kind, sender, cid, ts, data from numbered
+  ),
+  -- A sender has read their own message: their cursor moves to their newest new message here,
+  -- in the same commit (one round trip and one WAL flush instead of a second statement).
+  own as (
+    select conv, sender, max(seq) as seq from numbered
+    where kind = 'message' and sender is not null group by conv, sender
+  ),
+  cur as (
+    update members m set read_seq = own.seq from own
+    where m.conversation_id = own.conv and m.user_id = own.sender and m.read_seq < own.seq
+    returning m.conversation_id, m.user_id, m.read_seq
   )
-  select i, seq, null::jsonb as dup from numbered
+  select n.i, n.seq, null::jsonb as dup, cur.read_seq as read from numbered n
+  left join cur on cur.conversation_id = n.conv and cur.user_id = n.sender and cur.read_seq = n.seq
   union all
-  select i, seq, ev from dup`;
+  select i, seq, ev, null from dup`;
 
 const READ_RANGE_SQL = `select * from log_events
   where conversation_id = $1 and seq > $2::bigint and seq < $3::bigint order by seq asc limit $4::int`;
@@ -89,6 +101,7 @@ export const LAST_SEQS_SQL = `select h.conversation_id, h.last_seq
  * no holes, no reuse, whatever happens to Redis or a hub.
  */
 export class PostgresMessageStore implements MessageStore {
+  readonly movesSenderCursor = true;
   private readonly db: Db;
 
   constructor(private readonly database: Database) {
@@ -157,7 +170,7 @@ export class PostgresMessageStore implements MessageStore {
       }),
     );
     if (rows.length === 0) return batches.map(() => []);
-    const out = await this.database.query<{ i: number; seq: string | number; dup: RawRow | string | null }>(APPEND_SQL, [
+    const out = await this.database.query<{ i: number; seq: string | number; dup: RawRow | string | null; read: string | number | null }>(APPEND_SQL, [
       JSON.stringify(rows),
     ]);
     const byRow = new Array<AppendResult>(rows.length);
@@ -168,6 +181,7 @@ export class PostgresMessageStore implements MessageStore {
       } else {
         const { conv, draft } = sources[i]!;
         byRow[i] = { event: { ...draft, conv, seq: Number(r.seq) }, duplicate: false };
+        if (r.read != null) byRow[i]!.senderRead = Number(r.read);
       }
     }
     return plans.map((plan) => plan.map((p) => (p.dup ? { event: byRow[p.row]!.event, duplicate: true } : byRow[p.row]!)));

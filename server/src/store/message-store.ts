@@ -29,6 +29,12 @@ export interface AppendResult {
   event: StoredEvent;
   /** True when (conv, from, cid) was already stored: `event` is the original and nothing new was written. */
   duplicate: boolean;
+  /**
+   * Only from a store with `movesSenderCursor`, on the newest new `message` of its sender in the
+   * append: the sender's read cursor, moved to this event's seq in the same commit (a sender has
+   * read their own message). Absent when the cursor did not move (not a member, or already past).
+   */
+  senderRead?: number;
 }
 
 /** One conversation's drafts inside a multi-conversation append. */
@@ -48,6 +54,12 @@ export interface ReadRange {
 }
 
 export interface MessageStore {
+  /**
+   * True when an append also moves each sender's read cursor (members.read_seq) to their newest
+   * new `message` in the same commit, and says so in `AppendResult.senderRead`: a store that
+   * shares the database with the memberships (PostgreSQL). Otherwise the hub moves it itself.
+   */
+  readonly movesSenderCursor?: boolean;
   /** Creates what the store needs (tables, keyspace). Idempotent. */
   init(): Promise<void>;
   /**

@@ -162,6 +162,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
       resumeMaxEvents: config.WS_RESUME_MAX_EVENTS,
       resumeHoldMs: config.WS_RESUME_HOLD_MS,
       announcedResumeHoldMs: config.WS_RESUME_ANNOUNCED_HOLD_MS,
+      presenceGraceMs: config.PRESENCE_OFFLINE_GRACE_MS,
     },
     resumeEvents: budgets.resumeEvents,
   });

@@ -16,6 +16,9 @@ import type { AccessTokens } from './tokens.ts';
  * planner, without fresh statistics (a burst of sign-ups), chose a hash join over a sequential
  * scan of all members: 2.1 ms of backend CPU per socket at 11k members against 0.18 ms, and
  * the scan grows with the table.
+ *
+ * The user's subscription (plan and period end) comes in the same row, so the socket's
+ * real-time limits need no statement of their own.
  */
 export const SOCKET_LOGIN_SQL = `
 select u.username, p.display_name,
@@ -28,13 +31,16 @@ select u.username, p.display_name,
        where m.conversation_id = m1.conversation_id and m.user_id <> $1
        limit $3) m2
      where m1.user_id = $1
-     limit $3) c) as contacts
+     limit $3) c) as contacts,
+  (select json_build_object('planId', ps.plan_id, 'periodEnd', (extract(epoch from ps.period_end) * 1000)::bigint)
+     from payment_subscriptions ps where ps.user_id = $1) as subscription
 from sessions s
 join users u on u.id = s.user_id
 join profiles p on p.user_id = u.id
 where s.id = $2 and s.user_id = $1 and s.revoked_at is null and u.deleted_at is null`;
 
 type Json<T> = T | string;
+const subscriptionOf = (s: { planId: string; periodEnd: number | string }) => ({ planId: s.planId, periodEnd: Number(s.periodEnd) });
 const json = <T>(v: Json<T>): T => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
 
 /** The socket side of auth: the JWT check, then one statement against PostgreSQL or PGlite. */
@@ -52,6 +58,7 @@ export class SocketAuthenticator implements Authenticator {
       display_name: string;
       convs: Json<string[]>;
       contacts: Json<string[]>;
+      subscription: Json<{ planId: string; periodEnd: number | string }> | null;
     }>(SOCKET_LOGIN_SQL, [user.id, user.sessionId, contactsMax]);
     if (!row) throw new DomainError('UNAUTHORIZED', 'session ended');
     return {
@@ -59,6 +66,7 @@ export class SocketAuthenticator implements Authenticator {
       info: { id: user.id, username: row.username, displayName: row.display_name },
       convs: json(row.convs),
       contacts: json(row.contacts),
+      subscription: row.subscription == null ? null : subscriptionOf(json(row.subscription)),
     };
   }
 }

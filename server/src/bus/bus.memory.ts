@@ -6,14 +6,22 @@ import type { Bus, BusHandler } from './bus.ts';
  */
 export class MemoryBus implements Bus {
   private subscribed = new Set<string>();
+  private prefixes: string[] = [];
   private handler: BusHandler = () => {};
 
+  private wants(channel: string) {
+    return this.subscribed.has(channel) || this.prefixes.some((p) => channel.startsWith(p));
+  }
+
   async publish(channel: string, payload: string | Buffer) {
-    if (!this.subscribed.has(channel)) return;
+    if (!this.wants(channel)) return;
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
     queueMicrotask(() => {
-      if (this.subscribed.has(channel)) this.handler(channel, bytes);
+      if (this.wants(channel)) this.handler(channel, bytes);
     });
+  }
+  async subscribePrefix(prefix: string) {
+    if (!this.prefixes.includes(prefix)) this.prefixes.push(prefix);
   }
   async subscribe(channel: string) {
     this.subscribed.add(channel);
@@ -27,5 +35,6 @@ export class MemoryBus implements Bus {
   onReconnect() {}
   async close() {
     this.subscribed.clear();
+    this.prefixes = [];
   }
 }

@@ -32,6 +32,7 @@ export class RedisBus implements Bus {
     // Buffers, not strings: ioredis decodes a payload only when a 'message' listener exists, and
     // the hub forwards the frame bytes to sockets as they are.
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.handler(channel.toString('latin1', n), message));
+    this.sub.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => this.handler(channel.toString('latin1', n), message));
     this.sub.on('ready', () => {
       if (this.everReady) for (const h of this.reconnectHandlers) h();
       this.everReady = true;
@@ -52,6 +53,10 @@ export class RedisBus implements Bus {
   }
   async unsubscribe(channel: string) {
     await this.sub.unsubscribe(this.prefix + channel);
+  }
+  async subscribePrefix(prefix: string) {
+    // Glob metacharacters in the prefix are escaped: it matches literally, then anything.
+    await this.sub.psubscribe((this.prefix + prefix).replace(/[\\*?[\]]/g, '\\$&') + '*');
   }
   onMessage(handler: BusHandler) {
     this.handler = handler;

@@ -11,6 +11,11 @@ export interface Bus {
   /** Resolves once messages published afterwards will reach `handler`. */
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
+  /**
+   * Every channel whose name starts with `prefix`, for as long as the bus lives (one pattern
+   * subscription per replica instead of one SUBSCRIBE per user). Resolves once subscribed.
+   */
+  subscribePrefix(prefix: string): Promise<void>;
   /** The one handler for every subscribed channel (set by the hub). */
   onMessage(handler: BusHandler): void;
   /**
@@ -25,6 +30,6 @@ export interface Bus {
 export const channels = {
   conv: (id: string) => `c:${id}`,
   user: (id: string) => `u:${id}`,
-  /** Broadcast to every hub. */
-  all: 'all',
+  /** Presence changes of every replica, batched (every hub listens). */
+  presence: 'presence',
 };

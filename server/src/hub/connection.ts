@@ -38,6 +38,8 @@ export class Connection {
   /** Presence updates of this socket, in order (connected before disconnected). */
   presenceOp: Promise<unknown> = Promise.resolve();
   presenceCounted = false;
+  /** Frames posted this loop turn (Hub.post); sent together in one corked write. */
+  queued: (string | Uint8Array)[] | null = null;
 
   constructor(
     readonly id: number,
@@ -59,6 +61,27 @@ export class Connection {
    * (too slow) rather than slowing the fanout for everyone else; it catches up by resume.
    */
   send(frame: string | Uint8Array): boolean {
+    if (this.closed) return false;
+    // Frames posted earlier this turn are still waiting: this one goes after them.
+    if (this.queued) {
+      this.queued.push(frame);
+      return true;
+    }
+    return this.write(frame);
+  }
+
+  /** Sends whatever was posted this turn: one frame as it is, several in one corked write. */
+  flush() {
+    const frames = this.queued;
+    this.queued = null;
+    if (!frames) return;
+    if (frames.length === 1) return void this.write(frames[0]!);
+    this.batch(() => {
+      for (const f of frames) if (!this.write(f)) return;
+    });
+  }
+
+  private write(frame: string | Uint8Array): boolean {
     if (this.closed) return false;
     const r = this.ws.send(frame, false);
     this.opts.wire.framesOut++;

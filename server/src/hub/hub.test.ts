@@ -109,6 +109,7 @@ describe('hub on its in-process adapters', () => {
         resumeMaxEvents: 1000,
         resumeHoldMs: 0,
         announcedResumeHoldMs: 10_000,
+        presenceGraceMs: 0,
       },
     });
     /** What the upgrade does: watch the user's channel, read the login snapshot, attach. */

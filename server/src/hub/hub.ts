@@ -30,6 +30,12 @@ export interface HubLimits {
    * delivery waits for it, however late it comes, up to this safety limit.
    */
   announcedResumeHoldMs: number;
+  /**
+   * A user whose last socket closed is announced offline only if they are still offline this
+   * long after; a socket that comes back within it announces nothing (reconnect storms, page
+   * reloads). 0: at once.
+   */
+  presenceGraceMs?: number;
 }
 
 export interface HubDeps {
@@ -50,12 +56,12 @@ export interface HubDeps {
 
 /** How long a feed with no local sockets keeps its bus subscription (reconnect storms). */
 const FEED_LINGER_MS = 30_000;
-/** The same for a user's channel: a socket that comes back within it skips a SUBSCRIBE round trip. */
-const USER_LINGER_MS = 30_000;
 /** How long an early event waits for the seqs before it before the hub reads them from the store. */
 const GAP_WAIT_MS = 40;
 /** At most this many contacts' presence is sent after `ready`. */
 export const PRESENCE_SNAPSHOT_MAX = 1000;
+/** Presence changes gather this long on a replica, then leave in one bus message for all replicas. */
+const PRESENCE_BATCH_MS = 50;
 /** Every this often, tracked feeds are compared with the store heads (heals anything the bus lost). */
 const SWEEP_MS = 3000;
 
@@ -70,20 +76,35 @@ export class Hub {
   private nextId = 1;
   private draining = false;
   /**
-   * Users whose channel this replica is subscribed to (resolves once subscribed), and the
-   * upgrades in flight for each: control messages are queued on their watches until the socket
-   * has applied its login snapshot.
+   * Every user's channel, by one prefix subscription per replica (resolves once subscribed; a
+   * failed one is retried by the next upgrade), and the upgrades in flight for each user:
+   * control messages are queued on their watches until the socket has applied its login snapshot.
    */
-  private userSubs = new Map<string, Promise<void>>();
-  private userLinger = new Map<string, NodeJS.Timeout>();
+  private userChannels: Promise<void> | null = null;
   private watching = new Map<string, Set<UserWatch>>();
   private sweepTimer: NodeJS.Timeout;
   /** Connections-per-user limits of users with sockets here, when their plan sets one. */
   private userMaxConns = new Map<string, number>();
   private resumeGate: ResumeGate;
+  /** Sockets with frames posted this turn (see `post`). */
+  private outbox: Connection[] = [];
+  /** What every Connection is made with (one object for all of them). */
+  private connOpts: ConstructorParameters<typeof Connection>[3];
+  /** Presence changes waiting for the next batch: [user, status, lastSeen, conversations]. */
+  private presenceBatch: PresenceChange[] = [];
+  private presenceTimer: NodeJS.Timeout | null = null;
+  /** Users whose last socket here closed, waiting out the presence grace before `offline`. */
+  private goingOffline = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly d: HubDeps) {
     this.resumeGate = new ResumeGate(d.resumeEvents);
+    this.connOpts = {
+      maxBuffered: d.limits.maxBuffered,
+      ratePerS: d.limits.ratePerS,
+      burst: d.limits.burst,
+      wire: d.metrics.wire,
+      onClose: (reason) => d.metrics.closes.inc({ reason }),
+    };
     this.writer = new EventWriter(d.store, (e, acceptedAt, senderRead) => this.onAppended(e, acceptedAt, senderRead));
     d.bus.onMessage((channel, payload) => this.onBus(channel, payload));
     d.bus.onReconnect(() => void this.resyncAll());
@@ -106,9 +127,9 @@ export class Hub {
 
   /**
    * Called at the upgrade once the token is verified and before the login snapshot is read:
-   * subscribes the user's channel (once per user on this replica) and queues what arrives on it
-   * for this socket, so a conversation added or removed or a session revoked after the snapshot
-   * still reaches it. Hand the watch to `attach`, or `unwatch` it when the upgrade fails.
+   * queues what arrives on the user's channel for this socket, so a conversation added or
+   * removed or a session revoked after the snapshot still reaches it. Hand the watch to
+   * `attach`, or `unwatch` it when the upgrade fails.
    */
   async watchUser(userId: string): Promise<UserWatch> {
     const watch: UserWatch = { userId, queue: [] };
@@ -116,7 +137,7 @@ export class Hub {
     if (!set) this.watching.set(userId, (set = new Set()));
     set.add(watch);
     try {
-      await this.subscribeUser(userId);
+      await this.subscribeUserChannels();
     } catch (err) {
       this.unwatch(watch);
       throw err;
@@ -128,36 +149,22 @@ export class Hub {
   unwatch(watch: UserWatch) {
     const set = this.watching.get(watch.userId);
     if (set?.delete(watch) && set.size === 0) this.watching.delete(watch.userId);
-    this.maybeUnsubscribeUser(watch.userId);
   }
 
-  private subscribeUser(userId: string): Promise<void> {
-    const linger = this.userLinger.get(userId);
-    if (linger) {
-      clearTimeout(linger);
-      this.userLinger.delete(userId);
-    }
-    let sub = this.userSubs.get(userId);
-    if (!sub) {
-      sub = this.d.bus.subscribe(channels.user(userId));
-      this.userSubs.set(userId, sub);
+  /**
+   * One prefix subscription for every user's channel: a socket's upgrade costs no SUBSCRIBE
+   * round trip (a connect storm made one per user), at the price of every replica hearing every
+   * user's control messages (membership changes, revocations, plan changes: rare).
+   */
+  private subscribeUserChannels(): Promise<void> {
+    if (!this.userChannels) {
+      const sub = Promise.all([this.d.bus.subscribePrefix(channels.user('')), this.d.bus.subscribe(channels.presence)]).then(() => {});
+      this.userChannels = sub;
       sub.catch(() => {
-        if (this.userSubs.get(userId) === sub) this.userSubs.delete(userId);
+        if (this.userChannels === sub) this.userChannels = null;
       });
     }
-    return sub;
-  }
-
-  private maybeUnsubscribeUser(userId: string) {
-    if (this.byUser.has(userId) || this.watching.has(userId) || !this.userSubs.has(userId) || this.userLinger.has(userId)) return;
-    const timer = setTimeout(() => {
-      this.userLinger.delete(userId);
-      if (this.byUser.has(userId) || this.watching.has(userId)) return;
-      this.userSubs.delete(userId);
-      void this.d.bus.unsubscribe(channels.user(userId)).catch(() => {});
-    }, USER_LINGER_MS);
-    timer.unref();
-    this.userLinger.set(userId, timer);
+    return this.userChannels;
   }
 
   /**
@@ -166,13 +173,7 @@ export class Hub {
    */
   attach(ws: SocketLike, login: SocketLogin, watch: UserWatch, opts: { resumeAnnounced?: boolean } = {}): Connection {
     const user = login.user;
-    const conn = new Connection(this.nextId++, user, ws, {
-      maxBuffered: this.d.limits.maxBuffered,
-      ratePerS: this.d.limits.ratePerS,
-      burst: this.d.limits.burst,
-      wire: this.d.metrics.wire,
-      onClose: (reason) => this.d.metrics.closes.inc({ reason }),
-    });
+    const conn = new Connection(this.nextId++, user, ws, this.connOpts);
     conn.resumeAnnounced = opts.resumeAnnounced === true;
     // Refused before it is registered: uWS runs the close handler inside `end()`, so a socket
     // counted first and refused after would keep its slot and the gauge (issue 11, defect 1).
@@ -199,7 +200,11 @@ export class Hub {
       const convs = login.convs;
       // The user's plan, read beside the feed setup: the socket starts with its limits. A
       // `limits` message that arrives meanwhile is queued and applied after, so the newest wins.
-      const [, limits] = await Promise.all([this.ensureFeeds(convs), this.d.userLimits?.limitsOf(user.id)]);
+      const fromLogin = login.subscription !== undefined && this.d.userLimits?.limitsOfSubscription;
+      const [, limits] = await Promise.all([
+        this.ensureFeeds(convs),
+        fromLogin ? this.d.userLimits!.limitsOfSubscription!(login.subscription!) : this.d.userLimits?.limitsOf(user.id),
+      ]);
       if (conn.closed) return;
       if (limits) this.applyLimits(conn, limits);
       if (conn.closed) return;
@@ -238,7 +243,12 @@ export class Hub {
         if (!conn.closed && online.size) conn.batch(() => {
           for (const u of online) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
         });
-        if (first) await this.announcePresence(user.id, 'online', convs);
+        // Back within the grace of their last socket here: nobody was told they left.
+        const leaving = this.goingOffline.get(user.id);
+        if (leaving) {
+          clearTimeout(leaving);
+          this.goingOffline.delete(user.id);
+        } else if (first) await this.announcePresence(user.id, 'online', convs);
       });
     } catch (err) {
       this.d.logger.error({ err, conn: conn.id }, 'socket setup failed');
@@ -265,16 +275,13 @@ export class Hub {
       if (set.size === 0) {
         this.byUser.delete(conn.user.id);
         this.userMaxConns.delete(conn.user.id);
-        this.maybeUnsubscribeUser(conn.user.id);
       }
       const convs = [...conn.convs.keys()];
       for (const c of convs) this.unsubscribe(conn, c);
       // Chained after the socket's `connected`, so a quick close never leaves a count behind.
       conn.presenceOp = conn.presenceOp
         .then(async () => {
-          if (conn.presenceCounted && (await this.d.presence.disconnected(conn.user.id))) {
-            await this.announcePresence(conn.user.id, 'offline', convs);
-          }
+          if (conn.presenceCounted && (await this.d.presence.disconnected(conn.user.id))) this.offlineAfterGrace(conn.user.id, convs);
         })
         .catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence update failed'));
     }
@@ -585,6 +592,8 @@ export class Hub {
       else this.fanoutFrame(conv, m.frame, m.skipUser);
     } else if (channel.startsWith('u:')) {
       this.onUserControl(channel.slice(2), payload.toString());
+    } else if (channel === channels.presence) {
+      this.onPresence(payload.toString());
     }
   }
 
@@ -628,13 +637,35 @@ export class Hub {
         continue;
       }
       st.last = seq;
-      if (conn.send(frame)) {
+      if (this.post(conn, frame)) {
         n++;
-        if (read && conn.user.id === read.user) conn.send((readFrame ??= encode({ type: 'read', conv: feed.conv, user: read.user, seq: read.seq })));
+        if (read && conn.user.id === read.user) this.post(conn, (readFrame ??= encode({ type: 'read', conv: feed.conv, user: read.user, seq: read.seq })));
       }
     }
     this.d.metrics.eventsDelivered.inc(n);
   }
+
+  /**
+   * Queues a frame for a socket until the end of this loop turn, when each socket's frames leave
+   * in one write (`flushOutbox`): outside uWS's own handlers every send would be a syscall, and
+   * a turn that delivers several events or presence changes to a socket makes one. Order is kept:
+   * a direct `send` to a socket with posted frames queues behind them.
+   */
+  private post(conn: Connection, frame: Frame): boolean {
+    if (conn.closed) return false;
+    if (conn.queued) conn.queued.push(frame);
+    else {
+      conn.queued = [frame];
+      if (this.outbox.push(conn) === 1) setImmediate(this.flushOutbox);
+    }
+    return true;
+  }
+
+  private flushOutbox = () => {
+    const conns = this.outbox;
+    this.outbox = [];
+    for (const conn of conns) conn.flush();
+  };
 
   /** Early events wait briefly for the seqs before them, then the hub reads those from the store. */
   private scheduleGapFill(feed: Feed) {
@@ -687,7 +718,7 @@ export class Hub {
     const feed = this.feeds.get(conv);
     if (!feed) return;
     if (feed.subscribers.size > 1) frame = frameBytes(frame);
-    for (const conn of feed.subscribers) if (conn.user.id !== skipUser) conn.send(frame);
+    for (const conn of feed.subscribers) if (conn.user.id !== skipUser) this.post(conn, frame);
   }
 
   /** Sends a control message to every replica holding sockets of this user. */
@@ -765,15 +796,73 @@ export class Hub {
     if (set && set.size > limits.maxConnections && [...set].pop() === conn) conn.close('RATE_LIMITED', 'too many connections for this user');
   }
 
-  private async announcePresence(userId: string, status: 'online' | 'offline', convs?: string[]) {
+  /**
+   * The user's last socket closed: `offline` goes out once the grace has passed, if no socket of
+   * theirs is open on any replica by then (one opened here meanwhile cancels it; one opened on
+   * another replica is seen by the check).
+   */
+  private offlineAfterGrace(userId: string, convs: string[]) {
+    const lastSeen = Date.now();
+    const grace = this.d.limits.presenceGraceMs ?? 0;
+    if (grace <= 0) return void this.announcePresence(userId, 'offline', convs, lastSeen);
+    const prev = this.goingOffline.get(userId);
+    if (prev) clearTimeout(prev);
+    const timer = setTimeout(() => {
+      if (this.goingOffline.get(userId) !== timer) return;
+      this.goingOffline.delete(userId);
+      if (this.byUser.has(userId)) return;
+      void this.d.presence
+        .online([userId])
+        .then((online) => (online.has(userId) ? undefined : this.announcePresence(userId, 'offline', convs, lastSeen)))
+        .catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence update failed'));
+    }, grace);
+    timer.unref();
+    this.goingOffline.set(userId, timer);
+  }
+
+  /**
+   * Tells the members of the user's conversations, on every replica, that the user came or
+   * went. Changes gather for PRESENCE_BATCH_MS and leave in one message on the presence channel
+   * (a connect storm made one publish per user per conversation, and each replica parsed each).
+   */
+  private async announcePresence(userId: string, status: 'online' | 'offline', convs?: string[], lastSeen = Date.now()) {
     try {
       const list = convs ?? (await this.d.directory.conversationsOf(userId));
-      const frame = encode(
-        status === 'offline' ? { type: 'presence', user: userId, status, lastSeen: Date.now() } : { type: 'presence', user: userId, status },
-      );
-      await Promise.all(list.map((c) => this.publishFrame(c, frame, userId)));
+      if (!list.length) return;
+      this.presenceBatch.push([userId, status, status === 'offline' ? lastSeen : 0, list]);
+      this.presenceTimer ??= setTimeout(() => this.flushPresence(), PRESENCE_BATCH_MS);
     } catch (err) {
       this.d.logger.warn({ err: (err as Error).message }, 'presence broadcast failed');
+    }
+  }
+
+  private flushPresence() {
+    this.presenceTimer = null;
+    const batch = this.presenceBatch;
+    this.presenceBatch = [];
+    if (!batch.length) return;
+    this.d.bus.publish(channels.presence, JSON.stringify(batch)).catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence broadcast failed'));
+  }
+
+  /** A batch of presence changes (from any replica): each goes to the local members of its conversations. */
+  private onPresence(payload: string) {
+    let batch: PresenceChange[];
+    try {
+      batch = JSON.parse(payload) as PresenceChange[];
+    } catch {
+      return;
+    }
+    if (!Array.isArray(batch)) return;
+    for (const change of batch) {
+      if (!Array.isArray(change) || typeof change[0] !== 'string' || !Array.isArray(change[3])) continue;
+      const [user, status, lastSeen, convs] = change;
+      let frame: Frame | undefined;
+      for (const c of convs) {
+        const feed = this.feeds.get(c);
+        if (!feed || feed.subscribers.size === 0) continue;
+        frame ??= frameBytes(encode(status === 'offline' ? { type: 'presence', user, status, lastSeen } : { type: 'presence', user, status: 'online' }));
+        this.fanoutFrame(c, frame, user);
+      }
     }
   }
 
@@ -793,13 +882,20 @@ export class Hub {
 
   stop() {
     clearInterval(this.sweepTimer);
-    for (const t of this.userLinger.values()) clearTimeout(t);
+    for (const t of this.goingOffline.values()) clearTimeout(t);
+    if (this.presenceTimer) {
+      clearTimeout(this.presenceTimer);
+      this.flushPresence();
+    }
     for (const f of this.feeds.values()) {
       if (f.gapTimer) clearTimeout(f.gapTimer);
       if (f.lingerTimer) clearTimeout(f.lingerTimer);
     }
   }
 }
+
+/** One presence change on the bus: user, status, lastSeen (ms; 0 when online), the user's conversations. */
+type PresenceChange = [string, 'online' | 'offline', number, string[]];
 
 /** The author's read cursor, moved by an event's own commit. */
 export interface OwnRead {

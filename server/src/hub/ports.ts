@@ -23,6 +23,17 @@ export interface SocketLogin {
   convs: string[];
   /** Users who share a conversation with this user (at most the limit asked), for the presence snapshot. */
   contacts: string[];
+  /**
+   * The user's subscription row as the login statement read it (null: none), when the
+   * authenticator reads it there: the socket's limits then cost no query of their own.
+   */
+  subscription?: LoginSubscription | null;
+}
+
+export interface LoginSubscription {
+  planId: string;
+  /** End of the paid period, ms since the epoch. */
+  periodEnd: number;
 }
 
 /**
@@ -70,4 +81,6 @@ export interface SocketLimits {
 /** Where a new socket's limits come from (the user's plan); the hub's defaults when absent. */
 export interface LimitsDirectory {
   limitsOf(userId: string): Promise<SocketLimits>;
+  /** The same from the subscription the login statement read (no query). */
+  limitsOfSubscription?(sub: LoginSubscription | null): SocketLimits;
 }

@@ -11,8 +11,9 @@ import { PRESENCE_SNAPSHOT_MAX, type Hub, type UserWatch } from './hub.ts';
 import type { Authenticator, SocketLogin } from './ports.ts';
 
 interface UserData {
-  login: SocketLogin;
-  watch: UserWatch;
+  /** The upgrade's login snapshot and watch: handed to the hub at `open`, then dropped (a socket keeps no copy of its contacts). */
+  login: SocketLogin | null;
+  watch: UserWatch | null;
   resumeAnnounced: boolean;
   conn?: Connection;
   /** uWS ran `close` before `open` had stored the connection (a refusal, or an end during attach). */
@@ -152,8 +153,10 @@ export function wsBehavior(d: {
 
     open: (ws: WebSocket<UserData>) => {
       const data = ws.getUserData();
-      const conn = d.hub.attach(ws, data.login, data.watch, { resumeAnnounced: data.resumeAnnounced });
+      const conn = d.hub.attach(ws, data.login!, data.watch!, { resumeAnnounced: data.resumeAnnounced });
       data.conn = conn;
+      data.login = null;
+      data.watch = null;
       // Every close path ends in Hub.closed exactly once (it is idempotent), even one that ran
       // synchronously inside attach, before `data.conn` was set.
       if (data.closedEarly) d.hub.closed(conn);

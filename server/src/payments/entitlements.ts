@@ -1,7 +1,7 @@
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/database.ts';
 import { paymentSubscriptions } from '../../../db/schema/index.ts';
-import type { LimitsDirectory, SocketLimits, UserControl } from '../hub/ports.ts';
+import type { LimitsDirectory, LoginSubscription, SocketLimits, UserControl } from '../hub/ports.ts';
 import { encode } from '../hub/wire.ts';
 import { FREE_PLAN_ID, type Plan, type PlanLimits } from './plans.ts';
 
@@ -50,6 +50,12 @@ export class Entitlements implements LimitsDirectory {
 
   async limitsOf(userId: string): Promise<SocketLimits> {
     return socketLimits((await this.of(userId)).limits);
+  }
+
+  /** A new socket's limits from the subscription its login statement read (no query). */
+  limitsOfSubscription(sub: LoginSubscription | null): SocketLimits {
+    const plan = sub ? this.byId.get(sub.planId) : undefined;
+    return socketLimits(plan && sub!.periodEnd > this.d.now() ? plan.limits : this.free.limits);
   }
 
   /** Group size and history depth for the conversation service. */

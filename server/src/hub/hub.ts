@@ -86,6 +86,9 @@ export class Hub {
   /** Connections-per-user limits of users with sockets here, when their plan sets one. */
   private userMaxConns = new Map<string, number>();
   private resumeGate: ResumeGate;
+  /** Catch-up reads in flight, shared by the sockets that ask for the same page (`catchUpPage`), and how many asked. */
+  private pageReads = new Map<string, Promise<{ seq: number; frame: Frame }[]>>();
+  private pageWaiters = new Map<string, number>();
   /** Sockets with frames posted this turn (see `post`). */
   private outbox: Connection[] = [];
   /** What every Connection is made with (one object for all of them). */
@@ -488,14 +491,14 @@ export class Hub {
           st.last = toSeq;
           continue;
         }
-        const events = await this.d.store.read(conv, { afterSeq: st.last, limit: Math.min(500, head - st.last) });
+        const events = await this.catchUpPage(conv, st.last, Math.min(500, head - st.last));
         if (conn.closed || conn.convs.get(conv) !== st) return;
         let progressed = false;
         let stop = false;
         conn.batch(() => {
           for (const e of events) {
             if (e.seq !== st.last + 1 || e.seq > feed.delivered) break;
-            if (!conn.send(encodeEvent(e))) {
+            if (!conn.send(e.frame)) {
               stop = true;
               return;
             }
@@ -512,6 +515,35 @@ export class Hub {
     } finally {
       st.catching = false;
     }
+  }
+
+  /**
+   * One store read for every socket that asks for the same page at the same time (a reconnect
+   * storm: the members of a room resume from the same seq), each event encoded once for all of
+   * them. Only reads in flight are shared, never a finished one. A socket that joins a read
+   * started a moment before it asked may get a page that ends short of its head: the catch-up
+   * loop reads on from there, so it never skips or repeats a seq.
+   */
+  private catchUpPage(conv: string, afterSeq: number, limit: number): Promise<{ seq: number; frame: Frame }[]> {
+    const key = `${conv}|${afterSeq}|${limit}`;
+    let page = this.pageReads.get(key);
+    if (!page) {
+      page = this.d.store.read(conv, { afterSeq, limit }).then((events) => {
+        const frames = events.map((e) => ({ seq: e.seq, frame: encodeEvent(e) as Frame }));
+        // Several sockets will send these: bytes once, not a string encoded again per socket.
+        if (this.pageWaiters.get(key)! > 1) for (const f of frames) f.frame = frameBytes(f.frame);
+        return frames;
+      });
+      this.pageReads.set(key, page);
+      this.pageWaiters.set(key, 0);
+      const done = () => {
+        this.pageReads.delete(key);
+        this.pageWaiters.delete(key);
+      };
+      page.then(done, done);
+    }
+    this.pageWaiters.set(key, this.pageWaiters.get(key)! + 1);
+    return page;
   }
 
   // ---- feeds and the bus -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, webcrypto } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual, webcrypto } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { DomainError } from '../errors.ts';
 
@@ -14,6 +14,41 @@ const ALG = 'HS256';
 // (PostgreSQL would reject the parameter, as an error rather than a 401).
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TYP = 'at+jwt';
+/** The protected header `sign` writes, base64url, exactly as it appears in our tokens. */
+const HEADER = Buffer.from(JSON.stringify({ alg: ALG, typ: TYP })).toString('base64url');
+
+/**
+ * The common case without WebCrypto: a token with exactly our header (HS256, at+jwt, nothing
+ * else), a signature that is the canonical base64url of its HMAC-SHA256 (compared in constant
+ * time), and claims that pass the checks jose makes with our options (iss, aud, exp, nbf, iat
+ * types). Anything else, valid or not, returns null and goes through jose, which decides and
+ * names the error; so this path can only accept what jose accepts (tokens.test.ts checks that
+ * on generated tokens). A WebCrypto verify hops to the thread pool and back, several times the
+ * CPU of a synchronous HMAC, on every upgrade of a token not cached yet (a connect storm).
+ */
+export function fastVerify(token: string, secret: Buffer, opts: { issuer: string; audience: string }, nowMs: number): Record<string, unknown> | null {
+  const a = token.indexOf('.');
+  const b = token.indexOf('.', a + 1);
+  if (a < 0 || b < 0 || token.indexOf('.', b + 1) >= 0 || token.slice(0, a) !== HEADER) return null;
+  const sig = token.slice(b + 1);
+  const want = createHmac('sha256', secret).update(token.slice(0, b)).digest('base64url');
+  if (sig.length !== want.length || !timingSafeEqual(Buffer.from(sig), Buffer.from(want))) return null;
+  let payload: unknown;
+  try {
+    payload = JSON.parse(Buffer.from(token.slice(a + 1, b), 'base64url').toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return null;
+  const p = payload as Record<string, unknown>;
+  const now = Math.floor(nowMs / 1000);
+  if (p.iss !== opts.issuer) return null;
+  if (!(p.aud === opts.audience || (Array.isArray(p.aud) && p.aud.includes(opts.audience)))) return null;
+  if (typeof p.exp !== 'number' || p.exp <= now) return null;
+  if (p.nbf !== undefined && (typeof p.nbf !== 'number' || p.nbf > now)) return null;
+  if (p.iat !== undefined && typeof p.iat !== 'number') return null;
+  return p;
+}
 
 /** JWT access tokens with a pinned algorithm, issuer, audience and type. */
 export class AccessTokens {
@@ -30,13 +65,17 @@ export class AccessTokens {
    */
   private verified = new Map<string, { claims: AccessClaims; exp: number }>();
   private readonly now: () => number;
+  private readonly secret: Buffer;
   constructor(
     secret: string,
     private readonly opts: { issuer: string; audience: string; ttlSeconds: number; cacheMax?: number; now?: () => number },
   ) {
     this.key = webcrypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
     this.now = opts.now ?? Date.now;
+    this.secret = Buffer.from(secret);
   }
+
+
 
   /** Tokens in the verified cache (bounded by cacheMax). */
   get cachedCount() {
@@ -68,13 +107,17 @@ export class AccessTokens {
       throw new DomainError('UNAUTHORIZED', 'token expired');
     }
     try {
-      const { payload } = await jwtVerify(token, await this.key, {
-        algorithms: [ALG],
-        issuer: this.opts.issuer,
-        audience: this.opts.audience,
-        typ: TYP,
-        currentDate: new Date(this.now()),
-      });
+      const payload =
+        fastVerify(token, this.secret, this.opts, this.now()) ??
+        (
+          await jwtVerify(token, await this.key, {
+            algorithms: [ALG],
+            issuer: this.opts.issuer,
+            audience: this.opts.audience,
+            typ: TYP,
+            currentDate: new Date(this.now()),
+          })
+        ).payload;
       if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string' || typeof payload.exp !== 'number') throw new Error('claims');
       if (!UUID.test(payload.sub) || !UUID.test(payload.sid)) throw new Error('claims');
       const claims = { sub: payload.sub, sid: payload.sid };

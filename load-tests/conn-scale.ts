@@ -22,7 +22,23 @@ export interface ConnScaleStep {
   connections: number;
   rssMiB: number;
   rssPerConnKiB: number;
+  /** V8 heap in use on the hub (its /metrics), and per socket above the baseline's. */
+  heapUsedMiB?: number;
+  heapPerConnKiB?: number;
   cpuS: number;
+}
+
+/** The hub's V8 heap in use, from its /metrics (the total's collector sets both gauges). */
+async function heapUsed(wsUrl: URL): Promise<number | undefined> {
+  const base = `http://${wsUrl.host}/metrics?name=`;
+  try {
+    await (await fetch(base + 'hubbub_nodejs_heap_size_total_bytes')).text();
+    const text = await (await fetch(base + 'hubbub_nodejs_heap_size_used_bytes')).text();
+    const m = /^hubbub_nodejs_heap_size_used_bytes\s+([0-9.e+]+)/m.exec(text);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface ConnScaleResult {
@@ -91,6 +107,7 @@ export async function runConnScale(opts: {
   process.on('exit', killAll);
 
   const baselineRss = rssBytes(opts.serverPid);
+  const baselineHeap = await heapUsed(url);
   const cpu0 = cpuSeconds(opts.serverPid);
   const result: ConnScaleResult = {
     url: opts.url,
@@ -141,15 +158,18 @@ export async function runConnScale(opts: {
         }
         rss = now;
       }
+      const heap = await heapUsed(url);
       const s: ConnScaleStep = {
         connections: open,
         rssMiB: round(rss / 2 ** 20, 1),
         rssPerConnKiB: open > 0 ? round((rss - baselineRss) / open / 1024, 2) : NaN,
+        heapUsedMiB: heap !== undefined ? round(heap / 2 ** 20, 1) : undefined,
+        heapPerConnKiB: heap !== undefined && baselineHeap !== undefined && open > 0 ? round((heap - baselineHeap) / open / 1024, 2) : undefined,
         cpuS: round(cpuSeconds(opts.serverPid) - cpu0, 2),
       };
       result.steps.push(s);
       result.maxConnections = Math.max(result.maxConnections, open);
-      log(`  conn-scale: ${open} sockets, hub RSS ${s.rssMiB} MiB, ${s.rssPerConnKiB} KiB per socket`);
+      log(`  conn-scale: ${open} sockets, hub RSS ${s.rssMiB} MiB, ${s.rssPerConnKiB} KiB per socket; V8 heap ${s.heapUsedMiB ?? '?'} MiB, ${s.heapPerConnKiB ?? '?'} KiB per socket`);
       if (!result.ok) break;
     }
   } finally {

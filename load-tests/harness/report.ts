@@ -330,8 +330,20 @@ export function markdown(r: BenchResult): string {
     const c = r.connScale;
     lines.push('## Idle connections on one hub process (load-tests/conn-scale.ts)', '');
     lines.push(`Baseline RSS ${fmt(c.baselineRssMiB)} MiB; stopped: ${c.stopReason}; sockets retried after closing before resumed: ${fmt(c.retries ?? 0)}.`, '');
-    lines.push('| sockets | hub RSS MiB | RSS per socket KiB (above baseline) | hub CPU s to reach |', '|---|---|---|---|');
-    for (const s of c.steps) lines.push(`| ${fmt(s.connections)} | ${fmt(s.rssMiB)} | ${fmt(s.rssPerConnKiB)} | ${fmt(s.cpuS, 1)} |`);
+    lines.push(
+      '| sockets | hub RSS MiB | RSS per socket KiB (above baseline) | RSS slope from the previous step, KiB per socket | V8 heap used MiB | heap per socket KiB | hub CPU s to reach |',
+      '|---|---|---|---|---|---|---|',
+    );
+    c.steps.forEach((s, i) => {
+      const prev = c.steps[i - 1];
+      const slope = prev && s.connections > prev.connections ? ((s.rssMiB - prev.rssMiB) * 1024) / (s.connections - prev.connections) : undefined;
+      lines.push(`| ${fmt(s.connections)} | ${fmt(s.rssMiB)} | ${fmt(s.rssPerConnKiB)} | ${slope === undefined ? '–' : fmt(slope)} | ${s.heapUsedMiB === undefined ? '–' : fmt(s.heapUsedMiB)} | ${s.heapPerConnKiB === undefined ? '–' : fmt(s.heapPerConnKiB)} | ${fmt(s.cpuS, 1)} |`);
+    });
+    const first = c.steps[0];
+    const last = c.steps.at(-1);
+    if (first && last && last.connections > first.connections) {
+      lines.push('', `RSS slope over the steps (${fmt(first.connections)} → ${fmt(last.connections)} sockets): ${fmt(((last.rssMiB - first.rssMiB) * 1024) / (last.connections - first.connections))} KiB per socket.`);
+    }
     lines.push('');
   }
   const withStats = r.scenarios.filter((s) => s.pgStatements?.length);

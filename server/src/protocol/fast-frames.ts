@@ -171,21 +171,30 @@ function uuids(v: unknown): string[] | null {
 }
 
 /**
- * `z.record(z.uuid(), cursor)` with at most 10,000 keys, as a fresh object, or undefined. zod
- * skips an own `__proto__` key of a record (it would replace the result's prototype), so it is
- * skipped here too. Anything but a plain JSON object (another prototype, symbol keys) goes to zod.
+ * `z.record(z.uuid(), cursor)` with at most 10,000 keys, or undefined. zod builds a fresh object;
+ * a plain object that already holds exactly what that one would is returned as it is (the frame
+ * JSON.parse made is the socket handler's alone), which spares building an object of up to
+ * 10,000 new keys. zod skips an own `__proto__` key of a record (it would replace the result's
+ * prototype), so such an object is copied without it, as is one without a prototype. Anything
+ * else (another prototype, symbol keys) goes to zod.
  */
 function cursors(v: unknown): Record<string, number> | undefined {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
   const proto: unknown = Object.getPrototypeOf(v);
   if ((proto !== Object.prototype && proto !== null) || Object.getOwnPropertySymbols(v).length > 0) return undefined;
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  let copy = proto === null;
+  for (const key of keys) {
+    if (key === '__proto__') copy = true;
+    else if (!isUuid(key) || !isCursor(o[key])) return undefined;
+  }
+  if (!copy) return keys.length <= MAX_RESUME_CONVS ? (o as Record<string, number>) : undefined;
   const out: Record<string, number> = {};
   let n = 0;
-  for (const key of Object.keys(v)) {
+  for (const key of keys) {
     if (key === '__proto__') continue;
-    const c: unknown = (v as Record<string, unknown>)[key];
-    if (!isUuid(key) || !isCursor(c)) return undefined;
-    out[key] = c;
+    out[key] = o[key] as number;
     n++;
   }
   return n <= MAX_RESUME_CONVS ? out : undefined;

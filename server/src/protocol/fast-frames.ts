@@ -3,12 +3,12 @@ import { clientFrame, type ClientFrame } from './frames.ts';
 
 /**
  * Client frames validated without zod on the way in: a hand-written check of every frame type
- * that accepts exactly what `clientFrame` accepts and builds exactly the value it returns (same
- * keys in the same order, nothing stripped or added). zod still has the last word: whatever the
- * fast path does not accept goes to `clientFrame.safeParse`, so a refusal carries zod's own issue
- * and its text reaches the client unchanged. fast-frames.test.ts checks the equivalence on
- * generated valid, near-valid and arbitrary frames; a change to frames.ts has to be made here too,
- * and that test is what says so.
+ * that accepts exactly what `clientFrame` accepts and returns the value it returns (deep-equal,
+ * the same keys in the same order, nothing stripped or added). zod still has the last word:
+ * whatever the fast path does not accept goes to `clientFrame.safeParse`, so a refusal carries
+ * zod's own issue and its text reaches the client unchanged. fast-frames.test.ts checks the
+ * equivalence on generated valid, near-valid and arbitrary frames; a change to frames.ts has to
+ * be made here too, and that test is what says so.
  */
 export type ClientFrameParse = { ok: true; frame: ClientFrame } | { ok: false; issue: z.core.$ZodIssue };
 
@@ -21,9 +21,9 @@ export function parseClientFrame(raw: unknown): ClientFrameParse {
 
 /**
  * The frame zod would return for `raw`, or undefined where zod would refuse it. Exact on every
- * value `JSON.parse` returns. On other values (getters, symbols, non-enumerable or `undefined`
- * properties, exotic prototypes) it may return undefined where zod accepts, never a frame zod
- * refuses or one it would build differently.
+ * value `JSON.parse` returns. On other plain data (symbol keys, non-enumerable or `undefined`
+ * properties, other prototypes) it may return undefined where zod accepts, never a frame zod
+ * refuses or one it would build differently. Getters and proxies are for neither.
  */
 export function fastClientFrame(raw: unknown): ClientFrame | undefined {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;

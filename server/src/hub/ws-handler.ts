@@ -1,7 +1,8 @@
 import type { WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { clientFrame, clientFrameTypes, PROTOCOL } from '../protocol/frames.ts';
+import { clientFrameTypes, PROTOCOL } from '../protocol/frames.ts';
+import { parseClientFrame } from '../protocol/fast-frames.ts';
 import { DomainError } from '../errors.ts';
 import { CloseCodes } from '../protocol/codes.ts';
 import { uws, type HttpRequest, type HttpResponse, type WebSocket } from '../uws.ts';
@@ -192,13 +193,10 @@ export function wsBehavior(d: {
       const type = (raw as { type?: unknown }).type;
       const ref = (raw as { ref?: unknown }).ref;
       if (typeof type !== 'string' || !clientFrameTypes.has(type)) return bad(`unknown frame type`, ref);
-      const parsed = clientFrame.safeParse(raw);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        return bad(`${type}: ${issue.path.join('.') || 'frame'}: ${issue.message}`, ref);
-      }
+      const parsed = parseClientFrame(raw);
+      if (!parsed.ok) return bad(`${type}: ${parsed.issue.path.join('.') || 'frame'}: ${parsed.issue.message}`, ref);
       d.metrics.framesIn.inc({ type });
-      d.hub.handle(conn, parsed.data);
+      d.hub.handle(conn, parsed.frame);
     },
 
     close: (ws: WebSocket<UserData>) => {

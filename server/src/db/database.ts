@@ -40,7 +40,7 @@ const MIGRATION_LOCK = 0x687562627562n;
  * from the first second. 16 MB (2048 pages) holds the embedded default's working set; the files
  * stay in the OS page cache behind it. Durability is untouched (synchronous_commit stays on).
  */
-const PGLITE_SETTINGS = ['-c', 'shared_buffers=16MB'];
+const PGLITE_SETTINGS = ['-c', 'shared_buffers=16MB', '-c', 'max_connections=10'];
 
 /**
  * A new data directory is initialised (initdb) in a throwaway process: PGlite runs initdb as a

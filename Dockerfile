@@ -11,10 +11,12 @@ COPY workers ./workers
 COPY db ./db
 COPY client ./client
 COPY web ./web
-COPY scripts/build-web.ts ./scripts/build-web.ts
-# The chat client at /: bundled once here (esbuild is a runtime dependency), served from web/dist.
-RUN node --import tsx scripts/build-web.ts
+COPY scripts/build.ts scripts/build-web.ts ./scripts/
+# The production build, once here: the hub, workers and scripts compiled to dist/ and the chat
+# client at / bundled into web/dist (esbuild is a runtime dependency). Files the build reads by
+# path at run time (db/migrations, db/cassandra, web/dist, the password worker) stay where they are.
+RUN node --import tsx scripts/build.ts
 USER node
 EXPOSE 3000
-# tsx (a runtime dependency) loads the TypeScript sources directly.
-CMD ["node", "--import", "tsx", "server/src/main.ts"]
+# Compiled JavaScript: no TypeScript loader in production (the workers: node dist/workers/main.js).
+CMD ["node", "dist/server/main.js"]

@@ -24,6 +24,7 @@ import { createDatabase, startPostgres, type PostgresHandle } from '../test/help
 import { startRedis, type RedisHandle } from '../test/helpers/redis.ts';
 import { runConnScale, type ConnScaleResult } from './conn-scale.ts';
 import { runSoak } from './soak.ts';
+import { measureIdle, NPM_START, TSX_COMMAND, type IdleResult } from './idle.ts';
 import type { ApiJob, ConnectJob, FanoutJob, Job, ReconnectJob } from './gen/jobs.ts';
 import { runGenerator, shares, type GenResult } from './gen/runner.ts';
 import { openPgStats, PG_STATS_CONFIG, type PgStatement } from './harness/pg-stats.ts';
@@ -108,6 +109,7 @@ const SCENARIOS = {
   connscale: 'idle sockets on one hub process, in steps: RSS per socket',
   cassandra: 'persist and store with MESSAGE_STORE=cassandra (only with --cassandra or when named)',
   soak: 'long-running soak (load-tests/soak.ts; only with --soak or when named)',
+  idle: '`npm start` as a user runs it (fresh DATA_DIR; embedded, then PostgreSQL + Redis), idle RSS; tsx the baseline',
 } as const;
 type ScenarioName = keyof typeof SCENARIOS;
 
@@ -141,7 +143,7 @@ for (const kv of repeated('hub-env')) {
   if (at < 1 || !/^[A-Z][A-Z0-9_]*$/.test(kv.slice(0, at))) throw new Error(`--hub-env ${kv}: expected KEY=VALUE`);
   hubExtraEnv[kv.slice(0, at)] = kv.slice(at + 1);
 }
-const DEFAULT: ScenarioName[] = ['connect', 'fanout', 'login', 'api', 'reconnect', 'persist', 'store', 'peers', 'connscale'];
+const DEFAULT: ScenarioName[] = ['idle', 'connect', 'fanout', 'login', 'api', 'reconnect', 'persist', 'store', 'peers', 'connscale'];
 const only = (option('only')?.split(',') ?? [...DEFAULT, ...(flag('cassandra') ? ['cassandra'] : []), ...(flag('soak') ? ['soak'] : [])]) as ScenarioName[];
 for (const o of only) if (!(o in SCENARIOS)) throw new Error(`--only: unknown scenario ${o} (one of ${Object.keys(SCENARIOS).join(', ')})`);
 const wants = (s: ScenarioName) => only.includes(s);
@@ -191,6 +193,15 @@ async function main() {
   const database = await openDatabase({ databaseUrl, dataDir: work });
   await database.migrate();
   await database.close();
+
+  // First, while the box is quiet: nothing else of the bench runs yet.
+  if (wants('idle')) {
+    await idleScenario(pg, redis).catch((err: unknown) => {
+      result.ok = false;
+      result.notes.push(`idle failed: ${err instanceof Error ? err.message : String(err)}`);
+      log(`idle failed: ${err instanceof Error ? err.stack : String(err)}`);
+    });
+  }
 
   const seedFile = path.join(work, 'seed.json');
   log(`seeding ${sizes.fanoutUsers} users in rooms of ${sizes.roomSize}, ${sizes.persistUsers} in rooms of 2`);
@@ -296,6 +307,58 @@ async function retryWhileStarting<T>(f: () => Promise<T>): Promise<T> {
       await new Promise((r) => setTimeout(r, 500));
     }
   }
+}
+
+/**
+ * Idle memory (load-tests/idle.ts): `npm start` exactly as a user runs it (the compiled build, a
+ * fresh DATA_DIR), with no environment (embedded: PGlite, in-process bus and jobs) and with
+ * DATABASE_URL + REDIS_URL; and, as the baseline, the sources through tsx
+ * (`node --import tsx server/src/main.ts`), as `npm start` ran before the production build.
+ * Each figure is the larger of two samples: idle 10 s after it answers `/`, and idle 10 s after
+ * one page load, sign-up, login and socket. The pairs run side by side (a fresh process each), so
+ * the scenario takes about a minute.
+ */
+async function idleScenario(pg: PostgresHandle, redis: RedisHandle) {
+  const t0 = Date.now();
+  const postgresEnv = async () => ({ DATABASE_URL: await createDatabase(pg.url), REDIS_URL: redis.url, REDIS_PREFIX: `idle${runId()}:` });
+  log('idle: npm start (embedded, then PostgreSQL + Redis) …');
+  // npm start builds first (prestart); the tsx runs after it, so web/dist is there for them too.
+  const built = await measureIdle({ label: 'npm start, embedded', command: NPM_START });
+  const [built2, tsx, tsx2] = await Promise.all([
+    postgresEnv().then((env) => measureIdle({ label: 'npm start, PostgreSQL + Redis', command: NPM_START, env })),
+    measureIdle({ label: 'tsx, embedded', command: TSX_COMMAND }),
+    postgresEnv().then((env) => measureIdle({ label: 'tsx, PostgreSQL + Redis', command: TSX_COMMAND, env })),
+  ]);
+  const worst = (r: IdleResult, k: 'rssMiB' | 'pssMiB' | 'heapUsedMiB' | 'heapTotalMiB' | 'externalMiB') => Math.max(r.started[k], r.used[k]);
+  const figures: Record<string, number | string> = {};
+  for (const [key, r] of [['Embedded', built], ['Postgres', built2], ['TsxEmbedded', tsx], ['TsxPostgres', tsx2]] as const) {
+    figures[`rss${key}MiB`] = worst(r, 'rssMiB');
+    figures[`pss${key}MiB`] = worst(r, 'pssMiB');
+    figures[`heapUsed${key}MiB`] = worst(r, 'heapUsedMiB');
+    figures[`heapTotal${key}MiB`] = worst(r, 'heapTotalMiB');
+    figures[`external${key}MiB`] = worst(r, 'externalMiB');
+    figures[`start${key}Ms`] = r.startMs;
+    log(`  ${r.label}: RSS ${r.started.rssMiB} MiB idle, ${r.used.rssMiB} MiB after use (PSS ${r.used.pssMiB}, heap ${r.used.heapUsedMiB}/${r.used.heapTotalMiB}, external ${r.used.externalMiB}; npm itself ${r.used.launcherRssMiB} MiB)`);
+  }
+  figures.rssEmbeddedVsTsx = round(built.used.rssMiB / tsx.used.rssMiB, 2);
+  figures.rssPostgresVsTsx = round(built2.used.rssMiB / tsx2.used.rssMiB, 2);
+  figures.npmLauncherRssMiB = built.used.launcherRssMiB;
+  result.scenarios.push({
+    name: 'idle',
+    server: 'Hubbub (npm start, 1 replica)',
+    kind: 'hubbub',
+    ok: true,
+    durationS: round((Date.now() - t0) / 1000, 1),
+    cpuS: {},
+    windowCpuS: null,
+    windowS: null,
+    peakRssMiB: { embedded: worst(built, 'rssMiB'), postgres: worst(built2, 'rssMiB'), tsxEmbedded: worst(tsx, 'rssMiB'), tsxPostgres: worst(tsx2, 'rssMiB') },
+    counters: {},
+    hists: {},
+    distributions: {},
+    figures,
+    generator: null,
+  });
 }
 
 /**

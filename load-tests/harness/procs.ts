@@ -130,7 +130,7 @@ export interface NodeServer {
 }
 
 /**
- * Starts a TypeScript entry point as its own Node process on a free loopback port and waits
+ * Starts an entry point (TypeScript through tsx, or built JavaScript) as its own Node process on a free loopback port and waits
  * until `readyPath` answers 200. `nodeArgs` may add `--cpu-prof` and friends.
  */
 export async function startNodeServer(opts: {
@@ -142,7 +142,9 @@ export async function startNodeServer(opts: {
   timeoutMs?: number;
 }): Promise<NodeServer> {
   const port = await freePort();
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', opts.entry], {
+  // A TypeScript entry runs through tsx; a built one (dist/…/*.js) as production runs it.
+  const loader = opts.entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...loader, opts.entry], {
     cwd: repoRoot,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...opts.env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],

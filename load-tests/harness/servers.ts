@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { buildServer } from '../../scripts/build.ts';
 import { startNodeServer, type NodeServer } from './procs.ts';
 
 export type ServerKind = 'hubbub' | 'uws' | 'ws' | 'socketio';
@@ -73,11 +74,13 @@ export async function startHubs(opts: {
   firstNodeArgs?: string[];
   label?: string;
 }): Promise<ServerSet> {
+  // The hubs run the production build (as `npm start`, the Dockerfile and k8s do), built from the current sources.
+  await buildServer();
   const procs = await Promise.all(
     Array.from({ length: opts.replicas }, (_, i) =>
       startNodeServer({
         name: `hub-${String.fromCharCode(97 + i)}`,
-        entry: 'server/src/main.ts',
+        entry: 'dist/server/main.js',
         env: { ...opts.env, REPLICA_ID: `bench-${String.fromCharCode(97 + i)}` },
         readyPath: '/health/ready',
         nodeArgs: [

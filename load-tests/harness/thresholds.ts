@@ -111,6 +111,11 @@ export const THRESHOLDS: Threshold[] = [
 
   zero('conn-scale', 'failures', 'every idle socket connects and stays up', ['hubbub']),
 
+  // idle (load-tests/idle.ts): `npm start` as a user runs it, a fresh DATA_DIR, idle. Quick runs
+  // (CI, a busy box, collections later) leave a margin; full runs grade the issue's targets.
+  { id: 'idle.rssEmbeddedMiB', scenario: 'idle', servers: ['hubbub'], metric: 'rssEmbeddedMiB', op: '<=', full: 250, quick: 320, target: 'npm start idle RSS ≤ 250 MB embedded (PGlite, in-process bus and jobs)' },
+  { id: 'idle.rssPostgresMiB', scenario: 'idle', servers: ['hubbub'], metric: 'rssPostgresMiB', op: '<=', full: 150, quick: 200, target: 'npm start idle RSS ≤ 150 MB with PostgreSQL and Redis' },
+
   // soak (bench --soak, load-tests/soak.ts): no leak, no gauge drift.
   { id: 'soak.rssFloorSlopeMiBPerMin', scenario: 'soak', servers: ['hubbub'], metric: 'rssFloorSlopeMiBPerMin', op: '<=', full: 1, quick: 50, target: 'soak: hub RSS slope over the last half near zero (per-minute floor ≤ 1 MiB/min)' },
   { id: 'soak.finalGauge', scenario: 'soak', servers: ['hubbub'], metric: 'finalGauge', op: '<=', full: 0, quick: 0, target: 'soak: hubbub_ws_connections reads 0 once every socket is closed (no gauge drift)' },

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import { appRouter } from './api/root.ts';
 import type { ApiServices } from './api/services.ts';
@@ -10,18 +10,16 @@ import { AccountService } from './account/account-service.ts';
 import { AuthService } from './auth/auth-service.ts';
 import { PasswordHasher } from './auth/passwords.ts';
 import { MemoryRateLimiter } from './auth/rate-limiter.memory.ts';
-import { RedisRateLimiter } from './auth/rate-limiter.redis.ts';
+import type { RateLimiter } from './auth/rate-limiter.ts';
 import { SocketAuthenticator } from './auth/socket-authenticator.ts';
 import { AccessTokens } from './auth/tokens.ts';
 import type { Bus } from './bus/bus.ts';
 import { MemoryBus } from './bus/bus.memory.ts';
-import { RedisBus } from './bus/bus.redis.ts';
 import { ConversationService } from './conversations/conversation-service.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { HttpServer, type ReadinessCheck } from './http/app.ts';
 import { Hub } from './hub/hub.ts';
 import { MemoryPresence } from './hub/presence.memory.ts';
-import { RedisPresence } from './hub/presence.redis.ts';
 import type { Presence } from './hub/presence.ts';
 import { wsBehavior, wsUpgradeFallback } from './hub/ws-handler.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
@@ -74,7 +72,15 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
   let redis: Redis | null = null;
   let bus: Bus;
   let presence: Presence;
+  let limiter: RateLimiter;
   if (config.REDIS_URL) {
+    // Loaded only with Redis: a single replica without it never loads ioredis.
+    const [{ Redis }, { RedisBus }, { RedisPresence }, { RedisRateLimiter }] = await Promise.all([
+      import('ioredis'),
+      import('./bus/bus.redis.ts'),
+      import('./hub/presence.redis.ts'),
+      import('./auth/rate-limiter.redis.ts'),
+    ]);
     // Commands fail fast while Redis is away instead of queueing without bound. Auto-pipelining:
     // the presence scripts and rate-limit hits of one loop turn (a connect storm brings hundreds)
     // leave in one write.
@@ -88,11 +94,12 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     await redisBus.ready();
     bus = redisBus;
     presence = new RedisPresence(redis, { replicaId, logger, prefix: config.REDIS_PREFIX });
+    limiter = new RedisRateLimiter(redis, config.REDIS_PREFIX + 'rl:');
   } else {
     bus = new MemoryBus();
     presence = new MemoryPresence();
+    limiter = new MemoryRateLimiter();
   }
-  const limiter = redis ? new RedisRateLimiter(redis, config.REDIS_PREFIX + 'rl:') : new MemoryRateLimiter();
 
   const profiles = new ProfileService(db);
   const budgets = workBudgets(config);
@@ -142,7 +149,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
       publishFrame: (c, f, skip) => hub.publishFrame(c, f, skip),
     },
   });
-  const notifications = setupNotifications({ config, db, query: database.query, store, presence, logger, registry: metrics.registry, jwtSecret: secret, overrides: opts.notify });
+  const notifications = await setupNotifications({ config, db, query: database.query, store, presence, logger, registry: metrics.registry, jwtSecret: secret, overrides: opts.notify });
   const hub: Hub = new Hub({
     notify: config.NOTIFY_ENABLED ? notifications.trigger : undefined,
     store,

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { processTree } from '../../load-tests/harness/procs.ts';
 import { trpcClient } from '../helpers/server.ts';
 import { npmStart } from '../helpers/npm-start.ts';
+import { connect } from '../helpers/ws.ts';
 
-test('2 npm start with no environment serves /health, the API works, a restart keeps the user', async () => {
+test('2 npm start with no environment runs the build, serves /health, the API and a socket work, a restart keeps the user', async () => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-start-'));
   try {
     let s = npmStart(dataDir);
@@ -24,6 +26,13 @@ test('2 npm start with no environment serves /health, the API works, a restart k
     assert.equal(bundle.headers.get('content-type'), 'text/javascript; charset=utf-8');
     const reg = await trpcClient(port).auth.register.mutate({ email: 'first@example.com', username: 'first_user', password: 'first password' });
     assert.equal((await trpcClient(port, reg.accessToken).auth.me.query()).username, 'first_user');
+    const socket = await connect(port, reg.accessToken);
+    assert.equal(socket.ready.type, 'ready');
+    socket.c.close();
+    // The hub npm started is the production build, with no TypeScript loader.
+    const cmds = processTree(s.child.pid!).map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' '));
+    assert.ok(cmds.some((cmd) => cmd.includes('dist/server/main.js')), cmds.join('\n'));
+    assert.ok(!cmds.some((cmd) => cmd.includes('tsx')), cmds.join('\n'));
 
     s.stop();
     await s.exited;

@@ -1,5 +1,5 @@
 import { Agent } from 'node:https';
-import nodemailer from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Config } from '../../server/src/config.ts';
 import type { Db } from '../../server/src/db/database.ts';
 import { DeliveryLog } from '../../server/src/notify/delivery-log.ts';
@@ -41,6 +41,14 @@ export interface NotifyOverrides {
   now?: () => Date;
 }
 
+/** An SMTP transport that loads nodemailer (about 15 MB resident) with the first email, not at start. */
+function lazyMailer(url: string): Pick<Transporter, 'sendMail'> {
+  let transport: Promise<Transporter> | null = null;
+  return {
+    sendMail: async (mail) => (await (transport ??= import('nodemailer').then((m) => m.default.createTransport(url)))).sendMail(mail),
+  };
+}
+
 /** Builds the processors' dependencies from the configuration (each process's composition root calls it once). */
 export function notifyDeps(c: {
   config: Config;
@@ -62,7 +70,7 @@ export function notifyDeps(c: {
     now: c.overrides?.now ?? (() => new Date()),
     publicUrl: c.config.PUBLIC_URL,
     vapid: c.vapid,
-    mailer: c.config.SMTP_URL ? nodemailer.createTransport(c.config.SMTP_URL) : null,
+    mailer: c.config.SMTP_URL ? lazyMailer(c.config.SMTP_URL) : null,
     mailFrom: c.config.SMTP_FROM,
     unsubscribe: new UnsubscribeTokens(c.secret, c.config.PUBLIC_URL),
     agent: new Agent({ keepAlive: true, maxSockets: 64, lookup: guardedLookup(allowPrivate), ...(c.overrides?.ca ? { ca: c.overrides.ca } : {}) }),

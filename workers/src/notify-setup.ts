@@ -10,7 +10,6 @@ import type { Logger } from '../../server/src/observability/logger.ts';
 import { createNotifyMetrics } from '../../server/src/observability/notify-metrics.ts';
 import type { MessageStore } from '../../server/src/store/message-store.ts';
 import { InProcessNotifier } from './notify-inprocess.ts';
-import { BullNotifyScheduler, connectionOf } from './notify-queues.ts';
 import { notifyDeps, type NotifyOverrides } from './notify-runner.ts';
 import type { Channel } from './queues.ts';
 
@@ -23,9 +22,9 @@ export const notifyDelays = (c: Config): Record<Channel, number> => ({
 /**
  * Notifications as a hub replica has them: the settings service for the API, the trigger for
  * the hub's port, and the scheduler behind it: BullMQ queues with Redis (the workers process
- * them), the same processors in-process without.
+ * them), the same processors in-process without (and BullMQ is then not loaded at all).
  */
-export function setupNotifications(c: {
+export async function setupNotifications(c: {
   config: Config;
   db: Db;
   /** Prepared statements on the same database (Database.query). */
@@ -42,9 +41,10 @@ export function setupNotifications(c: {
   const metrics = createNotifyMetrics(c.registry);
   const secret = notifySecret(config.NOTIFY_SECRET, c.jwtSecret);
   const settings = new NotificationSettings({ db: c.db, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, vapidPublicKey: vapid?.publicKey ?? null });
-  const scheduler: NotifyScheduler = config.REDIS_URL
-    ? new BullNotifyScheduler(
-        { connection: connectionOf(config.REDIS_URL), prefix: config.REDIS_PREFIX + 'bull', delays: notifyDelays(config), attempts: config.NOTIFY_ATTEMPTS },
+  const bull = config.REDIS_URL ? await import('./notify-queues.ts') : null;
+  const scheduler: NotifyScheduler = bull
+    ? new bull.BullNotifyScheduler(
+        { connection: bull.connectionOf(config.REDIS_URL!), prefix: config.REDIS_PREFIX + 'bull', delays: notifyDelays(config), attempts: config.NOTIFY_ATTEMPTS },
         metrics,
         c.logger,
       )
@@ -65,4 +65,4 @@ export function setupNotifications(c: {
     },
   };
 }
-export type Notifications = ReturnType<typeof setupNotifications>;
+export type Notifications = Awaited<ReturnType<typeof setupNotifications>>;

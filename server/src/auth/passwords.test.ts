@@ -38,3 +38,18 @@ test('the hashing threads run at nice 10 and the event loop thread does not', { 
   assert.equal(nices[0], 0, 'the main thread keeps its priority');
   assert.equal(nices.filter((n) => n === 10).length, 2, `two threads at nice 10: ${nices.join(',')}`);
 });
+
+test('a second hashing thread starts only once a hash finds the first busy', { skip: process.platform !== 'linux' && 'Linux only' }, async () => {
+  const lazy = new PasswordHasher({ memoryCost: 19_456, timeCost: 2, nice: 7, threads: 2 });
+  try {
+    // An unknown user's verify waits for the dummy hash (made at construction), then verifies.
+    assert.equal(await lazy.verify(null, 'no such user'), false);
+    const h = await lazy.hash('one at a time');
+    assert.equal(await lazy.verify(h, 'one at a time'), true);
+    assert.equal(threadNices().filter((n) => n === 7).length, 1, 'one thread for hashes that come one at a time');
+    await Promise.all([lazy.hash('a'), lazy.hash('b')]);
+    assert.equal(threadNices().filter((n) => n === 7).length, 2, 'a second thread for two at once');
+  } finally {
+    await lazy.close();
+  }
+});

@@ -31,33 +31,10 @@ export class PasswordHasher {
   private nextId = 1;
   private dummy: Promise<string>;
   private closed = false;
+  private readonly maxThreads: number;
 
   constructor(private readonly params: PasswordHasherOptions) {
-    const n = params.threads ?? Math.max(1, Math.min(2, os.availableParallelism()));
-    for (let i = 0; i < n; i++) {
-      const worker = new Worker(new URL('./password-worker.mjs', import.meta.url), { workerData: { nice: params.nice ?? 0 } });
-      worker.unref();
-      worker.on('message', (m: { id?: number; result?: unknown; error?: string }) => {
-        if (m.id === undefined) return;
-        const w = this.waiting.get(m.id);
-        if (!w) return;
-        this.waiting.delete(m.id);
-        this.workers[w.slot]!.busy = false;
-        if (m.error !== undefined) w.reject(new Error(m.error));
-        else w.resolve(m.result);
-        this.pump();
-      });
-      worker.on('error', (err) => {
-        // A crashed hashing thread fails its job; the others keep serving.
-        for (const [id, w] of this.waiting) {
-          if (w.slot === i) {
-            this.waiting.delete(id);
-            w.reject(err);
-          }
-        }
-      });
-      this.workers.push({ worker, busy: false });
-    }
+    this.maxThreads = params.threads ?? Math.max(1, Math.min(2, os.availableParallelism()));
     // Verified against when the user does not exist, so unknown users take the same time.
     this.dummy = this.hash('not-a-real-password-' + Math.random());
     this.dummy.catch(() => {});
@@ -92,13 +69,49 @@ export class PasswordHasher {
   }
 
   private pump() {
-    for (let slot = 0; slot < this.workers.length && this.queue.length; slot++) {
+    while (this.queue.length) {
+      let slot = this.workers.findIndex((w) => !w.busy);
+      if (slot < 0) {
+        if (this.workers.length >= this.maxThreads) return;
+        slot = this.spawn();
+      }
       const w = this.workers[slot]!;
-      if (w.busy) continue;
       const { job, resolve, reject } = this.queue.shift()!;
       w.busy = true;
       this.waiting.set(job.id, { resolve, reject, slot });
       w.worker.postMessage(job);
     }
+  }
+
+  /**
+   * A hashing thread, started when a hash finds every thread busy (up to maxThreads): each is a
+   * V8 isolate plus argon2's 19 MiB, 15 to 20 MiB resident, so a hub whose logins come one at
+   * a time runs one. The first starts at once, for the dummy hash.
+   */
+  private spawn(): number {
+    const slot = this.workers.length;
+    const worker = new Worker(new URL('./password-worker.mjs', import.meta.url), { workerData: { nice: this.params.nice ?? 0 } });
+    worker.unref();
+    worker.on('message', (m: { id?: number; result?: unknown; error?: string }) => {
+      if (m.id === undefined) return;
+      const w = this.waiting.get(m.id);
+      if (!w) return;
+      this.waiting.delete(m.id);
+      this.workers[w.slot]!.busy = false;
+      if (m.error !== undefined) w.reject(new Error(m.error));
+      else w.resolve(m.result);
+      this.pump();
+    });
+    worker.on('error', (err) => {
+      // A crashed hashing thread fails its job; the others keep serving.
+      for (const [id, w] of this.waiting) {
+        if (w.slot === slot) {
+          this.waiting.delete(id);
+          w.reject(err);
+        }
+      }
+    });
+    this.workers.push({ worker, busy: false });
+    return slot;
   }
 }

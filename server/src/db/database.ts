@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
@@ -32,6 +33,30 @@ export const migrationsFolder = fileURLToPath(new URL('../../../db/migrations', 
 
 // Any 64-bit constant works; this one spells "hubbub" in ASCII.
 const MIGRATION_LOCK = 0x687562627562n;
+
+/**
+ * PGlite's server settings (postgres `-c` options). Its defaults are a server's: 128 MB of
+ * shared buffers, which PostgreSQL zeroes at start, so all of it is resident in the wasm heap
+ * from the first second. 16 MB (2048 pages) holds the embedded default's working set; the files
+ * stay in the OS page cache behind it. Durability is untouched (synchronous_commit stays on).
+ */
+const PGLITE_SETTINGS = ['-c', 'shared_buffers=16MB', '-c', 'max_connections=10'];
+
+/**
+ * A new data directory is initialised (initdb) in a throwaway process: PGlite runs initdb as a
+ * second wasm module in the same process, and that heap (about 400 MB) stays resident after it
+ * is done, for as long as the hub runs. In a child process it is returned to the OS when the
+ * child exits. Runs once per DATA_DIR, on the first start (a few seconds, as initdb in-process).
+ */
+async function initPglite(dir: string) {
+  if (existsSync(path.join(dir, 'PG_VERSION'))) return;
+  const code = `const { PGlite } = await import(process.argv[1]); await (await PGlite.create(process.argv[2])).close();`;
+  await new Promise<void>((resolve, reject) =>
+    execFile(process.execPath, ['--input-type=module', '-e', code, import.meta.resolve('@electric-sql/pglite'), dir], (err, _out, stderr) =>
+      err ? reject(new Error(`PGlite initdb in ${dir} failed: ${stderr || err.message}`)) : resolve(),
+    ),
+  );
+}
 
 /**
  * DATABASE_URL set: PostgreSQL through postgres.js. Unset: PGlite, file-backed under DATA_DIR,
@@ -81,8 +106,10 @@ export async function openDatabase(opts: {
   if (!opts.memory) {
     dir = path.resolve(opts.dataDir, 'pglite');
     mkdirSync(dir, { recursive: true });
+    await initPglite(dir);
   }
-  const pg = dir ? await PGlite.create(dir) : await PGlite.create();
+  const options = { startParams: [...PGlite.defaultStartParams, ...PGLITE_SETTINGS] };
+  const pg = dir ? await PGlite.create(dir, options) : await PGlite.create(options);
   const db = drizzle(pg, { schema }) as unknown as Db;
   return {
     db,

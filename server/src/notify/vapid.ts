@@ -1,6 +1,6 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import webPush from 'web-push';
 import type { Logger } from '../observability/logger.ts';
 
 export interface VapidKeys {
@@ -21,16 +21,30 @@ export function vapidKeys(c: { VAPID_PUBLIC_KEY?: string; VAPID_PRIVATE_KEY?: st
     return null;
   }
   // Tests get a key pair per process unless they pass one, as with the JWT secret.
-  if (c.NODE_ENV === 'test') return { ...webPush.generateVAPIDKeys(), subject: c.VAPID_SUBJECT };
+  if (c.NODE_ENV === 'test') return { ...generateVapidKeys(), subject: c.VAPID_SUBJECT };
   const file = path.resolve(c.DATA_DIR, 'vapid.json');
   try {
     const k = JSON.parse(readFileSync(file, 'utf8')) as { publicKey: string; privateKey: string };
     return { ...k, subject: c.VAPID_SUBJECT };
   } catch {
-    const k = webPush.generateVAPIDKeys();
+    const k = generateVapidKeys();
     mkdirSync(c.DATA_DIR, { recursive: true });
     writeFileSync(file, JSON.stringify(k) + '\n', { mode: 0o600 });
     logger.info({ file }, 'generated development VAPID keys');
     return { ...k, subject: c.VAPID_SUBJECT };
   }
+}
+
+/**
+ * A P-256 key pair in web-push's `generateVAPIDKeys()` format (base64url of the uncompressed
+ * public point and of the 32-byte private scalar), made with node:crypto so that starting a hub
+ * does not load web-push (which is loaded with the first push).
+ */
+export function generateVapidKeys(): { publicKey: string; privateKey: string } {
+  const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  const b = (s: string | undefined) => Buffer.from(s!, 'base64url');
+  return {
+    publicKey: Buffer.concat([Buffer.from([4]), b(jwk.x), b(jwk.y)]).toString('base64url'),
+    privateKey: b(jwk.d).toString('base64url'),
+  };
 }

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { and, eq, lte, sql } from 'drizzle-orm';
-import Stripe from 'stripe';
 import type { Database, Db } from '../db/database.ts';
 import { paymentAudit, paymentSubscriptions, paymentTopups, users } from '../../../db/schema/index.ts';
 import { DomainError } from '../errors.ts';
@@ -10,7 +9,7 @@ import type { AppendResult, EventDraft } from '../store/message-store.ts';
 import type { Entitlement, Entitlements } from './entitlements.ts';
 import type { Ledger, Tx } from './ledger.ts';
 import { FREE_PLAN_ID, type Plan } from './plans.ts';
-import type { StripeGateway } from './stripe-gateway.ts';
+import { StripeRefusedError, type StripeGateway } from './stripe-gateway.ts';
 
 export interface PaymentsServiceDeps {
   db: Db;
@@ -85,7 +84,7 @@ export class PaymentsService {
       pi = await this.d.gateway.createTopUpIntent({ userId, amount: a.amount, currency: this.currency, idempotencyKey: key });
     } catch (err) {
       this.d.metrics?.paymentsTopups.inc({ outcome: 'stripe_error' });
-      if (err instanceof Stripe.errors.StripeInvalidRequestError || err instanceof Stripe.errors.StripeIdempotencyError) {
+      if (err instanceof StripeRefusedError) {
         throw new DomainError('BAD_REQUEST', `Stripe refused the top-up: ${err.message}`);
       }
       throw err;

@@ -1,12 +1,12 @@
 import { eq } from 'drizzle-orm';
-import Stripe from 'stripe';
+import type Stripe from 'stripe';
 import type { Db } from '../db/database.ts';
 import { paymentTopups, stripeEvents, users } from '../../../db/schema/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Ledger } from './ledger.ts';
 import type { PaymentsService } from './payments-service.ts';
-import { verifyStripeEvent } from './stripe-gateway.ts';
+import { StripeSignatureError, verifyStripeEvent } from './stripe-gateway.ts';
 
 export interface WebhookReply {
   status: number;
@@ -51,7 +51,7 @@ export class StripeWebhooks {
     try {
       event = await verifyStripeEvent(raw, signature, this.d.secret);
     } catch (err) {
-      if (err instanceof Stripe.errors.StripeSignatureVerificationError) return this.refuse('bad_signature', 400, 'signature verification failed');
+      if (err instanceof StripeSignatureError) return this.refuse('bad_signature', 400, 'signature verification failed');
       // Signed correctly but not JSON.
       return this.refuse('malformed', 400, 'body is not a Stripe event');
     }

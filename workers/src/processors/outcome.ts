@@ -37,7 +37,8 @@ export interface NotifyDeps {
   now: () => Date;
   publicUrl: string;
   vapid: VapidKeys | null;
-  mailer: Transporter | null;
+  /** SMTP (nodemailer's transport, loaded with the first email); null without SMTP_URL. */
+  mailer: Pick<Transporter, 'sendMail'> | null;
   mailFrom: string;
   unsubscribe: UnsubscribeTokens;
   /** HTTPS agent for push services and webhooks: its `lookup` refuses private addresses; tests inject a CA. */

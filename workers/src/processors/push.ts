@@ -1,5 +1,4 @@
 import { eq } from 'drizzle-orm';
-import webPush, { WebPushError } from 'web-push';
 import { pushSubscriptions } from '../../../db/schema/index.ts';
 import { BlockedAddressError, checkUrlShape } from '../../../server/src/notify/net-guard.ts';
 import { isSkip } from '../../../server/src/notify/send-plan.ts';
@@ -74,6 +73,8 @@ async function sendOne(d: NotifyDeps, c: Delivery): Promise<void> {
   const [sub] = await d.db.select().from(pushSubscriptions).where(eq(pushSubscriptions.id, c.target));
   if (!sub) return d.log.finish(c.id, 'failed', 'subscription removed');
   if (!d.vapid) throw new RetryLater('push is not configured');
+  // Loaded with the first push (about 12 MB resident): an idle hub has sent none.
+  const { default: webPush, WebPushError } = await import('web-push');
   const started = performance.now();
   try {
     checkUrlShape(sub.endpoint, d.allowPrivate);

@@ -1,12 +1,12 @@
 import cassandra from 'cassandra-driver';
 import type { Logger } from '../observability/logger.ts';
-import { CidClaims } from './cassandra/cid-claims.ts';
-import { Cql, keyOf, type Row, sleep } from './cassandra/cql.ts';
+import { CidClaims, claimKey } from './cassandra/cid-claims.ts';
+import { Cql, keyOf, nowMicros, sleep } from './cassandra/cql.ts';
 import { MessageStoreUnavailableError } from './cassandra/errors.ts';
 import { EventLog } from './cassandra/event-log.ts';
 import { EventReads } from './cassandra/event-reads.ts';
+import { type Lease, Leases, type Tail } from './cassandra/leases.ts';
 import { migrate } from './cassandra/schema.ts';
-import { type Allocation, INLINE_CLAIMS, type Reservation, SeqAllocator } from './cassandra/seq-allocator.ts';
 import type { AppendResult, EventDraft, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
 
 export { BUCKET_SIZE } from './cassandra/cql.ts';
@@ -22,19 +22,17 @@ export interface CassandraMessageStoreOptions {
   replicationFactor: number;
   logger: Logger;
   /**
-   * An append waits for the seqs below its own to become durable before it publishes its own
-   * (durable_seq). When they make no progress for this long, their appender is taken for dead
-   * and they are filled with void events. Default 15 s.
+   * How long a store instance stays alive without renewing its liveness row; a conversation
+   * lease of an instance silent for longer is taken over. Also: seqs allocated before leases
+   * that make no progress for this long are voided. Default 15 s.
    */
   takeoverMs?: number;
-  /** How long an append that has written nothing waits for another holding the same cid, then fails (retryable). Default 5 s. */
-  claimWaitMs?: number;
-  /**
-   * Age (by the claimer's clock) after which a cid claim whose event never appeared is taken
-   * over: how long the resend of a message whose hub died mid-append can be refused. Clocks of
-   * the hubs must agree to well within half of it. Default 20 s.
-   */
-  claimStaleMs?: number;
+  /** How long an append waits for another live instance to hand a conversation over, then fails (retryable). Default 5 s. */
+  handoverWaitMs?: number;
+  /** A lease not used for this long is given back. Default 2 s. */
+  leaseIdleMs?: number;
+  /** How often an instance looks for hand-over requests. Default 10 ms. */
+  handoverPollMs?: number;
 }
 
 /**
@@ -79,9 +77,7 @@ export class CassandraMessageStore implements MessageStore {
   private readonly cql: Cql;
   private readonly logger: Logger;
   private readonly takeoverMs: number;
-  private readonly claimWaitMs: number;
-  private readonly claimStaleMs: number;
-  private readonly seqs: SeqAllocator;
+  private readonly leases: Leases;
   private readonly log: EventLog;
   private readonly claims: CidClaims;
   private readonly reads: EventReads;
@@ -90,20 +86,23 @@ export class CassandraMessageStore implements MessageStore {
     if (!/^[a-z][a-z0-9_]{0,47}$/.test(opts.keyspace)) throw new Error(`invalid Cassandra keyspace name: ${opts.keyspace}`);
     this.logger = opts.logger;
     this.takeoverMs = opts.takeoverMs ?? 15_000;
-    this.claimWaitMs = opts.claimWaitMs ?? 5_000;
-    this.claimStaleMs = opts.claimStaleMs ?? 20_000;
     this.cql = new Cql(
       new cassandra.Client({
         contactPoints: opts.contactPoints,
         localDataCenter: opts.localDataCenter,
         keyspace: opts.keyspace,
-        // SERIAL, not LOCAL_SERIAL: seq allocation must be linearizable across data centers.
+        // SERIAL, not LOCAL_SERIAL: leases must be linearizable across data centers.
         queryOptions: { consistency: consistencies.localQuorum, serialConsistency: consistencies.serial, prepare: true },
       }),
     );
-    this.seqs = new SeqAllocator(this.cql, this.logger);
     this.log = new EventLog(this.cql, this.logger, this.takeoverMs);
-    this.claims = new CidClaims(this.cql, this.log, this.logger, this.claimStaleMs);
+    this.leases = new Leases(this.cql, this.log, this.logger, {
+      takeoverMs: this.takeoverMs,
+      handoverWaitMs: opts.handoverWaitMs ?? 5_000,
+      idleMs: opts.leaseIdleMs ?? 2_000,
+      pollMs: opts.handoverPollMs ?? 10,
+    });
+    this.claims = new CidClaims(this.cql, this.logger);
     this.reads = new EventReads(this.cql);
   }
 
@@ -111,9 +110,11 @@ export class CassandraMessageStore implements MessageStore {
   async init() {
     await migrate(this.cql, this.opts);
     await this.claims.init();
+    await this.leases.start();
   }
 
   async close() {
+    await this.leases.stop();
     await this.cql.client.shutdown();
   }
 
@@ -132,117 +133,160 @@ export class CassandraMessageStore implements MessageStore {
       if (first === undefined) firstOf.set(k, i);
       else copyOf.set(i, first);
     });
+    const todo = drafts.map((_, i) => i).filter((i) => !copyOf.has(i));
+    /** Drafts whose cid an append of this instance has in flight: their outcome. */
+    const waits: [number, Promise<StoredEvent | null>][] = [];
 
-    let todo = drafts.map((_, i) => i).filter((i) => !copyOf.has(i));
-    let wrote = false;
-    while (todo.length) {
-      const t0 = performance.now();
-      const keyed = todo.filter((i) => keyOf(drafts[i]!) != null);
-      const keyedDrafts = keyed.map((i) => drafts[i]!);
-      await this.claims.adoptLegacy(conv, keyedDrafts);
-      // Usually the cids are claimed in the round that allocates the seqs; a big append claims
-      // them first, in chunks.
-      const inline = keyed.length <= INLINE_CLAIMS;
-      const heldByOthers = new Map<number, Row>();
-      if (!inline) {
-        const claims = await this.claims.claimAll(conv, keyedDrafts); // on failure it has released them
-        claims.forEach((row, j) => row && heldByOthers.set(keyed[j]!, row));
-      }
-      const candidates = todo.filter((i) => !heldByOthers.has(i));
-      let reservation: Reservation;
-      try {
-        reservation = await this.seqs.reserve(conv, candidates.map((i) => drafts[i]!), inline);
-      } catch (err) {
-        await this.claims.release(conv, keyedDrafts);
-        throw err;
-      }
-      for (const [j, row] of reservation.heldByOthers) heldByOthers.set(candidates[j]!, row);
-      const fresh = reservation.fresh.map((j) => candidates[j]!);
-      const alloc = reservation.alloc;
-      if (alloc) {
-        const heldDrafts = fresh.map((i) => drafts[i]!).filter((d) => keyOf(d) != null);
-        const events = fresh.map((i, k): StoredEvent => ({ ...drafts[i]!, conv, seq: alloc.start + k }));
-        await this.writeAppended(conv, events, heldDrafts, alloc, t0, !inline);
-        fresh.forEach((i, k) => (results[i] = { event: events[k]!, duplicate: false }));
-        wrote = true;
-      }
-
-      // Only now, with nothing of ours left unwritten, wait for cids that other appends hold:
-      // waiting while holding claims would deadlock two appends that hold each other's cids.
-      // Once this append has written events it must not fail any more (they are durable, and the
-      // caller would never broadcast them), so it waits until the claim resolves or goes stale.
-      const others = [...heldByOthers];
-      const patience = wrote ? Infinity : this.claimWaitMs;
-      const outcomes = await Promise.all(others.map(([i, row]) => this.claims.awaitClaim(conv, drafts[i]!, row, patience)));
-      todo = [];
-      others.forEach(([i], j) => {
-        const event = outcomes[j];
-        if (event) results[i] = { event, duplicate: true };
-        else todo.push(i); // released or taken over: append it in another round
-      });
+    const lease = await this.leases.use(conv);
+    try {
+      await this.appendIn(lease, conv, drafts, todo, results, waits);
+    } finally {
+      this.leases.done(lease);
+    }
+    // The appends holding those cids are this instance's: their outcome comes soon. One that
+    // failed leaves the cid free, so the draft is appended anew (after this append's events).
+    const again: number[] = [];
+    for (const [i, p] of waits) {
+      const event = await p;
+      if (event) results[i] = { event, duplicate: true };
+      else again.push(i);
+    }
+    if (again.length) {
+      const retried = await this.append(conv, again.map((i) => drafts[i]!));
+      again.forEach((i, k) => (results[i] = retried[k]!));
     }
     for (const [i, first] of copyOf) results[i] = { event: results[first]!.event, duplicate: true };
     return results as AppendResult[];
   }
 
-  /** Writes allocated events and their indexes, then publishes them by raising durable_seq. */
-  private async writeAppended(conv: string, events: StoredEvent[], held: EventDraft[], alloc: Allocation, claimedAt: number, claimSeqs: boolean) {
-    // A claim taker or a hole filler acts only after claimStaleMs / takeoverMs, so writes that
-    // finish within half of that cannot be overwritten by one of them. Later ones do not count.
-    const inTime = () =>
-      (!held.length || performance.now() - claimedAt < this.claimStaleMs / 2) && performance.now() - alloc.at < this.takeoverMs / 2;
-    let written = false;
-    let lastErr: unknown = new MessageStoreUnavailableError(`append to ${conv} took too long to start writing`);
-    for (let attempt = 0; attempt < 3 && inTime(); attempt++) {
+  private async appendIn(
+    lease: Lease,
+    conv: string,
+    drafts: EventDraft[],
+    todo: number[],
+    results: (AppendResult | undefined)[],
+    waits: [number, Promise<StoredEvent | null>][],
+  ) {
+    // Cid idempotency: the lookup and the registration of this append's cids happen one append
+    // at a time per lease, so an append either sees another's cid in flight here or, once that
+    // one is published, its claim row (written before it published).
+    const gate = lease.gate;
+    let open!: () => void;
+    lease.gate = new Promise<void>((r) => (open = r));
+    const mine = new Map<string, (e: StoredEvent | null) => void>();
+    let fresh: number[];
+    try {
+      await gate;
+      const keyed = todo.filter((i) => keyOf(drafts[i]!) != null && !lease.inflight.has(claimKey(drafts[i]!.from, drafts[i]!.cid)));
+      const stored = await this.claims.lookup(conv, keyed.map((i) => drafts[i]!), lease.published);
+      fresh = [];
+      for (const i of todo) {
+        const d = drafts[i]!;
+        const found = stored.get(d);
+        if (found) {
+          results[i] = { event: found, duplicate: true };
+          continue;
+        }
+        const k = keyOf(d) != null ? claimKey(d.from, d.cid) : null;
+        const busy = k != null ? lease.inflight.get(k) : undefined;
+        if (busy) {
+          waits.push([i, busy]);
+          continue;
+        }
+        if (k != null) lease.inflight.set(k, new Promise((r) => mine.set(k, r)));
+        fresh.push(i);
+      }
+    } finally {
+      open();
+    }
+    const settle = (events: StoredEvent[] | null) => {
+      for (const [k, r] of mine) {
+        lease.inflight.delete(k);
+        r(events?.find((e) => claimKey(e.from, e.cid) === k) ?? null);
+      }
+    };
+    if (!fresh.length) return;
+
+    let start: number;
+    try {
+      start = await this.leases.take(lease, fresh.length);
+    } catch (err) {
+      settle(null);
+      throw err;
+    }
+    // Seqs are handed out in the order of the tail: each append publishes after the one before.
+    const before = lease.tail;
+    let finish!: (t: Tail) => void;
+    lease.tail = new Promise<Tail>((r) => (finish = r));
+    const seqs = fresh.map((_, k) => start + k);
+    const ts = nowMicros();
+    const events = fresh.map((i, k): StoredEvent => ({ ...drafts[i]!, conv, seq: start + k }));
+    // Until every seq up to this append's last one is known written, the tail stays null:
+    // the lease is then dropped and taken over afresh (which scans what was written).
+    let tail: Tail = null;
+    try {
+      const written = await this.writeWithRetries(conv, events, ts);
+      if (!written) {
+        // Fill the seqs so that nobody waits on them, then let the chain go on.
+        try {
+          await this.log.writeVoids(conv, seqs);
+          this.logger.warn({ conv, from: start, to: start + seqs.length - 1 }, 'append failed; its seqs were filled with void events');
+        } catch (err) {
+          this.logger.error({ err: (err as Error).message, conv, from: start }, 'append failed and its seqs could not be voided');
+          const prior = await before;
+          tail = prior && [...prior, ...seqs]; // the next append tries again
+          throw new MessageStoreUnavailableError(`could not write events of ${conv}`, { cause: err });
+        }
+      }
+      const prior = await before;
+      if (prior === null) throw new MessageStoreUnavailableError(`an earlier append to ${conv} left its seqs unsettled; retry`);
+      if (prior.length) {
+        try {
+          await this.log.writeVoids(conv, prior); // an earlier append could not void its own
+        } catch (err) {
+          tail = prior;
+          throw new MessageStoreUnavailableError(`could not void the seqs of a failed append to ${conv}`, { cause: err });
+        }
+      }
+      if (!this.leases.alive()) {
+        // Too late: the lease may be taken over by now, and these seqs reused.
+        this.leases.lose(lease, 'append outlived its liveness');
+        throw new MessageStoreUnavailableError(`append to ${conv} took too long; retry`);
+      }
+      tail = []; // everything up to here is written; a failed publish is covered by the next one
+      const end = start + seqs.length - 1;
+      const lastMessage = written ? events.findLast((e) => e.kind === 'message')?.seq : undefined;
+      await this.log.publish(conv, lease.epoch, end, lastMessage);
+      lease.published = Math.max(lease.published, end);
+      if (!written) throw new MessageStoreUnavailableError(`could not write events of ${conv}`);
+      settle(events);
+      fresh.forEach((i, k) => (results[i] = { event: events[k]!, duplicate: false }));
+    } catch (err) {
+      settle(null);
+      throw err;
+    } finally {
+      finish(tail);
+    }
+  }
+
+  /** Writes the events with their indexes, a few attempts while this instance may write. */
+  private async writeWithRetries(conv: string, events: StoredEvent[], ts: number): Promise<boolean> {
+    for (let attempt = 0; attempt < 3; attempt++) {
       if (attempt) await sleep(50 * 4 ** (attempt - 1) * (0.5 + Math.random()));
+      if (!this.leases.alive()) return false;
       try {
-        await this.writeEvents(conv, events, alloc.ts, claimSeqs);
-        written = true;
-        break;
+        await this.writeEvents(conv, events, ts);
+        return true;
       } catch (err) {
-        lastErr = err;
         this.logger.warn({ err: (err as Error).message, conv, attempt }, 'cassandra event write failed');
       }
     }
-    if (!written) {
-      await this.abandon(conv, alloc, held);
-      throw new MessageStoreUnavailableError(`could not write events of ${conv}`, { cause: lastErr });
-    }
-    if (!inTime()) {
-      // Written, but late: a hole filler may have voided some of them meanwhile, so this append
-      // cannot report success. A retry with the same cids finds the claims and returns what stands.
-      throw new MessageStoreUnavailableError(`append to ${conv} took too long; retry`);
-    }
-    const lastMessage = events.findLast((e) => e.kind === 'message')?.seq;
-    await this.log.publish(conv, alloc, lastMessage);
+    return false;
   }
 
   /** A method of its own so that tests can make the writes fail. */
-  private writeEvents(conv: string, events: StoredEvent[], ts: number, claimSeqs: boolean) {
-    return this.log.writeEvents(conv, events, ts, claimSeqs);
-  }
-
-  /**
-   * After the writes failed: fill the seqs with void events, so no reader waits on them, and
-   * free the cids for a retry. Remaining risk: when Cassandra refuses these writes too (or the
-   * process dies before this), the seqs stay unwritten; durable_seq then stops below them, so
-   * no reader sees the hole, and the next append to the conversation fills it after takeoverMs
-   * (publish → waitDurable). A conversation that never gets another append keeps the hole.
-   */
-  private async abandon(conv: string, alloc: Allocation, held: EventDraft[]) {
-    const seqs = Array.from({ length: alloc.end - alloc.start + 1 }, (_, k) => alloc.start + k);
-    try {
-      await this.log.writeVoids(conv, seqs);
-      this.logger.warn({ conv, from: alloc.start, to: alloc.end }, 'append failed; its seqs were filled with void events');
-    } catch (err) {
-      this.logger.error({ err: (err as Error).message, conv, from: alloc.start, to: alloc.end }, 'append failed and its seqs could not be voided');
-      await this.claims.release(conv, held);
-      return;
-    }
-    await this.claims.release(conv, held);
-    await this.log.publish(conv, alloc, undefined).catch((err) =>
-      this.logger.warn({ err: (err as Error).message, conv }, 'could not publish voided seqs'),
-    );
+  private writeEvents(conv: string, events: StoredEvent[], ts: number) {
+    return this.log.writeEvents(conv, events, ts);
   }
 
   // ---- reads ----------------------------------------------------------------------------

@@ -1,8 +1,17 @@
+import cassandra from 'cassandra-driver';
 import type { Logger } from '../../observability/logger.ts';
 import type { StoredEvent } from '../message-store.ts';
 import { BUCKET_SIZE, bucketOf, byBucket, type Cql, nowMicros, num, Q, remember, sleep, voidId } from './cql.ts';
 import { MessageStoreUnavailableError } from './errors.ts';
-import type { Allocation } from './seq-allocator.ts';
+
+type Statement = { query: string; params: unknown[]; bytes: number };
+
+/**
+ * durable_seq's write timestamp: epoch * 2^32 + seq, so within a lease the highest seq wins
+ * whatever order writes arrive in, and a newer lease's writes beat any late one of an older
+ * lease (epoch 0: written before leases, timestamp = seq).
+ */
+const durableTs = (epoch: number, seq: number) => cassandra.types.Long.fromNumber(epoch).shiftLeft(32).add(cassandra.types.Long.fromNumber(seq));
 
 /**
  * The write side of the event log: events and their indexes, void fillers, and `durable_seq`,
@@ -19,23 +28,37 @@ export class EventLog {
   ) {}
 
   /**
-   * The events and their indexes (sender_messages, and with `claimSeqs` the seqs of the cid
-   * claims, which claims made in the allocating round carry already), all with write timestamp
-   * `ts`, as unlogged batches: one for a usual append (a few partitions, one round trip),
+   * The events with their cid claims and sender index, all with write timestamp `ts`, as
+   * unlogged batches: one for a usual append (three or four partitions, one round trip),
    * chunked so a batch stays well below the mutation size limit.
    */
-  async writeEvents(conv: string, events: StoredEvent[], ts: number, claimSeqs: boolean) {
-    const statements: { query: string; params: unknown[]; bytes: number }[] = [];
-    const bySender = new Map<string, number[]>();
+  async writeEvents(conv: string, events: StoredEvent[], ts: number) {
+    const statements: Statement[] = [];
     for (const e of events) {
       const data = JSON.stringify(e.data);
       statements.push({ query: Q.insertEvent, params: [conv, bucketOf(e.seq), e.seq, e.id, e.kind, e.from, e.cid ?? null, new Date(e.ts), data], bytes: data.length + 200 });
     }
+    statements.push(...this.indexStatements(conv, events));
+    await this.batches(statements, ts);
+  }
+
+  /** Only the cid claims and sender index of events already written (a lease taker adopting a dead holder's events). */
+  async writeIndexes(conv: string, events: StoredEvent[]) {
+    const statements = this.indexStatements(conv, events);
+    if (statements.length) await this.batches(statements, nowMicros());
+  }
+
+  private indexStatements(conv: string, events: StoredEvent[]): Statement[] {
+    const out: Statement[] = [];
+    const now = new Date();
     for (const e of events) {
-      if (claimSeqs && e.cid != null && e.from != null) statements.push({ query: Q.claimSeq, params: [e.seq, e.id, conv, e.from, e.cid], bytes: 100 });
-      if (e.kind === 'message' && e.from != null) bySender.set(e.from, [...(bySender.get(e.from) ?? []), e.seq]);
+      if (e.cid != null && e.from != null) out.push({ query: Q.claimInsert, params: [conv, e.from, e.cid, e.id, now, e.seq, e.id], bytes: 120 });
     }
-    for (const [from, seqs] of bySender) for (const s of seqs) statements.push({ query: Q.senderInsert, params: [conv, from, s], bytes: 60 });
+    for (const e of events) if (e.kind === 'message' && e.from != null) out.push({ query: Q.senderInsert, params: [conv, e.from, e.seq], bytes: 60 });
+    return out;
+  }
+
+  private async batches(statements: Statement[], ts: number) {
     const opts = { prepare: true, logged: false, timestamp: ts, isIdempotent: true };
     const jobs: Promise<unknown>[] = [];
     let batch: { query: string; params: unknown[] }[] = [];
@@ -65,13 +88,10 @@ export class EventLog {
     );
   }
 
-  /** Raises durable_seq to the allocation's end once every seq before it is durable. */
-  async publish(conv: string, alloc: Allocation, lastMessage: number | undefined) {
-    await this.waitDurable(conv, alloc.start - 1);
-    const [query, params] =
-      lastMessage === undefined
-        ? [Q.durable, [alloc.end, alloc.end, conv]]
-        : [Q.durableMsg, [alloc.end, alloc.end, lastMessage, conv]];
+  /** Raises durable_seq to `end` (the caller knows every seq up to it is written), under the lease's epoch. */
+  async publish(conv: string, epoch: number, end: number, lastMessage: number | undefined) {
+    const ts = durableTs(epoch, end);
+    const [query, params] = lastMessage === undefined ? [Q.durable, [ts, end, conv]] : [Q.durableMsg, [ts, end, lastMessage, conv]];
     for (let attempt = 0; ; attempt++) {
       try {
         await this.cql.q(query, params, { isIdempotent: true });
@@ -81,10 +101,15 @@ export class EventLog {
         await sleep(50 * 4 ** attempt);
       }
     }
-    remember(this.durableHint, conv, alloc.end);
+    remember(this.durableHint, conv, end);
   }
 
-  private async waitDurable(conv: string, target: number) {
+  /**
+   * Waits until durable_seq reaches `target`; when it makes no progress for takeoverMs, voids
+   * the unwritten seqs up to it (their appender crashed). Only seqs allocated before leases
+   * (migration 003) can be in that state when a free lease is acquired.
+   */
+  async waitDurable(conv: string, target: number) {
     if (target <= 0 || (this.durableHint.get(conv) ?? 0) >= target) return;
     let seen = -1;
     let since = performance.now();

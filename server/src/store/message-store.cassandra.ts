@@ -37,41 +37,46 @@ export interface CassandraMessageStoreOptions {
 
 /**
  * The message store on Cassandra (or ScyllaDB). Its parts live in ./cassandra/: schema.ts (the
- * migration runner), seq-allocator.ts, cid-claims.ts, event-log.ts (event writes, void fillers,
- * durable_seq), event-reads.ts, cql.ts (statements and helpers). How an append works:
- * 1. One conditional batch on the conversation's partition of `conversation_cids` allocates
- *    the seqs of the whole append (`UPDATE ... SET last_seq IF last_seq = ?`, static columns)
- *    and claims the (from, cid) of every keyed draft (INSERT ... IF NOT EXISTS, with the seq it
- *    gets): a single Paxos round however many drafts. It applies all or nothing: when last_seq
- *    moved it is retried with the current value (jittered backoff); a draft whose cid is
- *    already claimed leaves the batch (the failed batch returns the existing rows). An append of
- *    more than 100 keyed drafts claims them first, a conditional batch per 100, then allocates.
- *    A cid that another append holds is left out of this append's seqs; once this append's own
- *    events are written, it waits briefly for the holder's event and returns it as the
- *    duplicate (waiting earlier could deadlock two crossed batches).
- * 2. The events and their indexes (the claims' seqs, sender_messages) are written at
- *    LOCAL_QUORUM with one client timestamp as one unlogged batch (a few partitions), retried,
- *    and voided if they keep failing.
- * 3. Once every seq below its own is durable, the append raises `durable_seq` to its last seq
- *    and resolves. Readers and lastSeqs never look past durable_seq, so nobody sees a hole or
- *    waits on a seq that is not written yet, and concurrent appenders publish in seq order.
- *    Seqs that a crashed appender allocated but never wrote are filled with void events by the
- *    next append once durable_seq has not moved for `takeoverMs`.
- * So an append to one conversation costs one Paxos round whatever its size (before migration
- * 002: a claim per keyed draft in event_cids plus a CAS on conversation_heads), then two plain
- * writes (events with their indexes, durable_seq).
- * appendMany is not implemented: each conversation's rounds are on its own partitions, so one
- * call for several conversations would save no Paxos round over parallel appends, and the
+ * migration runner), leases.ts (who may append to a conversation, and its seqs), cid-claims.ts,
+ * event-log.ts (event writes, void fillers, durable_seq), event-reads.ts, cql.ts (statements and
+ * helpers). How an append works:
+ * 1. The store instance takes the conversation's lease unless it holds it (Leases.use): one
+ *    lightweight transaction on the allocator (static columns of `conversation_cids`) that
+ *    names it holder and reserves LEASE_RANGE (1000) seqs. While it holds the lease it is the
+ *    conversation's only writer and hands the seqs out locally; one more LWT per 1000 seqs.
+ *    Another instance that wants the conversation asks the holder (a row in `lease_requests`,
+ *    which the holder polls every 10 ms); the holder lets its appends in flight finish and
+ *    releases with an LWT that gives back the seqs it did not use, so nobody waits on them.
+ *    An idle lease is released after 2 s, all of them on close().
+ * 2. Cids: a plain read of the drafts' claim rows (one statement per 100 drafts), and for a cid
+ *    in flight in another append of this instance, that append's outcome. No Paxos round: only
+ *    the holder writes claims, and it registers an append's cids before the next append of the
+ *    conversation looks its own up.
+ * 3. The events, their claim rows and sender index are written as one unlogged batch (a few
+ *    partitions), retried, and voided if they keep failing.
+ * 4. Once the appends before it in the lease are published, the append raises `durable_seq` to
+ *    its last seq and resolves. Readers and lastSeqs never look past durable_seq, so nobody
+ *    sees a hole or waits on a seq that is not written yet, and appends publish in seq order.
+ * So an append costs no Paxos round (one per lease taken, hand-over or 1000 seqs), one read
+ * (when it carries cids) and two writes (the batch, durable_seq).
+ * Crash of a holder: each instance renews `store_instances.alive_until` (now + takeoverMs)
+ * every takeoverMs / 4 and starts no write once its last renewal is takeoverMs / 2 old. A lease
+ * whose holder is past alive_until is taken over: the taker voids the unwritten seqs below the
+ * highest one the dead holder wrote, adopts the claims of what it wrote, reuses the rest of
+ * its range, and publishes under a higher lease epoch (durable_seq's write timestamp), which a
+ * late durable_seq write of the dead holder cannot beat; its events and voids carry later
+ * write timestamps than the dead holder's. Appends to that conversation wait up to takeoverMs.
+ * appendMany is not implemented: appends of different conversations share no round, and the
  * EventWriter keeps more writes in flight for a store without it.
- * Remaining risks: a hub whose clock runs ahead of another's by more than half of takeoverMs
- * or claimStaleMs can defeat the guards that keep a late write from racing a void filler or a
- * claim takeover (the late append then fails, but a reader may see a void replaced by the
- * message); an append of only cids that another live append holds fails after claimWaitMs
- * (retryable); an append that has written events waits instead, up to claimStaleMs. Upgrading
- * past migration 002: stop the replicas of the older version first (they allocate from
- * conversation_heads.last_seq, and their claims in event_cids are only honoured once finished,
- * see CidClaims.adoptLegacy and SeqAllocator.seed); a conversation's claims share one
- * partition (~100 bytes each), which wants bucketing before conversations reach millions of messages.
+ * Remaining risks: hub clocks that disagree by more than takeoverMs / 2, or a process paused
+ * for longer than that between its liveness check and its write landing, can let a dead-taken
+ * holder's late write overwrite a seq its taker reused. Two instances writing one conversation
+ * by turns hand the lease over each time (about 2 LWTs and a poll interval, ~25 ms here), so
+ * such a conversation is slower than on the old per-append LWT. Upgrading past migration 003:
+ * stop the replicas of the older version first (they allocate by per-append CAS and would not
+ * respect leases); seqs they allocated and left unwritten are voided after takeoverMs.
+ * A conversation's claims share one partition (~100 bytes each), which wants bucketing before
+ * conversations reach millions of messages.
  */
 export class CassandraMessageStore implements MessageStore {
   private readonly cql: Cql;
@@ -248,6 +253,7 @@ export class CassandraMessageStore implements MessageStore {
           throw new MessageStoreUnavailableError(`could not void the seqs of a failed append to ${conv}`, { cause: err });
         }
       }
+      if (lease.lost) throw new MessageStoreUnavailableError(`the lease of ${conv} was dropped mid-append; retry`);
       if (!this.leases.alive()) {
         // Too late: the lease may be taken over by now, and these seqs reused.
         this.leases.lose(lease, 'append outlived its liveness');

@@ -34,6 +34,8 @@ export interface Lease {
   lastUsed: number;
   /** Set once a release began or the lease was lost: new appends wait for `gone`, then acquire again. */
   closing: boolean;
+  /** Dropped without a release: its appends still in flight must not publish (a take-over reuses their seqs). */
+  lost?: boolean;
   gone?: Promise<void>;
   idle?: () => void;
   extending?: Promise<void>;
@@ -67,11 +69,16 @@ export class Leases {
   readonly id = cassandra.types.Uuid.random().toString();
   private readonly held = new Map<string, Lease>();
   private readonly acquiring = new Map<string, Promise<void>>();
+  /** Leases dropped here: taking one over waits for its appends in flight to finish first. */
+  private readonly dropped = new Map<string, Lease>();
   /** requested_at of the last hand-over request acted upon, per conversation. */
   private readonly handled = new Map<string, number>();
   private fenceAt = 0;
   private timers: NodeJS.Timeout[] = [];
   private polling = false;
+  /** No new appends (stop() began). */
+  private closed = false;
+  /** No writes at all (stopped, or a test's crash). */
   private stopped = false;
 
   constructor(
@@ -95,9 +102,13 @@ export class Leases {
 
   /** Releases every lease, then marks this instance gone so nobody waits for it. */
   async stop() {
-    this.stopTimers();
+    // Appends in flight finish (the liveness established so far lasts takeoverMs / 2); new ones are refused.
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
     await Promise.allSettled([...this.acquiring.values()]);
     await Promise.allSettled([...this.held.values()].map((l) => this.release(l)));
+    this.stopped = true;
     await this.cql.q(Q.instanceBeat, [new Date(0), this.id], { isIdempotent: true }).catch(() => {});
   }
 
@@ -125,7 +136,7 @@ export class Leases {
   async use(conv: string): Promise<Lease> {
     const deadline = performance.now() + this.opts.handoverWaitMs;
     for (;;) {
-      if (this.stopped) throw new MessageStoreUnavailableError('the message store is closed');
+      if (this.closed || this.stopped) throw new MessageStoreUnavailableError('the message store is closed');
       const l = this.held.get(conv);
       if (l && !l.closing) {
         l.users++;
@@ -179,7 +190,11 @@ export class Leases {
 
   /** Forgets a lease without releasing it: the next append takes it over (scanning what it wrote). */
   lose(l: Lease, why: string) {
-    if (this.held.get(l.conv) === l) this.held.delete(l.conv);
+    l.lost = true;
+    if (this.held.get(l.conv) === l) {
+      this.held.delete(l.conv);
+      this.dropped.set(l.conv, l);
+    }
     if (!l.closing) {
       l.closing = true;
       l.gone = Promise.resolve();
@@ -233,6 +248,11 @@ export class Leases {
         closing: false,
       };
       if (takeover) {
+        const mine = this.dropped.get(conv);
+        if (mine) {
+          await mine.tail;
+          this.dropped.delete(conv);
+        }
         const h = await this.takeOver(conv, newEpoch, last);
         base.next = h + 1;
         base.published = h;

@@ -151,6 +151,13 @@ describe('Cassandra message store internals', () => {
     await dropKeyspace(keyspace);
   });
 
+  /** The seq each (from, cid) claim in cid_claims points at. */
+  const claimSeqs = async (conv: string, from: string, cids: string[]) => {
+    const rows = (await raw.execute('SELECT claim, seq FROM cid_claims WHERE claim IN ?', [cids.map((c) => `${conv}:${from}:${c}`)], { prepare: true })).rows;
+    const seqOf = new Map(rows.map((r) => [r.get('claim') as string, Number(r.get('seq'))]));
+    return cids.map((c) => seqOf.get(`${conv}:${from}:${c}`));
+  };
+
   test('the contract long log spans at least three buckets', () => {
     assert.ok(LONG_LOG_EVENTS > 2 * BUCKET_SIZE);
   });
@@ -160,7 +167,7 @@ describe('Cassandra message store internals', () => {
     const rows = (await raw.execute('SELECT name, applied_at FROM schema_migrations')).rows;
     assert.deepEqual(rows.map((r) => r.get('name')).sort(), ['001_init.cql', '002_conversation_cids.cql', '003_leases.cql']);
     const tables = (await raw.execute('SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?', [keyspace])).rows.map((r) => r.get('table_name'));
-    assert.deepEqual(tables.sort(), ['conversation_cids', 'conversation_heads', 'event_cids', 'events', 'lease_requests', 'schema_migrations', 'sender_messages', 'store_instances']);
+    assert.deepEqual(tables.sort(), ['cid_claims', 'conversation_cids', 'conversation_heads', 'event_cids', 'events', 'lease_requests', 'schema_migrations', 'sender_messages', 'store_instances']);
   });
 
   test('5.2 seqs allocated before leases and never written stay invisible, then the next append voids them', async () => {
@@ -313,8 +320,7 @@ describe('Cassandra message store internals', () => {
     assert.deepEqual(out.map((r) => r.duplicate), [true, false, true, false]);
     assert.deepEqual([out[0]!.event, out[2]!.event], first.map((r) => r.event));
     assert.deepEqual(out.map((r) => r.event.seq), [1, 3, 2, 4]);
-    const rows = (await raw.execute('SELECT cid, seq FROM conversation_cids WHERE conversation_id = ?', [conv], { prepare: true })).rows;
-    assert.deepEqual(rows.map((r) => [r.get('cid'), Number(r.get('seq'))]).sort(), [['a', 1], ['b', 3], ['c', 2], ['d', 4]]);
+    assert.deepEqual(await claimSeqs(conv, from, ['a', 'b', 'c', 'd']), [1, 3, 2, 4]);
   });
 
   test('5.4 an append of more than 100 keyed drafts looks their cids up in chunks', async () => {
@@ -329,10 +335,24 @@ describe('Cassandra message store internals', () => {
     assert.deepEqual(out.filter((r) => !r.duplicate).map((r) => r.event.seq), Array.from({ length: 249 }, (_, i) => i + 2));
     const again = await store.append(conv, drafts.map((d) => ({ ...d, id: randomUUID() })));
     assert.ok(again.every((r, i) => r.duplicate && r.event.id === out[i]!.event.id));
-    const rows = (await raw.execute('SELECT cid, seq FROM conversation_cids WHERE conversation_id = ?', [conv], { prepare: true, fetchSize: 1000 })).rows;
-    const seqOf = new Map(rows.map((r) => [r.get('cid') as string, Number(r.get('seq'))]));
-    assert.equal(seqOf.size, 250);
-    out.forEach((r, i) => assert.equal(seqOf.get(`k${i}`), r.event.seq));
+    assert.deepEqual(await claimSeqs(conv, from, drafts.map((d) => d.cid!)), out.map((r) => r.event.seq));
+  });
+
+  test('5.4 a cid claimed before migration 003 (a row of conversation_cids) is still a duplicate', async () => {
+    const store = await open();
+    const conv = randomUUID();
+    const from = randomUUID();
+    const [original] = await store.append(conv, [draft({ from, cid: 'old' })]);
+    // As a version of migration 002 left it: the claim in conversation_cids, none in cid_claims.
+    await raw.execute('DELETE FROM cid_claims WHERE claim = ?', [`${conv}:${from}:old`], { prepare: true });
+    await raw.execute(
+      'INSERT INTO conversation_cids (conversation_id, sender_id, cid, event_id, claimed_at, seq, seq_event_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      [conv, from, 'old', original!.event.id, new Date(), original!.event.seq, original!.event.id],
+      { prepare: true },
+    );
+    const [again, fresh] = await (await open()).append(conv, [draft({ from, cid: 'old' }), draft({ from, cid: 'new' })]);
+    assert.deepEqual([again!.duplicate, fresh!.duplicate], [true, false]);
+    assert.deepEqual(again!.event, original!.event);
   });
 
   test('5.1 a conversation appended to before migration 002 continues from conversation_heads.last_seq', async () => {
@@ -350,8 +370,8 @@ describe('Cassandra message store internals', () => {
     const conv = randomUUID();
     const from = randomUUID();
     const [original] = await (await open()).append(conv, [draft({ from, cid: 'old' })]);
-    // As the previous version left it: the claim in event_cids, none in conversation_cids.
-    await raw.execute('DELETE FROM conversation_cids WHERE conversation_id = ? AND sender_id = ? AND cid = ?', [conv, from, 'old'], { prepare: true });
+    // As a version before migration 002 left it: the claim in event_cids only.
+    await raw.execute('DELETE FROM cid_claims WHERE claim = ?', [`${conv}:${from}:old`], { prepare: true });
     await raw.execute(
       'INSERT INTO event_cids (conversation_id, sender_id, cid, event_id, claimed_at, seq, seq_event_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
       [conv, from, 'old', original!.event.id, new Date(), original!.event.seq, original!.event.id],
@@ -362,7 +382,7 @@ describe('Cassandra message store internals', () => {
     assert.equal(again!.duplicate, true);
     assert.deepEqual(again!.event, original!.event);
     const [third] = await store.append(conv, [draft({ from, cid: 'old' }), draft({ from, cid: 'new' })]);
-    assert.deepEqual(third!.event, original!.event, 'the adopted claim answers without event_cids too');
+    assert.deepEqual(third!.event, original!.event);
     assert.deepEqual((await readAll(store, conv)).map((e) => e.seq), [1, 2]);
   });
 });

@@ -1,13 +1,13 @@
 import cassandra from 'cassandra-driver';
 import type { Logger } from '../observability/logger.ts';
-import { CidClaims, claimKey } from './cassandra/cid-claims.ts';
-import { Cql, keyOf, nowMicros, sleep } from './cassandra/cql.ts';
-import { MessageStoreUnavailableError } from './cassandra/errors.ts';
+import { Appender } from './cassandra/appender.ts';
+import { CidClaims } from './cassandra/cid-claims.ts';
+import { Cql } from './cassandra/cql.ts';
 import { EventLog } from './cassandra/event-log.ts';
 import { EventReads } from './cassandra/event-reads.ts';
-import { type Lease, Leases, type Tail } from './cassandra/leases.ts';
+import { Leases } from './cassandra/leases.ts';
 import { migrate } from './cassandra/schema.ts';
-import type { AppendResult, EventDraft, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
+import type { AppendBatch, AppendResult, EventDraft, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
 
 export { BUCKET_SIZE } from './cassandra/cql.ts';
 export { MessageStoreUnavailableError } from './cassandra/errors.ts';
@@ -86,6 +86,7 @@ export class CassandraMessageStore implements MessageStore {
   private readonly log: EventLog;
   private readonly claims: CidClaims;
   private readonly reads: EventReads;
+  private readonly appender: Appender;
 
   constructor(private readonly opts: CassandraMessageStoreOptions) {
     if (!/^[a-z][a-z0-9_]{0,47}$/.test(opts.keyspace)) throw new Error(`invalid Cassandra keyspace name: ${opts.keyspace}`);
@@ -108,6 +109,7 @@ export class CassandraMessageStore implements MessageStore {
       pollMs: opts.handoverPollMs ?? 10,
     });
     this.claims = new CidClaims(this.cql, this.logger);
+    this.appender = new Appender(this.leases, this.log, this.claims, this.logger, (events, ts) => this.writeEvents(events, ts));
     this.reads = new EventReads(this.cql);
   }
 
@@ -127,172 +129,18 @@ export class CassandraMessageStore implements MessageStore {
 
   async append(conv: string, drafts: EventDraft[]): Promise<AppendResult[]> {
     if (drafts.length === 0) return [];
-    const results: (AppendResult | undefined)[] = new Array(drafts.length);
-    // The same cid twice in one batch stores once: later copies take the first one's result.
-    const firstOf = new Map<string, number>();
-    const copyOf = new Map<number, number>();
-    drafts.forEach((d, i) => {
-      const k = keyOf(d);
-      if (k == null) return;
-      const first = firstOf.get(k);
-      if (first === undefined) firstOf.set(k, i);
-      else copyOf.set(i, first);
-    });
-    const todo = drafts.map((_, i) => i).filter((i) => !copyOf.has(i));
-    /** Drafts whose cid an append of this instance has in flight: their outcome. */
-    const waits: [number, Promise<StoredEvent | null>][] = [];
-
-    const lease = await this.leases.use(conv);
-    try {
-      await this.appendIn(lease, conv, drafts, todo, results, waits);
-    } finally {
-      this.leases.done(lease);
-    }
-    // The appends holding those cids are this instance's: their outcome comes soon. One that
-    // failed leaves the cid free, so the draft is appended anew (after this append's events).
-    const again: number[] = [];
-    for (const [i, p] of waits) {
-      const event = await p;
-      if (event) results[i] = { event, duplicate: true };
-      else again.push(i);
-    }
-    if (again.length) {
-      const retried = await this.append(conv, again.map((i) => drafts[i]!));
-      again.forEach((i, k) => (results[i] = retried[k]!));
-    }
-    for (const [i, first] of copyOf) results[i] = { event: results[first]!.event, duplicate: true };
-    return results as AppendResult[];
+    const [out] = await this.appender.appendMany([{ conv, drafts }]);
+    if (out!.status === 'rejected') throw out!.reason;
+    return out!.value;
   }
 
-  private async appendIn(
-    lease: Lease,
-    conv: string,
-    drafts: EventDraft[],
-    todo: number[],
-    results: (AppendResult | undefined)[],
-    waits: [number, Promise<StoredEvent | null>][],
-  ) {
-    // Cid idempotency: the lookup and the registration of this append's cids happen one append
-    // at a time per lease, so an append either sees another's cid in flight here or, once that
-    // one is published, its claim row (written before it published).
-    const gate = lease.gate;
-    let open!: () => void;
-    lease.gate = new Promise<void>((r) => (open = r));
-    const mine = new Map<string, (e: StoredEvent | null) => void>();
-    let fresh: number[];
-    try {
-      await gate;
-      const keyed = todo.filter((i) => keyOf(drafts[i]!) != null && !lease.inflight.has(claimKey(drafts[i]!.from, drafts[i]!.cid)));
-      const stored = await this.claims.lookup(conv, keyed.map((i) => drafts[i]!), lease.published);
-      fresh = [];
-      for (const i of todo) {
-        const d = drafts[i]!;
-        const found = stored.get(d);
-        if (found) {
-          results[i] = { event: found, duplicate: true };
-          continue;
-        }
-        const k = keyOf(d) != null ? claimKey(d.from, d.cid) : null;
-        const busy = k != null ? lease.inflight.get(k) : undefined;
-        if (busy) {
-          waits.push([i, busy]);
-          continue;
-        }
-        if (k != null) lease.inflight.set(k, new Promise((r) => mine.set(k, r)));
-        fresh.push(i);
-      }
-    } finally {
-      open();
-    }
-    const settle = (events: StoredEvent[] | null) => {
-      for (const [k, r] of mine) {
-        lease.inflight.delete(k);
-        r(events?.find((e) => claimKey(e.from, e.cid) === k) ?? null);
-      }
-    };
-    if (!fresh.length) return;
-
-    let start: number;
-    try {
-      start = await this.leases.take(lease, fresh.length);
-    } catch (err) {
-      settle(null);
-      throw err;
-    }
-    // Seqs are handed out in the order of the tail: each append publishes after the one before.
-    const before = lease.tail;
-    let finish!: (t: Tail) => void;
-    lease.tail = new Promise<Tail>((r) => (finish = r));
-    const seqs = fresh.map((_, k) => start + k);
-    const ts = nowMicros();
-    const events = fresh.map((i, k): StoredEvent => ({ ...drafts[i]!, conv, seq: start + k }));
-    // Until every seq up to this append's last one is known written, the tail stays null:
-    // the lease is then dropped and taken over afresh (which scans what was written).
-    let tail: Tail = null;
-    try {
-      const written = await this.writeWithRetries(conv, events, ts);
-      if (!written) {
-        // Fill the seqs so that nobody waits on them, then let the chain go on.
-        try {
-          await this.log.writeVoids(conv, seqs);
-          this.logger.warn({ conv, from: start, to: start + seqs.length - 1 }, 'append failed; its seqs were filled with void events');
-        } catch (err) {
-          this.logger.error({ err: (err as Error).message, conv, from: start }, 'append failed and its seqs could not be voided');
-          const prior = await before;
-          tail = prior && [...prior, ...seqs]; // the next append tries again
-          throw new MessageStoreUnavailableError(`could not write events of ${conv}`, { cause: err });
-        }
-      }
-      const prior = await before;
-      if (prior === null) throw new MessageStoreUnavailableError(`an earlier append to ${conv} left its seqs unsettled; retry`);
-      if (prior.length) {
-        try {
-          await this.log.writeVoids(conv, prior); // an earlier append could not void its own
-        } catch (err) {
-          tail = prior;
-          throw new MessageStoreUnavailableError(`could not void the seqs of a failed append to ${conv}`, { cause: err });
-        }
-      }
-      if (lease.lost) throw new MessageStoreUnavailableError(`the lease of ${conv} was dropped mid-append; retry`);
-      if (!this.leases.alive()) {
-        // Too late: the lease may be taken over by now, and these seqs reused.
-        this.leases.lose(lease, 'append outlived its liveness');
-        throw new MessageStoreUnavailableError(`append to ${conv} took too long; retry`);
-      }
-      tail = []; // everything up to here is written; a failed publish is covered by the next one
-      const end = start + seqs.length - 1;
-      const lastMessage = written ? events.findLast((e) => e.kind === 'message')?.seq : undefined;
-      await this.log.publish(conv, lease.epoch, end, lastMessage);
-      lease.published = Math.max(lease.published, end);
-      if (!written) throw new MessageStoreUnavailableError(`could not write events of ${conv}`);
-      settle(events);
-      fresh.forEach((i, k) => (results[i] = { event: events[k]!, duplicate: false }));
-    } catch (err) {
-      settle(null);
-      throw err;
-    } finally {
-      finish(tail);
-    }
-  }
-
-  /** Writes the events with their indexes, a few attempts while this instance may write. */
-  private async writeWithRetries(conv: string, events: StoredEvent[], ts: number): Promise<boolean> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      if (attempt) await sleep(50 * 4 ** (attempt - 1) * (0.5 + Math.random()));
-      if (!this.leases.alive()) return false;
-      try {
-        await this.writeEvents(conv, events, ts);
-        return true;
-      } catch (err) {
-        this.logger.warn({ err: (err as Error).message, conv, attempt }, 'cassandra event write failed');
-      }
-    }
-    return false;
+  appendMany(batches: AppendBatch[]): Promise<PromiseSettledResult<AppendResult[]>[]> {
+    return this.appender.appendMany(batches);
   }
 
   /** A method of its own so that tests can make the writes fail. */
-  private writeEvents(conv: string, events: StoredEvent[], ts: number) {
-    return this.log.writeEvents(conv, events, ts);
+  private writeEvents(events: StoredEvent[], ts: number) {
+    return this.log.writeEvents(events, ts);
   }
 
   // ---- reads ----------------------------------------------------------------------------

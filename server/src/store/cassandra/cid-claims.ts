@@ -1,24 +1,40 @@
 import type { Logger } from '../../observability/logger.ts';
 import type { EventDraft, StoredEvent } from '../message-store.ts';
-import { claimLookup, type Cql, mapLimit, num, Q, str } from './cql.ts';
+import { claimId, claimLookup, type Cql, mapLimit, num, Q, remember, str } from './cql.ts';
 
-/** Claims per lookup statement. */
-const LOOKUP_CHUNK = 100;
+/** Keys per `claim IN ?` read. */
+const KEYS_PER_READ = 200;
+/** (sender, cid) pairs per read of conversation_cids (claims from before migration 003). */
+const OLD_PER_READ = 100;
 
 export const claimKey = (from: unknown, cid: unknown) => `${String(from).toLowerCase()}\u0000${String(cid)}`;
 
+interface Ask {
+  conv: string;
+  drafts: EventDraft[];
+  published: number;
+  resolve: (m: Map<EventDraft, StoredEvent>) => void;
+  reject: (e: unknown) => void;
+}
+
 /**
- * Idempotency claims: the rows of `conversation_cids` (conversation, sender, cid) → the event
- * that carries the cid and its seq. They are written with the events, in the same unlogged
- * batch, by the conversation's lease holder, which is its only writer: so a plain read before
- * the write is enough to find a cid stored before (no lightweight transaction). A row counts
- * only when the event at its seq carries its event id and that seq is published: a row whose
- * append failed (its seq voided), or a late write of a dead lease holder at a seq that its
- * taker reuses, is not a claim.
+ * Idempotency claims: `cid_claims` maps (conversation, sender, cid) to the event that carries
+ * the cid and its seq. Claims are written with their events, in the same unlogged batch, by the
+ * conversation's lease holder, which is its only writer: so a plain read before the write is
+ * enough to find a cid stored before (no lightweight transaction). The reads of the appends
+ * that start together go out as one `claim IN ?` statement (one tiny partition per claim, so
+ * bloom filters answer for new cids). A claim counts only when the event at its seq carries its
+ * event id and that seq is published: a claim whose append failed (its seq voided), or a late
+ * write of a dead lease holder at a seq that its taker reuses, is not one.
+ * Claims written before migration 003 (rows of conversation_cids) and before 002 (event_cids)
+ * are looked up too, for the conversations that have any.
  */
 export class CidClaims {
   /** Whether the pre-002 table `event_cids` holds any claim (then it is consulted too). */
   private legacy = false;
+  /** Per conversation: whether conversation_cids holds claim rows (written before migration 003). */
+  private readonly oldRows = new Map<string, number>();
+  private queue: Ask[] = [];
 
   constructor(
     private readonly cql: Cql,
@@ -32,47 +48,84 @@ export class CidClaims {
   }
 
   /** The stored event of each draft (keyed, distinct keys) whose cid is claimed at or below `published`. */
-  async lookup(conv: string, drafts: EventDraft[], published: number): Promise<Map<EventDraft, StoredEvent>> {
-    const out = new Map<EventDraft, StoredEvent>();
-    if (!drafts.length) return out;
-    await this.adoptLegacy(conv, drafts);
-    const byKey = new Map(drafts.map((d) => [claimKey(d.from, d.cid), d]));
-    const chunks: EventDraft[][] = [];
-    for (let i = 0; i < drafts.length; i += LOOKUP_CHUNK) chunks.push(drafts.slice(i, i + LOOKUP_CHUNK));
-    const rows = (
-      await mapLimit(chunks, 4, async (chunk) => {
-        const params: unknown[] = [conv];
-        for (const d of chunk) params.push(d.from, d.cid);
-        return (await this.cql.q(claimLookup(chunk.length), params, { isIdempotent: true })).rows;
-      })
-    ).flat();
-    await mapLimit(rows, 16, async (r) => {
-      const holder = str(r.get('event_id'));
-      const seq = num(r.get('seq'));
-      if (holder == null || seq == null || seq > published || str(r.get('seq_event_id')) !== holder) return;
-      const event = await this.cql.readOne(conv, seq);
-      const d = byKey.get(claimKey(r.get('sender_id'), r.get('cid')));
-      if (d && event?.id === holder) out.set(d, event);
+  lookup(conv: string, drafts: EventDraft[], published: number): Promise<Map<EventDraft, StoredEvent>> {
+    if (!drafts.length) return Promise.resolve(new Map());
+    return new Promise((resolve, reject) => {
+      if (!this.queue.length) setImmediate(() => void this.flush());
+      this.queue.push({ conv, drafts, published, resolve, reject });
     });
-    return out;
+  }
+
+  private async flush() {
+    const asks = this.queue;
+    this.queue = [];
+    const byId = new Map<string, { ask: Ask; d: EventDraft }>();
+    for (const ask of asks) for (const d of ask.drafts) byId.set(claimId(ask.conv, d.from, d.cid), { ask, d });
+    const ids = [...byId.keys()];
+    const chunks: string[][] = [];
+    for (let i = 0; i < ids.length; i += KEYS_PER_READ) chunks.push(ids.slice(i, i + KEYS_PER_READ));
+    let rows: { ask: Ask; d: EventDraft; eventId: string | null; seq: number | null }[];
+    try {
+      rows = (await mapLimit(chunks, 4, async (chunk) => (await this.cql.q(Q.claimKeysIn, [chunk], { isIdempotent: true })).rows))
+        .flat()
+        .map((r) => ({ ...byId.get(String(r.get('claim')))!, eventId: str(r.get('event_id')), seq: num(r.get('seq')) }));
+    } catch (err) {
+      for (const a of asks) a.reject(err);
+      return;
+    }
+    await Promise.all(
+      asks.map(async (ask) => {
+        try {
+          const out = new Map<EventDraft, StoredEvent>();
+          const found = rows.filter((r) => r.ask === ask);
+          await this.adoptOld(ask, found.map((r) => r.d), found);
+          await mapLimit(found, 16, async (r) => {
+            if (r.eventId == null || r.seq == null || r.seq > ask.published) return;
+            const event = await this.cql.readOne(ask.conv, r.seq);
+            if (event?.id === r.eventId) out.set(r.d, event);
+          });
+          ask.resolve(out);
+        } catch (err) {
+          ask.reject(err);
+        }
+      }),
+    );
   }
 
   /**
-   * A cid not claimed here may have been stored before migration 002, in event_cids: then a
-   * claim here is created for that event (unless one exists already). Only while event_cids
-   * holds rows. Remaining risk: an append of an older version still running during the
-   * upgrade holds an unfinished claim there that this does not see, so stop old replicas first.
+   * For conversations with claims from before migration 003 (rows of conversation_cids, or
+   * event_cids before 002): the drafts not found in cid_claims are looked up there as well.
    */
-  private async adoptLegacy(conv: string, drafts: EventDraft[]) {
-    if (!this.legacy) return;
-    await Promise.all(
-      drafts.map(async (d) => {
-        const old = (await this.cql.q(Q.legacyClaimRow, [conv, d.from, d.cid], { isIdempotent: true })).first();
+  private async adoptOld(ask: Ask, foundDrafts: EventDraft[], found: { ask: Ask; d: EventDraft; eventId: string | null; seq: number | null }[]) {
+    const missing = ask.drafts.filter((d) => !foundDrafts.includes(d));
+    if (!missing.length) return;
+    if (this.legacy) {
+      for (const d of missing) {
+        const old = (await this.cql.q(Q.legacyClaimRow, [ask.conv, d.from, d.cid], { isIdempotent: true })).first();
         const holder = str(old?.get('event_id'));
-        const seq = holder != null && str(old!.get('seq_event_id')) === holder ? num(old!.get('seq')) : null;
-        if (seq == null || (await this.cql.readOne(conv, seq))?.id !== holder) return;
-        await this.cql.q(Q.claim, [conv, d.from, d.cid, holder, old!.get('claimed_at') ?? new Date(), seq, holder]);
-      }),
-    );
+        if (holder != null && str(old!.get('seq_event_id')) === holder) found.push({ ask, d, eventId: holder, seq: num(old!.get('seq')) });
+      }
+    }
+    if (!(await this.hasOldRows(ask.conv))) return;
+    const rest = missing.filter((d) => !found.some((f) => f.d === d));
+    for (let i = 0; i < rest.length; i += OLD_PER_READ) {
+      const chunk = rest.slice(i, i + OLD_PER_READ);
+      const params: unknown[] = [ask.conv];
+      for (const d of chunk) params.push(d.from, d.cid);
+      for (const r of (await this.cql.q(claimLookup(chunk.length), params, { isIdempotent: true })).rows) {
+        const holder = str(r.get('event_id'));
+        const d = chunk.find((c) => claimKey(c.from, c.cid) === claimKey(r.get('sender_id'), r.get('cid')));
+        if (d && holder != null && str(r.get('seq_event_id')) === holder) found.push({ ask, d, eventId: holder, seq: num(r.get('seq')) });
+      }
+    }
+  }
+
+  private async hasOldRows(conv: string): Promise<boolean> {
+    const known = this.oldRows.get(conv);
+    if (known !== undefined) return known === 1;
+    const row = (await this.cql.q(Q.oldClaimAny, [conv], { isIdempotent: true })).first();
+    const has = row?.get('cid') != null;
+    remember(this.oldRows, conv, has ? 1 : 0);
+    return has;
   }
 }

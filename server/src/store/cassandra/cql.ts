@@ -32,16 +32,21 @@ export const Q = {
   durableMsg: `UPDATE conversation_heads USING TIMESTAMP ? SET durable_seq = ?, last_message_seq = ? WHERE conversation_id = ?`,
   /** Only for claims found in event_cids (pre-002), adopted once. */
   claim: `INSERT INTO conversation_cids (conversation_id, sender_id, cid, event_id, claimed_at, seq, seq_event_id) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
-  claimInsert: `INSERT INTO conversation_cids (conversation_id, sender_id, cid, event_id, claimed_at, seq, seq_event_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  claimKeyInsert: `INSERT INTO cid_claims (claim, event_id, seq) VALUES (?, ?, ?)`,
+  claimKeysIn: `SELECT claim, event_id, seq FROM cid_claims WHERE claim IN ?`,
+  oldClaimAny: `SELECT cid FROM conversation_cids WHERE conversation_id = ? LIMIT 1`,
   legacyAny: `SELECT conversation_id FROM event_cids LIMIT 1`,
   legacyClaimRow: `SELECT event_id, claimed_at, seq, seq_event_id FROM event_cids WHERE conversation_id = ? AND sender_id = ? AND cid = ?`,
   senderInsert: `INSERT INTO sender_messages (conversation_id, sender_id, seq) VALUES (?, ?, ?)`,
   senderSeqs: `SELECT seq FROM sender_messages WHERE conversation_id = ? AND sender_id = ?`,
 };
 
-/** Looks up n (sender, cid) claims of one conversation; a statement text per n, prepared once each. */
+/** Looks up n (sender, cid) claims of one conversation in conversation_cids (written before migration 003); a statement text per n. */
 export const claimLookup = (n: number) =>
   `SELECT sender_id, cid, event_id, seq, seq_event_id FROM conversation_cids WHERE conversation_id = ? AND (sender_id, cid) IN (${Array(n).fill('(?, ?)').join(', ')})`;
+
+/** The cid_claims key of a (conversation, sender, cid). */
+export const claimId = (conv: unknown, from: unknown, cid: unknown) => `${String(conv).toLowerCase()}:${String(from).toLowerCase()}:${String(cid)}`;
 
 export const bucketOf = (seq: number) => Math.floor(seq / BUCKET_SIZE);
 export const num = (v: unknown): number | null => (v == null ? null : typeof v === 'number' ? v : (v as cassandra.types.Long).toNumber());

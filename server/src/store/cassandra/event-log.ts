@@ -1,10 +1,19 @@
 import cassandra from 'cassandra-driver';
 import type { Logger } from '../../observability/logger.ts';
 import type { StoredEvent } from '../message-store.ts';
-import { BUCKET_SIZE, bucketOf, byBucket, type Cql, nowMicros, num, Q, remember, sleep, voidId } from './cql.ts';
+import { BUCKET_SIZE, bucketOf, byBucket, claimId, type Cql, nowMicros, num, Q, remember, sleep, voidId } from './cql.ts';
 import { MessageStoreUnavailableError } from './errors.ts';
 
 type Statement = { query: string; params: unknown[]; bytes: number };
+
+/** A raise of one conversation's durable_seq. */
+export interface Publication {
+  conv: string;
+  epoch: number;
+  end: number;
+  /** The last message event among the seqs published, if any (last_message_seq). */
+  lastMessage: number | undefined;
+}
 
 /**
  * durable_seq's write timestamp: epoch * 2^32 + seq, so within a lease the highest seq wins
@@ -28,37 +37,36 @@ export class EventLog {
   ) {}
 
   /**
-   * The events with their cid claims and sender index, all with write timestamp `ts`, as
-   * unlogged batches: one for a usual append (three or four partitions, one round trip),
-   * chunked so a batch stays well below the mutation size limit.
+   * Events (of one or more conversations) with their cid claims and sender index, all with
+   * write timestamp `ts`, as unlogged batches, chunked so a batch stays below
+   * batch_size_fail_threshold (50 KiB by default).
    */
-  async writeEvents(conv: string, events: StoredEvent[], ts: number) {
+  async writeEvents(events: StoredEvent[], ts: number) {
     const statements: Statement[] = [];
     for (const e of events) {
       const data = JSON.stringify(e.data);
-      statements.push({ query: Q.insertEvent, params: [conv, bucketOf(e.seq), e.seq, e.id, e.kind, e.from, e.cid ?? null, new Date(e.ts), data], bytes: data.length + 200 });
+      statements.push({ query: Q.insertEvent, params: [e.conv, bucketOf(e.seq), e.seq, e.id, e.kind, e.from, e.cid ?? null, new Date(e.ts), data], bytes: data.length + 120 });
     }
-    statements.push(...this.indexStatements(conv, events));
+    statements.push(...this.indexStatements(events));
     await this.batches(statements, ts);
   }
 
   /** Only the cid claims and sender index of events already written (a lease taker adopting a dead holder's events). */
   async writeIndexes(conv: string, events: StoredEvent[]) {
-    const statements = this.indexStatements(conv, events);
+    const statements = this.indexStatements(events);
     if (statements.length) await this.batches(statements, nowMicros());
   }
 
-  private indexStatements(conv: string, events: StoredEvent[]): Statement[] {
+  private indexStatements(events: StoredEvent[]): Statement[] {
     const out: Statement[] = [];
-    const now = new Date();
     for (const e of events) {
-      if (e.cid != null && e.from != null) out.push({ query: Q.claimInsert, params: [conv, e.from, e.cid, e.id, now, e.seq, e.id], bytes: 120 });
+      if (e.cid != null && e.from != null) out.push({ query: Q.claimKeyInsert, params: [claimId(e.conv, e.from, e.cid), e.id, e.seq], bytes: 100 });
     }
-    for (const e of events) if (e.kind === 'message' && e.from != null) out.push({ query: Q.senderInsert, params: [conv, e.from, e.seq], bytes: 60 });
+    for (const e of events) if (e.kind === 'message' && e.from != null) out.push({ query: Q.senderInsert, params: [e.conv, e.from, e.seq], bytes: 50 });
     return out;
   }
 
-  private async batches(statements: Statement[], ts: number) {
+  private async batches(statements: Statement[], ts: number | undefined) {
     const opts = { prepare: true, logged: false, timestamp: ts, isIdempotent: true };
     const jobs: Promise<unknown>[] = [];
     let batch: { query: string; params: unknown[] }[] = [];
@@ -66,7 +74,7 @@ export class EventLog {
     statements.forEach((st, i) => {
       batch.push({ query: st.query, params: st.params });
       bytes += st.bytes;
-      if (i === statements.length - 1 || batch.length >= 200 || bytes > 512_000) {
+      if (i === statements.length - 1 || batch.length >= 150 || bytes > 30_000) {
         jobs.push(this.cql.client.batch(batch, opts));
         batch = [];
         bytes = 0;
@@ -90,18 +98,44 @@ export class EventLog {
 
   /** Raises durable_seq to `end` (the caller knows every seq up to it is written), under the lease's epoch. */
   async publish(conv: string, epoch: number, end: number, lastMessage: number | undefined) {
-    const ts = durableTs(epoch, end);
-    const [query, params] = lastMessage === undefined ? [Q.durable, [ts, end, conv]] : [Q.durableMsg, [ts, end, lastMessage, conv]];
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.cql.q(query, params, { isIdempotent: true });
-        break;
-      } catch (err) {
-        if (attempt >= 2) throw new MessageStoreUnavailableError(`could not publish seqs of ${conv}`, { cause: err });
-        await sleep(50 * 4 ** attempt);
-      }
+    const [failed] = await this.publishMany([{ conv, epoch, end, lastMessage }]);
+    if (failed) throw failed;
+  }
+
+  /** Several publications as shared batches; a publication whose batch failed is retried alone. Per publication: its error, if any. */
+  async publishMany(pubs: Publication[]): Promise<(unknown | undefined)[]> {
+    const statement = (p: Publication): Statement => {
+      const ts = durableTs(p.epoch, p.end);
+      return p.lastMessage === undefined
+        ? { query: Q.durable, params: [ts, p.end, p.conv], bytes: 40 }
+        : { query: Q.durableMsg, params: [ts, p.end, p.lastMessage, p.conv], bytes: 50 };
+    };
+    const out: (unknown | undefined)[] = pubs.map(() => undefined);
+    if (!pubs.length) return out;
+    try {
+      if (pubs.length === 1) await this.cql.q(statement(pubs[0]!).query, statement(pubs[0]!).params, { isIdempotent: true });
+      else await this.batches(pubs.map(statement), undefined);
+    } catch {
+      await Promise.all(
+        pubs.map(async (p, i) => {
+          const st = statement(p);
+          for (let attempt = 1; ; attempt++) {
+            await sleep(50 * 4 ** (attempt - 1));
+            try {
+              await this.cql.q(st.query, st.params, { isIdempotent: true });
+              return;
+            } catch (err) {
+              if (attempt >= 2) {
+                out[i] = new MessageStoreUnavailableError(`could not publish seqs of ${p.conv}`, { cause: err });
+                return;
+              }
+            }
+          }
+        }),
+      );
     }
-    remember(this.durableHint, conv, end);
+    pubs.forEach((p, i) => out[i] === undefined && remember(this.durableHint, p.conv, p.end));
+    return out;
   }
 
   /**

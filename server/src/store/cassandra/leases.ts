@@ -155,6 +155,12 @@ export class Leases {
     }
   }
 
+  /** Whether an append to the conversation can start at once (its lease is here and not being given back). */
+  ready(conv: string): boolean {
+    const l = this.held.get(conv);
+    return l !== undefined && !l.closing;
+  }
+
   done(l: Lease) {
     l.users--;
     l.lastUsed = performance.now();

@@ -109,6 +109,7 @@ export class CassandraMessageStore implements MessageStore {
       pollMs: opts.handoverPollMs ?? 10,
     });
     this.claims = new CidClaims(this.cql, this.logger);
+    this.leases.onNewConversation = (conv) => this.claims.markNew(conv);
     this.appender = new Appender(this.leases, this.log, this.claims, this.logger, (events, ts) => this.writeEvents(events, ts));
     this.reads = new EventReads(this.cql);
   }

@@ -120,6 +120,11 @@ export class CidClaims {
     }
   }
 
+  /** A conversation whose conversation_cids partition did not exist: it has no claims from before migration 003. */
+  markNew(conv: string) {
+    remember(this.oldRows, conv, 0);
+  }
+
   private async hasOldRows(conv: string): Promise<boolean> {
     const known = this.oldRows.get(conv);
     if (known !== undefined) return known === 1;

@@ -81,6 +81,9 @@ export class Leases {
   /** No writes at all (stopped, or a test's crash). */
   private stopped = false;
 
+  /** Called when a lease is taken for a conversation never appended to before. */
+  onNewConversation?: (conv: string) => void;
+
   constructor(
     private readonly cql: Cql,
     private readonly log: EventLog,
@@ -271,6 +274,7 @@ export class Leases {
           (): Tail => null,
         );
       }
+      if (!row) this.onNewConversation?.(conv);
       this.held.set(conv, base);
       return;
     }

@@ -311,6 +311,23 @@ describe('Cassandra message store internals', () => {
     assert.deepEqual((await store.lastMessages([conv])).get(conv), retry!.event);
   });
 
+  test('5.4 an append that wrote its events but could not publish them fails; a retry of its cid returns them, stored once', async () => {
+    const store = await open();
+    const conv = randomUUID();
+    const from = randomUUID();
+    await store.append(conv, [draft()]);
+    const log = (store as unknown as { log: { publishMany: (...a: unknown[]) => Promise<unknown[]> } }).log;
+    const real = log.publishMany.bind(log);
+    log.publishMany = async (pubs: unknown) => (pubs as unknown[]).map(() => new MessageStoreUnavailableError('simulated publish failure'));
+    await assert.rejects(store.append(conv, [draft({ from, cid: 'unpublished' })]), MessageStoreUnavailableError);
+    log.publishMany = real;
+    const [retry] = await store.append(conv, [draft({ from, cid: 'unpublished' })]);
+    assert.equal(retry!.duplicate, true);
+    assert.equal(retry!.event.seq, 2);
+    const events = await readAll(store, conv);
+    assert.deepEqual(events.map((e) => [e.seq, e.cid ?? null]), [[1, null], [2, 'unpublished']]);
+  });
+
   test('5.4 one append looks up the cids of many drafts, and stores the new ones around those already claimed', async () => {
     const store = await open();
     const conv = randomUUID();

@@ -117,23 +117,30 @@ export class Appender {
     const fresh: number[] = [];
     try {
       await gate;
-      const keyed = todo.filter((i) => keyOf(j.drafts[i]!) != null && !lease.inflight.has(claimKey(j.drafts[i]!.from, j.drafts[i]!.cid)));
+      // A cid in flight now is that append's, whenever it finishes (it may finish during the lookup).
+      const busy = new Map<number, Promise<StoredEvent | null>>();
+      const keyed: number[] = [];
+      for (const i of todo) {
+        const d = j.drafts[i]!;
+        if (keyOf(d) == null) continue;
+        const p = lease.inflight.get(claimKey(d.from, d.cid));
+        if (p) busy.set(i, p);
+        else keyed.push(i);
+      }
       const stored = await this.claims.lookup(j.conv, keyed.map((i) => j.drafts[i]!), lease.published);
       for (const i of todo) {
         const d = j.drafts[i]!;
         const found = stored.get(d);
-        if (found) {
-          j.results[i] = { event: found, duplicate: true };
-          continue;
+        const held = busy.get(i);
+        if (found) j.results[i] = { event: found, duplicate: true };
+        else if (held) j.waits.push([i, held]);
+        else {
+          if (keyOf(d) != null) {
+            const k = claimKey(d.from, d.cid);
+            lease.inflight.set(k, new Promise((r) => mine.set(k, r)));
+          }
+          fresh.push(i);
         }
-        const k = keyOf(d) != null ? claimKey(d.from, d.cid) : null;
-        const busy = k != null ? lease.inflight.get(k) : undefined;
-        if (busy) {
-          j.waits.push([i, busy]);
-          continue;
-        }
-        if (k != null) lease.inflight.set(k, new Promise((r) => mine.set(k, r)));
-        fresh.push(i);
       }
     } finally {
       open();
@@ -217,8 +224,16 @@ export class Appender {
       });
     } finally {
       for (const j of jobs) {
-        j.w!.settle(null);
-        j.w!.finish(j.w!.tail);
+        const w = j.w!;
+        if (j.error && (w.written || w.tail === null)) {
+          // Events written but not published: a later publish of this lease would show them
+          // while a retry of their cids would not find them yet. The lease is taken over
+          // instead, which publishes them and their claims, so a retry gets them as duplicates.
+          w.tail = null;
+          this.leases.lose(j.lease!, 'an append wrote events it could not publish');
+        }
+        w.settle(null);
+        w.finish(w.tail);
       }
     }
   }

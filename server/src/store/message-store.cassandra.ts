@@ -37,9 +37,9 @@ export interface CassandraMessageStoreOptions {
 
 /**
  * The message store on Cassandra (or ScyllaDB). Its parts live in ./cassandra/: schema.ts (the
- * migration runner), leases.ts (who may append to a conversation, and its seqs), cid-claims.ts,
- * event-log.ts (event writes, void fillers, durable_seq), event-reads.ts, cql.ts (statements and
- * helpers). How an append works:
+ * migration runner), leases.ts (who may append to a conversation, and its seqs), appender.ts
+ * (append and appendMany), cid-claims.ts, event-log.ts (event writes, void fillers,
+ * durable_seq), event-reads.ts, cql.ts (statements and helpers). How an append works:
  * 1. The store instance takes the conversation's lease unless it holds it (Leases.use): one
  *    lightweight transaction on the allocator (static columns of `conversation_cids`) that
  *    names it holder and reserves LEASE_RANGE (1000) seqs. While it holds the lease it is the
@@ -48,17 +48,20 @@ export interface CassandraMessageStoreOptions {
  *    which the holder polls every 10 ms); the holder lets its appends in flight finish and
  *    releases with an LWT that gives back the seqs it did not use, so nobody waits on them.
  *    An idle lease is released after 2 s, all of them on close().
- * 2. Cids: a plain read of the drafts' claim rows (one statement per 100 drafts), and for a cid
- *    in flight in another append of this instance, that append's outcome. No Paxos round: only
- *    the holder writes claims, and it registers an append's cids before the next append of the
+ * 2. Cids: a plain read of `cid_claims` (one tiny partition per claim; the lookups of all
+ *    appends that start together go out as one `claim IN ?`), and for a cid in flight in
+ *    another append of this instance, that append's outcome. No Paxos round: only the holder
+ *    writes claims, and it registers an append's cids before the next append of the
  *    conversation looks its own up.
- * 3. The events, their claim rows and sender index are written as one unlogged batch (a few
- *    partitions), retried, and voided if they keep failing.
- * 4. Once the appends before it in the lease are published, the append raises `durable_seq` to
- *    its last seq and resolves. Readers and lastSeqs never look past durable_seq, so nobody
- *    sees a hole or waits on a seq that is not written yet, and appends publish in seq order.
- * So an append costs no Paxos round (one per lease taken, hand-over or 1000 seqs), one read
- * (when it carries cids) and two writes (the batch, durable_seq).
+ * 3. The events, their claims and sender index, of every conversation of an appendMany call,
+ *    are written as unlogged batches of under 4 KiB (larger multi-partition batches make
+ *    Cassandra warn on each), retried per conversation, and voided if they keep failing.
+ * 4. Once the appends before it in the lease are published, each conversation's durable_seq is
+ *    raised to its last seq (one shared batch for the call) and the append resolves. Readers
+ *    and lastSeqs never look past durable_seq, so nobody sees a hole or waits on a seq that is
+ *    not written yet, and appends publish in seq order.
+ * So an append costs no Paxos round (one per lease taken or handed over, or per 1000 seqs), a
+ * share of one read and of the write batches, and one durable_seq row per conversation.
  * Crash of a holder: each instance renews `store_instances.alive_until` (now + takeoverMs)
  * every takeoverMs / 4 and starts no write once its last renewal is takeoverMs / 2 old. A lease
  * whose holder is past alive_until is taken over: the taker voids the unwritten seqs below the
@@ -66,17 +69,16 @@ export interface CassandraMessageStoreOptions {
  * its range, and publishes under a higher lease epoch (durable_seq's write timestamp), which a
  * late durable_seq write of the dead holder cannot beat; its events and voids carry later
  * write timestamps than the dead holder's. Appends to that conversation wait up to takeoverMs.
- * appendMany is not implemented: appends of different conversations share no round, and the
- * EventWriter keeps more writes in flight for a store without it.
+ * An append that wrote events but could not publish them drops the lease (the take-over then
+ * publishes them), so a retry of their cids finds them instead of storing them twice.
  * Remaining risks: hub clocks that disagree by more than takeoverMs / 2, or a process paused
  * for longer than that between its liveness check and its write landing, can let a dead-taken
  * holder's late write overwrite a seq its taker reused. Two instances writing one conversation
  * by turns hand the lease over each time (about 2 LWTs and a poll interval, ~25 ms here), so
- * such a conversation is slower than on the old per-append LWT. Upgrading past migration 003:
+ * such a conversation is slower than with the old per-append LWT. Upgrading past migration 003:
  * stop the replicas of the older version first (they allocate by per-append CAS and would not
- * respect leases); seqs they allocated and left unwritten are voided after takeoverMs.
- * A conversation's claims share one partition (~100 bytes each), which wants bucketing before
- * conversations reach millions of messages.
+ * respect leases); seqs they allocated and left unwritten are voided after takeoverMs, and
+ * their claims (conversation_cids rows, event_cids) are still honoured.
  */
 export class CassandraMessageStore implements MessageStore {
   private readonly cql: Cql;

@@ -6,6 +6,13 @@ import { MessageStoreUnavailableError } from './errors.ts';
 
 type Statement = { query: string; params: unknown[]; bytes: number };
 
+/**
+ * Estimated mutation bytes per batch: a batch over several partitions above
+ * batch_size_warn_threshold (5 KiB by default) makes Cassandra log a warning and send one to
+ * the client for every batch, which costs both sides CPU (and fills a log nobody drains).
+ */
+const BATCH_BYTES = 3_800;
+
 /** A raise of one conversation's durable_seq. */
 export interface Publication {
   conv: string;
@@ -38,14 +45,13 @@ export class EventLog {
 
   /**
    * Events (of one or more conversations) with their cid claims and sender index, all with
-   * write timestamp `ts`, as unlogged batches, chunked so a batch stays below
-   * batch_size_fail_threshold (50 KiB by default).
+   * write timestamp `ts`, as unlogged batches of up to BATCH_BYTES.
    */
   async writeEvents(events: StoredEvent[], ts: number) {
     const statements: Statement[] = [];
     for (const e of events) {
       const data = JSON.stringify(e.data);
-      statements.push({ query: Q.insertEvent, params: [e.conv, bucketOf(e.seq), e.seq, e.id, e.kind, e.from, e.cid ?? null, new Date(e.ts), data], bytes: data.length + 120 });
+      statements.push({ query: Q.insertEvent, params: [e.conv, bucketOf(e.seq), e.seq, e.id, e.kind, e.from, e.cid ?? null, new Date(e.ts), data], bytes: data.length + 180 });
     }
     statements.push(...this.indexStatements(events));
     await this.batches(statements, ts);
@@ -60,9 +66,9 @@ export class EventLog {
   private indexStatements(events: StoredEvent[]): Statement[] {
     const out: Statement[] = [];
     for (const e of events) {
-      if (e.cid != null && e.from != null) out.push({ query: Q.claimKeyInsert, params: [claimId(e.conv, e.from, e.cid), e.id, e.seq], bytes: 100 });
+      if (e.cid != null && e.from != null) out.push({ query: Q.claimKeyInsert, params: [claimId(e.conv, e.from, e.cid), e.id, e.seq], bytes: 120 });
     }
-    for (const e of events) if (e.kind === 'message' && e.from != null) out.push({ query: Q.senderInsert, params: [e.conv, e.from, e.seq], bytes: 50 });
+    for (const e of events) if (e.kind === 'message' && e.from != null) out.push({ query: Q.senderInsert, params: [e.conv, e.from, e.seq], bytes: 60 });
     return out;
   }
 
@@ -74,7 +80,8 @@ export class EventLog {
     statements.forEach((st, i) => {
       batch.push({ query: st.query, params: st.params });
       bytes += st.bytes;
-      if (i === statements.length - 1 || batch.length >= 150 || bytes > 30_000) {
+      const next = statements[i + 1];
+      if (!next || batch.length >= 100 || bytes + next.bytes > BATCH_BYTES) {
         jobs.push(this.cql.client.batch(batch, opts));
         batch = [];
         bytes = 0;
@@ -107,8 +114,8 @@ export class EventLog {
     const statement = (p: Publication): Statement => {
       const ts = durableTs(p.epoch, p.end);
       return p.lastMessage === undefined
-        ? { query: Q.durable, params: [ts, p.end, p.conv], bytes: 40 }
-        : { query: Q.durableMsg, params: [ts, p.end, p.lastMessage, p.conv], bytes: 50 };
+        ? { query: Q.durable, params: [ts, p.end, p.conv], bytes: 90 }
+        : { query: Q.durableMsg, params: [ts, p.end, p.lastMessage, p.conv], bytes: 110 };
     };
     const out: (unknown | undefined)[] = pubs.map(() => undefined);
     if (!pubs.length) return out;

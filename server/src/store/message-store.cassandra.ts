@@ -71,6 +71,11 @@ export interface CassandraMessageStoreOptions {
  * write timestamps than the dead holder's. Appends to that conversation wait up to takeoverMs.
  * An append that wrote events but could not publish them drops the lease (the take-over then
  * publishes them), so a retry of their cids finds them instead of storing them twice.
+ * Figures (bench of 2026-12-02 16:03, one local node on a shared 2-core box, same run for both
+ * stores): store-load 5,940 appends/s (PostgreSQL 16,551; the per-append LWT store did 1,363,
+ * and 1,357–1,492 against 5,400–7,800 for this one in alternating runs on one node); end to
+ * end (persist) 3,306 acked/s (PostgreSQL 2,960). The node is CPU-bound: ~240 µs of Cassandra
+ * CPU per append (about 3.5 row mutations per message and a share of the claim read).
  * Remaining risks: hub clocks that disagree by more than takeoverMs / 2, or a process paused
  * for longer than that between its liveness check and its write landing, can let a dead-taken
  * holder's late write overwrite a seq its taker reused. Two instances writing one conversation

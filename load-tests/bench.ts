@@ -14,7 +14,7 @@
  *
  * Scenarios (--only): see SCENARIOS below.
  */
-import { execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -801,20 +801,31 @@ async function storeScenario(name: string, env: Record<string, string>, watch: W
   const t0 = Date.now();
   let out: { appended: number; failed: number; seconds: number; appendsPerS: number; cpuS: number; latencyP50: number; latencyP99: number };
   try {
-    const stdout = execFileSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'load-tests', 'store-load.ts')], {
-      cwd: repoRoot,
-      encoding: 'utf8',
-      timeout: (sizes.storeS + 120) * 1000,
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: {
-        ...process.env,
-        ...env,
-        NODE_ENV: 'production',
-        CONVS: String(sizes.storeConvs),
-        PRODUCERS: String(sizes.storeProducers),
-        DURATION_S: String(sizes.storeS),
-        BODY_SIZE: String(sizes.bodySize),
-      },
+    // Not execFileSync: this process must keep reading the Cassandra JVM's output meanwhile,
+    // or the JVM blocks once the pipe is full (~64 KB of log) and the run measures that.
+    const stdout = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'load-tests', 'store-load.ts')], {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: {
+          ...process.env,
+          ...env,
+          NODE_ENV: 'production',
+          CONVS: String(sizes.storeConvs),
+          PRODUCERS: String(sizes.storeProducers),
+          DURATION_S: String(sizes.storeS),
+          BODY_SIZE: String(sizes.bodySize),
+        },
+      });
+      let text = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      const timer = setTimeout(() => child.kill('SIGKILL'), (sizes.storeS + 120) * 1000);
+      child.on('error', reject);
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        if (code === 0) resolve(text);
+        else reject(new Error(`store-load exited with ${code ?? signal}: ${text.slice(-300)}`));
+      });
     });
     out = JSON.parse(stdout.trim().split('\n').at(-1)!);
   } catch (err) {

@@ -1,33 +1,44 @@
-import cassandra from 'cassandra-driver';
 import type { Logger } from '../../observability/logger.ts';
 import type { EventDraft, StoredEvent } from '../message-store.ts';
-import { type Cql, num, Q, type Row, sleep, str } from './cql.ts';
-import { MessageStoreUnavailableError } from './errors.ts';
-import type { EventLog } from './event-log.ts';
-import { INLINE_CLAIMS } from './seq-allocator.ts';
+import { claimId, claimLookup, type Cql, mapLimit, num, Q, remember, str } from './cql.ts';
 
-/** Claims per conditional batch: well below batch_size_fail_threshold (50 KiB) at ~100 bytes each. */
-const CLAIM_CHUNK = INLINE_CLAIMS;
+/** Keys per `claim IN ?` read. */
+const KEYS_PER_READ = 200;
+/** (sender, cid) pairs per read of conversation_cids (claims from before migration 003). */
+const OLD_PER_READ = 100;
 
-const claimKey = (from: unknown, cid: unknown) => `${String(from).toLowerCase()}\u0000${String(cid)}`;
+export const claimKey = (from: unknown, cid: unknown) => `${String(from).toLowerCase()}\u0000${String(cid)}`;
+
+interface Ask {
+  conv: string;
+  drafts: EventDraft[];
+  published: number;
+  resolve: (m: Map<EventDraft, StoredEvent>) => void;
+  reject: (e: unknown) => void;
+}
 
 /**
- * Idempotency claims: a (conversation, sender, cid) belongs to the append that claimed it with
- * INSERT ... IF NOT EXISTS in `conversation_cids`, whose partition is the conversation. An append
- * of up to INLINE_CLAIMS keyed drafts claims them in the conditional batch that allocates its
- * seqs (SeqAllocator.reserve); a bigger one claims them here first, with one conditional batch
- * per CLAIM_CHUNK drafts. Such a batch applies all or nothing, so when some cid is already
- * claimed it is retried without the claimed ones (the failed batch returns the existing rows).
+ * Idempotency claims: `cid_claims` maps (conversation, sender, cid) to the event that carries
+ * the cid and its seq. Claims are written with their events, in the same unlogged batch, by the
+ * conversation's lease holder, which is its only writer: so a plain read before the write is
+ * enough to find a cid stored before (no lightweight transaction). The reads of the appends
+ * that start together go out as one `claim IN ?` statement (one tiny partition per claim, so
+ * bloom filters answer for new cids). A claim counts only when the event at its seq carries its
+ * event id and that seq is published: a claim whose append failed (its seq voided), or a late
+ * write of a dead lease holder at a seq that its taker reuses, is not one.
+ * Claims written before migration 003 (rows of conversation_cids) and before 002 (event_cids)
+ * are looked up too, for the conversations that have any.
  */
 export class CidClaims {
   /** Whether the pre-002 table `event_cids` holds any claim (then it is consulted too). */
   private legacy = false;
+  /** Per conversation: whether conversation_cids holds claim rows (written before migration 003). */
+  private readonly oldRows = new Map<string, number>();
+  private queue: Ask[] = [];
 
   constructor(
     private readonly cql: Cql,
-    private readonly log: EventLog,
     private readonly logger: Logger,
-    private readonly claimStaleMs: number,
   ) {}
 
   /** Called once the schema is migrated. */
@@ -36,123 +47,90 @@ export class CidClaims {
     if (this.legacy) this.logger.info('event_cids holds claims from before migration 002; cids are looked up there too');
   }
 
-  /**
-   * Claims (conv, from, cid) for each draft (all keyed, distinct keys): per draft undefined when
-   * the claim is ours, else the claim row that holds it. When it throws, claims it may have
-   * taken are released.
-   */
-  async claimAll(conv: string, drafts: EventDraft[]): Promise<(Row | undefined)[]> {
-    const out = new Map<EventDraft, Row | undefined>();
+  /** The stored event of each draft (keyed, distinct keys) whose cid is claimed at or below `published`. */
+  lookup(conv: string, drafts: EventDraft[], published: number): Promise<Map<EventDraft, StoredEvent>> {
+    if (!drafts.length) return Promise.resolve(new Map());
+    return new Promise((resolve, reject) => {
+      if (!this.queue.length) setImmediate(() => void this.flush());
+      this.queue.push({ conv, drafts, published, resolve, reject });
+    });
+  }
+
+  private async flush() {
+    const asks = this.queue;
+    this.queue = [];
+    const byId = new Map<string, { ask: Ask; d: EventDraft }>();
+    for (const ask of asks) for (const d of ask.drafts) byId.set(claimId(ask.conv, d.from, d.cid), { ask, d });
+    const ids = [...byId.keys()];
+    const chunks: string[][] = [];
+    for (let i = 0; i < ids.length; i += KEYS_PER_READ) chunks.push(ids.slice(i, i + KEYS_PER_READ));
+    let rows: { ask: Ask; d: EventDraft; eventId: string | null; seq: number | null }[];
     try {
-      for (let at = 0; at < drafts.length; at += CLAIM_CHUNK) await this.claimChunk(conv, drafts.slice(at, at + CLAIM_CHUNK), out);
+      rows = (await mapLimit(chunks, 4, async (chunk) => (await this.cql.q(Q.claimKeysIn, [chunk], { isIdempotent: true })).rows))
+        .flat()
+        .map((r) => ({ ...byId.get(String(r.get('claim')))!, eventId: str(r.get('event_id')), seq: num(r.get('seq')) }));
     } catch (err) {
-      await this.release(conv, drafts);
-      throw err;
+      for (const a of asks) a.reject(err);
+      return;
     }
-    return drafts.map((d) => out.get(d));
-  }
-
-  private async claimChunk(conv: string, chunk: EventDraft[], out: Map<EventDraft, Row | undefined>) {
-    let todo = chunk;
-    for (let round = 0; todo.length; round++) {
-      if (round > 2 * CLAIM_CHUNK) throw new MessageStoreUnavailableError(`cid claims in ${conv} kept conflicting`);
-      const now = new Date();
-      const rs =
-        todo.length === 1
-          ? await this.cql.q(Q.claim, [conv, todo[0]!.from, todo[0]!.cid, todo[0]!.id, now, null, null])
-          : await this.cql.client.batch(
-              todo.map((d) => ({ query: Q.claim, params: [conv, d.from, d.cid, d.id, now, null, null] })),
-              { prepare: true },
-            );
-      if (rs.wasApplied()) {
-        for (const d of todo) out.set(d, undefined);
-        return;
-      }
-      // Not applied: nothing of this batch was written. The rows that made it fail come back.
-      const existing = new Map<string, Row>();
-      for (const r of rs.rows) if (r.get('cid') != null) existing.set(claimKey(r.get('sender_id'), r.get('cid')), r);
-      if (!existing.size) {
-        // Not expected (Cassandra returns the existing rows); look them up to make progress.
-        for (const d of todo) {
-          const r = (await this.cql.q(Q.claimRow, [conv, d.from, d.cid], { consistency: cassandra.types.consistencies.serial })).first();
-          if (r) existing.set(claimKey(d.from, d.cid), r);
-        }
-      }
-      const rest: EventDraft[] = [];
-      for (const d of todo) {
-        const r = existing.get(claimKey(d.from, d.cid));
-        if (!r) rest.push(d);
-        // Our own id: an earlier round took the claim over for this draft.
-        else out.set(d, String(r.get('event_id')) === d.id ? undefined : r);
-      }
-      todo = rest;
-    }
-  }
-
-  /**
-   * A cid not claimed here may have been stored before migration 002, in event_cids: then a
-   * claim here is created for that event (unless one exists already), so that claiming the cid
-   * finds it held and the draft becomes a duplicate of it. Only while event_cids holds rows.
-   * Remaining risk: an append of an older version still running (or crashed mid-append) during
-   * the upgrade holds an unfinished claim there that this does not see, so stop old replicas
-   * before new ones start.
-   */
-  async adoptLegacy(conv: string, drafts: EventDraft[]) {
-    if (!this.legacy) return;
     await Promise.all(
-      drafts.map(async (d) => {
-        const old = (await this.cql.q(Q.legacyClaimRow, [conv, d.from, d.cid], { isIdempotent: true })).first();
-        const holder = str(old?.get('event_id'));
-        const seq = holder != null && str(old!.get('seq_event_id')) === holder ? num(old!.get('seq')) : null;
-        if (seq == null || (await this.cql.readOne(conv, seq))?.id !== holder) return;
-        await this.cql.q(Q.claim, [conv, d.from, d.cid, holder, old!.get('claimed_at') ?? new Date(), seq, holder]);
+      asks.map(async (ask) => {
+        try {
+          const out = new Map<EventDraft, StoredEvent>();
+          const found = rows.filter((r) => r.ask === ask);
+          await this.adoptOld(ask, found.map((r) => r.d), found);
+          await mapLimit(found, 16, async (r) => {
+            if (r.eventId == null || r.seq == null || r.seq > ask.published) return;
+            const event = await this.cql.readOne(ask.conv, r.seq);
+            if (event?.id === r.eventId) out.set(r.d, event);
+          });
+          ask.resolve(out);
+        } catch (err) {
+          ask.reject(err);
+        }
       }),
     );
   }
 
   /**
-   * Waits until the append holding a draft's cid has written its event, and returns that event.
-   * Returns null when the claim was released, or was stale and is now ours: the draft is then
-   * appended in another round.
+   * For conversations with claims from before migration 003 (rows of conversation_cids, or
+   * event_cids before 002): the drafts not found in cid_claims are looked up there as well.
    */
-  async awaitClaim(conv: string, d: EventDraft, first: Row, patience: number): Promise<StoredEvent | null> {
-    const key = [conv, d.from, d.cid];
-    const waitStart = performance.now();
-    let row: Row | undefined = first;
-    for (let delay = 2; row; delay = Math.min(delay * 2, 100)) {
-      // A null holder: a released claim whose seq cells outlived the delete (clock skew).
-      const holder = str(row.get('event_id'));
-      if (holder === d.id) return null;
-      const seq = holder != null && str(row.get('seq_event_id')) === holder ? num(row.get('seq')) : null;
-      const event = seq != null ? await this.cql.readOne(conv, seq) : null;
-      if (event?.id === holder) return event;
-      const voided = event != null; // the holder's seq holds a void filler: its append failed
-      const claimedAt = (row.get('claimed_at') as Date | null)?.getTime() ?? 0;
-      if (holder == null || voided || Date.now() - claimedAt > this.claimStaleMs) {
-        // The holder died or gave up. Void its seq first when known, so that a late write of
-        // the holder's loses against it (later timestamp) instead of duplicating the message.
-        if (seq != null && !voided) await this.log.writeVoids(conv, [seq]);
-        if ((await this.cql.q(Q.claimSteal, [d.id, new Date(), ...key, holder])).wasApplied()) {
-          this.logger.warn({ conv, cid: d.cid }, 'took over a stale cid claim');
-          return null;
-        }
-      } else if (performance.now() - waitStart > patience) {
-        throw new MessageStoreUnavailableError(`cid ${d.cid} in ${conv} is held by an append still in progress; retry`);
-      } else {
-        await sleep(delay);
+  private async adoptOld(ask: Ask, foundDrafts: EventDraft[], found: { ask: Ask; d: EventDraft; eventId: string | null; seq: number | null }[]) {
+    const missing = ask.drafts.filter((d) => !foundDrafts.includes(d));
+    if (!missing.length) return;
+    if (this.legacy) {
+      for (const d of missing) {
+        const old = (await this.cql.q(Q.legacyClaimRow, [ask.conv, d.from, d.cid], { isIdempotent: true })).first();
+        const holder = str(old?.get('event_id'));
+        if (holder != null && str(old!.get('seq_event_id')) === holder) found.push({ ask, d, eventId: holder, seq: num(old!.get('seq')) });
       }
-      row = (await this.cql.q(Q.claimRow, key)).first();
     }
-    return null;
+    if (!(await this.hasOldRows(ask.conv))) return;
+    const rest = missing.filter((d) => !found.some((f) => f.d === d));
+    for (let i = 0; i < rest.length; i += OLD_PER_READ) {
+      const chunk = rest.slice(i, i + OLD_PER_READ);
+      const params: unknown[] = [ask.conv];
+      for (const d of chunk) params.push(d.from, d.cid);
+      for (const r of (await this.cql.q(claimLookup(chunk.length), params, { isIdempotent: true })).rows) {
+        const holder = str(r.get('event_id'));
+        const d = chunk.find((c) => claimKey(c.from, c.cid) === claimKey(r.get('sender_id'), r.get('cid')));
+        if (d && holder != null && str(r.get('seq_event_id')) === holder) found.push({ ask, d, eventId: holder, seq: num(r.get('seq')) });
+      }
+    }
   }
 
-  async release(conv: string, held: EventDraft[]) {
-    await Promise.all(
-      held.map((d) =>
-        this.cql.q(Q.claimRelease, [conv, d.from, d.cid, d.id]).catch((err) =>
-          this.logger.warn({ err: (err as Error).message, conv, cid: d.cid }, 'could not release a cid claim'),
-        ),
-      ),
-    );
+  /** A conversation whose conversation_cids partition did not exist: it has no claims from before migration 003. */
+  markNew(conv: string) {
+    remember(this.oldRows, conv, 0);
+  }
+
+  private async hasOldRows(conv: string): Promise<boolean> {
+    const known = this.oldRows.get(conv);
+    if (known !== undefined) return known === 1;
+    const row = (await this.cql.q(Q.oldClaimAny, [conv], { isIdempotent: true })).first();
+    const has = row?.get('cid') != null;
+    remember(this.oldRows, conv, has ? 1 : 0);
+    return has;
   }
 }

@@ -18,24 +18,35 @@ export const Q = {
   eventOne: `SELECT ${EVENT_COLS} FROM events WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
   seqRange: `SELECT seq FROM events WHERE conversation_id = ? AND bucket = ? AND seq >= ? AND seq <= ?`,
   setData: `UPDATE events SET data = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
-  allocSeed: `UPDATE conversation_cids SET last_seq = ? WHERE conversation_id = ? IF last_seq = null`,
-  allocCas: `UPDATE conversation_cids SET last_seq = ?, alloc_id = ? WHERE conversation_id = ? IF last_seq = ?`,
-  allocRow: `SELECT last_seq, alloc_id FROM conversation_cids WHERE conversation_id = ? LIMIT 1`,
+  leaseRow: `SELECT last_seq, holder, lease_epoch FROM conversation_cids WHERE conversation_id = ? LIMIT 1`,
+  leaseTake: `UPDATE conversation_cids SET holder = ?, lease_epoch = ?, last_seq = ? WHERE conversation_id = ? IF holder = ? AND lease_epoch = ? AND last_seq = ?`,
+  leaseExtend: `UPDATE conversation_cids SET last_seq = ? WHERE conversation_id = ? IF holder = ? AND lease_epoch = ?`,
+  leaseRelease: `UPDATE conversation_cids SET last_seq = ?, holder = null WHERE conversation_id = ? IF holder = ? AND lease_epoch = ?`,
+  leaseAsk: `INSERT INTO lease_requests (holder, conversation_id, requested_at) VALUES (?, ?, ?) USING TTL 5`,
+  leaseAsked: `SELECT conversation_id, requested_at FROM lease_requests WHERE holder = ?`,
+  instanceBeat: `UPDATE store_instances SET alive_until = ? WHERE id = ?`,
+  instanceRow: `SELECT alive_until FROM store_instances WHERE id = ?`,
   legacyHead: `SELECT last_seq FROM conversation_heads WHERE conversation_id = ?`,
   head: `SELECT durable_seq, last_message_seq FROM conversation_heads WHERE conversation_id = ?`,
   durable: `UPDATE conversation_heads USING TIMESTAMP ? SET durable_seq = ? WHERE conversation_id = ?`,
   durableMsg: `UPDATE conversation_heads USING TIMESTAMP ? SET durable_seq = ?, last_message_seq = ? WHERE conversation_id = ?`,
+  /** Only for claims found in event_cids (pre-002), adopted once. */
   claim: `INSERT INTO conversation_cids (conversation_id, sender_id, cid, event_id, claimed_at, seq, seq_event_id) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
-  claimRenew: `UPDATE conversation_cids SET claimed_at = ?, seq = ?, seq_event_id = ? WHERE conversation_id = ? AND sender_id = ? AND cid = ? IF event_id = ?`,
-  claimRow: `SELECT sender_id, cid, event_id, claimed_at, seq, seq_event_id FROM conversation_cids WHERE conversation_id = ? AND sender_id = ? AND cid = ?`,
-  claimSteal: `UPDATE conversation_cids SET event_id = ?, claimed_at = ? WHERE conversation_id = ? AND sender_id = ? AND cid = ? IF event_id = ?`,
-  claimSeq: `UPDATE conversation_cids SET seq = ?, seq_event_id = ? WHERE conversation_id = ? AND sender_id = ? AND cid = ?`,
-  claimRelease: `DELETE FROM conversation_cids WHERE conversation_id = ? AND sender_id = ? AND cid = ? IF event_id = ?`,
+  claimKeyInsert: `INSERT INTO cid_claims (claim, event_id, seq) VALUES (?, ?, ?)`,
+  claimKeysIn: `SELECT claim, event_id, seq FROM cid_claims WHERE claim IN ?`,
+  oldClaimAny: `SELECT cid FROM conversation_cids WHERE conversation_id = ? LIMIT 1`,
   legacyAny: `SELECT conversation_id FROM event_cids LIMIT 1`,
   legacyClaimRow: `SELECT event_id, claimed_at, seq, seq_event_id FROM event_cids WHERE conversation_id = ? AND sender_id = ? AND cid = ?`,
   senderInsert: `INSERT INTO sender_messages (conversation_id, sender_id, seq) VALUES (?, ?, ?)`,
   senderSeqs: `SELECT seq FROM sender_messages WHERE conversation_id = ? AND sender_id = ?`,
 };
+
+/** Looks up n (sender, cid) claims of one conversation in conversation_cids (written before migration 003); a statement text per n. */
+export const claimLookup = (n: number) =>
+  `SELECT sender_id, cid, event_id, seq, seq_event_id FROM conversation_cids WHERE conversation_id = ? AND (sender_id, cid) IN (${Array(n).fill('(?, ?)').join(', ')})`;
+
+/** The cid_claims key of a (conversation, sender, cid). */
+export const claimId = (conv: unknown, from: unknown, cid: unknown) => `${String(conv).toLowerCase()}:${String(from).toLowerCase()}:${String(cid)}`;
 
 export const bucketOf = (seq: number) => Math.floor(seq / BUCKET_SIZE);
 export const num = (v: unknown): number | null => (v == null ? null : typeof v === 'number' ? v : (v as cassandra.types.Long).toNumber());

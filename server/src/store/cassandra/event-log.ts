@@ -1,8 +1,33 @@
+import cassandra from 'cassandra-driver';
 import type { Logger } from '../../observability/logger.ts';
 import type { StoredEvent } from '../message-store.ts';
-import { BUCKET_SIZE, bucketOf, byBucket, type Cql, nowMicros, num, Q, remember, sleep, voidId } from './cql.ts';
+import { BUCKET_SIZE, bucketOf, byBucket, claimId, type Cql, nowMicros, num, Q, remember, sleep, voidId } from './cql.ts';
 import { MessageStoreUnavailableError } from './errors.ts';
-import type { Allocation } from './seq-allocator.ts';
+
+type Statement = { query: string; params: unknown[]; bytes: number };
+
+/**
+ * Estimated mutation bytes per batch: a batch over several partitions above
+ * batch_size_warn_threshold (5 KiB by default) makes Cassandra log a warning and send one to
+ * the client for every batch, which costs both sides CPU (and fills a log nobody drains).
+ */
+const BATCH_BYTES = 3_800;
+
+/** A raise of one conversation's durable_seq. */
+export interface Publication {
+  conv: string;
+  epoch: number;
+  end: number;
+  /** The last message event among the seqs published, if any (last_message_seq). */
+  lastMessage: number | undefined;
+}
+
+/**
+ * durable_seq's write timestamp: epoch * 2^32 + seq, so within a lease the highest seq wins
+ * whatever order writes arrive in, and a newer lease's writes beat any late one of an older
+ * lease (epoch 0: written before leases, timestamp = seq).
+ */
+const durableTs = (epoch: number, seq: number) => cassandra.types.Long.fromNumber(epoch).shiftLeft(32).add(cassandra.types.Long.fromNumber(seq));
 
 /**
  * The write side of the event log: events and their indexes, void fillers, and `durable_seq`,
@@ -19,23 +44,35 @@ export class EventLog {
   ) {}
 
   /**
-   * The events and their indexes (sender_messages, and with `claimSeqs` the seqs of the cid
-   * claims, which claims made in the allocating round carry already), all with write timestamp
-   * `ts`, as unlogged batches: one for a usual append (a few partitions, one round trip),
-   * chunked so a batch stays well below the mutation size limit.
+   * Events (of one or more conversations) with their cid claims and sender index, all with
+   * write timestamp `ts`, as unlogged batches of up to BATCH_BYTES.
    */
-  async writeEvents(conv: string, events: StoredEvent[], ts: number, claimSeqs: boolean) {
-    const statements: { query: string; params: unknown[]; bytes: number }[] = [];
-    const bySender = new Map<string, number[]>();
+  async writeEvents(events: StoredEvent[], ts: number) {
+    const statements: Statement[] = [];
     for (const e of events) {
       const data = JSON.stringify(e.data);
-      statements.push({ query: Q.insertEvent, params: [conv, bucketOf(e.seq), e.seq, e.id, e.kind, e.from, e.cid ?? null, new Date(e.ts), data], bytes: data.length + 200 });
+      statements.push({ query: Q.insertEvent, params: [e.conv, bucketOf(e.seq), e.seq, e.id, e.kind, e.from, e.cid ?? null, new Date(e.ts), data], bytes: data.length + 180 });
     }
+    statements.push(...this.indexStatements(events));
+    await this.batches(statements, ts);
+  }
+
+  /** Only the cid claims and sender index of events already written (a lease taker adopting a dead holder's events). */
+  async writeIndexes(conv: string, events: StoredEvent[]) {
+    const statements = this.indexStatements(events);
+    if (statements.length) await this.batches(statements, nowMicros());
+  }
+
+  private indexStatements(events: StoredEvent[]): Statement[] {
+    const out: Statement[] = [];
     for (const e of events) {
-      if (claimSeqs && e.cid != null && e.from != null) statements.push({ query: Q.claimSeq, params: [e.seq, e.id, conv, e.from, e.cid], bytes: 100 });
-      if (e.kind === 'message' && e.from != null) bySender.set(e.from, [...(bySender.get(e.from) ?? []), e.seq]);
+      if (e.cid != null && e.from != null) out.push({ query: Q.claimKeyInsert, params: [claimId(e.conv, e.from, e.cid), e.id, e.seq], bytes: 120 });
     }
-    for (const [from, seqs] of bySender) for (const s of seqs) statements.push({ query: Q.senderInsert, params: [conv, from, s], bytes: 60 });
+    for (const e of events) if (e.kind === 'message' && e.from != null) out.push({ query: Q.senderInsert, params: [e.conv, e.from, e.seq], bytes: 60 });
+    return out;
+  }
+
+  private async batches(statements: Statement[], ts: number | undefined) {
     const opts = { prepare: true, logged: false, timestamp: ts, isIdempotent: true };
     const jobs: Promise<unknown>[] = [];
     let batch: { query: string; params: unknown[] }[] = [];
@@ -43,7 +80,8 @@ export class EventLog {
     statements.forEach((st, i) => {
       batch.push({ query: st.query, params: st.params });
       bytes += st.bytes;
-      if (i === statements.length - 1 || batch.length >= 200 || bytes > 512_000) {
+      const next = statements[i + 1];
+      if (!next || batch.length >= 100 || bytes + next.bytes > BATCH_BYTES) {
         jobs.push(this.cql.client.batch(batch, opts));
         batch = [];
         bytes = 0;
@@ -65,26 +103,54 @@ export class EventLog {
     );
   }
 
-  /** Raises durable_seq to the allocation's end once every seq before it is durable. */
-  async publish(conv: string, alloc: Allocation, lastMessage: number | undefined) {
-    await this.waitDurable(conv, alloc.start - 1);
-    const [query, params] =
-      lastMessage === undefined
-        ? [Q.durable, [alloc.end, alloc.end, conv]]
-        : [Q.durableMsg, [alloc.end, alloc.end, lastMessage, conv]];
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.cql.q(query, params, { isIdempotent: true });
-        break;
-      } catch (err) {
-        if (attempt >= 2) throw new MessageStoreUnavailableError(`could not publish seqs of ${conv}`, { cause: err });
-        await sleep(50 * 4 ** attempt);
-      }
-    }
-    remember(this.durableHint, conv, alloc.end);
+  /** Raises durable_seq to `end` (the caller knows every seq up to it is written), under the lease's epoch. */
+  async publish(conv: string, epoch: number, end: number, lastMessage: number | undefined) {
+    const [failed] = await this.publishMany([{ conv, epoch, end, lastMessage }]);
+    if (failed) throw failed;
   }
 
-  private async waitDurable(conv: string, target: number) {
+  /** Several publications as shared batches; a publication whose batch failed is retried alone. Per publication: its error, if any. */
+  async publishMany(pubs: Publication[]): Promise<(unknown | undefined)[]> {
+    const statement = (p: Publication): Statement => {
+      const ts = durableTs(p.epoch, p.end);
+      return p.lastMessage === undefined
+        ? { query: Q.durable, params: [ts, p.end, p.conv], bytes: 90 }
+        : { query: Q.durableMsg, params: [ts, p.end, p.lastMessage, p.conv], bytes: 110 };
+    };
+    const out: (unknown | undefined)[] = pubs.map(() => undefined);
+    if (!pubs.length) return out;
+    try {
+      if (pubs.length === 1) await this.cql.q(statement(pubs[0]!).query, statement(pubs[0]!).params, { isIdempotent: true });
+      else await this.batches(pubs.map(statement), undefined);
+    } catch {
+      await Promise.all(
+        pubs.map(async (p, i) => {
+          const st = statement(p);
+          for (let attempt = 1; ; attempt++) {
+            await sleep(50 * 4 ** (attempt - 1));
+            try {
+              await this.cql.q(st.query, st.params, { isIdempotent: true });
+              return;
+            } catch (err) {
+              if (attempt >= 2) {
+                out[i] = new MessageStoreUnavailableError(`could not publish seqs of ${p.conv}`, { cause: err });
+                return;
+              }
+            }
+          }
+        }),
+      );
+    }
+    pubs.forEach((p, i) => out[i] === undefined && remember(this.durableHint, p.conv, p.end));
+    return out;
+  }
+
+  /**
+   * Waits until durable_seq reaches `target`; when it makes no progress for takeoverMs, voids
+   * the unwritten seqs up to it (their appender crashed). Only seqs allocated before leases
+   * (migration 003) can be in that state when a free lease is acquired.
+   */
+  async waitDurable(conv: string, target: number) {
     if (target <= 0 || (this.durableHint.get(conv) ?? 0) >= target) return;
     let seen = -1;
     let since = performance.now();

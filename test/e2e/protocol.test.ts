@@ -18,6 +18,8 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
       WS_MAX_BODY_CHARS: '500',
       WS_MAX_CONNECTIONS_PER_USER: '3',
       WS_MAX_BACKPRESSURE_BYTES: '65536',
+      // Long enough that a reload in a test is always within it on a loaded box; 5.6 waits for the offline.
+      PRESENCE_OFFLINE_GRACE_MS: '4000',
       ALLOWED_ORIGINS: 'https://app.example.com',
     });
   });
@@ -376,6 +378,28 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
     const seen = s.c.frames.filter((f) => f.type === 'presence').map((f) => f.user);
     assert.deepEqual(seen, [users[0]!.id]);
     for (const x of [online, other, s]) x.c.close();
+  });
+
+  test('5.6 presence: both reload at once: the one who came back within the grace is never offline, and the other, whose snapshot came in the gap, still learns they are online', async () => {
+    const { users } = await group(2);
+    const alice = await connect(replica.port, users[0]!.accessToken);
+    const bob = await connect(replica.port, users[1]!.accessToken);
+    await alice.c.wait((f) => f.type === 'presence' && f.user === users[1]!.id && f.status === 'online');
+    // Bob's page closes first, then Alice's; Alice's new socket takes its snapshot while Bob has none.
+    bob.c.close();
+    await bob.c.closed;
+    alice.c.close();
+    await alice.c.closed;
+    const alice2 = await connect(replica.port, users[0]!.accessToken);
+    await alice2.c.request({ type: 'ping' });
+    assert.equal(alice2.c.frames.filter((f) => f.type === 'presence' && f.user === users[1]!.id).length, 0, 'Bob was not online at her snapshot');
+    // Bob is back within PRESENCE_OFFLINE_GRACE_MS (4 s here).
+    const bob2 = await connect(replica.port, users[1]!.accessToken);
+    await alice2.c.wait((f) => f.type === 'presence' && f.user === users[1]!.id && f.status === 'online');
+    // Bob's own new socket sees Alice online, and nobody was told Bob went offline.
+    await bob2.c.wait((f) => f.type === 'presence' && f.user === users[0]!.id && f.status === 'online');
+    assert.equal(alice2.c.frames.filter((f) => f.type === 'presence' && f.status === 'offline').length, 0);
+    for (const x of [alice2, bob2]) x.c.close();
   });
 
   test('5.6 presence: online with the first socket, offline after the last closes', async () => {

@@ -32,8 +32,8 @@ export interface HubLimits {
   announcedResumeHoldMs: number;
   /**
    * A user whose last socket closed is announced offline only if they are still offline this
-   * long after; a socket that comes back within it announces nothing (reconnect storms, page
-   * reloads). 0: at once.
+   * long after, so a reconnect within it (reconnect storms, page reloads) is never seen as
+   * offline. 0: at once.
    */
   presenceGraceMs?: number;
 }
@@ -246,12 +246,15 @@ export class Hub {
         if (!conn.closed && online.size) conn.batch(() => {
           for (const u of online) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
         });
-        // Back within the grace of their last socket here: nobody was told they left.
+        // Back within the grace of their last socket here: nobody is told they left. They are
+        // still announced online when this is their first socket again: a contact whose socket
+        // took its presence snapshot in the gap (both reloading at once) would not know.
         const leaving = this.goingOffline.get(user.id);
         if (leaving) {
           clearTimeout(leaving);
           this.goingOffline.delete(user.id);
-        } else if (first) await this.announcePresence(user.id, 'online', convs);
+        }
+        if (first) await this.announcePresence(user.id, 'online', convs);
       });
     } catch (err) {
       this.d.logger.error({ err, conn: conn.id }, 'socket setup failed');

@@ -1,5 +1,5 @@
 import type { Connection } from './connection.ts';
-import type { Frame } from './wire.ts';
+import type { Frame, OwnRead } from './wire.ts';
 
 /**
  * One conversation as this replica sees it: the highest seq delivered in order here, the
@@ -12,7 +12,7 @@ export class Feed {
   isReady = false;
   readonly ready: Promise<void>;
   markReady!: () => void;
-  readonly pending = new Map<number, { frame: Frame; acceptedAt: number; read?: { user: string; seq: number } }>();
+  readonly pending = new Map<number, { frame: Frame; acceptedAt: number; read?: OwnRead }>();
   readonly subscribers = new Set<Connection>();
   gapTimer: NodeJS.Timeout | null = null;
   gapAttempts = 0;

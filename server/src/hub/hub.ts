@@ -13,7 +13,7 @@ import type { LimitsDirectory, MembershipDirectory, SocketLimits, SocketLogin, U
 import type { Presence } from './presence.ts';
 import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
 import { ResumeGate } from './resume-gate.ts';
-import { busEvent, busFrame, encode, encodeEvent, frameBytes, parseBus, type Frame } from './wire.ts';
+import { busEvent, busFrame, encode, encodeEvent, frameBytes, parseBus, type Frame, type OwnRead } from './wire.ts';
 
 export interface HubLimits {
   maxBodyChars: number;
@@ -87,8 +87,7 @@ export class Hub {
   private userMaxConns = new Map<string, number>();
   private resumeGate: ResumeGate;
   /** Catch-up reads in flight, shared by the sockets that ask for the same page (`catchUpPage`), and how many asked. */
-  private pageReads = new Map<string, Promise<{ seq: number; frame: Frame }[]>>();
-  private pageWaiters = new Map<string, number>();
+  private pageReads = new Map<string, { page: Promise<{ seq: number; frame: Frame }[]>; waiters: number }>();
   /** Sockets with frames posted this turn (see `post`). */
   private outbox: Connection[] = [];
   /** What every Connection is made with (one object for all of them). */
@@ -529,24 +528,24 @@ export class Hub {
    */
   private catchUpPage(conv: string, afterSeq: number, limit: number): Promise<{ seq: number; frame: Frame }[]> {
     const key = `${conv}|${afterSeq}|${limit}`;
-    let page = this.pageReads.get(key);
-    if (!page) {
-      page = this.d.store.read(conv, { afterSeq, limit }).then((events) => {
-        const frames = events.map((e) => ({ seq: e.seq, frame: encodeEvent(e) as Frame }));
-        // Several sockets will send these: bytes once, not a string encoded again per socket.
-        if (this.pageWaiters.get(key)! > 1) for (const f of frames) f.frame = frameBytes(f.frame);
-        return frames;
-      });
-      this.pageReads.set(key, page);
-      this.pageWaiters.set(key, 0);
-      const done = () => {
-        this.pageReads.delete(key);
-        this.pageWaiters.delete(key);
+    let read = this.pageReads.get(key);
+    if (!read) {
+      const shared: { page: Promise<{ seq: number; frame: Frame }[]>; waiters: number } = {
+        waiters: 0,
+        page: this.d.store.read(conv, { afterSeq, limit }).then((events) => {
+          const frames = events.map((e) => ({ seq: e.seq, frame: encodeEvent(e) as Frame }));
+          // Several sockets will send these: bytes once, not a string encoded again per socket.
+          if (shared.waiters > 1) for (const f of frames) f.frame = frameBytes(f.frame);
+          return frames;
+        }),
       };
-      page.then(done, done);
+      read = shared;
+      this.pageReads.set(key, read);
+      const done = () => this.pageReads.delete(key);
+      read.page.then(done, done);
     }
-    this.pageWaiters.set(key, this.pageWaiters.get(key)! + 1);
-    return page;
+    read.waiters++;
+    return read.page;
   }
 
   // ---- feeds and the bus -----------------------------------------------------------------
@@ -931,12 +930,6 @@ export class Hub {
 
 /** One presence change on the bus: user, status, lastSeen (ms; 0 when online), the user's conversations. */
 type PresenceChange = [string, 'online' | 'offline', number, string[]];
-
-/** The author's read cursor, moved by an event's own commit. */
-export interface OwnRead {
-  user: string;
-  seq: number;
-}
 
 /** An upgrade in flight: the user's control messages since it started watching. */
 export interface UserWatch {

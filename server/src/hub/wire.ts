@@ -33,12 +33,18 @@ const BAR = 0x7c; // '|'
  *   `F|<userId to skip or empty>|<frame json>`   an ephemeral frame (typing, read, presence, updates).
  * The header is parsed with indexOf; the frame bytes are sliced, never re-parsed.
  */
-export const busEvent = (seq: number, acceptedAt: number, frame: string, read?: { user: string; seq: number }) =>
+/** An event's author's read cursor, moved by the event's own commit (the `R` payload carries it). */
+export interface OwnRead {
+  user: string;
+  seq: number;
+}
+
+export const busEvent = (seq: number, acceptedAt: number, frame: string, read?: OwnRead) =>
   read ? `R${seq}|${acceptedAt}|${read.user}|${read.seq}|${frame}` : `E${seq}|${acceptedAt}|${frame}`;
 export const busFrame = (frame: string, skipUser = '') => `F|${skipUser}|${frame}`;
 
 export type BusMessage =
-  | { t: 'E'; seq: number; acceptedAt: number; frame: Uint8Array; read?: { user: string; seq: number } }
+  | { t: 'E'; seq: number; acceptedAt: number; frame: Uint8Array; read?: OwnRead }
   | { t: 'F'; skipUser: string; frame: Uint8Array };
 
 /** Parses a bus payload's header; the frame is a view of the payload's bytes (no copy, no decode). */

@@ -40,11 +40,15 @@ export class Entitlements implements LimitsDirectory {
     return this.fromRow(row);
   }
 
+  /** The plan a subscription gives now: its own while the period runs, else none (the free plan). */
+  private activePlan(planId: string, periodEndMs: number): Plan | undefined {
+    const plan = this.byId.get(planId);
+    return plan && periodEndMs > this.d.now() ? plan : undefined;
+  }
+
   fromRow(row: typeof paymentSubscriptions.$inferSelect | undefined): Entitlement {
-    const plan = row ? this.byId.get(row.planId) : undefined;
-    if (!row || !plan || row.periodEnd.getTime() <= this.d.now()) {
-      return { plan: this.free.id, until: null, autoRenew: false, limits: this.free.limits };
-    }
+    const plan = row && this.activePlan(row.planId, row.periodEnd.getTime());
+    if (!row || !plan) return { plan: this.free.id, until: null, autoRenew: false, limits: this.free.limits };
     return { plan: plan.id, until: row.periodEnd.toISOString(), autoRenew: row.autoRenew, limits: plan.limits };
   }
 
@@ -54,8 +58,7 @@ export class Entitlements implements LimitsDirectory {
 
   /** A new socket's limits from the subscription its login statement read (no query). */
   limitsOfSubscription(sub: LoginSubscription | null): SocketLimits {
-    const plan = sub ? this.byId.get(sub.planId) : undefined;
-    return socketLimits(plan && sub!.periodEnd > this.d.now() ? plan.limits : this.free.limits);
+    return socketLimits((sub && this.activePlan(sub.planId, sub.periodEnd))?.limits ?? this.free.limits);
   }
 
   /** Group size and history depth for the conversation service. */

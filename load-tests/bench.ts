@@ -32,7 +32,7 @@ import { cpuDelta, findPid, processTree, repoRoot, round, sample, type Sample, t
 import { summarizeProfile } from './harness/profile-summary.ts';
 import { CEILING_SCENARIO, finishReport, type BenchResult, type ScenarioResult } from './harness/report.ts';
 import { seedDatabase, type SeedFile } from './harness/seed.ts';
-import { hubEnv, startHubs, startSocketIoPeers, startUwsPeer, startWsPeer, type ServerSet } from './harness/servers.ts';
+import { hubEnv, startDurablePeers, startHubs, startSocketIoPeers, startUwsPeer, startWsPeer, type ServerSet } from './harness/servers.ts';
 import { parseOverrides } from './harness/thresholds.ts';
 
 // ---- sizes ---------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ const SCENARIOS = {
   reconnect: 'every socket dropped at once, reconnect + resume, time to first message, no gap or duplicate',
   persist: 'rooms of 2, one writer per room keeping a window in flight: durable acked messages/s',
   store: 'the write path alone (EventWriter + message store): durable appends/s',
-  peers: 'connect and fanout against bare uWS, plain ws, Socket.IO + Redis adapter',
+  peers: 'connect and fanout against bare uWS, plain ws, Socket.IO + Redis adapter, and the durable floor (uWS + PostgreSQL + Redis, nothing else)',
   connscale: 'idle sockets on one hub process, in steps: RSS per socket',
   cassandra: 'persist and store with MESSAGE_STORE=cassandra (only with --cassandra or when named)',
   soak: 'long-running soak (load-tests/soak.ts; only with --soak or when named)',
@@ -249,7 +249,7 @@ async function main() {
   if (wants('peers')) {
     const peerEnv = { SEED_FILE: seedFile, JWT_SECRET: jwtSecret, REDIS_URL: redis.url, REDIS_PREFIX: `sio${stamp.replace(/-/g, '')}` };
     // One peer at a time, so each has the box to itself.
-    const peers = [() => startUwsPeer(peerEnv), () => startWsPeer(peerEnv), () => startSocketIoPeers(2, peerEnv)];
+    const peers = [() => startUwsPeer(peerEnv), () => startWsPeer(peerEnv), () => startSocketIoPeers(2, peerEnv), () => startDurablePeers(2, { ...peerEnv, DATABASE_URL: databaseUrl })];
     for (const start of peers) {
       const peer = await start();
       cleanups.push(() => peer.stop());

@@ -177,6 +177,7 @@ const COLUMNS: { kind: ServerKind; head: string; short: string }[] = [
   { kind: 'uws', head: 'bare uWS (1 process)', short: 'bare uWS' },
   { kind: 'ws', head: 'plain ws (1 process)', short: 'ws' },
   { kind: 'socketio', head: 'Socket.IO + Redis adapter (2 replicas)', short: 'Socket.IO' },
+  { kind: 'floor', head: 'durable floor: uWS + PostgreSQL + Redis (2 replicas)', short: 'durable floor' },
 ];
 
 function sideBySide(r: BenchResult): string[] {

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { buildServer } from '../../scripts/build.ts';
 import { startNodeServer, type NodeServer } from './procs.ts';
 
-export type ServerKind = 'hubbub' | 'uws' | 'ws' | 'socketio';
+export type ServerKind = 'hubbub' | 'uws' | 'ws' | 'socketio' | 'floor';
 
 /** A set of server processes under test, as the load generator sees them. */
 export interface ServerSet {
@@ -115,4 +115,19 @@ export async function startSocketIoPeers(replicas: number, env: Record<string, s
     ),
   );
   return set('socketio', 'Socket.IO + redis-adapter', procs);
+}
+
+/** The durable floor (peers/durable-peer.ts): uWS + postgres.js + ioredis doing only what durability and replication need. */
+export async function startDurablePeers(replicas: number, env: Record<string, string>): Promise<ServerSet> {
+  const procs = await Promise.all(
+    Array.from({ length: replicas }, (_, i) =>
+      startNodeServer({
+        name: `floor-${String.fromCharCode(97 + i)}`,
+        entry: path.join('load-tests', 'peers', 'durable-peer.ts'),
+        env,
+        readyPath: '/stats',
+      }),
+    ),
+  );
+  return set('floor', 'durable floor: uWS + PostgreSQL + Redis (2 replicas)', procs);
 }

@@ -174,6 +174,8 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     resumeEvents: budgets.resumeEvents,
   });
   hubRef = hub;
+  // A member with a socket here is online without a presence lookup.
+  notifications.trigger.localOnline = (userId) => hub.hasSocketsOf(userId);
   const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments });
   const services: ApiServices = { auth, profiles, account, conversations, payments: pay.payments, metrics, budgets, notifications: notifications.settings };
 

@@ -240,4 +240,32 @@ describe('notifications: BullMQ on real Redis, real PostgreSQL, a real push serv
     assert.ok(later[1]!.verified);
     assert.deepEqual((await owner.client.notifications.webhooks.list.query()).map((w) => w.id), [created.id]);
   });
+  test('the trigger keeps member lists, and a membership change drops them: a member added after a message is notified of the next; a removed one gets no job; a webhook made after a message is used for the next', async () => {
+    const { users, conv, author } = await room(2);
+    const [, first] = users as [User, User];
+    const bFirst = await subscribe(first);
+    await say(author, conv, 'before anyone else');
+    await h.settle();
+    assert.equal(h.push.to(bFirst).length, 1);
+    // The room's member list is now kept by the trigger; the newcomer is not in it.
+    const late = await newUser(h.port, 'nt');
+    const bLate = await subscribe(late);
+    await users[0]!.client.conversations.addMembers.mutate({ conversationId: conv, userIds: [late.id] });
+    await users[0]!.client.conversations.removeMember.mutate({ conversationId: conv, userId: first.id });
+    const hook = await late.client.notifications.webhooks.create.mutate({ url: h.hooks.url });
+    h.hooks.secret = hook.secret;
+    await say(author, conv, 'after the change');
+    await h.queued();
+    const delayed = await h.delayed('push');
+    assert.equal(delayed.filter((j) => j.data.user === late.id && j.data.conv === conv).length, 1, 'the added member has a job');
+    assert.equal(delayed.filter((j) => j.data.user === first.id).length, 0, 'no job for the removed member');
+    await h.settle();
+    assert.equal(h.push.to(bLate).length, 1, 'the added member got a push');
+    assert.equal(h.push.to(bLate)[0]!.payload.body, 'after the change');
+    assert.equal(h.push.to(bFirst).length, 1, 'the removed member got only the push from before');
+    assert.equal(h.push.to(bFirst)[0]!.payload.body, 'before anyone else');
+    const hits = h.hooks.hits.filter((x) => x.json.user === late.id);
+    assert.equal(hits.length, 1, 'the new webhook was called');
+    assert.equal(hits[0]!.json.body, 'after the change');
+  });
 });

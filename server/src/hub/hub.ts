@@ -50,8 +50,12 @@ export interface HubDeps {
   userLimits?: LimitsDirectory;
   /** Events replayed by `resume`, per user (limits/budgets.ts); unset: no budget beyond one resume at a time. */
   resumeEvents?: KeyedBuckets;
-  /** Sees every event this replica made durable (notification triggers); must not block. */
-  notify?: { appended(e: StoredEvent): void };
+  /**
+   * Sees every event this replica made durable (notification triggers); must not block. Told
+   * of every membership change heard on the bus (any user, any replica), and when the bus
+   * reconnected (a change may have been missed), for what it keeps about members.
+   */
+  notify?: { appended(e: StoredEvent): void; membershipChanged?(conv: string): void; forgetMembers?(): void };
 }
 
 /** How long a feed with no local sockets keeps its bus subscription (reconnect storms). */
@@ -109,9 +113,17 @@ export class Hub {
     };
     this.writer = new EventWriter(d.store, (e, acceptedAt, senderRead) => this.onAppended(e, acceptedAt, senderRead));
     d.bus.onMessage((channel, payload) => this.onBus(channel, payload));
-    d.bus.onReconnect(() => void this.resyncAll());
+    d.bus.onReconnect(() => {
+      d.notify?.forgetMembers?.();
+      void this.resyncAll();
+    });
     d.presence.onExpired((u) => void this.announcePresence(u, 'offline'));
     this.sweepTimer = setInterval(() => void this.resyncAll(), SWEEP_MS).unref();
+  }
+
+  /** Whether the user has a socket on this replica (so is online, whatever the presence store says). */
+  hasSocketsOf(userId: string) {
+    return this.byUser.has(userId);
   }
 
   get connectionCount() {
@@ -763,13 +775,18 @@ export class Hub {
   private onUserControl(userId: string, payload: string) {
     const conns = this.byUser.get(userId);
     const watches = this.watching.get(userId);
-    if (!conns && !watches) return;
+    // Membership changes matter to the notification trigger whoever's sockets are here.
+    // (A quoted `"k":"added"` cannot occur inside a JSON string value, where quotes are escaped.)
+    const membership = payload.includes('"k":"added"') || payload.includes('"k":"removed"');
+    if (!conns && !watches && !(membership && this.d.notify?.membershipChanged)) return;
     let msg: UserControl;
     try {
       msg = JSON.parse(payload) as UserControl;
     } catch {
       return;
     }
+    if (msg.k === 'added' || msg.k === 'removed') this.d.notify?.membershipChanged?.(msg.conv);
+    if (!conns && !watches) return;
     if (watches) for (const w of watches) w.queue.push(msg);
     if (!conns) return;
     if (msg.k === 'added') {

@@ -19,9 +19,22 @@ export interface NotifyScheduler {
 
 // One constant statement text whatever the number of conversations, so the driver prepares it
 // once per connection (an IN list of n parameters was a new statement for every n).
-const MEMBERS_SQL = `select m.conversation_id, m.user_id, exists (select 1 from webhooks w where w.user_id = m.user_id) as hooks
+const MEMBERS_SQL = `select m.conversation_id, m.user_id
   from jsonb_array_elements_text($1::text::jsonb) as q(conv)
   join members m on m.conversation_id = q.conv::uuid`;
+/** Which of the users due a notification have a webhook (asked only for them, never cached). */
+const HOOKS_SQL = `select distinct w.user_id from jsonb_array_elements_text($1::text::jsonb) as q(u)
+  join webhooks w on w.user_id = q.u::uuid`;
+
+/**
+ * How long the trigger reuses a conversation's member list. Every replica hears every
+ * membership change (the `added` and `removed` messages on the users' channels), which drops
+ * the list at once (`membershipChanged`), and all of them after the bus reconnects; the limit
+ * bounds what a lost message could leave stale. A stale list costs nothing wrong: a member who
+ * just left still in it gets a job that finds no membership when it runs (the send plan reads
+ * it) and sends nothing.
+ */
+export const MEMBER_CACHE_MS = 30_000;
 
 /** How long events gather before a trigger batch runs (notifications wait seconds anyway). */
 export const TRIGGER_WINDOW_MS = 50;
@@ -29,10 +42,14 @@ export const TRIGGER_WINDOW_MS = 50;
 /**
  * The hub's notification port. Sees every event this replica made durable, and once per
  * window (`windowMs`, default 50 ms), off the hot path, works out who may need a notification:
- * members other than the author who have no socket on any replica (one batched presence call),
- * or who are mentioned (an edit counts only for whom it mentions). One membership query and one
- * presence call per batch, and the jobs of the batch leave together: at 100 messages/s a
- * replica makes ~20 of each per second, not 100, and push delays are seconds long anyway.
+ * members other than the author who have no socket on any replica (one batched presence call,
+ * for the members without a socket on this replica), or who are mentioned (an edit counts only
+ * for whom it mentions). Member lists are kept per conversation (MEMBER_CACHE_MS, dropped on
+ * every membership change), so a busy room costs no membership query per batch; the webhook
+ * lookup is made only for the users due a push. The jobs of a batch leave together: at 100
+ * messages/s a replica makes ~20 presence calls per second, not 100, and push delays are
+ * seconds long anyway. (The bench's fanout showed the per-batch membership query costing
+ * PostgreSQL more than the appends themselves: 2.2 ms for ~140 rows, 20 times a second.)
  */
 export class NotifyTrigger {
   private batch: StoredEvent[] = [];
@@ -46,6 +63,14 @@ export class NotifyTrigger {
   private pending = new Map<string, number>();
   private pendingSweep = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** Member lists of conversations (see MEMBER_CACHE_MS), and a counter bumped by each drop. */
+  private members = new Map<string, { users: string[]; until: number }>();
+  private membersEpoch = 0;
+  /**
+   * Whether a user has a socket on this replica (the hub sets it): such a user is online
+   * without asking the presence store, which then gets only the others.
+   */
+  localOnline: ((userId: string) => boolean) | null = null;
 
   constructor(
     private readonly d: {
@@ -59,6 +84,40 @@ export class NotifyTrigger {
       windowMs?: number;
     },
   ) {}
+
+  /** A conversation's membership changed (any replica): its member list is read again. */
+  membershipChanged(conv: string) {
+    this.membersEpoch++;
+    this.members.delete(conv);
+  }
+
+  /** Every member list is read again (the bus reconnected: a change may have been missed). */
+  forgetMembers() {
+    this.membersEpoch++;
+    this.members.clear();
+  }
+
+  /** The member lists of these conversations: from the cache, the rest in one statement. */
+  private async membersOf(convs: string[], now: number): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    const missing: string[] = [];
+    for (const c of convs) {
+      const hit = this.members.get(c);
+      if (hit && hit.until > now) out.set(c, hit.users);
+      else missing.push(c);
+    }
+    if (!missing.length) return out;
+    const epoch = this.membersEpoch;
+    const rows = await this.d.query<{ conversation_id: string; user_id: string }>(MEMBERS_SQL, [JSON.stringify(missing)]);
+    for (const c of missing) out.set(c, []);
+    for (const r of rows) out.get(r.conversation_id)?.push(r.user_id);
+    // A change heard while the statement ran may not be in its rows: not kept then.
+    if (epoch === this.membersEpoch) {
+      if (this.members.size > 50_000) this.members.clear();
+      for (const c of missing) this.members.set(c, { users: out.get(c)!, until: now + MEMBER_CACHE_MS });
+    }
+    return out;
+  }
 
   /** Forgets what was queued, as if every delay had passed (tests promote delayed jobs). */
   forgetPending() {
@@ -111,18 +170,8 @@ export class NotifyTrigger {
   }
 
   private async flush(events: StoredEvent[]) {
-    const convs = [...new Set(events.map((e) => e.conv))];
-    // One constant statement text whatever the number of conversations, so the driver prepares
-    // it once per connection (an IN list of n parameters was a new statement for every n).
-    const rows = await this.d.query<{ conversation_id: string; user_id: string; hooks: boolean }>(MEMBERS_SQL, [JSON.stringify(convs)]);
-    const byConv = new Map<string, string[]>();
-    const hooks = new Set<string>();
-    for (const r of rows) {
-      let list = byConv.get(r.conversation_id);
-      if (!list) byConv.set(r.conversation_id, (list = []));
-      list.push(r.user_id);
-      if (r.hooks) hooks.add(r.user_id);
-    }
+    const now = this.d.now?.() ?? Date.now();
+    const byConv = await this.membersOf([...new Set(events.map((e) => e.conv))], now);
     // (user, conv) → newest seq, and whether a mention makes it due whatever the presence.
     const due = new Map<string, { user: string; conv: string; seq: number; mentioned: boolean }>();
     const ask = new Set<string>();
@@ -139,19 +188,26 @@ export class NotifyTrigger {
       }
     }
     if (!due.size) return;
-    const online = ask.size ? await this.d.presence.online([...ask]) : new Set<string>();
+    // Members with a socket here are online; the presence store is asked about the others.
+    const local = this.localOnline;
+    const remote = local ? [...ask].filter((u) => !local(u)) : [...ask];
+    const online = remote.length ? await this.d.presence.online(remote) : new Set<string>();
+    if (local) for (const u of ask) if (local(u)) online.add(u);
     const push: TriggerJob[] = [];
     const email: TriggerJob[] = [];
-    const webhook: TriggerJob[] = [];
     for (const j of due.values()) {
       const offline = !online.has(j.user);
       if (!offline && !j.mentioned) continue;
       const job = { user: j.user, conv: j.conv, seq: j.seq };
       push.push(job);
       if (offline) email.push(job);
-      if (hooks.has(j.user)) webhook.push(job);
     }
-    const now = this.d.now?.() ?? Date.now();
+    // Webhooks go to the users due a push who have one: looked up for them only, and fresh, so
+    // a webhook registered a moment ago is used for the next message.
+    const hooks = push.length
+      ? new Set((await this.d.query<{ user_id: string }>(HOOKS_SQL, [JSON.stringify([...new Set(push.map((j) => j.user))])])).map((r) => r.user_id))
+      : new Set<string>();
+    const webhook = push.filter((j) => hooks.has(j.user));
     const batches = [['push', push], ['email', email], ['webhook', webhook]] as const;
     await Promise.all(
       batches.map(([channel, jobs]) => {

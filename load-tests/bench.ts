@@ -22,7 +22,7 @@ import path from 'node:path';
 import { openDatabase } from '../server/src/db/database.ts';
 import { createDatabase, startPostgres, type PostgresHandle } from '../test/helpers/postgres.ts';
 import { startRedis, type RedisHandle } from '../test/helpers/redis.ts';
-import { runConnScale, type ConnScaleResult } from './conn-scale.ts';
+import { inspectorGc, runConnScale, type ConnScaleResult } from './conn-scale.ts';
 import { runSoak } from './soak.ts';
 import { measureIdle, NPM_START, TSX_COMMAND, type IdleResult } from './idle.ts';
 import type { ApiJob, ConnectJob, FanoutJob, Job, ReconnectJob } from './gen/jobs.ts';
@@ -34,6 +34,7 @@ import { CEILING_SCENARIO, finishReport, type BenchResult, type ScenarioResult }
 import { seedDatabase, type SeedFile } from './harness/seed.ts';
 import { hubEnv, startDurablePeers, startHubs, startSocketIoPeers, startUwsPeer, startWsPeer, type ServerSet } from './harness/servers.ts';
 import { parseOverrides } from './harness/thresholds.ts';
+import { freePort } from '../test/helpers/ports.ts';
 
 // ---- sizes ---------------------------------------------------------------------------------
 
@@ -395,8 +396,11 @@ async function soakScenario(): Promise<void> {
 }
 
 async function connScaleScenario(hubBase: Record<string, string>, seedFile: string) {
-  const hub = await startHubs({ replicas: 1, env: { ...hubBase, REDIS_PREFIX: hubBase.REDIS_PREFIX + 'cs:' }, label: 'Hubbub (1 replica)' });
+  // With an inspector on loopback, so a full collection runs before each RSS sample (inspectorGc).
+  const inspectPort = await freePort();
+  const hub = await startHubs({ replicas: 1, env: { ...hubBase, REDIS_PREFIX: hubBase.REDIS_PREFIX + 'cs:' }, label: 'Hubbub (1 replica)', firstNodeArgs: [`--inspect=127.0.0.1:${inspectPort}`] });
   cleanups.push(() => hub.stop());
+  const gc = await inspectorGc(inspectPort);
   log(`conn-scale: up to ${sizes.connScaleTarget} idle sockets on one hub (port ${hub.procs[0]!.port})`);
   const r: ConnScaleResult = await runConnScale({
     url: hub.targets,
@@ -405,8 +409,10 @@ async function connScaleScenario(hubBase: Record<string, string>, seedFile: stri
     steps: String(sizes.connScaleSteps).split(',').map(Number),
     workers: sizes.connScaleWorkers,
     serverPid: hub.procs[0]!.pid,
+    gc,
     log,
   });
+  gc.close();
   result.connScale = r;
   result.scenarios.push({
     name: 'conn-scale',
@@ -774,6 +780,7 @@ async function reconnectScenario(set: ServerSet, watch: Watched[]) {
   const c = run.gen.counters;
   const fm = run.gen.hists.reconnect_first_message;
   const rt = run.gen.hists.reconnect_resume_time;
+  const ms = run.gen.hists.reconnect_missed_sent;
   record(
     'reconnect',
     set,
@@ -786,6 +793,9 @@ async function reconnectScenario(set: ServerSet, watch: Watched[]) {
       resumedP50: rt?.p50 ?? null,
       resumedP99: rt?.p99 ?? null,
       retries: c.reconnect_retries ?? 0,
+      // When the generator got round to sending the missed messages (after opening every
+      // replacement socket): the floor under every first-message time, set by the generator.
+      missedSentMaxMs: ms?.max ?? null,
     },
     { msPerSocket: members ? round((run.gen.generator.totalCpuS * 1000) / members, 3) : null },
   );

@@ -41,6 +41,42 @@ async function heapUsed(wsUrl: URL): Promise<number | undefined> {
   }
 }
 
+/**
+ * A full garbage collection in the hub, through the V8 inspector it was started with
+ * (`--inspect=127.0.0.1:<port>`): `HeapProfiler.collectGarbage`, the collection DevTools'
+ * "collect garbage" button makes. Taken before each RSS sample, so that the step-to-step slope is
+ * the sockets' memory, not whether a major collection happened to run just before the sample
+ * (which moved it between 1.4 and 4 KiB per socket from run to run). Nothing in the hub changes.
+ */
+export async function inspectorGc(inspectPort: number): Promise<(() => Promise<void>) & { close(): void }> {
+  const list = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
+  const ws = new WebSocket(list[0]!.webSocketDebuggerUrl);
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  let id = 0;
+  const waiting = new Map<number, () => void>();
+  ws.on('message', (data) => {
+    const m = JSON.parse(String(data)) as { id?: number };
+    if (m.id !== undefined) waiting.get(m.id)?.();
+  });
+  const call = (method: string) =>
+    new Promise<void>((resolve, reject) => {
+      const n = ++id;
+      const timer = setTimeout(() => reject(new Error(`inspector: no answer to ${method}`)), 60_000);
+      waiting.set(n, () => (clearTimeout(timer), waiting.delete(n), resolve()));
+      ws.send(JSON.stringify({ id: n, method }));
+    });
+  await call('HeapProfiler.enable');
+  const gc = async () => {
+    // Twice: the first collection's finalizers free what the second then reclaims.
+    await call('HeapProfiler.collectGarbage');
+    await call('HeapProfiler.collectGarbage');
+  };
+  return Object.assign(gc, { close: () => ws.close() });
+}
+
 export interface ConnScaleResult {
   url: string;
   target: number;
@@ -73,6 +109,8 @@ export async function runConnScale(opts: {
   steps: number[];
   workers: number;
   serverPid: number;
+  /** A full collection in the hub before each sample (inspectorGc); without it RSS is read as it is. */
+  gc?: () => Promise<void>;
   log?: (s: string) => void;
 }): Promise<ConnScaleResult> {
   const log = opts.log ?? (() => {});
@@ -106,6 +144,7 @@ export async function runConnScale(opts: {
   const killAll = () => procs.forEach((p) => p.child.kill('SIGKILL'));
   process.on('exit', killAll);
 
+  await opts.gc?.();
   const baselineRss = rssBytes(opts.serverPid);
   const baselineHeap = await heapUsed(url);
   const cpu0 = cpuSeconds(opts.serverPid);
@@ -147,7 +186,9 @@ export async function runConnScale(opts: {
         result.stopReason = `stopped at ${open} of ${step}: ${result.failures} failed${err ? ` (${err})` : ''}${Date.now() - started >= STEP_TIMEOUT_MS ? ', step timed out' : ''}`;
         result.ok = false;
       }
-      // Let the connect-time garbage go before reading RSS: wait until it stops falling.
+      // Let the connect-time garbage go before reading RSS (a full collection where the hub
+      // has an inspector), then wait until RSS stops falling.
+      await opts.gc?.();
       let rss = rssBytes(opts.serverPid);
       for (let i = 0; i < 10; i++) {
         await new Promise((r) => setTimeout(r, 500));

@@ -112,13 +112,16 @@ async function useOnce(port: number) {
   await call('auth.register', { email: 'idle@example.com', username: 'idle_user', password });
   const { accessToken } = await call('auth.login', { login: 'idle_user', password });
   const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${accessToken}` } });
+  const closed = new Promise<number>((r) => ws.once('close', r));
+  // A socket closed before `ready`, or none in 30 s, fails the measurement instead of hanging it.
   await new Promise<void>((resolve, reject) => {
-    ws.once('error', reject);
+    const timer = setTimeout(() => reject(new Error('no `ready` on the socket in 30 s')), 30_000);
+    ws.once('error', (err) => (clearTimeout(timer), reject(err)));
+    void closed.then((code) => (clearTimeout(timer), reject(new Error(`socket closed with ${code} before \`ready\``))));
     ws.on('message', (data) => {
-      if ((JSON.parse(String(data)) as { type: string }).type === 'ready') resolve();
+      if ((JSON.parse(String(data)) as { type: string }).type === 'ready') (clearTimeout(timer), resolve());
     });
   });
-  const closed = new Promise((r) => ws.once('close', r));
   ws.close();
   await closed;
 }

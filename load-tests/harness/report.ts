@@ -112,6 +112,16 @@ function targetRows(r: BenchResult): TargetRow[] {
     const x = dpc(hub) / dpc(sio);
     rows.push({ target: 'Fanout deliveries per server CPU-s ≥ 8× Socket.IO + Redis adapter', figure: `${fmt(x)}× (${fmt(dpc(hub))} vs ${fmt(dpc(sio))})`, met: x >= 8 });
   }
+  const floor = find(r, 'floor', 'fanout');
+  const uwsFan = find(r, 'uws', 'fanout');
+  if (hub && floor && uwsFan) {
+    // Not a target: how much of the ratio to bare uWS durability and replication alone take.
+    rows.push({
+      target: 'Context: the durable floor (two uWS replicas doing only the append, the PUBLISH and native fanout)',
+      figure: `deliveries per server CPU-s: floor ${fmt(dpc(floor))} = ${fmt(dpc(floor) / dpc(uwsFan))}× bare uWS; Hubbub ${fmt(dpc(hub) / dpc(floor))}× the floor; p50 / p99 floor ${fmt(lat(floor, 'latencyP50'))} / ${fmt(lat(floor, 'latencyP99'))} ms, bare uWS ${fmt(lat(uwsFan, 'latencyP50'))} / ${fmt(lat(uwsFan, 'latencyP99'))} ms`,
+      met: null,
+    });
+  }
   const cs = r.connScale;
   if (cs) {
     const top = cs.steps.at(-1);

@@ -4,7 +4,9 @@ import { AccessTokens } from '../../server/src/auth/tokens.ts';
 import { SOCKET_LOGIN_SQL, SocketAuthenticator } from '../../server/src/auth/socket-authenticator.ts';
 import { READ_CURSORS_SQL } from '../../server/src/conversations/conversation-service.ts';
 import { openDatabase, type Database } from '../../server/src/db/database.ts';
-import { APPEND_SQL, LAST_SEQS_SQL } from '../../server/src/store/message-store.postgres.ts';
+import { and, eq } from 'drizzle-orm';
+import { logEvents } from '../../db/schema/index.ts';
+import { APPEND_SQL, LAST_SEQS_SQL, PostgresMessageStore } from '../../server/src/store/message-store.postgres.ts';
 import { dbKinds, testEnv, type TestEnv } from '../helpers/server.ts';
 
 /*
@@ -83,6 +85,22 @@ for (const kind of dbKinds) {
       assert.doesNotMatch(await plan(READ_CURSORS_SQL, [JSON.stringify(pairs)]), /Seq Scan/);
       const rows = await db.query<{ user_id: string; read_seq: string | number }>(READ_CURSORS_SQL, [JSON.stringify(pairs)]);
       assert.deepEqual(rows.map((r) => r.user_id).sort(), pairs.map((p) => p.u).sort());
+    });
+
+    test("a sender's events in a conversation (erasure) come through the cid index's leading columns, never a scan of log_events", async () => {
+      const conv = '00000000-0000-4000-9000-000000000003';
+      const sender = '00000000-0000-4000-8000-000000000076';
+      // The statement PostgresMessageStore.seqsBySender builds with drizzle.
+      const q = db.db
+        .select({ seq: logEvents.seq })
+        .from(logEvents)
+        .where(and(eq(logEvents.conversationId, conv), eq(logEvents.senderId, sender), eq(logEvents.kind, 'message')))
+        .toSQL();
+      const p = await plan(q.sql, q.params);
+      assert.doesNotMatch(p, /Seq Scan/);
+      assert.match(p, /log_events_cid_uq/);
+      const seqs = await new PostgresMessageStore(db).seqsBySender(conv, sender);
+      assert.equal(seqs.length, EVENTS / (USERS / ROOM));
     });
 
     test('append: the duplicate check probes the cid index, never scans log_events', async () => {

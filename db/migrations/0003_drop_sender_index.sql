@@ -1,0 +1,1 @@
+DROP INDEX "log_events_sender_idx";

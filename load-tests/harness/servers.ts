@@ -103,31 +103,20 @@ export async function startWsPeer(env: Record<string, string>): Promise<ServerSe
   return set('ws', 'plain ws', [p]);
 }
 
-export async function startSocketIoPeers(replicas: number, env: Record<string, string>): Promise<ServerSet> {
-  const procs = await Promise.all(
-    Array.from({ length: replicas }, (_, i) =>
-      startNodeServer({
-        name: `sio-${String.fromCharCode(97 + i)}`,
-        entry: path.join('load-tests', 'peers', 'socketio-peer.ts'),
-        env,
-        readyPath: '/stats',
-      }),
+/** `n` replicas of a peer, named `<prefix>-a`, `<prefix>-b`, …, on one environment. */
+function startReplicas(prefix: string, entry: string, n: number, env: Record<string, string>): Promise<NodeServer[]> {
+  return Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      startNodeServer({ name: `${prefix}-${String.fromCharCode(97 + i)}`, entry: path.join('load-tests', 'peers', entry), env, readyPath: '/stats' }),
     ),
   );
-  return set('socketio', 'Socket.IO + redis-adapter', procs);
+}
+
+export async function startSocketIoPeers(replicas: number, env: Record<string, string>): Promise<ServerSet> {
+  return set('socketio', 'Socket.IO + redis-adapter', await startReplicas('sio', 'socketio-peer.ts', replicas, env));
 }
 
 /** The durable floor (peers/durable-peer.ts): uWS + postgres.js + ioredis doing only what durability and replication need. */
 export async function startDurablePeers(replicas: number, env: Record<string, string>): Promise<ServerSet> {
-  const procs = await Promise.all(
-    Array.from({ length: replicas }, (_, i) =>
-      startNodeServer({
-        name: `floor-${String.fromCharCode(97 + i)}`,
-        entry: path.join('load-tests', 'peers', 'durable-peer.ts'),
-        env,
-        readyPath: '/stats',
-      }),
-    ),
-  );
-  return set('floor', 'durable floor: uWS + PostgreSQL + Redis (2 replicas)', procs);
+  return set('floor', 'durable floor: uWS + PostgreSQL + Redis (2 replicas)', await startReplicas('floor', 'durable-peer.ts', replicas, env));
 }

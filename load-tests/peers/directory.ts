@@ -70,10 +70,21 @@ export function peerEnv() {
   };
 }
 
+/** What a peer stores for a `send` (the durable floor writes it; the in-memory peers only count). */
+export interface PeerEvent {
+  id: string;
+  ts: number;
+  from: string;
+  cid: string;
+  body: string;
+}
+
 /**
- * The protocol subset the bare peers (uws-peer, ws-peer) speak, the same for both: `send` →
- * the event to every room member (through `fanout`, encoded once) and then `ack`; `resume` →
- * `resumed` with the heads from `ready`; `ping` → `pong`; anything else an error frame.
+ * The protocol subset the peers speak, the same for all of them: `send` → the event to every
+ * room member (through `fanout`, encoded once) and then `ack`; `resume` → `resumed` with the
+ * heads from `ready`; `ping` → `pong`; anything else an error frame. `nextSeq` gives the event's
+ * seq: at once for the in-memory peers, once it is stored for the durable floor (which answers
+ * `INTERNAL` when the store refuses).
  */
 export function handlePeerFrame(
   text: string,
@@ -81,8 +92,8 @@ export function handlePeerFrame(
     user: string;
     convs: Record<string, number>;
     directory: Directory;
-    /** The next seq of a room. */
-    nextSeq(room: string): number;
+    /** The seq of a room's next event, or a promise of it once the event is stored. */
+    nextSeq(room: string, e: PeerEvent): number | Promise<number>;
     fanout(room: string, frame: string): void;
     reply(frame: object): void;
   },
@@ -95,14 +106,19 @@ export function handlePeerFrame(
   }
   switch (f.type) {
     case 'send': {
-      if (typeof f.conv !== 'string' || typeof f.body !== 'string' || typeof f.cid !== 'string' || !ctx.directory.isMember(f.conv, ctx.user)) {
-        return ctx.reply({ type: 'error', ref: f.ref, code: 'FORBIDDEN', message: 'not a member' });
+      const { conv, cid, body, ref } = f;
+      if (typeof conv !== 'string' || typeof body !== 'string' || typeof cid !== 'string' || !ctx.directory.isMember(conv, ctx.user)) {
+        return ctx.reply({ type: 'error', ref, code: 'FORBIDDEN', message: 'not a member' });
       }
-      const seq = ctx.nextSeq(f.conv);
-      const id = randomUUID();
-      const ts = Date.now();
-      ctx.fanout(f.conv, JSON.stringify({ body: f.body, type: 'event', conv: f.conv, seq, kind: 'message', id, from: ctx.user, ts, cid: f.cid }));
-      return ctx.reply({ type: 'ack', conv: f.conv, cid: f.cid, seq, id, ts, ref: f.ref });
+      const e: PeerEvent = { id: randomUUID(), ts: Date.now(), from: ctx.user, cid, body };
+      const deliver = (seq: number) => {
+        ctx.fanout(conv, JSON.stringify({ body, type: 'event', conv, seq, kind: 'message', id: e.id, from: e.from, ts: e.ts, cid }));
+        ctx.reply({ type: 'ack', conv, cid, seq, id: e.id, ts: e.ts, ref });
+      };
+      const seq = ctx.nextSeq(conv, e);
+      if (typeof seq === 'number') return deliver(seq);
+      seq.then(deliver, (err: Error) => ctx.reply({ type: 'error', ref, code: 'INTERNAL', message: err.message }));
+      return;
     }
     case 'resume':
       return ctx.reply({ type: 'resumed', ref: f.ref, convs: ctx.convs, cursors: {} });

@@ -14,12 +14,10 @@
  * target for fanout CPU is a ratio to bare uWS; this peer says how much of that ratio the
  * durable write and the cross-replica hop alone take, in the same run.
  */
-import type { us_socket } from 'uWebSockets.js';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
-import { randomUUID } from 'node:crypto';
-import { uws } from '../../server/src/uws.ts';
 import { Directory, peerEnv } from './directory.ts';
+import { serveUwsPeer } from './uws-app.ts';
 
 const env = peerEnv();
 if (!env.redisUrl) throw new Error('REDIS_URL is required');
@@ -49,118 +47,22 @@ const APPEND = `with h as (
   select $1, h.last_seq, $2, $3, $4, to_timestamp($5::double precision / 1000), $6 from h
   returning seq`;
 
-interface UserData {
-  user: string;
-  rooms: string[];
-  convs: Record<string, number>;
-}
-
-let connections = 0;
-const app = uws.App();
-
+// Subscribed before listening, so no event is published before this replica hears its room's.
 await sub.psubscribe(`${channelPrefix}*`);
+const app = serveUwsPeer({
+  name: 'durable peer',
+  env,
+  directory,
+  // Every replica starts at 0 and resumes nothing: the floor keeps no history for sockets.
+  head: () => 0,
+  nextSeq: async (room, e) => {
+    const rows = await sql.unsafe(APPEND, [room, e.id, e.from, e.cid, e.ts, e.body], { prepare: true });
+    return Number(rows[0]!.seq);
+  },
+  // Every replica, this one included, hears it on its pattern subscription and fans it out there.
+  fanout: (_app, room, frame) => void pub.publish(channelPrefix + room, frame),
+});
+
 sub.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => {
   app.publish(channel.toString('latin1', channelPrefix.length), message, false);
 });
-
-app.get('/stats', (res) => {
-  res.writeHeader('content-type', 'application/json').end(JSON.stringify({ connections }));
-});
-app.any('/*', (res) => {
-  res.writeStatus('404 Not Found').end();
-});
-
-app.ws<UserData>('/ws', {
-  compression: uws.DISABLED,
-  maxPayloadLength: 64 * 1024,
-  idleTimeout: 0,
-  // As in the bare uWS peer: far above anything this workload queues (a drop would count as lost).
-  maxBackpressure: 64 * 1024 * 1024,
-
-  upgrade: (res, req, context) => {
-    const key = req.getHeader('sec-websocket-key');
-    const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]!.trim();
-    const extensions = req.getHeader('sec-websocket-extensions');
-    const token = /^Bearer (\S+)$/.exec(req.getHeader('authorization'))?.[1];
-    let aborted = false;
-    res.onAborted(() => {
-      aborted = true;
-    });
-    void directory.verify(token).then((user) => {
-      if (aborted) return;
-      res.cork(() => {
-        if (!user) {
-          res.writeStatus('401 Unauthorized').end();
-          return;
-        }
-        res.upgrade<UserData>({ user, rooms: directory.roomsOf(user), convs: {} }, key, protocol, extensions, context);
-      });
-    });
-  },
-
-  open: (ws) => {
-    connections++;
-    const data = ws.getUserData();
-    for (const id of data.rooms) {
-      ws.subscribe(id);
-      data.convs[id] = 0;
-    }
-    ws.send(JSON.stringify({ type: 'ready', user: { id: data.user }, convs: data.convs }));
-  },
-
-  message: (ws, message, isBinary) => {
-    if (isBinary) return;
-    const { user, convs } = ws.getUserData();
-    let f: { type?: string; ref?: string; conv?: string; cid?: string; body?: string };
-    try {
-      f = JSON.parse(Buffer.from(message).toString('utf8'));
-    } catch {
-      return void ws.send(JSON.stringify({ type: 'error', code: 'BAD_REQUEST', message: 'bad json' }));
-    }
-    const reply = (frame: object) => {
-      // The socket may have closed while the statement ran.
-      try {
-        ws.send(JSON.stringify(frame), false);
-      } catch {}
-    };
-    switch (f.type) {
-      case 'send': {
-        const { conv, cid, body, ref } = f;
-        if (typeof conv !== 'string' || typeof body !== 'string' || typeof cid !== 'string' || !directory.isMember(conv, user)) {
-          return reply({ type: 'error', ref, code: 'FORBIDDEN', message: 'not a member' });
-        }
-        const id = randomUUID();
-        const ts = Date.now();
-        sql
-          .unsafe(APPEND, [conv, id, user, cid, ts, body], { prepare: true })
-          .then((rows) => {
-            const seq = Number(rows[0]!.seq);
-            void pub.publish(channelPrefix + conv, JSON.stringify({ body, type: 'event', conv, seq, kind: 'message', id, from: user, ts, cid }));
-            reply({ type: 'ack', conv, cid, seq, id, ts, ref });
-          })
-          .catch((err: Error) => reply({ type: 'error', ref, code: 'INTERNAL', message: err.message }));
-        return;
-      }
-      case 'resume':
-        return reply({ type: 'resumed', ref: f.ref, convs, cursors: {} });
-      case 'ping':
-        return reply({ type: 'pong', ref: f.ref });
-      default:
-        return reply({ type: 'error', ref: f.ref, code: 'BAD_REQUEST', message: 'unknown frame type' });
-    }
-  },
-
-  close: () => {
-    connections--;
-  },
-});
-
-app.listen(env.host, env.port, (ls) => {
-  if (!ls) {
-    process.stderr.write(`durable peer: cannot listen on ${env.host}:${env.port}\n`);
-    process.exit(1);
-  }
-  process.stdout.write(JSON.stringify({ msg: 'durable peer listening', port: uws.us_socket_local_port(ls as unknown as us_socket) }) + '\n');
-});
-process.on('SIGTERM', () => process.exit(0));
-process.on('SIGINT', () => process.exit(0));

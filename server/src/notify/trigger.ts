@@ -189,10 +189,11 @@ export class NotifyTrigger {
     }
     if (!due.size) return;
     // Members with a socket here are online; the presence store is asked about the others.
-    const local = this.localOnline;
-    const remote = local ? [...ask].filter((u) => !local(u)) : [...ask];
+    const here: string[] = [];
+    const remote: string[] = [];
+    for (const u of ask) (this.localOnline?.(u) ? here : remote).push(u);
     const online = remote.length ? await this.d.presence.online(remote) : new Set<string>();
-    if (local) for (const u of ask) if (local(u)) online.add(u);
+    for (const u of here) online.add(u);
     const push: TriggerJob[] = [];
     const email: TriggerJob[] = [];
     for (const j of due.values()) {

@@ -91,9 +91,14 @@ describe('notifications: BullMQ on real Redis, real PostgreSQL, a real push serv
   test('quiet hours postpone the push to their end, in the user\'s time zone', async () => {
     const { users, conv, author } = await room(2);
     const b = await subscribe(users[1]!);
-    // 23:30 in Paris (22:30 UTC in winter); quiet 22:00-07:00 Paris time ends at 06:00 UTC.
-    h.clock.now = new Date('2026-12-02T22:30:00Z');
-    await users[1]!.client.notifications.updateSettings.mutate({ quietHours: { start: '22:00', end: '07:00', timezone: 'Europe/Paris' } });
+    // Dates derive from the real now: BullMQ's moveToDelayed compares with the real clock, so a
+    // literal date in the past would make the postponed job due at once. Tokyo has no DST, so
+    // 22:30 there is 13:30 UTC and quiet hours 22:00-07:00 end at 22:00 UTC the same day.
+    const day = new Date(Date.now() + 2 * 86_400_000).toISOString().slice(0, 10);
+    const night = new Date(`${day}T13:30:00Z`);
+    const quietEnd = new Date(`${day}T22:00:00Z`);
+    h.clock.now = night;
+    await users[1]!.client.notifications.updateSettings.mutate({ quietHours: { start: '22:00', end: '07:00', timezone: 'Asia/Tokyo' } });
     try {
       await say(author, conv, 'late night');
       await h.settle();
@@ -102,8 +107,8 @@ describe('notifications: BullMQ on real Redis, real PostgreSQL, a real push serv
       assert.equal(postponed.length, 1);
       // moveToDelayed keeps the job's timestamp and sets the delay from the moment it ran.
       const due = postponed[0]!.timestamp + postponed[0]!.delay;
-      assert.ok(Math.abs(due - Date.parse('2026-12-03T06:00:00Z')) < 5000, `due at ${new Date(due).toISOString()}`);
-      h.clock.now = new Date('2026-12-03T06:00:00Z');
+      assert.ok(Math.abs(due - quietEnd.getTime()) < 5000, `due at ${new Date(due).toISOString()}`);
+      h.clock.now = quietEnd;
       await h.settle();
       assert.equal(h.push.to(b).length, 1);
     } finally {

@@ -63,7 +63,7 @@ export const configSchema = z
     WS_RESUME_HOLD_MS: intIn(0, 60_000).default(1000),
     WS_RESUME_ANNOUNCED_HOLD_MS: intIn(0, 300_000).default(30_000),
     PRESENCE_OFFLINE_GRACE_MS: intIn(0, 600_000).default(2000),
-    // Work budgets (README, "Work budgets"): what one socket, user or request may make a replica do.
+    // Work budgets (docs/operations.md, "Work budgets"): what one socket, user or request may make a replica do.
     WS_RESUME_EVENTS_PER_S: intIn(1, 10_000_000).default(2000),
     WS_RESUME_EVENTS_BURST: intIn(1, 10_000_000).default(20_000),
     API_RATE_PER_S: intIn(1, 1_000_000).default(100),

@@ -30,7 +30,7 @@ const suffix = `${process.pid}${Math.random().toString(36).slice(2, 6)}`;
 const alice = { username: `payer_${suffix}`, displayName: 'Alice Archer', password: 'correct horse battery staple' };
 const bob = { username: `payee_${suffix}`, displayName: 'Bob Baker', password: 'another long passphrase' };
 
-/** HUBBUB_SCREENSHOTS=1 also writes docs/wallet.png, which the README shows. */
+/** HUBBUB_SCREENSHOTS=1 also writes docs/wallet.png, which docs/web-client.md shows. */
 const docsDir = process.env.HUBBUB_SCREENSHOTS ? path.join(root, 'docs') : null;
 const balanceOf = async (p: TestPage) => (await texts(p, sel('balance')))[0];
 

@@ -24,7 +24,7 @@ declare const localStorage: { getItem(k: string): string | null; setItem(k: stri
 const suffix = `${process.pid}${Math.random().toString(36).slice(2, 6)}`;
 const alice = { username: `alice_${suffix}`, displayName: 'Alice Archer', password: 'correct horse battery staple' };
 const bob = { username: `bob_${suffix}`, displayName: 'Bob Baker', password: 'another long passphrase' };
-/** HUBBUB_SCREENSHOTS=1 also writes the README's screenshots into docs/. */
+/** HUBBUB_SCREENSHOTS=1 also writes the screenshots of docs/web-client.md into docs/. */
 const docsDir = process.env.HUBBUB_SCREENSHOTS ? path.resolve(import.meta.dirname, '..', '..', 'docs') : null;
 
 async function register(p: TestPage, u: typeof alice) {

@@ -3,7 +3,7 @@ import { KeyedBuckets } from './keyed-buckets.ts';
 
 /**
  * The work budgets of one replica, in one table: what each socket, user and request may make
- * the hub do. Every budget is a config key (README, "Work budgets"); exceeding one gets
+ * the hub do. Every budget is a config key (docs/operations.md, "Work budgets"); exceeding one gets
  * `RATE_LIMITED` (tRPC `TOO_MANY_REQUESTS`), or 4008 for a socket that keeps trying, never a
  * stall. The per-socket frame rate, the connection limit and the send-buffer limit (4009) are
  * in the hub's own limits; these are the ones shared across a user's sockets and calls.

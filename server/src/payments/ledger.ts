@@ -47,9 +47,9 @@ interface Plan {
   /**
    * Reads made under the account locks, before any posting: the place for every check that
    * decides whether money moves and that other rows hold (a subscription's period). Throws to
-   * refuse; nothing is written.
+   * refuse; nothing is written. What it returns is added to the transfer's metadata.
    */
-  guard?(tx: Tx): Promise<void>;
+  guard?(tx: Tx): Promise<Record<string, unknown> | void>;
   /** The postings (by account ref) from the locked balances; throws a DomainError to refuse (nothing is written). */
   postings(locked: Map<string, Locked>): { account: string; amount: number }[];
   /** Must match on a replay, else the key was reused for a different request. */
@@ -309,7 +309,7 @@ export class Ledger extends LedgerQueries {
       return { result: { transfer: t, replayed: true }, refs: [] };
     }
     const locked = await this.lockAccounts(tx, [...new Set(p.accounts)]);
-    await p.guard?.(tx);
+    const more = await p.guard?.(tx);
     const postings = p
       .postings(locked)
       .filter((x) => x.amount !== 0)
@@ -325,6 +325,10 @@ export class Ledger extends LedgerQueries {
         returning account_id, amount)
       update ${paymentAccounts} set balance = ${paymentAccounts}.balance + p.amount from p where ${paymentAccounts}.id = p.account_id`);
     const transfer = norm(claimed[0]!);
+    if (more) {
+      transfer.metadata = { ...transfer.metadata, ...more };
+      await tx.update(paymentTransfers).set({ metadata: transfer.metadata }).where(eq(paymentTransfers.id, id));
+    }
     await p.within?.(tx, transfer);
     return { result: { transfer, replayed: false }, refs: [...locked.keys()] };
   }

@@ -158,9 +158,9 @@ export class PaymentsService {
     const plan = this.d.plans.find((p) => p.id === a.planId);
     if (!plan) throw new DomainError('NOT_FOUND', 'no such plan');
     if (plan.id === FREE_PLAN_ID) throw new DomainError('BAD_REQUEST', 'the free plan needs no subscription: payments.cancel stops renewal');
-    const start = new Date(this.now());
-    if (await this.resume(userId, plan.id, start)) return this.d.entitlements.of(userId);
-    const end = new Date(start.getTime() + plan.periodDays * DAY_MS);
+    if (await this.resume(userId, plan.id, new Date(this.now()))) return this.d.entitlements.of(userId);
+    let start = new Date(0);
+    let end = start;
     let r;
     try {
       r = await this.d.ledger.charge({
@@ -168,20 +168,25 @@ export class PaymentsService {
         amount: plan.price,
         kind: 'subscription',
         key: a.idempotencyKey,
-        metadata: { planId: plan.id, periodEnd: end.toISOString() },
+        metadata: { planId: plan.id },
         guard: async (tx: Tx) => {
           const [row] = await tx.select().from(paymentSubscriptions).where(eq(paymentSubscriptions.userId, userId)).for('update');
+          // The period starts when it is bought: the clock is read under the lock, after any
+          // renewal or expiry that got there first.
+          start = new Date(this.now());
           if (row && row.planId === plan.id && row.periodEnd > start) throw new AlreadyOnPlan();
+          end = new Date(start.getTime() + plan.periodDays * DAY_MS);
+          return { periodEnd: end.toISOString() };
         },
         within: async (tx: Tx) => {
-          const row = { userId, planId: plan.id, periodStart: start, periodEnd: end, autoRenew: true, updatedAt: start };
-          await tx.insert(paymentSubscriptions).values(row).onConflictDoUpdate({ target: paymentSubscriptions.userId, set: row });
+          const sub = { userId, planId: plan.id, periodStart: start, periodEnd: end, autoRenew: true, updatedAt: start };
+          await tx.insert(paymentSubscriptions).values(sub).onConflictDoUpdate({ target: paymentSubscriptions.userId, set: sub });
         },
       });
     } catch (err) {
       if (!(err instanceof AlreadyOnPlan)) throw err;
       // Bought by a concurrent call (or a cancel came in between): nothing charged; renewal on.
-      await this.resume(userId, plan.id, start);
+      await this.resume(userId, plan.id, new Date(this.now()));
       return this.d.entitlements.of(userId);
     }
     this.d.metrics?.paymentsTransfers.inc({ kind: 'subscription', outcome: r.replayed ? 'replayed' : 'ok' });

@@ -186,6 +186,7 @@ export class PaymentsService {
     } catch (err) {
       if (!(err instanceof AlreadyOnPlan)) throw err;
       // Bought by a concurrent call (or a cancel came in between): nothing charged; renewal on.
+      this.d.metrics?.paymentsTransfers.inc({ kind: 'subscription', outcome: 'already_on_plan' });
       await this.resume(userId, plan.id, new Date(this.now()));
       return this.d.entitlements.of(userId);
     }

@@ -142,7 +142,7 @@ export class StripeWebhooks {
     const reason = !known.length ? 'no_currency' : known.every((c) => c === this.d.currency) ? null : 'wrong_currency';
     if (reason) {
       const detail = { refundId: refund.id, paymentIntentId, amount: refund.amount, currencies: known.map(String), reason };
-      this.d.logger.warn({ ...detail, walletCurrency: this.d.currency }, 'refund not applied: not in the wallet currency');
+      this.d.logger.warn({ ...detail, walletCurrency: this.d.currency }, 'refund not applied: its currency is unknown or not the wallet currency');
       await this.d.payments.audit(userId, 'stripe_refund_unapplied', 'stripe', detail);
       return reason;
     }

@@ -94,6 +94,9 @@ describe('browser: wallet, tips, plans and notification settings in the chat cli
       }
       await waitText(A, sel('balance'), '$10.00');
       await waitText(B, sel('balance'), '$0.00');
+      // The operator's grant is in Alice's history, so the balance never shows beside "No payments yet".
+      await waitText(A, sel('history-item'), 'Credit');
+      assert.equal((await texts(A, '.wallet .empty')).length, 0);
     });
   });
 

@@ -27,9 +27,20 @@ export function paymentSucceeded(pi: string, amount: number, opts: { userId?: st
   );
 }
 
-/** A real `charge.refunded` event body with its refunds listed. */
-export function chargeRefunded(pi: string, refunds: { id: string; amount: number }[], opts: { eventId?: string } = {}) {
+/**
+ * A real `charge.refunded` event body with its refunds listed. `currency: null` leaves the
+ * currency out of the charge and its refunds (`refundCurrency` sets the refunds' alone);
+ * `userId` puts the owner in the charge's metadata, as on a PaymentIntent the hub did not make.
+ */
+export function chargeRefunded(
+  pi: string,
+  refunds: { id: string; amount: number }[],
+  opts: { eventId?: string; currency?: string | null; refundCurrency?: string | null; userId?: string } = {},
+) {
   const total = refunds.reduce((s, r) => s + r.amount, 0);
+  const currency = opts.currency === undefined ? 'usd' : opts.currency;
+  const refundCurrency = opts.refundCurrency === undefined ? currency : opts.refundCurrency;
+  const cur = (c: string | null) => (c === null ? {} : { currency: c });
   return envelope(
     'charge.refunded',
     {
@@ -37,11 +48,11 @@ export function chargeRefunded(pi: string, refunds: { id: string; amount: number
       object: 'charge',
       amount: total,
       amount_refunded: total,
-      currency: 'usd',
+      ...cur(currency),
       payment_intent: pi,
       refunded: true,
-      metadata: {},
-      refunds: { object: 'list', has_more: false, data: refunds.map((r) => ({ id: r.id, object: 'refund', amount: r.amount, currency: 'usd', payment_intent: pi, status: 'succeeded' })) },
+      metadata: opts.userId ? { hubbub_user_id: opts.userId } : {},
+      refunds: { object: 'list', has_more: false, data: refunds.map((r) => ({ id: r.id, object: 'refund', amount: r.amount, ...cur(refundCurrency), payment_intent: pi, status: 'succeeded' })) },
     },
     opts.eventId,
   );
@@ -90,4 +101,43 @@ export async function assertLedgerConsistent(database: Database) {
   assert.deepEqual(drift, [], 'every balance equals its postings');
   const bad = await q(`select id from payment_accounts where (kind = 'wallet' and balance < 0) or (kind = 'debt' and balance > 0)`);
   assert.deepEqual(bad, [], 'no wallet negative, no debt positive');
+}
+
+/**
+ * Holds row locks in a transaction of its own on PostgreSQL, so a test can line concurrent money
+ * calls up behind them: `waiters(n)` resolves once n other sessions of the database wait on a
+ * lock, `release()` commits. This opens the race window every time instead of by luck.
+ */
+export async function holdLocks(databaseUrl: string, statement: string, params: unknown[]) {
+  const { default: postgres } = await import('postgres');
+  const conn = postgres(databaseUrl, { max: 2, onnotice: () => {} });
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let locked!: () => void;
+  const lockedP = new Promise<void>((r) => (locked = r));
+  const tx = conn.begin(async (t) => {
+    const rows = await t.unsafe(statement, params as never[]);
+    assert.ok(rows.length > 0, `holdLocks: ${statement} locked no row`);
+    locked();
+    await released;
+  });
+  await Promise.race([lockedP, tx]);
+  return {
+    /** Resolves when `n` other sessions of this database wait on a lock (polled every 5 ms, 10 s at most). */
+    async waiters(n: number) {
+      const until = Date.now() + 10_000;
+      for (;;) {
+        const [row] = await conn`select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`;
+        if (row!.n >= n) return;
+        if (Date.now() > until) throw new Error(`holdLocks: ${row!.n} sessions wait on a lock, expected ${n}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
+    async release() {
+      release();
+      await tx;
+      await conn.end({ timeout: 5 });
+    },
+  };
 }

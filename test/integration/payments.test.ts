@@ -276,25 +276,27 @@ for (const kind of dbKinds) {
   });
 }
 
-describe('payments without Stripe configured', () => {
-  let env: TestEnv;
-  let replica: Replica;
-  before(async () => {
-    env = await testEnv('pglite');
-    replica = await startTestReplica(env.env);
-  });
-  after(async () => {
-    await replica?.stop();
-    await env?.cleanup();
-  });
+for (const kind of dbKinds) {
+  describe(`payments without Stripe configured on ${kind}`, () => {
+    let env: TestEnv;
+    let replica: Replica;
+    before(async () => {
+      env = await testEnv(kind);
+      replica = await startTestReplica(env.env);
+    });
+    after(async () => {
+      await replica?.stop();
+      await env?.cleanup();
+    });
 
-  test('7 createTopUp is PRECONDITION_FAILED and the rest works; webhooks answer 503', async () => {
-    const u = await newUser(replica.port, 'nostripe');
-    assert.equal(await errorCode(u.client.payments.createTopUp.mutate({ amount: 500 })), 'PRECONDITION_FAILED');
-    assert.deepEqual(await u.client.payments.balance.query(), { currency: 'usd', balance: 0, debt: 0 });
-    assert.equal((await u.client.payments.entitlements.query()).plan, 'free');
-    assert.ok((await u.client.payments.plans.query()).length >= 2);
-    const r = await deliver(replica.port, paymentSucceeded('pi_x', 100));
-    assert.equal(r.status, 503);
+    test('7 createTopUp is PRECONDITION_FAILED and the rest works; webhooks answer 503', async () => {
+      const u = await newUser(replica.port, 'nostripe');
+      assert.equal(await errorCode(u.client.payments.createTopUp.mutate({ amount: 500 })), 'PRECONDITION_FAILED');
+      assert.deepEqual(await u.client.payments.balance.query(), { currency: 'usd', balance: 0, debt: 0 });
+      assert.equal((await u.client.payments.entitlements.query()).plan, 'free');
+      assert.ok((await u.client.payments.plans.query()).length >= 2);
+      const r = await deliver(replica.port, paymentSucceeded('pi_x', 100));
+      assert.equal(r.status, 503);
+    });
   });
-});
+}

@@ -197,7 +197,7 @@ function draw(chat: Chat, el: HTMLElement) {
       { class: 'wallet', 'data-testid': 'wallet' },
       h('h3', {}, 'Balance'),
       h('p', { class: 'balance', 'data-testid': 'balance' }, s.balance === null ? '…' : money(s.balance, cur)),
-      s.debt ? h('p', { class: 'error', 'data-testid': 'debt' }, `You owe ${money(s.debt, cur)} from a refund; the next top-up pays it first.`) : null,
+      s.debt ? h('p', { class: 'error', 'data-testid': 'debt' }, `You owe ${money(s.debt, cur)} from a refund; what you receive next (a top-up, credit or tip) pays it first.`) : null,
       topUp,
       h('p', { class: 'error', role: 'alert', 'data-testid': 'wallet-error' }, s.error),
       h('p', { class: 'ok', role: 'status', 'data-testid': 'wallet-message' }, s.message),

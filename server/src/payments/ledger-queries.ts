@@ -35,8 +35,11 @@ export class LedgerQueries {
   }
 
   /**
-   * The user's transfers, newest first, with the net amount for the user (wallet and debt
-   * together: a refund that became debt still shows its full amount). Cursor: a posting id.
+   * Every transfer that moved the user's wallet or debt (each kind: top-ups, grants, tips both
+   * ways, plans, renewals, refunds), newest first, with the net amount for the user (wallet and
+   * debt together: a refund that became debt still shows its full amount). Ordered by the
+   * transfer's last posting on the user's accounts; the cursor is that posting's id, compared
+   * after the sums so that a transfer with two postings here is never split over two pages.
    */
   async history(userId: string, opts: { cursor?: number; limit: number }) {
     const accounts = await this.d.db
@@ -59,8 +62,9 @@ export class LedgerQueries {
       })
       .from(paymentPostings)
       .innerJoin(paymentTransfers, eq(paymentTransfers.id, paymentPostings.transferId))
-      .where(and(inArray(paymentPostings.accountId, ids), opts.cursor ? lt(paymentPostings.id, opts.cursor) : undefined))
+      .where(inArray(paymentPostings.accountId, ids))
       .groupBy(paymentPostings.transferId, paymentTransfers.id)
+      .having(opts.cursor ? lt(last, opts.cursor) : undefined)
       .orderBy(desc(last))
       .limit(opts.limit + 1);
     const page = rows.slice(0, opts.limit);
@@ -82,6 +86,15 @@ export class LedgerQueries {
       }),
       nextCursor: rows.length > opts.limit ? Number(page[page.length - 1]!.last) : null,
     };
+  }
+
+  /** The transfer made under an idempotency key, if any. */
+  async transferByKey(initiator: string, key: string) {
+    const [t] = await this.d.db
+      .select({ id: paymentTransfers.id, kind: paymentTransfers.kind, currency: paymentTransfers.currency })
+      .from(paymentTransfers)
+      .where(and(eq(paymentTransfers.initiator, initiator), eq(paymentTransfers.idempotencyKey, key)));
+    return t ?? null;
   }
 
   /** Every posting of the user's accounts with its transfer (account export). */

@@ -44,6 +44,12 @@ interface Plan {
   metadata?: Record<string, unknown>;
   /** Accounts to lock, as refs (any order: they are locked sorted by id). */
   accounts: string[];
+  /**
+   * Reads made under the account locks, before any posting: the place for every check that
+   * decides whether money moves and that other rows hold (a subscription's period). Throws to
+   * refuse; nothing is written. What it returns is added to the transfer's metadata.
+   */
+  guard?(tx: Tx): Promise<Record<string, unknown> | void>;
   /** The postings (by account ref) from the locked balances; throws a DomainError to refuse (nothing is written). */
   postings(locked: Map<string, Locked>): { account: string; amount: number }[];
   /** Must match on a replay, else the key was reused for a different request. */
@@ -71,7 +77,10 @@ export class Ledger extends LedgerQueries {
 
   // ---- the movements ---------------------------------------------------------------------
 
-  /** A tip between two wallets. Refused while the payer owes, or past the payer's balance. */
+  /**
+   * A tip between two wallets. Refused while the payer owes, or past the payer's balance. A payee
+   * in debt has it paid first, as by a top-up; the rest reaches their wallet.
+   */
   async tip(a: { from: string; to: string; amount: number; key: string; conversationId: string; note?: string }): Promise<TransferResult & { balance: number }> {
     const payer = this.userAccounts(a.from);
     const payee = this.userAccounts(a.to);
@@ -83,16 +92,18 @@ export class Ledger extends LedgerQueries {
       amount: a.amount,
       conversationId: a.conversationId,
       metadata: { from: a.from, to: a.to, ...(a.note ? { note: a.note } : {}) },
-      accounts: [payer.wallet, payer.debt, payee.wallet],
+      accounts: [payer.wallet, payer.debt, payee.wallet, payee.debt],
       same: (t) => t.kind === 'tip' && t.amount === a.amount && t.conversationId === a.conversationId && t.metadata.to === a.to,
       postings: (l) => {
         if (l.get(payer.debt)!.balance < 0) throw new DomainError('PRECONDITION_FAILED', 'you owe money: pay the debt with a top-up first');
         const have = l.get(payer.wallet)!.balance;
         if (have < a.amount) throw new DomainError('PRECONDITION_FAILED', 'insufficient balance');
         balance = have - a.amount;
+        const toDebt = Math.min(-l.get(payee.debt)!.balance, a.amount);
         return [
           { account: payer.wallet, amount: -a.amount },
-          { account: payee.wallet, amount: a.amount },
+          { account: payee.debt, amount: toDebt },
+          { account: payee.wallet, amount: a.amount - toDebt },
         ];
       },
     });
@@ -135,8 +146,19 @@ export class Ledger extends LedgerQueries {
     });
   }
 
-  /** A wallet payment to premium revenue (subscribe, renewal). Refused while in debt or short. */
-  async charge(a: { userId: string; amount: number; kind: 'subscription' | 'renewal'; key: string; metadata: Record<string, unknown>; within?: Plan['within'] }) {
+  /**
+   * A wallet payment to premium revenue (subscribe, renewal). Refused while in debt or short.
+   * `guard` runs with the user's wallet locked, so two charges of one user never both pass it.
+   */
+  async charge(a: {
+    userId: string;
+    amount: number;
+    kind: 'subscription' | 'renewal';
+    key: string;
+    metadata: Record<string, unknown>;
+    guard?: Plan['guard'];
+    within?: Plan['within'];
+  }) {
     const u = this.userAccounts(a.userId);
     const revenue = this.systemAccount('revenue');
     return this.run({
@@ -147,6 +169,7 @@ export class Ledger extends LedgerQueries {
       metadata: a.metadata,
       accounts: [u.wallet, u.debt, revenue],
       same: (t) => t.kind === a.kind && t.amount === a.amount && t.metadata.planId === a.metadata.planId,
+      guard: a.guard,
       within: a.within,
       postings: (l) => {
         if (l.get(u.debt)!.balance < 0) throw new DomainError('PRECONDITION_FAILED', 'you owe money: pay the debt with a top-up first');
@@ -214,7 +237,8 @@ export class Ledger extends LedgerQueries {
       const i = ref.indexOf(':');
       return i < 0 ? { ref, kind: ref as Locked['kind'], userId: null } : { ref, kind: ref.slice(0, i) as Locked['kind'], userId: ref.slice(i + 1) };
     });
-    const missing = parsed.filter((p) => !this.known.has(p.ref));
+    // Inserted in ref order: two first transfers between the same new accounts wait, never deadlock.
+    const missing = parsed.filter((p) => !this.known.has(p.ref)).sort((x, y) => (x.ref < y.ref ? -1 : x.ref > y.ref ? 1 : 0));
     if (missing.length) {
       await tx
         .insert(paymentAccounts)
@@ -285,6 +309,7 @@ export class Ledger extends LedgerQueries {
       return { result: { transfer: t, replayed: true }, refs: [] };
     }
     const locked = await this.lockAccounts(tx, [...new Set(p.accounts)]);
+    const more = await p.guard?.(tx);
     const postings = p
       .postings(locked)
       .filter((x) => x.amount !== 0)
@@ -300,6 +325,10 @@ export class Ledger extends LedgerQueries {
         returning account_id, amount)
       update ${paymentAccounts} set balance = ${paymentAccounts}.balance + p.amount from p where ${paymentAccounts}.id = p.account_id`);
     const transfer = norm(claimed[0]!);
+    if (more) {
+      transfer.metadata = { ...transfer.metadata, ...more };
+      await tx.update(paymentTransfers).set({ metadata: transfer.metadata }).where(eq(paymentTransfers.id, id));
+    }
     await p.within?.(tx, transfer);
     return { result: { transfer, replayed: false }, refs: [...locked.keys()] };
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, eq, lte, sql } from 'drizzle-orm';
+import { and, eq, gt, lte, sql } from 'drizzle-orm';
 import type { Database, Db } from '../db/database.ts';
 import { paymentAudit, paymentSubscriptions, paymentTopups, users } from '../../../db/schema/index.ts';
 import { DomainError } from '../errors.ts';
@@ -29,6 +29,11 @@ export interface PaymentsServiceDeps {
 }
 
 const DAY_MS = 86_400_000;
+
+/** The caller has the plan already (seen under the wallet lock): the charge is rolled back. */
+class AlreadyOnPlan extends Error {}
+/** The subscription a renewal was about to charge for changed meanwhile (cancelled, replaced, renewed). */
+class SubscriptionMoved extends Error {}
 
 /** Every check in front of a tip, in one round trip (prepared once per connection). */
 const TIP_CHECK_SQL = `select
@@ -144,35 +149,63 @@ export class PaymentsService {
 
   // ---- plans -----------------------------------------------------------------------------
 
+  /**
+   * Buys a period of a plan, or turns renewal back on when the caller is on it already. Calls
+   * with different keys (two tabs) charge at most once per period: whether the caller already has
+   * the plan is read with their wallet locked, in the transaction that would charge.
+   */
   async subscribe(userId: string, a: { planId: string; idempotencyKey: string }): Promise<Entitlement> {
     const plan = this.d.plans.find((p) => p.id === a.planId);
     if (!plan) throw new DomainError('NOT_FOUND', 'no such plan');
     if (plan.id === FREE_PLAN_ID) throw new DomainError('BAD_REQUEST', 'the free plan needs no subscription: payments.cancel stops renewal');
-    const current = await this.d.entitlements.of(userId);
-    if (current.plan === plan.id) {
-      // Already on it (or a retry of the call that bought it): renewal back on, nothing charged.
-      if (!current.autoRenew) {
-        await this.d.db.update(paymentSubscriptions).set({ autoRenew: true, updatedAt: new Date(this.now()) }).where(eq(paymentSubscriptions.userId, userId));
-        await this.audit(userId, 'subscription_resumed', `user:${userId}`, { planId: plan.id });
-      }
+    if (await this.resume(userId, plan.id, new Date(this.now()))) return this.d.entitlements.of(userId);
+    let start = new Date(0);
+    let end = start;
+    let r;
+    try {
+      r = await this.d.ledger.charge({
+        userId,
+        amount: plan.price,
+        kind: 'subscription',
+        key: a.idempotencyKey,
+        metadata: { planId: plan.id },
+        guard: async (tx: Tx) => {
+          const [row] = await tx.select().from(paymentSubscriptions).where(eq(paymentSubscriptions.userId, userId)).for('update');
+          // The period starts when it is bought: the clock is read under the lock, after any
+          // renewal or expiry that got there first.
+          start = new Date(this.now());
+          if (row && row.planId === plan.id && row.periodEnd > start) throw new AlreadyOnPlan();
+          end = new Date(start.getTime() + plan.periodDays * DAY_MS);
+          return { periodEnd: end.toISOString() };
+        },
+        within: async (tx: Tx) => {
+          const sub = { userId, planId: plan.id, periodStart: start, periodEnd: end, autoRenew: true, updatedAt: start };
+          await tx.insert(paymentSubscriptions).values(sub).onConflictDoUpdate({ target: paymentSubscriptions.userId, set: sub });
+        },
+      });
+    } catch (err) {
+      if (!(err instanceof AlreadyOnPlan)) throw err;
+      // Bought by a concurrent call (or a cancel came in between): nothing charged; renewal on.
+      this.d.metrics?.paymentsTransfers.inc({ kind: 'subscription', outcome: 'already_on_plan' });
+      await this.resume(userId, plan.id, new Date(this.now()));
       return this.d.entitlements.of(userId);
     }
-    const start = new Date(this.now());
-    const end = new Date(start.getTime() + plan.periodDays * DAY_MS);
-    const r = await this.d.ledger.charge({
-      userId,
-      amount: plan.price,
-      kind: 'subscription',
-      key: a.idempotencyKey,
-      metadata: { planId: plan.id, periodEnd: end.toISOString() },
-      within: async (tx: Tx) => {
-        const row = { userId, planId: plan.id, periodStart: start, periodEnd: end, autoRenew: true, updatedAt: start };
-        await tx.insert(paymentSubscriptions).values(row).onConflictDoUpdate({ target: paymentSubscriptions.userId, set: row });
-      },
-    });
     this.d.metrics?.paymentsTransfers.inc({ kind: 'subscription', outcome: r.replayed ? 'replayed' : 'ok' });
-    if (!r.replayed) await this.audit(userId, 'subscribed', `user:${userId}`, { planId: plan.id, transferId: r.transfer.id, until: end.toISOString() });
+    if (r.replayed) return this.d.entitlements.of(userId);
+    await this.audit(userId, 'subscribed', `user:${userId}`, { planId: plan.id, transferId: r.transfer.id, until: end.toISOString() });
     return this.d.entitlements.announce(userId);
+  }
+
+  /** Renewal back on for a running, cancelled period of this plan, in one statement. True when it was. */
+  private async resume(userId: string, planId: string, now: Date): Promise<boolean> {
+    const rows = await this.d.db
+      .update(paymentSubscriptions)
+      .set({ autoRenew: true, updatedAt: now })
+      .where(and(eq(paymentSubscriptions.userId, userId), eq(paymentSubscriptions.planId, planId), gt(paymentSubscriptions.periodEnd, now), eq(paymentSubscriptions.autoRenew, false)))
+      .returning({ u: paymentSubscriptions.userId });
+    if (!rows.length) return false;
+    await this.audit(userId, 'subscription_resumed', `user:${userId}`, { planId });
+    return true;
   }
 
   /** No renewal; the plan lasts to the end of its period. */
@@ -206,35 +239,41 @@ export class PaymentsService {
         const start = new Date(now - row.periodEnd.getTime() > DAY_MS ? now : row.periodEnd.getTime());
         const end = new Date(start.getTime() + plan.periodDays * DAY_MS);
         try {
-          await this.d.ledger.charge({
+          const r = await this.d.ledger.charge({
             userId: row.userId,
             amount: plan.price,
             kind: 'renewal',
             key: `renewal:${plan.id}:${row.periodEnd.toISOString()}`,
             metadata: { planId: plan.id, periodEnd: end.toISOString() },
+            // The row as read above may be stale by now: a cancel, a new plan or another run.
+            guard: async (tx: Tx) => {
+              const [cur] = await tx.select().from(paymentSubscriptions).where(eq(paymentSubscriptions.userId, row.userId)).for('update');
+              if (!cur || !cur.autoRenew || cur.planId !== plan.id || cur.periodEnd.getTime() !== row.periodEnd.getTime()) throw new SubscriptionMoved();
+            },
             within: async (tx: Tx) => {
-              const moved = await tx
+              await tx
                 .update(paymentSubscriptions)
                 .set({ periodStart: start, periodEnd: end, updatedAt: new Date(now) })
-                .where(and(eq(paymentSubscriptions.userId, row.userId), eq(paymentSubscriptions.periodEnd, row.periodEnd)))
-                .returning({ u: paymentSubscriptions.userId });
-              if (!moved.length) throw new DomainError('CONFLICT', 'subscription changed meanwhile');
+                .where(eq(paymentSubscriptions.userId, row.userId));
             },
           });
+          if (r.replayed) continue;
           renewed++;
           this.d.metrics?.paymentsTransfers.inc({ kind: 'renewal', outcome: 'ok' });
           await this.audit(row.userId, 'subscription_renewed', 'renewal', { planId: plan.id, until: end.toISOString() });
           await this.d.entitlements.announce(row.userId);
           continue;
         } catch (err) {
+          // Changed since it was read: the next run sees the row as it is now.
+          if (err instanceof SubscriptionMoved) continue;
           if (!(err instanceof DomainError)) throw err;
-          if (err.code === 'CONFLICT') continue;
           this.d.metrics?.paymentsTransfers.inc({ kind: 'renewal', outcome: 'refused' });
         }
       }
+      // Only the row as it was read: a period bought or renewal turned back on since stays.
       const gone = await this.d.db
         .delete(paymentSubscriptions)
-        .where(and(eq(paymentSubscriptions.userId, row.userId), eq(paymentSubscriptions.periodEnd, row.periodEnd)))
+        .where(and(eq(paymentSubscriptions.userId, row.userId), eq(paymentSubscriptions.periodEnd, row.periodEnd), eq(paymentSubscriptions.autoRenew, row.autoRenew), eq(paymentSubscriptions.planId, row.planId)))
         .returning({ u: paymentSubscriptions.userId });
       if (!gone.length) continue;
       downgraded++;

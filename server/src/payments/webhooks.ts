@@ -89,13 +89,13 @@ export class StripeWebhooks {
         const list = (obj.refunds as { data?: unknown[] } | undefined)?.data;
         if (!Array.isArray(list) || !list.length) return 'no_refunds_listed';
         const outcomes = [];
-        for (const r of list) outcomes.push(await this.refund(r as Record<string, unknown>, idOf(obj.payment_intent), obj.metadata));
+        for (const r of list) outcomes.push(await this.refund(r as Record<string, unknown>, idOf(obj.payment_intent), obj.metadata, obj.currency));
         return outcomes.includes('applied') ? 'applied' : outcomes[0] ?? 'ignored';
       }
       case 'refund.created':
       case 'refund.updated':
       case 'charge.refund.updated':
-        return this.refund(obj, idOf(obj.payment_intent), obj.metadata);
+        return this.refund(obj, idOf(obj.payment_intent), obj.metadata, undefined);
       default:
         return 'ignored';
     }
@@ -105,7 +105,10 @@ export class StripeWebhooks {
     const id = idOf(pi.id);
     const amount = pi.amount_received;
     if (!id || !isAmount(amount)) return 'malformed';
-    if (pi.currency !== this.d.currency) return 'wrong_currency';
+    if (pi.currency !== this.d.currency) {
+      this.d.logger.warn({ paymentIntent: id, currency: pi.currency, walletCurrency: this.d.currency }, 'payment not credited: not in the wallet currency');
+      return 'wrong_currency';
+    }
     const userId = await this.ownerOf(id, pi.metadata);
     if (!userId) {
       this.d.logger.warn({ paymentIntent: id }, 'payment for no known user ignored');
@@ -119,20 +122,42 @@ export class StripeWebhooks {
     return 'applied';
   }
 
-  private async refund(r: Record<string, unknown>, paymentIntentId: string | null, metadata: unknown): Promise<string> {
+  /**
+   * A refund debits the wallet only in the currency of the payment it returns. The currency is
+   * the refund's, else its charge's, else the one recorded for the PaymentIntent (the top-up row
+   * made with it, or its credit); every one of them known must be the wallet's. A refund in
+   * another currency, or with none known, moves nothing: it is logged, audited and its event
+   * recorded with the outcome, as a permanent failure (the event is not applied later).
+   */
+  private async refund(r: Record<string, unknown>, paymentIntentId: string | null, metadata: unknown, chargeCurrency: unknown): Promise<string> {
     const refund = r as unknown as RefundLike;
     if (typeof refund.id !== 'string' || !isAmount(refund.amount)) return 'malformed';
     if (refund.status === 'failed' || refund.status === 'canceled') return 'ignored';
-    if (refund.currency && refund.currency !== this.d.currency) return 'wrong_currency';
     const userId = paymentIntentId ? await this.ownerOf(paymentIntentId, metadata) : await this.ownerOf(null, metadata);
     if (!userId) {
       await this.d.payments.audit(null, 'stripe_unattributed', 'stripe', { refundId: refund.id, amount: refund.amount });
       return 'unknown_user';
     }
+    const known = [refund.currency, chargeCurrency, paymentIntentId ? await this.recordedCurrency(paymentIntentId) : null].filter((c) => c !== undefined && c !== null);
+    const reason = !known.length ? 'no_currency' : known.every((c) => c === this.d.currency) ? null : 'wrong_currency';
+    if (reason) {
+      const detail = { refundId: refund.id, paymentIntentId, amount: refund.amount, currencies: known.map(String), reason };
+      this.d.logger.warn({ ...detail, walletCurrency: this.d.currency }, 'refund not applied: its currency is unknown or not the wallet currency');
+      await this.d.payments.audit(userId, 'stripe_refund_unapplied', 'stripe', detail);
+      return reason;
+    }
     const t = await this.d.ledger.debitRefund({ userId, amount: refund.amount, refundId: refund.id, paymentIntentId: paymentIntentId ?? undefined });
     if (t.replayed) return 'already_applied';
     await this.d.payments.audit(userId, 'refund_debited', 'stripe', { refundId: refund.id, paymentIntentId, amount: refund.amount, transferId: t.transfer.id });
     return 'applied';
+  }
+
+  /** The currency this hub recorded for a PaymentIntent: at its creation, else at its credit. */
+  private async recordedCurrency(paymentIntentId: string): Promise<string | null> {
+    const [row] = await this.d.db.select({ c: paymentTopups.currency }).from(paymentTopups).where(eq(paymentTopups.paymentIntentId, paymentIntentId));
+    if (row) return row.c;
+    const credit = await this.d.ledger.transferByKey('stripe', `pi:${paymentIntentId}`);
+    return credit?.currency ?? null;
   }
 
   /** The user a PaymentIntent belongs to: the top-up row made with it, else its metadata. */

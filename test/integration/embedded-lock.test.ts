@@ -21,17 +21,17 @@ const dataDir = () => {
 const holderOf = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'pglite.lock'), 'utf8')) as LockHolder;
 const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
 
-/** `npm run payments:grant` exactly as an operator types it, on the embedded database in `dir`. */
-function grant(dir: string, args: string[]) {
+/** `npm run <script>` exactly as an operator types it, on the embedded database in `dir`. */
+function npmRun(dir: string, script: string, args: string[] = []) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile('npm', ['run', '--silent', 'payments:grant', '--', ...args], { cwd: root, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/root', DATA_DIR: dir } }, (err, stdout, stderr) =>
+    execFile('npm', ['run', '--silent', script, '--', ...args], { cwd: root, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/root', DATA_DIR: dir } }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
 
 describe('one process per embedded database (PGlite in DATA_DIR)', () => {
-  test('7 a second `npm start` on the same folder refuses, naming the folder and the running hub, and exits non-zero', async () => {
+  test('7 a second `npm start` (and `npm run db:migrate`) on the same folder refuses, naming the folder and the running hub, and exits 75', async () => {
     const dir = dataDir();
     const first = npmStart(dir);
     try {
@@ -40,10 +40,12 @@ describe('one process per embedded database (PGlite in DATA_DIR)', () => {
       assert.match(cmdline(h.pid), /dist\/server\/main\.js/);
       const second = npmStart(dir);
       await assert.rejects(second.port, /npm start exited/);
-      const code = await second.exited;
-      assert.notEqual(code, 0);
+      assert.equal(await second.exited, 75);
       const err = second.stderr();
       assert.ok(err.includes(`the embedded database in ${dir} is in use by pid ${h.pid} (dist/server/main.js)`), err);
+      const migrate = await npmRun(dir, 'db:migrate');
+      assert.equal(migrate.code, 75);
+      assert.ok(migrate.stderr.includes(`db:migrate: the embedded database in ${dir} is in use by pid ${h.pid}`), migrate.stderr);
       // The first hub was not disturbed: it still serves, and the folder is still its own.
       assert.equal((await fetch(`http://127.0.0.1:${port}/health/ready`)).status, 200);
       assert.equal(holderOf(dir).pid, h.pid);
@@ -80,8 +82,8 @@ describe('one process per embedded database (PGlite in DATA_DIR)', () => {
     let port = await hub.port;
     const u = await newUser(port, 'granted');
     const pid = holderOf(dir).pid;
-    const refused = await grant(dir, ['--user', u.username, '--amount', '700', '--key', 'k1']);
-    assert.notEqual(refused.code, 0);
+    const refused = await npmRun(dir, 'payments:grant', ['--user', u.username, '--amount', '700', '--key', 'k1']);
+    assert.equal(refused.code, 75);
     assert.doesNotMatch(refused.stdout, /granted/);
     assert.ok(refused.stderr.includes(`nothing granted: the embedded database in ${dir} is in use by pid ${pid}`), refused.stderr);
     assert.match(refused.stderr, /stop it, run the grant, start it again/);
@@ -89,7 +91,7 @@ describe('one process per embedded database (PGlite in DATA_DIR)', () => {
     hub.stop();
     await hub.exited;
 
-    const ok = await grant(dir, ['--user', u.username, '--amount', '700', '--key', 'k1']);
+    const ok = await npmRun(dir, 'payments:grant', ['--user', u.username, '--amount', '700', '--key', 'k1']);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /^granted 700 usd to .*: balance 700/);
     hub = npmStart(dir);

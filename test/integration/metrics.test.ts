@@ -125,6 +125,8 @@ describe('metrics on a port of their own', () => {
     });
     const metricsPort = await new Promise<number>((resolve, reject) => {
       createInterface({ input: child.stdout! }).on('line', (l) => {
+        // pino writes one JSON object a line; anything else is not the line waited for.
+        if (!l.startsWith('{')) return;
         const j = JSON.parse(l) as { msg?: string; metricsPort?: number };
         if (j.msg === 'workers started') resolve(j.metricsPort!);
       });

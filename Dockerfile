@@ -17,6 +17,7 @@ COPY scripts/build.ts scripts/build-web.ts ./scripts/
 # path at run time (db/migrations, db/cassandra, web/dist, the password worker) stay where they are.
 RUN node --import tsx scripts/build.ts
 USER node
-EXPOSE 3000
+# 3000: the public port; 9464: /metrics (METRICS_PORT), for Prometheus only; 9465: the workers' /metrics.
+EXPOSE 3000 9464 9465
 # Compiled JavaScript: no TypeScript loader in production (the workers: node dist/workers/main.js).
 CMD ["node", "dist/server/main.js"]

@@ -409,6 +409,7 @@ async function connScaleScenario(hubBase: Record<string, string>, seedFile: stri
     steps: String(sizes.connScaleSteps).split(',').map(Number),
     workers: sizes.connScaleWorkers,
     serverPid: hub.procs[0]!.pid,
+    metricsUrl: `http://127.0.0.1:${hub.procs[0]!.metricsPort}/metrics`,
     gc,
     log,
   });

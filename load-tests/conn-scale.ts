@@ -7,7 +7,8 @@
  *
  * The bench calls runConnScale(); standalone (against a hub you started, with a bench seed
  * file): node --import tsx load-tests/conn-scale.ts --url ws://127.0.0.1:3000/ws \
- *   --seed /tmp/…/seed.json --pid <hub pid> --target 20000 --steps 5000,10000,20000
+ *   --seed /tmp/…/seed.json --pid <hub pid> --target 20000 --steps 5000,10000,20000 \
+ *   [--metrics http://127.0.0.1:9464/metrics]
  *
  * Bounded: it opens at most `target` sockets, only to the loopback URL it is given, gives up
  * on a step after STEP_TIMEOUT_MS, and closes everything at the end.
@@ -29,8 +30,9 @@ export interface ConnScaleStep {
 }
 
 /** The hub's V8 heap in use, from its /metrics (the total's collector sets both gauges). */
-async function heapUsed(wsUrl: URL): Promise<number | undefined> {
-  const base = `http://${wsUrl.host}/metrics?name=`;
+async function heapUsed(metricsUrl: string | undefined): Promise<number | undefined> {
+  if (!metricsUrl) return undefined;
+  const base = `${metricsUrl}?name=`;
   try {
     await (await fetch(base + 'hubbub_nodejs_heap_size_total_bytes')).text();
     const text = await (await fetch(base + 'hubbub_nodejs_heap_size_used_bytes')).text();
@@ -109,6 +111,8 @@ export async function runConnScale(opts: {
   steps: number[];
   workers: number;
   serverPid: number;
+  /** The hub's /metrics (on its METRICS_PORT), for the V8 heap; without it the heap is not reported. */
+  metricsUrl?: string;
   /** A full collection in the hub before each sample (inspectorGc); without it RSS is read as it is. */
   gc?: () => Promise<void>;
   log?: (s: string) => void;
@@ -146,7 +150,7 @@ export async function runConnScale(opts: {
 
   await opts.gc?.();
   const baselineRss = rssBytes(opts.serverPid);
-  const baselineHeap = await heapUsed(url);
+  const baselineHeap = await heapUsed(opts.metricsUrl);
   const cpu0 = cpuSeconds(opts.serverPid);
   const result: ConnScaleResult = {
     url: opts.url,
@@ -199,7 +203,7 @@ export async function runConnScale(opts: {
         }
         rss = now;
       }
-      const heap = await heapUsed(url);
+      const heap = await heapUsed(opts.metricsUrl);
       const s: ConnScaleStep = {
         connections: open,
         rssMiB: round(rss / 2 ** 20, 1),
@@ -327,6 +331,7 @@ else if (isMain) {
     url: need('url'),
     seedFile: need('seed'),
     serverPid: Number(need('pid')),
+    metricsUrl: arg('metrics'),
     target: Number(arg('target') ?? 20_000),
     steps: (arg('steps') ?? '5000,10000,20000').split(',').map(Number),
     workers: Number(arg('workers') ?? 4),

@@ -58,13 +58,13 @@ const cmdline = (pid: number) => {
   }
 };
 
-async function metric(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+async function metric(metricsPort: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const m = new RegExp(`^${name} (\\S+)`, 'm').exec(text);
   return m ? Number(m[1]) : NaN;
 }
 
-async function sampleTree(rootPid: number, port: number): Promise<MemorySample> {
+async function sampleTree(rootPid: number, metricsPort: number): Promise<MemorySample> {
   const pids = processTree(rootPid);
   const processes = pids.map((pid) => ({
     pid,
@@ -78,9 +78,9 @@ async function sampleTree(rootPid: number, port: number): Promise<MemorySample> 
   const launchers = hubAt < 0 ? [] : processes.slice(0, hubAt);
   const sum = (list: typeof processes, k: 'rssMiB' | 'pssMiB') => round(list.reduce((a, p) => a + p[k], 0), 1);
   const [heapUsed, heapTotal, external] = await Promise.all([
-    metric(port, 'hubbub_nodejs_heap_size_used_bytes'),
-    metric(port, 'hubbub_nodejs_heap_size_total_bytes'),
-    metric(port, 'hubbub_nodejs_external_memory_bytes'),
+    metric(metricsPort, 'hubbub_nodejs_heap_size_used_bytes'),
+    metric(metricsPort, 'hubbub_nodejs_heap_size_total_bytes'),
+    metric(metricsPort, 'hubbub_nodejs_external_memory_bytes'),
   ]);
   return {
     rssMiB: sum(hub, 'rssMiB'),
@@ -139,7 +139,7 @@ export async function measureIdle(o: { label: string; command: string[]; env?: R
   const t0 = Date.now();
   const child = spawn(o.command[0]!, o.command.slice(1), {
     cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.homedir(), DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', ...o.env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.homedir(), DATA_DIR: dataDir, PORT: '0', METRICS_PORT: '0', HOST: '127.0.0.1', ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group, as from a terminal: SIGTERM reaches npm and the hub together.
     detached: true,
@@ -157,13 +157,13 @@ export async function measureIdle(o: { label: string; command: string[]; env?: R
   process.on('exit', killOnExit);
   try {
     createInterface({ input: child.stderr! }).on('line', (l) => logs.push(l));
-    const port = await new Promise<number>((resolve, reject) => {
+    const { port, metricsPort } = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${o.label}: not listening after ${o.timeoutMs ?? 120_000} ms:\n${logs.slice(-20).join('\n')}`)), o.timeoutMs ?? 120_000);
       createInterface({ input: child.stdout! }).on('line', (line) => {
         logs.push(line);
         try {
-          const j = JSON.parse(line) as { msg?: string; port?: number };
-          if (j.msg === 'hub listening' && j.port) (clearTimeout(timer), resolve(j.port));
+          const j = JSON.parse(line) as { msg?: string; port?: number; metricsPort?: number };
+          if (j.msg === 'hub listening' && j.port && j.metricsPort) (clearTimeout(timer), resolve({ port: j.port, metricsPort: j.metricsPort }));
         } catch {
           // npm's own lines
         }
@@ -175,10 +175,10 @@ export async function measureIdle(o: { label: string; command: string[]; env?: R
     await page.arrayBuffer();
     const startMs = Date.now() - t0;
     await idle(idleMs);
-    const started = await sampleTree(child.pid!, port);
+    const started = await sampleTree(child.pid!, metricsPort);
     await useOnce(port);
     await idle(idleMs);
-    const used = await sampleTree(child.pid!, port);
+    const used = await sampleTree(child.pid!, metricsPort);
     return { label: o.label, command: o.command.join(' '), startMs, started, used };
   } finally {
     kill('SIGTERM');

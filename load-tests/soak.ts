@@ -233,8 +233,8 @@ export async function runSoak(partial: Partial<SoakOptions> = {}) {
 
     // ---- sampling -------------------------------------------------------------------------
     const t0 = Date.now();
-    const metric = async (port: number, name: string) => {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics?name=${name}`)).text();
+    const metric = async (metricsPort: number, name: string) => {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics?name=${name}`)).text();
       const line = text.split('\n').find((l) => l.startsWith(name));
       return line ? Number(line.split(' ').pop()) : NaN;
     };
@@ -247,11 +247,11 @@ export async function runSoak(partial: Partial<SoakOptions> = {}) {
           // the heap sizes, the lag itself for its percentiles, which it then resets): ask for
           // that one first, so the figures are this sample's (the event-loop delay p99 is over
           // the last sampling period).
-          await metric(rep.port, 'hubbub_nodejs_heap_size_total_bytes');
-          const heap = await metric(rep.port, 'hubbub_nodejs_heap_size_used_bytes');
-          await metric(rep.port, 'hubbub_nodejs_eventloop_lag_seconds');
-          const eld = await metric(rep.port, 'hubbub_nodejs_eventloop_lag_p99_seconds');
-          const gauge = await metric(rep.port, 'hubbub_ws_connections');
+          await metric(rep.metricsPort, 'hubbub_nodejs_heap_size_total_bytes');
+          const heap = await metric(rep.metricsPort, 'hubbub_nodejs_heap_size_used_bytes');
+          await metric(rep.metricsPort, 'hubbub_nodejs_eventloop_lag_seconds');
+          const eld = await metric(rep.metricsPort, 'hubbub_nodejs_eventloop_lag_p99_seconds');
+          const gauge = await metric(rep.metricsPort, 'hubbub_ws_connections');
           samples.push({ t: (Date.now() - t0) / 1000, replica: `hub ${'ab'[i]}`, rssMiB: rssKiB / 1024, heapMiB: heap / 2 ** 20, eldP99Ms: eld * 1000, gauge, open: open[i]!.size });
         }),
       );
@@ -272,7 +272,7 @@ export async function runSoak(partial: Partial<SoakOptions> = {}) {
     await sample();
     let finalGauges: number[] = [];
     for (let i = 0; i < 100; i++) {
-      finalGauges = await Promise.all(ports.map((p) => metric(p, 'hubbub_ws_connections')));
+      finalGauges = await Promise.all(replicas.map((r) => metric(r.metricsPort, 'hubbub_ws_connections')));
       if (finalGauges.every((g) => g === 0)) break;
       await sleep(100);
     }

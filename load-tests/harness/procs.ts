@@ -123,6 +123,8 @@ export const round = (x: number, digits = 2) => (Number.isFinite(x) ? Math.round
 export interface NodeServer {
   name: string;
   port: number;
+  /** METRICS_PORT given to it (a hub serves /metrics there; the peers ignore it). */
+  metricsPort: number;
   pid: number;
   child: ChildProcess;
   logs: string[];
@@ -142,11 +144,12 @@ export async function startNodeServer(opts: {
   timeoutMs?: number;
 }): Promise<NodeServer> {
   const port = await freePort();
+  const metricsPort = await freePort();
   // A TypeScript entry runs through tsx; a built one (dist/…/*.js) as production runs it.
   const loader = opts.entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...loader, opts.entry], {
     cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...opts.env, PORT: String(port) },
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...opts.env, PORT: String(port), METRICS_PORT: String(metricsPort) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
@@ -177,6 +180,7 @@ export async function startNodeServer(opts: {
   return {
     name: opts.name,
     port,
+    metricsPort,
     pid: child.pid!,
     child,
     logs,

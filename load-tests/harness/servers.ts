@@ -16,13 +16,13 @@ export interface ServerSet {
   stop(): Promise<void>;
 }
 
-async function count(kind: ServerKind, port: number): Promise<number> {
+async function count(kind: ServerKind, p: NodeServer): Promise<number> {
   try {
     if (kind === 'hubbub') {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics?name=hubbub_ws_connections`)).text();
+      const text = await (await fetch(`http://127.0.0.1:${p.metricsPort}/metrics?name=hubbub_ws_connections`)).text();
       return Number(/^hubbub_ws_connections (\d+)/m.exec(text)?.[1] ?? 0);
     }
-    return ((await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { connections: number }).connections;
+    return ((await (await fetch(`http://127.0.0.1:${p.port}/stats`)).json()) as { connections: number }).connections;
   } catch {
     return 0;
   }
@@ -37,7 +37,7 @@ function set(kind: ServerKind, label: string, procs: NodeServer[]): ServerSet {
     procs,
     targets: procs.map(url).join(','),
     async connections() {
-      const n = await Promise.all(procs.map((p) => count(kind, p.port)));
+      const n = await Promise.all(procs.map((p) => count(kind, p)));
       return n.reduce((a, b) => a + b, 0);
     },
     async stop() {

@@ -19,6 +19,8 @@ export const configSchema = z
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
     PORT: intIn(0, 65535).default(3000),
     HOST: z.string().min(1).default('0.0.0.0'),
+    /** The hub's /metrics, on a port of its own: never the public one the load balancer exposes. */
+    METRICS_PORT: intIn(0, 65535).default(9464),
     DATA_DIR: z.string().min(1).default('./data'),
     DATABASE_URL: z.string().url().optional(),
     DATABASE_POOL_MAX: intIn(1, 200).default(10),
@@ -105,7 +107,7 @@ export const configSchema = z
     NOTIFY_CONCURRENCY: intIn(1, 1000).default(16),
     /** How long a worker's hold on a job lasts without renewal: a killed worker's job runs again after it. */
     NOTIFY_LOCK_MS: intIn(1000, 600_000).default(30_000),
-    /** `npm run workers` serves /metrics and /health on this port. */
+    /** `npm run workers` serves /metrics and /health on this port (apart from METRICS_PORT, so a hub and workers share a machine). */
     WORKERS_METRICS_PORT: intIn(0, 65535).default(9465),
     /** Signs unsubscribe links (defaults to a key derived from JWT_SECRET). */
     NOTIFY_SECRET: z.string().min(32, 'at least 32 characters').optional(),
@@ -151,5 +153,5 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 /** Config for tests and tools: defaults plus overrides, no process.env. */
 export function testConfig(overrides: Record<string, string | undefined> = {}): Config {
-  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', PORT: '0', HOST: '127.0.0.1', ...overrides });
+  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', PORT: '0', METRICS_PORT: '0', WORKERS_METRICS_PORT: '0', HOST: '127.0.0.1', ...overrides });
 }

@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig } from './config.ts';
+import { DataDirLockedError } from './db/data-dir-lock.ts';
 import { startReplica } from './replica.ts';
 
 /** Entry point of a hub replica: config from the environment, signals wired to drain. */
@@ -35,6 +36,10 @@ async function main() {
 }
 
 main().catch((err) => {
+  if (err instanceof DataDirLockedError) {
+    process.stderr.write(`hubbub: not started: ${err.message}\n`);
+    process.exit(75); // EX_TEMPFAIL: it can start once the holder has stopped
+  }
   process.stderr.write(`hubbub: failed to start: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
   process.exit(1);
 });

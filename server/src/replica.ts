@@ -24,6 +24,7 @@ import type { Presence } from './hub/presence.ts';
 import { wsBehavior, wsUpgradeFallback } from './hub/ws-handler.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
+import { startMetricsServer } from './observability/metrics-server.ts';
 import { ProfileService } from './profiles/profile-service.ts';
 import { openMessageStore } from './store/open-message-store.ts';
 import { openPayments } from './payments/open-payments.ts';
@@ -37,6 +38,8 @@ import { registerUnsubscribeRoute } from './notify/unsubscribe-route.ts';
 
 export interface Replica {
   port: number;
+  /** Where /metrics is served (METRICS_PORT), apart from the public port. */
+  metricsPort: number;
   replicaId: string;
   logger: Logger;
   database: Database;
@@ -189,7 +192,6 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
   const http = new HttpServer({
     router: appRouter,
     services,
-    metrics,
     logger,
     http: { allowedOrigins, maxBodyBytes: config.MAX_BODY_BYTES, trustProxy: config.TRUST_PROXY, maxUrlBytes: config.HTTP_MAX_URL_BYTES, maxHeaderBytes: config.HTTP_MAX_HEADER_BYTES, maxBatchCalls: config.API_MAX_BATCH_CALLS },
     checks,
@@ -214,8 +216,12 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
       app.get('/ws', wsUpgradeFallback);
     },
   });
+  const metricsServer = await startMetricsServer({ registry: metrics.registry, host: config.HOST, port: config.METRICS_PORT, setting: 'METRICS_PORT', logger });
   const port = await http.listen(config.HOST, config.PORT);
-  logger.info({ port, host: config.HOST, db: database.kind, store: config.MESSAGE_STORE, bus: redis ? 'redis' : 'memory' }, 'hub listening');
+  logger.info(
+    { port, metricsPort: metricsServer.port, host: config.HOST, db: database.kind, store: config.MESSAGE_STORE, bus: redis ? 'redis' : 'memory' },
+    'hub listening',
+  );
 
   // Without Redis there is no BullMQ: the same job processors run in-process, so `npm start` alone has them.
   const every = (ms: number, name: string, job: () => Promise<unknown>) =>
@@ -234,6 +240,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     if (closed) return;
     closed = true;
     for (const t of inProcessJobs) clearInterval(t);
+    await metricsServer.close();
     hub.stop();
     await notifications.close().catch(() => {});
     await hasher.close().catch(() => {});
@@ -247,6 +254,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
 
   return {
     port,
+    metricsPort: metricsServer.port,
     replicaId,
     logger,
     database,

@@ -53,7 +53,7 @@ describe('production build', () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-dist-'));
     const child = spawn(process.execPath, ['dist/server/main.js'], {
       cwd: root,
-      env: { PATH: process.env.PATH ?? '', HOME: os.homedir(), DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' },
+      env: { PATH: process.env.PATH ?? '', HOME: os.homedir(), DATA_DIR: dataDir, PORT: '0', METRICS_PORT: '0', HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const killOnExit = () => child.kill('SIGKILL');

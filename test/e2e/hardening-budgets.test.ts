@@ -72,7 +72,7 @@ describe('hardening: resume floods and tRPC batches (one replica, PostgreSQL)', 
     assert.ok(busy <= 2 * idle, `ping p50 ${busy.toFixed(3)} ms under flood vs ${idle.toFixed(3)} ms idle`);
     assert.equal(calm.isClosed, false);
     calm.close();
-    await until(async () => (await metricValue(replica.port, 'hubbub_ws_connections')) === 0, 5000, 'no sockets left');
+    await until(async () => (await metricValue(replica.metricsPort, 'hubbub_ws_connections')) === 0, 5000, 'no sockets left');
   });
 
   test('defect 3: a 5,000-call GET batch and a 1,000-call POST batch get a clear 4xx, run nothing, and a healthy ping stays within 2× idle', async () => {

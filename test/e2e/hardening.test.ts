@@ -19,7 +19,7 @@ describe('hardening: connection bookkeeping, protocol edges, own messages read (
     await env?.cleanup();
   });
 
-  const gauge = () => metricValue(replica.port, 'hubbub_ws_connections');
+  const gauge = () => metricValue(replica.metricsPort, 'hubbub_ws_connections');
 
   test('defect 1: refused sockets keep no slot; the gauge equals the sockets really open after churn; a user can always reconnect', async () => {
     const u = await newUser(replica.port, 'churn');
@@ -104,9 +104,9 @@ describe('hardening: connection bookkeeping, protocol edges, own messages read (
   });
 
   test('defect 7: /metrics?name=<unknown> is 404; a known name is 200', async () => {
-    const unknown = await fetch(`http://127.0.0.1:${replica.port}/metrics?name=hubbub_no_such_metric`);
+    const unknown = await fetch(`http://127.0.0.1:${replica.metricsPort}/metrics?name=hubbub_no_such_metric`);
     assert.equal(unknown.status, 404);
-    const known = await fetch(`http://127.0.0.1:${replica.port}/metrics?name=hubbub_ws_connections`);
+    const known = await fetch(`http://127.0.0.1:${replica.metricsPort}/metrics?name=hubbub_ws_connections`);
     assert.equal(known.status, 200);
     assert.match(await known.text(), /hubbub_ws_connections/);
   });
@@ -119,13 +119,13 @@ describe('hardening: connection bookkeeping during a drain', () => {
     try {
       const u = await newUser(replica.port, 'drain');
       const socks = await Promise.all([0, 1, 2].map(() => connect(replica.port, u.accessToken)));
-      assert.equal(await metricValue(replica.port, 'hubbub_ws_connections'), 3);
+      assert.equal(await metricValue(replica.metricsPort, 'hubbub_ws_connections'), 3);
       // The hub drains while the listen socket is still open (as between SIGTERM and the close).
       await replica.hub.drain(0);
       for (const { c } of socks) assert.equal((await c.closed).code, 1012);
       const late = await openRaw(replica.port, u.accessToken);
       assert.equal((await late.closed).code, 1012, 'a socket opened during the drain is sent away, not kept');
-      await until(async () => (await metricValue(replica.port, 'hubbub_ws_connections')) === 0, 5000, 'gauge 0 after the drain');
+      await until(async () => (await metricValue(replica.metricsPort, 'hubbub_ws_connections')) === 0, 5000, 'gauge 0 after the drain');
       assert.equal(replica.hub.connectionCount, 0);
     } finally {
       await replica.stop();

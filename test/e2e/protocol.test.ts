@@ -132,7 +132,9 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
   });
 
   test('4 resume with more than the limit missed sends gap for the older part', async () => {
-    const local = await startTestReplica(env.env, { WS_RESUME_MAX_EVENTS: '10' });
+    // Its own folder: an embedded database belongs to one replica at a time.
+    const localEnv = await testEnv('pglite');
+    const local = await startTestReplica(localEnv.env, { WS_RESUME_MAX_EVENTS: '10' });
     try {
       const u1 = await newUser(local.port, 'gap');
       const u2 = await newUser(local.port, 'gap');
@@ -148,6 +150,7 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
       b.c.close();
     } finally {
       await local.stop();
+      await localEnv.cleanup();
     }
   });
 

@@ -122,7 +122,7 @@ describe('fuzz: WebSocket frames', () => {
           assert.equal(JSON.stringify(await attacker.client.conversations.history.query({ conversationId: own, limit: 100 })), ownBefore, 'refused frames changed nothing');
         }
         assert.equal((await fetch(`http://127.0.0.1:${replica.port}/health`)).status, 200);
-        assert.equal(await metricValue(replica.port, 'hubbub_ws_connections'), 1, 'gauge = the healthy socket only');
+        assert.equal(await metricValue(replica.metricsPort, 'hubbub_ws_connections'), 1, 'gauge = the healthy socket only');
         assert.ok(maxPing < PING_BOUND_MS, `healthy ping ${maxPing.toFixed(1)} ms`);
       }),
       fuzzSettings('ws frames', 60),

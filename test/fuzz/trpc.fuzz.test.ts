@@ -146,7 +146,7 @@ describe('fuzz: tRPC procedures', () => {
         pinging = false;
         await pinger;
         assert.equal((await fetch(`http://127.0.0.1:${replica.port}/health`)).status, 200);
-        assert.equal(await metricValue(replica.port, 'hubbub_ws_connections'), 1);
+        assert.equal(await metricValue(replica.metricsPort, 'hubbub_ws_connections'), 1);
         assert.ok(maxPing < PING_BOUND_MS, `healthy ping ${maxPing.toFixed(1)} ms`);
       }),
       fuzzSettings('trpc procedures', 60),

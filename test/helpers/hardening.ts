@@ -46,9 +46,9 @@ export function upgradeRequest(token: string, headers: Record<string, string | n
   return `GET ${path} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`;
 }
 
-/** The value of one gauge or counter from `/metrics?name=` (summed over its label sets). */
-export async function metricValue(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics?name=${name}`)).text();
+/** The value of one gauge or counter from `/metrics?name=` on a metrics port (summed over its label sets). */
+export async function metricValue(metricsPort: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics?name=${name}`)).text();
   let sum = 0;
   for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.split(' ').pop());
   return sum;

@@ -8,7 +8,7 @@ const root = path.resolve(import.meta.dirname, '..', '..');
 export function npmStart(dataDir: string) {
   const child = spawn('npm', ['start', '--silent'], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', DATA_DIR: dataDir, PORT: '0', METRICS_PORT: '0', HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group, so a signal reaches npm and the hub together, as from a terminal or a container runtime.
     detached: true,
@@ -24,6 +24,8 @@ export function npmStart(dataDir: string) {
   // 'close': every holder of the stdout pipe (npm and the hub it started) is gone.
   const exited = new Promise<number | null>((r) => child.once('close', (c) => r(c)));
   const messages: string[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (b) => (stderr += b));
   const port = new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
@@ -36,6 +38,6 @@ export function npmStart(dataDir: string) {
     });
     void exited.then((c) => reject(new Error(`npm start exited ${c}`)));
   });
-  return { child, port, exited, messages, stop };
+  return { child, port, exited, messages, stop, stderr: () => stderr };
 }
 

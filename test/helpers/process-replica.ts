@@ -6,6 +6,8 @@ const root = path.resolve(import.meta.dirname, '..', '..');
 
 export interface ProcessReplica {
   port: number;
+  /** Its METRICS_PORT (/metrics is not on the public port). */
+  metricsPort: number;
   child: ChildProcess;
   exited: Promise<number | null>;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
@@ -17,7 +19,7 @@ export async function spawnReplica(env: Record<string, string>): Promise<Process
   const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
     cwd: root,
     // LOG_LEVEL info: the 'hub listening' line tells the port.
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', ...env, LOG_LEVEL: 'info' },
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '0', ...env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
@@ -25,13 +27,13 @@ export async function spawnReplica(env: Record<string, string>): Promise<Process
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
   child.stderr!.on('data', (b) => logs.push(String(b)));
-  const port = await new Promise<number>((resolve, reject) => {
+  const { port, metricsPort } = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
     const rl = createInterface({ input: child.stdout! });
     rl.on('line', (line) => {
       logs.push(line);
       try {
         const j = JSON.parse(line);
-        if (j.msg === 'hub listening') resolve(j.port);
+        if (j.msg === 'hub listening') resolve({ port: j.port, metricsPort: j.metricsPort });
       } catch {
         // not JSON: ignore
       }
@@ -40,6 +42,7 @@ export async function spawnReplica(env: Record<string, string>): Promise<Process
   });
   return {
     port,
+    metricsPort,
     child,
     exited,
     logs,

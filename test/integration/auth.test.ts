@@ -78,7 +78,11 @@ for (const kind of dbKinds) {
       assert.equal(await errorCode(trpcClient(replica.port, fourth.accessToken).auth.me.query()), 'UNAUTHORIZED');
     });
   });
+}
 
+// Two replicas on one database: PostgreSQL only (an embedded database belongs to one process).
+{
+  const kind = 'postgres';
   describe(`refresh rotation on ${kind}`, () => {
     let env: TestEnv;
     let strict: Replica;

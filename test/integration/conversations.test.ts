@@ -94,9 +94,9 @@ for (const kind of dbKinds) {
       assert.equal(await errorCode(b.client.conversations.mute.mutate({ conversationId: conv, until: 'tomorrow' })), 'BAD_REQUEST');
     });
 
-    test('9 /metrics exposes hubbub_ metrics without user or conversation ids; CORS only for allowed origins', async () => {
+    test('9 /metrics (on its own port) exposes hubbub_ metrics without user or conversation ids; CORS only for allowed origins', async () => {
       const a = await newUser(replica.port, 'metrics');
-      const text = await (await fetch(`http://127.0.0.1:${replica.port}/metrics`)).text();
+      const text = await (await fetch(`http://127.0.0.1:${replica.metricsPort}/metrics`)).text();
       for (const name of [
         'hubbub_trpc_calls_total',
         'hubbub_trpc_duration_seconds',
@@ -111,10 +111,10 @@ for (const kind of dbKinds) {
         assert.ok(text.includes(name), name);
       }
       // One metric by name, without the process collectors; an unknown name is 404.
-      const one = await (await fetch(`http://127.0.0.1:${replica.port}/metrics?name=hubbub_ws_connections`)).text();
+      const one = await (await fetch(`http://127.0.0.1:${replica.metricsPort}/metrics?name=hubbub_ws_connections`)).text();
       assert.match(one, /^hubbub_ws_connections \d+$/m);
       assert.ok(!one.includes('hubbub_process_') && !one.includes('hubbub_trpc_'), one);
-      assert.equal((await fetch(`http://127.0.0.1:${replica.port}/metrics?name=no_such_metric`)).status, 404);
+      assert.equal((await fetch(`http://127.0.0.1:${replica.metricsPort}/metrics?name=no_such_metric`)).status, 404);
       assert.match(text, /hubbub_trpc_calls_total\{procedure="auth.register",code="OK"\} \d+/);
       assert.ok(!text.includes(a.id), 'no user ids in labels');
       const allowed = await fetch(`http://127.0.0.1:${replica.port}/trpc/auth.me`, { method: 'OPTIONS', headers: { origin: 'https://app.example.com' } });

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { loadConfig } from '../../server/src/config.ts';
 import { createMetrics } from '../../server/src/observability/metrics.ts';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
@@ -41,8 +42,90 @@ test('9 k8s manifests and docker-compose parse, probe the real health routes and
     // prom-client's default metrics (process and Node.js) are named by the registry itself.
     assert.ok(defaultNames.has(m) || metricsSrc.includes(`'${m}'`), `${m} is exported by the hub`);
   }
-  assert.match(rules, /HubbubNotificationFailuresGrowing.*hubbub_notify_queue_depth\{state=\\"failed\\"\}/, 'an alert on a growing failed set');
+  assert.match(rules, /HubbubNotificationFailuresGrowing.*hubbub_notify_queue_depth\{job=\\"hubbub-workers\\",state=\\"failed\\"\}/, 'an alert on a growing failed set');
   assert.match(dashboard, /hubbub_notify_queue_depth/, 'a notification queue panel');
   const [compose] = parseYamlDocs(path.join(root, 'docker-compose.yml'));
   for (const s of ['postgres', 'redis', 'scylla', 'hub1', 'hub2', 'workers', 'lb']) assert.ok(compose.services[s], s);
+});
+
+/** promtool, from Debian's prometheus package (.ci/run installs it): missing fails, never skips. */
+function promtool(args: string[]): string {
+  try {
+    return execFileSync('promtool', args, { cwd: path.join(root, 'deploy/prometheus'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stdout?: string; stderr?: string };
+    if (e.code === 'ENOENT') assert.fail("promtool is missing: install Debian's prometheus package (.ci/run does)");
+    assert.fail(`promtool ${args.join(' ')} failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+  }
+}
+
+test('9 alert rules pass promtool tests (each alert firing and held back), select only scraped jobs, and metrics stay off the public port', () => {
+  promtool(['check', 'config', 'prometheus.yml']);
+  assert.match(promtool(['test', 'rules', 'rules.test.yml']), /SUCCESS/);
+
+  const [plain] = parseYamlDocs(path.join(root, 'deploy/prometheus/rules.yml'));
+  const k8sDocs = readdirSync(path.join(root, 'k8s'))
+    .filter((f) => f.endsWith('.yaml'))
+    .flatMap((f) => parseYamlDocs(path.join(root, 'k8s', f)));
+  const of = (kind: string, name?: string) => k8sDocs.filter((d) => d.kind === kind && (!name || d.metadata.name === name));
+  assert.deepEqual(of('PrometheusRule')[0].spec.groups, plain.groups, 'k8s/prometheus-rules.yaml holds deploy/prometheus/rules.yml');
+
+  // Every alert has a rules test where it fires and one where it must not.
+  const alerts: string[] = plain.groups.flatMap((g: any) => g.rules.map((r: any) => r.alert));
+  const [tests] = parseYamlDocs(path.join(root, 'deploy/prometheus/rules.test.yml'));
+  const cases = tests.tests.flatMap((t: any) => t.alert_rule_test ?? []);
+  for (const a of alerts) {
+    assert.ok(cases.some((c: any) => c.alertname === a && c.exp_alerts?.length > 0), `${a}: a test where it fires`);
+    assert.ok(cases.some((c: any) => c.alertname === a && (c.exp_alerts ?? []).length === 0), `${a}: a test where it does not`);
+  }
+
+  // The jobs the rules select are the jobs scraped: in k8s a ServiceMonitor's job is the name of the
+  // Service it selects (with the endpoint's port); in compose, the scrape config's job_name.
+  const ruleJobs = new Set([...JSON.stringify(plain).matchAll(/job=\\"([^"\\]+)\\"/g)].map((m) => m[1]!));
+  assert.deepEqual([...ruleJobs].sort(), ['hubbub-hub', 'hubbub-workers']);
+  const k8sJobs = new Set<string>();
+  for (const sm of of('ServiceMonitor')) {
+    const want = sm.spec.selector.matchLabels as Record<string, string>;
+    for (const svc of of('Service')) {
+      const labels = (svc.metadata.labels ?? {}) as Record<string, string>;
+      if (!Object.entries(want).every(([k, v]) => labels[k] === v)) continue;
+      assert.ok(sm.spec.endpoints.every((e: any) => svc.spec.ports.some((p: any) => p.name === e.port)), `${svc.metadata.name} has the port ${sm.metadata.name} scrapes`);
+      k8sJobs.add(svc.metadata.name);
+    }
+  }
+  assert.deepEqual([...k8sJobs].sort(), [...ruleJobs].sort(), 'k8s scrapes exactly the jobs the rules select');
+  const [prom] = parseYamlDocs(path.join(root, 'deploy/prometheus/prometheus.yml'));
+  const composeJobs = new Map<string, string[]>(prom.scrape_configs.map((c: any) => [c.job_name, c.static_configs.flatMap((s: any) => s.targets)]));
+  assert.deepEqual([...composeJobs.keys()].sort(), [...ruleJobs].sort(), 'compose scrapes exactly the jobs the rules select');
+
+  // Ports: the defaults of the config schema, the containers' ports, the Services, compose's targets.
+  const defaults = loadConfig({});
+  const portOf = (deployment: string, name: string) =>
+    of('Deployment', deployment)[0].spec.template.spec.containers[0].ports.find((p: any) => p.name === name)?.containerPort;
+  assert.equal(portOf('hubbub-hub', 'http'), defaults.PORT);
+  assert.equal(portOf('hubbub-hub', 'metrics'), defaults.METRICS_PORT);
+  assert.equal(portOf('hubbub-workers', 'metrics'), defaults.WORKERS_METRICS_PORT);
+  assert.notEqual(defaults.METRICS_PORT, defaults.PORT);
+  assert.deepEqual(composeJobs.get('hubbub-hub'), [`hub1:${defaults.METRICS_PORT}`, `hub2:${defaults.METRICS_PORT}`]);
+  assert.deepEqual(composeJobs.get('hubbub-workers'), [`workers:${defaults.WORKERS_METRICS_PORT}`]);
+  const [compose] = parseYamlDocs(path.join(root, 'docker-compose.yml'));
+  for (const t of [...composeJobs.values()].flat()) assert.ok(compose.services[t.split(':')[0]!], `${t} is a compose service`);
+  assert.ok(compose.services.prometheus.volumes.some((v: string) => v.startsWith('./deploy/prometheus:')));
+  // The public side never reaches a metrics port: the Ingress and nginx forward the public port only.
+  for (const ing of of('Ingress')) {
+    for (const r of ing.spec.rules) for (const p of r.http.paths) assert.equal(p.backend.service.port.name, 'http');
+  }
+  const hubSvc = of('Service', 'hubbub-hub')[0];
+  assert.equal(hubSvc.spec.ports.find((p: any) => p.name === 'http').targetPort, 'http');
+  const nginx = readFileSync(path.join(root, 'deploy/nginx.conf'), 'utf8');
+  assert.deepEqual([...nginx.matchAll(/server (hub\d):(\d+);/g)].map((m) => Number(m[2])), [defaults.PORT, defaults.PORT]);
+  // Pod annotations would make a second, differently named job: scraping is the ServiceMonitors' alone.
+  for (const d of of('Deployment')) assert.ok(!JSON.stringify(d.spec.template.metadata).includes('prometheus.io'), d.metadata.name);
+  // Only Prometheus's namespace reaches the metrics ports.
+  for (const np of of('NetworkPolicy')) {
+    for (const rule of np.spec.ingress) {
+      if (rule.ports.some((p: any) => p.port === 'metrics')) assert.ok(rule.from?.length > 0, `${np.metadata.name}: metrics open to all`);
+    }
+  }
+  assert.deepEqual(of('NetworkPolicy').map((n) => n.metadata.name).sort(), ['hubbub-hub', 'hubbub-workers']);
 });

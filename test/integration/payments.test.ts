@@ -124,7 +124,7 @@ for (const kind of dbKinds) {
       assert.deepEqual(await u.client.payments.balance.query(), { currency: 'usd', balance: 1500, debt: 0 });
       const again = await deliver(replica.port, event);
       assert.equal(again.body?.duplicate, true);
-      const metrics = await (await fetch(`http://127.0.0.1:${replica.port}/metrics?name=hubbub_payments_webhook_events_total`)).text();
+      const metrics = await (await fetch(`http://127.0.0.1:${replica.metricsPort}/metrics?name=hubbub_payments_webhook_events_total`)).text();
       assert.match(metrics, /hubbub_payments_webhook_events_total\{type="payment_intent.succeeded",outcome="applied"\} [1-9]/);
       assert.match(metrics, /outcome="duplicate"/);
       assert.doesNotMatch(metrics, /pi_|evt_/, 'no ids in labels');

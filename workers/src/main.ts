@@ -5,14 +5,15 @@ import { startWorkers } from './worker.ts';
 import { channels } from '../../server/src/bus/bus.ts';
 import { RedisBus } from '../../server/src/bus/bus.redis.ts';
 import { openPayments } from '../../server/src/payments/open-payments.ts';
-import { createServer } from 'node:http';
 import client from 'prom-client';
 import { openMessageStore } from '../../server/src/store/open-message-store.ts';
 import { notifySecret } from '../../server/src/notify/unsubscribe-token.ts';
 import { vapidKeys } from '../../server/src/notify/vapid.ts';
-import { createNotifyMetrics } from '../../server/src/observability/notify-metrics.ts';
+import { createNotifyMetrics, registerQueueDepth } from '../../server/src/observability/notify-metrics.ts';
+import { startMetricsServer } from '../../server/src/observability/metrics-server.ts';
 import { notifyDeps } from './notify-runner.ts';
-import { connectionOf, startNotifyWorkers } from './notify-queues.ts';
+import { BullNotifyScheduler, connectionOf, startNotifyWorkers } from './notify-queues.ts';
+import { notifyDelays } from './notify-setup.ts';
 
 /**
  * `npm run workers`: the composition root of a worker process (scaled apart from the hubs).
@@ -57,18 +58,22 @@ const notify = startNotifyWorkers(
   notifyDeps({ config, db: database.db, store, logger, metrics: notifyMetrics, vapid: vapidKeys(config, logger), secret: notifySecret(config.NOTIFY_SECRET, secret) }),
   { connection: connectionOf(config.REDIS_URL), prefix: config.REDIS_PREFIX + 'bull', concurrency: config.NOTIFY_CONCURRENCY, lockMs: config.NOTIFY_LOCK_MS },
 );
-const metricsServer = createServer((req, res) => {
-  if (req.url?.startsWith('/metrics')) void registry.metrics().then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));
-  else if (req.url === '/health') res.writeHead(200).end('ok');
-  else res.writeHead(404).end();
-}).listen(config.WORKERS_METRICS_PORT, config.HOST);
-logger.info({ concurrency: config.NOTIFY_CONCURRENCY, metricsPort: config.WORKERS_METRICS_PORT }, 'workers started');
+// The queues' depth is exported here only (not by the hubs): see registerQueueDepth.
+const counted = new BullNotifyScheduler(
+  { connection: connectionOf(config.REDIS_URL), prefix: config.REDIS_PREFIX + 'bull', delays: notifyDelays(config), attempts: config.NOTIFY_ATTEMPTS },
+  undefined,
+  logger,
+);
+registerQueueDepth(registry, () => counted.depth());
+const metricsServer = await startMetricsServer({ registry, host: config.HOST, port: config.WORKERS_METRICS_PORT, setting: 'WORKERS_METRICS_PORT', logger });
+logger.info({ concurrency: config.NOTIFY_CONCURRENCY, metricsPort: metricsServer.port }, 'workers started');
 const stop = async () => {
   logger.info('workers stopping');
   // worker.close() waits for running jobs and for Redis; do not outlive the grace period if Redis is gone.
   setTimeout(() => process.exit(1), 20_000).unref();
-  metricsServer.close();
+  await metricsServer.close();
   await notify.close();
+  await counted.close();
   await workers.close();
   await bus.close();
   await store.close();

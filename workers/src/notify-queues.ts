@@ -34,7 +34,6 @@ export class BullNotifyScheduler implements NotifyScheduler {
     ) as Record<Channel, Queue>;
     // Redis away: enqueueing fails fast (the trigger logs it); the connection errors are logged, not thrown.
     for (const q of Object.values(this.queues)) q.on('error', (err) => logger?.warn({ err: err.message, queue: q.name }, 'notification queue error'));
-    metrics?.setDepthSource(() => this.depth());
   }
 
   async enqueue(channel: Channel, jobs: TriggerJob[]) {

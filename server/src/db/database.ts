@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import * as schema from '../../../db/schema/index.ts';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
 
 export { schema };
 
@@ -60,7 +61,8 @@ async function initPglite(dir: string) {
 
 /**
  * DATABASE_URL set: PostgreSQL through postgres.js. Unset: PGlite, file-backed under DATA_DIR,
- * so `npm start` needs no database server and the data survives a restart.
+ * so `npm start` needs no database server and the data survives a restart; the folder is locked
+ * for this process (DataDirLockedError names the holder when another has it).
  */
 export async function openDatabase(opts: {
   databaseUrl?: string;
@@ -102,26 +104,40 @@ export async function openDatabase(opts: {
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
   const { migrate } = await import('drizzle-orm/pglite/migrator');
-  let dir: string | undefined;
-  if (!opts.memory) {
-    dir = path.resolve(opts.dataDir, 'pglite');
-    mkdirSync(dir, { recursive: true });
-    await initPglite(dir);
-  }
+  let lock: DataDirLock | undefined;
   const options = { startParams: [...PGlite.defaultStartParams, ...PGLITE_SETTINGS] };
-  const pg = dir ? await PGlite.create(dir, options) : await PGlite.create(options);
+  let pg: InstanceType<typeof PGlite>;
+  if (opts.memory) pg = await PGlite.create(options);
+  else {
+    mkdirSync(opts.dataDir, { recursive: true });
+    // Before anything touches the files, initdb included: a second process is refused here.
+    lock = lockDataDir(opts.dataDir);
+    try {
+      const dir = path.resolve(opts.dataDir, 'pglite');
+      mkdirSync(dir, { recursive: true });
+      await initPglite(dir);
+      pg = await PGlite.create(dir, options);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
   const db = drizzle(pg, { schema }) as unknown as Db;
   return {
     db,
     kind: 'pglite',
     query: async <T>(text: string, params: unknown[]) => (await pg.query<T>(text, params)).rows,
-    // PGlite is one process's file: no other replica can share it, so no lock is needed.
+    // The folder's lock keeps every other process out, so migrations need no lock of their own.
     migrate: () => migrate(drizzle(pg), { migrationsFolder }),
     async ping() {
       await db.execute(sql`select 1`);
     },
     async close() {
-      await pg.close();
+      try {
+        await pg.close();
+      } finally {
+        lock?.release();
+      }
     },
   };
 }

@@ -2,7 +2,6 @@ import type { AnyTRPCRouter } from '@trpc/server';
 import type { us_socket } from 'uWebSockets.js';
 import { uws, type HttpResponse, type TemplatedApp, type us_listen_socket } from '../uws.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { Metrics } from '../observability/metrics.ts';
 import type { ApiServices } from '../api/services.ts';
 import { trpcHandler } from './trpc-handler.ts';
 import { corsHeaders, type HttpOptions } from './http-util.ts';
@@ -16,7 +15,6 @@ export interface ReadinessCheck {
 export interface HttpServerDeps {
   router: AnyTRPCRouter;
   services: ApiServices;
-  metrics: Metrics;
   logger: Logger;
   http: HttpOptions;
   checks: ReadinessCheck[];
@@ -28,7 +26,10 @@ export interface HttpServerDeps {
 const webDist = new URL('../../../web/dist', import.meta.url).pathname;
 const notBuilt = '<!doctype html><title>Hubbub</title><p>The web client is not built: run <code>npm run build:web</code> (npm start does it).</p>';
 
-/** The replica's HTTP surface on one uWS app: /trpc, /health, /health/ready, /metrics, /, and extensions. */
+/**
+ * The replica's public HTTP surface on one uWS app: /trpc, /health, /health/ready, /, and
+ * extensions. /metrics is not here: it has a port of its own (observability/metrics-server.ts).
+ */
 export class HttpServer {
   readonly app: TemplatedApp;
   private listenSocket: us_listen_socket | null = null;
@@ -51,20 +52,6 @@ export class HttpServer {
       res.onAborted(() => (aborted = true));
       void this.readiness().then(({ ok, checks }) => {
         if (!aborted) res.cork(() => json(res, ok ? '200 OK' : '503 Service Unavailable', { ready: ok, checks }));
-      });
-    });
-    // `?name=<metric>` serves that one metric only, without running the default collectors
-    // (process_open_fds lists /proc/self/fd: with 10k sockets that is most of a scrape), for
-    // tools that poll one gauge often, such as the bench's connection count.
-    app.get('/metrics', (res, req) => {
-      const name = req.getQuery('name');
-      let aborted = false;
-      res.onAborted(() => (aborted = true));
-      const registry = d.metrics.registry;
-      if (name && !registry.getSingleMetric(name)) return json(res, '404 Not Found', { error: 'no such metric' });
-      const text = name ? registry.getSingleMetricAsString(name) : registry.metrics();
-      void text.then((body) => {
-        if (!aborted) res.cork(() => res.writeHeader('content-type', registry.contentType).end(body));
       });
     });
     const files = loadStaticFiles(webDist);

@@ -2,8 +2,7 @@ import client from 'prom-client';
 
 /** Notification metrics (`hubbub_notify_*`), on the registry of the process that runs them. */
 export function createNotifyMetrics(registry: client.Registry) {
-  let depth: (() => Promise<Record<string, Record<string, number>>>) | null = null;
-  const m = {
+  return {
     enqueued: new client.Counter({ name: 'hubbub_notify_enqueued_total', help: 'Notification jobs offered to the queues (before coalescing), by channel', labelNames: ['channel'] as const, registers: [registry] }),
     jobs: new client.Counter({ name: 'hubbub_notify_jobs_total', help: 'Notification jobs finished, by channel and outcome (sent, skipped, failed, postponed, retry)', labelNames: ['channel', 'outcome'] as const, registers: [registry] }),
     sendSeconds: new client.Histogram({
@@ -13,26 +12,29 @@ export function createNotifyMetrics(registry: client.Registry) {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
-    queueDepth: new client.Gauge({
-      name: 'hubbub_notify_queue_depth',
-      help: 'Notification jobs per queue and state (waiting, delayed, active, failed)',
-      labelNames: ['channel', 'state'] as const,
-      registers: [registry],
-      async collect() {
-        if (!depth) return;
-        this.reset();
-        try {
-          for (const [channel, states] of Object.entries(await depth())) for (const [state, n] of Object.entries(states)) this.set({ channel, state }, n);
-        } catch {
-          // Redis away: the gauge is left empty for this scrape rather than failing it.
-        }
-      },
-    }),
-    /** The queue side reports its depth at scrape time. */
-    setDepthSource(fn: () => Promise<Record<string, Record<string, number>>>) {
-      depth = fn;
-    },
   };
-  return m;
 }
 export type NotifyMetrics = ReturnType<typeof createNotifyMetrics>;
+
+/**
+ * The queues' depth, read from Redis at scrape time. Registered by the workers process only: the
+ * queues are shared, so each process that exported them would report the same totals (and a
+ * `sum` over hubs would count them once per replica), and each scrape costs a few Redis calls.
+ * Several worker replicas still report the same value: aggregate with `max`, never `sum`.
+ */
+export function registerQueueDepth(registry: client.Registry, depth: () => Promise<Record<string, Record<string, number>>>) {
+  return new client.Gauge({
+    name: 'hubbub_notify_queue_depth',
+    help: 'Notification jobs per queue and state (waiting, delayed, active, failed); the same on every worker replica',
+    labelNames: ['channel', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      try {
+        for (const [channel, states] of Object.entries(await depth())) for (const [state, n] of Object.entries(states)) this.set({ channel, state }, n);
+      } catch {
+        // Redis away: the gauge is left empty for this scrape rather than failing it (the workers log Redis errors).
+      }
+    },
+  });
+}

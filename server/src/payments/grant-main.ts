@@ -1,6 +1,7 @@
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.ts';
+import { DataDirLockedError } from '../db/data-dir-lock.ts';
 import { openDatabase } from '../db/database.ts';
 import { DomainError } from '../errors.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -9,8 +10,13 @@ import { openPayments } from './open-payments.ts';
 /**
  * `npm run payments:grant -- --user <username> --amount <minor units> [--key <idempotency key>]`:
  * credits a wallet from the grants account through the ledger, with an audit entry naming the
- * operator. How a development or demo setup gets money without Stripe. With PGlite (no
- * DATABASE_URL) stop the server first: PGlite's files belong to one process at a time.
+ * operator. How a development or demo setup gets money without Stripe.
+ *
+ * On the embedded database (no DATABASE_URL) the hub holds DATA_DIR while it runs, and the grant
+ * is refused with the holder named: stop the hub, grant, start it again. Routing the grant
+ * through the running hub would need an operator-only channel into it (a local socket, its own
+ * auth) for one demo command; on PostgreSQL, where production runs, the grant works beside
+ * running hubs as it is.
  */
 const usage = 'usage: npm run payments:grant -- --user <username> --amount <minor units> [--key <idempotency key>]';
 let args;
@@ -27,7 +33,11 @@ if (!args.user || !/^[0-9]+$/.test(args.amount ?? '') || !Number.isSafeInteger(a
 }
 const config = loadConfig();
 const logger = createLogger({ level: 'warn', replicaId: `grant-${process.pid}`, name: 'grant' });
-const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: 2 });
+const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: 2 }).catch((err) => {
+  if (!(err instanceof DataDirLockedError)) throw err;
+  process.stderr.write(`nothing granted: ${err.message}\nA grant on the embedded database needs the hub stopped: stop it, run the grant, start it again.\n`);
+  process.exit(75);
+});
 let code = 0;
 try {
   await database.migrate();

@@ -28,7 +28,7 @@ import { spawnReplica } from '../test/helpers/process-replica.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 import { freePort } from '../test/helpers/ports.ts';
 import { Queue } from 'bullmq';
-import { connectionOf } from '../workers/src/notify-queues.ts';
+import { redisConnection } from '../server/src/jobs/redis-connection.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const arg = (name: string, dflt: number) => {
@@ -202,7 +202,7 @@ async function main() {
     step(`phase ${p} done`);
   }
   // Let the last push window pass and the worker empty the push queue.
-  const queue = new Queue('notify-push', { connection: connectionOf(redis.url), prefix: 'on:bull' });
+  const queue = new Queue('notify-push', { connection: redisConnection(redis.url), prefix: 'on:bull' });
   for (;;) {
     const n = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
     if (!n.waiting && !n.active && !n.delayed && !n.prioritized) break;

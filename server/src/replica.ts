@@ -29,10 +29,11 @@ import { openMessageStore } from './store/open-message-store.ts';
 import { openPayments } from './payments/open-payments.ts';
 import { registerStripeWebhook } from './http/stripe-webhook.ts';
 import { workBudgets } from './limits/budgets.ts';
-import { runMaintenance } from '../../workers/src/processors/maintenance.ts';
-import { MAINTENANCE_EVERY_MS } from '../../workers/src/queues.ts';
-import { setupNotifications, type Notifications } from '../../workers/src/notify-setup.ts';
-import type { NotifyOverrides } from '../../workers/src/notify-runner.ts';
+import { maintenanceJob } from './auth/maintenance-job.ts';
+import { renewalsJob } from './payments/renewals-job.ts';
+import { runRepeatingJobs } from './jobs/repeating-job.inprocess.ts';
+import { setupNotifications, type Notifications } from './notify/setup-notifications.ts';
+import type { NotifyOverrides } from './notify/notify-deps.ts';
 import { registerUnsubscribeRoute } from './notify/unsubscribe-route.ts';
 
 export interface Replica {
@@ -217,23 +218,16 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
   const port = await http.listen(config.HOST, config.PORT);
   logger.info({ port, host: config.HOST, db: database.kind, store: config.MESSAGE_STORE, bus: redis ? 'redis' : 'memory' }, 'hub listening');
 
-  // Without Redis there is no BullMQ: the same job processors run in-process, so `npm start` alone has them.
-  const every = (ms: number, name: string, job: () => Promise<unknown>) =>
-    setInterval(() => {
-      job().catch((err) => logger.warn({ err }, `${name} failed`));
-    }, ms).unref();
+  // Without Redis there is no BullMQ: the same jobs run in-process, so `npm start` alone has them.
   const inProcessJobs = redis
-    ? []
-    : [
-        every(MAINTENANCE_EVERY_MS, 'maintenance', () => runMaintenance(db, { keepDays: 30 })),
-        every(config.PAYMENTS_RENEW_EVERY_MS, 'renewals', () => pay.payments.runRenewals()),
-      ];
+    ? null
+    : runRepeatingJobs([maintenanceJob(db), renewalsJob({ payments: pay.payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS })], logger);
 
   let closed = false;
   const closeAll = async () => {
     if (closed) return;
     closed = true;
-    for (const t of inProcessJobs) clearInterval(t);
+    inProcessJobs?.close();
     hub.stop();
     await notifications.close().catch(() => {});
     await hasher.close().catch(() => {});

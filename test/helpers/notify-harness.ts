@@ -8,9 +8,11 @@ import { createNotifyMetrics } from '../../server/src/observability/notify-metri
 import type { Replica } from '../../server/src/replica.ts';
 import { openMessageStore } from '../../server/src/store/open-message-store.ts';
 import type { MessageStore } from '../../server/src/store/message-store.ts';
-import { BullNotifyScheduler, connectionOf, startNotifyWorkers } from '../../workers/src/notify-queues.ts';
-import { notifyDeps } from '../../workers/src/notify-runner.ts';
-import { channels } from '../../workers/src/queues.ts';
+import { redisConnection } from '../../server/src/jobs/redis-connection.ts';
+import { notifyDeps } from '../../server/src/notify/notify-deps.ts';
+import { channels } from '../../server/src/notify/notify-jobs.ts';
+import type { BullNotifyScheduler } from '../../server/src/notify/notify-scheduler.bullmq.ts';
+import { startNotifyWorkers } from '../../server/src/notify/notify-worker.bullmq.ts';
 import { PushService, selfSigned, SmtpSink, WebhookReceiver } from './notify-services.ts';
 import { sharedSecret, startTestReplica, testEnv, type TestEnv } from './server.ts';
 
@@ -57,7 +59,7 @@ export async function notifyHarness(overrides: Record<string, string> = {}) {
     secret: notifySecret(undefined, sharedSecret),
     overrides: { ca: tls.cert, now: () => clock.now },
   });
-  const connection = connectionOf(env.REDIS_URL!);
+  const connection = redisConnection(env.REDIS_URL!);
   const prefix = env.REDIS_PREFIX! + 'bull';
   let workers = startNotifyWorkers(deps, { connection, prefix, concurrency: 4, lockMs: config.NOTIFY_LOCK_MS });
   const scheduler = replica.notifications.scheduler as BullNotifyScheduler;

@@ -1,18 +1,21 @@
-import { loadConfig } from '../../server/src/config.ts';
-import { openDatabase } from '../../server/src/db/database.ts';
-import { createLogger } from '../../server/src/observability/logger.ts';
-import { startWorkers } from './worker.ts';
-import { channels } from '../../server/src/bus/bus.ts';
-import { RedisBus } from '../../server/src/bus/bus.redis.ts';
-import { openPayments } from '../../server/src/payments/open-payments.ts';
 import { createServer } from 'node:http';
 import client from 'prom-client';
-import { openMessageStore } from '../../server/src/store/open-message-store.ts';
+import { maintenanceJob } from '../../server/src/auth/maintenance-job.ts';
+import { channels } from '../../server/src/bus/bus.ts';
+import { RedisBus } from '../../server/src/bus/bus.redis.ts';
+import { loadConfig } from '../../server/src/config.ts';
+import { openDatabase } from '../../server/src/db/database.ts';
+import { redisConnection } from '../../server/src/jobs/redis-connection.ts';
+import { startRepeatingJobs } from '../../server/src/jobs/repeating-job.bullmq.ts';
+import { notifyDeps } from '../../server/src/notify/notify-deps.ts';
+import { startNotifyWorkers } from '../../server/src/notify/notify-worker.bullmq.ts';
 import { notifySecret } from '../../server/src/notify/unsubscribe-token.ts';
 import { vapidKeys } from '../../server/src/notify/vapid.ts';
+import { createLogger } from '../../server/src/observability/logger.ts';
 import { createNotifyMetrics } from '../../server/src/observability/notify-metrics.ts';
-import { notifyDeps } from './notify-runner.ts';
-import { connectionOf, startNotifyWorkers } from './notify-queues.ts';
+import { openPayments } from '../../server/src/payments/open-payments.ts';
+import { renewalsJob } from '../../server/src/payments/renewals-job.ts';
+import { openMessageStore } from '../../server/src/store/open-message-store.ts';
 
 /**
  * `npm run workers`: the composition root of a worker process (scaled apart from the hubs).
@@ -36,13 +39,9 @@ const { payments } = openPayments(config, {
   controlUser: (u, m) => bus.publish(channels.user(u), JSON.stringify(m)),
   writeEvent: () => Promise.reject(new Error('workers write no conversation events')),
 });
-const workers = await startWorkers({
-  db: database.db,
-  redisUrl: config.REDIS_URL,
-  prefix: config.REDIS_PREFIX + 'bull',
-  logger,
-  renewals: { payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS },
-});
+const connection = redisConnection(config.REDIS_URL);
+const prefix = config.REDIS_PREFIX + 'bull';
+const workers = await startRepeatingJobs([maintenanceJob(database.db), renewalsJob({ payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS })], { connection, prefix, logger });
 // Notifications: the unsubscribe links must verify on the hubs, so the key is shared config.
 const secret = config.NOTIFY_SECRET ?? config.JWT_SECRET;
 if (!secret) {
@@ -55,7 +54,7 @@ client.collectDefaultMetrics({ register: registry, prefix: 'hubbub_' });
 const notifyMetrics = createNotifyMetrics(registry);
 const notify = startNotifyWorkers(
   notifyDeps({ config, db: database.db, store, logger, metrics: notifyMetrics, vapid: vapidKeys(config, logger), secret: notifySecret(config.NOTIFY_SECRET, secret) }),
-  { connection: connectionOf(config.REDIS_URL), prefix: config.REDIS_PREFIX + 'bull', concurrency: config.NOTIFY_CONCURRENCY, lockMs: config.NOTIFY_LOCK_MS },
+  { connection, prefix, concurrency: config.NOTIFY_CONCURRENCY, lockMs: config.NOTIFY_LOCK_MS },
 );
 const metricsServer = createServer((req, res) => {
   if (req.url?.startsWith('/metrics')) void registry.metrics().then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));

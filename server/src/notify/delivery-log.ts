@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import { notificationDeliveries } from '../../../db/schema/index.ts';
 import { rowsOf, type Db } from '../db/database.ts';
-import type { Channel, ConversationPlan } from './send-plan.ts';
+import type { NotifyChannel } from './notify-jobs.ts';
+import type { ConversationPlan } from './send-plan.ts';
 
 export interface Delivery {
   id: string;
@@ -32,7 +33,7 @@ class LostClaim extends Error {}
 export class DeliveryLog {
   constructor(private readonly db: Db) {}
 
-  async pending(userId: string, channel: Channel, conv: string | null): Promise<Delivery[]> {
+  async pending(userId: string, channel: NotifyChannel, conv: string | null): Promise<Delivery[]> {
     const d = notificationDeliveries;
     return this.db
       .select({ id: d.id, target: d.target, payload: d.payload, attempts: d.attempts })
@@ -41,7 +42,7 @@ export class DeliveryLog {
   }
 
   /** Claims the plans for these targets; null when another run claimed (part of) them first. */
-  async claim(c: { userId: string; channel: Channel; conv: string | null; plans: ConversationPlan[]; targets: string[]; payload: (target: string) => Record<string, unknown> }): Promise<Delivery[] | null> {
+  async claim(c: { userId: string; channel: NotifyChannel; conv: string | null; plans: ConversationPlan[]; targets: string[]; payload: (target: string) => Record<string, unknown> }): Promise<Delivery[] | null> {
     const rangeKey = c.plans.map((p) => `${p.conv}:${p.fromSeq}-${p.toSeq}`).sort().join(',');
     try {
       return await this.db.transaction(async (tx) => {

@@ -1,9 +1,9 @@
 import { eq } from 'drizzle-orm';
-import { pushSubscriptions } from '../../../db/schema/index.ts';
-import { BlockedAddressError, checkUrlShape } from '../../../server/src/notify/net-guard.ts';
-import { isSkip } from '../../../server/src/notify/send-plan.ts';
-import type { Delivery } from '../../../server/src/notify/delivery-log.ts';
-import type { NotifyJob } from '../queues.ts';
+import { pushSubscriptions } from '../../../../db/schema/index.ts';
+import { BlockedAddressError, checkUrlShape } from '../net-guard.ts';
+import { isSkip } from '../send-plan.ts';
+import type { Delivery } from '../delivery-log.ts';
+import type { NotifyJob } from '../notify-jobs.ts';
 import { RetryLater, retryAfterMs, sendAll, type JobContext, type NotifyDeps, type Outcome } from './outcome.ts';
 
 /** The push payload's JSON stays under this (a Web Push record holds 4096 bytes with its overhead). */

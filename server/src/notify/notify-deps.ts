@@ -1,38 +1,16 @@
 import { Agent } from 'node:https';
 import type { Transporter } from 'nodemailer';
-import type { Config } from '../../server/src/config.ts';
-import type { Db } from '../../server/src/db/database.ts';
-import { DeliveryLog } from '../../server/src/notify/delivery-log.ts';
-import { guardedLookup } from '../../server/src/notify/net-guard.ts';
-import { SendPlanner } from '../../server/src/notify/send-plan.ts';
-import { UnsubscribeTokens } from '../../server/src/notify/unsubscribe-token.ts';
-import type { VapidKeys } from '../../server/src/notify/vapid.ts';
-import type { Logger } from '../../server/src/observability/logger.ts';
-import type { NotifyMetrics } from '../../server/src/observability/notify-metrics.ts';
-import type { MessageStore } from '../../server/src/store/message-store.ts';
-import { processEmail } from './processors/email.ts';
-import type { JobContext, NotifyDeps, Outcome } from './processors/outcome.ts';
-import { processPush } from './processors/push.ts';
-import { processWebhook } from './processors/webhook.ts';
-import type { Channel, NotifyJob } from './queues.ts';
-
-const processors: Record<Channel, (d: NotifyDeps, j: NotifyJob, c: JobContext) => Promise<Outcome>> = {
-  push: processPush,
-  email: processEmail,
-  webhook: processWebhook,
-};
-
-/** Runs one notification job (BullMQ worker or in-process alike) and counts its outcome. */
-export async function runNotifyJob(channel: Channel, d: NotifyDeps, job: NotifyJob, ctx: JobContext): Promise<Outcome> {
-  try {
-    const r = await processors[channel](d, job, ctx);
-    d.metrics.jobs.inc({ channel, outcome: r.outcome });
-    return r;
-  } catch (err) {
-    d.metrics.jobs.inc({ channel, outcome: 'retry' });
-    throw err;
-  }
-}
+import type { Config } from '../config.ts';
+import type { Db } from '../db/database.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { NotifyMetrics } from '../observability/notify-metrics.ts';
+import type { MessageStore } from '../store/message-store.ts';
+import { DeliveryLog } from './delivery-log.ts';
+import { guardedLookup } from './net-guard.ts';
+import type { NotifyDeps } from './processors/outcome.ts';
+import { SendPlanner } from './send-plan.ts';
+import { UnsubscribeTokens } from './unsubscribe-token.ts';
+import type { VapidKeys } from './vapid.ts';
 
 /** Test and deployment seams of the processors. */
 export interface NotifyOverrides {

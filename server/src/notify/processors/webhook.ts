@@ -1,11 +1,11 @@
 import { createHmac } from 'node:crypto';
 import { request } from 'node:https';
 import { eq } from 'drizzle-orm';
-import { webhooks } from '../../../db/schema/index.ts';
-import { BlockedAddressError, checkUrlShape } from '../../../server/src/notify/net-guard.ts';
-import { isSkip } from '../../../server/src/notify/send-plan.ts';
-import type { Delivery } from '../../../server/src/notify/delivery-log.ts';
-import type { NotifyJob } from '../queues.ts';
+import { webhooks } from '../../../../db/schema/index.ts';
+import { BlockedAddressError, checkUrlShape } from '../net-guard.ts';
+import { isSkip } from '../send-plan.ts';
+import type { Delivery } from '../delivery-log.ts';
+import type { NotifyJob } from '../notify-jobs.ts';
 import { RetryLater, retryAfterMs, sendAll, type JobContext, type NotifyDeps, type Outcome } from './outcome.ts';
 
 /** `Hubbub-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. */

@@ -1,10 +1,10 @@
-import type { Db } from '../../../server/src/db/database.ts';
-import type { Logger } from '../../../server/src/observability/logger.ts';
-import type { NotifyMetrics } from '../../../server/src/observability/notify-metrics.ts';
-import type { DeliveryLog } from '../../../server/src/notify/delivery-log.ts';
-import type { SendPlanner } from '../../../server/src/notify/send-plan.ts';
-import type { UnsubscribeTokens } from '../../../server/src/notify/unsubscribe-token.ts';
-import type { VapidKeys } from '../../../server/src/notify/vapid.ts';
+import type { Db } from '../../db/database.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { NotifyMetrics } from '../../observability/notify-metrics.ts';
+import type { DeliveryLog } from '../delivery-log.ts';
+import type { SendPlanner } from '../send-plan.ts';
+import type { UnsubscribeTokens } from '../unsubscribe-token.ts';
+import type { VapidKeys } from '../vapid.ts';
 import type { Agent } from 'node:https';
 import type { Transporter } from 'nodemailer';
 

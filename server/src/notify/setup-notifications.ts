@@ -1,19 +1,21 @@
 import type { Registry } from 'prom-client';
-import type { Config } from '../../server/src/config.ts';
-import type { Database, Db } from '../../server/src/db/database.ts';
-import type { Presence } from '../../server/src/hub/presence.ts';
-import { NotificationSettings } from '../../server/src/notify/notification-settings.ts';
-import { NotifyTrigger, type NotifyScheduler } from '../../server/src/notify/trigger.ts';
-import { notifySecret, UnsubscribeTokens } from '../../server/src/notify/unsubscribe-token.ts';
-import { vapidKeys } from '../../server/src/notify/vapid.ts';
-import type { Logger } from '../../server/src/observability/logger.ts';
-import { createNotifyMetrics } from '../../server/src/observability/notify-metrics.ts';
-import type { MessageStore } from '../../server/src/store/message-store.ts';
-import { InProcessNotifier } from './notify-inprocess.ts';
-import { notifyDeps, type NotifyOverrides } from './notify-runner.ts';
-import type { Channel } from './queues.ts';
+import type { Config } from '../config.ts';
+import type { Database, Db } from '../db/database.ts';
+import type { Presence } from '../hub/presence.ts';
+import { redisConnection } from '../jobs/redis-connection.ts';
+import type { Logger } from '../observability/logger.ts';
+import { createNotifyMetrics } from '../observability/notify-metrics.ts';
+import type { MessageStore } from '../store/message-store.ts';
+import { NotificationSettings } from './notification-settings.ts';
+import { notifyDeps, type NotifyOverrides } from './notify-deps.ts';
+import type { NotifyChannel } from './notify-jobs.ts';
+import type { NotifyScheduler } from './notify-scheduler.ts';
+import { InProcessNotifier } from './notify-scheduler.inprocess.ts';
+import { NotifyTrigger } from './trigger.ts';
+import { notifySecret, UnsubscribeTokens } from './unsubscribe-token.ts';
+import { vapidKeys } from './vapid.ts';
 
-export const notifyDelays = (c: Config): Record<Channel, number> => ({
+export const notifyDelays = (c: Config): Record<NotifyChannel, number> => ({
   push: c.NOTIFY_PUSH_DELAY_MS,
   webhook: c.NOTIFY_PUSH_DELAY_MS,
   email: c.NOTIFY_EMAIL_DELAY_S * 1000,
@@ -41,10 +43,10 @@ export async function setupNotifications(c: {
   const metrics = createNotifyMetrics(c.registry);
   const secret = notifySecret(config.NOTIFY_SECRET, c.jwtSecret);
   const settings = new NotificationSettings({ db: c.db, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, vapidPublicKey: vapid?.publicKey ?? null });
-  const bull = config.REDIS_URL ? await import('./notify-queues.ts') : null;
+  const bull = config.REDIS_URL ? await import('./notify-scheduler.bullmq.ts') : null;
   const scheduler: NotifyScheduler = bull
     ? new bull.BullNotifyScheduler(
-        { connection: bull.connectionOf(config.REDIS_URL!), prefix: config.REDIS_PREFIX + 'bull', delays: notifyDelays(config), attempts: config.NOTIFY_ATTEMPTS },
+        { connection: redisConnection(config.REDIS_URL!), prefix: config.REDIS_PREFIX + 'bull', delays: notifyDelays(config), attempts: config.NOTIFY_ATTEMPTS },
         metrics,
         c.logger,
       )

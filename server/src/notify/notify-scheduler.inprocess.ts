@@ -1,7 +1,7 @@
-import type { NotifyScheduler, TriggerJob } from '../../server/src/notify/trigger.ts';
-import { runNotifyJob } from './notify-runner.ts';
+import { notifyKey, type NotifyChannel, type NotifyJob } from './notify-jobs.ts';
+import type { NotifyScheduler } from './notify-scheduler.ts';
 import { backoffMs, type NotifyDeps } from './processors/outcome.ts';
-import { notifyKey, type Channel } from './queues.ts';
+import { runNotifyJob } from './processors/run-job.ts';
 
 /**
  * Without Redis there is no BullMQ: the hub runs the same processors on timers, with the same
@@ -13,9 +13,9 @@ export class InProcessNotifier implements NotifyScheduler {
   private running = new Set<Promise<unknown>>();
   private closed = false;
 
-  constructor(private readonly d: NotifyDeps, private readonly o: { delays: Record<Channel, number>; attempts: number }) {}
+  constructor(private readonly d: NotifyDeps, private readonly o: { delays: Record<NotifyChannel, number>; attempts: number }) {}
 
-  async enqueue(channel: Channel, jobs: TriggerJob[]) {
+  async enqueue(channel: NotifyChannel, jobs: NotifyJob[]) {
     this.d.metrics.enqueued.inc({ channel }, jobs.length);
     for (const j of jobs) {
       const key = notifyKey(channel, j);
@@ -23,7 +23,7 @@ export class InProcessNotifier implements NotifyScheduler {
     }
   }
 
-  private schedule(key: string, channel: Channel, job: TriggerJob, delay: number, attempt: number) {
+  private schedule(key: string, channel: NotifyChannel, job: NotifyJob, delay: number, attempt: number) {
     if (this.closed) return;
     const t = setTimeout(() => {
       this.timers.delete(key);
@@ -35,7 +35,7 @@ export class InProcessNotifier implements NotifyScheduler {
     this.timers.set(key, t);
   }
 
-  private async run(key: string, channel: Channel, job: TriggerJob, attempt: number) {
+  private async run(key: string, channel: NotifyChannel, job: NotifyJob, attempt: number) {
     try {
       const r = await runNotifyJob(channel, this.d, job, { final: attempt + 1 >= this.o.attempts });
       if (r.outcome === 'postponed' && !this.timers.has(key)) this.schedule(key, channel, job, r.until - Date.now(), attempt);

@@ -13,17 +13,18 @@ import { notifyDeps } from '../../server/src/notify/notify-deps.ts';
 import { channels } from '../../server/src/notify/notify-jobs.ts';
 import type { BullNotifyScheduler } from '../../server/src/notify/notify-scheduler.bullmq.ts';
 import { startNotifyWorkers } from '../../server/src/notify/notify-worker.bullmq.ts';
-import { PushService, selfSigned, SmtpSink, WebhookReceiver } from './notify-services.ts';
+import { PushService, resolveLocalhostNames, selfSigned, SmtpSink, WebhookReceiver } from './notify-services.ts';
 import { sharedSecret, startTestReplica, testEnv, type TestEnv } from './server.ts';
 
 /**
  * A hub replica on real PostgreSQL and Redis producing BullMQ jobs, notification workers in
- * this process consuming them (as `npm run workers` does, with the test's CA and clock), and the
- * real far ends. Time is the test's: jobs wait for `settle()`, which promotes every delayed job
- * (the delay "passes") and waits until the queues are idle; quiet hours read `clock`.
+ * this process consuming them (as `npm run workers` does, with the test's CA, clock and
+ * resolver for names under `.localhost`), and the real far ends, reached by host name over TLS
+ * through the SSRF guard. Time is the test's: jobs wait for `settle()`, which promotes every
+ * delayed job (the delay "passes") and waits until the queues are idle; quiet hours read `clock`.
  */
 export async function notifyHarness(overrides: Record<string, string> = {}) {
-  const tls = selfSigned();
+  const tls = selfSigned(['push.localhost', 'hooks.localhost']);
   const vapid = webPush.generateVAPIDKeys();
   const push = await new PushService(tls, vapid.publicKey).start();
   const smtp = await new SmtpSink().start();
@@ -57,7 +58,7 @@ export async function notifyHarness(overrides: Record<string, string> = {}) {
     metrics,
     vapid: { ...vapid, subject: env.VAPID_SUBJECT! },
     secret: notifySecret(undefined, sharedSecret),
-    overrides: { ca: tls.cert, now: () => clock.now },
+    overrides: { ca: tls.cert, now: () => clock.now, lookup: resolveLocalhostNames },
   });
   const connection = redisConnection(env.REDIS_URL!);
   const prefix = env.REDIS_PREFIX! + 'bull';
@@ -75,6 +76,8 @@ export async function notifyHarness(overrides: Record<string, string> = {}) {
 
   return {
     env,
+    tls,
+    vapid,
     replica,
     port: replica.port,
     push,

@@ -1,4 +1,4 @@
-import { Agent } from 'node:https';
+import type { LookupFunction } from 'node:net';
 import type { Transporter } from 'nodemailer';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
@@ -6,7 +6,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { NotifyMetrics } from '../observability/notify-metrics.ts';
 import type { MessageStore } from '../store/message-store.ts';
 import { DeliveryLog } from './delivery-log.ts';
-import { guardedLookup } from './net-guard.ts';
+import { guardedAgent } from './net-guard.ts';
 import type { NotifyDeps } from './processors/outcome.ts';
 import { SendPlanner } from './send-plan.ts';
 import { UnsubscribeTokens } from './unsubscribe-token.ts';
@@ -17,6 +17,8 @@ export interface NotifyOverrides {
   /** Extra CA certificates trusted by the push and webhook agent (tests' self-signed endpoints). */
   ca?: string | Buffer;
   now?: () => Date;
+  /** The resolver below the SSRF guard (tests resolve names under `.localhost`, which the system resolver does not). */
+  lookup?: LookupFunction;
 }
 
 /** An SMTP transport that loads nodemailer (about 15 MB resident) with the first email, not at start. */
@@ -51,7 +53,7 @@ export function notifyDeps(c: {
     mailer: c.config.SMTP_URL ? lazyMailer(c.config.SMTP_URL) : null,
     mailFrom: c.config.SMTP_FROM,
     unsubscribe: new UnsubscribeTokens(c.secret, c.config.PUBLIC_URL),
-    agent: new Agent({ keepAlive: true, maxSockets: 64, lookup: guardedLookup(allowPrivate), ...(c.overrides?.ca ? { ca: c.overrides.ca } : {}) }),
+    agent: guardedAgent({ allowPrivate, ca: c.overrides?.ca, lookup: c.overrides?.lookup }),
     allowPrivate,
   };
 }

@@ -1,6 +1,6 @@
 import { eq } from 'drizzle-orm';
 import { pushSubscriptions } from '../../../../db/schema/index.ts';
-import { BlockedAddressError, checkUrlShape } from '../net-guard.ts';
+import { checkUrlShape, isRefusedAddress } from '../net-guard.ts';
 import { isSkip } from '../send-plan.ts';
 import type { Delivery } from '../delivery-log.ts';
 import type { NotifyJob } from '../notify-jobs.ts';
@@ -103,7 +103,7 @@ async function sendOne(d: NotifyDeps, c: Delivery): Promise<void> {
       }
       return d.log.finish(c.id, 'failed', `push service answered ${status}`);
     }
-    if (err instanceof BlockedAddressError || (err as { code?: string }).code === 'BAD_REQUEST') return d.log.finish(c.id, 'failed', (err as Error).message);
+    if (isRefusedAddress(err) || (err as { code?: string }).code === 'BAD_REQUEST') return d.log.finish(c.id, 'failed', (err as Error).message);
     await d.log.attempted(c.id, (err as Error).message);
     throw new RetryLater(`push request failed: ${(err as Error).message}`);
   }

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { request } from 'node:https';
 import { eq } from 'drizzle-orm';
 import { webhooks } from '../../../../db/schema/index.ts';
-import { BlockedAddressError, checkUrlShape } from '../net-guard.ts';
+import { checkUrlShape, isRefusedAddress } from '../net-guard.ts';
 import { isSkip } from '../send-plan.ts';
 import type { Delivery } from '../delivery-log.ts';
 import type { NotifyJob } from '../notify-jobs.ts';
@@ -67,7 +67,7 @@ async function sendOne(d: NotifyDeps, c: Delivery) {
   try {
     res = await post(d, url, body, { 'hubbub-signature': signature(hook.secret, body, t), 'hubbub-event-id': c.id });
   } catch (err) {
-    if (err instanceof BlockedAddressError) return d.log.finish(c.id, 'failed', err.message);
+    if (isRefusedAddress(err)) return d.log.finish(c.id, 'failed', (err as Error).message);
     await d.log.attempted(c.id, (err as Error).message);
     throw new RetryLater(`webhook request failed: ${(err as Error).message}`);
   }

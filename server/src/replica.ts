@@ -150,7 +150,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
       publishFrame: (c, f, skip) => hub.publishFrame(c, f, skip),
     },
   });
-  const notifications = await setupNotifications({ config, db, query: database.query, store, presence, logger, registry: metrics.registry, jwtSecret: secret, overrides: opts.notify });
+  const notifications = await setupNotifications({ config, db, query: database.query, store, presence, logger, registry: metrics.registry, jwtSecret: secret, redis, overrides: opts.notify });
   const hub: Hub = new Hub({
     notify: config.NOTIFY_ENABLED ? notifications.trigger : undefined,
     store,

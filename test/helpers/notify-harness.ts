@@ -1,3 +1,5 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import webPush from 'web-push';
 import { testConfig } from '../../server/src/config.ts';
@@ -9,8 +11,8 @@ import type { Replica } from '../../server/src/replica.ts';
 import { openMessageStore } from '../../server/src/store/open-message-store.ts';
 import type { MessageStore } from '../../server/src/store/message-store.ts';
 import { redisConnection } from '../../server/src/jobs/redis-connection.ts';
-import { notifyDeps } from '../../server/src/notify/notify-deps.ts';
-import { channels } from '../../server/src/notify/notify-jobs.ts';
+import { notifyDeps, notifyIsolation } from '../../server/src/notify/notify-deps.ts';
+import { channels, sendQueues, targetChannels, type TargetChannel } from '../../server/src/notify/notify-jobs.ts';
 import type { BullNotifyScheduler } from '../../server/src/notify/notify-scheduler.bullmq.ts';
 import { startNotifyWorkers } from '../../server/src/notify/notify-worker.bullmq.ts';
 import { PushService, resolveLocalhostNames, selfSigned, SmtpSink, WebhookReceiver } from './notify-services.ts';
@@ -49,6 +51,7 @@ export async function notifyHarness(overrides: Record<string, string> = {}) {
   const database: Database = await openDatabase({ databaseUrl: env.DATABASE_URL!, dataDir: 'unused' });
   const store: MessageStore = await openMessageStore(config, database, logger);
   const clock = { now: new Date() };
+  const redis = new Redis(env.REDIS_URL!);
   const metrics = createNotifyMetrics(new Registry());
   const deps = notifyDeps({
     config,
@@ -58,17 +61,21 @@ export async function notifyHarness(overrides: Record<string, string> = {}) {
     metrics,
     vapid: { ...vapid, subject: env.VAPID_SUBJECT! },
     secret: notifySecret(undefined, sharedSecret),
+    isolation: notifyIsolation(config, redis),
     overrides: { ca: tls.cert, now: () => clock.now, lookup: resolveLocalhostNames },
   });
   const connection = redisConnection(env.REDIS_URL!);
   const prefix = env.REDIS_PREFIX! + 'bull';
-  let workers = startNotifyWorkers(deps, { connection, prefix, concurrency: 4, lockMs: config.NOTIFY_LOCK_MS });
+  const workerOptions = { connection, prefix, concurrency: 4, lockMs: config.NOTIFY_LOCK_MS, attempts: config.NOTIFY_ATTEMPTS };
+  let workers = startNotifyWorkers(deps, workerOptions);
   const scheduler = replica.notifications.scheduler as BullNotifyScheduler;
+  const sends = Object.fromEntries(targetChannels.map((c) => [c, new Queue(sendQueues[c], { connection, prefix })])) as Record<TargetChannel, Queue>;
+  const allQueues = [...Object.values(scheduler.queues), ...Object.values(sends)];
 
   const counts = async () => {
     let busy = 0;
-    for (const c of channels) {
-      const n = await scheduler.queues[c].getJobCounts('waiting', 'active', 'prioritized');
+    for (const q of allQueues) {
+      const n = await q.getJobCounts('waiting', 'active', 'prioritized');
       busy += (n.waiting ?? 0) + (n.active ?? 0) + (n.prioritized ?? 0);
     }
     return busy;
@@ -94,29 +101,39 @@ export async function notifyHarness(overrides: Record<string, string> = {}) {
     async queued() {
       await replica.notifications.trigger.idle();
     },
-    /** Lets every delay pass: promotes the delayed jobs and waits until the queues are idle. */
+    /**
+     * Lets every delay pass: promotes the delayed jobs (notification jobs, then the send jobs
+     * they made, and the retries of earlier ones) and waits until the queues are idle.
+     */
     async settle(timeoutMs = 15_000) {
       await replica.notifications.trigger.idle();
       replica.notifications.trigger.forgetPending();
-      for (const c of channels) await scheduler.queues[c].promoteJobs();
       const deadline = Date.now() + timeoutMs;
+      for (const q of allQueues) await q.promoteJobs();
       // Redis holds the queue state: it is read until no job is waiting or running.
       while ((await counts()) > 0) {
         if (Date.now() > deadline) throw new Error('notification queues did not settle');
         await new Promise((r) => setTimeout(r, 10));
       }
     },
+    /** Delayed notification jobs of a channel. */
     async delayed(channel: (typeof channels)[number]) {
       return scheduler.queues[channel].getJobs(['delayed']);
+    },
+    /** Delayed send jobs (retries) of a channel. */
+    async delayedSends(channel: TargetChannel) {
+      return sends[channel].getJobs(['delayed']);
     },
     async stopWorkers() {
       await workers.close();
     },
     startWorkers() {
-      workers = startNotifyWorkers(deps, { connection, prefix, concurrency: 4, lockMs: config.NOTIFY_LOCK_MS });
+      workers = startNotifyWorkers(deps, workerOptions);
     },
     async close() {
-      await workers.close().catch(() => {});
+      await workers.close();
+      await Promise.all(Object.values(sends).map((q) => q.close()));
+      redis.disconnect();
       await replica.stop();
       await store.close();
       await database.close();

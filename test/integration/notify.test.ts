@@ -152,7 +152,7 @@ describe('notifications: BullMQ on real Redis, real PostgreSQL, a real push serv
     const goneDeliveries = await gone.client.notifications.deliveries.query({ limit: 10 });
     assert.equal(goneDeliveries.find((d) => d.channel === 'push')?.status, 'failed');
     assert.equal((await gone.client.notifications.unregisterPush.mutate({ endpoint: bGone.endpoint })).removed, false, 'the 410 removed it already');
-    const retry = (await h.delayed('push')).find((j) => j.data.user === busy.id);
+    const retry = (await h.delayedSends('push')).find((j) => j.data.user === busy.id);
     assert.ok(retry, 'the 429 is waiting for its retry');
     assert.ok(retry.delay >= 7000 && retry.delay <= 8000, `retry after ${retry.delay} ms`);
     await h.settle(); // the Retry-After passes; the busy one is accepted, the broken one fails again

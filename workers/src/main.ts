@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { Redis } from 'ioredis';
 import client from 'prom-client';
 import { maintenanceJob } from '../../server/src/auth/maintenance-job.ts';
 import { channels } from '../../server/src/bus/bus.ts';
@@ -7,7 +8,7 @@ import { loadConfig } from '../../server/src/config.ts';
 import { openDatabase } from '../../server/src/db/database.ts';
 import { redisConnection } from '../../server/src/jobs/redis-connection.ts';
 import { startRepeatingJobs } from '../../server/src/jobs/repeating-job.bullmq.ts';
-import { notifyDeps } from '../../server/src/notify/notify-deps.ts';
+import { notifyDeps, notifyIsolation } from '../../server/src/notify/notify-deps.ts';
 import { startNotifyWorkers } from '../../server/src/notify/notify-worker.bullmq.ts';
 import { notifySecret } from '../../server/src/notify/unsubscribe-token.ts';
 import { vapidKeys } from '../../server/src/notify/vapid.ts';
@@ -52,9 +53,22 @@ const store = await openMessageStore(config, database, logger);
 const registry = new client.Registry();
 client.collectDefaultMetrics({ register: registry, prefix: 'hubbub_' });
 const notifyMetrics = createNotifyMetrics(registry);
+// The endpoint breakers and user shares, shared by every worker. Commands fail after one retry
+// rather than wait for Redis: the job fails and BullMQ retries it.
+const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1 });
+redis.on('error', (err) => logger.warn({ err: err.message }, 'redis error'));
 const notify = startNotifyWorkers(
-  notifyDeps({ config, db: database.db, store, logger, metrics: notifyMetrics, vapid: vapidKeys(config, logger), secret: notifySecret(config.NOTIFY_SECRET, secret) }),
-  { connection, prefix, concurrency: config.NOTIFY_CONCURRENCY, lockMs: config.NOTIFY_LOCK_MS },
+  notifyDeps({
+    config,
+    db: database.db,
+    store,
+    logger,
+    metrics: notifyMetrics,
+    vapid: vapidKeys(config, logger),
+    secret: notifySecret(config.NOTIFY_SECRET, secret),
+    isolation: notifyIsolation(config, redis),
+  }),
+  { connection, prefix, concurrency: config.NOTIFY_CONCURRENCY, lockMs: config.NOTIFY_LOCK_MS, attempts: config.NOTIFY_ATTEMPTS },
 );
 const metricsServer = createServer((req, res) => {
   if (req.url?.startsWith('/metrics')) void registry.metrics().then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));
@@ -69,6 +83,7 @@ const stop = async () => {
   metricsServer.close();
   await notify.close();
   await workers.close();
+  redis.disconnect();
   await bus.close();
   await store.close();
   await database.close();

@@ -12,6 +12,11 @@ export interface Delivery {
   attempts: number;
 }
 
+export interface StoredDelivery extends Delivery {
+  userId: string;
+  status: 'sending' | 'sent' | 'failed';
+}
+
 class LostClaim extends Error {}
 
 /**
@@ -39,6 +44,16 @@ export class DeliveryLog {
       .select({ id: d.id, target: d.target, payload: d.payload, attempts: d.attempts })
       .from(d)
       .where(and(eq(d.userId, userId), eq(d.channel, channel), conv ? eq(d.conversationId, conv) : isNull(d.conversationId), eq(d.status, 'sending')));
+  }
+
+  /** One delivery by id (a send job's row). */
+  async get(id: string): Promise<StoredDelivery | null> {
+    const d = notificationDeliveries;
+    const [row] = await this.db
+      .select({ id: d.id, userId: d.userId, target: d.target, payload: d.payload, attempts: d.attempts, status: d.status })
+      .from(d)
+      .where(eq(d.id, id));
+    return row ?? null;
   }
 
   /** Claims the plans for these targets; null when another run claimed (part of) them first. */
@@ -85,6 +100,14 @@ export class DeliveryLog {
       .update(notificationDeliveries)
       .set({ attempts: sql`${notificationDeliveries.attempts} + 1`, error: error.slice(0, 500) })
       .where(eq(notificationDeliveries.id, id));
+  }
+
+  /** Says why a delivery waits without counting an attempt (its endpoint is paused). */
+  async note(id: string, error: string) {
+    await this.db
+      .update(notificationDeliveries)
+      .set({ error: error.slice(0, 500) })
+      .where(and(eq(notificationDeliveries.id, id), eq(notificationDeliveries.status, 'sending')));
   }
 
   /** Records the outcome; `counted` when the attempt was already counted by `attempted` (a retry given up). */

@@ -32,3 +32,28 @@ export type NotifyJob = z.infer<typeof notifyJob>;
  */
 export const notifyKey = (channel: NotifyChannel, j: { user: string; conv: string }) =>
   channel === 'email' ? `email:${j.user}` : `${channel}:${j.user}:${j.conv}`;
+
+/**
+ * The channels whose targets belong to users (push subscriptions, webhooks): a notification job
+ * claims one delivery per target and hands each to a send job of its own, so one slow or dead
+ * endpoint holds one send at a time, never another target's or another user's.
+ */
+export const targetChannels = ['push', 'webhook'] as const;
+export type TargetChannel = (typeof targetChannels)[number];
+
+/** One BullMQ queue of send jobs per target channel. */
+export const sendQueues: Record<TargetChannel, string> = {
+  push: 'notify-push-send',
+  webhook: 'notify-webhook-send',
+};
+
+/**
+ * A send job: one claimed delivery (its row holds the target and the exact payload). Its job
+ * id is the delivery id, so queueing it again (a notification job re-run after a crash) adds
+ * nothing while it exists.
+ */
+export const sendJob = z.strictObject({
+  delivery: z.uuid(),
+  user: z.uuid(),
+});
+export type SendJob = z.infer<typeof sendJob>;

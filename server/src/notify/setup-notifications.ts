@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config.ts';
 import type { Database, Db } from '../db/database.ts';
@@ -7,7 +8,7 @@ import type { Logger } from '../observability/logger.ts';
 import { createNotifyMetrics } from '../observability/notify-metrics.ts';
 import type { MessageStore } from '../store/message-store.ts';
 import { NotificationSettings } from './notification-settings.ts';
-import { notifyDeps, type NotifyOverrides } from './notify-deps.ts';
+import { notifyDeps, notifyIsolation, type NotifyOverrides } from './notify-deps.ts';
 import type { NotifyChannel } from './notify-jobs.ts';
 import type { NotifyScheduler } from './notify-scheduler.ts';
 import { InProcessNotifier } from './notify-scheduler.inprocess.ts';
@@ -36,13 +37,16 @@ export async function setupNotifications(c: {
   logger: Logger;
   registry: Registry;
   jwtSecret: string;
+  /** The replica's Redis client when REDIS_URL is set: the endpoint breakers the workers keep there are read for the API. */
+  redis: Redis | null;
   overrides?: NotifyOverrides;
 }) {
   const { config } = c;
   const vapid = vapidKeys(config, c.logger);
   const metrics = createNotifyMetrics(c.registry);
   const secret = notifySecret(config.NOTIFY_SECRET, c.jwtSecret);
-  const settings = new NotificationSettings({ db: c.db, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, vapidPublicKey: vapid?.publicKey ?? null });
+  const isolation = notifyIsolation(config, c.redis);
+  const settings = new NotificationSettings({ db: c.db, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, vapidPublicKey: vapid?.publicKey ?? null, breaker: isolation.breaker, logger: c.logger });
   const bull = config.REDIS_URL ? await import('./notify-scheduler.bullmq.ts') : null;
   const scheduler: NotifyScheduler = bull
     ? new bull.BullNotifyScheduler(
@@ -50,7 +54,7 @@ export async function setupNotifications(c: {
         metrics,
         c.logger,
       )
-    : new InProcessNotifier(notifyDeps({ config, db: c.db, store: c.store, logger: c.logger, metrics, vapid, secret, overrides: c.overrides }), {
+    : new InProcessNotifier(notifyDeps({ config, db: c.db, store: c.store, logger: c.logger, metrics, vapid, secret, isolation, overrides: c.overrides }), {
         delays: notifyDelays(config),
         attempts: config.NOTIFY_ATTEMPTS,
       });

@@ -3,10 +3,11 @@ import { request } from 'node:https';
 import { eq } from 'drizzle-orm';
 import { webhooks } from '../../../../db/schema/index.ts';
 import { checkUrlShape, isRefusedAddress } from '../net-guard.ts';
+import type { StoredDelivery } from '../delivery-log.ts';
+import type { NotifyJob, SendJob } from '../notify-jobs.ts';
 import { isSkip } from '../send-plan.ts';
-import type { Delivery } from '../delivery-log.ts';
-import type { NotifyJob } from '../notify-jobs.ts';
-import { RetryLater, retryAfterMs, sendAll, type JobContext, type NotifyDeps, type Outcome } from './outcome.ts';
+import { deliver, type Attempt } from './deliver.ts';
+import { RetryLater, retryAfterMs, type JobContext, type NotifyDeps, type Outcome, type SendContext } from './outcome.ts';
 
 /** `Hubbub-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. */
 export function signature(secret: string, body: string, t: number) {
@@ -15,17 +16,20 @@ export function signature(secret: string, body: string, t: number) {
 
 /**
  * Outgoing webhooks: the same notification as a push (after the same re-check, but without
- * quiet hours: a webhook is read by a program), POSTed as signed JSON to each of the user's URLs.
+ * quiet hours: a webhook is read by a program), claimed for each of the user's URLs and handed
+ * to one send job per URL (`sendWebhook`), which POSTs it as signed JSON.
  */
 export async function processWebhook(d: NotifyDeps, job: NotifyJob, ctx: JobContext): Promise<Outcome> {
-  const gaveUp = (c: Delivery, err: RetryLater) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`, true);
-  let sent = await sendAll(await d.log.pending(job.user, 'webhook', job.conv), (c) => sendOne(d, c), ctx.final, gaveUp);
+  // A run after a crash hands on what an earlier run claimed (its send jobs are kept if they exist).
+  const pending = (await d.log.pending(job.user, 'webhook', job.conv)).map((c) => c.id);
+  if (pending.length) await ctx.dispatch('webhook', job.user, pending);
+  const none = (reason: string): Outcome => (pending.length ? { outcome: 'dispatched', deliveries: pending.length } : { outcome: 'skipped', reason });
   const u = await d.planner.user(job.user);
-  if (!u || u.deleted) return { outcome: 'skipped', reason: 'no such user' };
+  if (!u || u.deleted) return none('no such user');
   const hooks = await d.db.select({ id: webhooks.id }).from(webhooks).where(eq(webhooks.userId, job.user));
-  if (!hooks.length) return sent ? { outcome: 'sent', sent } : { outcome: 'skipped', reason: 'no webhook' };
+  if (!hooks.length) return none('no webhook');
   const plan = await d.planner.conversation(job.user, job.conv, 'webhook', u, d.now());
-  if (isSkip(plan)) return sent ? { outcome: 'sent', sent } : { outcome: 'skipped', reason: plan.skip };
+  if (isSkip(plan)) return none(plan.skip);
   const at = d.now().toISOString();
   const claimed = await d.log.claim({
     userId: job.user,
@@ -46,40 +50,42 @@ export async function processWebhook(d: NotifyDeps, job: NotifyJob, ctx: JobCont
       at,
     }),
   });
-  if (!claimed) return sent ? { outcome: 'sent', sent } : { outcome: 'skipped', reason: 'claimed by another run' };
-  sent += await sendAll(claimed, (c) => sendOne(d, c), ctx.final, gaveUp);
-  return { outcome: 'sent', sent };
+  if (!claimed) return none('claimed by another run');
+  await ctx.dispatch('webhook', job.user, claimed.map((c) => c.id));
+  return { outcome: 'dispatched', deliveries: pending.length + claimed.length };
 }
 
-async function sendOne(d: NotifyDeps, c: Delivery) {
+/** One POST to one webhook (a send job). */
+export function sendWebhook(d: NotifyDeps, job: SendJob, ctx: SendContext): Promise<Outcome> {
+  return deliver('webhook', d, job, ctx, (c) => postOnce(d, c));
+}
+
+async function postOnce(d: NotifyDeps, c: StoredDelivery): Promise<Attempt> {
   const [hook] = await d.db.select().from(webhooks).where(eq(webhooks.id, c.target));
-  if (!hook) return d.log.finish(c.id, 'failed', 'webhook deleted');
+  if (!hook) return { failed: 'webhook deleted' };
   let url: URL;
   try {
     url = checkUrlShape(hook.url, d.allowPrivate);
   } catch (err) {
-    return d.log.finish(c.id, 'failed', (err as Error).message);
+    return { failed: (err as Error).message };
   }
   const body = JSON.stringify({ id: c.id, ...c.payload });
   const t = Math.floor(d.now().getTime() / 1000);
-  const started = performance.now();
   let res: { status: number; retryAfter?: string };
   try {
     res = await post(d, url, body, { 'hubbub-signature': signature(hook.secret, body, t), 'hubbub-event-id': c.id });
   } catch (err) {
-    if (isRefusedAddress(err)) return d.log.finish(c.id, 'failed', (err as Error).message);
-    await d.log.attempted(c.id, (err as Error).message);
-    throw new RetryLater(`webhook request failed: ${(err as Error).message}`);
+    if (isRefusedAddress(err)) return { failed: (err as Error).message };
+    return { retry: new RetryLater(`webhook request failed: ${(err as Error).message}`) };
   }
-  d.metrics.sendSeconds.observe({ channel: 'webhook' }, (performance.now() - started) / 1000);
-  if (res.status >= 200 && res.status < 300) return d.log.finish(c.id, 'sent');
+  if (res.status >= 200 && res.status < 300) return { sent: true };
   if (res.status === 429 || res.status >= 500 || res.status === 408) {
-    await d.log.attempted(c.id, `receiver answered ${res.status}`);
-    throw new RetryLater(`receiver answered ${res.status}`, retryAfterMs(res.retryAfter, Date.now()));
+    return { retry: new RetryLater(`receiver answered ${res.status}`, retryAfterMs(res.retryAfter, Date.now())) };
   }
-  return d.log.finish(c.id, 'failed', `receiver answered ${res.status}`);
+  return { failed: `receiver answered ${res.status}`, alive: true };
 }
 
+/** One POST, given up after `sendTimeoutMs` in all (a receiver that accepts and stalls, or trickles, included). */
 function post(d: NotifyDeps, url: URL, body: string, headers: Record<string, string>) {
   return new Promise<{ status: number; retryAfter?: string }>((resolve, reject) => {
     const req = request(
@@ -87,7 +93,7 @@ function post(d: NotifyDeps, url: URL, body: string, headers: Record<string, str
       {
         method: 'POST',
         agent: d.agent,
-        timeout: 15_000,
+        timeout: d.sendTimeoutMs,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'user-agent': 'Hubbub-Webhooks/1', ...headers },
       },
       (res) => {
@@ -96,7 +102,9 @@ function post(d: NotifyDeps, url: URL, body: string, headers: Record<string, str
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error('timed out')));
+    const deadline = setTimeout(() => req.destroy(new Error(`timed out after ${d.sendTimeoutMs} ms`)), d.sendTimeoutMs);
+    req.on('close', () => clearTimeout(deadline));
+    req.on('timeout', () => req.destroy(new Error(`timed out after ${d.sendTimeoutMs} ms`)));
     req.on('error', reject);
     req.end(body);
   });

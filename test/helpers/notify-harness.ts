@@ -14,7 +14,7 @@ import { redisConnection } from '../../server/src/jobs/redis-connection.ts';
 import { notifyDeps, notifyIsolation } from '../../server/src/notify/notify-deps.ts';
 import { channels, sendQueues, targetChannels, type TargetChannel } from '../../server/src/notify/notify-jobs.ts';
 import type { BullNotifyScheduler } from '../../server/src/notify/notify-scheduler.bullmq.ts';
-import { startNotifyWorkers } from '../../server/src/notify/notify-worker.bullmq.ts';
+import { sendDispatch, startNotifyWorkers } from '../../server/src/notify/notify-worker.bullmq.ts';
 import { PushService, resolveLocalhostNames, selfSigned, SmtpSink, WebhookReceiver } from './notify-services.ts';
 import { sharedSecret, startTestReplica, testEnv, type TestEnv } from './server.ts';
 
@@ -119,6 +119,12 @@ export async function notifyHarness(overrides: Record<string, string> = {}) {
     /** Delayed notification jobs of a channel. */
     async delayed(channel: (typeof channels)[number]) {
       return scheduler.queues[channel].getJobs(['delayed']);
+    },
+    /** How the workers hand claimed deliveries to send jobs (the same queues and options). */
+    dispatch: sendDispatch(sends, config.NOTIFY_ATTEMPTS),
+    /** Send jobs of a channel in these states. */
+    async sendJobs(channel: TargetChannel, states: ('waiting' | 'delayed' | 'completed')[]) {
+      return sends[channel].getJobs(states);
     },
     /** Delayed send jobs (retries) of a channel. */
     async delayedSends(channel: TargetChannel) {

@@ -1,6 +1,6 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job, type RedisOptions } from 'bullmq';
 import { channels, notifyJob, notifyQueues, sendJob, sendQueues, targetChannels, type TargetChannel } from './notify-jobs.ts';
-import { backoffMs, type NotifyDeps, type Outcome } from './processors/outcome.ts';
+import { backoffMs, type JobContext, type NotifyDeps, type Outcome } from './processors/outcome.ts';
 import { runNotifyJob, runSendJob } from './processors/run-job.ts';
 
 export interface NotifyWorkerOptions {
@@ -33,15 +33,7 @@ export function startNotifyWorkers(d: NotifyDeps, o: NotifyWorkerOptions) {
   const sendQueue = Object.fromEntries(
     targetChannels.map((c) => [c, new Queue(sendQueues[c], { connection: { ...o.connection, enableOfflineQueue: false }, prefix: o.prefix })]),
   ) as Record<TargetChannel, Queue>;
-  const dispatch = async (channel: TargetChannel, userId: string, ids: string[]) => {
-    await sendQueue[channel].addBulk(
-      ids.map((id) => ({
-        name: channel,
-        data: { delivery: id, user: userId },
-        opts: { jobId: id, attempts: o.attempts, backoff: { type: 'notify' }, removeOnComplete: { count: 1000 }, removeOnFail: { count: 10_000 } },
-      })),
-    );
-  };
+  const dispatch = sendDispatch(sendQueue, o.attempts);
   /** Postponed: back to delayed until then, without counting an attempt. */
   const settle = async (job: Job, token: string | undefined, r: Outcome) => {
     if (r.outcome !== 'postponed') return r;
@@ -85,5 +77,21 @@ export function startNotifyWorkers(d: NotifyDeps, o: NotifyWorkerOptions) {
       await Promise.all(workers.map((w) => w.close()));
       await Promise.all(Object.values(sendQueue).map((q) => q.close()));
     },
+  };
+}
+
+/**
+ * Hands claimed deliveries to their send jobs: the job id is the delivery id, so handing one
+ * again (a notification job re-run after its worker died) adds nothing while its job exists.
+ */
+export function sendDispatch(queues: Record<TargetChannel, Queue>, attempts: number): JobContext['dispatch'] {
+  return async (channel, userId, ids) => {
+    await queues[channel].addBulk(
+      ids.map((id) => ({
+        name: channel,
+        data: { delivery: id, user: userId },
+        opts: { jobId: id, attempts, backoff: { type: 'notify' }, removeOnComplete: { count: 1000 }, removeOnFail: { count: 10_000 } },
+      })),
+    );
   };
 }

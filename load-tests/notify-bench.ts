@@ -28,7 +28,8 @@ import { spawnReplica } from '../test/helpers/process-replica.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 import { freePort } from '../test/helpers/ports.ts';
 import { Queue } from 'bullmq';
-import { connectionOf } from '../workers/src/notify-queues.ts';
+import { redisConnection } from '../server/src/jobs/redis-connection.ts';
+import { notifyQueues, sendQueues } from '../server/src/notify/notify-jobs.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const arg = (name: string, dflt: number) => {
@@ -201,14 +202,18 @@ async function main() {
     await runPhase(p);
     step(`phase ${p} done`);
   }
-  // Let the last push window pass and the worker empty the push queue.
-  const queue = new Queue('notify-push', { connection: connectionOf(redis.url), prefix: 'on:bull' });
+  // Let the last push window pass and the worker empty the push queues (notification jobs, then their send jobs).
+  const pushQueues = [notifyQueues.push, sendQueues.push].map((name) => new Queue(name, { connection: redisConnection(redis.url), prefix: 'on:bull' }));
   for (;;) {
-    const n = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
-    if (!n.waiting && !n.active && !n.delayed && !n.prioritized) break;
+    let busy = 0;
+    for (const q of pushQueues) {
+      const n = await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+      busy += (n.waiting ?? 0) + (n.active ?? 0) + (n.delayed ?? 0) + (n.prioritized ?? 0);
+    }
+    if (!busy) break;
     await new Promise((r) => setTimeout(r, 200));
   }
-  await queue.close();
+  await Promise.all(pushQueues.map((q) => q.close()));
   const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const jobs: Record<string, number> = {};
   for (const m of metrics.matchAll(/^hubbub_notify_jobs_total\{channel="push",outcome="(\w+)"\} (\d+)/gm)) jobs[m[1]!] = Number(m[2]);

@@ -107,6 +107,13 @@ export const configSchema = z
     NOTIFY_CONCURRENCY: intIn(1, 1000).default(16),
     /** How long a worker's hold on a job lasts without renewal: a killed worker's job runs again after it. */
     NOTIFY_LOCK_MS: intIn(1000, 600_000).default(30_000),
+    /** Each request to a push service or a webhook receiver is given up after this. */
+    NOTIFY_SEND_TIMEOUT_MS: intIn(500, 60_000).default(5000),
+    /** One user's push (or webhook) sends in flight at once, across every worker: their share of NOTIFY_CONCURRENCY. */
+    NOTIFY_USER_CONCURRENCY: intIn(1, 1000).default(4),
+    /** An endpoint is paused after this many failures in a row, for NOTIFY_BREAKER_COOLDOWN_MS, doubling after each failed probe up to 16 times. */
+    NOTIFY_BREAKER_FAILURES: intIn(1, 1000).default(5),
+    NOTIFY_BREAKER_COOLDOWN_MS: intIn(100, 3_600_000).default(60_000),
     /** `npm run workers` serves /metrics and /health on this port (apart from METRICS_PORT, so a hub and workers share a machine). */
     WORKERS_METRICS_PORT: intIn(0, 65535).default(9465),
     /** Signs unsubscribe links (defaults to a key derived from JWT_SECRET). */

@@ -30,10 +30,11 @@ import { openMessageStore } from './store/open-message-store.ts';
 import { openPayments } from './payments/open-payments.ts';
 import { registerStripeWebhook } from './http/stripe-webhook.ts';
 import { workBudgets } from './limits/budgets.ts';
-import { runMaintenance } from '../../workers/src/processors/maintenance.ts';
-import { MAINTENANCE_EVERY_MS } from '../../workers/src/queues.ts';
-import { setupNotifications, type Notifications } from '../../workers/src/notify-setup.ts';
-import type { NotifyOverrides } from '../../workers/src/notify-runner.ts';
+import { maintenanceJob } from './auth/maintenance-job.ts';
+import { renewalsJob } from './payments/renewals-job.ts';
+import { runRepeatingJobs } from './jobs/repeating-job.inprocess.ts';
+import { setupNotifications, type Notifications } from './notify/setup-notifications.ts';
+import type { NotifyOverrides } from './notify/notify-deps.ts';
 import { registerUnsubscribeRoute } from './notify/unsubscribe-route.ts';
 
 export interface Replica {
@@ -152,7 +153,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
       publishFrame: (c, f, skip) => hub.publishFrame(c, f, skip),
     },
   });
-  const notifications = await setupNotifications({ config, db, query: database.query, store, presence, logger, registry: metrics.registry, jwtSecret: secret, overrides: opts.notify });
+  const notifications = await setupNotifications({ config, db, query: database.query, store, presence, logger, registry: metrics.registry, jwtSecret: secret, redis, overrides: opts.notify });
   const hub: Hub = new Hub({
     notify: config.NOTIFY_ENABLED ? notifications.trigger : undefined,
     store,
@@ -223,23 +224,16 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     'hub listening',
   );
 
-  // Without Redis there is no BullMQ: the same job processors run in-process, so `npm start` alone has them.
-  const every = (ms: number, name: string, job: () => Promise<unknown>) =>
-    setInterval(() => {
-      job().catch((err) => logger.warn({ err }, `${name} failed`));
-    }, ms).unref();
+  // Without Redis there is no BullMQ: the same jobs run in-process, so `npm start` alone has them.
   const inProcessJobs = redis
-    ? []
-    : [
-        every(MAINTENANCE_EVERY_MS, 'maintenance', () => runMaintenance(db, { keepDays: 30 })),
-        every(config.PAYMENTS_RENEW_EVERY_MS, 'renewals', () => pay.payments.runRenewals()),
-      ];
+    ? null
+    : runRepeatingJobs([maintenanceJob(db), renewalsJob({ payments: pay.payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS })], logger);
 
   let closed = false;
   const closeAll = async () => {
     if (closed) return;
     closed = true;
-    for (const t of inProcessJobs) clearInterval(t);
+    inProcessJobs?.close();
     await metricsServer.close();
     hub.stop();
     await notifications.close().catch(() => {});

@@ -1,9 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { eq } from 'drizzle-orm';
 import webPush from 'web-push';
@@ -11,11 +6,10 @@ import { notificationDeliveries } from '../../db/schema/index.ts';
 import { testConfig } from '../../server/src/config.ts';
 import { startReplica } from '../../server/src/replica.ts';
 import { connect } from '../helpers/ws.ts';
-import { newUser, sharedSecret, testEnv } from '../helpers/server.ts';
+import { newUser, testEnv } from '../helpers/server.ts';
 import { PushService, selfSigned } from '../helpers/notify-services.ts';
 import { notifyHarness } from '../helpers/notify-harness.ts';
-
-const root = path.resolve(import.meta.dirname, '..', '..');
+import { spawnWorkers } from '../helpers/notify-workers.ts';
 
 describe('notifications end to end', () => {
   const tls = selfSigned();
@@ -52,21 +46,8 @@ describe('notifications end to end', () => {
     const h = await notifyHarness({ NOTIFY_LOCK_MS: '1500' });
     cleanups.push(() => h.close());
     await h.stopWorkers(); // the workers here are a child process, `npm run workers`
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-ca-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    // The push service's CA reaches the worker process the way a deployment would add one.
-    writeFileSync(path.join(dir, 'ca.pem'), h.push['tls'].cert);
-    const child = spawn(process.execPath, ['--import', 'tsx', 'workers/src/main.ts'], {
-      cwd: root,
-      env: { PATH: process.env.PATH ?? '', ...h.env, NODE_ENV: 'test', LOG_LEVEL: 'info', JWT_SECRET: sharedSecret, WORKERS_METRICS_PORT: '0', HOST: '127.0.0.1', NODE_EXTRA_CA_CERTS: path.join(dir, 'ca.pem') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    cleanups.push(async () => void child.kill('SIGKILL'));
-    await new Promise<void>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (l) => l.includes('workers started') && resolve());
-      void exited.then(() => reject(new Error('worker exited early')));
-    });
+    const workers = await spawnWorkers(h.env, h.tls.cert);
+    cleanups.push(() => workers.stop());
     const a = await newUser(h.port, 'kill');
     const b = await newUser(h.port, 'kill');
     const dm = await a.client.conversations.createDirect.mutate({ userId: b.id });
@@ -79,8 +60,7 @@ describe('notifications end to end', () => {
     await h.queued();
     await h.scheduler.queues.push.promoteJobs();
     const release = await held;
-    child.kill('SIGKILL');
-    await exited;
+    await workers.kill();
     release();
     // A new worker takes the stalled job once the dead one's lock expires.
     h.startWorkers();

@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { createDecipheriv, createECDH, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { lookup, type LookupOptions } from 'node:dns';
+import type { AddressInfo, LookupFunction } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { importJWK, jwtVerify } from 'jose';
@@ -14,13 +15,17 @@ import { SMTPServer } from 'smtp-server';
  * RFC 8291 bodies, an SMTP server, and a webhook receiver, all in the test process on port 0.
  */
 
-/** A self-signed certificate for 127.0.0.1 (openssl on the command line); the workers get its CA injected. */
-export function selfSigned(): { key: string; cert: string } {
+/**
+ * A self-signed certificate for `localhost`, 127.0.0.1 and the extra names given (e.g.
+ * `hooks.localhost`), made with openssl on the command line; the workers get its CA injected.
+ */
+export function selfSigned(names: string[] = []): { key: string; cert: string } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-tls-'));
+  const san = ['IP:127.0.0.1', 'DNS:localhost', ...names.map((n) => `DNS:${n}`)].join(',');
   try {
     execFileSync('openssl', [
       'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-subj', '/CN=localhost', '-addext', `subjectAltName=${san}`,
       '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
     ], { stdio: 'ignore' });
     return { key: readFileSync(path.join(dir, 'key.pem'), 'utf8'), cert: readFileSync(path.join(dir, 'cert.pem'), 'utf8') };
@@ -28,6 +33,19 @@ export function selfSigned(): { key: string; cert: string } {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * The resolver the test workers use below the SSRF guard: names under `.localhost` are loopback
+ * (RFC 6761), which the system resolver here does not know; every other name goes to
+ * `dns.lookup`. It answers both forms Node asks for: one address, or all of them (`all: true`,
+ * which a connection with autoSelectFamily asks for).
+ */
+export const resolveLocalhostNames = ((hostname: string, options: LookupOptions, callback: (...a: unknown[]) => void) => {
+  if (!hostname.endsWith('.localhost')) return lookup(hostname, options, callback as never);
+  if (options.family === 6) return process.nextTick(callback, Object.assign(new Error(`${hostname}: no IPv6 address`), { code: 'ENOTFOUND' }));
+  if (options.all) return process.nextTick(callback, null, [{ address: '127.0.0.1', family: 4 }]);
+  process.nextTick(callback, null, '127.0.0.1', 4);
+}) as LookupFunction;
 
 /** A browser's push subscription: its keys stay here, so the push service can decrypt. */
 export class Browser {
@@ -88,7 +106,8 @@ export class PushService {
   port = 0;
   origin = '';
 
-  constructor(private readonly tls: { key: string; cert: string }, private readonly vapidPublicKey: string) {}
+  /** `host` names the service in its endpoints (it listens on 127.0.0.1): `localhost`, or a name under `.localhost`. */
+  constructor(private readonly tls: { key: string; cert: string }, private readonly vapidPublicKey: string, private readonly host = 'localhost') {}
 
   async start() {
     this.server = createServer(this.tls, (req, res) => {
@@ -101,7 +120,7 @@ export class PushService {
     });
     await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
     this.port = (this.server.address() as AddressInfo).port;
-    this.origin = `https://127.0.0.1:${this.port}`;
+    this.origin = `https://${this.host}:${this.port}`;
     return this;
   }
 
@@ -223,19 +242,27 @@ export class SmtpSink {
 
 export interface WebhookHit {
   id: string;
+  path: string;
   body: string;
   json: Record<string, any>;
   verified: boolean;
+  /** performance.now() when the request had arrived whole. */
+  at: number;
 }
 
-/** A webhook receiver that verifies `Hubbub-Signature` with the secret it was given. */
+/**
+ * A webhook receiver that verifies `Hubbub-Signature` with the secret it was given. With
+ * `hang`, it reads each request and never answers (a receiver that accepts and stalls).
+ */
 export class WebhookReceiver {
   readonly hits: WebhookHit[] = [];
   secret = '';
   private server!: Server;
+  private arrived: (() => void)[] = [];
   url = '';
 
-  constructor(private readonly tls: { key: string; cert: string }) {}
+  /** `host` names the receiver in its URL (it listens on 127.0.0.1): `localhost`, or a name under `.localhost`. */
+  constructor(private readonly tls: { key: string; cert: string }, private readonly o: { host?: string; hang?: boolean } = {}) {}
 
   async start() {
     this.server = createServer(this.tls, (req, res) => {
@@ -250,13 +277,28 @@ export class WebhookReceiver {
           const want = createHmac('sha256', this.secret).update(`${m[1]}.${body}`).digest();
           verified = timingSafeEqual(want, Buffer.from(m[2]!, 'hex'));
         }
-        this.hits.push({ id: String(req.headers['hubbub-event-id']), body, json: JSON.parse(body), verified });
-        res.writeHead(verified ? 204 : 401).end();
+        this.hits.push({ id: String(req.headers['hubbub-event-id']), path: req.url ?? '/', body, json: JSON.parse(body), verified, at: performance.now() });
+        for (const w of this.arrived.splice(0)) w();
+        if (!this.o.hang) res.writeHead(verified ? 204 : 401).end();
       });
     });
     await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.url = `https://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
+    this.url = `https://${this.o.host ?? 'localhost'}:${(this.server.address() as AddressInfo).port}/hook`;
     return this;
+  }
+
+  /** Resolves with the first hit that matches, once it has arrived. */
+  async waitFor(match: (h: WebhookHit) => boolean, timeoutMs = 15_000): Promise<WebhookHit> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.hits.find(match);
+      if (hit) return hit;
+      if (Date.now() > deadline) throw new Error(`webhook receiver: no matching hit in ${timeoutMs} ms (${this.hits.length} hits)`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.max(0, deadline - Date.now()));
+        this.arrived.push(() => (clearTimeout(t), r()));
+      });
+    }
   }
 
   close() {

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { connect, type RawClient } from '../helpers/ws.ts';
 import { newUser } from '../helpers/server.ts';
 import { notifyHarness, type NotifyHarness } from '../helpers/notify-harness.ts';
+import { runNotifyJob } from '../../server/src/notify/processors/run-job.ts';
 
 type User = Awaited<ReturnType<typeof newUser>>;
 
@@ -152,7 +153,7 @@ describe('notifications: BullMQ on real Redis, real PostgreSQL, a real push serv
     const goneDeliveries = await gone.client.notifications.deliveries.query({ limit: 10 });
     assert.equal(goneDeliveries.find((d) => d.channel === 'push')?.status, 'failed');
     assert.equal((await gone.client.notifications.unregisterPush.mutate({ endpoint: bGone.endpoint })).removed, false, 'the 410 removed it already');
-    const retry = (await h.delayed('push')).find((j) => j.data.user === busy.id);
+    const retry = (await h.delayedSends('push')).find((j) => j.data.user === busy.id);
     assert.ok(retry, 'the 429 is waiting for its retry');
     assert.ok(retry.delay >= 7000 && retry.delay <= 8000, `retry after ${retry.delay} ms`);
     await h.settle(); // the Retry-After passes; the busy one is accepted, the broken one fails again
@@ -272,5 +273,32 @@ describe('notifications: BullMQ on real Redis, real PostgreSQL, a real push serv
     const hits = h.hooks.hits.filter((x) => x.json.user === late.id);
     assert.equal(hits.length, 1, 'the new webhook was called');
     assert.equal(hits[0]!.json.body, 'after the change');
+  });
+
+  test('a notification job run again after its worker died (claim made, hand-off unknown) hands on the same deliveries: one send job per target, one push each', async () => {
+    const { users, conv, author } = await room(2);
+    const reader = users[1]!;
+    const [b1, b2] = [await subscribe(reader), await subscribe(reader)];
+    await h.stopWorkers();
+    try {
+      await say(author, conv, 'exactly once');
+      await h.queued();
+      const [job] = (await h.delayed('push')).filter((j) => j.data.user === reader.id);
+      assert.ok(job);
+      // Its processor twice, as BullMQ runs a stalled job again on another worker.
+      const ctx = { final: false, dispatch: h.dispatch };
+      assert.deepEqual(await runNotifyJob('push', h.deps, job.data, ctx), { outcome: 'dispatched', deliveries: 2 });
+      assert.deepEqual(await runNotifyJob('push', h.deps, job.data, ctx), { outcome: 'dispatched', deliveries: 2 });
+      const sends = (await h.sendJobs('push', ['waiting'])).filter((j) => j.data.user === reader.id);
+      assert.equal(sends.length, 2, 'one send job per subscription, not one per run');
+      await job.remove();
+    } finally {
+      h.startWorkers();
+    }
+    await h.settle();
+    assert.equal(h.push.to(b1).length, 1);
+    assert.equal(h.push.to(b2).length, 1);
+    const rows = (await reader.client.notifications.deliveries.query({})).filter((d) => d.channel === 'push');
+    assert.deepEqual(rows.map((r) => r.status), ['sent', 'sent']);
   });
 });

@@ -7,7 +7,9 @@ import { openPayments } from '../../server/src/payments/open-payments.ts';
 import { testConfig } from '../../server/src/config.ts';
 import type { UserControl } from '../../server/src/hub/ports.ts';
 import { users } from '../../db/schema/index.ts';
-import { startWorkers } from '../../workers/src/worker.ts';
+import { redisConnection } from '../../server/src/jobs/redis-connection.ts';
+import { startRepeatingJobs } from '../../server/src/jobs/repeating-job.bullmq.ts';
+import { renewalsJob, renewalsQueue } from '../../server/src/payments/renewals-job.ts';
 import { services } from '../helpers/env.ts';
 import { createDatabase } from '../helpers/postgres.ts';
 import { assertLedgerConsistent } from '../helpers/payments.ts';
@@ -47,18 +49,15 @@ describe('renewals as a BullMQ job scheduler on real Redis and PostgreSQL, clock
     await payments.subscribe(poor.id, { planId: 'premium', idempotencyKey: 'k1' });
     sent.length = 0;
     clock = Date.parse(e1.until!) + 1000;
-    const workers = await startWorkers({
-      db: database.db,
-      redisUrl: services.redisUrl(),
+    const workers = await startRepeatingJobs([renewalsJob({ payments, everyMs: 60_000, now: () => clock })], {
+      connection: redisConnection(services.redisUrl()),
       prefix: `t${randomBytes(4).toString('hex')}`,
       logger,
-      everyMs: 3_600_000,
-      renewals: { payments, everyMs: 60_000, now: () => clock },
     });
     try {
       const result = await new Promise((resolve, reject) => {
-        workers.renewals!.worker.once('completed', (_job, r) => resolve(r));
-        workers.renewals!.worker.once('failed', (_job, err) => reject(err));
+        workers.worker(renewalsQueue).once('completed', (_job, r) => resolve(r));
+        workers.worker(renewalsQueue).once('failed', (_job, err) => reject(err));
       });
       assert.deepEqual(result, { renewed: 1, downgraded: 1 });
     } finally {

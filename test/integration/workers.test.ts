@@ -5,7 +5,9 @@ import { eq } from 'drizzle-orm';
 import { openDatabase, type Database } from '../../server/src/db/database.ts';
 import { createLogger } from '../../server/src/observability/logger.ts';
 import { refreshTokens, sessions, users } from '../../db/schema/index.ts';
-import { startWorkers } from '../../workers/src/worker.ts';
+import { maintenanceJob, maintenanceQueue } from '../../server/src/auth/maintenance-job.ts';
+import { redisConnection } from '../../server/src/jobs/redis-connection.ts';
+import { startRepeatingJobs } from '../../server/src/jobs/repeating-job.bullmq.ts';
 import { services } from '../helpers/env.ts';
 import { createDatabase } from '../helpers/postgres.ts';
 
@@ -33,18 +35,16 @@ describe('workers: BullMQ on real Redis, real PostgreSQL', () => {
       { tokenHash: 'expired-token', sessionId: live, expiresAt: new Date(Date.now() - 1000) },
       { tokenHash: 'old-session-token', sessionId: old, expiresAt: new Date(Date.now() + 86_400_000) },
     ]);
-    const workers = await startWorkers({
-      db,
-      redisUrl: services.redisUrl(),
+    const workers = await startRepeatingJobs([maintenanceJob(db, 60_000)], {
+      connection: redisConnection(services.redisUrl()),
       prefix: `t${randomBytes(4).toString('hex')}`,
       logger: createLogger({ level: 'silent', replicaId: 'w' }),
-      everyMs: 60_000,
     });
     try {
       // The scheduler enqueues a first run at once; wait for its completion event.
       const result = await new Promise<{ refreshTokens: number; sessions: number }>((resolve, reject) => {
-        workers.worker.once('completed', (_job, r) => resolve(r));
-        workers.worker.once('failed', (_job, err) => reject(err));
+        workers.worker(maintenanceQueue).once('completed', (_job, r) => resolve(r));
+        workers.worker(maintenanceQueue).once('failed', (_job, err) => reject(err));
       });
       assert.deepEqual(result, { refreshTokens: 1, sessions: 1 });
       const left = await db.select({ h: refreshTokens.tokenHash }).from(refreshTokens);

@@ -1,19 +1,24 @@
-import { loadConfig } from '../../server/src/config.ts';
-import { openDatabase } from '../../server/src/db/database.ts';
-import { createLogger } from '../../server/src/observability/logger.ts';
-import { startWorkers } from './worker.ts';
+import { Redis } from 'ioredis';
+import client from 'prom-client';
+import { maintenanceJob } from '../../server/src/auth/maintenance-job.ts';
 import { channels } from '../../server/src/bus/bus.ts';
 import { RedisBus } from '../../server/src/bus/bus.redis.ts';
-import { openPayments } from '../../server/src/payments/open-payments.ts';
-import client from 'prom-client';
-import { openMessageStore } from '../../server/src/store/open-message-store.ts';
+import { loadConfig } from '../../server/src/config.ts';
+import { openDatabase } from '../../server/src/db/database.ts';
+import { redisConnection } from '../../server/src/jobs/redis-connection.ts';
+import { startRepeatingJobs } from '../../server/src/jobs/repeating-job.bullmq.ts';
+import { notifyDeps, notifyIsolation } from '../../server/src/notify/notify-deps.ts';
+import { startNotifyWorkers } from '../../server/src/notify/notify-worker.bullmq.ts';
 import { notifySecret } from '../../server/src/notify/unsubscribe-token.ts';
 import { vapidKeys } from '../../server/src/notify/vapid.ts';
-import { createNotifyMetrics, registerQueueDepth } from '../../server/src/observability/notify-metrics.ts';
+import { createLogger } from '../../server/src/observability/logger.ts';
 import { startMetricsServer } from '../../server/src/observability/metrics-server.ts';
-import { notifyDeps } from './notify-runner.ts';
-import { BullNotifyScheduler, connectionOf, startNotifyWorkers } from './notify-queues.ts';
-import { notifyDelays } from './notify-setup.ts';
+import { createNotifyMetrics, registerQueueDepth } from '../../server/src/observability/notify-metrics.ts';
+import { BullNotifyScheduler } from '../../server/src/notify/notify-scheduler.bullmq.ts';
+import { notifyDelays } from '../../server/src/notify/setup-notifications.ts';
+import { openPayments } from '../../server/src/payments/open-payments.ts';
+import { renewalsJob } from '../../server/src/payments/renewals-job.ts';
+import { openMessageStore } from '../../server/src/store/open-message-store.ts';
 
 /**
  * `npm run workers`: the composition root of a worker process (scaled apart from the hubs).
@@ -37,13 +42,9 @@ const { payments } = openPayments(config, {
   controlUser: (u, m) => bus.publish(channels.user(u), JSON.stringify(m)),
   writeEvent: () => Promise.reject(new Error('workers write no conversation events')),
 });
-const workers = await startWorkers({
-  db: database.db,
-  redisUrl: config.REDIS_URL,
-  prefix: config.REDIS_PREFIX + 'bull',
-  logger,
-  renewals: { payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS },
-});
+const connection = redisConnection(config.REDIS_URL);
+const prefix = config.REDIS_PREFIX + 'bull';
+const workers = await startRepeatingJobs([maintenanceJob(database.db), renewalsJob({ payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS })], { connection, prefix, logger });
 // Notifications: the unsubscribe links must verify on the hubs, so the key is shared config.
 const secret = config.NOTIFY_SECRET ?? config.JWT_SECRET;
 if (!secret) {
@@ -54,13 +55,26 @@ const store = await openMessageStore(config, database, logger);
 const registry = new client.Registry();
 client.collectDefaultMetrics({ register: registry, prefix: 'hubbub_' });
 const notifyMetrics = createNotifyMetrics(registry);
+// The endpoint breakers and user shares, shared by every worker. Commands fail after one retry
+// rather than wait for Redis: the job fails and BullMQ retries it.
+const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1 });
+redis.on('error', (err) => logger.warn({ err: err.message }, 'redis error'));
 const notify = startNotifyWorkers(
-  notifyDeps({ config, db: database.db, store, logger, metrics: notifyMetrics, vapid: vapidKeys(config, logger), secret: notifySecret(config.NOTIFY_SECRET, secret) }),
-  { connection: connectionOf(config.REDIS_URL), prefix: config.REDIS_PREFIX + 'bull', concurrency: config.NOTIFY_CONCURRENCY, lockMs: config.NOTIFY_LOCK_MS },
+  notifyDeps({
+    config,
+    db: database.db,
+    store,
+    logger,
+    metrics: notifyMetrics,
+    vapid: vapidKeys(config, logger),
+    secret: notifySecret(config.NOTIFY_SECRET, secret),
+    isolation: notifyIsolation(config, redis),
+  }),
+  { connection, prefix, concurrency: config.NOTIFY_CONCURRENCY, lockMs: config.NOTIFY_LOCK_MS, attempts: config.NOTIFY_ATTEMPTS },
 );
 // The queues' depth is exported here only (not by the hubs): see registerQueueDepth.
 const counted = new BullNotifyScheduler(
-  { connection: connectionOf(config.REDIS_URL), prefix: config.REDIS_PREFIX + 'bull', delays: notifyDelays(config), attempts: config.NOTIFY_ATTEMPTS },
+  { connection, prefix, delays: notifyDelays(config), attempts: config.NOTIFY_ATTEMPTS },
   undefined,
   logger,
 );
@@ -75,6 +89,7 @@ const stop = async () => {
   await notify.close();
   await counted.close();
   await workers.close();
+  redis.disconnect();
   await bus.close();
   await store.close();
   await database.close();

@@ -2,13 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import { notificationDeliveries } from '../../../db/schema/index.ts';
 import { rowsOf, type Db } from '../db/database.ts';
-import type { Channel, ConversationPlan } from './send-plan.ts';
+import type { NotifyChannel } from './notify-jobs.ts';
+import type { ConversationPlan } from './send-plan.ts';
 
 export interface Delivery {
   id: string;
   target: string;
   payload: Record<string, unknown>;
   attempts: number;
+}
+
+export interface StoredDelivery extends Delivery {
+  userId: string;
+  status: 'sending' | 'sent' | 'failed';
 }
 
 class LostClaim extends Error {}
@@ -32,7 +38,7 @@ class LostClaim extends Error {}
 export class DeliveryLog {
   constructor(private readonly db: Db) {}
 
-  async pending(userId: string, channel: Channel, conv: string | null): Promise<Delivery[]> {
+  async pending(userId: string, channel: NotifyChannel, conv: string | null): Promise<Delivery[]> {
     const d = notificationDeliveries;
     return this.db
       .select({ id: d.id, target: d.target, payload: d.payload, attempts: d.attempts })
@@ -40,8 +46,18 @@ export class DeliveryLog {
       .where(and(eq(d.userId, userId), eq(d.channel, channel), conv ? eq(d.conversationId, conv) : isNull(d.conversationId), eq(d.status, 'sending')));
   }
 
+  /** One delivery by id (a send job's row). */
+  async get(id: string): Promise<StoredDelivery | null> {
+    const d = notificationDeliveries;
+    const [row] = await this.db
+      .select({ id: d.id, userId: d.userId, target: d.target, payload: d.payload, attempts: d.attempts, status: d.status })
+      .from(d)
+      .where(eq(d.id, id));
+    return row ?? null;
+  }
+
   /** Claims the plans for these targets; null when another run claimed (part of) them first. */
-  async claim(c: { userId: string; channel: Channel; conv: string | null; plans: ConversationPlan[]; targets: string[]; payload: (target: string) => Record<string, unknown> }): Promise<Delivery[] | null> {
+  async claim(c: { userId: string; channel: NotifyChannel; conv: string | null; plans: ConversationPlan[]; targets: string[]; payload: (target: string) => Record<string, unknown> }): Promise<Delivery[] | null> {
     const rangeKey = c.plans.map((p) => `${p.conv}:${p.fromSeq}-${p.toSeq}`).sort().join(',');
     try {
       return await this.db.transaction(async (tx) => {
@@ -84,6 +100,14 @@ export class DeliveryLog {
       .update(notificationDeliveries)
       .set({ attempts: sql`${notificationDeliveries.attempts} + 1`, error: error.slice(0, 500) })
       .where(eq(notificationDeliveries.id, id));
+  }
+
+  /** Says why a delivery waits without counting an attempt (its endpoint is paused). */
+  async note(id: string, error: string) {
+    await this.db
+      .update(notificationDeliveries)
+      .set({ error: error.slice(0, 500) })
+      .where(and(eq(notificationDeliveries.id, id), eq(notificationDeliveries.status, 'sending')));
   }
 
   /** Records the outcome; `counted` when the attempt was already counted by `attempted` (a retry given up). */

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BlockedAddressError, checkUrlShape, guardedLookup, isPrivateAddress } from './net-guard.ts';
+import { createServer, request } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { resolveLocalhostNames, selfSigned } from '../../../test/helpers/notify-services.ts';
+import { checkUrlShape, guardedAgent, isPrivateAddress, isRefusedAddress } from './net-guard.ts';
 import { quietUntil } from './quiet-hours.ts';
 
 test('private, loopback, link-local and reserved addresses are recognised; public ones are not', () => {
@@ -19,11 +22,47 @@ test('URL shape: https only, no credentials, literal private hosts refused unles
   assert.equal(checkUrlShape('https://example.com/x', false).hostname, 'example.com');
 });
 
-test('the connect-time lookup refuses a name that resolves to a private address (DNS rebinding), and allows it when configured', async () => {
-  const refused = await new Promise<Error | null>((r) => guardedLookup(false)('localhost', { family: 4 }, (err) => r(err)));
-  assert.ok(refused instanceof BlockedAddressError);
-  const allowed = await new Promise<string>((r, j) => guardedLookup(true)('localhost', { family: 4 }, (err, a) => (err ? j(err) : r(a as string))));
-  assert.equal(allowed, '127.0.0.1');
+/** A GET through the agent: the status, or the error the request failed with. */
+function get(url: string, agent: ReturnType<typeof guardedAgent>, opts: { autoSelectFamily?: boolean; family?: number } = {}) {
+  return new Promise<number | Error>((resolve) => {
+    const r = request(url, { agent, ...opts }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    r.on('error', (err) => resolve(err));
+    r.end();
+  });
+}
+
+test('the agent connects to host names (the lookup answered in both forms) and refuses private answers and private literals unless allowed', async () => {
+  const tls = selfSigned(['hooks.localhost']);
+  const server = createServer(tls, (_req, res) => res.writeHead(204).end());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const open = guardedAgent({ allowPrivate: true, ca: tls.cert, lookup: resolveLocalhostNames });
+  const guarded = guardedAgent({ allowPrivate: false, ca: tls.cert, lookup: resolveLocalhostNames });
+  try {
+    // Node asks for every address (all: true) by default, for one with autoSelectFamily off or a family set.
+    for (const opts of [{}, { autoSelectFamily: false }, { family: 4 }]) {
+      assert.equal(await get(`https://localhost:${port}/`, open, opts), 204, `localhost ${JSON.stringify(opts)}`);
+      assert.equal(await get(`https://hooks.localhost:${port}/`, open, opts), 204, `hooks.localhost ${JSON.stringify(opts)}`);
+      for (const host of ['localhost', 'hooks.localhost']) {
+        const refused = await get(`https://${host}:${port}/`, guarded, opts);
+        assert.ok(isRefusedAddress(refused), `${host} ${JSON.stringify(opts)}: ${String(refused)}`);
+      }
+    }
+    for (const literal of ['127.0.0.1', '[::1]', '[::ffff:127.0.0.1]', '169.254.169.254', '10.1.2.3', '2130706433']) {
+      const refused = await get(`https://${literal}:${port}/`, guarded);
+      assert.ok(isRefusedAddress(refused), `${literal}: ${String(refused)}`);
+    }
+    // The unspecified address is refused even when private ones are allowed.
+    assert.ok(isRefusedAddress(await get(`https://0.0.0.0:${port}/`, open)));
+    assert.equal(isRefusedAddress(new Error('connect ECONNREFUSED 127.0.0.1:1')), false);
+  } finally {
+    open.destroy();
+    guarded.destroy();
+    server.close();
+  }
 });
 
 test('quiet hours: wrapping midnight in the user\'s zone, postponed to the end; outside them nothing', () => {

@@ -1,13 +1,14 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import { BlockList, isIP } from 'node:net';
-import type { LookupFunction } from 'node:net';
+import type { Agent } from 'node:https';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { RequestFilteringHttpsAgent } from 'request-filtering-agent';
 import { DomainError } from '../errors.ts';
 
 /**
  * The SSRF guard for outgoing requests (webhooks, push endpoints): https only, and no private,
  * loopback, link-local or otherwise non-public address unless allowed. Checked when a URL is
- * registered and again for the address actually connected to (a DNS answer can change between
- * the two: rebinding), through the `lookup` hook of the socket.
+ * registered (here, for an early BAD_REQUEST) and again for the address actually connected to
+ * (a DNS answer can change between the two: rebinding), by the agent of `guardedAgent`.
  */
 const blocked = new BlockList();
 for (const [net, bits] of [
@@ -28,10 +29,6 @@ export function isPrivateAddress(ip: string): boolean {
     return blocked.check(ip, 'ipv6');
   }
   return true;
-}
-
-export class BlockedAddressError extends Error {
-  override name = 'BlockedAddressError';
 }
 
 /** Checks a URL's form (https, no credentials, a host); throws BAD_REQUEST. */
@@ -67,15 +64,30 @@ export async function checkUrl(raw: string, allowPrivate: boolean): Promise<URL>
   return url;
 }
 
-/** A socket `lookup` that refuses private answers: the address checked is the one connected to. */
-export function guardedLookup(allowPrivate: boolean): LookupFunction {
-  return (hostname, options, callback) => {
-    dnsLookup(hostname, { ...options, all: false }, (err, address, family) => {
-      if (err) return callback(err, '', 0);
-      if (!allowPrivate && isPrivateAddress(address as string)) {
-        return callback(new BlockedAddressError(`${hostname} resolves to a private address`), '', 0);
-      }
-      callback(null, address as string, family);
-    });
-  };
+/**
+ * The HTTPS agent for push services and webhooks. `request-filtering-agent` checks the address
+ * of every connection: a literal IP in the URL before connecting, and each answer of the
+ * lookup, in both forms Node asks for (one address, or all of them with `all: true`, which
+ * every connection to a name asks for since autoSelectFamily is on by default). Refused: every
+ * address outside the public unicast range (private, loopback, link-local, CGNAT, multicast,
+ * reserved, IPv4-mapped), and the unspecified address even when private ones are allowed.
+ * `lookup` is the resolver below the check (tests resolve names under `.localhost` with it).
+ */
+export function guardedAgent(o: { allowPrivate: boolean; ca?: string | Buffer; lookup?: LookupFunction; maxSockets?: number }): Agent {
+  return new RequestFilteringHttpsAgent({
+    keepAlive: true,
+    maxSockets: o.maxSockets ?? 64,
+    allowPrivateIPAddress: o.allowPrivate,
+    ...(o.ca ? { ca: o.ca } : {}),
+    ...(o.lookup ? { lookup: o.lookup } : {}),
+  });
+}
+
+/**
+ * Whether a request failed because the guard refused the address: permanent, not worth a
+ * retry. request-filtering-agent gives no error code, so its message is matched
+ * ("DNS lookup <address>(family:…, host:…) is not allowed. Because, …").
+ */
+export function isRefusedAddress(err: unknown): boolean {
+  return err instanceof Error && /^DNS lookup .+ is not allowed\./.test(err.message);
 }

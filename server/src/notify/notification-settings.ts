@@ -3,6 +3,8 @@ import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import { conversationNotify, members, notificationDeliveries, notificationSettings, pushSubscriptions, webhooks } from '../../../db/schema/index.ts';
 import type { Db } from '../db/database.ts';
 import { DomainError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { EndpointBreaker } from './endpoint-breaker.ts';
 import { checkUrl } from './net-guard.ts';
 import type { QuietHours } from './quiet-hours.ts';
 
@@ -36,7 +38,28 @@ const newSecret = () => 'whsec_' + randomBytes(32).toString('base64url');
  * checks what needs the database (membership, ownership, limits) and the URLs.
  */
 export class NotificationSettings {
-  constructor(private readonly d: { db: Db; allowPrivate: boolean; vapidPublicKey: string | null }) {}
+  constructor(
+    private readonly d: {
+      db: Db;
+      allowPrivate: boolean;
+      vapidPublicKey: string | null;
+      /** Which endpoints are paused now (read only: the workers keep the breakers). */
+      breaker: Pick<EndpointBreaker, 'pausedUntil'>;
+      logger: Logger;
+    },
+  ) {}
+
+  /** When each of these endpoints' pause ends, for those paused now. */
+  private async paused(targets: string[]): Promise<Map<string, number>> {
+    if (!targets.length) return new Map();
+    try {
+      return await this.d.breaker.pausedUntil(targets);
+    } catch (err) {
+      // Redis away: the listing is still right without the pauses, which only explain a wait.
+      this.d.logger.warn({ err: (err as Error).message }, 'endpoint pauses unknown');
+      return new Map();
+    }
+  }
 
   vapidPublicKey() {
     return { publicKey: this.d.vapidPublicKey };
@@ -154,7 +177,8 @@ export class NotificationSettings {
       .from(webhooks)
       .where(eq(webhooks.userId, userId))
       .orderBy(webhooks.createdAt);
-    return rows.map((r) => ({ ...r, createdAt: r.createdAt.toISOString() }));
+    const paused = await this.paused(rows.map((r) => r.id));
+    return rows.map((r) => ({ ...r, createdAt: r.createdAt.toISOString(), pausedUntil: iso(paused.get(r.id)) }));
   }
 
   async deleteWebhook(userId: string, id: string) {
@@ -170,7 +194,10 @@ export class NotificationSettings {
     return { id, secret };
   }
 
-  /** The caller's recent deliveries, newest first, permanent failures included. */
+  /**
+   * The caller's recent deliveries, newest first, permanent failures included. A delivery still
+   * being sent whose endpoint failed repeatedly shows as `paused` until the pause ends.
+   */
   async deliveries(userId: string, limit: number) {
     const d = notificationDeliveries;
     const rows = await this.d.db
@@ -190,6 +217,18 @@ export class NotificationSettings {
       .where(eq(d.userId, userId))
       .orderBy(desc(d.createdAt), desc(d.id))
       .limit(limit);
-    return rows.map((r) => ({ ...r, createdAt: r.createdAt.toISOString(), finishedAt: r.finishedAt?.toISOString() ?? null }));
+    const paused = await this.paused([...new Set(rows.filter((r) => r.status === 'sending' && r.channel !== 'email').map((r) => r.target))]);
+    return rows.map((r) => {
+      const until = r.status === 'sending' ? paused.get(r.target) : undefined;
+      return {
+        ...r,
+        status: until ? ('paused' as const) : r.status,
+        pausedUntil: iso(until),
+        createdAt: r.createdAt.toISOString(),
+        finishedAt: r.finishedAt?.toISOString() ?? null,
+      };
+    });
   }
 }
+
+const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());

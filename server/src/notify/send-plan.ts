@@ -2,9 +2,8 @@ import { and, eq, sql } from 'drizzle-orm';
 import { conversationNotify, conversations, members, notificationSettings, notifyCursors, profiles, users } from '../../../db/schema/index.ts';
 import type { Db } from '../db/database.ts';
 import type { MessageStore, StoredEvent } from '../store/message-store.ts';
+import type { NotifyChannel } from './notify-jobs.ts';
 import { quietUntil, type QuietHours } from './quiet-hours.ts';
-
-export type Channel = 'push' | 'email' | 'webhook';
 
 /** What one conversation contributes to a notification, decided at send time from the database. */
 export interface ConversationPlan {
@@ -26,7 +25,7 @@ export interface ConversationPlan {
 export interface UserNotifyState {
   email: string | null;
   deleted: boolean;
-  channelOn: Record<Channel, boolean>;
+  channelOn: Record<NotifyChannel, boolean>;
   previews: boolean;
   quietHours: QuietHours | null;
 }
@@ -86,7 +85,7 @@ export class SendPlanner {
   }
 
   /** Conversations with something this channel has not covered yet (for the email digest). */
-  async pendingConversations(userId: string, channel: Channel): Promise<string[]> {
+  async pendingConversations(userId: string, channel: NotifyChannel): Promise<string[]> {
     const rows = await this.d.db
       .select({ conv: members.conversationId, read: members.readSeq, cursor: notifyCursors.seq })
       .from(members)
@@ -97,7 +96,7 @@ export class SendPlanner {
     return rows.filter((r) => (heads.get(r.conv) ?? 0) > Math.max(r.read, r.cursor ?? 0)).map((r) => r.conv);
   }
 
-  async conversation(userId: string, conv: string, channel: Channel, u: UserNotifyState, now: Date): Promise<ConversationPlan | Skip> {
+  async conversation(userId: string, conv: string, channel: NotifyChannel, u: UserNotifyState, now: Date): Promise<ConversationPlan | Skip> {
     const [m] = await this.d.db
       .select({
         read: members.readSeq,

@@ -2,20 +2,8 @@ import type { Database } from '../db/database.ts';
 import type { Presence } from '../hub/presence.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { StoredEvent } from '../store/message-store.ts';
-
-export type NotifyChannel = 'push' | 'email' | 'webhook';
-export interface TriggerJob {
-  user: string;
-  conv: string;
-  seq: number;
-}
-
-/** Where triggers put jobs: BullMQ queues with Redis, an in-process scheduler without. */
-export interface NotifyScheduler {
-  /** Queues jobs, coalescing them per (user, conversation) (email: per user) while one is pending. */
-  enqueue(channel: NotifyChannel, jobs: TriggerJob[]): Promise<void>;
-  close(): Promise<void>;
-}
+import { notifyKey, type NotifyChannel, type NotifyJob } from './notify-jobs.ts';
+import type { NotifyScheduler } from './notify-scheduler.ts';
 
 // One constant statement text whatever the number of conversations, so the driver prepares it
 // once per connection (an IN list of n parameters was a new statement for every n).
@@ -124,11 +112,11 @@ export class NotifyTrigger {
     this.pending.clear();
   }
 
-  private fresh(channel: NotifyChannel, jobs: TriggerJob[], now: number) {
-    const out: TriggerJob[] = [];
+  private fresh(channel: NotifyChannel, jobs: NotifyJob[], now: number) {
+    const out: NotifyJob[] = [];
     const until = now + this.d.delays[channel];
     for (const j of jobs) {
-      const key = channel === 'email' ? `email:${j.user}` : `${channel}:${j.user}:${j.conv}`;
+      const key = notifyKey(channel, j);
       const t = this.pending.get(key);
       if (t !== undefined && t > now) continue;
       this.pending.set(key, until);
@@ -194,8 +182,8 @@ export class NotifyTrigger {
     for (const u of ask) (this.localOnline?.(u) ? here : remote).push(u);
     const online = remote.length ? await this.d.presence.online(remote) : new Set<string>();
     for (const u of here) online.add(u);
-    const push: TriggerJob[] = [];
-    const email: TriggerJob[] = [];
+    const push: NotifyJob[] = [];
+    const email: NotifyJob[] = [];
     for (const j of due.values()) {
       const offline = !online.has(j.user);
       if (!offline && !j.mentioned) continue;

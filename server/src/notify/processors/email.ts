@@ -1,6 +1,6 @@
-import { isSkip, type ConversationPlan } from '../../../server/src/notify/send-plan.ts';
-import type { Delivery } from '../../../server/src/notify/delivery-log.ts';
-import type { NotifyJob } from '../queues.ts';
+import { isSkip, type ConversationPlan } from '../send-plan.ts';
+import type { Delivery } from '../delivery-log.ts';
+import type { NotifyJob } from '../notify-jobs.ts';
 import { RetryLater, sendAll, type JobContext, type NotifyDeps, type Outcome } from './outcome.ts';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -1,10 +1,13 @@
-import type { Db } from '../../../server/src/db/database.ts';
-import type { Logger } from '../../../server/src/observability/logger.ts';
-import type { NotifyMetrics } from '../../../server/src/observability/notify-metrics.ts';
-import type { DeliveryLog } from '../../../server/src/notify/delivery-log.ts';
-import type { SendPlanner } from '../../../server/src/notify/send-plan.ts';
-import type { UnsubscribeTokens } from '../../../server/src/notify/unsubscribe-token.ts';
-import type { VapidKeys } from '../../../server/src/notify/vapid.ts';
+import type { Db } from '../../db/database.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { NotifyMetrics } from '../../observability/notify-metrics.ts';
+import type { DeliveryLog } from '../delivery-log.ts';
+import type { EndpointBreaker } from '../endpoint-breaker.ts';
+import type { TargetChannel } from '../notify-jobs.ts';
+import type { SendPlanner } from '../send-plan.ts';
+import type { UserShare } from '../user-share.ts';
+import type { UnsubscribeTokens } from '../unsubscribe-token.ts';
+import type { VapidKeys } from '../vapid.ts';
 import type { Agent } from 'node:https';
 import type { Transporter } from 'nodemailer';
 
@@ -18,6 +21,7 @@ export class RetryLater extends Error {
 
 export type Outcome =
   | { outcome: 'sent'; sent: number }
+  | { outcome: 'dispatched'; deliveries: number }
   | { outcome: 'skipped'; reason: string }
   | { outcome: 'failed'; reason: string }
   | { outcome: 'postponed'; until: number };
@@ -25,6 +29,17 @@ export type Outcome =
 export interface JobContext {
   /** This is the job's last attempt: a retryable failure is now kept as a permanent one. */
   final: boolean;
+  /**
+   * Hands claimed deliveries to send jobs of their own (push, webhook), one per delivery id:
+   * handing the same id again while its job exists adds nothing.
+   */
+  dispatch(channel: TargetChannel, userId: string, deliveryIds: string[]): Promise<void>;
+}
+
+export interface SendContext {
+  final: boolean;
+  /** The send job's id: it holds the user's share slot while it runs. */
+  holder: string;
 }
 
 /** What the notification processors need: narrow, built once by the process's composition root. */
@@ -41,9 +56,15 @@ export interface NotifyDeps {
   mailer: Pick<Transporter, 'sendMail'> | null;
   mailFrom: string;
   unsubscribe: UnsubscribeTokens;
-  /** HTTPS agent for push services and webhooks: its `lookup` refuses private addresses; tests inject a CA. */
+  /** HTTPS agent for push services and webhooks: it refuses private addresses; tests inject a CA. */
   agent: Agent;
   allowPrivate: boolean;
+  /** Per request to a push service or a webhook receiver. */
+  sendTimeoutMs: number;
+  breaker: EndpointBreaker;
+  share: UserShare;
+  /** A user's sends in flight at once per channel, across workers. */
+  userConcurrency: number;
 }
 
 /** Parses `Retry-After` (seconds or an HTTP date) into milliseconds from `now`. */
@@ -64,8 +85,9 @@ export function backoffMs(attemptsMade: number, err?: Error, random = Math.rando
 }
 
 /**
- * Sends every delivery in turn and collects retryable failures, so one slow endpoint does not
- * hold back the others; the job is retried after the longest Retry-After asked.
+ * Sends every delivery in turn and collects retryable failures; the job is retried after the
+ * longest Retry-After asked. Email only: its one target is our own SMTP server, while push and
+ * webhook targets belong to users and each gets a send job of its own (`deliver.ts`).
  */
 export async function sendAll<T extends { id: string }>(items: T[], send: (item: T) => Promise<void>, final: boolean, onFinalFailure: (item: T, err: RetryLater) => Promise<void>) {
   let retry: RetryLater | null = null;

@@ -1,10 +1,11 @@
 import { eq } from 'drizzle-orm';
-import { pushSubscriptions } from '../../../db/schema/index.ts';
-import { BlockedAddressError, checkUrlShape } from '../../../server/src/notify/net-guard.ts';
-import { isSkip } from '../../../server/src/notify/send-plan.ts';
-import type { Delivery } from '../../../server/src/notify/delivery-log.ts';
-import type { NotifyJob } from '../queues.ts';
-import { RetryLater, retryAfterMs, sendAll, type JobContext, type NotifyDeps, type Outcome } from './outcome.ts';
+import { pushSubscriptions } from '../../../../db/schema/index.ts';
+import { checkUrlShape, isRefusedAddress } from '../net-guard.ts';
+import type { StoredDelivery } from '../delivery-log.ts';
+import type { NotifyJob, SendJob } from '../notify-jobs.ts';
+import { isSkip } from '../send-plan.ts';
+import { deliver, type Attempt } from './deliver.ts';
+import { RetryLater, retryAfterMs, type JobContext, type NotifyDeps, type Outcome, type SendContext } from './outcome.ts';
 
 /** The push payload's JSON stays under this (a Web Push record holds 4096 bytes with its overhead). */
 export const PUSH_PAYLOAD_MAX = 3800;
@@ -34,20 +35,24 @@ export function capPayload(p: PushPayload): PushPayload {
 
 /**
  * One push per (user, conversation) burst: the newest message, the count, and the user's total
- * unread as `badge`, to each of the user's subscriptions, after the send-time re-check.
+ * unread as `badge`, after the send-time re-check; claimed for each of the user's
+ * subscriptions and handed to one send job per subscription (`sendPush`).
  */
 export async function processPush(d: NotifyDeps, job: NotifyJob, ctx: JobContext): Promise<Outcome> {
-  let sent = await sendPending(d, job, ctx);
+  // A run after a crash hands on what an earlier run claimed (its send jobs are kept if they exist).
+  const pending = (await d.log.pending(job.user, 'push', job.conv)).map((c) => c.id);
+  if (pending.length) await ctx.dispatch('push', job.user, pending);
+  const none = (reason: string): Outcome => (pending.length ? { outcome: 'dispatched', deliveries: pending.length } : { outcome: 'skipped', reason });
   const u = await d.planner.user(job.user);
-  if (!u || u.deleted) return { outcome: 'skipped', reason: 'no such user' };
-  if (!u.channelOn.push || !d.vapid) return sent ? { outcome: 'sent', sent } : { outcome: 'skipped', reason: 'push off' };
+  if (!u || u.deleted) return none('no such user');
+  if (!u.channelOn.push || !d.vapid) return none('push off');
   const now = d.now();
   const plan = await d.planner.conversation(job.user, job.conv, 'push', u, now);
-  if (isSkip(plan)) return sent ? { outcome: 'sent', sent } : { outcome: 'skipped', reason: plan.skip };
+  if (isSkip(plan)) return none(plan.skip);
   const quiet = d.planner.quietUntil(u, now);
   if (quiet) return { outcome: 'postponed', until: quiet.getTime() };
   const subs = await d.db.select({ id: pushSubscriptions.id }).from(pushSubscriptions).where(eq(pushSubscriptions.userId, job.user));
-  if (!subs.length) return { outcome: 'skipped', reason: 'no push subscription' };
+  if (!subs.length) return none('no push subscription');
   const badge = await d.planner.totalUnread(job.user);
   const payload = capPayload({
     conv: job.conv,
@@ -58,24 +63,22 @@ export async function processPush(d: NotifyDeps, job: NotifyJob, ctx: JobContext
     url: new URL(`/#/c/${job.conv}`, d.publicUrl).toString(),
   });
   const claimed = await d.log.claim({ userId: job.user, channel: 'push', conv: job.conv, plans: [plan], targets: subs.map((s) => s.id), payload: () => ({ ...payload }) });
-  if (!claimed) return sent ? { outcome: 'sent', sent } : { outcome: 'skipped', reason: 'claimed by another run' };
-  sent += await sendAll(claimed, (c) => sendOne(d, c), ctx.final, (c, err) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`, true));
-  return sent ? { outcome: 'sent', sent } : { outcome: 'failed', reason: 'no subscription accepted it' };
+  if (!claimed) return none('claimed by another run');
+  await ctx.dispatch('push', job.user, claimed.map((c) => c.id));
+  return { outcome: 'dispatched', deliveries: pending.length + claimed.length };
 }
 
-async function sendPending(d: NotifyDeps, job: NotifyJob, ctx: JobContext) {
-  const pending = await d.log.pending(job.user, 'push', job.conv);
-  if (!pending.length) return 0;
-  return sendAll(pending, (c) => sendOne(d, c), ctx.final, (c, err) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`, true));
+/** One push to one subscription (a send job). */
+export function sendPush(d: NotifyDeps, job: SendJob, ctx: SendContext): Promise<Outcome> {
+  return deliver('push', d, job, ctx, (c) => pushOnce(d, c));
 }
 
-async function sendOne(d: NotifyDeps, c: Delivery): Promise<void> {
+async function pushOnce(d: NotifyDeps, c: StoredDelivery): Promise<Attempt> {
   const [sub] = await d.db.select().from(pushSubscriptions).where(eq(pushSubscriptions.id, c.target));
-  if (!sub) return d.log.finish(c.id, 'failed', 'subscription removed');
-  if (!d.vapid) throw new RetryLater('push is not configured');
+  if (!sub) return { failed: 'subscription removed' };
+  if (!d.vapid) return { retry: new RetryLater('push is not configured') };
   // Loaded with the first push (about 12 MB resident): an idle hub has sent none.
   const { default: webPush, WebPushError } = await import('web-push');
-  const started = performance.now();
   try {
     checkUrlShape(sub.endpoint, d.allowPrivate);
     await webPush.sendNotification({ endpoint: sub.endpoint, keys: { p256dh: sub.p256dh, auth: sub.auth } }, JSON.stringify(c.payload), {
@@ -85,26 +88,21 @@ async function sendOne(d: NotifyDeps, c: Delivery): Promise<void> {
       topic: c.id.replace(/-/g, ''),
       urgency: 'normal',
       agent: d.agent,
-      timeout: 15_000,
+      timeout: d.sendTimeoutMs,
     });
-    d.metrics.sendSeconds.observe({ channel: 'push' }, (performance.now() - started) / 1000);
-    await d.log.finish(c.id, 'sent');
+    return { sent: true };
   } catch (err) {
     if (err instanceof WebPushError) {
       const status = err.statusCode;
       if (status === 404 || status === 410) {
         // The browser dropped the subscription: forget it.
         await d.db.delete(pushSubscriptions).where(eq(pushSubscriptions.id, sub.id));
-        return d.log.finish(c.id, 'failed', `push service answered ${status}: subscription deleted`);
+        return { failed: `push service answered ${status}: subscription deleted`, alive: true };
       }
-      if (status === 429 || status >= 500) {
-        await d.log.attempted(c.id, `push service answered ${status}`);
-        throw new RetryLater(`push service answered ${status}`, retryAfterMs(err.headers?.['retry-after'], Date.now()));
-      }
-      return d.log.finish(c.id, 'failed', `push service answered ${status}`);
+      if (status === 429 || status >= 500) return { retry: new RetryLater(`push service answered ${status}`, retryAfterMs(err.headers?.['retry-after'], Date.now())) };
+      return { failed: `push service answered ${status}`, alive: true };
     }
-    if (err instanceof BlockedAddressError || (err as { code?: string }).code === 'BAD_REQUEST') return d.log.finish(c.id, 'failed', (err as Error).message);
-    await d.log.attempted(c.id, (err as Error).message);
-    throw new RetryLater(`push request failed: ${(err as Error).message}`);
+    if (isRefusedAddress(err) || (err as { code?: string }).code === 'BAD_REQUEST') return { failed: (err as Error).message };
+    return { retry: new RetryLater(`push request failed: ${(err as Error).message}`) };
   }
 }

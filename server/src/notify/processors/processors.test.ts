@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { backoffMs, retryAfterMs, RetryLater } from '../../../workers/src/processors/outcome.ts';
-import { capPayload, PUSH_PAYLOAD_MAX } from '../../../workers/src/processors/push.ts';
-import { renderDigest } from '../../../workers/src/processors/email.ts';
-import { signature } from '../../../workers/src/processors/webhook.ts';
+import { backoffMs, retryAfterMs, RetryLater } from './outcome.ts';
+import { capPayload, PUSH_PAYLOAD_MAX } from './push.ts';
+import { renderDigest } from './email.ts';
+import { signature } from './webhook.ts';
 import { createHmac } from 'node:crypto';
 
 test('a push payload is capped under 4 KB, cutting the body (multi-byte text included) and keeping the rest', () => {

@@ -230,6 +230,20 @@ export class SmtpSink {
     return `smtp://127.0.0.1:${this.port}`;
   }
 
+  /** Resolves with the first mail that matches, waiting up to `timeoutMs` for it. */
+  async waitFor(match: (m: ParsedMail) => boolean, timeoutMs = 15_000): Promise<ParsedMail> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const mail = this.mails.find(match);
+      if (mail) return mail;
+      if (Date.now() > deadline) throw new Error(`smtp: no matching mail in ${timeoutMs} ms (${this.mails.length} mails)`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.max(0, deadline - Date.now()));
+        this.waiters.push(() => (clearTimeout(t), r()));
+      });
+    }
+  }
+
   /** The next messages are refused with this SMTP code (4xx: try later, 5xx: permanent). */
   refuseNext(code: number, message = 'refused by the test') {
     this.errors.push({ code, message });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { SocketClient, type WebSocketCtor } from '../../client/socket-client.ts';
+import { SocketClient, type WebSocketCtor } from '@hubbub/client';
 import type { EventFrame } from '../../server/src/protocol/frames.ts';
 import type { Replica } from '../../server/src/replica.ts';
 import { spawnReplica, type ProcessReplica } from '../helpers/process-replica.ts';

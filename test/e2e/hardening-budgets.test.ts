@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { errorCode, newUser, startTestReplica, testEnv, trpcClient, type TestEnv } from '../helpers/server.ts';
 import WebSocket from 'ws';
 import { connect } from '../helpers/ws.ts';
-import { SocketClient, type WebSocketCtor } from '../../client/socket-client.ts';
+import { SocketClient, type WebSocketCtor } from '@hubbub/client';
 import { medianPing, metricValue, pacedMedianPing, rawHttp, until, upgradeRequest } from '../helpers/hardening.ts';
 import type { Replica } from '../../server/src/replica.ts';
 

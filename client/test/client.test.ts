@@ -7,10 +7,10 @@ import { after, before, describe, test } from 'node:test';
 import { build } from 'esbuild';
 import WebSocket from 'ws';
 import { SocketClient, errorText } from '@hubbub/client';
-import type { Replica } from '../server/src/replica.ts';
-import { startTestReplica, testEnv, trpcClient, type TestEnv } from '../test/helpers/server.ts';
+import type { Replica } from '../../server/src/replica.ts';
+import { startTestReplica, testEnv, trpcClient, type TestEnv } from '../../test/helpers/server.ts';
 
-const root = path.resolve(import.meta.dirname, '..');
+const root = path.resolve(import.meta.dirname, '..', '..');
 
 /** Bytes of `entry` bundled for browsers, minified, then gzipped. */
 async function bundledSize(contents: string) {

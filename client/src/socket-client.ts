@@ -1,6 +1,6 @@
 // Types and constants only: frames.ts carries the zod schemas, which would triple the browser bundle.
-import { PROTOCOL, type EventFrame, type ServerFrame } from '../server/src/protocol/types.ts';
-import { CloseCodes } from '../server/src/protocol/codes.ts';
+import { PROTOCOL, type EventFrame, type ServerFrame } from '../../server/src/protocol/types.ts';
+import { CloseCodes } from '../../server/src/protocol/codes.ts';
 
 /**
  * Hubbub's socket client for Node and browsers: connects with a token, reconnects with

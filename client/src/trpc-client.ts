@@ -1,5 +1,5 @@
 import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
-import type { AppRouter } from '../server/src/api/root.ts';
+import type { AppRouter } from './app-router.ts';
 
 export type { AppRouter };
 
@@ -8,9 +8,12 @@ export interface ApiClientOptions {
   url: string;
   /** Called for every request batch, so a refreshed access token is used; undefined for public calls. */
   token?: () => string | undefined | Promise<string | undefined>;
-  /** A fetch implementation (Node 20 and browsers have one built in). */
-  fetch?: typeof fetch;
+  /** A fetch implementation (Node 18 and later and browsers have one built in). */
+  fetch?: Fetch;
 }
+
+/** The fetch tRPC's link takes: the global one fits, as does node-fetch's or undici's. */
+export type Fetch = NonNullable<Parameters<typeof httpBatchLink<AppRouter>>[0]['fetch']>;
 
 /** A tRPC client typed by the hub's `AppRouter`: `api.conversations.list.query()` and so on. */
 export function createApiClient(opts: ApiClientOptions) {

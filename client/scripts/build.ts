@@ -20,6 +20,7 @@ const dist = path.join(pkgDir, 'dist');
 /** Output name → source entry. */
 export const entries: Record<string, string> = {
   index: 'src/index.ts',
+  protocol: 'src/protocol/index.ts',
 };
 
 /** The only packages the shipped declarations may import from. */

@@ -7,7 +7,4 @@ export { SocketClient, HubbubError } from './socket-client.ts';
 export type { Ack, SocketClientOptions, WebSocketCtor, WebSocketLike } from './socket-client.ts';
 export { createApiClient, errorText } from './trpc-client.ts';
 export type { ApiClient, ApiClientOptions, AppRouter } from './trpc-client.ts';
-export { PROTOCOL } from '../../server/src/protocol/types.ts';
-export type { ConversationSummary, EventFrame, EventKind, ServerFrame, ServerFrameType } from '../../server/src/protocol/types.ts';
-export { CloseCodes } from '../../server/src/protocol/codes.ts';
-export type { ProtocolErrorCode } from '../../server/src/protocol/codes.ts';
+export * from './protocol/index.ts';

@@ -1,6 +1,5 @@
 // Types and constants only: frames.ts carries the zod schemas, which would triple the browser bundle.
-import { PROTOCOL, type EventFrame, type ServerFrame } from '../../server/src/protocol/types.ts';
-import { CloseCodes } from '../../server/src/protocol/codes.ts';
+import { CloseCodes, PROTOCOL, type EventFrame, type ServerFrame } from './protocol/index.ts';
 
 /**
  * Hubbub's socket client for Node and browsers: connects with a token, reconnects with

@@ -1,31 +1,18 @@
-// Types and constants only: frames.ts carries the zod schemas, which would triple the browser bundle.
-import { CloseCodes, PROTOCOL, type EventFrame, type ServerFrame } from './protocol/index.ts';
+import { Emitter } from './emitter.ts';
+import { HubbubError } from './errors.ts';
+import { CloseCodes, PROTOCOL, type ClientFrame, type FrameOf, type OkFrame, type ServerFrame } from './protocol/index.ts';
+import { Requests } from './requests.ts';
+import { tokenExpired } from './token.ts';
+import { defaultWebSocket, type WebSocketCtor, type WebSocketLike } from './websocket.ts';
 
 /**
- * Hubbub's socket client for Node and browsers: connects with a token, reconnects with
- * exponential backoff and jitter, resumes every conversation from the last seq it saw, retries
- * sends with the same `cid` until acked (the server dedupes), and hands events to the app
- * exactly once, in seq order.
+ * Hubbub's socket client for Node and browsers: connects with a token from `getToken`,
+ * reconnects with exponential backoff and full jitter, resumes every conversation from the last
+ * seq it saw, retries sends with the same `cid` until acked (the hub stores each cid once), and
+ * hands events to the app exactly once, in seq order, as typed events.
  */
 
-/**
- * A handler slot that both the browser's WebSocket (DOM events, a `this` parameter) and the `ws`
- * package's (its own event classes) satisfy without a cast: declared as a method, so TypeScript
- * compares its parameter bivariantly, and the client only reads the fields named here.
- */
-type Handler<E> = { bivariant(ev: E): unknown }['bivariant'] | null;
-
-/** The WebSocket surface used (the browser's, or the `ws` package's in Node). */
-export interface WebSocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: Handler<object>;
-  onmessage: Handler<{ data: unknown }>;
-  onclose: Handler<{ code: number; reason: string }>;
-  onerror: Handler<object>;
-}
-export type WebSocketCtor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+export type ConnectionState = 'disconnected' | 'connecting' | 'connected';
 
 export interface Ack {
   conv: string;
@@ -35,45 +22,60 @@ export interface Ack {
   ts: number;
 }
 
-export class HubbubError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
+/** What `getToken` is asked for. */
+export interface TokenRequest {
+  /**
+   * True when the last token will not do: the hub closed the socket with 4001 (session ended or
+   * token refused), the token's `exp` has passed, or the last connect never got `ready` (a
+   * browser cannot see an upgrade's 401). Refresh it (e.g. `auth.refresh`), or return null if
+   * the user is signed out.
+   */
+  refresh: boolean;
 }
 
-type ReadyFrame = Extract<ServerFrame, { type: 'ready' }>;
-type Listeners = {
-  event: (e: EventFrame) => void;
-  frame: (f: ServerFrame) => void;
-  ready: (f: ReadyFrame) => void;
-  resumed: (convs: Record<string, number>, cursors: Record<string, number>) => void;
-  gap: (g: { conv: string; fromSeq: number; toSeq: number }) => void;
-  close: (c: { code: number; reason: string; willReconnect: boolean }) => void;
-};
-
 export interface SocketClientOptions {
-  /** ws://host:port/ws, or a function (called at every connect) that picks one. */
+  /** `ws://host:port/ws` (`wss://` behind TLS), or a function, called at every connect, that picks one. */
   url: string | (() => string);
-  /** Called at every (re)connect, so a refreshed token is used. */
-  token: () => string | Promise<string>;
+  /**
+   * The access token for the next connect; called before every one. Return null (or an empty
+   * string) when there is none: the client stops and emits `disconnected` with `willReconnect`
+   * false. If it throws, the client tries again after its backoff.
+   */
+  getToken: (req: TokenRequest) => string | null | Promise<string | null>;
+  /** A WebSocket class; by default the runtime's, or the `ws` package in Node before 22. */
   WebSocket?: WebSocketCtor;
-  /** Backoff: first delay and cap, in ms. */
+  /** Backoff: first delay and cap, in ms (200 and 10 000). */
   minDelayMs?: number;
   maxDelayMs?: number;
   /**
-   * Give up on a send after this long without an ack (it stays safe to retry with the same cid).
-   * 0: never give up; the send stays queued across reconnects until acked or rejected.
+   * Give up on a send after this long without an ack (30 000; it stays safe to retry with the
+   * same cid). 0: never give up; the send stays queued across reconnects until acked or refused.
    */
   sendTimeoutMs?: number;
+  /** Default timeout of `edit`, `delete`, `react` and `ping`, in ms (10 000). */
+  requestTimeoutMs?: number;
   /** Last seen seqs to resume from (e.g. persisted by the app). */
   initialSeqs?: Record<string, number>;
 }
 
+/** Frames the client hands to the app as events of the same name. */
+type Pushed = 'event' | 'read' | 'typing' | 'presence' | 'conversation' | 'limits' | 'gap' | 'error' | 'ready' | 'resumed';
+
+export type SocketEvents = { [K in Pushed]: (frame: FrameOf<K>) => void } & {
+  /** Every frame from the hub, replies included (before its own event). */
+  frame: (frame: ServerFrame) => void;
+  /** A connect attempt starts (`attempt` 0 is the first after a success or `connect()`). */
+  connecting: (e: { attempt: number }) => void;
+  /** Open, resumed and live: sends and requests go out at once. */
+  connected: (e: { user: FrameOf<'ready'>['user']; session: string }) => void;
+  /** The socket closed; `willReconnect` says whether the client tries again. */
+  disconnected: (e: { code: number; reason: string; willReconnect: boolean }) => void;
+  /** The connection state changed. */
+  state: (state: ConnectionState) => void;
+};
+
 interface PendingSend {
-  frame: Record<string, unknown>;
+  frame: Extract<ClientFrame, { type: 'send' }>;
   resolve: (a: Ack) => void;
   reject: (e: Error) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
@@ -83,66 +85,80 @@ let cidCounter = 0;
 const newCid = () =>
   (globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`) + '-' + (++cidCounter).toString(36);
 
-export class SocketClient {
+/** Close codes after which the client does not reconnect by itself. */
+const final = new Set<number>([CloseCodes.NORMAL.code]);
+
+export class SocketClient extends Emitter<SocketEvents> {
   /** The last seq delivered to the app per conversation (everything before it was delivered). */
   readonly seqs = new Map<string, number>();
+  /** Presence of the users the hub told this socket about (contacts), by user id. */
+  readonly presence = new Map<string, { status: 'online' | 'offline'; lastSeen?: number }>();
+  /** Read cursors by conversation, then user: yours from `resumed`, everyone's from `read` frames. */
+  readonly cursors = new Map<string, Map<string, number>>();
   private ws: WebSocketLike | null = null;
-  private listeners: { [K in keyof Listeners]: Set<Listeners[K]> } = {
-    event: new Set(),
-    frame: new Set(),
-    ready: new Set(),
-    resumed: new Set(),
-    gap: new Set(),
-    close: new Set(),
-  };
   private pending = new Map<string, PendingSend>();
-  private refs = new Map<string, { resolve: (f: ServerFrame) => void; reject: (e: Error) => void }>();
+  private readonly requests: Requests;
+  /** Read cursors set while offline, sent once the socket is live (the latest per conversation). */
+  private unsentReads = new Map<string, number>();
   private attempt = 0;
-  private stopped = false;
+  private stopped = true;
   private live = false;
+  private current: ConnectionState = 'disconnected';
+  private me: string | null = null;
+  /** The next `getToken` call should refresh (see TokenRequest.refresh). */
+  private needRefresh = false;
+  private lastToken: string | null = null;
+  private gotReady = false;
   /** A reconnect sent `resume` as soon as the socket opened (so `ready` need not). */
   private resumeSent = false;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private lastHeard = 0;
-  private refCounter = 0;
-  private readonly Ctor: WebSocketCtor;
 
   constructor(private readonly opts: SocketClientOptions) {
-    const Ctor = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
-    if (!Ctor) throw new Error('no WebSocket implementation: pass `WebSocket` (e.g. from the ws package)');
-    this.Ctor = Ctor;
+    super();
     for (const [c, s] of Object.entries(opts.initialSeqs ?? {})) this.seqs.set(c, s);
+    this.requests = new Requests((f) => this.raw(f), opts.requestTimeoutMs ?? 10_000);
   }
 
-  on<K extends keyof Listeners>(type: K, fn: Listeners[K]): () => void {
-    this.listeners[type].add(fn);
-    return () => this.listeners[type].delete(fn);
+  /** `connected` while live; `connecting` while (re)connecting; `disconnected` once closed or given up. */
+  get state(): ConnectionState {
+    return this.current;
   }
 
-  /** Connects; resolves after the first `resumed` (every conversation caught up). */
+  /** True while the socket is open and resumed (sends and requests go out at once). */
+  get connected() {
+    return this.live;
+  }
+
+  /** Connects; resolves once connected and resumed, rejects if the client gives up first. */
   connect(): Promise<void> {
-    this.stopped = false;
-    return new Promise((resolve, reject) => {
-      const offR = this.on('resumed', () => (offR(), offC(), resolve()));
-      const offC = this.on('close', (c) => {
-        if (!c.willReconnect) (offR(), offC(), reject(new HubbubError('CLOSED', `closed ${c.code} ${c.reason}`)));
+    if (this.live) return Promise.resolve();
+    const done = new Promise<void>((resolve, reject) => {
+      const offC = this.on('connected', () => (offC(), offD(), resolve()));
+      const offD = this.on('disconnected', (c) => {
+        if (!c.willReconnect) (offC(), offD(), reject(new HubbubError('CLOSED', `closed ${c.code} ${c.reason}`.trim())));
       });
-      void this.open();
     });
+    if (this.stopped) {
+      this.stopped = false;
+      this.attempt = 0;
+      void this.open();
+    }
+    return done;
   }
 
   /**
-   * Sends a message; resolves with the ack. Survives reconnects: the same cid is sent again
-   * until acked, and the server stores it once.
+   * Sends a message; resolves with the ack. Queued while offline and resent after reconnects
+   * with the same cid until acked: the hub stores it once.
    */
-  send(conv: string, body: string, extra: { replyTo?: number; mentions?: string[]; cid?: string } = {}): Promise<Ack> {
+  send(conv: string, body: string, extra: { replyTo?: number; mentions?: string[]; cid?: string; timeoutMs?: number } = {}): Promise<Ack> {
     const cid = extra.cid ?? newCid();
-    const frame: Record<string, unknown> = { type: 'send', ref: cid.slice(0, 64), conv, cid, body };
+    const frame: PendingSend['frame'] = { type: 'send', ref: cid.slice(0, 64), conv, cid, body };
     if (extra.replyTo !== undefined) frame.replyTo = extra.replyTo;
     if (extra.mentions) frame.mentions = extra.mentions;
     return new Promise((resolve, reject) => {
-      const timeoutMs = this.opts.sendTimeoutMs ?? 30_000;
+      const timeoutMs = extra.timeoutMs ?? this.opts.sendTimeoutMs ?? 30_000;
       const timer =
         timeoutMs > 0
           ? setTimeout(() => {
@@ -155,80 +171,111 @@ export class SocketClient {
     });
   }
 
-  /** Sends a frame with a ref and resolves with the reply that carries it (ok, pong, …). */
-  request(frame: Record<string, unknown>, timeoutMs = 10_000): Promise<ServerFrame> {
-    const ref = `r${++this.refCounter}`;
-    // Unlike sends, requests are not queued: an edit or reaction made offline is refused at once.
-    if (!this.ws || this.ws.readyState !== 1) return Promise.reject(new HubbubError('OFFLINE', 'not connected; try again once the connection is back'));
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => (this.refs.delete(ref), reject(new HubbubError('TIMEOUT', 'no reply'))), timeoutMs);
-      this.refs.set(ref, {
-        resolve: (f) => (clearTimeout(t), resolve(f)),
-        reject: (e) => (clearTimeout(t), reject(e)),
-      });
-      this.raw({ ...frame, ref });
-    });
+  /** Edits one of your messages; resolves when the hub has stored the edit event. Queued while offline. */
+  edit(conv: string, seq: number, body: string, opts: { mentions?: string[]; timeoutMs?: number } = {}): Promise<OkFrame> {
+    const frame: ClientFrame = { type: 'edit', conv, seq, body };
+    if (opts.mentions) frame.mentions = opts.mentions;
+    return this.requests.add(frame, { ...opts, live: this.live }) as Promise<OkFrame>;
   }
 
-  /** True while the socket is open and resumed (sends go out at once). */
-  get connected() {
-    return this.live;
+  /** Deletes (redacts) one of your messages. Queued while offline. */
+  delete(conv: string, seq: number, opts: { timeoutMs?: number } = {}): Promise<OkFrame> {
+    return this.requests.add({ type: 'delete', conv, seq }, { ...opts, live: this.live }) as Promise<OkFrame>;
   }
 
-  /** Edits one of your messages; resolves when the hub has stored the edit event. */
-  edit(conv: string, seq: number, body: string) {
-    return this.request({ type: 'edit', conv, seq, body });
+  /** Adds (`on`) or removes a reaction. Queued while offline, and resent after a reconnect (it is idempotent). */
+  react(conv: string, seq: number, emoji: string, on: boolean, opts: { timeoutMs?: number } = {}): Promise<OkFrame> {
+    return this.requests.add({ type: 'react', conv, seq, emoji, on }, { ...opts, live: this.live, resend: true }) as Promise<OkFrame>;
   }
 
-  /** Deletes (redacts) one of your messages. */
-  delete(conv: string, seq: number) {
-    return this.request({ type: 'delete', conv, seq });
+  /** Round trip to the hub in ms (rejects when offline: there is nothing to measure). */
+  async ping(opts: { timeoutMs?: number } = {}): Promise<number> {
+    if (!this.live) throw new HubbubError('CONNECTION_LOST', 'not connected');
+    const t0 = Date.now();
+    await this.requests.add({ type: 'ping' }, { ...opts, live: true });
+    return Date.now() - t0;
   }
 
-  /** Adds (`on`) or removes a reaction. */
-  react(conv: string, seq: number, emoji: string, on: boolean) {
-    return this.request({ type: 'react', conv, seq, emoji, on });
-  }
-
+  /** Moves your read cursor forward (never back); sent when next connected if offline. */
   markRead(conv: string, seq: number) {
-    this.raw({ type: 'read', conv, seq });
+    this.setCursor(conv, this.me, seq);
+    if (this.live) this.raw({ type: 'read', conv, seq });
+    else this.unsentReads.set(conv, Math.max(seq, this.unsentReads.get(conv) ?? 0));
   }
 
+  /** Says you are typing (dropped while offline: it would be stale by the time it arrived). */
   typing(conv: string) {
-    this.raw({ type: 'typing', conv });
+    if (this.live) this.raw({ type: 'typing', conv });
   }
 
-  /** Closes for good (no reconnect). */
+  /** A user's read cursor in a conversation as this client knows it (yours when `user` is omitted). */
+  readCursor(conv: string, user = this.me): number | undefined {
+    return user ? this.cursors.get(conv)?.get(user) : undefined;
+  }
+
+  /** Closes for good (no reconnect); queued sends and requests are rejected with `CLOSED`. */
   close() {
     this.stopped = true;
+    this.live = false;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.stopHeartbeat();
-    this.ws?.close(1000, 'bye');
+    const ws = this.ws;
+    this.failAll(new HubbubError('CLOSED', 'the client was closed'));
+    if (ws) ws.close(1000, 'bye');
+    else this.setState('disconnected');
   }
 
   /** Drops the connection as a network failure would (tests, and the app's "reconnect now"). */
   drop() {
+    this.live = false;
     this.ws?.close(4000, 'client drop');
   }
 
-  private raw(frame: Record<string, unknown>) {
-    if (this.ws && this.ws.readyState === 1) this.ws.send(JSON.stringify(frame));
+  /** Writes a frame if the socket is open; false if it could not. */
+  private raw(frame: ClientFrame): boolean {
+    if (!this.ws || this.ws.readyState !== 1) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  private setState(s: ConnectionState) {
+    if (s === this.current) return;
+    this.current = s;
+    this.emit('state', s);
+  }
+
+  private failAll(err: HubbubError) {
+    for (const p of this.pending.values()) (clearTimeout(p.timer), p.reject(err));
+    this.pending.clear();
+    this.requests.failAll(err);
   }
 
   private async open() {
-    let token: string;
+    if (this.stopped) return;
+    this.setState('connecting');
+    this.emit('connecting', { attempt: this.attempt });
+    const refresh = this.needRefresh || (this.lastToken !== null && tokenExpired(this.lastToken));
+    let token: string | null;
+    let Ctor: WebSocketCtor;
     try {
-      token = await this.opts.token();
-    } catch {
+      token = await this.opts.getToken({ refresh });
+      Ctor = this.opts.WebSocket ?? (await defaultWebSocket());
+    } catch (err) {
+      if (err instanceof HubbubError && err.code === 'NO_WEBSOCKET') return this.giveUp(1006, err.message);
+      // getToken failed (the network, most likely): try again after the backoff.
       return this.scheduleReconnect();
     }
     if (this.stopped) return;
+    if (!token) return this.giveUp(CloseCodes.UNAUTHORIZED.code, 'no token');
+    this.needRefresh = false;
+    this.lastToken = token;
     const base = typeof this.opts.url === 'function' ? this.opts.url() : this.opts.url;
     // `resume=1`: this client always sends `resume`, so the hub holds live delivery until it does.
     const url = base + (base.includes('?') ? '&' : '?') + 'resume=1';
-    const ws = new this.Ctor(url, [PROTOCOL, `bearer.${token}`]);
+    const ws = new Ctor(url, [PROTOCOL, `bearer.${token}`]);
     this.ws = ws;
     this.live = false;
+    this.gotReady = false;
     this.resumeSent = false;
     ws.onopen = () => {
       if (this.ws !== ws || this.seqs.size === 0) return;
@@ -244,25 +291,44 @@ export class SocketClient {
       try {
         f = JSON.parse(String(ev.data)) as ServerFrame;
       } catch {
-        return;
+        return; // the hub sends JSON only; anything else is noise on a broken connection
       }
-      this.onFrame(f);
+      if (this.ws === ws) this.onFrame(f);
     };
-    ws.onclose = (ev) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      this.live = false;
-      this.stopHeartbeat();
-      const noRetry = ev.code === CloseCodes.UNAUTHORIZED.code || ev.code === CloseCodes.NORMAL.code;
-      const willReconnect = !this.stopped && !noRetry;
-      for (const fn of this.listeners.close) fn({ code: ev.code, reason: ev.reason, willReconnect });
-      if (willReconnect) this.scheduleReconnect();
-    };
-    ws.onerror = () => {};
+    ws.onclose = (ev) => this.onClose(ws, ev.code, ev.reason);
+    // Every error is followed by a close, which does the work.
+    ws.onerror = () => undefined;
+  }
+
+  private onClose(ws: WebSocketLike, code: number, reason: string) {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    this.live = false;
+    this.stopHeartbeat();
+    // The hub refused the token (4001), or the connect never reached `ready`, which is all a
+    // browser sees of an upgrade refused with 401: the next connect asks for a fresh token.
+    if (code === CloseCodes.UNAUTHORIZED.code || !this.gotReady) this.needRefresh = true;
+    const willReconnect = !this.stopped && !final.has(code);
+    this.requests.connectionLost();
+    this.emit('disconnected', { code, reason, willReconnect });
+    if (willReconnect) this.scheduleReconnect();
+    else {
+      this.stopped = true;
+      this.failAll(new HubbubError('CLOSED', `closed ${code} ${reason}`.trim()));
+      this.setState('disconnected');
+    }
+  }
+
+  private giveUp(code: number, reason: string) {
+    this.stopped = true;
+    this.failAll(new HubbubError('CLOSED', reason));
+    this.emit('disconnected', { code, reason, willReconnect: false });
+    this.setState('disconnected');
   }
 
   private scheduleReconnect() {
     if (this.stopped) return;
+    this.setState('connecting');
     const min = this.opts.minDelayMs ?? 200;
     const max = this.opts.maxDelayMs ?? 10_000;
     // Full jitter: a fleet reconnecting after a drain does not arrive all at once.
@@ -270,12 +336,20 @@ export class SocketClient {
     this.reconnectTimer = setTimeout(() => void this.open(), delay);
   }
 
+  private setCursor(conv: string, user: string | null, seq: number) {
+    if (!user) return;
+    let m = this.cursors.get(conv);
+    if (!m) this.cursors.set(conv, (m = new Map()));
+    if (seq > (m.get(user) ?? 0)) m.set(user, seq);
+  }
+
   private onFrame(f: ServerFrame) {
-    for (const fn of this.listeners.frame) fn(f);
+    this.emit('frame', f);
     switch (f.type) {
       case 'ready': {
-        this.attempt = 0;
-        for (const fn of this.listeners.ready) fn(f);
+        this.gotReady = true;
+        this.me = f.user.id;
+        this.emit('ready', f);
         // Resume every conversation we have seen; the ones we never saw go live from `ready`.
         const convs: Record<string, number> = {};
         for (const c of Object.keys(f.convs)) {
@@ -285,13 +359,23 @@ export class SocketClient {
         }
         if (!this.resumeSent) this.raw({ type: 'resume', ref: 'resume', convs });
         this.startHeartbeat(f.heartbeatMs);
+        this.readyFrame = f;
         return;
       }
-      case 'resumed':
+      case 'resumed': {
         this.live = true;
+        this.attempt = 0;
+        for (const [c, s] of Object.entries(f.cursors)) this.setCursor(c, this.me, s);
+        for (const [conv, seq] of this.unsentReads) this.raw({ type: 'read', conv, seq });
+        this.unsentReads.clear();
         for (const p of this.pending.values()) this.raw(p.frame);
-        for (const fn of this.listeners.resumed) fn(f.convs, f.cursors);
+        this.requests.flush();
+        this.emit('resumed', f);
+        this.setState('connected');
+        const r = this.readyFrame;
+        if (r) this.emit('connected', { user: r.user, session: r.session });
         return;
+      }
       case 'event': {
         const last = this.seqs.get(f.conv);
         if (last !== undefined && f.seq <= last) return; // a duplicate: already delivered
@@ -301,15 +385,35 @@ export class SocketClient {
           return;
         }
         this.seqs.set(f.conv, f.seq);
-        for (const fn of this.listeners.event) fn(f);
+        // Your own message is read by you.
+        if (f.from && f.from === this.me) this.setCursor(f.conv, f.from, f.seq);
+        this.emit('event', f);
         return;
       }
       case 'gap':
         this.seqs.set(f.conv, f.toSeq);
-        for (const fn of this.listeners.gap) fn(f);
+        this.emit('gap', f);
         return;
+      case 'read':
+        this.setCursor(f.conv, f.user, f.seq);
+        this.emit('read', f);
+        return;
+      case 'presence': {
+        const p: { status: 'online' | 'offline'; lastSeen?: number } = { status: f.status };
+        if (f.lastSeen !== undefined) p.lastSeen = f.lastSeen;
+        this.presence.set(f.user, p);
+        this.emit('presence', f);
+        return;
+      }
       case 'conversation':
-        if (f.op === 'removed') this.seqs.delete(f.conversation.id);
+        if (f.op === 'removed') (this.seqs.delete(f.conversation.id), this.cursors.delete(f.conversation.id));
+        this.emit('conversation', f);
+        return;
+      case 'typing':
+        this.emit('typing', f);
+        return;
+      case 'limits':
+        this.emit('limits', f);
         return;
       case 'ack': {
         const p = this.pending.get(f.cid);
@@ -320,45 +424,40 @@ export class SocketClient {
         }
         return;
       }
-      case 'error': {
-        if (!f.ref) return;
-        // A resume refused for the hub's work budget (RATE_LIMITED): ask again after a jittered
-        // pause; live delivery waits for it, so nothing is missed meanwhile.
-        if (f.ref === 'resume' && f.code === 'RATE_LIMITED') {
-          setTimeout(() => this.raw({ type: 'resume', ref: 'resume', convs: Object.fromEntries(this.seqs) }), 500 + Math.random() * 1000);
-          return;
-        }
-        const p = [...this.pending.entries()].find(([, v]) => v.frame.ref === f.ref);
-        if (p) {
-          // Retryable server trouble: keep it pending and resend it (same cid) after a jittered pause.
-          if (f.code === 'INTERNAL' || f.code === 'RATE_LIMITED') {
-            const frame = p[1].frame;
-            setTimeout(() => {
-              if (this.pending.has(p[0]) && this.live) this.raw(frame);
-            }, 250 + Math.random() * 750);
-            return;
-          }
-          clearTimeout(p[1].timer);
-          this.pending.delete(p[0]);
-          p[1].reject(new HubbubError(f.code, f.message));
-          return;
-        }
-        const r = this.refs.get(f.ref);
-        if (r) {
-          this.refs.delete(f.ref);
-          r.reject(new HubbubError(f.code, f.message));
-        }
+      case 'error':
+        return this.onError(f);
+      default:
+        // ok, pong: replies to requests
+        if (f.ref) this.requests.reply(f.ref, f);
+    }
+  }
+
+  private readyFrame: FrameOf<'ready'> | null = null;
+
+  private onError(f: FrameOf<'error'>) {
+    if (!f.ref) return this.emit('error', f);
+    // A resume refused for the hub's work budget (RATE_LIMITED): ask again after a jittered
+    // pause; live delivery waits for it, so nothing is missed meanwhile.
+    if (f.ref === 'resume' && f.code === 'RATE_LIMITED') {
+      setTimeout(() => this.raw({ type: 'resume', ref: 'resume', convs: Object.fromEntries(this.seqs) }), 500 + Math.random() * 1000);
+      return;
+    }
+    const send = [...this.pending.entries()].find(([, v]) => v.frame.ref === f.ref);
+    if (send) {
+      const [cid, p] = send;
+      // Retryable server trouble: keep it pending and resend it (same cid) after a jittered pause.
+      if (f.code === 'INTERNAL' || f.code === 'RATE_LIMITED') {
+        setTimeout(() => {
+          if (this.pending.has(cid) && this.live) this.raw(p.frame);
+        }, 250 + Math.random() * 750);
         return;
       }
-      default: {
-        const ref = (f as { ref?: string }).ref;
-        const r = ref ? this.refs.get(ref) : undefined;
-        if (r && ref) {
-          this.refs.delete(ref);
-          r.resolve(f);
-        }
-      }
+      clearTimeout(p.timer);
+      this.pending.delete(cid);
+      p.reject(new HubbubError(f.code, f.message));
+      return;
     }
+    if (!this.requests.fail(f.ref, new HubbubError(f.code, f.message))) this.emit('error', f);
   }
 
   private startHeartbeat(ms: number) {

@@ -13,7 +13,7 @@ type User = Awaited<ReturnType<typeof newUser>>;
 
 /** An SDK client that records every event it hands to the app. */
 function sdkClient(url: () => string, token: string) {
-  const client = new SocketClient({ url, token: () => token, WebSocket: WebSocket as unknown as WebSocketCtor, minDelayMs: 50, maxDelayMs: 500 });
+  const client = new SocketClient({ url, getToken: () => token, WebSocket: WebSocket as unknown as WebSocketCtor, minDelayMs: 50, maxDelayMs: 500 });
   const events: EventFrame[] = [];
   client.on('event', (e) => events.push(e));
   return { client, events };

@@ -1,6 +1,6 @@
 /**
- * Builds the package into client/dist: each entry as an ES module and a CommonJS file (esbuild;
- * the SDK's own modules bundled, its dependencies left as imports), and one bundled declaration
+ * Builds the package into client/dist: ES modules (one per source module) and one CommonJS file
+ * per entry (esbuild; dependencies left as imports), and one bundled declaration
  * file per entry (dts-bundle-generator) that imports nothing but `@trpc/client` and
  * `@trpc/server` types. `npm pack` runs it first (`prepack`).
  *
@@ -10,7 +10,7 @@
  */
 import { build } from 'esbuild';
 import { generateDtsBundle } from 'dts-bundle-generator';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -39,8 +39,14 @@ export async function buildPackage() {
     // The tsconfig of the repository's root maps `@hubbub/client` to these sources; the package's own has no paths.
     tsconfig: path.join(pkgDir, 'tsconfig.json'),
   } as const;
+  // ES modules: every source module is an entry of its own, so an app that imports only the socket
+  // client tree-shakes the tRPC client away with its import of @trpc/client (which does not
+  // declare itself free of side effects; this package does).
+  const modules = readdirSync(path.join(pkgDir, 'src'), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+    .map((f) => path.join('src', f));
   await Promise.all([
-    build({ ...common, entryPoints: entries, outdir: dist, format: 'esm', splitting: true, chunkNames: 'chunks/[name]-[hash]', outExtension: { '.js': '.js' } }),
+    build({ ...common, entryPoints: modules, outbase: 'src', outdir: dist, format: 'esm', splitting: true, chunkNames: 'chunks/[name]-[hash]' }),
     build({ ...common, entryPoints: entries, outdir: dist, format: 'cjs', outExtension: { '.js': '.cjs' } }),
   ]);
   const names = Object.keys(entries);
@@ -50,7 +56,7 @@ export async function buildPackage() {
       libraries: { importedLibraries: typeDeps, allowedTypesLibraries: [] },
       output: { noBanner: true, exportReferencedTypes: false },
     })),
-    { preferredConfigPath: path.join(pkgDir, 'tsconfig.json') },
+    { preferredConfigPath: path.join(pkgDir, 'tsconfig.build.json') },
   );
   names.forEach((n, i) => {
     const text = dts[i]!;

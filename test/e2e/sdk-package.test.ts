@@ -27,6 +27,12 @@ const PLACEHOLDER = 'http://localhost:3000';
 
 /** A compile-time test: each line after `@ts-expect-error` must be a type error (else TS2578 fails the check). */
 const typeErrors = `import { createClient, type ServerFrame } from '@hubbub/client';
+import { CloseCodes, type PresenceFrame } from '@hubbub/client/protocol';
+
+export const unauthorized: 4001 = CloseCodes.UNAUTHORIZED.code;
+export const seen: PresenceFrame = { type: 'presence', user: 'u', status: 'offline', lastSeen: 0 };
+// @ts-expect-error: a presence status is online or offline
+export const away: PresenceFrame = { type: 'presence', user: 'u', status: 'away' };
 
 const hub = createClient({ url: '${PLACEHOLDER}', getToken: () => 'a token' });
 export async function wrong() {
@@ -107,7 +113,7 @@ after(async () => {
 
 test('the tarball ships built JavaScript, bundled declarations and the licence, and no TypeScript source', (t) => {
   for (const line of report.splice(0)) t.diagnostic(line);
-  for (const f of ['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/protocol.js', 'dist/protocol.cjs', 'dist/protocol.d.ts']) {
+  for (const f of ['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/protocol/index.js', 'dist/protocol.cjs', 'dist/protocol.d.ts']) {
     assert.ok(files.includes(f), `${f} is in the tarball`);
   }
   assert.deepEqual(files.filter((f) => /\.ts$/.test(f) && !/\.d\.c?ts$/.test(f)), [], 'no TypeScript source');
@@ -152,6 +158,8 @@ test('installed from the tarball into a fresh strict project: the README example
   // CommonJS consumers get the same API.
   const cjs = await run(process.execPath, ['-e', "const c = require('@hubbub/client'); console.log(typeof c.createClient, c.CloseCodes.UNAUTHORIZED.code)"], { cwd: project });
   assert.equal(cjs.stdout.trim(), 'function 4001');
+  const esm = await run(process.execPath, ['--input-type=module', '-e', "import { CloseCodes, PROTOCOL } from '@hubbub/client/protocol'; console.log(PROTOCOL, CloseCodes.TOO_SLOW.code)"], { cwd: project });
+  assert.equal(esm.stdout.trim(), 'hubbub.v1 4009');
 
   // A browser bundle of the same file, run in Chromium at an origin the hub allows.
   const bundle = await build({ absWorkingDir: project, entryPoints: ['example.ts'], bundle: true, format: 'esm', platform: 'browser', target: 'es2022', write: false, logLevel: 'silent' });

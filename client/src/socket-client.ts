@@ -109,6 +109,8 @@ export class SocketClient extends Emitter<SocketEvents> {
   private needRefresh = false;
   private lastToken: string | null = null;
   private gotReady = false;
+  /** The handshake's `ready`, for the `connected` event that follows its `resumed`. */
+  private readyFrame: FrameOf<'ready'> | null = null;
   /** A reconnect sent `resume` as soon as the socket opened (so `ready` need not). */
   private resumeSent = false;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
@@ -431,8 +433,6 @@ export class SocketClient extends Emitter<SocketEvents> {
         if (f.ref) this.requests.reply(f.ref, f);
     }
   }
-
-  private readyFrame: FrameOf<'ready'> | null = null;
 
   private onError(f: FrameOf<'error'>) {
     if (!f.ref) return this.emit('error', f);

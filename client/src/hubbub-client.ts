@@ -1,4 +1,5 @@
-import { SocketClient, type SocketClientOptions } from './socket-client.ts';
+import { SocketClient } from './socket-client.ts';
+import type { SocketClientOptions } from './socket-types.ts';
 import { createApiClient, type ApiClient, type ApiInputs, type ApiOutputs, type Fetch } from './trpc-client.ts';
 
 export interface HubbubClientOptions extends Omit<SocketClientOptions, 'url'> {

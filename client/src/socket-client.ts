@@ -1,7 +1,9 @@
 import { Emitter } from './emitter.ts';
 import { HubbubError } from './errors.ts';
 import { CloseCodes, PROTOCOL, type ClientFrame, type FrameOf, type OkFrame, type ServerFrame } from './protocol/index.ts';
+import { Outbox } from './outbox.ts';
 import { Requests } from './requests.ts';
+import type { Ack, ConnectionState, SocketClientOptions, SocketEvents } from './socket-types.ts';
 import { tokenExpired } from './token.ts';
 import { defaultWebSocket, type WebSocketCtor, type WebSocketLike } from './websocket.ts';
 
@@ -11,79 +13,6 @@ import { defaultWebSocket, type WebSocketCtor, type WebSocketLike } from './webs
  * seq it saw, retries sends with the same `cid` until acked (the hub stores each cid once), and
  * hands events to the app exactly once, in seq order, as typed events.
  */
-
-export type ConnectionState = 'disconnected' | 'connecting' | 'connected';
-
-export interface Ack {
-  conv: string;
-  cid: string;
-  seq: number;
-  id: string;
-  ts: number;
-}
-
-/** What `getToken` is asked for. */
-export interface TokenRequest {
-  /**
-   * True when the last token will not do: the hub closed the socket with 4001 (session ended or
-   * token refused), the token's `exp` has passed, or the last connect never got `ready` (a
-   * browser cannot see an upgrade's 401). Refresh it (e.g. `auth.refresh`), or return null if
-   * the user is signed out.
-   */
-  refresh: boolean;
-}
-
-export interface SocketClientOptions {
-  /** `ws://host:port/ws` (`wss://` behind TLS), or a function, called at every connect, that picks one. */
-  url: string | (() => string);
-  /**
-   * The access token for the next connect; called before every one. Return null (or an empty
-   * string) when there is none: the client stops and emits `disconnected` with `willReconnect`
-   * false. If it throws, the client tries again after its backoff.
-   */
-  getToken: (req: TokenRequest) => string | null | Promise<string | null>;
-  /** A WebSocket class; by default the runtime's, or the `ws` package in Node before 22. */
-  WebSocket?: WebSocketCtor;
-  /** Backoff: first delay and cap, in ms (200 and 10 000). */
-  minDelayMs?: number;
-  maxDelayMs?: number;
-  /**
-   * Give up on a send after this long without an ack (30 000; it stays safe to retry with the
-   * same cid). 0: never give up; the send stays queued across reconnects until acked or refused.
-   */
-  sendTimeoutMs?: number;
-  /** Default timeout of `edit`, `delete`, `react` and `ping`, in ms (10 000). */
-  requestTimeoutMs?: number;
-  /** Last seen seqs to resume from (e.g. persisted by the app). */
-  initialSeqs?: Record<string, number>;
-}
-
-/** Frames the client hands to the app as events of the same name. */
-type Pushed = 'event' | 'read' | 'typing' | 'presence' | 'conversation' | 'limits' | 'gap' | 'error' | 'ready' | 'resumed';
-
-export type SocketEvents = { [K in Pushed]: (frame: FrameOf<K>) => void } & {
-  /** Every frame from the hub, replies included (before its own event). */
-  frame: (frame: ServerFrame) => void;
-  /** A connect attempt starts (`attempt` 0 is the first after a success or `connect()`). */
-  connecting: (e: { attempt: number }) => void;
-  /** Open, resumed and live: sends and requests go out at once. */
-  connected: (e: { user: FrameOf<'ready'>['user']; session: string }) => void;
-  /** The socket closed; `willReconnect` says whether the client tries again. */
-  disconnected: (e: { code: number; reason: string; willReconnect: boolean }) => void;
-  /** The connection state changed. */
-  state: (state: ConnectionState) => void;
-};
-
-interface PendingSend {
-  frame: Extract<ClientFrame, { type: 'send' }>;
-  resolve: (a: Ack) => void;
-  reject: (e: Error) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-}
-
-let cidCounter = 0;
-const newCid = () =>
-  (globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`) + '-' + (++cidCounter).toString(36);
 
 /** Close codes after which the client does not reconnect by itself. */
 const final = new Set<number>([CloseCodes.NORMAL.code]);
@@ -96,7 +25,7 @@ export class SocketClient extends Emitter<SocketEvents> {
   /** Read cursors by conversation, then user: yours from `resumed`, everyone's from `read` frames. */
   readonly cursors = new Map<string, Map<string, number>>();
   private ws: WebSocketLike | null = null;
-  private pending = new Map<string, PendingSend>();
+  private readonly outbox: Outbox;
   private readonly requests: Requests;
   /** Read cursors set while offline, sent once the socket is live (the latest per conversation). */
   private unsentReads = new Map<string, number>();
@@ -121,6 +50,7 @@ export class SocketClient extends Emitter<SocketEvents> {
     super();
     for (const [c, s] of Object.entries(opts.initialSeqs ?? {})) this.seqs.set(c, s);
     this.requests = new Requests((f) => this.raw(f), opts.requestTimeoutMs ?? 10_000);
+    this.outbox = new Outbox((f) => this.raw(f), () => this.live);
   }
 
   /** `connected` while live; `connecting` while (re)connecting; `disconnected` once closed or given up. */
@@ -155,22 +85,7 @@ export class SocketClient extends Emitter<SocketEvents> {
    * with the same cid until acked: the hub stores it once.
    */
   send(conv: string, body: string, extra: { replyTo?: number; mentions?: string[]; cid?: string; timeoutMs?: number } = {}): Promise<Ack> {
-    const cid = extra.cid ?? newCid();
-    const frame: PendingSend['frame'] = { type: 'send', ref: cid.slice(0, 64), conv, cid, body };
-    if (extra.replyTo !== undefined) frame.replyTo = extra.replyTo;
-    if (extra.mentions) frame.mentions = extra.mentions;
-    return new Promise((resolve, reject) => {
-      const timeoutMs = extra.timeoutMs ?? this.opts.sendTimeoutMs ?? 30_000;
-      const timer =
-        timeoutMs > 0
-          ? setTimeout(() => {
-              this.pending.delete(cid);
-              reject(new HubbubError('TIMEOUT', 'no ack in time; retry with the same cid'));
-            }, timeoutMs)
-          : undefined;
-      this.pending.set(cid, { frame, resolve, reject, timer });
-      if (this.live) this.raw(frame);
-    });
+    return this.outbox.add(conv, body, extra, extra.timeoutMs ?? this.opts.sendTimeoutMs ?? 30_000);
   }
 
   /** Edits one of your messages; resolves when the hub has stored the edit event. Queued while offline. */
@@ -247,8 +162,7 @@ export class SocketClient extends Emitter<SocketEvents> {
   }
 
   private failAll(err: HubbubError) {
-    for (const p of this.pending.values()) (clearTimeout(p.timer), p.reject(err));
-    this.pending.clear();
+    this.outbox.failAll(err);
     this.requests.failAll(err);
   }
 
@@ -370,7 +284,7 @@ export class SocketClient extends Emitter<SocketEvents> {
         for (const [c, s] of Object.entries(f.cursors)) this.setCursor(c, this.me, s);
         for (const [conv, seq] of this.unsentReads) this.raw({ type: 'read', conv, seq });
         this.unsentReads.clear();
-        for (const p of this.pending.values()) this.raw(p.frame);
+        this.outbox.flush();
         this.requests.flush();
         this.emit('resumed', f);
         this.setState('connected');
@@ -417,15 +331,8 @@ export class SocketClient extends Emitter<SocketEvents> {
       case 'limits':
         this.emit('limits', f);
         return;
-      case 'ack': {
-        const p = this.pending.get(f.cid);
-        if (p) {
-          clearTimeout(p.timer);
-          this.pending.delete(f.cid);
-          p.resolve({ conv: f.conv, cid: f.cid, seq: f.seq, id: f.id, ts: f.ts });
-        }
-        return;
-      }
+      case 'ack':
+        return this.outbox.ack(f);
       case 'error':
         return this.onError(f);
       default:
@@ -442,21 +349,7 @@ export class SocketClient extends Emitter<SocketEvents> {
       setTimeout(() => this.raw({ type: 'resume', ref: 'resume', convs: Object.fromEntries(this.seqs) }), 500 + Math.random() * 1000);
       return;
     }
-    const send = [...this.pending.entries()].find(([, v]) => v.frame.ref === f.ref);
-    if (send) {
-      const [cid, p] = send;
-      // Retryable server trouble: keep it pending and resend it (same cid) after a jittered pause.
-      if (f.code === 'INTERNAL' || f.code === 'RATE_LIMITED') {
-        setTimeout(() => {
-          if (this.pending.has(cid) && this.live) this.raw(p.frame);
-        }, 250 + Math.random() * 750);
-        return;
-      }
-      clearTimeout(p.timer);
-      this.pending.delete(cid);
-      p.reject(new HubbubError(f.code, f.message));
-      return;
-    }
+    if (this.outbox.error({ ...f, ref: f.ref })) return;
     if (!this.requests.fail(f.ref, new HubbubError(f.code, f.message))) this.emit('error', f);
   }
 

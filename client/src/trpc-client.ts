@@ -2,7 +2,7 @@ import { createTRPCClient, httpBatchLink, retryLink, TRPCClientError } from '@tr
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import type { AppRouter } from './app-router.ts';
 import { HubbubError } from './errors.ts';
-import type { TokenRequest } from './socket-client.ts';
+import type { TokenRequest } from './socket-types.ts';
 
 export type { AppRouter };
 /** Every procedure's input: `ApiInputs['conversations']['history']`. */

@@ -12,6 +12,8 @@ COPY db ./db
 COPY client ./client
 COPY web ./web
 COPY scripts/build.ts scripts/build-web.ts ./scripts/
+# Its paths map @hubbub/client to the SDK's sources, which the build bundles.
+COPY tsconfig.json ./
 # The production build, once here: the hub, workers and scripts compiled to dist/ and the chat
 # client at / bundled into web/dist (esbuild is a runtime dependency). Files the build reads by
 # path at run time (db/migrations, db/cassandra, web/dist, the password worker) stay where they are.

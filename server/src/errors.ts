@@ -1,6 +1,7 @@
 /**
  * Expected failures of the domain services. One vocabulary, mapped once to TRPCError codes
- * (api/trpc.ts) and once to protocol error frames (protocol/codes.ts).
+ * (api/trpc.ts) and once to protocol error frames (`ProtocolErrorCode` in `@hubbub/client/protocol`,
+ * which every code here must be part of: the hub passes them to `error` frames as they are).
  */
 export type DomainErrorCode =
   | 'BAD_REQUEST'

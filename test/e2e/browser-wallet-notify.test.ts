@@ -67,8 +67,8 @@ describe('browser: wallet, tips, plans and notification settings in the chat cli
       createApiClient({ url: `${url(0)}/trpc` }).auth.register.mutate({ email: `${alice.username}@example.com`, ...alice }),
       createApiClient({ url: `${url(1)}/trpc` }).auth.register.mutate({ email: `${bob.username}@example.com`, ...bob }),
     ]);
-    aliceApi = createApiClient({ url: `${url(0)}/trpc`, token: () => ra.accessToken });
-    bobApi = createApiClient({ url: `${url(1)}/trpc`, token: () => rb.accessToken });
+    aliceApi = createApiClient({ url: `${url(0)}/trpc`, getToken: () => ra.accessToken });
+    bobApi = createApiClient({ url: `${url(1)}/trpc`, getToken: () => rb.accessToken });
     await aliceApi.conversations.createDirect.mutate({ userId: rb.user.id });
     const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'server/src/payments/grant-main.ts', '--user', alice.username, '--amount', '1000'], {
       cwd: root,

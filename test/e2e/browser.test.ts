@@ -216,9 +216,9 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
     withArtifacts('reload and history', () => pages, async () => {
       // 120 older messages from Bob, sent through the SDK in Node (the same package the page uses).
       const session = await B.page.evaluate(() => JSON.parse(localStorage.getItem('hubbub.session')!) as { accessToken: string });
-      const api = createApiClient({ url: `http://127.0.0.1:${proxyB.port}/trpc`, token: () => session.accessToken });
+      const api = createApiClient({ url: `http://127.0.0.1:${proxyB.port}/trpc`, getToken: () => session.accessToken });
       const dm = (await api.conversations.list.query()).find((c) => c.kind === 'direct')!;
-      const sdk = new SocketClient({ url: `ws://127.0.0.1:${proxyB.port}/ws`, token: () => session.accessToken, WebSocket });
+      const sdk = new SocketClient({ url: `ws://127.0.0.1:${proxyB.port}/ws`, getToken: () => session.accessToken, WebSocket });
       await sdk.connect();
       for (let i = 1; i <= 120; i++) await sdk.send(dm.id, `bulk ${i}`);
       sdk.close();
@@ -274,7 +274,7 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       assert.equal((await bodies(A)).filter((b) => b === 'Sent while the hub restarts').length, 1, 'Alice shows it once');
       // And the store has it once.
       const session = await A.page.evaluate(() => JSON.parse(localStorage.getItem('hubbub.session')!) as { accessToken: string });
-      const api = createApiClient({ url: `http://127.0.0.1:${proxyA.port}/trpc`, token: () => session.accessToken });
+      const api = createApiClient({ url: `http://127.0.0.1:${proxyA.port}/trpc`, getToken: () => session.accessToken });
       const dm = (await api.conversations.list.query()).find((c) => c.kind === 'direct')!;
       const page = await api.conversations.history.query({ conversationId: dm.id, limit: 20 });
       assert.equal(page.events.filter((e) => e.body === 'Sent while the hub restarts').length, 1);
@@ -287,10 +287,10 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
     withArtifacts('outbox', () => pages, async () => {
       await openConv(A, bob.displayName);
       const session = await A.page.evaluate(() => JSON.parse(localStorage.getItem('hubbub.session')!) as { accessToken: string; user: { id: string } });
-      const api = createApiClient({ url: `http://127.0.0.1:${proxyA.port}/trpc`, token: () => session.accessToken });
+      const api = createApiClient({ url: `http://127.0.0.1:${proxyA.port}/trpc`, getToken: () => session.accessToken });
       const dm = (await api.conversations.list.query()).find((c) => c.kind === 'direct')!;
       // One send the hub never saw, and one it stored but whose ack the page never got (same cid).
-      const sdk = new SocketClient({ url: `ws://127.0.0.1:${proxyA.port}/ws`, token: () => session.accessToken, WebSocket });
+      const sdk = new SocketClient({ url: `ws://127.0.0.1:${proxyA.port}/ws`, getToken: () => session.accessToken, WebSocket });
       await sdk.connect();
       await sdk.send(dm.id, 'stored, ack lost', { cid: 'outbox-arrived-1' });
       sdk.close();
@@ -323,7 +323,7 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       // Either way round: revoked while connected (the hub closes 4001), or before the socket
       // connected (its upgrade is refused with 401, which a browser sees as 1006).
       const session = await D.page.evaluate(() => JSON.parse(localStorage.getItem('hubbub.session')!) as { accessToken: string });
-      await createApiClient({ url: `http://127.0.0.1:${proxyB.port}/trpc`, token: () => session.accessToken }).auth.logoutAll.mutate();
+      await createApiClient({ url: `http://127.0.0.1:${proxyB.port}/trpc`, getToken: () => session.accessToken }).auth.logoutAll.mutate();
       // The hub closes the socket (4001); the page's refresh is refused; it shows the sign-in form.
       await D.page.waitForSelector(sel('auth-form'));
       assert.equal(await D.page.evaluate(() => localStorage.getItem('hubbub.session')), null, 'the stored session is gone');
@@ -338,7 +338,7 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       proxyC.target = 1; // nothing listens there: reconnects fail
       proxyC.dropAll();
       await E.page.waitForSelector(`${sel('banner')}:not([hidden])`);
-      await createApiClient({ url: `http://127.0.0.1:${replicas[1]!.port}/trpc`, token: () => erin.accessToken }).auth.logoutAll.mutate();
+      await createApiClient({ url: `http://127.0.0.1:${replicas[1]!.port}/trpc`, getToken: () => erin.accessToken }).auth.logoutAll.mutate();
       proxyC.target = replicas[1]!.port;
       await E.page.waitForSelector(sel('auth-form'), { timeout: 30_000 });
       assert.ok(E.logs.some((l) => l.includes('socket closed 1006')), 'the refused upgrade looked like a network failure');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { SocketClient, type WebSocketCtor } from '../../client/socket-client.ts';
+import { SocketClient, type WebSocketCtor } from '@hubbub/client';
 import type { EventFrame } from '../../server/src/protocol/frames.ts';
 import type { Replica } from '../../server/src/replica.ts';
 import { spawnReplica, type ProcessReplica } from '../helpers/process-replica.ts';
@@ -13,7 +13,7 @@ type User = Awaited<ReturnType<typeof newUser>>;
 
 /** An SDK client that records every event it hands to the app. */
 function sdkClient(url: () => string, token: string) {
-  const client = new SocketClient({ url, token: () => token, WebSocket: WebSocket as unknown as WebSocketCtor, minDelayMs: 50, maxDelayMs: 500 });
+  const client = new SocketClient({ url, getToken: () => token, WebSocket: WebSocket as unknown as WebSocketCtor, minDelayMs: 50, maxDelayMs: 500 });
   const events: EventFrame[] = [];
   client.on('event', (e) => events.push(e));
   return { client, events };

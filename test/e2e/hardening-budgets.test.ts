@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { errorCode, newUser, startTestReplica, testEnv, trpcClient, type TestEnv } from '../helpers/server.ts';
 import WebSocket from 'ws';
 import { connect } from '../helpers/ws.ts';
-import { SocketClient, type WebSocketCtor } from '../../client/socket-client.ts';
+import { SocketClient, type WebSocketCtor } from '@hubbub/client';
 import { medianPing, metricValue, pacedMedianPing, rawHttp, until, upgradeRequest } from '../helpers/hardening.ts';
 import type { Replica } from '../../server/src/replica.ts';
 
@@ -178,7 +178,7 @@ describe('hardening: work budgets (one replica, PGlite, small budgets)', () => {
     // Another socket of the same user spends most of the user's budget (300, refilling 10/s).
     const { c } = await connect(replica.port, u.accessToken, { resume: false });
     assert.equal((await c.request({ type: 'resume', convs: { [conv]: 0 } })).type, 'resumed');
-    const client = new SocketClient({ url: `ws://127.0.0.1:${replica.port}/ws`, token: () => u.accessToken, WebSocket: WebSocket as unknown as WebSocketCtor, initialSeqs: { [conv]: 0 } });
+    const client = new SocketClient({ url: `ws://127.0.0.1:${replica.port}/ws`, getToken: () => u.accessToken, WebSocket: WebSocket as unknown as WebSocketCtor, initialSeqs: { [conv]: 0 } });
     const events: number[] = [];
     client.on('event', (e) => events.push(e.seq));
     const t0 = Date.now();

@@ -1,4 +1,4 @@
-import { SocketClient, errorText, type EventFrame, type ServerFrame } from '@hubbub/client';
+import { SocketClient, errorText, type EventFrame, type PresenceFrame, type ReadFrame, type TypingFrame } from '@hubbub/client';
 import type { Session } from './session.ts';
 
 export interface Profile {
@@ -51,9 +51,6 @@ export class Chat {
   private listeners = new Set<(what: string) => void>();
   private loadingOlder = false;
   private lastTypingSent = 0;
-  /** The last connect attempt closed before `ready`. */
-  private handshakeFailed = false;
-  private gotReady = false;
 
   constructor(
     readonly session: Session,
@@ -63,51 +60,46 @@ export class Chat {
       url: wsUrl,
       // The DOM's WebSocket, passed explicitly: it fits the SDK's WebSocketLike with no cast.
       WebSocket,
-      token: () => this.token(),
+      getToken: (req) => this.token(req.refresh),
       // Never give up on a send: it stays queued (same cid) until the hub acks it.
       sendTimeoutMs: 0,
       minDelayMs: 250,
       maxDelayMs: 8000,
     });
     this.socket.on('event', (e) => this.onEvent(e));
-    this.socket.on('frame', (f) => this.onFrame(f));
-    this.socket.on('ready', () => (this.gotReady = true));
-    this.socket.on('resumed', () => {
+    this.socket.on('presence', (f) => this.onPresence(f));
+    this.socket.on('typing', (f) => this.onTyping(f));
+    this.socket.on('read', (f) => this.onRead(f));
+    this.socket.on('conversation', () => void this.loadConvs());
+    this.socket.on('connected', () => {
       this.connection = 'live';
       this.emit('connection');
       this.markOpenRead();
     });
-    this.socket.on('close', (c) => {
+    this.socket.on('disconnected', (c) => {
       // Kept in the console for bug reports (and the browser suite's failure artifacts).
       console.info(`socket closed ${c.code} ${c.reason}${c.willReconnect ? ', reconnecting' : ''}`);
       this.lastClose = c.code;
-      // A browser cannot see why an upgrade was refused (a revoked token's 401 looks like a
-      // network failure, 1006), so a connection that never got `ready` refreshes before the next.
-      if (!this.gotReady && c.code === 1006) this.handshakeFailed = true;
-      this.gotReady = false;
       if (c.willReconnect) {
         this.connection = 'reconnecting';
         this.emit('connection');
-      } else if (c.code === 4001 && this.session.signedIn()) {
-        // The access token was refused (expired or its session revoked): refresh and try again.
-        this.connection = 'reconnecting';
-        this.emit('connection');
-        void this.session.refresh().then(
-          () => this.socket.connect().catch(() => {}),
-          () => this.emit('signedOut'),
-        );
       }
     });
   }
 
-  /** The token for the next connect: a fresh one after a refused handshake; signed out if refused. */
-  private async token(): Promise<string> {
+  /**
+   * The token for the next connect. The SDK asks for a fresh one (`refresh`) after the hub closed
+   * with 4001 or a connect never got `ready` (all a browser sees of a refused upgrade); when the
+   * refresh token is refused too the session is over: back to sign-in, and null stops the socket.
+   */
+  private async token(refresh: boolean): Promise<string | null> {
     try {
-      if (!this.handshakeFailed) return await this.session.accessToken();
-      this.handshakeFailed = false;
-      return await this.session.refresh();
+      return refresh ? await this.session.refresh() : await this.session.accessToken();
     } catch (err) {
-      if (!this.session.signedIn()) this.emit('signedOut');
+      if (!this.session.signedIn()) {
+        this.emit('signedOut');
+        return null;
+      }
       throw err;
     }
   }
@@ -135,7 +127,8 @@ export class Chat {
       this.pending.set(p.cid, p);
       this.dispatch(p);
     }
-    void this.socket.connect().catch(() => {});
+    // Rejects only when the socket gives up (signed out), which `token` has already shown.
+    void this.socket.connect().catch(() => undefined);
   }
 
   private get outboxKey() {
@@ -284,37 +277,30 @@ export class Chat {
     this.emit('convs');
   }
 
-  private onFrame(f: ServerFrame) {
-    switch (f.type) {
-      case 'presence':
-        if (f.status === 'online') this.online.add(f.user);
-        else this.online.delete(f.user);
-        this.emit('presence');
-        return;
-      case 'typing': {
-        if (f.user === this.me.id) return;
-        this.typingOf(f.conv).set(f.user, Date.now() + 5000);
-        this.emit('typing');
-        setTimeout(() => this.emit('typing'), 5100);
-        return;
-      }
-      case 'read': {
-        const m = this.cursorsOf(f.conv);
-        m.set(f.user, Math.max(m.get(f.user) ?? 0, f.seq));
-        const c = this.convs.get(f.conv);
-        if (c && f.user === this.me.id && f.seq > c.readSeq) {
-          // Read in another tab.
-          c.readSeq = f.seq;
-          c.unread = 0;
-          this.emit('convs');
-        }
-        if (this.open === f.conv) this.emit('receipts');
-        return;
-      }
-      case 'conversation':
-        void this.loadConvs();
-        return;
+  private onPresence(f: PresenceFrame) {
+    if (f.status === 'online') this.online.add(f.user);
+    else this.online.delete(f.user);
+    this.emit('presence');
+  }
+
+  private onTyping(f: TypingFrame) {
+    if (f.user === this.me.id) return;
+    this.typingOf(f.conv).set(f.user, Date.now() + 5000);
+    this.emit('typing');
+    setTimeout(() => this.emit('typing'), 5100);
+  }
+
+  private onRead(f: ReadFrame) {
+    const m = this.cursorsOf(f.conv);
+    m.set(f.user, Math.max(m.get(f.user) ?? 0, f.seq));
+    const c = this.convs.get(f.conv);
+    if (c && f.user === this.me.id && f.seq > c.readSeq) {
+      // Read in another tab.
+      c.readSeq = f.seq;
+      c.unread = 0;
+      this.emit('convs');
     }
+    if (this.open === f.conv) this.emit('receipts');
   }
 
   typingOf(conv: string) {

@@ -31,7 +31,7 @@ export class Session {
 
   constructor(base = location.origin) {
     this.anon = createApiClient({ url: `${base}/trpc` });
-    this.api = createApiClient({ url: `${base}/trpc`, token: () => this.accessToken() });
+    this.api = createApiClient({ url: `${base}/trpc`, getToken: (req) => (req.refresh ? this.refresh() : this.accessToken()) });
     try {
       this.stored = JSON.parse(localStorage.getItem(KEY) ?? 'null') as Stored | null;
     } catch {

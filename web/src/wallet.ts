@@ -1,4 +1,4 @@
-import { errorText, type EventFrame, type ServerFrame } from '@hubbub/client';
+import { errorText, type EventFrame } from '@hubbub/client';
 import type { Chat } from './chat.ts';
 import { h, replace, timeOf } from './dom.ts';
 import { registerPanel } from './panels.ts';
@@ -103,8 +103,7 @@ export function stateOf(chat: Chat): WalletState {
     if (e.kind === 'system' && e.subtype === 'tip' && (e.from === chat.me.id || e.to === chat.me.id)) void refresh(chat);
   });
   // A plan change (bought here, in another tab, renewed or expired) arrives as a `limits` frame.
-  chat.socket.on('frame', (f: ServerFrame) => {
-    if (f.type !== 'limits') return;
+  chat.socket.on('limits', (f) => {
     st.ent = { plan: f.plan, until: f.until, autoRenew: st.ent?.plan === f.plan ? st.ent.autoRenew : f.plan !== 'free', limits: f.limits };
     redraw(chat);
     void refresh(chat);

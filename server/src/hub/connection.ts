@@ -1,4 +1,4 @@
-import { CloseCodes, type CloseReason } from '../protocol/codes.ts';
+import { CloseCodes, type CloseReason } from '@hubbub/client/protocol';
 import type { ClientFrame } from '../protocol/frames.ts';
 import type { SocketUser, UserControl } from './ports.ts';
 import { TokenBucket } from './token-bucket.ts';

@@ -3,7 +3,7 @@ import { channels, type Bus } from '../bus/bus.ts';
 import { DomainError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { ProtocolErrorCode } from '../protocol/codes.ts';
+import type { ProtocolErrorCode } from '@hubbub/client/protocol';
 import type { ClientFrame } from '../protocol/frames.ts';
 import type { MessageStore, StoredEvent } from '../store/message-store.ts';
 import { Connection, type SocketLike } from './connection.ts';

@@ -4,7 +4,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { clientFrameTypes, PROTOCOL } from '../protocol/frames.ts';
 import { parseClientFrame } from '../protocol/fast-frames.ts';
 import { DomainError } from '../errors.ts';
-import { CloseCodes } from '../protocol/codes.ts';
+import { CloseCodes } from '@hubbub/client/protocol';
 import { uws, type HttpRequest, type HttpResponse, type WebSocket } from '../uws.ts';
 import type { Connection } from './connection.ts';
 import { requestTooLarge } from '../limits/request-limits.ts';

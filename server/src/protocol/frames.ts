@@ -2,11 +2,12 @@ import { z } from 'zod';
 
 /**
  * Hubbub WebSocket protocol v1: the zod schemas of client frames, which the hub validates with.
- * The frame types (and the server frames) live in types.ts, which imports no zod, so the client
- * SDK's browser bundle stays small; they are re-exported here for the server's imports.
+ * The frame types (and the server frames) live in the client SDK (`@hubbub/client/protocol`),
+ * which imports no zod, so its browser bundle stays small; they are re-exported here for the
+ * server's imports.
  */
-export { PROTOCOL } from './types.ts';
-export type { ConversationSummary, EventFrame, EventKind, RealtimeLimits, ServerFrame, ServerFrameType } from './types.ts';
+export { PROTOCOL } from '@hubbub/client/protocol';
+export type { ConversationSummary, EventFrame, EventKind, RealtimeLimits, ServerFrame, ServerFrameType } from '@hubbub/client/protocol';
 
 const ref = z.string().min(1).max(64);
 const convId = z.uuid();

@@ -1,31 +1,76 @@
-import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
-import type { AppRouter } from '../server/src/api/root.ts';
+import { createTRPCClient, httpBatchLink, retryLink, TRPCClientError } from '@trpc/client';
+import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
+import type { AppRouter } from './app-router.ts';
+import { HubbubError } from './errors.ts';
+import type { TokenRequest } from './socket-types.ts';
 
 export type { AppRouter };
+/** Every procedure's input: `ApiInputs['conversations']['history']`. */
+export type ApiInputs = inferRouterInputs<AppRouter>;
+/** Every procedure's output, as it arrives (dates as ISO strings). */
+export type ApiOutputs = inferRouterOutputs<AppRouter>;
+
+/** The fetch tRPC's link takes: the global one fits, as does undici's. */
+export type Fetch = NonNullable<Parameters<typeof httpBatchLink<AppRouter>>[0]['fetch']>;
 
 export interface ApiClientOptions {
   /** The hub's tRPC endpoint, e.g. `http://localhost:3000/trpc`. */
   url: string;
-  /** Called for every request batch, so a refreshed access token is used; undefined for public calls. */
-  token?: () => string | undefined | Promise<string | undefined>;
-  /** A fetch implementation (Node 20 and browsers have one built in). */
-  fetch?: typeof fetch;
+  /**
+   * The access token, asked for every request batch; null or undefined for public calls. A call
+   * refused with `UNAUTHORIZED` is tried once more after asking again with `{ refresh: true }`.
+   */
+  getToken?: (req: TokenRequest) => string | null | undefined | Promise<string | null | undefined>;
+  /** Abort a request batch after this many ms (default 30 000; 0 for none). One call can pass its own `signal`. */
+  requestTimeoutMs?: number;
+  /** A fetch implementation (Node 18 and later and browsers have one built in). */
+  fetch?: Fetch;
 }
 
 /** A tRPC client typed by the hub's `AppRouter`: `api.conversations.list.query()` and so on. */
 export function createApiClient(opts: ApiClientOptions) {
+  let refresh = false;
+  const getToken = opts.getToken;
+  const batch = httpBatchLink<AppRouter>({
+    url: opts.url,
+    fetch: withTimeout(opts.fetch, opts.requestTimeoutMs ?? 30_000),
+    headers: async () => {
+      const ask = refresh;
+      refresh = false;
+      const t = await getToken?.({ refresh: ask });
+      return t ? { authorization: `Bearer ${t}` } : {};
+    },
+  });
+  if (!getToken) return createTRPCClient<AppRouter>({ links: [batch] });
   return createTRPCClient<AppRouter>({
     links: [
-      httpBatchLink({
-        url: opts.url,
-        ...(opts.fetch ? { fetch: opts.fetch } : {}),
-        headers: async () => {
-          const t = await opts.token?.();
-          return t ? { authorization: `Bearer ${t}` } : {};
-        },
+      retryLink({
+        // Refused before it ran (the token expired or was revoked): once more with a fresh token.
+        retry: ({ error, attempts }) => attempts === 1 && error.data?.code === 'UNAUTHORIZED' && (refresh = true),
       }),
+      batch,
     ],
   });
+}
+
+/** The fetch with a timeout added to each request's own signal. */
+function withTimeout(given: Fetch | undefined, ms: number): Fetch {
+  const f: Fetch = given ?? ((url, init) => fetch(url, init as RequestInit));
+  if (ms <= 0) return f;
+  return async (url, init) => {
+    const ac = new AbortController();
+    const outer = init?.signal;
+    const onAbort = () => ac.abort(outer?.reason);
+    if (outer?.aborted) onAbort();
+    else outer?.addEventListener('abort', onAbort);
+    const timer = setTimeout(() => ac.abort(new HubbubError('TIMEOUT', `no answer from the API in ${ms} ms`)), ms);
+    try {
+      return await f(url, { ...init, signal: ac.signal });
+    } finally {
+      clearTimeout(timer);
+      outer?.removeEventListener('abort', onAbort);
+    }
+  };
 }
 
 export type ApiClient = ReturnType<typeof createApiClient>;

@@ -1,7 +1,18 @@
-import type { DomainErrorCode } from '../errors.ts';
-
-/** Error codes carried by `error` frames. */
-export type ProtocolErrorCode = DomainErrorCode | 'INTERNAL';
+/**
+ * Error codes carried by `error` frames: the hub's domain errors, and `INTERNAL` for its own
+ * failures (a send that got `INTERNAL` or `RATE_LIMITED` is safe to retry with the same cid).
+ */
+export type ProtocolErrorCode =
+  | 'BAD_REQUEST'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'RATE_LIMITED'
+  | 'PAYLOAD_TOO_LARGE'
+  /** The request is valid but the state refuses it (payments not configured, insufficient balance, debt). */
+  | 'PRECONDITION_FAILED'
+  | 'INTERNAL';
 
 /**
  * Close codes. 1xxx are WebSocket standard codes; 4xxx are Hubbub's. `reconnect` tells a client

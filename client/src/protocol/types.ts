@@ -1,0 +1,174 @@
+import type { ProtocolErrorCode } from './codes.ts';
+
+/**
+ * Hubbub WebSocket protocol v1: the frame types shared by the hub and the client SDK, with no
+ * runtime dependency (the zod schemas the hub validates client frames with are in frames.ts).
+ * Frames are JSON text objects with a `type`. A client frame may carry `ref` (≤ 64 chars),
+ * echoed on its reply.
+ */
+export const PROTOCOL = 'hubbub.v1';
+
+export type EventKind = 'message' | 'edit' | 'delete' | 'reaction' | 'member' | 'system';
+
+/** A conversation event as clients see it: `{conv, seq, kind, id, from, ts, …kind fields}`. */
+export interface EventFrame {
+  type: 'event';
+  conv: string;
+  seq: number;
+  kind: EventKind;
+  id: string;
+  from: string | null;
+  ts: number;
+  cid?: string;
+  /** message */
+  body?: string | null;
+  replyTo?: number;
+  mentions?: string[];
+  redacted?: boolean;
+  /** edit, delete, reaction: the message seq they apply to */
+  target?: number;
+  emoji?: string;
+  on?: boolean;
+  /** member */
+  op?: 'joined' | 'left' | 'removed';
+  users?: string[];
+  /** system */
+  text?: string;
+  [k: string]: unknown;
+}
+
+export interface ConversationSummary {
+  id: string;
+  kind: 'direct' | 'group';
+  title: string | null;
+  topic: string | null;
+  members: { userId: string; role: 'owner' | 'admin' | 'member' }[];
+  createdAt: string;
+}
+
+/** First frame on every socket: who you are, and each conversation's last seq. */
+export interface ReadyFrame {
+  type: 'ready';
+  user: { id: string; username: string; displayName: string };
+  session: string;
+  convs: Record<string, number>;
+  heartbeatMs: number;
+}
+/** A `send` stored: its seq and id (the same ack again for a retried cid). */
+export interface AckFrame {
+  type: 'ack';
+  ref?: string;
+  conv: string;
+  cid: string;
+  seq: number;
+  id: string;
+  ts: number;
+}
+/** An `edit`, `delete` or `react` stored as the event `seq`. */
+export interface OkFrame {
+  type: 'ok';
+  ref?: string;
+  conv: string;
+  seq: number;
+}
+/** A refused frame (with the `ref` of the request), or a problem with no request. */
+export interface ErrorFrame {
+  type: 'error';
+  ref?: string;
+  code: ProtocolErrorCode;
+  message: string;
+}
+/** A member's read cursor moved (yours too, from another device). */
+export interface ReadFrame {
+  type: 'read';
+  conv: string;
+  user: string;
+  seq: number;
+}
+/** Someone is typing (sent at most every few seconds while they type). */
+export interface TypingFrame {
+  type: 'typing';
+  conv: string;
+  user: string;
+}
+/** A contact came online or went offline (all their devices, on every replica). */
+export interface PresenceFrame {
+  type: 'presence';
+  user: string;
+  status: 'online' | 'offline';
+  lastSeen?: number;
+}
+/** You were added to or removed from a conversation, or it changed (title, members). */
+export interface ConversationFrame {
+  type: 'conversation';
+  op: 'added' | 'removed' | 'updated';
+  conversation: ConversationSummary;
+}
+/** The answer to `resume`: each conversation's last seq, and your read cursors. */
+export interface ResumedFrame {
+  type: 'resumed';
+  ref?: string;
+  convs: Record<string, number>;
+  cursors: Record<string, number>;
+}
+/** More events were missed than a resume replays: page `fromSeq`..`toSeq` with `conversations.history`. */
+export interface GapFrame {
+  type: 'gap';
+  conv: string;
+  fromSeq: number;
+  toSeq: number;
+}
+export interface PongFrame {
+  type: 'pong';
+  ref?: string;
+}
+/** The user's real-time limits changed (plan bought, renewed, expired); they apply at once. */
+export interface LimitsFrame {
+  type: 'limits';
+  plan: string;
+  until: string | null;
+  limits: RealtimeLimits;
+}
+
+export type ServerFrame =
+  | ReadyFrame
+  | AckFrame
+  | OkFrame
+  | ErrorFrame
+  | EventFrame
+  | ReadFrame
+  | TypingFrame
+  | PresenceFrame
+  | ConversationFrame
+  | ResumedFrame
+  | GapFrame
+  | PongFrame
+  | LimitsFrame;
+
+/** A plan's limits as clients see them (`limits` frame, `payments.plans`, `payments.entitlements`). */
+export interface RealtimeLimits {
+  sendRatePerS: number;
+  sendBurst: number;
+  connectionsPerUser: number;
+  groupMembers: number;
+  historyDepth: number;
+}
+
+export type ServerFrameType = ServerFrame['type'];
+
+/** The server frame of one `type`: `FrameOf<'presence'>` is `PresenceFrame`. */
+export type FrameOf<T extends ServerFrameType> = Extract<ServerFrame, { type: T }>;
+
+/**
+ * Client frames, as the hub accepts them (it validates each with its own schema). `ref` is
+ * optional on all; the reply to a frame carries it.
+ */
+export type ClientFrame =
+  | { type: 'send'; ref?: string; conv: string; cid: string; body: string; replyTo?: number; mentions?: string[] }
+  | { type: 'edit'; ref?: string; conv: string; seq: number; body: string; mentions?: string[] }
+  | { type: 'delete'; ref?: string; conv: string; seq: number }
+  | { type: 'react'; ref?: string; conv: string; seq: number; emoji: string; on: boolean }
+  | { type: 'read'; ref?: string; conv: string; seq: number }
+  | { type: 'typing'; ref?: string; conv: string }
+  | { type: 'resume'; ref?: string; convs: Record<string, number> }
+  | { type: 'ping'; ref?: string };

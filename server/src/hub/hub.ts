@@ -13,6 +13,7 @@ import type { LimitsDirectory, MembershipDirectory, SocketLimits, SocketLogin, U
 import type { Presence } from './presence.ts';
 import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
 import { ResumeGate } from './resume-gate.ts';
+import { UserControls, type UserWatch } from './user-control.ts';
 import { busEvent, busFrame, encode, encodeEvent, frameBytes, parseBus, type Frame, type OwnRead } from './wire.ts';
 
 export interface HubLimits {
@@ -56,6 +57,8 @@ export interface HubDeps {
    * reconnected (a change may have been missed), for what it keeps about members.
    */
   notify?: { appended(e: StoredEvent): void; membershipChanged?(conv: string): void; forgetMembers?(): void };
+  /** How long a membership change waits for every hub to confirm it (default CONFIRM_TIMEOUT_MS). */
+  confirmTimeoutMs?: number;
 }
 
 /** How long a feed with no local sockets keeps its bus subscription (reconnect storms). */
@@ -80,12 +83,11 @@ export class Hub {
   private nextId = 1;
   private draining = false;
   /**
-   * Every user's channel, by one prefix subscription per replica (resolves once subscribed; a
-   * failed one is retried by the next upgrade), and the upgrades in flight for each user:
-   * control messages are queued on their watches until the socket has applied its login snapshot.
+   * The control and presence channels (resolves once subscribed; subscribed at start, and a
+   * failed attempt is retried by the next upgrade).
    */
   private userChannels: Promise<void> | null = null;
-  private watching = new Map<string, Set<UserWatch>>();
+  private readonly controls: UserControls;
   private sweepTimer: NodeJS.Timeout;
   /** Connections-per-user limits of users with sockets here, when their plan sets one. */
   private userMaxConns = new Map<string, number>();
@@ -112,7 +114,21 @@ export class Hub {
       onClose: (reason) => d.metrics.closes.inc({ reason }),
     };
     this.writer = new EventWriter(d.store, (e, acceptedAt, senderRead) => this.onAppended(e, acceptedAt, senderRead));
+    this.controls = new UserControls({
+      bus: d.bus,
+      host: {
+        socketsOf: (userId) => this.byUser.get(userId),
+        apply: (conn, msg) => this.apply(conn, msg),
+        ensureFeeds: (convs) => this.ensureFeeds(convs),
+      },
+      logger: d.logger,
+      membershipChanged: d.notify?.membershipChanged ? (c) => d.notify!.membershipChanged!(c) : undefined,
+      confirmTimeoutMs: d.confirmTimeoutMs,
+    });
     d.bus.onMessage((channel, payload) => this.onBus(channel, payload));
+    // Every hub hears control messages from the start, sockets or not: a membership change is
+    // confirmed by every hub that hears it, and the notification trigger needs them anyway.
+    this.subscribeUserChannels().catch((err) => d.logger.warn({ err: (err as Error).message }, 'control channels not subscribed yet (retried at the next upgrade)'));
     d.bus.onReconnect(() => {
       d.notify?.forgetMembers?.();
       void this.resyncAll();
@@ -146,10 +162,7 @@ export class Hub {
    * `attach`, or `unwatch` it when the upgrade fails.
    */
   async watchUser(userId: string): Promise<UserWatch> {
-    const watch: UserWatch = { userId, queue: [] };
-    let set = this.watching.get(userId);
-    if (!set) this.watching.set(userId, (set = new Set()));
-    set.add(watch);
+    const watch = this.controls.watch(userId);
     try {
       await this.subscribeUserChannels();
     } catch (err) {
@@ -161,18 +174,18 @@ export class Hub {
 
   /** Drops a watch whose upgrade did not open a socket. */
   unwatch(watch: UserWatch) {
-    const set = this.watching.get(watch.userId);
-    if (set?.delete(watch) && set.size === 0) this.watching.delete(watch.userId);
+    this.controls.unwatch(watch);
   }
 
   /**
-   * One prefix subscription for every user's channel: a socket's upgrade costs no SUBSCRIBE
-   * round trip (a connect storm made one per user), at the price of every replica hearing every
-   * user's control messages (membership changes, revocations, plan changes: rare).
+   * One prefix subscription for every user's channel, and the membership and presence channels:
+   * a socket's upgrade costs no SUBSCRIBE round trip (a connect storm made one per user), at the
+   * price of every replica hearing every user's control messages (membership changes,
+   * revocations, plan changes: rare).
    */
   private subscribeUserChannels(): Promise<void> {
     if (!this.userChannels) {
-      const sub = Promise.all([this.d.bus.subscribePrefix(channels.user('')), this.d.bus.subscribe(channels.presence)]).then(() => {});
+      const sub = Promise.all([this.controls.subscribe(), this.d.bus.subscribe(channels.presence)]).then(() => {});
       this.userChannels = sub;
       sub.catch(() => {
         if (this.userChannels === sub) this.userChannels = null;
@@ -226,7 +239,8 @@ export class Hub {
       for (const c of convs) {
         const feed = this.feeds.get(c)!;
         feed.subscribers.add(conn);
-        conn.convs.set(c, { last: feed.delivered, live: false, catching: false });
+        const blocked = login.blocked?.[c];
+        conn.convs.set(c, blocked ? { last: feed.delivered, live: false, catching: false, blocked } : { last: feed.delivered, live: false, catching: false });
         heads[c] = feed.delivered;
       }
       conn.send(
@@ -278,7 +292,7 @@ export class Hub {
   private async applyQueued(conn: Connection) {
     const queue = conn.controlQueue;
     if (!queue) return;
-    while (queue.length && !conn.closed) await this.applyControl(conn, queue.shift()!, false);
+    while (queue.length && !conn.closed) await this.apply(conn, queue.shift()!);
     conn.controlQueue = null;
   }
 
@@ -322,6 +336,13 @@ export class Hub {
     if (conn.holdTimer && f.type !== 'resume') this.release(conn);
     // Every frame type costs its sender a token; resume also pays for the events it replays.
     if (!conn.bucket.take()) return this.refuse(conn, f.ref, 'slow down');
+    // A conversation this socket does not know (or whose check is in flight): the database decides.
+    if ('conv' in f && (!conn.convs.has(f.conv) || conn.checking.has(f.conv))) return this.check(conn, f);
+    this.dispatch(conn, f);
+  }
+
+  /** Handles a frame whose token is paid and whose conversation, if any, is settled. */
+  private dispatch(conn: Connection, f: ClientFrame) {
     switch (f.type) {
       case 'ping':
         conn.send(encode(f.ref ? { type: 'pong', ref: f.ref } : { type: 'pong' }));
@@ -335,7 +356,7 @@ export class Hub {
       case 'read':
         return void this.onRead(conn, f);
       case 'typing':
-        if (!this.member(conn, f.conv, f.ref)) return;
+        if (!this.writable(conn, f.conv, f.ref)) return;
         void this.publishFrame(f.conv, encode({ type: 'typing', conv: f.conv, user: conn.user.id }), conn.user.id);
         return;
       case 'resume':
@@ -355,6 +376,62 @@ export class Hub {
     return false;
   }
 
+  /** A member who may add to the conversation: not a direct conversation with a block. */
+  private writable(conn: Connection, conv: string, ref?: string) {
+    const st = conn.convs.get(conv);
+    if (!st) return this.member(conn, conv, ref);
+    if (!st.blocked) return true;
+    this.error(conn, ref, 'FORBIDDEN', st.blocked === 'mine' ? 'you blocked this user: unblock them to send' : 'you cannot message this user');
+    return false;
+  }
+
+  /**
+   * A frame for a conversation the socket does not know: the membership set of a socket follows
+   * the bus, so the database (the authority) is asked before refusing. Frames for the same
+   * conversation wait behind the answer, in order; a member's socket joins the conversation.
+   * Costs a query only on a miss, never on the hot path of a member's send.
+   */
+  private check(conn: Connection, f: Extract<ClientFrame, { conv: string }>) {
+    const waiting = conn.checking.get(f.conv);
+    if (waiting) return void waiting.push(f);
+    const queue: ClientFrame[] = [f];
+    conn.checking.set(f.conv, queue);
+    this.adoptMembers(conn, [f.conv], true)
+      .catch((err) => this.d.logger.warn({ err: (err as Error).message, conn: conn.id }, 'membership check failed'))
+      .finally(() => {
+        conn.checking.delete(f.conv);
+        if (conn.closed) return;
+        for (const g of queue) this.dispatch(conn, g);
+      });
+  }
+
+  /**
+   * Asks the database which of these conversations the socket's user belongs to and joins the
+   * socket to them (`live`: and starts their delivery; a resume does that itself). A membership
+   * message heard meanwhile may postdate the answer: asked again.
+   */
+  private async adoptMembers(conn: Connection, convs: string[], live: boolean) {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const version = conn.controlVersion;
+      const access = await this.d.directory.access(conn.user.id, convs);
+      if (conn.closed) return;
+      if (conn.controlVersion !== version) continue;
+      const joined = [...access.keys()].filter((c) => !conn.convs.has(c));
+      if (!joined.length) return;
+      await this.ensureFeeds(joined);
+      if (conn.closed || conn.controlVersion !== version) continue;
+      for (const c of joined) {
+        const feed = this.feeds.get(c);
+        if (!feed || conn.convs.has(c)) continue;
+        feed.subscribers.add(conn);
+        const blocked = access.get(c)?.blocked;
+        conn.convs.set(c, { last: feed.delivered, live: false, catching: false, adopted: true, ...(blocked ? { blocked } : {}) });
+        if (live && !conn.holdTimer && !conn.backlog) void this.catchUp(conn, c, Infinity);
+      }
+      return;
+    }
+  }
+
   error(conn: Connection, ref: string | undefined, code: ProtocolErrorCode, message: string) {
     conn.send(encode(ref ? { type: 'error', ref, code, message } : { type: 'error', code, message }));
   }
@@ -366,7 +443,7 @@ export class Hub {
   }
 
   private onSend(conn: Connection, f: Extract<ClientFrame, { type: 'send' }>) {
-    if (!this.member(conn, f.conv, f.ref)) return;
+    if (!this.writable(conn, f.conv, f.ref)) return;
     if (f.body.length > this.d.limits.maxBodyChars) {
       return this.error(conn, f.ref, 'PAYLOAD_TOO_LARGE', `body over ${this.d.limits.maxBodyChars} characters`);
     }
@@ -401,7 +478,8 @@ export class Hub {
   }
 
   private async onModify(conn: Connection, f: Extract<ClientFrame, { type: 'edit' | 'delete' | 'react' }>) {
-    if (!this.member(conn, f.conv, f.ref)) return;
+    // Deleting one's own message stays possible in a blocked conversation; adding to it does not.
+    if (!(f.type === 'delete' ? this.member(conn, f.conv, f.ref) : this.writable(conn, f.conv, f.ref))) return;
     try {
       const [target] = await this.d.store.read(f.conv, { afterSeq: f.seq - 1, limit: 1 });
       if (!target || target.seq !== f.seq || target.kind !== 'message' || target.data.redacted) {
@@ -457,6 +535,9 @@ export class Hub {
     }
     try {
       const wanted = new Map(Object.entries(f.convs));
+      const unknown = [...wanted.keys()].filter((c) => !conn.convs.has(c));
+      if (unknown.length) await this.adoptMembers(conn, unknown, false);
+      if (conn.closed) return;
       // Conversations the client did not name go live from the heads sent in `ready`.
       for (const [c, st] of conn.convs) if (!wanted.has(c) && !st.live && !st.catching) void this.catchUp(conn, c, Infinity);
       const convs: Record<string, number> = {};
@@ -636,11 +717,9 @@ export class Hub {
       if (!m) return;
       if (m.t === 'E') this.arrive(conv, m.seq, m.frame, m.acceptedAt, m.read);
       else this.fanoutFrame(conv, m.frame, m.skipUser);
-    } else if (channel.startsWith('u:')) {
-      this.onUserControl(channel.slice(2), payload.toString());
     } else if (channel === channels.presence) {
       this.onPresence(payload.toString());
-    }
+    } else this.controls.onBus(channel, payload);
   }
 
   /** Takes an event into its feed in seq order, delivering every event that is now in order. */
@@ -768,49 +847,35 @@ export class Hub {
   }
 
   /** Sends a control message to every replica holding sockets of this user. */
-  async controlUser(userId: string, msg: UserControl) {
-    await this.d.bus.publish(channels.user(userId), JSON.stringify(msg));
+  controlUser(userId: string, msg: UserControl): Promise<void> {
+    return this.controls.controlUser(userId, msg);
   }
 
-  private onUserControl(userId: string, payload: string) {
-    const conns = this.byUser.get(userId);
-    const watches = this.watching.get(userId);
-    // Membership changes matter to the notification trigger whoever's sockets are here.
-    // (A quoted `"k":"added"` cannot occur inside a JSON string value, where quotes are escaped.)
-    const membership = payload.includes('"k":"added"') || payload.includes('"k":"removed"');
-    if (!conns && !watches && !(membership && this.d.notify?.membershipChanged)) return;
-    let msg: UserControl;
-    try {
-      msg = JSON.parse(payload) as UserControl;
-    } catch {
-      return;
-    }
-    if (msg.k === 'added' || msg.k === 'removed') this.d.notify?.membershipChanged?.(msg.conv);
-    if (!conns && !watches) return;
-    if (watches) for (const w of watches) w.queue.push(msg);
-    if (!conns) return;
-    if (msg.k === 'added') {
-      // One feed setup for every socket of the user, then each socket takes the conversation.
-      void this.ensureFeeds([msg.conv])
-        .then(() => {
-          for (const conn of conns) if (!conn.controlQueue) void this.applyControl(conn, msg, true);
-        })
-        .catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'conversation add failed'));
-    }
-    for (const conn of [...conns]) {
-      if (conn.controlQueue) conn.controlQueue.push(msg);
-      else if (msg.k !== 'added') void this.applyControl(conn, msg, true);
-    }
+  /**
+   * Sends a membership or block change to these users' sockets on every replica; resolves once
+   * every replica has applied it, so the mutation that made it answers after (read-your-writes).
+   */
+  controlUsers(userIds: string[], msg: UserControl): Promise<void> {
+    return this.controls.controlUsers(userIds, msg);
   }
 
-  /** Applies one control message to one socket (`feedReady`: the feed of an `added` is set up). */
-  private async applyControl(conn: Connection, msg: UserControl, feedReady: boolean) {
+  /** Applies one control message to one socket. */
+  private async apply(conn: Connection, msg: UserControl) {
     if (conn.closed) return;
     switch (msg.k) {
       case 'added': {
-        if (!feedReady) await this.ensureFeeds([msg.conv]);
+        await this.ensureFeeds([msg.conv]);
         const feed = this.feeds.get(msg.conv);
-        if (conn.closed || conn.convs.has(msg.conv) || !feed) return;
+        if (conn.closed || !feed) return;
+        const known = conn.convs.get(msg.conv);
+        if (known) {
+          // Joined already by a membership check: the socket still gets told of it, once.
+          if (known.adopted) {
+            known.adopted = false;
+            conn.send(msg.frame);
+          }
+          return;
+        }
         conn.send(msg.frame);
         feed.subscribers.add(conn);
         conn.convs.set(msg.conv, { last: Math.min(msg.fromSeq, feed.delivered), live: false, catching: false });
@@ -822,6 +887,14 @@ export class Hub {
         this.unsubscribe(conn, msg.conv);
         conn.send(msg.frame);
         return;
+      case 'block': {
+        const st = msg.conv ? conn.convs.get(msg.conv) : undefined;
+        if (!st) return;
+        if (msg.blockers.includes(conn.user.id)) st.blocked = 'mine';
+        else if (msg.blockers.length) st.blocked = 'theirs';
+        else delete st.blocked;
+        return;
+      }
       case 'revoke':
         if (msg.sessions === 'all' || msg.sessions.includes(conn.user.sessionId)) conn.close('UNAUTHORIZED', 'session ended');
         return;
@@ -948,8 +1021,4 @@ export class Hub {
 /** One presence change on the bus: user, status, lastSeen (ms; 0 when online), the user's conversations. */
 type PresenceChange = [string, 'online' | 'offline', number, string[]];
 
-/** An upgrade in flight: the user's control messages since it started watching. */
-export interface UserWatch {
-  userId: string;
-  queue: UserControl[];
-}
+export type { UserWatch } from './user-control.ts';

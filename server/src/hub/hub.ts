@@ -396,13 +396,18 @@ export class Hub {
     if (waiting) return void waiting.push(f);
     const queue: ClientFrame[] = [f];
     conn.checking.set(f.conv, queue);
-    this.adoptMembers(conn, [f.conv], true)
-      .catch((err) => this.d.logger.warn({ err: (err as Error).message, conn: conn.id }, 'membership check failed'))
-      .finally(() => {
+    this.adoptMembers(conn, [f.conv], true).then(
+      () => {
         conn.checking.delete(f.conv);
-        if (conn.closed) return;
-        for (const g of queue) this.dispatch(conn, g);
-      });
+        if (!conn.closed) for (const g of queue) this.dispatch(conn, g);
+      },
+      (err) => {
+        // Not knowing is no refusal: the client retries (the SDK does on INTERNAL).
+        this.d.logger.warn({ err: (err as Error).message, conn: conn.id }, 'membership check failed');
+        conn.checking.delete(f.conv);
+        for (const g of queue) this.error(conn, g.ref, 'INTERNAL', 'membership check failed, retry');
+      },
+    );
   }
 
   /**

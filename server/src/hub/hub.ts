@@ -12,6 +12,7 @@ import { Feed } from './feed.ts';
 import type { LimitsDirectory, MembershipDirectory, SocketLimits, SocketLogin, UserControl } from './ports.ts';
 import type { Presence } from './presence.ts';
 import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
+import { PresenceAnnouncer } from './presence-announcer.ts';
 import { ResumeGate } from './resume-gate.ts';
 import { UserControls, type UserWatch } from './user-control.ts';
 import { busEvent, busFrame, encode, encodeEvent, frameBytes, parseBus, type Frame, type OwnRead } from './wire.ts';
@@ -67,8 +68,6 @@ const FEED_LINGER_MS = 30_000;
 const GAP_WAIT_MS = 40;
 /** At most this many contacts' presence is sent after `ready`. */
 export const PRESENCE_SNAPSHOT_MAX = 1000;
-/** Presence changes gather this long on a replica, then leave in one bus message for all replicas. */
-const PRESENCE_BATCH_MS = 50;
 /** Every this often, tracked feeds are compared with the store heads (heals anything the bus lost). */
 const SWEEP_MS = 3000;
 
@@ -98,11 +97,7 @@ export class Hub {
   private outbox: Connection[] = [];
   /** What every Connection is made with (one object for all of them). */
   private connOpts: ConstructorParameters<typeof Connection>[3];
-  /** Presence changes waiting for the next batch: [user, status, lastSeen, conversations]. */
-  private presenceBatch: PresenceChange[] = [];
-  private presenceTimer: NodeJS.Timeout | null = null;
-  /** Users whose last socket here closed, waiting out the presence grace before `offline`. */
-  private goingOffline = new Map<string, NodeJS.Timeout>();
+  private readonly announcer: PresenceAnnouncer;
 
   constructor(private readonly d: HubDeps) {
     this.resumeGate = new ResumeGate(d.resumeEvents);
@@ -133,7 +128,18 @@ export class Hub {
       d.notify?.forgetMembers?.();
       void this.resyncAll();
     });
-    d.presence.onExpired((u) => void this.announcePresence(u, 'offline'));
+    this.announcer = new PresenceAnnouncer({
+      bus: d.bus,
+      presence: d.presence,
+      logger: d.logger,
+      graceMs: d.limits.presenceGraceMs ?? 0,
+      conversationsOf: (userId) => d.directory.conversationsOf(userId),
+      hasSockets: (userId) => this.byUser.has(userId),
+      fanout: (conv, frame, skipUser) => {
+        const feed = this.feeds.get(conv);
+        if (feed && feed.subscribers.size > 0) this.fanoutFrame(conv, frame(), skipUser);
+      },
+    });
     this.sweepTimer = setInterval(() => void this.resyncAll(), SWEEP_MS).unref();
   }
 
@@ -271,15 +277,7 @@ export class Hub {
         if (!conn.closed && online.size) conn.batch(() => {
           for (const u of online) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
         });
-        // Back within the grace of their last socket here: nobody is told they left. They are
-        // still announced online when this is their first socket again: a contact whose socket
-        // took its presence snapshot in the gap (both reloading at once) would not know.
-        const leaving = this.goingOffline.get(user.id);
-        if (leaving) {
-          clearTimeout(leaving);
-          this.goingOffline.delete(user.id);
-        }
-        if (first) await this.announcePresence(user.id, 'online', convs);
+        await this.announcer.connected(user.id, first, convs);
       });
     } catch (err) {
       this.d.logger.error({ err, conn: conn.id }, 'socket setup failed');
@@ -312,7 +310,7 @@ export class Hub {
       // Chained after the socket's `connected`, so a quick close never leaves a count behind.
       conn.presenceOp = conn.presenceOp
         .then(async () => {
-          if (conn.presenceCounted && (await this.d.presence.disconnected(conn.user.id))) this.offlineAfterGrace(conn.user.id, convs);
+          if (conn.presenceCounted && (await this.d.presence.disconnected(conn.user.id))) this.announcer.disconnected(conn.user.id, convs);
         })
         .catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence update failed'));
     }
@@ -723,7 +721,7 @@ export class Hub {
       if (m.t === 'E') this.arrive(conv, m.seq, m.frame, m.acceptedAt, m.read);
       else this.fanoutFrame(conv, m.frame, m.skipUser);
     } else if (channel === channels.presence) {
-      this.onPresence(payload.toString());
+      this.announcer.onMessage(payload.toString());
     } else this.controls.onBus(channel, payload);
   }
 
@@ -925,76 +923,6 @@ export class Hub {
     if (set && set.size > limits.maxConnections && [...set].pop() === conn) conn.close('RATE_LIMITED', 'too many connections for this user');
   }
 
-  /**
-   * The user's last socket closed: `offline` goes out once the grace has passed, if no socket of
-   * theirs is open on any replica by then (one opened here meanwhile cancels it; one opened on
-   * another replica is seen by the check).
-   */
-  private offlineAfterGrace(userId: string, convs: string[]) {
-    const lastSeen = Date.now();
-    const grace = this.d.limits.presenceGraceMs ?? 0;
-    if (grace <= 0) return void this.announcePresence(userId, 'offline', convs, lastSeen);
-    const prev = this.goingOffline.get(userId);
-    if (prev) clearTimeout(prev);
-    const timer = setTimeout(() => {
-      if (this.goingOffline.get(userId) !== timer) return;
-      this.goingOffline.delete(userId);
-      if (this.byUser.has(userId)) return;
-      void this.d.presence
-        .online([userId])
-        .then((online) => (online.has(userId) ? undefined : this.announcePresence(userId, 'offline', convs, lastSeen)))
-        .catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence update failed'));
-    }, grace);
-    timer.unref();
-    this.goingOffline.set(userId, timer);
-  }
-
-  /**
-   * Tells the members of the user's conversations, on every replica, that the user came or
-   * went. Changes gather for PRESENCE_BATCH_MS and leave in one message on the presence channel
-   * (a connect storm made one publish per user per conversation, and each replica parsed each).
-   */
-  private async announcePresence(userId: string, status: 'online' | 'offline', convs?: string[], lastSeen = Date.now()) {
-    try {
-      const list = convs ?? (await this.d.directory.conversationsOf(userId));
-      if (!list.length) return;
-      this.presenceBatch.push([userId, status, status === 'offline' ? lastSeen : 0, list]);
-      this.presenceTimer ??= setTimeout(() => this.flushPresence(), PRESENCE_BATCH_MS);
-    } catch (err) {
-      this.d.logger.warn({ err: (err as Error).message }, 'presence broadcast failed');
-    }
-  }
-
-  private flushPresence() {
-    this.presenceTimer = null;
-    const batch = this.presenceBatch;
-    this.presenceBatch = [];
-    if (!batch.length) return;
-    this.d.bus.publish(channels.presence, JSON.stringify(batch)).catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence broadcast failed'));
-  }
-
-  /** A batch of presence changes (from any replica): each goes to the local members of its conversations. */
-  private onPresence(payload: string) {
-    let batch: PresenceChange[];
-    try {
-      batch = JSON.parse(payload) as PresenceChange[];
-    } catch {
-      return;
-    }
-    if (!Array.isArray(batch)) return;
-    for (const change of batch) {
-      if (!Array.isArray(change) || typeof change[0] !== 'string' || !Array.isArray(change[3])) continue;
-      const [user, status, lastSeen, convs] = change;
-      let frame: Frame | undefined;
-      for (const c of convs) {
-        const feed = this.feeds.get(c);
-        if (!feed || feed.subscribers.size === 0) continue;
-        frame ??= frameBytes(encode(status === 'offline' ? { type: 'presence', user, status, lastSeen } : { type: 'presence', user, status: 'online' }));
-        this.fanoutFrame(c, frame, user);
-      }
-    }
-  }
-
   // ---- shutdown --------------------------------------------------------------------------
 
   /**
@@ -1011,19 +939,12 @@ export class Hub {
 
   stop() {
     clearInterval(this.sweepTimer);
-    for (const t of this.goingOffline.values()) clearTimeout(t);
-    if (this.presenceTimer) {
-      clearTimeout(this.presenceTimer);
-      this.flushPresence();
-    }
+    this.announcer.stop();
     for (const f of this.feeds.values()) {
       if (f.gapTimer) clearTimeout(f.gapTimer);
       if (f.lingerTimer) clearTimeout(f.lingerTimer);
     }
   }
 }
-
-/** One presence change on the bus: user, status, lastSeen (ms; 0 when online), the user's conversations. */
-type PresenceChange = [string, 'online' | 'offline', number, string[]];
 
 export type { UserWatch } from './user-control.ts';

@@ -89,7 +89,7 @@ export type UserControl =
    * other (empty: unblocked), `conv` their direct conversation if they have one, `shared` every
    * conversation they share (the notification trigger reads who blocks whom per conversation).
    */
-  | { k: 'block'; users: [string, string]; blockers: string[]; conv: string | null; shared: string[] }
+  | { k: 'block'; blockers: string[]; conv: string | null; shared: string[] }
   | { k: 'revoke'; sessions: string[] | 'all' }
   | { k: 'frame'; frame: string }
   /** The user's plan changed: new limits for every socket, and the `limits` frame to send them. */

@@ -14,7 +14,7 @@ const str = z.string().max(200);
 const userControl: z.ZodType<UserControl> = z.discriminatedUnion('k', [
   z.object({ k: z.literal('added'), conv: str, fromSeq: z.number().int().min(0), frame: z.string() }),
   z.object({ k: z.literal('removed'), conv: str, frame: z.string() }),
-  z.object({ k: z.literal('block'), users: z.tuple([str, str]), blockers: z.array(str).max(2), conv: str.nullable(), shared: z.array(str) }),
+  z.object({ k: z.literal('block'), blockers: z.array(str).max(2), conv: str.nullable(), shared: z.array(str) }),
   z.object({ k: z.literal('revoke'), sessions: z.union([z.array(str), z.literal('all')]) }),
   z.object({ k: z.literal('frame'), frame: z.string() }),
   z.object({
@@ -120,7 +120,7 @@ export class UserControls {
     this.queueOnWatches(userId, msg);
     for (const conn of this.d.host.socketsOf(userId) ?? []) {
       if (conn.controlQueue) conn.controlQueue.push(msg);
-      else void this.d.host.apply(conn, msg);
+      else this.d.host.apply(conn, msg).catch((err) => this.d.logger.warn({ err: (err as Error).message, k: msg.k }, 'control message failed'));
     }
   }
 

@@ -135,7 +135,6 @@ export class ProfileService {
     ]);
     await this.live.controlUsers([a, b], {
       k: 'block',
-      users: [a, b],
       blockers: blockers.map((r) => r.u),
       conv: direct[0]?.id ?? null,
       shared: shared.map((r) => r.c),

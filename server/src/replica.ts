@@ -105,7 +105,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     limiter = new MemoryRateLimiter();
   }
 
-  const profiles = new ProfileService(db);
+  const profiles = new ProfileService(db, { controlUsers: (users, m) => hub.controlUsers(users, m) });
   const budgets = workBudgets(config);
   let hubRef: Hub | null = null;
   const secret = jwtSecret(config, logger);
@@ -149,7 +149,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     limitsOf: (u) => pay.entitlements.conversationLimitsOf(u),
     live: {
       write: (conv, draft) => hub.writer.write(conv, draft),
-      controlUser: (u, m) => hub.controlUser(u, m),
+      controlUsers: (users, m) => hub.controlUsers(users, m),
       publishFrame: (c, f, skip) => hub.publishFrame(c, f, skip),
     },
   });

@@ -116,12 +116,16 @@ describe('production shape: two hub processes, the worker process, PostgreSQL, R
     assert.ok(hit.verified, 'the webhook is signed with its secret');
     const mail = await smtp.waitFor((m) => (m.to as { text: string } | undefined)?.text.includes(carol.username) ?? false, 20_000);
     assert.match(mail.text ?? '', /third/);
-    const deliveries = await carol.api.notifications.deliveries.query({});
-    assert.deepEqual(
-      [...new Set(deliveries.filter((d) => d.status === 'sent').map((d) => d.channel))].sort(),
-      ['email', 'push', 'webhook'],
-      JSON.stringify(deliveries),
-    );
+    // The worker marks a delivery sent after the far end answered: read until it has (bounded).
+    const sentChannels = async () =>
+      [...new Set((await carol.api.notifications.deliveries.query({})).filter((d) => d.status === 'sent').map((d) => d.channel))].sort();
+    const deadline = Date.now() + 10_000;
+    let channels = await sentChannels();
+    while (channels.length < 3 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      channels = await sentChannels();
+    }
+    assert.deepEqual(channels, ['email', 'push', 'webhook']);
   });
 
   test('money across the two hubs: a top-up made on one is credited by the webhook on the other; subscribes from both at once charge once; a tip reaches the other hub live; the ledger balances', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { AccessTokens } from '../../server/src/auth/tokens.ts';
 import { SOCKET_LOGIN_SQL, SocketAuthenticator } from '../../server/src/auth/socket-authenticator.ts';
-import { READ_CURSORS_SQL } from '../../server/src/conversations/conversation-service.ts';
+import { ACCESS_SQL, READ_CURSORS_SQL } from '../../server/src/conversations/conversation-service.ts';
 import { openDatabase, type Database } from '../../server/src/db/database.ts';
 import { and, eq } from 'drizzle-orm';
 import { logEvents } from '../../db/schema/index.ts';
@@ -114,6 +114,32 @@ for (const kind of dbKinds) {
       assert.doesNotMatch(await plan(LAST_SEQS_SQL, [JSON.stringify(convs)]), /Seq Scan/);
       const rows = await db.query<{ conversation_id: string; last_seq: string | number }>(LAST_SEQS_SQL, [JSON.stringify(convs)]);
       assert.deepEqual(rows.map((r) => [r.conversation_id, Number(r.last_seq)]).sort(), convs.map((c) => [c, EVENTS / (USERS / ROOM)]).sort());
+    });
+
+    test('membership check of a socket (a conversation it does not know): key lookups only, with the block of a direct conversation', async () => {
+      const [u, v] = ['00000000-0000-4000-8000-000000000101', '00000000-0000-4000-8000-000000000102'];
+      const dm = '00000000-0000-4000-9000-0000000d0001';
+      await db.query(`insert into conversations (id, kind, direct_key) values ($1, 'direct', $2)`, [dm, `${u}:${v}`]);
+      await db.query(`insert into members (conversation_id, user_id) values ($1, $2), ($1, $3)`, [dm, u, v]);
+      const room = '00000000-0000-4000-9000-000000000004'; // users 101..125
+      const asked = JSON.stringify([dm, room, '00000000-0000-4000-9000-000000000005']);
+      assert.doesNotMatch(await plan(ACCESS_SQL, [u, asked]), /Seq Scan/);
+      const access = async (user: string) =>
+        Object.fromEntries((await db.query<{ conversation_id: string; blocked: string | null }>(ACCESS_SQL, [user, asked])).map((r) => [r.conversation_id, r.blocked]));
+      assert.deepEqual(await access(u), { [dm]: null, [room]: null }, 'member of the DM and the room, not of the other room');
+      await db.query(`insert into blocks (blocker_id, blocked_id) values ($1, $2)`, [v, u]);
+      assert.deepEqual(await access(u), { [dm]: 'theirs', [room]: null });
+      assert.deepEqual((await access(v))[dm], 'mine');
+      await db.query(`insert into blocks (blocker_id, blocked_id) values ($1, $2)`, [u, v]);
+      assert.deepEqual((await access(u))[dm], 'mine', 'blocked both ways: each side sees its own block');
+      // The socket login reads the same, for the user's every blocked direct conversation.
+      const auth = new SocketAuthenticator({ tokens: new AccessTokens('x'.repeat(40), { issuer: 'i', audience: 'a', ttlSeconds: 60 }), database: db });
+      assert.doesNotMatch(await plan(SOCKET_LOGIN_SQL, [u, (await someUser(101)).sessionId, 200]), /Seq Scan/);
+      assert.deepEqual((await auth.login(await someUser(101), 200)).blocked, { [dm]: 'mine' });
+      await db.query(`delete from blocks where blocker_id = $1`, [u]);
+      assert.deepEqual((await auth.login(await someUser(102), 200)).blocked, { [dm]: 'mine' });
+      assert.deepEqual((await auth.login(await someUser(101), 200)).blocked, { [dm]: 'theirs' });
+      assert.deepEqual((await auth.login(await someUser(777), 200)).blocked, {});
     });
 
     test('returns the identity, the conversation and the room mates as contacts (capped), or nothing for a revoked session', async () => {

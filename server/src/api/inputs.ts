@@ -1,15 +1,28 @@
 import { z } from 'zod';
+import { BLANK_MESSAGE, hasVisible, isMultiLine, isSingleLine, MULTI_LINE_MESSAGE, normaliseLines, SINGLE_LINE_MESSAGE } from '../protocol/text.ts';
 
-/** Input schemas shared by several routers. Objects are strict: unknown fields are BAD_REQUEST. */
+/**
+ * Input schemas shared by several routers. Objects are strict: unknown fields are BAD_REQUEST.
+ * User-visible text is `line` or `paragraph`, whose characters protocol/text.ts decides.
+ */
 
-// No control characters, no lone surrogates: text that is safe to show and store.
-const printable = (s: string) => !/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/.test(s) && s.isWellFormed();
+/** Single-line user-visible text (may be empty), trimmed. */
+export const line = (max: number) => z.string().max(max).refine(isSingleLine, SINGLE_LINE_MESSAGE).transform((s) => s.trim());
 
-export const text = (max: number) =>
-  z.string().max(max).refine(printable, 'contains control characters').transform((s) => s.trim());
+/** Single-line user-visible text that shows something (names, titles), trimmed. */
+export const requiredLine = (max: number) => line(max).refine(hasVisible, BLANK_MESSAGE);
 
-export const userId = z.uuid();
-export const conversationId = z.uuid();
+/** Multi-line user-visible text (may be empty), line ends as LF, trimmed. */
+export const paragraph = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine(isMultiLine, MULTI_LINE_MESSAGE)
+    .transform((s) => normaliseLines(s).trim());
+
+// Lower-cased: ids are compared as text (direct conversation keys, sets of member ids).
+export const userId = z.uuid().transform((s) => s.toLowerCase());
+export const conversationId = z.uuid().transform((s) => s.toLowerCase());
 export const email = z.email().max(254).transform((s) => s.toLowerCase());
 export const username = z
   .string()
@@ -17,7 +30,7 @@ export const username = z
   .max(32)
   .regex(/^[A-Za-z0-9_]+$/, 'letters, digits and underscore only');
 export const password = z.string().min(8).max(256);
-export const displayName = text(64).pipe(z.string().min(1, 'must not be blank'));
+export const displayName = requiredLine(64);
 
 export const httpsUrl = z
   .url()
@@ -44,5 +57,5 @@ export const timezone = z
 
 export const refreshToken = z.string().min(10).max(200);
 
-/** A login name or email as typed: no control characters (PostgreSQL text cannot hold NUL). */
-export const loginName = z.string().min(1).max(254).refine(printable, 'contains control characters');
+/** A login name or email as typed: one line (PostgreSQL text cannot hold NUL). */
+export const loginName = z.string().min(1).max(254).refine(isSingleLine, SINGLE_LINE_MESSAGE);

@@ -1,6 +1,6 @@
 import type { Database } from '../db/database.ts';
 import { DomainError } from '../errors.ts';
-import type { Authenticator, SocketLogin, SocketUser } from '../hub/ports.ts';
+import type { Authenticator, DirectBlock, SocketLogin, SocketUser } from '../hub/ports.ts';
 import type { AccessTokens } from './tokens.ts';
 
 /*
@@ -18,7 +18,9 @@ import type { AccessTokens } from './tokens.ts';
  * the scan grows with the table.
  *
  * The user's subscription (plan and period end) comes in the same row, so the socket's
- * real-time limits need no statement of their own.
+ * real-time limits need no statement of their own; so do the user's blocked direct
+ * conversations (a block either way: `mine` when the user blocked), through the two block
+ * indexes and the direct key (usually no row at all).
  */
 export const SOCKET_LOGIN_SQL = `
 select u.username, p.display_name,
@@ -33,7 +35,17 @@ select u.username, p.display_name,
      where m1.user_id = $1
      limit $3) c) as contacts,
   (select json_build_object('planId', ps.plan_id, 'periodEnd', (extract(epoch from ps.period_end) * 1000)::bigint)
-     from payment_subscriptions ps where ps.user_id = $1) as subscription
+     from payment_subscriptions ps where ps.user_id = $1) as subscription,
+  (select coalesce(json_object_agg(d.id, d.side), '{}'::json) from (
+     select c.id, case when bool_or(x.mine) then 'mine' else 'theirs' end as side
+     from (select b.blocked_id as other, true as mine from blocks b where b.blocker_id = $1
+           union all
+           select b.blocker_id, false from blocks b where b.blocked_id = $1) x
+     cross join lateral (
+       select c.id from conversations c
+       where c.direct_key = least($1::uuid, x.other)::text || ':' || greatest($1::uuid, x.other)::text
+       limit 1) c
+     group by c.id) d) as blocked
 from sessions s
 join users u on u.id = s.user_id
 join profiles p on p.user_id = u.id
@@ -59,6 +71,7 @@ export class SocketAuthenticator implements Authenticator {
       convs: Json<string[]>;
       contacts: Json<string[]>;
       subscription: Json<{ planId: string; periodEnd: number | string }> | null;
+      blocked: Json<Record<string, DirectBlock>>;
     }>(SOCKET_LOGIN_SQL, [user.id, user.sessionId, contactsMax]);
     if (!row) throw new DomainError('UNAUTHORIZED', 'session ended');
     return {
@@ -67,6 +80,7 @@ export class SocketAuthenticator implements Authenticator {
       convs: json(row.convs),
       contacts: json(row.contacts),
       subscription: row.subscription == null ? null : subscriptionOf(json(row.subscription)),
+      blocked: json(row.blocked),
     };
   }
 }

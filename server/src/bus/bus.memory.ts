@@ -14,11 +14,15 @@ export class MemoryBus implements Bus {
   }
 
   async publish(channel: string, payload: string | Buffer) {
-    if (!this.wants(channel)) return;
+    await this.publishCounted(channel, payload);
+  }
+  async publishCounted(channel: string, payload: string | Buffer) {
+    if (!this.wants(channel)) return 0;
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
     queueMicrotask(() => {
       if (this.wants(channel)) this.handler(channel, bytes);
     });
+    return 1;
   }
   async subscribePrefix(prefix: string) {
     if (!this.prefixes.includes(prefix)) this.prefixes.push(prefix);

@@ -49,6 +49,9 @@ export class RedisBus implements Bus {
   }
 
   async publish(channel: string, payload: string | Buffer) {
+    await this.publishCounted(channel, payload);
+  }
+  async publishCounted(channel: string, payload: string | Buffer) {
     // The publishes of one turn leave in one write: the socket is corked until the next tick.
     const stream = this.pub.stream;
     if (!this.corked && stream?.writable) {
@@ -59,7 +62,7 @@ export class RedisBus implements Bus {
         stream.uncork();
       });
     }
-    await this.pub.publish(this.prefix + channel, payload);
+    return this.pub.publish(this.prefix + channel, payload);
   }
   async subscribe(channel: string) {
     await this.sub.subscribe(this.prefix + channel);

@@ -8,6 +8,11 @@ export type BusHandler = (channel: string, payload: Buffer) => void;
 
 export interface Bus {
   publish(channel: string, payload: string | Buffer): Promise<void>;
+  /**
+   * `publish`, resolving with how many subscribers received the message: with Redis, the
+   * subscribed connections (one per hub that listens on the channel); in process, 1 or 0.
+   */
+  publishCounted(channel: string, payload: string | Buffer): Promise<number>;
   /** Resolves once messages published afterwards will reach `handler`. */
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
@@ -26,10 +31,14 @@ export interface Bus {
   close(): Promise<void>;
 }
 
-/** Channel names: one per conversation, one per user (control: membership, session revocation). */
+/** Channel names: one per conversation, one per user (control: session revocation, plan limits). */
 export const channels = {
   conv: (id: string) => `c:${id}`,
   user: (id: string) => `u:${id}`,
   /** Presence changes of every replica, batched (every hub listens). */
   presence: 'presence',
+  /** Membership and block changes for a list of users, each confirmed by every hub that heard it. */
+  membership: 'membership',
+  /** One hub's confirmations of the membership messages it published. */
+  confirm: (hubId: string) => `k:${hubId}`,
 };

@@ -3,7 +3,7 @@ import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Database, Db } from '../db/database.ts';
 import { conversations, members, profiles, users } from '../../../db/schema/index.ts';
 import { DomainError } from '../errors.ts';
-import type { MembershipDirectory, UserControl } from '../hub/ports.ts';
+import type { DirectBlock, MembershipDirectory, UserControl } from '../hub/ports.ts';
 import type { ProfileService } from '../profiles/profile-service.ts';
 import type { ConversationSummary } from '../protocol/frames.ts';
 import { encode, eventFrame } from '../hub/wire.ts';
@@ -14,7 +14,8 @@ type Role = 'owner' | 'admin' | 'member';
 /** How the service reaches live sockets: the hub's writer and control channels. */
 export interface LiveChannel {
   write(conv: string, draft: EventDraft): Promise<AppendResult>;
-  controlUser(userId: string, msg: UserControl): Promise<void>;
+  /** A membership change to these users' sockets; resolves once every replica applied it. */
+  controlUsers(userIds: string[], msg: UserControl): Promise<void>;
   publishFrame(conv: string, frame: string, skipUser?: string): Promise<void>;
 }
 
@@ -50,6 +51,25 @@ const MEMBER_ROLE_SQL = `select c.kind, m.role from conversations c
 const MARK_READ_SQL = `update members set read_seq = $3::bigint
   where conversation_id = $1 and user_id = $2 and read_seq < $3::bigint
   returning read_seq`;
+/**
+ * Which of the asked conversations ($2, a json array) the user ($1) belongs to, and for a direct
+ * one whether either of the two blocked the other ('mine': the user did). Asked only when a
+ * socket names a conversation it does not know.
+ */
+export const ACCESS_SQL = `select m.conversation_id, d.blocked
+  from jsonb_array_elements_text($2::text::jsonb) as q(conv)
+  cross join lateral (
+    select m.conversation_id from members m where m.conversation_id = q.conv::uuid and m.user_id = $1 limit 1) m
+  cross join lateral (
+    select c.kind from conversations c where c.id = m.conversation_id limit 1) c
+  left join lateral (
+    select case when bool_or(b.blocker_id = $1) then 'mine' else 'theirs' end as blocked
+    from members o
+    cross join lateral (
+      select b.blocker_id from blocks b
+      where (b.blocker_id = $1 and b.blocked_id = o.user_id) or (b.blocker_id = o.user_id and b.blocked_id = $1)) b
+    where c.kind = 'direct' and o.conversation_id = m.conversation_id and o.user_id <> $1
+    having count(*) > 0) d on true`;
 /** Most (user, conversation) pairs in one cursor read. */
 const READ_CURSORS_BATCH = 1000;
 
@@ -75,6 +95,14 @@ export class ConversationService implements MembershipDirectory {
       .from(members)
       .where(eq(members.userId, userId));
     return rows.map((r) => r.id);
+  }
+
+  async access(userId: string, convs: string[]): Promise<Map<string, { blocked?: DirectBlock }>> {
+    const out = new Map<string, { blocked?: DirectBlock }>();
+    if (!convs.length) return out;
+    const rows = await this.d.database.query<{ conversation_id: string; blocked: DirectBlock | null }>(ACCESS_SQL, [userId, JSON.stringify(convs)]);
+    for (const r of rows) out.set(r.conversation_id, r.blocked ? { blocked: r.blocked } : {});
+    return out;
   }
 
   async markRead(conv: string, userId: string, seq: number): Promise<number | null> {
@@ -388,7 +416,10 @@ export class ConversationService implements MembershipDirectory {
     return { id: c.id, kind: c.kind, title: c.title, topic: c.topic, members: ms, createdAt: c.createdAt.toISOString() };
   }
 
-  /** Appends the `member joined` event and tells the joiners' sockets to start receiving. */
+  /**
+   * Appends the `member joined` event and tells the joiners' sockets to start receiving; returns
+   * once every replica has joined their sockets (the caller may use the conversation at once).
+   */
   private async announceJoin(conv: string, actor: string, joined: string[]) {
     const { event } = await this.d.live.write(conv, {
       id: randomUUID(),
@@ -399,11 +430,14 @@ export class ConversationService implements MembershipDirectory {
     });
     const summary = await this.summary(conv);
     const frame = encode({ type: 'conversation', op: 'added', conversation: summary });
-    await Promise.all(joined.map((u) => this.d.live.controlUser(u, { k: 'added', conv, fromSeq: event.seq - 1, frame })));
+    await this.d.live.controlUsers(joined, { k: 'added', conv, fromSeq: event.seq - 1, frame });
     return summary;
   }
 
-  /** The member event is appended while the user is still a member, so their sockets see it. */
+  /**
+   * The member event is appended while the user is still a member, so their sockets see it.
+   * Returns once every replica has taken the conversation from the user's sockets.
+   */
   private async depart(conv: string, actor: string, userId: string, op: 'left' | 'removed') {
     await this.d.live.write(conv, { id: randomUUID(), kind: 'member', from: actor, ts: Date.now(), data: { op, users: [userId] } });
     await this.d.db.transaction(async (tx) => {
@@ -423,7 +457,7 @@ export class ConversationService implements MembershipDirectory {
       }
     });
     const summary = await this.summary(conv);
-    await this.d.live.controlUser(userId, {
+    await this.d.live.controlUsers([userId], {
       k: 'removed',
       conv,
       frame: encode({ type: 'conversation', op: 'removed', conversation: summary }),

@@ -1,6 +1,6 @@
 import { CloseCodes, type CloseReason } from '@hubbub/client/protocol';
 import type { ClientFrame } from '../protocol/frames.ts';
-import type { SocketUser, UserControl } from './ports.ts';
+import type { DirectBlock, SocketUser, UserControl } from './ports.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 /** The part of a uWS WebSocket the hub uses (so the hub can be driven by anything socket-like). */
@@ -20,6 +20,10 @@ export interface ConvCursor {
   /** Live: new events are sent as they arrive. Not live: a catch-up from the store is due or running. */
   live: boolean;
   catching: boolean;
+  /** A blocked direct conversation: nothing new may be sent in it (see DirectBlock). */
+  blocked?: DirectBlock;
+  /** Joined through a membership check, before its `added` message came: that message still sends its frame. */
+  adopted?: boolean;
 }
 
 export class Connection {
@@ -35,6 +39,13 @@ export class Connection {
   strikes = 0;
   /** Control messages that arrived before setup applied the login snapshot; null afterwards. */
   controlQueue: UserControl[] | null = null;
+  /** Membership messages for this socket's user heard so far (a membership check compares it before and after). */
+  controlVersion = 0;
+  /**
+   * Conversations this socket named without being known there as a member, while the database
+   * is asked: their frames wait here in order, then are handled (or refused) by its answer.
+   */
+  readonly checking = new Map<string, ClientFrame[]>();
   /** Presence updates of this socket, in order (connected before disconnected). */
   presenceOp: Promise<unknown> = Promise.resolve();
   presenceCounted = false;

@@ -91,6 +91,7 @@ describe('hub on its in-process adapters', () => {
       conversationsOf: async (u) => convsOf[u] ?? [],
       markRead: async (_c, _u, seq) => seq,
       readCursors: async () => ({}),
+      access: async (u, cs) => new Map(cs.filter((c) => (convsOf[u] ?? []).includes(c)).map((c) => [c, {}])),
     };
     const hub = new Hub({
       store,
@@ -200,6 +201,48 @@ describe('hub on its in-process adapters', () => {
     }
     await sock.until((f) => f.some((x) => x.type === 'event'));
     assert.deepEqual(sock.frames.filter((x) => x.type === 'event').map((x) => x.conv), [b]);
+    hub.stop();
+  });
+
+  test('3 read-your-writes: a membership change sent with controlUsers resolves only once the socket acts on it', async () => {
+    const conv = randomUUID();
+    const user = randomUUID();
+    const { hub, open } = makeHub({ [user]: [] });
+    const sock = new FakeSocket();
+    const conn = await open(sock, user);
+    await sock.until((f) => f.some((x) => x.type === 'ready'));
+    const frame = (op: string) => JSON.stringify({ type: 'conversation', op, conversation: { id: conv } });
+    await hub.controlUsers([user], { k: 'added', conv, fromSeq: 0, frame: frame('added') });
+    assert.ok(conn.convs.has(conv), 'joined when the call resolves');
+    assert.deepEqual(sock.frames.filter((x) => x.type === 'conversation').map((x) => x.op), ['added']);
+    await hub.controlUsers([user], { k: 'removed', conv, frame: frame('removed') });
+    assert.ok(!conn.convs.has(conv), 'left when the call resolves');
+    hub.stop();
+  });
+
+  test('3 a frame for a conversation the socket does not know asks the directory: a member\'s sends are accepted in order, a stranger\'s refused; the late `added` still announces it once', async () => {
+    const conv = randomUUID();
+    const foreign = randomUUID();
+    const user = randomUUID();
+    const convsOf: Record<string, string[]> = { [user]: [] };
+    const { hub, open } = makeHub(convsOf);
+    const sock = new FakeSocket();
+    const conn = await open(sock, user);
+    await sock.until((f) => f.some((x) => x.type === 'ready'));
+    // Added in the database; the bus message has not come.
+    convsOf[user] = [conv];
+    for (let i = 0; i < 3; i++) hub.handle(conn, { type: 'send', ref: `r${i}`, conv, cid: `c${i}`, body: `m${i}` });
+    hub.handle(conn, { type: 'send', ref: 'x', conv: foreign, cid: 'x', body: 'nope' });
+    await sock.until((f) => f.filter((x) => x.type === 'ack').length === 3 && f.some((x) => x.ref === 'x'));
+    assert.deepEqual(sock.frames.filter((x) => x.type === 'ack').map((x) => [x.ref, x.seq]), [['r0', 1], ['r1', 2], ['r2', 3]]);
+    assert.equal(sock.frames.find((x) => x.ref === 'x').code, 'FORBIDDEN');
+    // Live in it: its own events reach it once each.
+    await sock.until((f) => f.filter((x) => x.type === 'event').length === 3);
+    const added = JSON.stringify({ type: 'conversation', op: 'added', conversation: { id: conv } });
+    await hub.controlUsers([user], { k: 'added', conv, fromSeq: 0, frame: added });
+    await hub.controlUsers([user], { k: 'added', conv, fromSeq: 0, frame: added });
+    assert.equal(sock.frames.filter((x) => x.type === 'conversation').length, 1, 'announced once');
+    assert.deepEqual(sock.frames.filter((x) => x.type === 'event').map((x) => x.seq), [1, 2, 3]);
     hub.stop();
   });
 

@@ -12,7 +12,9 @@ import { Feed } from './feed.ts';
 import type { LimitsDirectory, MembershipDirectory, SocketLimits, SocketLogin, UserControl } from './ports.ts';
 import type { Presence } from './presence.ts';
 import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
+import { PresenceAnnouncer } from './presence-announcer.ts';
 import { ResumeGate } from './resume-gate.ts';
+import { UserControls, type UserWatch } from './user-control.ts';
 import { busEvent, busFrame, encode, encodeEvent, frameBytes, parseBus, type Frame, type OwnRead } from './wire.ts';
 
 export interface HubLimits {
@@ -56,6 +58,8 @@ export interface HubDeps {
    * reconnected (a change may have been missed), for what it keeps about members.
    */
   notify?: { appended(e: StoredEvent): void; membershipChanged?(conv: string): void; forgetMembers?(): void };
+  /** How long a membership change waits for every hub to confirm it (default CONFIRM_TIMEOUT_MS). */
+  confirmTimeoutMs?: number;
 }
 
 /** How long a feed with no local sockets keeps its bus subscription (reconnect storms). */
@@ -64,8 +68,6 @@ const FEED_LINGER_MS = 30_000;
 const GAP_WAIT_MS = 40;
 /** At most this many contacts' presence is sent after `ready`. */
 export const PRESENCE_SNAPSHOT_MAX = 1000;
-/** Presence changes gather this long on a replica, then leave in one bus message for all replicas. */
-const PRESENCE_BATCH_MS = 50;
 /** Every this often, tracked feeds are compared with the store heads (heals anything the bus lost). */
 const SWEEP_MS = 3000;
 
@@ -80,12 +82,11 @@ export class Hub {
   private nextId = 1;
   private draining = false;
   /**
-   * Every user's channel, by one prefix subscription per replica (resolves once subscribed; a
-   * failed one is retried by the next upgrade), and the upgrades in flight for each user:
-   * control messages are queued on their watches until the socket has applied its login snapshot.
+   * The control and presence channels (resolves once subscribed; subscribed at start, and a
+   * failed attempt is retried by the next upgrade).
    */
   private userChannels: Promise<void> | null = null;
-  private watching = new Map<string, Set<UserWatch>>();
+  private readonly controls: UserControls;
   private sweepTimer: NodeJS.Timeout;
   /** Connections-per-user limits of users with sockets here, when their plan sets one. */
   private userMaxConns = new Map<string, number>();
@@ -96,11 +97,7 @@ export class Hub {
   private outbox: Connection[] = [];
   /** What every Connection is made with (one object for all of them). */
   private connOpts: ConstructorParameters<typeof Connection>[3];
-  /** Presence changes waiting for the next batch: [user, status, lastSeen, conversations]. */
-  private presenceBatch: PresenceChange[] = [];
-  private presenceTimer: NodeJS.Timeout | null = null;
-  /** Users whose last socket here closed, waiting out the presence grace before `offline`. */
-  private goingOffline = new Map<string, NodeJS.Timeout>();
+  private readonly announcer: PresenceAnnouncer;
 
   constructor(private readonly d: HubDeps) {
     this.resumeGate = new ResumeGate(d.resumeEvents);
@@ -112,12 +109,37 @@ export class Hub {
       onClose: (reason) => d.metrics.closes.inc({ reason }),
     };
     this.writer = new EventWriter(d.store, (e, acceptedAt, senderRead) => this.onAppended(e, acceptedAt, senderRead));
+    this.controls = new UserControls({
+      bus: d.bus,
+      host: {
+        socketsOf: (userId) => this.byUser.get(userId),
+        apply: (conn, msg) => this.apply(conn, msg),
+        ensureFeeds: (convs) => this.ensureFeeds(convs),
+      },
+      logger: d.logger,
+      membershipChanged: d.notify?.membershipChanged ? (c) => d.notify!.membershipChanged!(c) : undefined,
+      confirmTimeoutMs: d.confirmTimeoutMs,
+    });
     d.bus.onMessage((channel, payload) => this.onBus(channel, payload));
+    // Every hub hears control messages from the start, sockets or not: a membership change is
+    // confirmed by every hub that hears it, and the notification trigger needs them anyway.
+    this.subscribeUserChannels().catch((err) => d.logger.warn({ err: (err as Error).message }, 'control channels not subscribed yet (retried at the next upgrade)'));
     d.bus.onReconnect(() => {
       d.notify?.forgetMembers?.();
       void this.resyncAll();
     });
-    d.presence.onExpired((u) => void this.announcePresence(u, 'offline'));
+    this.announcer = new PresenceAnnouncer({
+      bus: d.bus,
+      presence: d.presence,
+      logger: d.logger,
+      graceMs: d.limits.presenceGraceMs ?? 0,
+      conversationsOf: (userId) => d.directory.conversationsOf(userId),
+      hasSockets: (userId) => this.byUser.has(userId),
+      fanout: (conv, frame, skipUser) => {
+        const feed = this.feeds.get(conv);
+        if (feed && feed.subscribers.size > 0) this.fanoutFrame(conv, frame(), skipUser);
+      },
+    });
     this.sweepTimer = setInterval(() => void this.resyncAll(), SWEEP_MS).unref();
   }
 
@@ -146,10 +168,7 @@ export class Hub {
    * `attach`, or `unwatch` it when the upgrade fails.
    */
   async watchUser(userId: string): Promise<UserWatch> {
-    const watch: UserWatch = { userId, queue: [] };
-    let set = this.watching.get(userId);
-    if (!set) this.watching.set(userId, (set = new Set()));
-    set.add(watch);
+    const watch = this.controls.watch(userId);
     try {
       await this.subscribeUserChannels();
     } catch (err) {
@@ -161,18 +180,18 @@ export class Hub {
 
   /** Drops a watch whose upgrade did not open a socket. */
   unwatch(watch: UserWatch) {
-    const set = this.watching.get(watch.userId);
-    if (set?.delete(watch) && set.size === 0) this.watching.delete(watch.userId);
+    this.controls.unwatch(watch);
   }
 
   /**
-   * One prefix subscription for every user's channel: a socket's upgrade costs no SUBSCRIBE
-   * round trip (a connect storm made one per user), at the price of every replica hearing every
-   * user's control messages (membership changes, revocations, plan changes: rare).
+   * One prefix subscription for every user's channel, and the membership and presence channels:
+   * a socket's upgrade costs no SUBSCRIBE round trip (a connect storm made one per user), at the
+   * price of every replica hearing every user's control messages (membership changes,
+   * revocations, plan changes: rare).
    */
   private subscribeUserChannels(): Promise<void> {
     if (!this.userChannels) {
-      const sub = Promise.all([this.d.bus.subscribePrefix(channels.user('')), this.d.bus.subscribe(channels.presence)]).then(() => {});
+      const sub = Promise.all([this.controls.subscribe(), this.d.bus.subscribe(channels.presence)]).then(() => {});
       this.userChannels = sub;
       sub.catch(() => {
         if (this.userChannels === sub) this.userChannels = null;
@@ -226,7 +245,8 @@ export class Hub {
       for (const c of convs) {
         const feed = this.feeds.get(c)!;
         feed.subscribers.add(conn);
-        conn.convs.set(c, { last: feed.delivered, live: false, catching: false });
+        const blocked = login.blocked?.[c];
+        conn.convs.set(c, blocked ? { last: feed.delivered, live: false, catching: false, blocked } : { last: feed.delivered, live: false, catching: false });
         heads[c] = feed.delivered;
       }
       conn.send(
@@ -257,15 +277,7 @@ export class Hub {
         if (!conn.closed && online.size) conn.batch(() => {
           for (const u of online) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
         });
-        // Back within the grace of their last socket here: nobody is told they left. They are
-        // still announced online when this is their first socket again: a contact whose socket
-        // took its presence snapshot in the gap (both reloading at once) would not know.
-        const leaving = this.goingOffline.get(user.id);
-        if (leaving) {
-          clearTimeout(leaving);
-          this.goingOffline.delete(user.id);
-        }
-        if (first) await this.announcePresence(user.id, 'online', convs);
+        await this.announcer.connected(user.id, first, convs);
       });
     } catch (err) {
       this.d.logger.error({ err, conn: conn.id }, 'socket setup failed');
@@ -278,7 +290,7 @@ export class Hub {
   private async applyQueued(conn: Connection) {
     const queue = conn.controlQueue;
     if (!queue) return;
-    while (queue.length && !conn.closed) await this.applyControl(conn, queue.shift()!, false);
+    while (queue.length && !conn.closed) await this.apply(conn, queue.shift()!);
     conn.controlQueue = null;
   }
 
@@ -298,7 +310,7 @@ export class Hub {
       // Chained after the socket's `connected`, so a quick close never leaves a count behind.
       conn.presenceOp = conn.presenceOp
         .then(async () => {
-          if (conn.presenceCounted && (await this.d.presence.disconnected(conn.user.id))) this.offlineAfterGrace(conn.user.id, convs);
+          if (conn.presenceCounted && (await this.d.presence.disconnected(conn.user.id))) this.announcer.disconnected(conn.user.id, convs);
         })
         .catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence update failed'));
     }
@@ -322,6 +334,13 @@ export class Hub {
     if (conn.holdTimer && f.type !== 'resume') this.release(conn);
     // Every frame type costs its sender a token; resume also pays for the events it replays.
     if (!conn.bucket.take()) return this.refuse(conn, f.ref, 'slow down');
+    // A conversation this socket does not know (or whose check is in flight): the database decides.
+    if ('conv' in f && (!conn.convs.has(f.conv) || conn.checking.has(f.conv))) return this.check(conn, f);
+    this.dispatch(conn, f);
+  }
+
+  /** Handles a frame whose token is paid and whose conversation, if any, is settled. */
+  private dispatch(conn: Connection, f: ClientFrame) {
     switch (f.type) {
       case 'ping':
         conn.send(encode(f.ref ? { type: 'pong', ref: f.ref } : { type: 'pong' }));
@@ -335,7 +354,7 @@ export class Hub {
       case 'read':
         return void this.onRead(conn, f);
       case 'typing':
-        if (!this.member(conn, f.conv, f.ref)) return;
+        if (!this.writable(conn, f.conv, f.ref)) return;
         void this.publishFrame(f.conv, encode({ type: 'typing', conv: f.conv, user: conn.user.id }), conn.user.id);
         return;
       case 'resume':
@@ -355,6 +374,67 @@ export class Hub {
     return false;
   }
 
+  /** A member who may add to the conversation: not a direct conversation with a block. */
+  private writable(conn: Connection, conv: string, ref?: string) {
+    const st = conn.convs.get(conv);
+    if (!st) return this.member(conn, conv, ref);
+    if (!st.blocked) return true;
+    this.error(conn, ref, 'FORBIDDEN', st.blocked === 'mine' ? 'you blocked this user: unblock them to send' : 'you cannot message this user');
+    return false;
+  }
+
+  /**
+   * A frame for a conversation the socket does not know: the membership set of a socket follows
+   * the bus, so the database (the authority) is asked before refusing. Frames for the same
+   * conversation wait behind the answer, in order; a member's socket joins the conversation.
+   * Costs a query only on a miss, never on the hot path of a member's send.
+   */
+  private check(conn: Connection, f: Extract<ClientFrame, { conv: string }>) {
+    const waiting = conn.checking.get(f.conv);
+    if (waiting) return void waiting.push(f);
+    const queue: ClientFrame[] = [f];
+    conn.checking.set(f.conv, queue);
+    this.adoptMembers(conn, [f.conv], true).then(
+      () => {
+        conn.checking.delete(f.conv);
+        if (!conn.closed) for (const g of queue) this.dispatch(conn, g);
+      },
+      (err) => {
+        // Not knowing is no refusal: the client retries (the SDK does on INTERNAL).
+        this.d.logger.warn({ err: (err as Error).message, conn: conn.id }, 'membership check failed');
+        conn.checking.delete(f.conv);
+        for (const g of queue) this.error(conn, g.ref, 'INTERNAL', 'membership check failed, retry');
+      },
+    );
+  }
+
+  /**
+   * Asks the database which of these conversations the socket's user belongs to and joins the
+   * socket to them (`live`: and starts their delivery; a resume does that itself). A membership
+   * message heard meanwhile may postdate the answer: asked again.
+   */
+  private async adoptMembers(conn: Connection, convs: string[], live: boolean) {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const version = conn.controlVersion;
+      const access = await this.d.directory.access(conn.user.id, convs);
+      if (conn.closed) return;
+      if (conn.controlVersion !== version) continue;
+      const joined = [...access.keys()].filter((c) => !conn.convs.has(c));
+      if (!joined.length) return;
+      await this.ensureFeeds(joined);
+      if (conn.closed || conn.controlVersion !== version) continue;
+      for (const c of joined) {
+        const feed = this.feeds.get(c);
+        if (!feed || conn.convs.has(c)) continue;
+        feed.subscribers.add(conn);
+        const blocked = access.get(c)?.blocked;
+        conn.convs.set(c, { last: feed.delivered, live: false, catching: false, adopted: true, ...(blocked ? { blocked } : {}) });
+        if (live && !conn.holdTimer && !conn.backlog) void this.catchUp(conn, c, Infinity);
+      }
+      return;
+    }
+  }
+
   error(conn: Connection, ref: string | undefined, code: ProtocolErrorCode, message: string) {
     conn.send(encode(ref ? { type: 'error', ref, code, message } : { type: 'error', code, message }));
   }
@@ -366,7 +446,7 @@ export class Hub {
   }
 
   private onSend(conn: Connection, f: Extract<ClientFrame, { type: 'send' }>) {
-    if (!this.member(conn, f.conv, f.ref)) return;
+    if (!this.writable(conn, f.conv, f.ref)) return;
     if (f.body.length > this.d.limits.maxBodyChars) {
       return this.error(conn, f.ref, 'PAYLOAD_TOO_LARGE', `body over ${this.d.limits.maxBodyChars} characters`);
     }
@@ -401,7 +481,8 @@ export class Hub {
   }
 
   private async onModify(conn: Connection, f: Extract<ClientFrame, { type: 'edit' | 'delete' | 'react' }>) {
-    if (!this.member(conn, f.conv, f.ref)) return;
+    // Deleting one's own message stays possible in a blocked conversation; adding to it does not.
+    if (!(f.type === 'delete' ? this.member(conn, f.conv, f.ref) : this.writable(conn, f.conv, f.ref))) return;
     try {
       const [target] = await this.d.store.read(f.conv, { afterSeq: f.seq - 1, limit: 1 });
       if (!target || target.seq !== f.seq || target.kind !== 'message' || target.data.redacted) {
@@ -457,6 +538,9 @@ export class Hub {
     }
     try {
       const wanted = new Map(Object.entries(f.convs));
+      const unknown = [...wanted.keys()].filter((c) => !conn.convs.has(c));
+      if (unknown.length) await this.adoptMembers(conn, unknown, false);
+      if (conn.closed) return;
       // Conversations the client did not name go live from the heads sent in `ready`.
       for (const [c, st] of conn.convs) if (!wanted.has(c) && !st.live && !st.catching) void this.catchUp(conn, c, Infinity);
       const convs: Record<string, number> = {};
@@ -636,11 +720,9 @@ export class Hub {
       if (!m) return;
       if (m.t === 'E') this.arrive(conv, m.seq, m.frame, m.acceptedAt, m.read);
       else this.fanoutFrame(conv, m.frame, m.skipUser);
-    } else if (channel.startsWith('u:')) {
-      this.onUserControl(channel.slice(2), payload.toString());
     } else if (channel === channels.presence) {
-      this.onPresence(payload.toString());
-    }
+      this.announcer.onMessage(payload.toString());
+    } else this.controls.onBus(channel, payload);
   }
 
   /** Takes an event into its feed in seq order, delivering every event that is now in order. */
@@ -768,49 +850,35 @@ export class Hub {
   }
 
   /** Sends a control message to every replica holding sockets of this user. */
-  async controlUser(userId: string, msg: UserControl) {
-    await this.d.bus.publish(channels.user(userId), JSON.stringify(msg));
+  controlUser(userId: string, msg: UserControl): Promise<void> {
+    return this.controls.controlUser(userId, msg);
   }
 
-  private onUserControl(userId: string, payload: string) {
-    const conns = this.byUser.get(userId);
-    const watches = this.watching.get(userId);
-    // Membership changes matter to the notification trigger whoever's sockets are here.
-    // (A quoted `"k":"added"` cannot occur inside a JSON string value, where quotes are escaped.)
-    const membership = payload.includes('"k":"added"') || payload.includes('"k":"removed"');
-    if (!conns && !watches && !(membership && this.d.notify?.membershipChanged)) return;
-    let msg: UserControl;
-    try {
-      msg = JSON.parse(payload) as UserControl;
-    } catch {
-      return;
-    }
-    if (msg.k === 'added' || msg.k === 'removed') this.d.notify?.membershipChanged?.(msg.conv);
-    if (!conns && !watches) return;
-    if (watches) for (const w of watches) w.queue.push(msg);
-    if (!conns) return;
-    if (msg.k === 'added') {
-      // One feed setup for every socket of the user, then each socket takes the conversation.
-      void this.ensureFeeds([msg.conv])
-        .then(() => {
-          for (const conn of conns) if (!conn.controlQueue) void this.applyControl(conn, msg, true);
-        })
-        .catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'conversation add failed'));
-    }
-    for (const conn of [...conns]) {
-      if (conn.controlQueue) conn.controlQueue.push(msg);
-      else if (msg.k !== 'added') void this.applyControl(conn, msg, true);
-    }
+  /**
+   * Sends a membership or block change to these users' sockets on every replica; resolves once
+   * every replica has applied it, so the mutation that made it answers after (read-your-writes).
+   */
+  controlUsers(userIds: string[], msg: UserControl): Promise<void> {
+    return this.controls.controlUsers(userIds, msg);
   }
 
-  /** Applies one control message to one socket (`feedReady`: the feed of an `added` is set up). */
-  private async applyControl(conn: Connection, msg: UserControl, feedReady: boolean) {
+  /** Applies one control message to one socket. */
+  private async apply(conn: Connection, msg: UserControl) {
     if (conn.closed) return;
     switch (msg.k) {
       case 'added': {
-        if (!feedReady) await this.ensureFeeds([msg.conv]);
+        await this.ensureFeeds([msg.conv]);
         const feed = this.feeds.get(msg.conv);
-        if (conn.closed || conn.convs.has(msg.conv) || !feed) return;
+        if (conn.closed || !feed) return;
+        const known = conn.convs.get(msg.conv);
+        if (known) {
+          // Joined already by a membership check: the socket still gets told of it, once.
+          if (known.adopted) {
+            known.adopted = false;
+            conn.send(msg.frame);
+          }
+          return;
+        }
         conn.send(msg.frame);
         feed.subscribers.add(conn);
         conn.convs.set(msg.conv, { last: Math.min(msg.fromSeq, feed.delivered), live: false, catching: false });
@@ -822,6 +890,14 @@ export class Hub {
         this.unsubscribe(conn, msg.conv);
         conn.send(msg.frame);
         return;
+      case 'block': {
+        const st = msg.conv ? conn.convs.get(msg.conv) : undefined;
+        if (!st) return;
+        if (msg.blockers.includes(conn.user.id)) st.blocked = 'mine';
+        else if (msg.blockers.length) st.blocked = 'theirs';
+        else delete st.blocked;
+        return;
+      }
       case 'revoke':
         if (msg.sessions === 'all' || msg.sessions.includes(conn.user.sessionId)) conn.close('UNAUTHORIZED', 'session ended');
         return;
@@ -847,76 +923,6 @@ export class Hub {
     if (set && set.size > limits.maxConnections && [...set].pop() === conn) conn.close('RATE_LIMITED', 'too many connections for this user');
   }
 
-  /**
-   * The user's last socket closed: `offline` goes out once the grace has passed, if no socket of
-   * theirs is open on any replica by then (one opened here meanwhile cancels it; one opened on
-   * another replica is seen by the check).
-   */
-  private offlineAfterGrace(userId: string, convs: string[]) {
-    const lastSeen = Date.now();
-    const grace = this.d.limits.presenceGraceMs ?? 0;
-    if (grace <= 0) return void this.announcePresence(userId, 'offline', convs, lastSeen);
-    const prev = this.goingOffline.get(userId);
-    if (prev) clearTimeout(prev);
-    const timer = setTimeout(() => {
-      if (this.goingOffline.get(userId) !== timer) return;
-      this.goingOffline.delete(userId);
-      if (this.byUser.has(userId)) return;
-      void this.d.presence
-        .online([userId])
-        .then((online) => (online.has(userId) ? undefined : this.announcePresence(userId, 'offline', convs, lastSeen)))
-        .catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence update failed'));
-    }, grace);
-    timer.unref();
-    this.goingOffline.set(userId, timer);
-  }
-
-  /**
-   * Tells the members of the user's conversations, on every replica, that the user came or
-   * went. Changes gather for PRESENCE_BATCH_MS and leave in one message on the presence channel
-   * (a connect storm made one publish per user per conversation, and each replica parsed each).
-   */
-  private async announcePresence(userId: string, status: 'online' | 'offline', convs?: string[], lastSeen = Date.now()) {
-    try {
-      const list = convs ?? (await this.d.directory.conversationsOf(userId));
-      if (!list.length) return;
-      this.presenceBatch.push([userId, status, status === 'offline' ? lastSeen : 0, list]);
-      this.presenceTimer ??= setTimeout(() => this.flushPresence(), PRESENCE_BATCH_MS);
-    } catch (err) {
-      this.d.logger.warn({ err: (err as Error).message }, 'presence broadcast failed');
-    }
-  }
-
-  private flushPresence() {
-    this.presenceTimer = null;
-    const batch = this.presenceBatch;
-    this.presenceBatch = [];
-    if (!batch.length) return;
-    this.d.bus.publish(channels.presence, JSON.stringify(batch)).catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence broadcast failed'));
-  }
-
-  /** A batch of presence changes (from any replica): each goes to the local members of its conversations. */
-  private onPresence(payload: string) {
-    let batch: PresenceChange[];
-    try {
-      batch = JSON.parse(payload) as PresenceChange[];
-    } catch {
-      return;
-    }
-    if (!Array.isArray(batch)) return;
-    for (const change of batch) {
-      if (!Array.isArray(change) || typeof change[0] !== 'string' || !Array.isArray(change[3])) continue;
-      const [user, status, lastSeen, convs] = change;
-      let frame: Frame | undefined;
-      for (const c of convs) {
-        const feed = this.feeds.get(c);
-        if (!feed || feed.subscribers.size === 0) continue;
-        frame ??= frameBytes(encode(status === 'offline' ? { type: 'presence', user, status, lastSeen } : { type: 'presence', user, status: 'online' }));
-        this.fanoutFrame(c, frame, user);
-      }
-    }
-  }
-
   // ---- shutdown --------------------------------------------------------------------------
 
   /**
@@ -933,11 +939,7 @@ export class Hub {
 
   stop() {
     clearInterval(this.sweepTimer);
-    for (const t of this.goingOffline.values()) clearTimeout(t);
-    if (this.presenceTimer) {
-      clearTimeout(this.presenceTimer);
-      this.flushPresence();
-    }
+    this.announcer.stop();
     for (const f of this.feeds.values()) {
       if (f.gapTimer) clearTimeout(f.gapTimer);
       if (f.lingerTimer) clearTimeout(f.lingerTimer);
@@ -945,11 +947,4 @@ export class Hub {
   }
 }
 
-/** One presence change on the bus: user, status, lastSeen (ms; 0 when online), the user's conversations. */
-type PresenceChange = [string, 'online' | 'offline', number, string[]];
-
-/** An upgrade in flight: the user's control messages since it started watching. */
-export interface UserWatch {
-  userId: string;
-  queue: UserControl[];
-}
+export type { UserWatch } from './user-control.ts';

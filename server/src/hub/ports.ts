@@ -28,7 +28,16 @@ export interface SocketLogin {
    * authenticator reads it there: the socket's limits then cost no query of their own.
    */
   subscription?: LoginSubscription | null;
+  /** The user's direct conversations where one of the two blocked the other (absent: none). */
+  blocked?: Record<string, DirectBlock>;
 }
+
+/**
+ * A block on a direct conversation, as one of its two members sees it: `mine` when this user
+ * blocked the other (whatever the other did), `theirs` when only the other blocked them.
+ * Either way nobody sends new messages in it.
+ */
+export type DirectBlock = 'mine' | 'theirs';
 
 export interface LoginSubscription {
   planId: string;
@@ -59,12 +68,28 @@ export interface MembershipDirectory {
   markRead(conv: string, userId: string, seq: number): Promise<number | null>;
   /** The user's read cursor per conversation. */
   readCursors(userId: string, convs: string[]): Promise<Record<string, number>>;
+  /**
+   * Which of these conversations the user belongs to now, read from the database (the
+   * authority): asked when a socket names a conversation it does not know, before refusing.
+   * With each, its block when it is a blocked direct conversation.
+   */
+  access(userId: string, convs: string[]): Promise<Map<string, { blocked?: DirectBlock }>>;
 }
 
-/** Control messages on a user's bus channel. */
+/**
+ * Control messages for users' sockets. `added`, `removed` and `block` change what a socket may
+ * do and go out confirmed (Hub.controlUsers: the mutation answers once every hub applied them);
+ * the others go on the user's own channel.
+ */
 export type UserControl =
   | { k: 'added'; conv: string; fromSeq: number; frame: string }
   | { k: 'removed'; conv: string; frame: string }
+  /**
+   * The block state of two users changed: `blockers` are those of the two who now block the
+   * other (empty: unblocked), `conv` their direct conversation if they have one, `shared` every
+   * conversation they share (the notification trigger reads who blocks whom per conversation).
+   */
+  | { k: 'block'; blockers: string[]; conv: string | null; shared: string[] }
   | { k: 'revoke'; sessions: string[] | 'all' }
   | { k: 'frame'; frame: string }
   /** The user's plan changed: new limits for every socket, and the `limits` frame to send them. */

@@ -6,17 +6,28 @@ import { notifyKey, type NotifyChannel, type NotifyJob } from './notify-jobs.ts'
 import type { NotifyScheduler } from './notify-scheduler.ts';
 
 // One constant statement text whatever the number of conversations, so the driver prepares it
-// once per connection (an IN list of n parameters was a new statement for every n).
-const MEMBERS_SQL = `select m.conversation_id, m.user_id
+// once per connection (an IN list of n parameters was a new statement for every n). With each
+// member, the members of the same conversation they blocked: nothing those send notifies them.
+const MEMBERS_SQL = `select m.conversation_id, m.user_id,
+    (select json_agg(b.blocked_id) from blocks b
+     where b.blocker_id = m.user_id
+       and exists (select 1 from members o where o.conversation_id = m.conversation_id and o.user_id = b.blocked_id)) as blocked
   from jsonb_array_elements_text($1::text::jsonb) as q(conv)
   join members m on m.conversation_id = q.conv::uuid`;
+
+/** A conversation's members, and who among them blocked whom (`<blocker>:<blocked>`). */
+interface ConvMembers {
+  users: string[];
+  blocks?: Set<string>;
+}
+
 /** Which of the users due a notification have a webhook (asked only for them, never cached). */
 const HOOKS_SQL = `select distinct w.user_id from jsonb_array_elements_text($1::text::jsonb) as q(u)
   join webhooks w on w.user_id = q.u::uuid`;
 
 /**
  * How long the trigger reuses a conversation's member list. Every replica hears every
- * membership change (the `added` and `removed` messages on the users' channels), which drops
+ * membership change and every block between members (the membership channel), which drops
  * the list at once (`membershipChanged`), and all of them after the bus reconnects; the limit
  * bounds what a lost message could leave stale. A stale list costs nothing wrong: a member who
  * just left still in it gets a job that finds no membership when it runs (the send plan reads
@@ -52,7 +63,7 @@ export class NotifyTrigger {
   private pendingSweep = 0;
   private timer: NodeJS.Timeout | null = null;
   /** Member lists of conversations (see MEMBER_CACHE_MS), and a counter bumped by each drop. */
-  private members = new Map<string, { users: string[]; until: number }>();
+  private members = new Map<string, ConvMembers & { until: number }>();
   private membersEpoch = 0;
   /**
    * Whether a user has a socket on this replica (the hub sets it): such a user is online
@@ -86,23 +97,29 @@ export class NotifyTrigger {
   }
 
   /** The member lists of these conversations: from the cache, the rest in one statement. */
-  private async membersOf(convs: string[], now: number): Promise<Map<string, string[]>> {
-    const out = new Map<string, string[]>();
+  private async membersOf(convs: string[], now: number): Promise<Map<string, ConvMembers>> {
+    const out = new Map<string, ConvMembers>();
     const missing: string[] = [];
     for (const c of convs) {
       const hit = this.members.get(c);
-      if (hit && hit.until > now) out.set(c, hit.users);
+      if (hit && hit.until > now) out.set(c, hit);
       else missing.push(c);
     }
     if (!missing.length) return out;
     const epoch = this.membersEpoch;
-    const rows = await this.d.query<{ conversation_id: string; user_id: string }>(MEMBERS_SQL, [JSON.stringify(missing)]);
-    for (const c of missing) out.set(c, []);
-    for (const r of rows) out.get(r.conversation_id)?.push(r.user_id);
+    const rows = await this.d.query<{ conversation_id: string; user_id: string; blocked: string[] | string | null }>(MEMBERS_SQL, [JSON.stringify(missing)]);
+    for (const c of missing) out.set(c, { users: [] });
+    for (const r of rows) {
+      const m = out.get(r.conversation_id);
+      if (!m) continue;
+      m.users.push(r.user_id);
+      const blocked = typeof r.blocked === 'string' ? (JSON.parse(r.blocked) as string[]) : r.blocked;
+      for (const b of blocked ?? []) (m.blocks ??= new Set()).add(`${r.user_id}:${b}`);
+    }
     // A change heard while the statement ran may not be in its rows: not kept then.
     if (epoch === this.membersEpoch) {
       if (this.members.size > 50_000) this.members.clear();
-      for (const c of missing) this.members.set(c, { users: out.get(c)!, until: now + MEMBER_CACHE_MS });
+      for (const c of missing) this.members.set(c, { ...out.get(c)!, until: now + MEMBER_CACHE_MS });
     }
     return out;
   }
@@ -165,8 +182,9 @@ export class NotifyTrigger {
     const ask = new Set<string>();
     for (const e of events) {
       const mentions = new Set(Array.isArray(e.data.mentions) ? (e.data.mentions as string[]) : []);
-      for (const user of byConv.get(e.conv) ?? []) {
-        if (user === e.from) continue;
+      const members = byConv.get(e.conv);
+      for (const user of members?.users ?? []) {
+        if (user === e.from || members!.blocks?.has(`${user}:${e.from}`)) continue;
         const mentioned = mentions.has(user);
         if (e.kind === 'edit' && !mentioned) continue;
         const key = `${user}:${e.conv}`;

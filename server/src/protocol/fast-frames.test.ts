@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { fuzzSettings } from '../../../test/fuzz/fuzz-seed.ts';
 import { fastClientFrame, parseClientFrame } from './fast-frames.ts';
 import { clientFrame, clientFrameTypes } from './frames.ts';
+import { hasVisible, isMultiLine, isSingleLine } from './text.ts';
 
 const RUNS = 20_000;
 /** The fuzz settings, but shrinking on: a counterexample is worth the smallest frame that shows it. */
@@ -97,12 +98,22 @@ const SPACES = ['\t', '\n', '\v', '\f', '\r', ' ', '\u00a0', '\u1680', '\u2000',
 const blank = fc.string({ unit: fc.constantFrom(...SPACES), minLength: 1, maxLength: 6 });
 /** A body's ceiling: its bounds are checked once each below, 100,000 characters being slow to make 20,000 times. */
 const BIG = 100_000;
+/** What text.ts allows in a body (the rule itself is tested in text.test.ts; here: fast path = zod). */
+const bodyOk = (s: string) => isMultiLine(s) && hasVisible(s);
 const body = fc.oneof(
-  { weight: 8, arbitrary: text(200).filter((s) => s.trim().length > 0) },
-  { weight: 2, arbitrary: fc.tuple(blank, text(20), blank).map(([a, s, b]) => a + s + b).filter((s) => s.trim().length > 0) },
-  fc.constantFrom('\u200b', '\u180e', ' \u200b ', '\u0085', 'x'),
+  { weight: 8, arbitrary: text(200).filter(bodyOk) },
+  { weight: 2, arbitrary: fc.tuple(blank, text(20), blank).map(([a, s, b]) => a + s + b).filter(bodyOk) },
+  fc.constantFrom('x', 'a\r\nb', 'a\rb\r', '\r\n\r\nx', '\u200bx', 'x\u180e', '\t\ty\n', '\u200f\u05d0', '\ud83d\udc68\u200d\ud83d\udc69'),
 );
-const badBody = fc.oneof(blank, badText(20));
+/** Text that is blank or holds a character text.ts refuses. */
+const refusedText = fc.constantFrom('\u200b', '\u180e', ' \u200b ', '\u200d', '\u0085', 'a\u202eb', 'a\u2028b', '\u2066x\u2069', '\ufeffx', 'x\u007f', 'x\u001b[31m', 'x\u009b');
+const badBody = fc.oneof(blank, badText(20), refusedText);
+const emojiOk = (s: string) => isSingleLine(s) && hasVisible(s);
+const emoji = fc.oneof(
+  { weight: 4, arbitrary: text(32).filter(emojiOk) },
+  fc.constantFrom('\ud83d\udc4d', '\u2764\ufe0f', '\ud83d\udc68\u200d\ud83d\udc69\u200d\ud83d\udc67', '\ud83c\udff4\udb40\udc67\udb40\udc62\udb40\udc73\udb40\udc63\udb40\udc74\udb40\udc7f'),
+);
+const badEmoji = fc.oneof(refusedText, fc.constantFrom('a\nb', '\t', 'x\r'));
 const bigBodies = { ok: ['x'.repeat(BIG), ASTRAL.repeat(BIG), ASTRAL.repeat(BIG - 1) + 'x', ' '.repeat(BIG - 1) + 'x'], bad: ['x'.repeat(BIG + 1), ASTRAL.repeat(BIG + 1), ASTRAL.repeat(BIG) + 'x', ' '.repeat(BIG)] };
 
 const seq = fc.oneof(fc.integer({ min: 1, max: 100 }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.constantFrom(1, Number.MAX_SAFE_INTEGER, 2 ** 31, 2 ** 32));
@@ -119,7 +130,7 @@ const valid = {
   send: fc.record({ type: fc.constant('send'), ref, conv: uuid, cid: text(64), body, replyTo: seq, mentions }, { requiredKeys: ['type', 'conv', 'cid', 'body'] }),
   edit: fc.record({ type: fc.constant('edit'), ref, conv: uuid, seq, body, mentions }, { requiredKeys: ['type', 'conv', 'seq', 'body'] }),
   delete: fc.record({ type: fc.constant('delete'), ref, conv: uuid, seq }, { requiredKeys: ['type', 'conv', 'seq'] }),
-  react: fc.record({ type: fc.constant('react'), ref, conv: uuid, seq, emoji: text(32), on: fc.boolean() }, { requiredKeys: ['type', 'conv', 'seq', 'emoji', 'on'] }),
+  react: fc.record({ type: fc.constant('react'), ref, conv: uuid, seq, emoji, on: fc.boolean() }, { requiredKeys: ['type', 'conv', 'seq', 'emoji', 'on'] }),
   read: fc.record({ type: fc.constant('read'), ref, conv: uuid, seq: cursor }, { requiredKeys: ['type', 'conv', 'seq'] }),
   typing: fc.record({ type: fc.constant('typing'), ref, conv: uuid }, { requiredKeys: ['type', 'conv'] }),
   resume: fc.record({ type: fc.constant('resume'), ref, convs }, { requiredKeys: ['type', 'convs'] }),
@@ -132,7 +143,7 @@ const anyValid = fc.oneof(...Object.values(valid));
 const FIELDS = ['type', 'ref', 'conv', 'cid', 'body', 'replyTo', 'mentions', 'seq', 'emoji', 'on', 'convs'];
 /** Values of the wrong type or just outside a field's bounds, and valid values of the other fields. */
 const wrong = fc.oneof(
-  badUuid, badRef, badText(64), badText(32), badBody, badNumber, uuid, ref, seq, cursor, mentions, convs, fc.boolean(),
+  badUuid, badRef, badText(64), badText(32), badBody, badEmoji, badNumber, uuid, ref, seq, cursor, mentions, convs, fc.boolean(),
   fc.constantFrom(null, '', 0, -0, 1, [], {}, [NIL], 'send', 'ping', 'SEND', 'send ', ...clientFrameTypes),
   fc.constantFrom(Array(50).fill(MAX), Array(51).fill(NIL), [...Array(49).fill(NIL), NIL.toUpperCase()]),
   fc.array(fc.oneof({ weight: 20, arbitrary: uuid }, badUuid), { minLength: 49, maxLength: 52 }),

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { clientFrame, type ClientFrame } from './frames.ts';
+import { hasVisible, isMultiLine, isSingleLine, normaliseLines } from './text.ts';
 
 /**
  * Client frames validated without zod on the way in: a hand-written check of every frame type
@@ -36,8 +37,9 @@ export function fastClientFrame(raw: unknown): ClientFrame | undefined {
   let f: ClientFrame;
   switch (o.type) {
     case 'send': {
-      const { conv, cid, body, replyTo, mentions } = o;
-      if (!isUuid(conv) || !isText(cid, 64) || !isBody(body)) return undefined;
+      const { conv, cid, replyTo, mentions } = o;
+      const body = bodyOf(o.body);
+      if (!isUuid(conv) || !isText(cid, 64) || body === undefined) return undefined;
       if (replyTo !== undefined && !isSeq(replyTo)) return undefined;
       const m = mentions === undefined ? undefined : uuids(mentions);
       if (m === null) return undefined;
@@ -73,8 +75,9 @@ export function fastClientFrame(raw: unknown): ClientFrame | undefined {
       break;
     }
     case 'edit': {
-      const { conv, seq, body, mentions } = o;
-      if (!isUuid(conv) || !isSeq(seq) || !isBody(body)) return undefined;
+      const { conv, seq, mentions } = o;
+      const body = bodyOf(o.body);
+      if (!isUuid(conv) || !isSeq(seq) || body === undefined) return undefined;
       const m = mentions === undefined ? undefined : uuids(mentions);
       if (m === null) return undefined;
       keys += 3 + (m === undefined ? 0 : 1);
@@ -92,7 +95,7 @@ export function fastClientFrame(raw: unknown): ClientFrame | undefined {
     }
     case 'react': {
       const { conv, seq, emoji, on } = o;
-      if (!isUuid(conv) || !isSeq(seq) || !isText(emoji, 32) || typeof on !== 'boolean') return undefined;
+      if (!isUuid(conv) || !isSeq(seq) || !isEmoji(emoji) || typeof on !== 'boolean') return undefined;
       keys += 4;
       f = ref === undefined ? { type: 'react', conv, seq, emoji, on } : { type: 'react', ref, conv, seq, emoji, on };
       break;
@@ -136,16 +139,24 @@ function isRef(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && fits(v, 64);
 }
 
-/** frames.ts's `text(max)`: 1 to `max` code points, no NUL, no unpaired surrogate. */
+/** frames.ts's `token(max)`: 1 to `max` code points, no NUL, no unpaired surrogate. */
 function isText(v: unknown, max: number): v is string {
   return typeof v === 'string' && v.length > 0 && fits(v, max) && !v.includes('\u0000') && v.isWellFormed();
 }
 
-/** A body: `text(100_000)` that `trim` does not empty. A printable ASCII first character settles it without trimming. */
-function isBody(v: unknown): v is string {
-  if (!isText(v, 100_000)) return false;
+/**
+ * frames.ts's `body`: 1 to 100,000 code points of multi-line text, line ends normalised, something
+ * visible; the body zod returns, or undefined. A printable ASCII first character is visible.
+ */
+function bodyOf(v: unknown): string | undefined {
+  if (typeof v !== 'string' || v.length === 0 || !fits(v, 100_000) || !isMultiLine(v)) return undefined;
   const c = v.charCodeAt(0);
-  return (c > 0x20 && c < 0x7f) || v.trim().length > 0;
+  return (c > 0x20 && c < 0x7f) || hasVisible(v) ? normaliseLines(v) : undefined;
+}
+
+/** frames.ts's `emoji`: 1 to 32 code points of single-line text with something visible. */
+function isEmoji(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0 && fits(v, 32) && isSingleLine(v) && hasVisible(v);
 }
 
 /** `z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)`. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { hasVisible, isMultiLine, isSingleLine, MULTI_LINE_MESSAGE, normaliseLines, SINGLE_LINE_MESSAGE } from './text.ts';
 
 /**
  * Hubbub WebSocket protocol v1: the zod schemas of client frames, which the hub validates with.
@@ -13,8 +14,11 @@ const ref = z.string().min(1).max(64);
 const convId = z.uuid();
 const seq = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const cursor = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-/** Text the stores can hold: JSON escapes can carry NUL and unpaired surrogates, which PostgreSQL refuses. */
-const text = (max: number) =>
+/**
+ * An identifier the client makes up (`cid`), never shown to anyone: only what the stores can
+ * hold (JSON escapes can carry NUL and unpaired surrogates, which PostgreSQL refuses).
+ */
+const token = (max: number) =>
   z
     .string()
     .min(1)
@@ -22,17 +26,27 @@ const text = (max: number) =>
     .refine((s) => !s.includes('\u0000') && s.isWellFormed(), 'must not contain NUL or unpaired surrogates');
 
 /**
- * A message body, for `send` and `edit` alike: not blank. Its length limit is applied by the
- * hub from its config; this is the wire-level ceiling.
+ * A message body, for `send` and `edit` alike: multi-line user-visible text (text.ts), line
+ * ends as LF, not blank. Its length limit is applied by the hub from its config; this is the
+ * wire-level ceiling.
  */
-const body = text(100_000).refine((s) => s.trim().length > 0, 'body is blank');
+const body = z
+  .string()
+  .min(1)
+  .max(100_000)
+  .refine(isMultiLine, MULTI_LINE_MESSAGE)
+  .transform(normaliseLines)
+  .refine(hasVisible, 'body is blank');
+
+/** A reaction: single-line user-visible text (text.ts) that shows something. */
+const emoji = z.string().min(1).max(32).refine(isSingleLine, SINGLE_LINE_MESSAGE).refine(hasVisible, 'emoji is blank');
 
 /** Body length limits are applied by the hub from its config; this is the wire-level ceiling. */
 export const sendFrame = z.strictObject({
   type: z.literal('send'),
   ref: ref.optional(),
   conv: convId,
-  cid: text(64),
+  cid: token(64),
   body,
   replyTo: seq.optional(),
   mentions: z.array(z.uuid()).max(50).optional(),
@@ -52,7 +66,7 @@ export const reactFrame = z.strictObject({
   ref: ref.optional(),
   conv: convId,
   seq,
-  emoji: text(32),
+  emoji,
   on: z.boolean(),
 });
 export const readFrame = z.strictObject({ type: z.literal('read'), ref: ref.optional(), conv: convId, seq: cursor });

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { authedProcedure, router } from '../trpc.ts';
-import { conversationId, text, userId } from '../inputs.ts';
+import { conversationId, paragraph, requiredLine, userId } from '../inputs.ts';
 
 const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const title = text(100).pipe(z.string().min(1, 'must not be blank'));
+const title = requiredLine(100);
 
 export const conversationsRouter = router({
   createDirect: authedProcedure
@@ -27,7 +27,7 @@ export const conversationsRouter = router({
     .mutation(({ ctx, input }) => ctx.services.conversations.leave(ctx.user.id, input.conversationId)),
 
   update: authedProcedure
-    .input(z.strictObject({ conversationId, title: title.optional(), topic: text(500).optional() }))
+    .input(z.strictObject({ conversationId, title: title.optional(), topic: paragraph(500).optional() }))
     .mutation(({ ctx, input }) =>
       ctx.services.conversations.update(ctx.user.id, input.conversationId, { title: input.title, topic: input.topic }),
     ),

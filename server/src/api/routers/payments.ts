@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { authedProcedure, router } from '../trpc.ts';
-import { conversationId, text, userId } from '../inputs.ts';
+import { conversationId, paragraph, userId } from '../inputs.ts';
 
 /** Minor units: a positive integer, at most 10^12 (well inside JavaScript's exact integers). */
 const amount = z.number().int().min(1).max(1_000_000_000_000);
@@ -18,7 +18,7 @@ export const paymentsRouter = router({
     .mutation(({ ctx, input }) => ctx.services.payments.createTopUp(ctx.user.id, input)),
 
   tip: authedProcedure
-    .input(z.strictObject({ conversationId, toUserId: userId, amount, idempotencyKey, note: text(200).optional() }))
+    .input(z.strictObject({ conversationId, toUserId: userId, amount, idempotencyKey, note: paragraph(200).optional() }))
     .mutation(({ ctx, input }) => ctx.services.payments.tip(ctx.user.id, input)),
 
   plans: authedProcedure.query(({ ctx }) => ctx.services.payments.plans()),

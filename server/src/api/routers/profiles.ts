@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { authedProcedure, router } from '../trpc.ts';
-import { displayName, httpsUrl, text, timezone, userId, username } from '../inputs.ts';
+import { displayName, httpsUrl, line, paragraph, requiredLine, timezone, userId, username } from '../inputs.ts';
 
 export const profilesRouter = router({
   get: authedProcedure
@@ -11,16 +11,16 @@ export const profilesRouter = router({
     .input(
       z.strictObject({
         displayName: displayName.optional(),
-        bio: text(500).optional(),
+        bio: paragraph(500).optional(),
         avatarUrl: httpsUrl.nullable().optional(),
-        statusText: text(140).optional(),
+        statusText: line(140).optional(),
         timezone: timezone.optional(),
       }),
     )
     .mutation(({ ctx, input }) => ctx.services.profiles.update(ctx.user.id, input)),
 
   search: authedProcedure
-    .input(z.strictObject({ query: text(64).pipe(z.string().min(1)), limit: z.number().int().min(1).max(50).default(20) }))
+    .input(z.strictObject({ query: requiredLine(64), limit: z.number().int().min(1).max(50).default(20) }))
     .query(({ ctx, input }) => ctx.services.profiles.search(ctx.user.id, input.query, input.limit)),
 
   block: authedProcedure.input(z.strictObject({ userId })).mutation(async ({ ctx, input }) => {

@@ -120,10 +120,21 @@ describe('blocking and notifications: nothing the blocked user sends in a shared
     assert.equal(h.push.to(pushA).length, 1, 'the blocker got nothing more');
     assert.equal(h.push.to(pushC).length, 2, 'the other member is notified as before');
 
+    // Another member's message notifies the blocker; what the blocked user wrote in the same
+    // range is neither counted nor shown.
+    const { c: third } = await connect(h.port, other.accessToken);
+    assert.equal((await say(author, conv, 'from the blocked one, again')).type, 'ack');
+    assert.equal((await say(third, conv, 'from the other member')).type, 'ack');
+    await h.settle();
+    assert.equal(h.push.to(pushA).length, 2, 'the other member\'s message notifies the blocker');
+    assert.equal(h.push.to(pushA).at(-1)!.payload.body, 'from the other member');
+    assert.equal(h.push.to(pushA).at(-1)!.payload.count, 1, 'the blocked user\'s messages are not counted');
+    third.close();
+
     await blocker.client.profiles.unblock.mutate({ userId: blocked.id });
     assert.equal((await say(author, conv, 'unblocked')).type, 'ack');
     await h.settle();
-    assert.equal(h.push.to(pushA).length, 2, 'after unblocking, the blocker is notified again');
+    assert.equal(h.push.to(pushA).length, 3, 'after unblocking, the blocker is notified again');
     assert.equal(h.push.to(pushA).at(-1)!.payload.body, 'unblocked');
     author.close();
   });

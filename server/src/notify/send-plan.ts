@@ -1,5 +1,5 @@
 import { and, eq, sql } from 'drizzle-orm';
-import { conversationNotify, conversations, members, notificationSettings, notifyCursors, profiles, users } from '../../../db/schema/index.ts';
+import { blocks, conversationNotify, conversations, members, notificationSettings, notifyCursors, profiles, users } from '../../../db/schema/index.ts';
 import type { Db } from '../db/database.ts';
 import type { MessageStore, StoredEvent } from '../store/message-store.ts';
 import type { NotifyChannel } from './notify-jobs.ts';
@@ -122,12 +122,17 @@ export class SendPlanner {
     const events = head - after > READ_LIMIT
       ? await this.d.store.read(conv, { beforeSeq: head + 1, limit: READ_LIMIT })
       : await this.d.store.read(conv, { afterSeq: after, beforeSeq: head + 1, limit: READ_LIMIT });
+    // What someone this user blocked wrote is never in their notifications, even when another
+    // member's message is what triggered one.
+    const blocked = new Set(
+      (await this.d.db.select({ id: blocks.blockedId }).from(blocks).where(eq(blocks.blockerId, userId))).map((r) => r.id),
+    );
     const live = new Map<number, StoredEvent>();
     let mentioned = false;
     let count = 0;
     const edits: StoredEvent[] = [];
     for (const e of events) {
-      if (e.seq <= after || e.from === userId) continue;
+      if (e.seq <= after || e.from === userId || (e.from && blocked.has(e.from))) continue;
       if (e.kind === 'message' && !e.data.redacted) {
         live.set(e.seq, e);
         count++;

@@ -42,8 +42,9 @@ const named = values('only').flatMap((v) => v.split(','));
 for (const o of named) if (!(o in SCENARIOS)) throw new Error(`--only: unknown scenario ${o} (one of ${Object.keys(SCENARIOS).join(', ')})`);
 const runs = (name: string) => (named.length ? named.includes(name) : SCENARIOS[name]!.runs === 'default' || flag(SCENARIOS[name]!.runs));
 const only = Object.keys(SCENARIOS).filter(runs);
-/** The sizes this run reads, for the report. */
-const used = Object.fromEntries(Object.entries(sizes).filter(([k]) => k in COMMON[mode] || only.some((o) => k in SCENARIOS[o]!.sizes[mode])));
+/** The sizes the scenarios `names` read. */
+const sizesOf = (...names: string[]) =>
+  Object.fromEntries(Object.entries(sizes).filter(([k]) => names.some((n) => k in SCENARIOS[n]!.sizes[mode] || (k in COMMON[mode] && (SCENARIOS[n]!.servers !== 'own' || SCENARIOS[n]!.seeded)))));
 
 const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
@@ -62,7 +63,7 @@ async function runAll(list: (() => Promise<unknown>)[]) {
 
 const cpus = os.cpus();
 const result: BenchResult = {
-  ...{ startedAt: new Date().toISOString(), mode, sizes: used, overrides: Object.fromEntries(overrides) },
+  ...{ startedAt: new Date().toISOString(), mode, sizes: sizesOf(...only), overrides: Object.fromEntries(overrides) },
   machine: { cpus: cpus.length, cpuModel: cpus[0]?.model ?? '?', memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version, kernel: os.release() },
   ...{ scenarios: [], notes: [], ok: true, misses: [], targets: [] },
 };
@@ -174,7 +175,7 @@ async function main() {
   if (result.misses.length) result.ok = false;
   const keyFigures = Object.fromEntries(Object.entries(SCENARIOS).map(([k, s]) => [k, s.figures]));
   const md = await writeReport(result, path.join(repoRoot, 'load-tests', 'results'), stamp, keyFigures);
-  if (flag('save-baseline')) saveBaselines(result);
+  if (flag('save-baseline')) saveBaselines(result, (name) => sizesOf(name));
   log(`wrote load-tests/results/${stamp}.json and latest.md in ${result.durationS}s`);
   process.stdout.write('\n' + md + '\n');
   for (const m of result.misses) log(`MISSED ${m.id} (${m.server}): ${m.value} ${m.op} ${m.bound} failed: ${m.target}`);

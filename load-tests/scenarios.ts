@@ -103,7 +103,7 @@ const bound = (metric: string, op: Op, full: number, quick: number, target: stri
 const target = (metric: string, op: Op, full: number, text: string): Row => ({ metric, op, full, quick: full, target: text, servers: ['hubbub'], grade: true });
 const deliveryChecks: Row[] = [
   zero('fanout_lost', 'every receiver gets every acknowledged message'),
-  zero('fanout_out_of_order', 'in order (per-room seq; per-sender order for Socket.IO)'),
+  zero('fanout_out_of_order', 'in order (per-room seq; per-sender order for Socket.IO and the durable floor)'),
   zero('fanout_duplicates', 'exactly once'),
   zero('fanout_send_errors', 'no send refused'),
   zero('fanout_unacked', 'every send acknowledged'),

@@ -57,8 +57,10 @@ export async function drive(ctx: Ctx, set: ServerSet, watch: Watched[], jobs: Jo
   }
 }
 
-/** Records a generator scenario: figures, counters, histograms, CPU of every group and of the generator, server logs. */
-/** `generator` false: the process is the system under test (the store's writer), whose event loop grades nothing. */
+/**
+ * Records a generator scenario: figures, counters, histograms, CPU of every group and of the generator, server logs.
+ * `generator` false: the process is the system under test (the store's writer), whose event loop grades nothing.
+ */
 function record(ctx: Ctx, name: string, set: ServerSet, d: Awaited<ReturnType<typeof drive>>, figures: ScenarioResult['figures'], cost: Record<string, number | null>, generator = true) {
   const { run } = d;
   const peakRssMiB: Record<string, number> = {};

@@ -263,7 +263,9 @@ async function fanout(job: JobOf<'fanout'>) {
   const [latency, lateness, connectTime] = [newHistogram(), newHistogram(), newHistogram()];
   const c = zeros('fanout_sent', 'fanout_acked', 'fanout_delivered', 'fanout_lost', 'fanout_out_of_order', 'fanout_duplicates', 'fanout_send_errors',
     'fanout_unacked', 'fanout_connect_failed', 'fanout_unexpected_close', 'fanout_connect_retries', 'fanout_late_sends', 'fanout_not_sent');
-  const hasSeq = job.proto !== 'socketio'; // the Socket.IO peer has no shared seq: order is checked per sender
+  // Socket.IO has no shared seq, and the durable floor no order across replicas beyond Redis's (each replica publishes
+  // once its own commit returns): their order is checked per sender.
+  const hasSeq = job.proto !== 'socketio' && job.proto !== 'floor';
   const rooms: Room[] = job.rooms.map((r) => ({
     id: r.id,
     members: r.members.map((t, k) => ({ ...sock(t, k), last: 0, lastN: r.members.map(() => 0), got: 0 })),

@@ -255,15 +255,15 @@ export async function writeReport(r: BenchResult, dir: string, stamp: string, ke
   return md;
 }
 
-/** One small baseline per scenario run: its servers' numeric figures, the sizes and the machine. */
-export function saveBaselines(r: BenchResult) {
+/** One small baseline per scenario run: its servers' numeric figures, the sizes it read and the machine. */
+export function saveBaselines(r: BenchResult, sizesOf: (scenario: string) => BenchResult['sizes']) {
   for (const name of new Set(r.scenarios.map((s) => s.name))) {
     const results = r.scenarios.filter((s) => s.name === name).map((s) => ({
       server: s.server,
       kind: s.kind,
       figures: Object.fromEntries(Object.entries(s.figures).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]) && !(s.invalid && LATENCY.test(e[0])))),
     }));
-    const b: Baseline = { scenario: name, mode: r.mode, startedAt: r.startedAt, machine: r.machine, sizes: r.sizes, results };
+    const b: Baseline = { scenario: name, mode: r.mode, startedAt: r.startedAt, machine: r.machine, sizes: sizesOf(name), results };
     mkdirSync(path.dirname(baselineFile(name)), { recursive: true });
     writeFileSync(baselineFile(name), JSON.stringify(b, null, 1) + '\n');
   }

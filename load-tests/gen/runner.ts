@@ -1,151 +1,231 @@
 /**
- * The runner side of the load generator: forks one process per job (gen/worker.ts), releases
- * every barrier once all processes reached it (with a common start time), and merges what they
- * report: counters summed, HdrHistograms added, CPU summed, event-loop delay as the worst
- * process's, connect progress summed per 100 ms.
+ * The runner side of the load generator: what each process is handed (a job) and reports, the HdrHistograms they record
+ * into (µs, 3 significant digits), and runGenerator, which forks one process per job (worker.ts), releases each barrier
+ * once every process reached it (at a common start time) and merges the reports: counters summed, histograms added,
+ * CPU summed, event-loop delay the worst process's, connect progress summed per 100 ms.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { FromGen, GenReport, Job } from './jobs.ts';
-import { decodeHistogram, distribution, newHistogram, summarize, type HistSummary } from './stats.ts';
+import hdr from 'hdr-histogram-js';
+import type { ServerKind } from './protocol.ts';
 
-const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
+export interface Target {
+  url: string;
+  token: string;
+}
+interface SocketJob {
+  proto: ServerKind;
+  connectTimeoutS: number;
+  handshakeTimeoutMs: number;
+}
+export interface ConnectJob extends SocketJob {
+  kind: 'connect';
+  sockets: Target[];
+  /** Opened up to each count in turn (a barrier `connected:<i>` after each); all at once without. */
+  steps?: number[];
+  /** Handshakes in flight at most (the storm: all). */
+  inFlight?: number;
+}
+export interface FanoutJob extends SocketJob {
+  kind: 'fanout';
+  rooms: { id: string; members: Target[] }[];
+  /** rate: open loop at `rate` sends/s (this process's share); max: `window` sends in flight per room. */
+  mode: 'rate' | 'max';
+  rate: number;
+  window: number;
+  /** Every member in turn (chat), or only the first (one writer per room). */
+  senders: 'rotate' | 'first';
+  durationS: number;
+  drainS: number;
+  bodySize: number;
+  runId: string;
+}
+export interface ReconnectJob extends SocketJob {
+  kind: 'reconnect';
+  /** members[0]'s token also opens the room's sender socket, which stays up through the storm. */
+  rooms: { id: string; members: Target[] }[];
+  warm: number;
+  missed: number;
+  live: number;
+  resumeTimeoutS: number;
+  runId: string;
+}
+export interface ApiJob {
+  kind: 'api';
+  bases: string[];
+  loginRate: number;
+  historyRate: number;
+  durationS: number;
+  password: string;
+  logins: string[];
+  histories: { conv: string; token: string }[];
+  /** At most this many calls of each kind in flight; a due call beyond it is dropped (counted). */
+  maxInFlight: { login: number; history: number };
+}
+/** The hub's write path without sockets: its EventWriter over the configured message store, `producers` writers. */
+export interface StoreJob {
+  kind: 'store';
+  env: Record<string, string>;
+  convs: number;
+  producers: number;
+  durationS: number;
+  bodySize: number;
+}
+export type JobSpec = ConnectJob | FanoutJob | ReconnectJob | ApiJob | StoreJob;
+export type Job = JobSpec & { worker: number; addresses: string[] };
+
+export type ToGen = { type: 'job'; job: Job } | { type: 'go'; name: string; at: number };
+export type FromGen = { type: 'barrier'; name: string; info: Record<string, number> } | { type: 'log'; line: string } | { type: 'done'; report: GenReport };
+
+export interface GenReport {
+  worker: number;
+  counters: Record<string, number>;
+  /** Compressed histograms by metric name. */
+  hists: Record<string, string>;
+  /** CPU seconds over the measured window and over the whole job. */
+  windowCpuS: number;
+  totalCpuS: number;
+  windowS: number;
+  /** Event-loop delay over the measured window, ms. */
+  eld: { p50: number; p99: number; max: number };
+  /** Sockets that finished their handshake per 100 ms since the go. */
+  timeline?: number[];
+}
+
+export type Histogram = ReturnType<typeof hdr.build>;
+const MAX_US = 3_600_000_000;
+export const newHistogram = (): Histogram => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: MAX_US, numberOfSignificantValueDigits: 3 });
+/** Records milliseconds as whole µs (negatives, from clock skew, as 1 µs). */
+export const recordMs = (h: Histogram, ms: number) => h.recordValue(Math.min(MAX_US, Math.max(1, Math.round(ms * 1000))));
+export const encodeHistogram = (h: Histogram): string => hdr.encodeIntoCompressedBase64(h);
+const decode = (s: string) => hdr.decodeFromCompressedBase64(s) as Histogram;
+
+export interface HistSummary {
+  count: number;
+  mean: number;
+  p50: number;
+  p90: number;
+  p95: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+const ms = (us: number) => Math.round(us) / 1000;
+export const summarize = (h: Histogram): HistSummary => {
+  const at = (p: number) => (h.totalCount ? ms(h.getValueAtPercentile(p)) : NaN);
+  const [p50, p90, p95, p99, p999] = [50, 90, 95, 99, 99.9].map(at) as [number, number, number, number, number];
+  return { count: h.totalCount, mean: h.totalCount ? ms(h.mean) : NaN, p50, p90, p95, p99, p999, max: h.totalCount ? ms(h.maxValue) : NaN };
+};
+const PERCENTILES = [0, 10, 25, 50, 75, 90, 95, 97, 98, 99, 99.5, 99.7, 99.8, 99.9, 99.95, 99.97, 99.99, 100];
+/** Percentile → ms points, for the latency chart. */
+const distribution = (h: Histogram) =>
+  h.totalCount ? PERCENTILES.map((p) => ({ p, ms: ms(p === 100 ? h.maxValue : h.getValueAtPercentile(p || 0.0001)) })) : [];
 
 export interface GenResult {
   counters: Record<string, number>;
   hists: Record<string, HistSummary>;
-  /** Percentile → ms, for the charts. */
+  /** The merged histograms themselves, for scenarios that add runs together. */
+  raw: Record<string, Histogram>;
   distributions: Record<string, { p: number; ms: number }[]>;
-  generator: {
-    processes: number;
-    windowCpuS: number;
-    totalCpuS: number;
-    windowS: number;
-    /** The worst process's event-loop delay in the window, ms. */
-    eldP99Ms: number;
-    eldMaxMs: number;
-  };
+  generator: { processes: number; windowCpuS: number; totalCpuS: number; windowS: number; eldP99Ms: number; eldMaxMs: number };
   timeline: number[];
-  /** Wall-clock time each barrier was released at (epoch ms), by name. */
+  /** When each barrier was released (epoch ms). */
   released: Record<string, number>;
   logs: string[];
 }
 
-/** `<w>` 127.0.x.y source addresses of generator process `w` (disjoint across processes). */
-export function sourceAddresses(w: number, n = 40): string[] {
-  return Array.from({ length: n }, (_, i) => `127.0.${100 + w}.${1 + i}`);
+/** 40 source addresses of generator process `w`, disjoint across processes, so no one address runs out of ports. */
+export const sourceAddresses = (w: number) => Array.from({ length: 40 }, (_, i) => `127.0.${100 + w}.${1 + i}`);
+
+/** Splits `items` into `n` near-equal interleaved shares. */
+export function shares<T>(items: T[], n: number): T[][] {
+  const out: T[][] = Array.from({ length: Math.max(1, n) }, () => []);
+  items.forEach((x, i) => out[i % out.length]!.push(x));
+  return out.filter((s) => s.length > 0);
 }
 
 export async function runGenerator(opts: {
-  jobs: Omit<Job, 'worker' | 'addresses'>[];
-  /** Called when every process reached barrier `name`; returns the time to go at (default now + 300 ms). */
+  jobs: JobSpec[];
+  /** Every process reached barrier `name`: returns the time to go at (default now + 300 ms). */
   onBarrier?: (name: string, infos: Record<string, number>[]) => Promise<number | void> | number | void;
   timeoutMs: number;
   log?: (line: string) => void;
 }): Promise<GenResult> {
-  const log = opts.log ?? (() => {});
   const procs: ChildProcess[] = [];
   const reports: GenReport[] = [];
   const logs: string[] = [];
   const released: Record<string, number> = {};
   const waiting = new Map<string, Record<string, number>[]>();
-  let failure: string | null = null;
   const killAll = () => procs.forEach((p) => p.kill('SIGKILL'));
   process.on('exit', killAll);
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`load generator did not finish in ${opts.timeoutMs / 1000} s`)), opts.timeoutMs);
-      const finish = (err?: Error) => {
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve();
-      };
-      opts.jobs.forEach((j, w) => {
-        const job = { ...j, worker: w, addresses: sourceAddresses(w) } as Job;
-        // BENCH_GEN_PROFILE=<dir>: each generator process writes a V8 CPU profile there (to see what the generator spends its CPU on).
-        const prof = process.env.BENCH_GEN_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_GEN_PROFILE}`] : [];
-        const child = fork(WORKER, [], { execArgv: [...prof, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+      const finish = (err?: unknown) => (clearTimeout(timer), err ? reject(err) : resolve());
+      opts.jobs.forEach((spec, w) => {
+        // BENCH_GEN_PROFILE=<dir>: each generator process writes a CPU profile there.
+        const dir = process.env.BENCH_GEN_PROFILE;
+        const execArgv = [...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []), '--import', 'tsx'];
+        const child = fork(fileURLToPath(new URL('./worker.ts', import.meta.url)), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
         procs.push(child);
         child.on('message', (m: FromGen) => {
           if (m.type === 'log') {
             logs.push(`gen ${w}: ${m.line}`);
-            log(`gen ${w}: ${m.line.slice(0, 300)}`);
+            opts.log?.(`gen ${w}: ${m.line.slice(0, 300)}`);
           } else if (m.type === 'done') {
             reports.push(m.report);
             if (reports.length === opts.jobs.length) finish();
-          } else if (m.type === 'barrier') {
-            const list = waiting.get(m.name) ?? [];
-            list.push(m.info);
+          } else {
+            const list = [...(waiting.get(m.name) ?? []), m.info];
             waiting.set(m.name, list);
-            if (list.length === opts.jobs.length) {
-              void (async () => {
-                const at = (await opts.onBarrier?.(m.name, list)) || Date.now() + 300;
-                released[m.name] = at;
-                for (const p of procs) p.send({ type: 'go', name: m.name, at });
-              })().catch((err: unknown) => finish(err instanceof Error ? err : new Error(String(err))));
-            }
+            if (list.length < opts.jobs.length) return;
+            Promise.resolve(opts.onBarrier?.(m.name, list)).then((when) => {
+              const at = (released[m.name] = when || Date.now() + 300);
+              for (const p of procs) p.send({ type: 'go', name: m.name, at } satisfies ToGen);
+            }, finish);
           }
         });
         child.once('exit', (code) => {
-          if (reports.length < opts.jobs.length && !reports.some((r) => r.worker === w)) {
-            failure = `generator process ${w} exited with ${code} before reporting`;
-            finish(new Error(`${failure}${logs.length ? `: ${logs.at(-1)}` : ''}`));
-          }
+          if (!reports.some((r) => r.worker === w)) finish(new Error(`generator process ${w} exited with ${code} before reporting${logs.length ? `: ${logs.at(-1)}` : ''}`));
         });
-        child.send({ type: 'job', job });
+        child.send({ type: 'job', job: { ...spec, worker: w, addresses: sourceAddresses(w) } as Job } satisfies ToGen);
       });
     });
   } finally {
     process.off('exit', killAll);
-    // Disconnecting lets each process exit on its own (and write its profile, if asked to).
+    // Disconnected, each process exits on its own (and writes its profile, if asked to).
     for (const p of procs) if (p.exitCode === null && p.connected) p.disconnect();
   }
   return merge(reports, released, logs);
 }
 
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
 export function merge(reports: GenReport[], released: Record<string, number> = {}, logs: string[] = []): GenResult {
   const counters: Record<string, number> = {};
-  const merged = new Map<string, ReturnType<typeof newHistogram>>();
+  const raw: Record<string, Histogram> = {};
   const timeline: number[] = [];
   for (const r of reports) {
     for (const [k, v] of Object.entries(r.counters)) counters[k] = (counters[k] ?? 0) + v;
-    for (const [k, enc] of Object.entries(r.hists)) {
-      const h = merged.get(k) ?? newHistogram();
-      h.add(decodeHistogram(enc));
-      merged.set(k, h);
-    }
+    for (const [k, enc] of Object.entries(r.hists)) (raw[k] ??= newHistogram()).add(decode(enc));
     (r.timeline ?? []).forEach((n, i) => (timeline[i] = (timeline[i] ?? 0) + n));
   }
-  const hists: GenResult['hists'] = {};
-  const distributions: GenResult['distributions'] = {};
-  for (const [k, h] of merged) {
-    hists[k] = summarize(h);
-    distributions[k] = distribution(h);
-  }
-  for (let i = 0; i < timeline.length; i++) timeline[i] ??= 0;
+  const sum = (f: (r: GenReport) => number) => round3(reports.reduce((a, r) => a + f(r), 0));
   return {
     counters,
-    hists,
-    distributions,
+    raw,
+    hists: Object.fromEntries(Object.entries(raw).map(([k, h]) => [k, summarize(h)])),
+    distributions: Object.fromEntries(Object.entries(raw).map(([k, h]) => [k, distribution(h)])),
     generator: {
       processes: reports.length,
-      windowCpuS: round3(reports.reduce((a, r) => a + r.windowCpuS, 0)),
-      totalCpuS: round3(reports.reduce((a, r) => a + r.totalCpuS, 0)),
+      windowCpuS: sum((r) => r.windowCpuS),
+      totalCpuS: sum((r) => r.totalCpuS),
       windowS: round3(Math.max(0, ...reports.map((r) => r.windowS))),
       eldP99Ms: Math.max(0, ...reports.map((r) => r.eld.p99)),
       eldMaxMs: Math.max(0, ...reports.map((r) => r.eld.max)),
     },
-    timeline,
+    timeline: Array.from(timeline, (n) => n ?? 0),
     released,
     logs,
   };
-}
-
-const round3 = (x: number) => Math.round(x * 1000) / 1000;
-
-/** Splits `items` into `n` near-equal interleaved shares (item i goes to share i mod n). */
-export function shares<T>(items: T[], n: number): T[][] {
-  const out: T[][] = Array.from({ length: Math.max(1, n) }, () => []);
-  items.forEach((x, i) => out[i % out.length]!.push(x));
-  return out.filter((s) => s.length > 0);
 }

@@ -1,122 +1,150 @@
+/**
+ * The servers under test as the generator sees them: Hubbub's replicas (the production build, as `npm start`, the
+ * Dockerfile and k8s run it) and the four peers of peers/, each its own process on a free loopback port.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { buildServer } from '../../scripts/build.ts';
-import { startNodeServer, type NodeServer } from './procs.ts';
+import { freePort } from '../../test/helpers/ports.ts';
+import type { ServerKind } from '../gen/protocol.ts';
+import { repoRoot } from './procs.ts';
 
-export type ServerKind = 'hubbub' | 'uws' | 'ws' | 'socketio' | 'floor';
+export type { ServerKind };
 
-/** A set of server processes under test, as the load generator sees them. */
+export interface NodeServer {
+  name: string;
+  port: number;
+  /** Where a hub serves /metrics (the peers ignore it). */
+  metricsPort: number;
+  pid: number;
+  child: ChildProcess;
+  /** Its last 200 lines of output (hubs log at warn). */
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+/** Starts an entry point (TypeScript through tsx, or built JavaScript) on a free port; ready once `readyPath` answers. */
+export async function startNodeServer(o: { name: string; entry: string; env: Record<string, string>; readyPath: string; nodeArgs?: string[] }): Promise<NodeServer> {
+  const port = await freePort();
+  // A hub serves /metrics on METRICS_PORT only; the peers ignore it.
+  const metricsPort = await freePort();
+  const loader = o.entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), ...loader, o.entry], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...o.env, PORT: String(port), METRICS_PORT: String(metricsPort) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  const keep = (line: string) => logs.push(line) > 200 && logs.shift();
+  createInterface({ input: child.stdout! }).on('line', keep);
+  createInterface({ input: child.stderr! }).on('line', keep);
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const kill = () => child.kill('SIGKILL');
+  process.on('exit', kill);
+  for (const deadline = Date.now() + 60_000; ; await new Promise((r) => setTimeout(r, 100))) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${o.name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${logs.slice(-20).join('\n')}`);
+    // Refused while it starts: asked again until the deadline.
+    if (await fetch(`http://127.0.0.1:${port}${o.readyPath}`).then((r) => r.ok, () => false)) break;
+    if (Date.now() > deadline) throw (kill(), new Error(`${o.name} not ready after 60 s:\n${logs.slice(-20).join('\n')}`));
+  }
+  const stop = async () => {
+    process.off('exit', kill);
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const t = setTimeout(kill, 15_000);
+    await exited;
+    clearTimeout(t);
+  };
+  return { name: o.name, port, metricsPort, pid: child.pid!, child, logs, stop };
+}
+
+/**
+ * A hub's Prometheus metrics (all, or the one named): the one place the bench reads them, so a change of where a hub
+ * serves them is made here.
+ */
+export async function hubMetrics(hub: { port: number; metricsPort?: number }, name?: string): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${hub.metricsPort ?? hub.port}/metrics${name ? `?name=${name}` : ''}`);
+  return res.text();
+}
+/** One sample's value from metrics text (NaN when absent). */
+export const metricValue = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
+
+/** A set of server processes under test. */
 export interface ServerSet {
   kind: ServerKind;
   label: string;
   procs: NodeServer[];
-  /** Socket URLs, comma separated. */
-  targets: string;
-  /** Open sockets across the set (Hubbub: the hubbub_ws_connections gauge; peers: /stats). */
+  /** Socket URLs, one per process. */
+  urls: string[];
+  /** Sockets open across the set (Hubbub: its hubbub_ws_connections gauge; the peers: /stats). */
   connections(): Promise<number>;
   stop(): Promise<void>;
 }
 
-async function count(kind: ServerKind, p: NodeServer): Promise<number> {
-  try {
-    if (kind === 'hubbub') {
-      const text = await (await fetch(`http://127.0.0.1:${p.metricsPort}/metrics?name=hubbub_ws_connections`)).text();
-      return Number(/^hubbub_ws_connections (\d+)/m.exec(text)?.[1] ?? 0);
+function serverSet(kind: ServerKind, label: string, procs: NodeServer[]): ServerSet {
+  const count = async (p: NodeServer) => {
+    try {
+      if (kind === 'hubbub') return metricValue(await hubMetrics(p, 'hubbub_ws_connections'), 'hubbub_ws_connections') || 0;
+      return ((await (await fetch(`http://127.0.0.1:${p.port}/stats`)).json()) as { connections: number }).connections;
+    } catch {
+      return 0; // not answering (stopping, or busy past the fetch's patience): counted as holding none
     }
-    return ((await (await fetch(`http://127.0.0.1:${p.port}/stats`)).json()) as { connections: number }).connections;
-  } catch {
-    return 0;
-  }
-}
-
-function set(kind: ServerKind, label: string, procs: NodeServer[]): ServerSet {
-  const url = (p: NodeServer) =>
-    kind === 'socketio' ? `ws://127.0.0.1:${p.port}/socket.io/?EIO=4&transport=websocket` : `ws://127.0.0.1:${p.port}/ws`;
+  };
+  const socket = kind === 'socketio' ? '/socket.io/?EIO=4&transport=websocket' : '/ws';
   return {
     kind,
     label,
     procs,
-    targets: procs.map(url).join(','),
-    async connections() {
-      const n = await Promise.all(procs.map((p) => count(kind, p)));
-      return n.reduce((a, b) => a + b, 0);
-    },
-    async stop() {
-      await Promise.all(procs.map((p) => p.stop()));
-    },
+    urls: procs.map((p) => `ws://127.0.0.1:${p.port}${socket}`),
+    connections: async () => (await Promise.all(procs.map(count))).reduce((a, b) => a + b, 0),
+    stop: async () => void (await Promise.all(procs.map((p) => p.stop()))),
   };
 }
 
-/** The bench's hub settings: limits raised so the workload, not the abuse guards, is measured. */
-export function hubEnv(base: { databaseUrl: string; redisUrl: string; redisPrefix: string; jwtSecret: string; dataDir: string }) {
-  return {
-    NODE_ENV: 'production',
-    LOG_LEVEL: 'warn',
-    DATABASE_URL: base.databaseUrl,
-    REDIS_URL: base.redisUrl,
-    REDIS_PREFIX: base.redisPrefix,
-    JWT_SECRET: base.jwtSecret,
-    DATA_DIR: base.dataDir,
-    DATABASE_POOL_MAX: '20',
-    WS_RATE_PER_S: '100000',
-    WS_RATE_BURST: '100000',
-    WS_MAX_CONNECTIONS_PER_USER: '10000',
-    LOGIN_MAX_PER_IP: '100000',
-    LOGIN_MAX_PER_ACCOUNT: '1000',
-  };
-}
+/** The bench's hub settings: limits raised, so that the workload, not the abuse guards, is measured. */
+export const hubEnv = (o: { databaseUrl: string; redisUrl: string; redisPrefix: string; jwtSecret: string; dataDir: string }) => ({
+  NODE_ENV: 'production',
+  LOG_LEVEL: 'warn',
+  DATABASE_URL: o.databaseUrl,
+  REDIS_URL: o.redisUrl,
+  REDIS_PREFIX: o.redisPrefix,
+  JWT_SECRET: o.jwtSecret,
+  DATA_DIR: o.dataDir,
+  DATABASE_POOL_MAX: '20',
+  WS_RATE_PER_S: '100000',
+  WS_RATE_BURST: '100000',
+  WS_MAX_CONNECTIONS_PER_USER: '10000',
+  LOGIN_MAX_PER_IP: '100000',
+  LOGIN_MAX_PER_ACCOUNT: '1000',
+});
 
-export async function startHubs(opts: {
-  replicas: number;
-  env: Record<string, string>;
-  /** Replica indexes to run with --cpu-prof (profiles land in profileDir when they exit). */
-  profile?: { replicas: number[]; dir: string };
-  /** Extra node flags for replica 0 (e.g. --perf-basic-prof-only-functions for `perf record`). */
-  firstNodeArgs?: string[];
-  label?: string;
-}): Promise<ServerSet> {
-  // The hubs run the production build (as `npm start`, the Dockerfile and k8s do), built from the current sources.
+const letter = (i: number) => String.fromCharCode(97 + i);
+
+/** Hub replicas built from the current sources; `nodeArgs` of replica 0 (a profiler, an inspector) and of every replica. */
+export async function startHubs(o: { replicas: number; env: Record<string, string>; label?: string; firstNodeArgs?: string[] }): Promise<ServerSet> {
   await buildServer();
-  const procs = await Promise.all(
-    Array.from({ length: opts.replicas }, (_, i) =>
-      startNodeServer({
-        name: `hub-${String.fromCharCode(97 + i)}`,
-        entry: 'dist/server/main.js',
-        env: { ...opts.env, REPLICA_ID: `bench-${String.fromCharCode(97 + i)}` },
-        readyPath: '/health/ready',
-        nodeArgs: [
-          ...(opts.profile?.replicas.includes(i) ? ['--cpu-prof', `--cpu-prof-dir=${opts.profile.dir}`] : []),
-          ...(i === 0 ? opts.firstNodeArgs ?? [] : []),
-        ],
-      }),
-    ),
-  );
-  return set('hubbub', opts.label ?? 'Hubbub', procs);
+  const start = (i: number) =>
+    startNodeServer({
+      name: `hub-${letter(i)}`,
+      entry: 'dist/server/main.js',
+      env: { ...o.env, REPLICA_ID: `bench-${letter(i)}` },
+      readyPath: '/health/ready',
+      nodeArgs: i === 0 ? o.firstNodeArgs : [],
+    });
+  return serverSet('hubbub', o.label ?? 'Hubbub', await Promise.all(Array.from({ length: o.replicas }, (_, i) => start(i))));
 }
 
-export async function startUwsPeer(env: Record<string, string>): Promise<ServerSet> {
-  const p = await startNodeServer({ name: 'uws-peer', entry: path.join('load-tests', 'peers', 'uws-peer.ts'), env, readyPath: '/stats' });
-  return set('uws', 'bare uWS (1 process)', [p]);
-}
+const PEERS: Record<Exclude<ServerKind, 'hubbub'>, { file: string; label: string; replicas: number }> = {
+  uws: { file: 'uws-peer.ts', label: 'bare uWS (1 process)', replicas: 1 },
+  ws: { file: 'ws-peer.ts', label: 'plain ws', replicas: 1 },
+  socketio: { file: 'socketio-peer.ts', label: 'Socket.IO + redis-adapter', replicas: 2 },
+  floor: { file: 'durable-peer.ts', label: 'durable floor: uWS + PostgreSQL + Redis (2 replicas)', replicas: 2 },
+};
 
-export async function startWsPeer(env: Record<string, string>): Promise<ServerSet> {
-  const p = await startNodeServer({ name: 'ws-peer', entry: path.join('load-tests', 'peers', 'ws-peer.ts'), env, readyPath: '/stats' });
-  return set('ws', 'plain ws', [p]);
-}
-
-/** `n` replicas of a peer, named `<prefix>-a`, `<prefix>-b`, …, on one environment. */
-function startReplicas(prefix: string, entry: string, n: number, env: Record<string, string>): Promise<NodeServer[]> {
-  return Promise.all(
-    Array.from({ length: n }, (_, i) =>
-      startNodeServer({ name: `${prefix}-${String.fromCharCode(97 + i)}`, entry: path.join('load-tests', 'peers', entry), env, readyPath: '/stats' }),
-    ),
-  );
-}
-
-export async function startSocketIoPeers(replicas: number, env: Record<string, string>): Promise<ServerSet> {
-  return set('socketio', 'Socket.IO + redis-adapter', await startReplicas('sio', 'socketio-peer.ts', replicas, env));
-}
-
-/** The durable floor (peers/durable-peer.ts): uWS + postgres.js + ioredis doing only what durability and replication need. */
-export async function startDurablePeers(replicas: number, env: Record<string, string>): Promise<ServerSet> {
-  return set('floor', 'durable floor: uWS + PostgreSQL + Redis (2 replicas)', await startReplicas('floor', 'durable-peer.ts', replicas, env));
+/** A peer of peers/ (SEED_FILE, JWT_SECRET; Socket.IO and the floor REDIS_URL, the floor DATABASE_URL). */
+export async function startPeer(kind: Exclude<ServerKind, 'hubbub'>, env: Record<string, string>): Promise<ServerSet> {
+  const p = PEERS[kind];
+  const start = (i: number) => startNodeServer({ name: `${kind}-${letter(i)}`, entry: path.join('load-tests', 'peers', p.file), env, readyPath: '/stats' });
+  return serverSet(kind, p.label, await Promise.all(Array.from({ length: p.replicas }, (_, i) => start(i))));
 }

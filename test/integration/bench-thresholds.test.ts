@@ -1,15 +1,13 @@
 /**
- * The bench's threshold table (load-tests/harness/thresholds.ts): every row can fail and is
+ * The bench's threshold table (load-tests/scenarios.ts): every row can fail and is
  * named when it does, overrides work and are checked, a slow generator marks its scenario
  * invalid; and the runner's merge of the generator processes' HdrHistograms and counters.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { GenReport } from '../../load-tests/gen/jobs.ts';
-import { merge } from '../../load-tests/gen/runner.ts';
-import { encodeHistogram, newHistogram, recordMs } from '../../load-tests/gen/stats.ts';
+import { encodeHistogram, merge, newHistogram, recordMs, type GenReport } from '../../load-tests/gen/runner.ts';
 import type { ServerKind } from '../../load-tests/harness/servers.ts';
-import { evaluate, parseOverrides, THRESHOLDS, type ScenarioFigures, type Threshold } from '../../load-tests/harness/thresholds.ts';
+import { evaluate, parseOverrides, THRESHOLDS, type ScenarioFigures, type Threshold } from '../../load-tests/scenarios.ts';
 
 const KINDS: ServerKind[] = ['hubbub', 'uws', 'ws', 'socketio'];
 

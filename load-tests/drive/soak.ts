@@ -1,0 +1,197 @@
+/**
+ * The soak: mixed load with churn against two hub replicas for long enough to see a leak. Sockets live 5 to 30 s (half
+ * closed cleanly, half dropped, a resume on every connect), with sends, tRPC calls and logins; each replica's RSS, heap,
+ * event-loop delay and connection gauge (against the sockets really open) are sampled, and the gauges must read 0 once
+ * every socket is closed.
+ */
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { createDatabase } from '../../test/helpers/postgres.ts';
+import { round, rssBytes } from '../harness/procs.ts';
+import { hubEnv, hubMetrics, metricValue, startHubs, type NodeServer } from '../harness/servers.ts';
+import { seedDatabase, type Rooms } from '../harness/seed.ts';
+import type { Ctx } from '../scenarios.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)]!;
+
+/** Least-squares slope per minute of points {t seconds, y}. */
+function slopePerMin(points: { t: number; y: number }[]) {
+  const mt = points.reduce((a, p) => a + p.t, 0) / points.length;
+  const my = points.reduce((a, p) => a + p.y, 0) / points.length;
+  const den = points.reduce((a, p) => a + (p.t - mt) ** 2, 0);
+  return points.length > 1 && den ? (points.reduce((a, p) => a + (p.t - mt) * (p.y - my), 0) / den) * 60 : NaN;
+}
+/**
+ * The lowest point of each minute (of each fifth of a run too short for five minutes): what a leak raises. The heap saws
+ * between collections, so a fit to every sample leans on where in a cycle the run stops.
+ */
+function floors(points: { t: number; y: number }[]) {
+  const bucket = Math.min(60, ((points.at(-1)?.t ?? 0) - (points[0]?.t ?? 0)) / 5) || 60;
+  const low = new Map<number, { t: number; y: number }>();
+  for (const p of points) {
+    const cur = low.get(Math.floor(p.t / bucket));
+    if (!cur || p.y < cur.y) low.set(Math.floor(p.t / bucket), p);
+  }
+  return [...low.values()];
+}
+
+export async function soak(ctx: Ctx) {
+  const { soakMinutes, soakUsers, soakSockets, soakSendRate, soakCallRate, soakLoginRate, soakSampleS } = ctx.sizes;
+  const durationS = Math.round(soakMinutes * 60);
+  const databaseUrl = await createDatabase(ctx.pg.url);
+  await ctx.migrate(databaseUrl);
+  const seed = await seedDatabase(databaseUrl, ctx.jwtSecret, [{ name: 'rooms', users: soakUsers, roomSize: 5 }]);
+  const env = hubEnv({ databaseUrl, redisUrl: ctx.redis.url, redisPrefix: `soak${randomBytes(3).toString('hex')}:`, jwtSecret: ctx.jwtSecret, dataDir: ctx.work });
+  // Every client comes from 127.0.0.1: the per-IP budget is not under test here.
+  const hubs = await startHubs({ replicas: 2, env: { ...env, API_ANON_RATE_PER_S: '100000', API_ANON_RATE_BURST: '100000' }, label: 'Hubbub (2 replicas)' });
+  ctx.cleanup(() => hubs.stop());
+  const ports = hubs.procs.map((p) => p.port);
+  const roomOf = new Map((seed.rooms as Rooms).flatMap((r) => r.m.map((u) => [u, r.id] as const)));
+  const users = seed.users.map((u, i) => ({ ...u, conv: roomOf.get(i) })).filter((u) => u.conv);
+  const counts = { connects: 0, refused: 0, sends: 0, acks: 0, resumed: 0, calls: 0, callErrors: 0, logins: 0, loginErrors: 0, frameErrors: 0, closes: 0 };
+  const trpc = async (port: number, proc: string, input: unknown, token?: string) => {
+    const headers = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
+    const url = `http://127.0.0.1:${port}/trpc/${proc}`;
+    const r = await (token ? fetch(`${url}?input=${encodeURIComponent(JSON.stringify(input))}`, { headers }) : fetch(url, { method: 'POST', headers, body: JSON.stringify(input) }));
+    await r.arrayBuffer();
+    if (!r.ok) throw new Error(`${proc}: HTTP ${r.status}`);
+  };
+
+  const open = [new Set<WebSocket>(), new Set<WebSocket>()];
+  const cursors = new Map<string, number>();
+  const live: { ws: WebSocket; user: (typeof users)[number]; ready: boolean }[] = [];
+  let running = true;
+  let n = 0;
+  const socketLoop = async (slot: number) => {
+    await sleep(Math.random() * 5000);
+    while (running) {
+      const user = pick(users);
+      const r = n++ % 2;
+      const ws = new WebSocket(`ws://127.0.0.1:${ports[r]}/ws?resume=1`, { headers: { authorization: `Bearer ${user.t}` } });
+      const entry = { ws, user, ready: false };
+      live[slot] = entry;
+      const closed = new Promise<void>((resolve) => {
+        ws.on('open', () => {
+          counts.connects++;
+          open[r]!.add(ws);
+          ws.send(JSON.stringify({ type: 'resume', ref: 'r0', convs: { [user.conv!]: cursors.get(user.id) ?? 0 } }));
+        });
+        ws.on('unexpected-response', () => (counts.refused++, resolve()));
+        ws.on('error', () => resolve()); // a refused or dropped socket: the next turn of the loop opens another
+        ws.on('message', (data) => {
+          const f = JSON.parse(String(data)) as { type: string; seq?: number };
+          if (f.type === 'event') cursors.set(user.id, Math.max(cursors.get(user.id) ?? 0, f.seq!));
+          else if (f.type === 'resumed') (counts.resumed++, (entry.ready = true));
+          else if (f.type === 'ack') counts.acks++;
+          else if (f.type === 'error') counts.frameErrors++;
+        });
+        ws.on('close', () => (open[r]!.delete(ws), counts.closes++, resolve()));
+      });
+      if ((await Promise.race([closed.then(() => 'closed'), sleep(5000 + Math.random() * 25_000)])) !== 'closed') {
+        // Half close cleanly, half vanish (a dropped network): neither may leave a count behind.
+        if (Math.random() < 0.5) ws.close();
+        else ws.terminate();
+        await closed;
+      }
+      await sleep(50 + Math.random() * 500);
+    }
+  };
+  const loops = Array.from({ length: soakSockets }, (_, i) => socketLoop(i));
+  const every = (perS: number, f: () => void) => {
+    const tick = 100;
+    const k = (perS * tick) / 1000;
+    return setInterval(() => {
+      for (let i = 0; i < Math.floor(k) + (Math.random() < k % 1 ? 1 : 0); i++) f();
+    }, tick);
+  };
+  const timers = [
+    every(soakSendRate, () => {
+      const e = pick(live);
+      if (!e?.ready || e.ws.readyState !== WebSocket.OPEN) return;
+      e.ws.send(JSON.stringify({ type: 'send', conv: e.user.conv, cid: `s${++counts.sends}`, body: `soak message ${counts.sends} ${'x'.repeat(Math.floor(Math.random() * 200))}` }));
+    }),
+    every(soakCallRate, () => {
+      const u = pick(users);
+      const p = Math.random();
+      counts.calls++;
+      const call =
+        p < 0.4 ? ['conversations.history', { conversationId: u.conv, limit: 50 }] : p < 0.7 ? ['conversations.list'] : p < 0.9 ? ['auth.me'] : ['profiles.search', { query: 'u1' }];
+      trpc(pick(ports), call[0] as string, call[1], u.t).catch(() => counts.callErrors++);
+    }),
+    every(soakLoginRate, () => {
+      counts.logins++;
+      trpc(pick(ports), 'auth.login', { login: pick(users).u, password: seed.password }).catch(() => counts.loginErrors++);
+    }),
+  ];
+
+  const t0 = Date.now();
+  const samples: { t: number; replica: string; rssMiB: number; heapMiB: number; eldP99Ms: number; gauge: number; open: number }[] = [];
+  const metric = async (p: NodeServer, name: string) => metricValue(await hubMetrics(p, name), name);
+  const sampleAll = () =>
+    Promise.all(
+      hubs.procs.map(async (p, i) => {
+        // prom-client sets a group of gauges in the collect of its first one (heap total for the heap sizes, the lag
+        // itself for its percentiles, which it then resets): asked for first, so each figure is this sample's.
+        await metric(p, 'hubbub_nodejs_heap_size_total_bytes');
+        const heap = await metric(p, 'hubbub_nodejs_heap_size_used_bytes');
+        await metric(p, 'hubbub_nodejs_eventloop_lag_seconds');
+        const eld = await metric(p, 'hubbub_nodejs_eventloop_lag_p99_seconds');
+        const gauge = await metric(p, 'hubbub_ws_connections');
+        samples.push({ t: (Date.now() - t0) / 1000, replica: `hub ${'ab'[i]}`, rssMiB: rssBytes(p.pid) / 2 ** 20, heapMiB: heap / 2 ** 20, eldP99Ms: eld * 1000, gauge, open: open[i]!.size });
+      }),
+    );
+  const sampler = setInterval(() => void sampleAll().catch((err: Error) => ctx.log(`soak: sample failed: ${err.message}`)), soakSampleS * 1000);
+  const progress = setInterval(() => ctx.log(`soak: ${Math.round((Date.now() - t0) / 1000)} s, ${JSON.stringify(counts)}`), 60_000);
+  ctx.log(`soak: ${durationS} s, ${soakSockets} sockets churning over ${users.length} users, ${soakSendRate} sends/s, ${soakCallRate} calls/s, ${soakLoginRate} logins/s`);
+  await sleep(durationS * 1000);
+
+  running = false;
+  for (const t of [...timers, sampler, progress]) clearInterval(t);
+  for (const s of open) for (const ws of s) ws.close();
+  await Promise.all(loops);
+  await sampleAll();
+  let finalGauges: number[] = [];
+  for (let i = 0; i < 100; i++) {
+    finalGauges = await Promise.all(hubs.procs.map((p) => metric(p, 'hubbub_ws_connections')));
+    if (finalGauges.every((g) => g === 0)) break;
+    await sleep(100);
+  }
+  await hubs.stop();
+
+  // The last 10 minutes (or the second half of a shorter run), under load: after warm-up, where a leak shows.
+  const end = Math.max(...samples.map((s) => s.t));
+  const from = end > 20 * 60 ? end - 10 * 60 : end / 2;
+  const rows = ['hub a', 'hub b'].map((replica) => {
+    const mine = samples.filter((s) => s.replica === replica);
+    const tail = mine.filter((s) => s.t >= from && s.t <= durationS);
+    const eld = tail.map((s) => s.eldP99Ms).sort((a, b) => a - b);
+    const [rss, heap] = [tail.map((s) => ({ t: s.t, y: s.rssMiB })), tail.map((s) => ({ t: s.t, y: s.heapMiB }))];
+    const fit = (points: { t: number; y: number }[]) => round(slopePerMin(points), 2);
+    const drift = Math.max(...mine.map((s) => Math.abs(s.gauge - s.open)));
+    const [first, last] = [round(mine[0]?.rssMiB ?? NaN, 1), round(mine.at(-1)?.rssMiB ?? NaN, 1)];
+    return [replica, first, last, fit(rss), fit(floors(rss)), fit(heap), fit(floors(heap)), round(eld[eld.length >> 1] ?? NaN, 1), round(eld.at(-1) ?? NaN, 1), drift] as const;
+  });
+  const worst = (i: number) => Math.max(...rows.map((r) => r[i] as number));
+  ctx.record({
+    name: 'soak',
+    server: hubs.label,
+    kind: 'hubbub',
+    durationS,
+    counters: counts,
+    figures: { rssFloorSlopeMiBPerMin: worst(4), heapFloorSlopeMiBPerMin: worst(6), maxGaugeDrift: worst(9), finalGauge: Math.max(...finalGauges) },
+    tables: [
+      {
+        title: `Soak: ${round(end / 60, 1)} minutes; slopes over t ≥ ${round(from / 60, 1)} min; gauges after every socket closed: ${finalGauges.join(' and ')}`,
+        head: ['replica', 'RSS start MiB', 'RSS end MiB', 'RSS slope MiB/min', 'RSS floor slope MiB/min', 'heap slope MiB/min', 'heap floor slope MiB/min', 'event-loop p99 median ms', 'max ms', 'max gauge drift'],
+        rows: rows.map((r) => [...r]),
+      },
+    ],
+    series: samples.flatMap((s) => [
+      { t: s.t / 60, replica: s.replica, metric: 'RSS (MiB)', value: s.rssMiB },
+      { t: s.t / 60, replica: s.replica, metric: 'heap used (MiB)', value: s.heapMiB },
+      { t: s.t / 60, replica: s.replica, metric: 'event-loop delay p99 (ms)', value: s.eldP99Ms },
+      { t: s.t / 60, replica: s.replica, metric: 'gauge − sockets open', value: s.gauge - s.open },
+    ]),
+  });
+}

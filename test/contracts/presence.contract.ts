@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
-import type { Presence } from '../../server/src/hub/presence.ts';
+import type { Presence } from '../../server/src/presence/presence.ts';
 
 export interface PresenceFixture {
   presence: Presence;

@@ -1,8 +1,8 @@
 /** The Presence contract in memory and on Redis (real Redis, a prefix per test, a short heartbeat). */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { MemoryPresence } from '../../server/src/hub/presence.memory.ts';
-import { RedisPresence } from '../../server/src/hub/presence.redis.ts';
+import { MemoryPresence } from '../../server/src/presence/presence.memory.ts';
+import { RedisPresence } from '../../server/src/presence/presence.redis.ts';
 import { createLogger } from '../../server/src/observability/logger.ts';
 import { services } from '../helpers/env.ts';
 import { registerPresenceContractTests } from './presence.contract.ts';

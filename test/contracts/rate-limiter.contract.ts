@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
-import type { RateLimiter } from '../../server/src/auth/rate-limiter.ts';
+import type { RateLimiter } from '../../server/src/limits/rate-limiter.ts';
 
 export interface RateLimiterFixture {
   limiter: RateLimiter;

@@ -2,8 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { MemoryRateLimiter } from '../../server/src/auth/rate-limiter.memory.ts';
-import { RedisRateLimiter } from '../../server/src/auth/rate-limiter.redis.ts';
+import { MemoryRateLimiter } from '../../server/src/limits/rate-limiter.memory.ts';
+import { RedisRateLimiter } from '../../server/src/limits/rate-limiter.redis.ts';
 import { services } from '../helpers/env.ts';
 import { registerRateLimiterContractTests } from './rate-limiter.contract.ts';
 

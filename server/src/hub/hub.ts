@@ -10,7 +10,7 @@ import { Connection, type SocketLike } from './connection.ts';
 import { EventWriter } from './event-writer.ts';
 import { Feed } from './feed.ts';
 import type { LimitsDirectory, MembershipDirectory, SocketLimits, SocketLogin, UserControl } from './ports.ts';
-import type { Presence } from './presence.ts';
+import type { Presence } from '../presence/presence.ts';
 import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
 import { PresenceAnnouncer } from './presence-announcer.ts';
 import { ResumeGate } from './resume-gate.ts';

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config.ts';
 import type { Database, Db } from '../db/database.ts';
-import type { Presence } from '../hub/presence.ts';
+import type { Presence } from '../presence/presence.ts';
 import { redisConnection } from '../jobs/redis-connection.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createNotifyMetrics } from '../observability/notify-metrics.ts';

@@ -236,14 +236,16 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     inProcessJobs?.close();
     await metricsServer.close();
     hub.stop();
-    await notifications.close().catch(() => {});
-    await hasher.close().catch(() => {});
-    await presence.close().catch(() => {});
-    await bus.close().catch(() => {});
+    // A part that fails to close is logged and the rest still close.
+    const failed = (part: string) => (err: Error) => logger.warn({ err: err.message, part }, 'closing a part failed');
+    await notifications.close().catch(failed('notifications'));
+    await hasher.close().catch(failed('password hasher'));
+    await presence.close().catch(failed('presence'));
+    await bus.close().catch(failed('bus'));
     redis?.disconnect();
     if ('close' in limiter && typeof limiter.close === 'function') limiter.close();
-    await store.close().catch(() => {});
-    await database.close().catch(() => {});
+    await store.close().catch(failed('message store'));
+    await database.close().catch(failed('database'));
   };
 
   return {

@@ -66,7 +66,7 @@ export async function setupNotifications(c: {
     tokens: new UnsubscribeTokens(secret, config.PUBLIC_URL),
     async close() {
       // Batches still queueing are waited for a moment; with Redis away they would wait for it.
-      await Promise.race([trigger.idle().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
+      await Promise.race([trigger.idle().catch((err: Error) => c.logger.warn({ err: err.message }, 'notification batches failed while closing')), new Promise((r) => setTimeout(r, 1000).unref())]);
       await scheduler.close();
     },
   };

@@ -31,8 +31,8 @@ export const distDir = path.join(root, 'dist');
 /** Entry points: output name (under dist/) → source. */
 export const entries = {
   'server/main': 'server/src/main.ts',
-  'server/migrate': 'server/src/migrate-main.ts',
-  'server/payments-grant': 'server/src/payments/grant-main.ts',
+  'server/migrate': 'server/src/cli/migrate.ts',
+  'server/payments-grant': 'server/src/cli/grant.ts',
   'workers/main': 'workers/src/main.ts',
 };
 

@@ -9,8 +9,8 @@ import type { ApiServices } from './api/services.ts';
 import { AccountService } from './account/account-service.ts';
 import { AuthService } from './auth/auth-service.ts';
 import { PasswordHasher } from './auth/passwords.ts';
-import { MemoryRateLimiter } from './auth/rate-limiter.memory.ts';
-import type { RateLimiter } from './auth/rate-limiter.ts';
+import { MemoryRateLimiter } from './limits/rate-limiter.memory.ts';
+import type { RateLimiter } from './limits/rate-limiter.ts';
 import { SocketAuthenticator } from './auth/socket-authenticator.ts';
 import { AccessTokens } from './auth/tokens.ts';
 import type { Bus } from './bus/bus.ts';
@@ -19,8 +19,8 @@ import { ConversationService } from './conversations/conversation-service.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { HttpServer, type ReadinessCheck } from './http/app.ts';
 import { Hub } from './hub/hub.ts';
-import { MemoryPresence } from './hub/presence.memory.ts';
-import type { Presence } from './hub/presence.ts';
+import { MemoryPresence } from './presence/presence.memory.ts';
+import type { Presence } from './presence/presence.ts';
 import { wsBehavior, wsUpgradeFallback } from './hub/ws-handler.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
@@ -82,8 +82,8 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     const [{ Redis }, { RedisBus }, { RedisPresence }, { RedisRateLimiter }] = await Promise.all([
       import('ioredis'),
       import('./bus/bus.redis.ts'),
-      import('./hub/presence.redis.ts'),
-      import('./auth/rate-limiter.redis.ts'),
+      import('./presence/presence.redis.ts'),
+      import('./limits/rate-limiter.redis.ts'),
     ]);
     // Commands fail fast while Redis is away instead of queueing without bound. Auto-pipelining:
     // the presence scripts and rate-limit hits of one loop turn (a connect storm brings hundreds)
@@ -236,14 +236,16 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     inProcessJobs?.close();
     await metricsServer.close();
     hub.stop();
-    await notifications.close().catch(() => {});
-    await hasher.close().catch(() => {});
-    await presence.close().catch(() => {});
-    await bus.close().catch(() => {});
+    // A part that fails to close is logged and the rest still close.
+    const failed = (part: string) => (err: Error) => logger.warn({ err: err.message, part }, 'closing a part failed');
+    await notifications.close().catch(failed('notifications'));
+    await hasher.close().catch(failed('password hasher'));
+    await presence.close().catch(failed('presence'));
+    await bus.close().catch(failed('bus'));
     redis?.disconnect();
     if ('close' in limiter && typeof limiter.close === 'function') limiter.close();
-    await store.close().catch(() => {});
-    await database.close().catch(() => {});
+    await store.close().catch(failed('message store'));
+    await database.close().catch(failed('database'));
   };
 
   return {

@@ -70,7 +70,7 @@ describe('browser: wallet, tips, plans and notification settings in the chat cli
     aliceApi = createApiClient({ url: `${url(0)}/trpc`, getToken: () => ra.accessToken });
     bobApi = createApiClient({ url: `${url(1)}/trpc`, getToken: () => rb.accessToken });
     await aliceApi.conversations.createDirect.mutate({ userId: rb.user.id });
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'server/src/payments/grant-main.ts', '--user', alice.username, '--amount', '1000'], {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'server/src/cli/grant.ts', '--user', alice.username, '--amount', '1000'], {
       cwd: root,
       env: { PATH: process.env.PATH ?? '', ...env.env, LOG_LEVEL: 'warn' },
     });

@@ -34,7 +34,7 @@ async function flooding<T>(data: Record<string, unknown>, measure: () => Promise
   return { value, stats: s };
 }
 
-// Issue 11, defects 2 and 3: floods cost the flooder, and a healthy client on the same hub keeps
+// Floods cost the flooder, and a healthy client on the same hub keeps
 // its ping round trip within 2× of its idle value (measured in the same test).
 describe('hardening: resume floods and tRPC batches (one replica, PostgreSQL)', () => {
   let env: TestEnv;
@@ -48,7 +48,7 @@ describe('hardening: resume floods and tRPC batches (one replica, PostgreSQL)', 
     await env?.cleanup();
   });
 
-  test('defect 2: a resume flood gets RATE_LIMITED then 4008, replays a bounded number of events, and a healthy ping stays within 2× idle', async () => {
+  test('a resume flood gets RATE_LIMITED then 4008, replays a bounded number of events, and a healthy ping stays within 2× idle', async () => {
     const attacker = await newUser(replica.port, 'flood');
     const healthy = await newUser(replica.port, 'calm');
     const conv = (await attacker.client.conversations.createDirect.mutate({ userId: healthy.id })).id;
@@ -75,7 +75,7 @@ describe('hardening: resume floods and tRPC batches (one replica, PostgreSQL)', 
     await until(async () => (await metricValue(replica.metricsPort, 'hubbub_ws_connections')) === 0, 5000, 'no sockets left');
   });
 
-  test('defect 3: a 5,000-call GET batch and a 1,000-call POST batch get a clear 4xx, run nothing, and a healthy ping stays within 2× idle', async () => {
+  test('a 5,000-call GET batch and a 1,000-call POST batch get a clear 4xx, run nothing, and a healthy ping stays within 2× idle', async () => {
     const attacker = await newUser(replica.port, 'batch');
     const healthy = await newUser(replica.port, 'calm');
     const before = await attacker.client.auth.me.query();

@@ -5,7 +5,7 @@ import { connect, type RawClient } from '../helpers/ws.ts';
 import { metricValue, openRaw, rawHttp, until, upgradeRequest } from '../helpers/hardening.ts';
 import type { Replica } from '../../server/src/replica.ts';
 
-// The defects of issue 11 (an outside attack), each as the class of bug behind it.
+// What an outside attacker could do, each test covering a class of bug.
 describe('hardening: connection bookkeeping, protocol edges, own messages read (one replica, PGlite)', () => {
   let env: TestEnv;
   let replica: Replica;
@@ -21,7 +21,7 @@ describe('hardening: connection bookkeeping, protocol edges, own messages read (
 
   const gauge = () => metricValue(replica.metricsPort, 'hubbub_ws_connections');
 
-  test('defect 1: refused sockets keep no slot; the gauge equals the sockets really open after churn; a user can always reconnect', async () => {
+  test('refused sockets keep no slot; the gauge equals the sockets really open after churn; a user can always reconnect', async () => {
     const u = await newUser(replica.port, 'churn');
     for (let round = 0; round < 4; round++) {
       const socks: RawClient[] = [];
@@ -47,7 +47,7 @@ describe('hardening: connection bookkeeping, protocol edges, own messages read (
     await c.closed;
   });
 
-  test('defect 5: Sec-WebSocket-Version wrong or missing → 426 naming version 13; a bad Sec-WebSocket-Key → 400', async () => {
+  test('Sec-WebSocket-Version wrong or missing → 426 naming version 13; a bad Sec-WebSocket-Key → 400', async () => {
     const u = await newUser(replica.port, 'edges');
     const ok = await rawHttp(replica.port, upgradeRequest(u.accessToken));
     assert.equal(ok.status, 101);
@@ -63,7 +63,7 @@ describe('hardening: connection bookkeeping, protocol edges, own messages read (
     await until(async () => (await gauge()) === 0, 5000, 'gauge back to 0');
   });
 
-  test('defect 5: edit refuses a blank body as send does, and changes nothing', async () => {
+  test('edit refuses a blank body as send does, and changes nothing', async () => {
     const a = await newUser(replica.port, 'ed');
     const b = await newUser(replica.port, 'ed');
     const conv = (await a.client.conversations.createDirect.mutate({ userId: b.id })).id;
@@ -84,7 +84,7 @@ describe('hardening: connection bookkeeping, protocol edges, own messages read (
     c.close();
   });
 
-  test('defect 6: sending advances the sender\'s read cursor: 0 unread for them, their other device gets `read`', async () => {
+  test('sending advances the sender\'s read cursor: 0 unread for them, their other device gets `read`', async () => {
     const a = await newUser(replica.port, 'own');
     const b = await newUser(replica.port, 'own');
     const conv = (await a.client.conversations.createDirect.mutate({ userId: b.id })).id;
@@ -103,7 +103,7 @@ describe('hardening: connection bookkeeping, protocol edges, own messages read (
     dev2.close();
   });
 
-  test('defect 7: /metrics?name=<unknown> is 404; a known name is 200', async () => {
+  test('/metrics?name=<unknown> is 404; a known name is 200', async () => {
     const unknown = await fetch(`http://127.0.0.1:${replica.metricsPort}/metrics?name=hubbub_no_such_metric`);
     assert.equal(unknown.status, 404);
     const known = await fetch(`http://127.0.0.1:${replica.metricsPort}/metrics?name=hubbub_ws_connections`);
@@ -113,7 +113,7 @@ describe('hardening: connection bookkeeping, protocol edges, own messages read (
 });
 
 describe('hardening: connection bookkeeping during a drain', () => {
-  test('defect 1: sockets closed by the drain, and one that opens during it, leave the gauge at the sockets really open (0)', async () => {
+  test('sockets closed by the drain, and one that opens during it, leave the gauge at the sockets really open (0)', async () => {
     const env = await testEnv('pglite');
     const replica = await startTestReplica(env.env);
     try {
@@ -153,7 +153,7 @@ describe('hardening: the per-account login throttle is keyed by the account', ()
     }).then(async (r) => ({ status: r.status, body: await r.json() as { error?: { message: string; data: { code: string } } } })), c };
   };
 
-  test('defect 4: wrong passwords by username then by email (another address) share one budget; unknown logins are throttled too, with the same generic error', async () => {
+  test('wrong passwords by username then by email (another address) share one budget; unknown logins are throttled too, with the same generic error', async () => {
     const u = await newUser(replica.port, 'thr');
     const email = `${u.username}@example.com`;
     const one = from('10.0.0.1');

@@ -12,13 +12,13 @@ import { newUser, testEnv } from '../helpers/server.ts';
 import { upgradeStatus } from '../helpers/ws.ts';
 import { npmStart } from '../helpers/npm-start.ts';
 
-test('defect 7: ALLOWED_ORIGINS defaults to the origins of PORT; an explicit list wins', () => {
+test('ALLOWED_ORIGINS defaults to the origins of PORT; an explicit list wins', () => {
   assert.deepEqual(loadConfig({ PORT: '3100' }).ALLOWED_ORIGINS, ['http://localhost:3100', 'http://127.0.0.1:3100']);
   assert.deepEqual(loadConfig({}).ALLOWED_ORIGINS, ['http://localhost:3000', 'http://127.0.0.1:3000']);
   assert.deepEqual(loadConfig({ PORT: '3100', ALLOWED_ORIGINS: 'https://a.example' }).ALLOWED_ORIGINS, ['https://a.example']);
 });
 
-test('defect 7: process metrics are hubbub_process_… and never hubbub_process_process_…', async () => {
+test('process metrics are hubbub_process_… and never hubbub_process_process_…', async () => {
   const m = createMetrics();
   const names = (await m.registry.getMetricsAsJSON()).map((x) => x.name);
   assert.ok(names.includes('hubbub_process_resident_memory_bytes'), names.join(' '));
@@ -27,7 +27,7 @@ test('defect 7: process metrics are hubbub_process_… and never hubbub_process_
   m.registry.clear();
 });
 
-test('defect 7: a refused origin is logged (rate-limited, no token in the log)', async () => {
+test('a refused origin is logged (rate-limited, no token in the log)', async () => {
   const env = await testEnv('pglite');
   const lines: Record<string, unknown>[] = [];
   const sink = new Writable({ write(chunk, _e, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
@@ -48,7 +48,7 @@ test('defect 7: a refused origin is logged (rate-limited, no token in the log)',
   }
 });
 
-test('defect 7: SIGTERM to the `npm start` pid stops the server (drained, nothing left running)', async () => {
+test('SIGTERM to the `npm start` pid stops the server (drained, nothing left running)', async () => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-sigterm-'));
   const s = npmStart(dataDir);
   try {

@@ -13,7 +13,7 @@ import { assertLedgerConsistent } from '../helpers/payments.ts';
 const root = path.resolve(import.meta.dirname, '../..');
 function grant(env: Record<string, string>, args: string[]) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'server/src/payments/grant-main.ts', ...args], { cwd: root, env: { PATH: process.env.PATH!, ...env } }, (err, stdout, stderr) =>
+    execFile(process.execPath, ['--import', 'tsx', 'server/src/cli/grant.ts', ...args], { cwd: root, env: { PATH: process.env.PATH!, ...env } }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

@@ -5,7 +5,7 @@ import { authAudit, credentials, profiles, refreshTokens, sessions, users } from
 import { DomainError, isUniqueViolation } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PasswordHasher } from './passwords.ts';
-import type { RateLimiter } from './rate-limiter.ts';
+import type { RateLimiter } from '../limits/rate-limiter.ts';
 import { type AccessTokens, hashToken, newRefreshToken } from './tokens.ts';
 
 export interface RequestMeta {

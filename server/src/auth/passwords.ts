@@ -37,6 +37,7 @@ export class PasswordHasher {
     this.maxThreads = params.threads ?? Math.max(1, Math.min(2, os.availableParallelism()));
     // Verified against when the user does not exist, so unknown users take the same time.
     this.dummy = this.hash('not-a-real-password-' + Math.random());
+    // verify() awaits it for unknown users and reports a failure there; this keeps it from being an unhandled rejection meanwhile.
     this.dummy.catch(() => {});
   }
 

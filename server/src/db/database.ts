@@ -89,6 +89,7 @@ export async function openDatabase(opts: {
           await one`select pg_advisory_lock(${MIGRATION_LOCK.toString()}::bigint)`;
           await migrate(drizzle(one), { migrationsFolder });
         } finally {
+          // Ignored: ending the session on the next line releases the advisory lock anyway.
           await one`select pg_advisory_unlock(${MIGRATION_LOCK.toString()}::bigint)`.catch(() => {});
           await one.end({ timeout: 5 });
         }

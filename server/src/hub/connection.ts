@@ -1,7 +1,7 @@
 import { CloseCodes, type CloseReason } from '@hubbub/client/protocol';
 import type { ClientFrame } from '../protocol/frames.ts';
 import type { DirectBlock, SocketUser, UserControl } from './ports.ts';
-import { TokenBucket } from './token-bucket.ts';
+import { TokenBucket } from '../limits/token-bucket.ts';
 
 /** The part of a uWS WebSocket the hub uses (so the hub can be driven by anything socket-like). */
 export interface SocketLike {

@@ -10,7 +10,7 @@ import { PostgresMessageStore } from '../store/message-store.postgres.ts';
 import type { SocketLike } from './connection.ts';
 import { Hub } from './hub.ts';
 import type { MembershipDirectory } from './ports.ts';
-import { MemoryPresence } from './presence.memory.ts';
+import { MemoryPresence } from '../presence/presence.memory.ts';
 import { busEvent, encodeEvent } from './wire.ts';
 
 /** Unit layer: the hub on its in-process adapters (PGlite in memory, the memory bus). */

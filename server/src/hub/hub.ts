@@ -10,7 +10,7 @@ import { Connection, type SocketLike } from './connection.ts';
 import { EventWriter } from './event-writer.ts';
 import { Feed } from './feed.ts';
 import type { LimitsDirectory, MembershipDirectory, SocketLimits, SocketLogin, UserControl } from './ports.ts';
-import type { Presence } from './presence.ts';
+import type { Presence } from '../presence/presence.ts';
 import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
 import { PresenceAnnouncer } from './presence-announcer.ts';
 import { ResumeGate } from './resume-gate.ts';
@@ -209,7 +209,7 @@ export class Hub {
     const conn = new Connection(this.nextId++, user, ws, this.connOpts);
     conn.resumeAnnounced = opts.resumeAnnounced === true;
     // Refused before it is registered: uWS runs the close handler inside `end()`, so a socket
-    // counted first and refused after would keep its slot and the gauge (issue 11, defect 1).
+    // counted first and refused after would keep its slot and the gauge.
     if (!this.canAccept(user.id)) {
       this.unwatch(watch);
       if (this.draining) conn.close('SERVER_RESTART', `restarting; reconnect in ${Math.floor(Math.random() * 2000)}ms`);
@@ -690,7 +690,7 @@ export class Hub {
         if (feed.subscribers.size > 0 || this.feeds.get(conv) !== feed) return;
         this.feeds.delete(conv);
         if (feed.gapTimer) clearTimeout(feed.gapTimer);
-        void this.d.bus.unsubscribe(channels.conv(conv)).catch(() => {});
+        void this.d.bus.unsubscribe(channels.conv(conv)).catch((err: Error) => this.d.logger.warn({ err: err.message, conv }, 'unsubscribing an idle feed failed'));
       }, FEED_LINGER_MS);
       feed.lingerTimer.unref();
     }

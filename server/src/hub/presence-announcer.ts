@@ -1,6 +1,6 @@
 import { channels, type Bus } from '../bus/bus.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { Presence } from './presence.ts';
+import type { Presence } from '../presence/presence.ts';
 import { encode, frameBytes, type Frame } from './wire.ts';
 
 /** Presence changes gather this long on a replica, then leave in one bus message for all replicas. */

@@ -2,8 +2,8 @@ import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
 import type { Connection } from './connection.ts';
 
 /**
- * What a `resume` may cost (issue 11, defect 2: 500 resumes of a 1,600-event conversation made
- * one socket send 488,152 events and stalled the hub for everyone). A resume is charged, before
+ * What a `resume` may cost (unbounded, a few hundred resumes of a long conversation would make
+ * one socket send hundreds of thousands of events and stall the hub for everyone). A resume is charged, before
  * any read, the events it will replay plus one per conversation named, against its user's budget
  * on this replica; one resume runs at a time per socket. Refused: `RATE_LIMITED`, and a strike.
  */

@@ -1,5 +1,5 @@
 import { DomainError } from '../errors.ts';
-import { TokenBucket } from '../hub/token-bucket.ts';
+import { TokenBucket } from './token-bucket.ts';
 
 /**
  * Token buckets by key (a user id, an IP), created on first use and forgotten once full again,

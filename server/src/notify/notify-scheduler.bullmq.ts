@@ -21,7 +21,7 @@ export interface NotifyQueueOptions {
 export class BullNotifyScheduler implements NotifyScheduler {
   readonly queues: Record<NotifyChannel, Queue>;
 
-  constructor(private readonly o: NotifyQueueOptions, private readonly metrics?: NotifyMetrics, logger?: Logger) {
+  constructor(private readonly o: NotifyQueueOptions, private readonly metrics?: NotifyMetrics, private readonly logger?: Logger) {
     this.queues = Object.fromEntries(
       channels.map((c) => [c, new Queue(notifyQueues[c], { connection: { ...o.connection, enableOfflineQueue: false }, prefix: o.prefix })]),
     ) as Record<NotifyChannel, Queue>;
@@ -62,10 +62,10 @@ export class BullNotifyScheduler implements NotifyScheduler {
         const q = this.queues[c];
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), 1000)));
-        await Promise.race([q.close().catch(() => {}), late]);
+        await Promise.race([q.close().catch((err: Error) => this.logger?.warn({ err: err.message, queue: q.name }, 'closing a notification queue failed')), late]);
         clearTimeout(timer);
         // Whatever close left (a connection still reconnecting after a Redis restart) is dropped.
-        void q.disconnect().catch(() => {});
+        void q.disconnect().catch((err: Error) => this.logger?.warn({ err: err.message, queue: q.name }, 'dropping a notification queue connection failed'));
       }),
     );
   }

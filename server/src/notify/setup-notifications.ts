@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config.ts';
 import type { Database, Db } from '../db/database.ts';
-import type { Presence } from '../hub/presence.ts';
+import type { Presence } from '../presence/presence.ts';
 import { redisConnection } from '../jobs/redis-connection.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createNotifyMetrics } from '../observability/notify-metrics.ts';
@@ -66,7 +66,7 @@ export async function setupNotifications(c: {
     tokens: new UnsubscribeTokens(secret, config.PUBLIC_URL),
     async close() {
       // Batches still queueing are waited for a moment; with Redis away they would wait for it.
-      await Promise.race([trigger.idle().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
+      await Promise.race([trigger.idle().catch((err: Error) => c.logger.warn({ err: err.message }, 'notification batches failed while closing')), new Promise((r) => setTimeout(r, 1000).unref())]);
       await scheduler.close();
     },
   };

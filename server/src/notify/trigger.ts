@@ -1,5 +1,5 @@
 import type { Database } from '../db/database.ts';
-import type { Presence } from '../hub/presence.ts';
+import type { Presence } from '../presence/presence.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { StoredEvent } from '../store/message-store.ts';
 import { notifyKey, type NotifyChannel, type NotifyJob } from './notify-jobs.ts';

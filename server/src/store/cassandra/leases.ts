@@ -112,7 +112,10 @@ export class Leases {
     await Promise.allSettled([...this.acquiring.values()]);
     await Promise.allSettled([...this.held.values()].map((l) => this.release(l)));
     this.stopped = true;
-    await this.cql.q(Q.instanceBeat, [new Date(0), this.id], { isIdempotent: true }).catch(() => {});
+    // Failing that, the beat times out and the others take over after takeoverMs.
+    await this.cql
+      .q(Q.instanceBeat, [new Date(0), this.id], { isIdempotent: true })
+      .catch((err: Error) => this.logger.warn({ err: err.message }, 'marking the store instance gone failed'));
   }
 
   /** Stops the heartbeat and the request poller (stop(), and tests simulating a crash). */
@@ -217,7 +220,7 @@ export class Leases {
     let askedAt = -Infinity;
     for (let attempt = 0; ; attempt++) {
       if (this.stopped) throw new MessageStoreUnavailableError('the message store is closed');
-      if (!this.alive()) await this.beat().catch(() => {});
+      if (!this.alive()) await this.beat().catch((err: Error) => this.logger.warn({ err: err.message, conv }, 'cassandra instance beat failed before acquiring a lease'));
       const row = (await this.cql.q(Q.leaseRow, [conv], { isIdempotent: true })).first();
       const holder = str(row?.get('holder'));
       const epoch = num(row?.get('lease_epoch'));
@@ -352,6 +355,7 @@ export class Leases {
     l.closing = true;
     l.gone = (async () => {
       if (l.users > 0) await new Promise<void>((r) => (l.idle = r));
+      // Only waits for a reservation in flight: its failure reached the take() that started it.
       await l.extending?.catch(() => {});
       const tail = await l.tail;
       if (this.held.get(l.conv) !== l) return;

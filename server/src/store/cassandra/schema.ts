@@ -65,6 +65,9 @@ export async function migrate(cql: Cql, opts: MigrateOptions): Promise<void> {
       logger.info({ file, keyspace }, 'applied Cassandra migration');
     }
   } finally {
-    await cql.q(`DELETE FROM schema_migrations WHERE name = '~lock' IF owner = ?`, [owner]).catch(() => {});
+    // Failing that, the lock row's TTL frees it within a minute.
+    await cql
+      .q(`DELETE FROM schema_migrations WHERE name = '~lock' IF owner = ?`, [owner])
+      .catch((err: Error) => logger.warn({ err: err.message, keyspace }, 'releasing the Cassandra migration lock failed'));
   }
 }

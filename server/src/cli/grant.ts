@@ -5,7 +5,7 @@ import { DataDirLockedError } from '../db/data-dir-lock.ts';
 import { openDatabase } from '../db/database.ts';
 import { DomainError } from '../errors.ts';
 import { createLogger } from '../observability/logger.ts';
-import { openPayments } from './open-payments.ts';
+import { openPayments } from '../payments/open-payments.ts';
 
 /**
  * `npm run payments:grant -- --user <username> --amount <minor units> [--key <idempotency key>]`:

@@ -178,6 +178,9 @@ export class RedisPresence implements Presence {
   async close() {
     clearInterval(this.timer);
     // A clean shutdown removes its heartbeat so the others report its users at once.
-    await this.redis.del(this.p + 'r:' + this.opts.replicaId).catch(() => {});
+    // Failing that, the heartbeat expires after ttlMs and the others report them then.
+    await this.redis
+      .del(this.p + 'r:' + this.opts.replicaId)
+      .catch((err: Error) => this.opts.logger.warn({ err: err.message }, 'removing the presence heartbeat failed'));
   }
 }

@@ -1,6 +1,6 @@
-import { loadConfig } from './config.ts';
-import { DataDirLockedError } from './db/data-dir-lock.ts';
-import { openDatabase } from './db/database.ts';
+import { loadConfig } from '../config.ts';
+import { DataDirLockedError } from '../db/data-dir-lock.ts';
+import { openDatabase } from '../db/database.ts';
 
 /**
  * `npm run db:migrate`: applies pending migrations (under the advisory lock) and exits. On the

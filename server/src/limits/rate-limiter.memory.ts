@@ -3,12 +3,14 @@ import type { RateLimiter } from './rate-limiter.ts';
 export class MemoryRateLimiter implements RateLimiter {
   private windows = new Map<string, { count: number; resetAt: number }>();
   private sweep = setInterval(() => {
-    const now = Date.now();
+    const now = this.now();
     for (const [k, w] of this.windows) if (w.resetAt <= now) this.windows.delete(k);
   }, 60_000).unref();
 
+  constructor(private readonly now: () => number = Date.now) {}
+
   async hit(key: string, limit: number, windowMs: number) {
-    const now = Date.now();
+    const now = this.now();
     let w = this.windows.get(key);
     if (!w || w.resetAt <= now) {
       w = { count: 0, resetAt: now + windowMs };

@@ -7,6 +7,8 @@ import { RedisBus } from '../../server/src/bus/bus.redis.ts';
 import { openPayments } from '../../server/src/payments/open-payments.ts';
 import { createServer } from 'node:http';
 import client from 'prom-client';
+import { Redis } from 'ioredis';
+import { runChecks } from '../../server/src/observability/readiness.ts';
 import { openMessageStore } from '../../server/src/store/open-message-store.ts';
 import { notifySecret } from '../../server/src/notify/unsubscribe-token.ts';
 import { vapidKeys } from '../../server/src/notify/vapid.ts';
@@ -57,9 +59,19 @@ const notify = startNotifyWorkers(
   notifyDeps({ config, db: database.db, store, logger, metrics: notifyMetrics, vapid: vapidKeys(config, logger), secret: notifySecret(config.NOTIFY_SECRET, secret) }),
   { connection: connectionOf(config.REDIS_URL), prefix: config.REDIS_PREFIX + 'bull', concurrency: config.NOTIFY_CONCURRENCY, lockMs: config.NOTIFY_LOCK_MS },
 );
+// /health answers from what the workers need: a worker that cannot reach Redis or its stores
+// does no work, so it reports 503 and its orchestrator restarts or flags it.
+const healthRedis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+healthRedis.on('error', (err) => logger.warn({ err: err.message }, 'redis error (health check connection)'));
+const checks = [
+  { name: 'database', check: () => database.ping() },
+  { name: 'store', check: () => store.lastSeqs(['00000000-0000-0000-0000-000000000000']).then(() => undefined) },
+  { name: 'redis', check: () => healthRedis.ping().then(() => undefined) },
+];
 const metricsServer = createServer((req, res) => {
   if (req.url?.startsWith('/metrics')) void registry.metrics().then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));
-  else if (req.url === '/health') res.writeHead(200).end('ok');
+  else if (req.url === '/health')
+    void runChecks(checks).then(({ ok, checks }) => res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'unavailable', checks })));
   else res.writeHead(404).end();
 }).listen(config.WORKERS_METRICS_PORT, config.HOST);
 logger.info({ concurrency: config.NOTIFY_CONCURRENCY, metricsPort: config.WORKERS_METRICS_PORT }, 'workers started');
@@ -68,6 +80,7 @@ const stop = async () => {
   // worker.close() waits for running jobs and for Redis; do not outlive the grace period if Redis is gone.
   setTimeout(() => process.exit(1), 20_000).unref();
   metricsServer.close();
+  healthRedis.disconnect();
   await notify.close();
   await workers.close();
   await bus.close();

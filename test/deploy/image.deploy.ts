@@ -59,10 +59,13 @@ test('the image refuses to start in production without JWT_SECRET, naming the va
   }
 });
 
-test('the embedded default in the image: healthy, sign up, chat over the socket, SIGTERM drains with 1012, data kept on the volume', async () => {
+/** As k8s/ runs it: read-only root, /tmp a tmpfs, no capabilities, no privilege escalation. */
+const hardened = ['--read-only', '--tmpfs', '/tmp', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges'];
+
+test('the embedded default in the image, hardened as k8s/ runs it: healthy, sign up, chat over the socket, SIGTERM drains with 1012, data kept on the volume', async () => {
   const port = await freePort();
   const env = { PORT: String(port), HOST: '127.0.0.1', JWT_SECRET: jwtSecret };
-  let c = runContainer(image, `hubbub-hub-${id}`, { env, volumes: [`${volume}:/data`] });
+  let c = runContainer(image, `hubbub-hub-${id}`, { env, volumes: [`${volume}:/data`], args: hardened });
   let conv = '';
   let alice: Awaited<ReturnType<typeof newUser>>;
   try {
@@ -93,7 +96,7 @@ test('the embedded default in the image: healthy, sign up, chat over the socket,
   }
 
   // A new container on the same volume: the account and the message are still there.
-  c = runContainer(image, `hubbub-hub2-${id}`, { env, volumes: [`${volume}:/data`] });
+  c = runContainer(image, `hubbub-hub2-${id}`, { env, volumes: [`${volume}:/data`], args: hardened });
   try {
     await c.waitFor('hub listening');
     const login = await trpcClient(port).auth.login.mutate({ login: alice!.username, password: alice!.password });
@@ -109,17 +112,19 @@ test('the embedded default in the image: healthy, sign up, chat over the socket,
   }
 });
 
-test('the workers in the image start on Redis and answer /health', async () => {
+test('the workers in the image (hardened, embedded database in an anonymous volume) start on Redis and answer /health from their checks', async () => {
   redis = await startRedis();
   const metricsPort = await freePort();
   const c = runContainer(image, `hubbub-workers-${id}`, {
-    env: { HOST: '127.0.0.1', REDIS_URL: redis.url, JWT_SECRET: jwtSecret, WORKERS_METRICS_PORT: String(metricsPort), DATA_DIR: '/tmp/workers' },
+    env: { HOST: '127.0.0.1', REDIS_URL: redis.url, JWT_SECRET: jwtSecret, WORKERS_METRICS_PORT: String(metricsPort) },
     command: ['node', 'dist/workers/main.js'],
+    args: hardened,
   });
   try {
     await c.waitFor('workers started');
     const res = await fetch(`http://127.0.0.1:${metricsPort}/health`);
     assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { status: 'ok', checks: { database: 'ok', store: 'ok', redis: 'ok' } });
     await c.signal('SIGTERM');
     assert.equal(await c.exited, 0);
   } finally {

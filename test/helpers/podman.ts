@@ -42,8 +42,8 @@ export interface Container {
 }
 
 /** `podman run` attached, so the container's stdout is ours line by line. */
-export function runContainer(image: string, name: string, opts: { env?: Record<string, string>; volumes?: string[]; command?: string[] } = {}): Container {
-  const args = ['run', '--name', name, ...runArgs];
+export function runContainer(image: string, name: string, opts: { env?: Record<string, string>; volumes?: string[]; command?: string[]; args?: string[] } = {}): Container {
+  const args = ['run', '--name', name, ...runArgs, ...(opts.args ?? [])];
   for (const [k, v] of Object.entries(opts.env ?? {})) args.push('-e', `${k}=${v}`);
   for (const v of opts.volumes ?? []) args.push('-v', v);
   const child = spawn('podman', [...podmanArgs, ...args, image, ...(opts.command ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -44,5 +44,5 @@ test('9 k8s manifests and docker-compose parse, probe the real health routes and
   assert.match(rules, /HubbubNotificationFailuresGrowing.*hubbub_notify_queue_depth\{state=\\"failed\\"\}/, 'an alert on a growing failed set');
   assert.match(dashboard, /hubbub_notify_queue_depth/, 'a notification queue panel');
   const [compose] = parseYamlDocs(path.join(root, 'docker-compose.yml'));
-  for (const s of ['postgres', 'redis', 'scylla', 'hub1', 'hub2', 'workers', 'lb']) assert.ok(compose.services[s], s);
+  for (const s of ['postgres', 'valkey', 'cassandra', 'hub1', 'hub2', 'workers', 'lb']) assert.ok(compose.services[s], s);
 });

@@ -1,7 +1,8 @@
 # Hub replica and workers image (the same image; the command picks the process).
 # scripts/image.sh builds it with podman on a locally made base; with Docker and a registry,
-# `docker build .` uses the official Node image.
-ARG BASE=node:20-bookworm-slim
+# `docker build .` uses the official Node image: Node.js 24 on Debian 13. For Node 20 on
+# Debian 12 (what development machines run): --build-arg BASE=node:20-bookworm-slim --build-arg UWS=
+ARG BASE=node:24-trixie-slim
 
 # Build: every dependency (esbuild and tsx are dev dependencies), then the production build: the
 # hub, workers and operator scripts bundled into dist/ and the chat page into web/dist.
@@ -25,12 +26,21 @@ FROM ${BASE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY client/package.json ./client/package.json
-# Then what production never loads goes: uWebSockets.js's binaries for other platforms and Node
-# ABIs (src/uws.ts loads this one or refuses to start), and TypeScript, installed only as a
-# peer of @trpc/server's types.
+# UWS: a uWebSockets.js build put in place of the locked one, which has binaries for Node 20
+# only. This one has them for Node 20 to 25 but needs glibc 2.38 (Debian 13); empty keeps the
+# locked one. Then what production never loads goes: the binaries for other platforms and Node
+# ABIs (src/uws.ts loads this one or refuses to start), and TypeScript, installed only as a peer
+# of @trpc/server's types.
+ARG UWS=@btc-vision/uwebsockets.js@20.57.0
 RUN npm ci --omit=dev --no-audit --no-fund \
+ && if [ -n "$UWS" ]; then \
+      (cd /tmp && npm pack --silent "$UWS" > uws.name) \
+      && rm -rf node_modules/uWebSockets.js && mkdir node_modules/uWebSockets.js \
+      && tar -xzf "/tmp/$(cat /tmp/uws.name)" -C node_modules/uWebSockets.js --strip-components=1 \
+      && rm -f "/tmp/$(cat /tmp/uws.name)" /tmp/uws.name; \
+    fi \
  && keep="uws_$(node -p 'process.platform + "_" + process.arch + "_" + process.versions.modules').node" \
- && find node_modules/uWebSockets.js -name 'uws_*.node' ! -path "*/binaries/$keep" -delete \
+ && find node_modules/uWebSockets.js -name 'uws_*.node' ! -path "*/binaries/$keep" ! -path "*/uWebSockets.js/$keep" -delete \
  && rm -rf node_modules/typescript
 
 FROM ${BASE} AS runtime

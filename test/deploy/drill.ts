@@ -1,6 +1,7 @@
 /**
- * `npm run drill [-- --quick]`: the rolling-deploy and scale-out drill (test/helpers/drill.ts)
- * on its own PostgreSQL and Redis, hubs from the production build. Prints the report, writes it
+ * `npm run drill [-- --quick] [-- --image <ref>]`: the rolling-deploy and scale-out drill
+ * (test/helpers/drill.ts) on its own PostgreSQL and Redis, hubs from the production build or in
+ * containers of an image. Prints the report, writes it
  * to test-artifacts/drill/, and exits 1 unless every acked message reached every member once,
  * in order, and was stored once.
  */
@@ -14,9 +15,12 @@ import { startRedis } from '../helpers/redis.ts';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 const quick = process.argv.includes('--quick');
+// --image <ref>: the hubs run in containers of that image (e.g. the Node 22 one scripts/image.sh builds).
+const imageAt = process.argv.indexOf('--image');
+const image = imageAt > 0 ? process.argv[imageAt + 1] : undefined;
 const log = (line: string) => process.stderr.write(`[drill] ${line}\n`);
 
-await buildServer();
+if (!image) await buildServer();
 const [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
 let ok = false;
 try {
@@ -26,6 +30,7 @@ try {
       ? { rooms: 4, members: 3, rate: 30, idle: 2, late: 3, warmupS: 3, settleS: 3 }
       : { rooms: 20, members: 5, rate: 200, idle: 10, late: 10, warmupS: 15, settleS: 20 }),
     dist: true,
+    image,
     log,
   });
   const text = formatReport(report);

@@ -3,6 +3,7 @@ import { DrillClient } from './drill-client.ts';
 import { haproxyConfig, startHaproxy, type Haproxy, type Slot } from './haproxy.ts';
 import { freePort } from './ports.ts';
 import { spawnReplica, type ProcessReplica } from './process-replica.ts';
+import { containerReplica } from './podman.ts';
 import { newUser } from './server.ts';
 
 /**
@@ -28,6 +29,8 @@ export interface DrillOptions {
   settleS: number;
   /** Run the production build (dist/) rather than the sources. */
   dist?: boolean;
+  /** Run each hub in a container of this image instead (podman, host network). */
+  image?: string;
   log?: (line: string) => void;
 }
 
@@ -71,7 +74,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
   const start = async (slot: Slot) => {
     // Each process its own replica id, as each pod has its own name.
     const env = { ...o.env, PORT: String(slot.port), REPLICA_ID: `hub-${++started}`, TRUST_PROXY: 'true', LOGIN_MAX_PER_IP: '100000' };
-    const p = await spawnReplica(env, { dist: o.dist });
+    const p = o.image ? await containerReplica(o.image, `hubbub-drill-${process.pid}-${started}`, env) : await spawnReplica(env, { dist: o.dist });
     running.set(slot.name, p);
     return p;
   };
@@ -235,7 +238,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     };
     for (const c of all) c.close();
     const report: DrillReport = {
-      hubs: 'HAProxy (deploy/haproxy.cfg) in front of 2-3 hub processes on one Redis and PostgreSQL',
+      hubs: `HAProxy (deploy/haproxy.cfg) in front of 2-3 hub ${o.image ? `containers of ${o.image}` : 'processes'} on one Redis and PostgreSQL`,
       clients: clients.length,
       durationS: Math.round((Date.now() - t0) / 1000),
       steps,

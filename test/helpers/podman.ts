@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import type { ProcessReplica } from './process-replica.ts';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 const run = promisify(execFile);
@@ -101,4 +102,27 @@ export async function healthcheck(name: string): Promise<'healthy' | 'unhealthy'
     if ((err as { code?: number }).code === 1) return 'unhealthy';
     throw err;
   }
+}
+
+/**
+ * A hub replica in a container of `image` (host network, removed when it exits), shaped like a
+ * spawned process: the drill runs it behind HAProxy as it runs hub processes. A signal to
+ * `child` reaches the container (podman run proxies signals).
+ */
+export async function containerReplica(image: string, name: string, env: Record<string, string>): Promise<ProcessReplica> {
+  const c = runContainer(image, name, { env: { HOST: '127.0.0.1', ...env, LOG_LEVEL: 'info' }, args: ['--rm'] });
+  const listening = await c.waitFor('hub listening');
+  return {
+    port: Number(listening.port),
+    child: c.child,
+    exited: c.exited,
+    logs: c.logs,
+    waitFor: (msg) => c.waitFor(msg).then(() => undefined),
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (c.child.exitCode === null) await c.signal(signal).catch((err) => process.stderr.write(`podman kill ${name}: ${err}\n`));
+      const code = await c.exited;
+      await c.remove();
+      return code;
+    },
+  };
 }

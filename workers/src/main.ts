@@ -5,6 +5,7 @@ import { startWorkers } from './worker.ts';
 import { channels } from '../../server/src/bus/bus.ts';
 import { RedisBus } from '../../server/src/bus/bus.redis.ts';
 import { openPayments } from '../../server/src/payments/open-payments.ts';
+import { once } from 'node:events';
 import { createServer } from 'node:http';
 import client from 'prom-client';
 import { Redis } from 'ioredis';
@@ -31,6 +32,12 @@ await database.migrate();
 // Renewals tell the hubs about limit changes on the users' bus channels, as a hub would.
 const bus = new RedisBus(config.REDIS_URL, { logger, prefix: config.REDIS_PREFIX });
 await bus.ready();
+// /health answers from what the workers need (below): a worker that cannot reach Redis or its
+// stores does no work, so it reports 503 and its orchestrator restarts or flags it. Connected
+// before the workers start, so a first /health does not find it still connecting.
+const healthRedis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+healthRedis.on('error', (err) => logger.warn({ err: err.message }, 'redis error (health check connection)'));
+await once(healthRedis, 'ready');
 const { payments } = openPayments(config, {
   db: database.db,
   database,
@@ -59,10 +66,6 @@ const notify = startNotifyWorkers(
   notifyDeps({ config, db: database.db, store, logger, metrics: notifyMetrics, vapid: vapidKeys(config, logger), secret: notifySecret(config.NOTIFY_SECRET, secret) }),
   { connection: connectionOf(config.REDIS_URL), prefix: config.REDIS_PREFIX + 'bull', concurrency: config.NOTIFY_CONCURRENCY, lockMs: config.NOTIFY_LOCK_MS },
 );
-// /health answers from what the workers need: a worker that cannot reach Redis or its stores
-// does no work, so it reports 503 and its orchestrator restarts or flags it.
-const healthRedis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-healthRedis.on('error', (err) => logger.warn({ err: err.message }, 'redis error (health check connection)'));
 const checks = [
   { name: 'database', check: () => database.ping() },
   { name: 'store', check: () => store.lastSeqs(['00000000-0000-0000-0000-000000000000']).then(() => undefined) },

@@ -12,17 +12,25 @@ export interface ProcessReplica {
   exited: Promise<number | null>;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
   logs: string[];
+  /** Resolves at the first JSON log line (since the start) whose msg is `msg`. */
+  waitFor(msg: string): Promise<void>;
 }
 
-/** A hub replica as its own process (`npm start`'s entry point), so tests can SIGKILL or SIGTERM it. */
-export async function spawnReplica(env: Record<string, string>): Promise<ProcessReplica> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
+/**
+ * A hub replica as its own process, so tests can SIGKILL or SIGTERM it: the sources through tsx,
+ * or with `dist` the production build (`npm start`'s entry point; build it first).
+ */
+export async function spawnReplica(env: Record<string, string>, opts: { dist?: boolean } = {}): Promise<ProcessReplica> {
+  const args = opts.dist ? ['dist/server/main.js'] : ['--import', 'tsx', 'server/src/main.ts'];
+  const child = spawn(process.execPath, args, {
     cwd: root,
     // LOG_LEVEL info: the 'hub listening' line tells the port.
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '0', ...env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
+  const messages: string[] = [];
+  const waiters: { msg: string; resolve: () => void }[] = [];
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
@@ -33,6 +41,8 @@ export async function spawnReplica(env: Record<string, string>): Promise<Process
       logs.push(line);
       try {
         const j = JSON.parse(line);
+        messages.push(j.msg);
+        for (const w of [...waiters]) if (w.msg === j.msg) waiters.splice(waiters.indexOf(w), 1), w.resolve();
         if (j.msg === 'hub listening') resolve({ port: j.port, metricsPort: j.metricsPort });
       } catch {
         // not JSON: ignore
@@ -46,6 +56,13 @@ export async function spawnReplica(env: Record<string, string>): Promise<Process
     child,
     exited,
     logs,
+    waitFor(msg) {
+      if (messages.includes(msg)) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        waiters.push({ msg, resolve });
+        void exited.then((c) => reject(new Error(`replica exited (${c}) before "${msg}"`)));
+      });
+    },
     async kill(signal: NodeJS.Signals = 'SIGKILL') {
       process.off('exit', killOnExit);
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -82,13 +82,16 @@ export interface ConnectOptions {
 }
 
 /** Opens an authenticated socket and waits for `ready`. */
-export async function connect(port: number, token: string, opts: ConnectOptions = {}): Promise<{ c: RawClient; ready: Frame }> {
+export async function connect(port: number, token: string, opts: ConnectOptions = {}): Promise<{ c: RawClient; ready: Frame; headers: Record<string, string | string[] | undefined> }> {
   const url = `ws://127.0.0.1:${port}/ws`;
   const ws =
     opts.via === 'subprotocol'
       ? new WebSocket(url, ['hubbub.v1', `bearer.${token}`], { origin: opts.origin })
       : new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, origin: opts.origin });
   const c = new RawClient(ws);
+  // The 101 response's headers (a load balancer may say which server answered).
+  let headers: Record<string, string | string[] | undefined> = {};
+  ws.once('upgrade', (res) => (headers = res.headers));
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
@@ -99,7 +102,7 @@ export async function connect(port: number, token: string, opts: ConnectOptions 
     c.send({ type: 'resume', ref: 'initial', convs: opts.resume ?? {} });
     await c.wait((f) => f.type === 'resumed' && f.ref === 'initial');
   }
-  return { c, ready };
+  return { c, ready, headers };
 }
 
 /** The HTTP status a failed upgrade got. */

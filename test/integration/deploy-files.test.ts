@@ -45,7 +45,7 @@ test('9 k8s manifests and docker-compose parse, probe the real health routes and
   assert.match(rules, /HubbubNotificationFailuresGrowing.*hubbub_notify_queue_depth\{job=\\"hubbub-workers\\",state=\\"failed\\"\}/, 'an alert on a growing failed set');
   assert.match(dashboard, /hubbub_notify_queue_depth/, 'a notification queue panel');
   const [compose] = parseYamlDocs(path.join(root, 'docker-compose.yml'));
-  for (const s of ['postgres', 'redis', 'scylla', 'hub1', 'hub2', 'workers', 'lb']) assert.ok(compose.services[s], s);
+  for (const s of ['postgres', 'valkey', 'cassandra', 'hub1', 'hub2', 'workers', 'lb']) assert.ok(compose.services[s], s);
 });
 
 /** promtool, from Debian's prometheus package (.ci/run installs it): missing fails, never skips. */
@@ -111,14 +111,14 @@ test('9 alert rules pass promtool tests (each alert firing and held back), selec
   const [compose] = parseYamlDocs(path.join(root, 'docker-compose.yml'));
   for (const t of [...composeJobs.values()].flat()) assert.ok(compose.services[t.split(':')[0]!], `${t} is a compose service`);
   assert.ok(compose.services.prometheus.volumes.some((v: string) => v.startsWith('./deploy/prometheus:')));
-  // The public side never reaches a metrics port: the Ingress and nginx forward the public port only.
+  // The public side never reaches a metrics port: the Ingress and HAProxy forward the public port only.
   for (const ing of of('Ingress')) {
     for (const r of ing.spec.rules) for (const p of r.http.paths) assert.equal(p.backend.service.port.name, 'http');
   }
   const hubSvc = of('Service', 'hubbub-hub')[0];
   assert.equal(hubSvc.spec.ports.find((p: any) => p.name === 'http').targetPort, 'http');
-  const nginx = readFileSync(path.join(root, 'deploy/nginx.conf'), 'utf8');
-  assert.deepEqual([...nginx.matchAll(/server (hub\d):(\d+);/g)].map((m) => Number(m[2])), [defaults.PORT, defaults.PORT]);
+  const haproxy = readFileSync(path.join(root, 'deploy/haproxy.cfg'), 'utf8');
+  assert.deepEqual([...haproxy.matchAll(/^\s*server (hub\d) \S+:(\d+)/gm)].map((m) => Number(m[2])), [defaults.PORT, defaults.PORT]);
   // Pod annotations would make a second, differently named job: scraping is the ServiceMonitors' alone.
   for (const d of of('Deployment')) assert.ok(!JSON.stringify(d.spec.template.metadata).includes('prometheus.io'), d.metadata.name);
   // Only Prometheus's namespace reaches the metrics ports.

@@ -9,6 +9,8 @@ import { redisConnection } from '../../server/src/jobs/redis-connection.ts';
 import { startRepeatingJobs } from '../../server/src/jobs/repeating-job.bullmq.ts';
 import { notifyDeps, notifyIsolation } from '../../server/src/notify/notify-deps.ts';
 import { startNotifyWorkers } from '../../server/src/notify/notify-worker.bullmq.ts';
+import { once } from 'node:events';
+import { runChecks } from '../../server/src/observability/readiness.ts';
 import { notifySecret } from '../../server/src/notify/unsubscribe-token.ts';
 import { vapidKeys } from '../../server/src/notify/vapid.ts';
 import { createLogger } from '../../server/src/observability/logger.ts';
@@ -35,6 +37,12 @@ await database.migrate();
 // Renewals tell the hubs about limit changes on the users' bus channels, as a hub would.
 const bus = new RedisBus(config.REDIS_URL, { logger, prefix: config.REDIS_PREFIX });
 await bus.ready();
+// /health answers from what the workers need (below): a worker that cannot reach Redis or its
+// stores does no work, so it reports 503 and its orchestrator restarts or flags it. Connected
+// before the workers start, so a first /health does not find it still connecting.
+const healthRedis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+healthRedis.on('error', (err) => logger.warn({ err: err.message }, 'redis error (health check connection)'));
+await once(healthRedis, 'ready');
 const { payments } = openPayments(config, {
   db: database.db,
   database,
@@ -79,13 +87,29 @@ const counted = new BullNotifyScheduler(
   logger,
 );
 registerQueueDepth(registry, () => counted.depth());
-const metricsServer = await startMetricsServer({ registry, host: config.HOST, port: config.WORKERS_METRICS_PORT, setting: 'WORKERS_METRICS_PORT', logger });
+const checks = [
+  { name: 'database', check: () => database.ping() },
+  { name: 'store', check: () => store.lastSeqs(['00000000-0000-0000-0000-000000000000']).then(() => undefined) },
+  { name: 'redis', check: () => healthRedis.ping().then(() => undefined) },
+];
+const metricsServer = await startMetricsServer({
+  registry,
+  host: config.HOST,
+  port: config.WORKERS_METRICS_PORT,
+  setting: 'WORKERS_METRICS_PORT',
+  logger,
+  health: async () => {
+    const r = await runChecks(checks);
+    return { ok: r.ok, body: { status: r.ok ? 'ok' : 'unavailable', checks: r.checks } };
+  },
+});
 logger.info({ concurrency: config.NOTIFY_CONCURRENCY, metricsPort: metricsServer.port }, 'workers started');
 const stop = async () => {
   logger.info('workers stopping');
   // worker.close() waits for running jobs and for Redis; do not outlive the grace period if Redis is gone.
   setTimeout(() => process.exit(1), 20_000).unref();
   await metricsServer.close();
+  healthRedis.disconnect();
   await notify.close();
   await counted.close();
   await workers.close();

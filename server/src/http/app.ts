@@ -6,11 +6,9 @@ import type { ApiServices } from '../api/services.ts';
 import { trpcHandler } from './trpc-handler.ts';
 import { corsHeaders, type HttpOptions } from './http-util.ts';
 import { loadStaticFiles } from './static-files.ts';
+import { runChecks, type ReadinessCheck } from '../observability/readiness.ts';
 
-export interface ReadinessCheck {
-  name: string;
-  check(): Promise<void>;
-}
+export type { ReadinessCheck };
 
 export interface HttpServerDeps {
   router: AnyTRPCRouter;
@@ -69,20 +67,8 @@ export class HttpServer {
   }
 
   async readiness() {
-    const checks: Record<string, string> = {};
-    if (this.draining) checks.draining = 'true';
-    await Promise.all(
-      this.d.checks.map(async (c) => {
-        try {
-          await withTimeout(c.check(), 2000);
-          checks[c.name] = 'ok';
-        } catch (err) {
-          checks[c.name] = (err as Error).message || 'failed';
-        }
-      }),
-    );
-    const ok = !this.draining && Object.entries(checks).every(([k, v]) => k === 'draining' || v === 'ok');
-    return { ok, checks };
+    const { ok, checks } = await runChecks(this.d.checks);
+    return { ok: ok && !this.draining, checks: this.draining ? { draining: 'true', ...checks } : checks };
   }
 
   listen(host: string, port: number): Promise<number> {
@@ -105,14 +91,4 @@ export class HttpServer {
 
 function json(res: HttpResponse, status: string, body: unknown) {
   res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify(body));
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('timeout')), ms);
-    p.then(
-      (v) => (clearTimeout(t), resolve(v)),
-      (e) => (clearTimeout(t), reject(e)),
-    );
-  });
 }

@@ -17,12 +17,26 @@ export interface MetricsServer {
  * (process_open_fds lists /proc/self/fd: with 10k sockets that is most of a scrape), for tools
  * that poll one gauge often, such as the bench's connection count.
  */
-export function startMetricsServer(o: { registry: Registry; host: string; port: number; setting: string; logger: Logger }): Promise<MetricsServer> {
+export function startMetricsServer(o: {
+  registry: Registry;
+  host: string;
+  port: number;
+  setting: string;
+  logger: Logger;
+  /** What `/health` answers: by default 200 while the process runs; the workers check their dependencies. */
+  health?: () => Promise<{ ok: boolean; body: unknown }>;
+}): Promise<MetricsServer> {
   const { registry } = o;
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://metrics');
     if (req.method !== 'GET') return void res.writeHead(405, { allow: 'GET' }).end();
-    if (url.pathname === '/health') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+    if (url.pathname === '/health') {
+      if (!o.health) return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+      return void o.health().then(
+        ({ ok, body }) => res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
+        (err: Error) => res.writeHead(503, { 'content-type': 'text/plain' }).end(`health check failed: ${err.message}`),
+      );
+    }
     if (url.pathname !== '/metrics') return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
     const name = url.searchParams.get('name');
     if (name && !registry.getSingleMetric(name)) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('no such metric');

@@ -206,8 +206,7 @@ export class Hub {
    */
   attach(ws: SocketLike, login: SocketLogin, watch: UserWatch, opts: { resumeAnnounced?: boolean } = {}): Connection {
     const user = login.user;
-    const conn = new Connection(this.nextId++, user, ws, this.connOpts);
-    conn.resumeAnnounced = opts.resumeAnnounced === true;
+    const conn = new Connection(this.nextId++, user, ws, this.connOpts, opts.resumeAnnounced === true);
     // Refused before it is registered: uWS runs the close handler inside `end()`, so a socket
     // counted first and refused after would keep its slot and the gauge.
     if (!this.canAccept(user.id)) {
@@ -217,7 +216,7 @@ export class Hub {
       return conn;
     }
     // From here on the socket's own queue takes the control messages until setup applies them.
-    conn.controlQueue = watch.queue;
+    conn.queueControls(watch.queue);
     let set = this.byUser.get(user.id);
     if (!set) this.byUser.set(user.id, (set = new Set()));
     set.add(conn);
@@ -265,13 +264,11 @@ export class Hub {
           if (conn.holdTimer === hold) this.release(conn);
         });
       }, conn.resumeAnnounced ? this.d.limits.announcedResumeHoldMs : this.d.limits.resumeHoldMs);
-      conn.holdTimer = hold;
-      const backlog = conn.backlog ?? [];
-      conn.backlog = null;
-      for (const f of backlog) this.handle(conn, f);
-      conn.presenceOp = conn.presenceOp.then(async () => {
+      conn.holdUntil(hold);
+      for (const f of conn.takeBacklog()) this.handle(conn, f);
+      conn.afterPresence(async () => {
         if (conn.closed) return;
-        conn.presenceCounted = true;
+        conn.countPresence();
         // With the count, a snapshot: which contacts are online now (later changes arrive as they happen).
         const { first, online } = await this.d.presence.connected(user.id, login.contacts);
         if (!conn.closed && online.size) conn.batch(() => {
@@ -281,23 +278,20 @@ export class Hub {
       });
     } catch (err) {
       this.d.logger.error({ err, conn: conn.id }, 'socket setup failed');
-      conn.controlQueue = null;
+      conn.stopQueueingControls();
       conn.close('SERVER_RESTART', 'setup failed, reconnect');
     }
   }
 
   /** Applies the control messages queued for a socket during its upgrade and setup, in order. */
   private async applyQueued(conn: Connection) {
-    const queue = conn.controlQueue;
-    if (!queue) return;
-    while (queue.length && !conn.closed) await this.apply(conn, queue.shift()!);
-    conn.controlQueue = null;
+    for (let msg = conn.nextQueuedControl(); msg && !conn.closed; msg = conn.nextQueuedControl()) await this.apply(conn, msg);
+    conn.stopQueueingControls();
   }
 
   /** The socket closed (either side). */
   closed(conn: Connection) {
-    conn.closed = true;
-    if (conn.holdTimer) clearTimeout(conn.holdTimer);
+    conn.markClosed();
     const set = this.byUser.get(conn.user.id);
     if (set?.delete(conn)) {
       this.d.metrics.connections.dec();
@@ -308,18 +302,18 @@ export class Hub {
       const convs = [...conn.convs.keys()];
       for (const c of convs) this.unsubscribe(conn, c);
       // Chained after the socket's `connected`, so a quick close never leaves a count behind.
-      conn.presenceOp = conn.presenceOp
-        .then(async () => {
+      conn.afterPresence(
+        async () => {
           if (conn.presenceCounted && (await this.d.presence.disconnected(conn.user.id))) this.announcer.disconnected(conn.user.id, convs);
-        })
-        .catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence update failed'));
+        },
+        (err) => this.d.logger.warn({ err: (err as Error).message }, 'presence update failed'),
+      );
     }
   }
 
   /** Starts live delivery for every conversation of a socket that is still on hold. */
   private release(conn: Connection) {
-    if (conn.holdTimer) clearTimeout(conn.holdTimer);
-    conn.holdTimer = null;
+    conn.endHold();
     for (const [c, st] of conn.convs) if (!st.live && !st.catching) void this.catchUp(conn, c, Infinity);
   }
 
@@ -327,10 +321,7 @@ export class Hub {
 
   /** Handles one validated client frame. Order-sensitive parts (send) enqueue synchronously. */
   handle(conn: Connection, f: ClientFrame) {
-    if (conn.backlog) {
-      conn.backlog.push(f);
-      return;
-    }
+    if (conn.keep(f)) return;
     if (conn.holdTimer && f.type !== 'resume') this.release(conn);
     // Every frame type costs its sender a token; resume also pays for the events it replays.
     if (!conn.bucket.take()) return this.refuse(conn, f.ref, 'slow down');
@@ -365,7 +356,7 @@ export class Hub {
   /** A refusal for going over a budget: `RATE_LIMITED`, and a socket that keeps at it is closed 4008. */
   private refuse(conn: Connection, ref: string | undefined, message: string) {
     this.error(conn, ref, 'RATE_LIMITED', message);
-    if (++conn.strikes > conn.bucket.capacity) conn.close('RATE_LIMITED', 'rate limit exceeded');
+    if (conn.strike()) conn.close('RATE_LIMITED', 'rate limit exceeded');
   }
 
   private member(conn: Connection, conv: string, ref?: string) {
@@ -429,7 +420,7 @@ export class Hub {
         feed.subscribers.add(conn);
         const blocked = access.get(c)?.blocked;
         conn.convs.set(c, { last: feed.delivered, live: false, catching: false, adopted: true, ...(blocked ? { blocked } : {}) });
-        if (live && !conn.holdTimer && !conn.backlog) void this.catchUp(conn, c, Infinity);
+        if (live && !conn.holdTimer && !conn.backlogging) void this.catchUp(conn, c, Infinity);
       }
       return;
     }
@@ -532,10 +523,7 @@ export class Hub {
       const wait = this.resumeGate.retryAfterMs(conn, cost);
       return this.refuse(conn, f.ref, admitted === 'busy' ? 'a resume is already running on this socket' : `resume budget spent, retry in ${wait} ms`);
     }
-    if (conn.holdTimer) {
-      clearTimeout(conn.holdTimer);
-      conn.holdTimer = null;
-    }
+    conn.endHold();
     try {
       const wanted = new Map(Object.entries(f.convs));
       const unknown = [...wanted.keys()].filter((c) => !conn.convs.has(c));
@@ -781,11 +769,7 @@ export class Hub {
    */
   private post(conn: Connection, frame: Frame): boolean {
     if (conn.closed) return false;
-    if (conn.queued) conn.queued.push(frame);
-    else {
-      conn.queued = [frame];
-      if (this.outbox.push(conn) === 1) setImmediate(this.flushOutbox);
-    }
+    if (conn.post(frame) && this.outbox.push(conn) === 1) setImmediate(this.flushOutbox);
     return true;
   }
 
@@ -882,7 +866,7 @@ export class Hub {
         conn.send(msg.frame);
         feed.subscribers.add(conn);
         conn.convs.set(msg.conv, { last: Math.min(msg.fromSeq, feed.delivered), live: false, catching: false });
-        if (!conn.holdTimer && !conn.backlog) void this.catchUp(conn, msg.conv, Infinity);
+        if (!conn.holdTimer && !conn.backlogging) void this.catchUp(conn, msg.conv, Infinity);
         return;
       }
       case 'removed':

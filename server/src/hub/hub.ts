@@ -7,6 +7,7 @@ import type { ProtocolErrorCode } from '@hubbub/client/protocol';
 import type { ClientFrame } from '../protocol/frames.ts';
 import type { MessageStore, StoredEvent } from '../store/message-store.ts';
 import { Connection, type SocketLike } from './connection.ts';
+import { CatchUps, GAP_WAIT_MS } from './catch-up.ts';
 import { EventWriter } from './event-writer.ts';
 import { Feed } from './feed.ts';
 import type { LimitsDirectory, MembershipDirectory, SocketLimits, SocketLogin, UserControl } from './ports.ts';
@@ -64,8 +65,6 @@ export interface HubDeps {
 
 /** How long a feed with no local sockets keeps its bus subscription (reconnect storms). */
 const FEED_LINGER_MS = 30_000;
-/** How long an early event waits for the seqs before it before the hub reads them from the store. */
-const GAP_WAIT_MS = 40;
 /** At most this many contacts' presence is sent after `ready`. */
 export const PRESENCE_SNAPSHOT_MAX = 1000;
 /** Every this often, tracked feeds are compared with the store heads (heals anything the bus lost). */
@@ -91,8 +90,7 @@ export class Hub {
   /** Connections-per-user limits of users with sockets here, when their plan sets one. */
   private userMaxConns = new Map<string, number>();
   private resumeGate: ResumeGate;
-  /** Catch-up reads in flight, shared by the sockets that ask for the same page (`catchUpPage`), and how many asked. */
-  private pageReads = new Map<string, { page: Promise<{ seq: number; frame: Frame }[]>; waiters: number }>();
+  private readonly catchUps: CatchUps;
   /** Sockets with frames posted this turn (see `post`). */
   private outbox: Connection[] = [];
   /** What every Connection is made with (one object for all of them). */
@@ -101,6 +99,7 @@ export class Hub {
 
   constructor(private readonly d: HubDeps) {
     this.resumeGate = new ResumeGate(d.resumeEvents);
+    this.catchUps = new CatchUps({ store: d.store, feedOf: (conv) => this.feeds.get(conv) });
     this.connOpts = {
       maxBuffered: d.limits.maxBuffered,
       ratePerS: d.limits.ratePerS,
@@ -314,7 +313,7 @@ export class Hub {
   /** Starts live delivery for every conversation of a socket that is still on hold. */
   private release(conn: Connection) {
     conn.endHold();
-    for (const [c, st] of conn.convs) if (!st.live && !st.catching) void this.catchUp(conn, c, Infinity);
+    for (const [c, st] of conn.convs) if (!st.live && !st.catching) void this.catchUps.run(conn, c, Infinity);
   }
 
   // ---- frames ----------------------------------------------------------------------------
@@ -420,7 +419,7 @@ export class Hub {
         feed.subscribers.add(conn);
         const blocked = access.get(c)?.blocked;
         conn.convs.set(c, { last: feed.delivered, live: false, catching: false, adopted: true, ...(blocked ? { blocked } : {}) });
-        if (live && !conn.holdTimer && !conn.backlogging) void this.catchUp(conn, c, Infinity);
+        if (live && !conn.holdTimer && !conn.backlogging) void this.catchUps.run(conn, c, Infinity);
       }
       return;
     }
@@ -530,7 +529,7 @@ export class Hub {
       if (unknown.length) await this.adoptMembers(conn, unknown, false);
       if (conn.closed) return;
       // Conversations the client did not name go live from the heads sent in `ready`.
-      for (const [c, st] of conn.convs) if (!wanted.has(c) && !st.live && !st.catching) void this.catchUp(conn, c, Infinity);
+      for (const [c, st] of conn.convs) if (!wanted.has(c) && !st.live && !st.catching) void this.catchUps.run(conn, c, Infinity);
       const convs: Record<string, number> = {};
       for (const [c, lastSeen] of wanted) {
         const st = conn.convs.get(c);
@@ -538,7 +537,7 @@ export class Hub {
         const feed = this.feeds.get(c)!;
         st.last = Math.min(lastSeen, feed.delivered);
         st.live = false;
-        await this.catchUp(conn, c, this.d.limits.resumeMaxEvents);
+        await this.catchUps.run(conn, c, this.d.limits.resumeMaxEvents);
         if (conn.closed) return;
         convs[c] = conn.convs.get(c)?.last ?? st.last;
       }
@@ -549,87 +548,6 @@ export class Hub {
     } finally {
       this.resumeGate.done(conn);
     }
-  }
-
-  /**
-   * Brings one socket up to the feed's head from the store, then makes it live. With a budget,
-   * a longer backlog is announced as `gap` (the client pages it with conversations.history) and
-   * only the newest `budget` events are sent. Never sends a seq twice or out of order.
-   */
-  private async catchUp(conn: Connection, conv: string, budget: number) {
-    const st = conn.convs.get(conv);
-    const feed = this.feeds.get(conv);
-    if (!st || !feed || st.catching) return;
-    st.catching = true;
-    st.live = false;
-    try {
-      await feed.ready;
-      for (let guard = 0; guard < 10_000; guard++) {
-        if (conn.closed || conn.convs.get(conv) !== st) return;
-        const head = feed.delivered;
-        if (st.last >= head) {
-          st.live = true;
-          return;
-        }
-        if (head - st.last > budget) {
-          const toSeq = head - budget;
-          conn.send(encode({ type: 'gap', conv, fromSeq: st.last + 1, toSeq }));
-          st.last = toSeq;
-          continue;
-        }
-        const events = await this.catchUpPage(conv, st.last, Math.min(500, head - st.last));
-        if (conn.closed || conn.convs.get(conv) !== st) return;
-        let progressed = false;
-        let stop = false;
-        conn.batch(() => {
-          for (const e of events) {
-            if (e.seq !== st.last + 1 || e.seq > feed.delivered) break;
-            if (!conn.send(e.frame)) {
-              stop = true;
-              return;
-            }
-            st.last = e.seq;
-            progressed = true;
-          }
-        });
-        if (stop) return;
-        if (!progressed) {
-          // The feed knows a head the store read did not return yet (a lagging replica). Retry shortly.
-          await new Promise((r) => setTimeout(r, GAP_WAIT_MS));
-        }
-      }
-    } finally {
-      st.catching = false;
-    }
-  }
-
-  /**
-   * One store read for every socket that asks for the same page at the same time (a reconnect
-   * storm: the members of a room resume from the same seq), each event encoded once for all of
-   * them. Only reads in flight are shared, never a finished one. A socket that joins a read
-   * started a moment before it asked may get a page that ends short of its head: the catch-up
-   * loop reads on from there, so it never skips or repeats a seq.
-   */
-  private catchUpPage(conv: string, afterSeq: number, limit: number): Promise<{ seq: number; frame: Frame }[]> {
-    const key = `${conv}|${afterSeq}|${limit}`;
-    let read = this.pageReads.get(key);
-    if (!read) {
-      const shared: { page: Promise<{ seq: number; frame: Frame }[]>; waiters: number } = {
-        waiters: 0,
-        page: this.d.store.read(conv, { afterSeq, limit }).then((events) => {
-          const frames = events.map((e) => ({ seq: e.seq, frame: encodeEvent(e) as Frame }));
-          // Several sockets will send these: bytes once, not a string encoded again per socket.
-          if (shared.waiters > 1) for (const f of frames) f.frame = frameBytes(f.frame);
-          return frames;
-        }),
-      };
-      read = shared;
-      this.pageReads.set(key, read);
-      const done = () => this.pageReads.delete(key);
-      read.page.then(done, done);
-    }
-    read.waiters++;
-    return read.page;
   }
 
   // ---- feeds and the bus -----------------------------------------------------------------
@@ -749,7 +667,7 @@ export class Hub {
       const st = conn.convs.get(feed.conv);
       if (!st || !st.live) continue;
       if (seq !== st.last + 1) {
-        if (seq > st.last) void this.catchUp(conn, feed.conv, Infinity);
+        if (seq > st.last) void this.catchUps.run(conn, feed.conv, Infinity);
         continue;
       }
       st.last = seq;
@@ -866,7 +784,7 @@ export class Hub {
         conn.send(msg.frame);
         feed.subscribers.add(conn);
         conn.convs.set(msg.conv, { last: Math.min(msg.fromSeq, feed.delivered), live: false, catching: false });
-        if (!conn.holdTimer && !conn.backlogging) void this.catchUp(conn, msg.conv, Infinity);
+        if (!conn.holdTimer && !conn.backlogging) void this.catchUps.run(conn, msg.conv, Infinity);
         return;
       }
       case 'removed':

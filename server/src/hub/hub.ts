@@ -10,6 +10,7 @@ import { Connection, type SocketLike } from './connection.ts';
 import { CatchUps, GAP_WAIT_MS } from './catch-up.ts';
 import { EventWriter } from './event-writer.ts';
 import { Feed } from './feed.ts';
+import { ConnectionRegistry } from './registry.ts';
 import type { LimitsDirectory, MembershipDirectory, SocketLimits, SocketLogin, UserControl } from './ports.ts';
 import type { Presence } from '../presence/presence.ts';
 import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
@@ -77,9 +78,8 @@ const SWEEP_MS = 3000;
 export class Hub {
   readonly writer: EventWriter;
   private feeds = new Map<string, Feed>();
-  private byUser = new Map<string, Set<Connection>>();
+  private readonly registry: ConnectionRegistry;
   private nextId = 1;
-  private draining = false;
   /**
    * The control and presence channels (resolves once subscribed; subscribed at start, and a
    * failed attempt is retried by the next upgrade).
@@ -88,7 +88,6 @@ export class Hub {
   private readonly controls: UserControls;
   private sweepTimer: NodeJS.Timeout;
   /** Connections-per-user limits of users with sockets here, when their plan sets one. */
-  private userMaxConns = new Map<string, number>();
   private resumeGate: ResumeGate;
   private readonly catchUps: CatchUps;
   /** Sockets with frames posted this turn (see `post`). */
@@ -98,6 +97,7 @@ export class Hub {
   private readonly announcer: PresenceAnnouncer;
 
   constructor(private readonly d: HubDeps) {
+    this.registry = new ConnectionRegistry(() => this.d.limits.maxConnectionsPerUser);
     this.resumeGate = new ResumeGate(d.resumeEvents);
     this.catchUps = new CatchUps({ store: d.store, feedOf: (conv) => this.feeds.get(conv) });
     this.connOpts = {
@@ -111,7 +111,7 @@ export class Hub {
     this.controls = new UserControls({
       bus: d.bus,
       host: {
-        socketsOf: (userId) => this.byUser.get(userId),
+        socketsOf: (userId) => this.registry.socketsOf(userId),
         apply: (conn, msg) => this.apply(conn, msg),
         ensureFeeds: (convs) => this.ensureFeeds(convs),
       },
@@ -133,7 +133,7 @@ export class Hub {
       logger: d.logger,
       graceMs: d.limits.presenceGraceMs ?? 0,
       conversationsOf: (userId) => d.directory.conversationsOf(userId),
-      hasSockets: (userId) => this.byUser.has(userId),
+      hasSockets: (userId) => this.registry.has(userId),
       fanout: (conv, frame, skipUser) => {
         const feed = this.feeds.get(conv);
         if (feed && feed.subscribers.size > 0) this.fanoutFrame(conv, frame(), skipUser);
@@ -144,18 +144,16 @@ export class Hub {
 
   /** Whether the user has a socket on this replica (so is online, whatever the presence store says). */
   hasSocketsOf(userId: string) {
-    return this.byUser.has(userId);
+    return this.registry.has(userId);
   }
 
   get connectionCount() {
-    let n = 0;
-    for (const s of this.byUser.values()) n += s.size;
-    return n;
+    return this.registry.count;
   }
 
   /** Whether a new socket for this user fits the per-user limit on this replica. */
   canAccept(userId: string) {
-    return !this.draining && (this.byUser.get(userId)?.size ?? 0) < this.maxConnectionsOf(userId);
+    return this.registry.canAccept(userId);
   }
 
   // ---- connection lifecycle --------------------------------------------------------------
@@ -210,15 +208,13 @@ export class Hub {
     // counted first and refused after would keep its slot and the gauge.
     if (!this.canAccept(user.id)) {
       this.unwatch(watch);
-      if (this.draining) conn.close('SERVER_RESTART', `restarting; reconnect in ${Math.floor(Math.random() * 2000)}ms`);
+      if (this.registry.draining) conn.close('SERVER_RESTART', `restarting; reconnect in ${Math.floor(Math.random() * 2000)}ms`);
       else conn.close('RATE_LIMITED', 'too many connections for this user');
       return conn;
     }
     // From here on the socket's own queue takes the control messages until setup applies them.
     conn.queueControls(watch.queue);
-    let set = this.byUser.get(user.id);
-    if (!set) this.byUser.set(user.id, (set = new Set()));
-    set.add(conn);
+    this.registry.add(conn);
     this.unwatch(watch);
     this.d.metrics.connections.inc();
     void this.setup(conn, login);
@@ -291,13 +287,8 @@ export class Hub {
   /** The socket closed (either side). */
   closed(conn: Connection) {
     conn.markClosed();
-    const set = this.byUser.get(conn.user.id);
-    if (set?.delete(conn)) {
+    if (this.registry.remove(conn)) {
       this.d.metrics.connections.dec();
-      if (set.size === 0) {
-        this.byUser.delete(conn.user.id);
-        this.userMaxConns.delete(conn.user.id);
-      }
       const convs = [...conn.convs.keys()];
       for (const c of convs) this.unsubscribe(conn, c);
       // Chained after the socket's `connected`, so a quick close never leaves a count behind.
@@ -813,16 +804,10 @@ export class Hub {
     }
   }
 
-  private maxConnectionsOf(userId: string) {
-    return this.userMaxConns.get(userId) ?? this.d.limits.maxConnectionsPerUser;
-  }
-
   /** A plan's limits on an open socket, in place (no reconnect). Over the connection limit: the newest closes. */
   private applyLimits(conn: Connection, limits: SocketLimits) {
     conn.bucket.reset(limits.ratePerS, limits.burst);
-    this.userMaxConns.set(conn.user.id, limits.maxConnections);
-    const set = this.byUser.get(conn.user.id);
-    if (set && set.size > limits.maxConnections && [...set].pop() === conn) conn.close('RATE_LIMITED', 'too many connections for this user');
+    this.registry.limit(conn, limits.maxConnections);
   }
 
   // ---- shutdown --------------------------------------------------------------------------
@@ -832,11 +817,9 @@ export class Hub {
    * go out), then ask every client to reconnect elsewhere with 1012 and a jittered delay hint.
    */
   async drain(timeoutMs: number) {
-    this.draining = true;
+    this.registry.drain();
     await Promise.race([this.writer.idle(), new Promise((r) => setTimeout(r, timeoutMs))]);
-    for (const set of this.byUser.values()) {
-      for (const conn of [...set]) conn.close('SERVER_RESTART', `restarting; reconnect in ${Math.floor(Math.random() * 2000)}ms`);
-    }
+    for (const conn of this.registry.drain()) conn.close('SERVER_RESTART', `restarting; reconnect in ${Math.floor(Math.random() * 2000)}ms`);
   }
 
   stop() {

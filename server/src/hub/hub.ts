@@ -7,11 +7,12 @@ import type { ProtocolErrorCode } from '@hubbub/client/protocol';
 import type { ClientFrame } from '../protocol/frames.ts';
 import type { MessageStore, StoredEvent } from '../store/message-store.ts';
 import { Connection, type SocketLike } from './connection.ts';
+import { applyControl, applyLimits, type ApplyHost } from './apply-control.ts';
 import { CatchUps, GAP_WAIT_MS } from './catch-up.ts';
 import { EventWriter } from './event-writer.ts';
 import { Feed } from './feed.ts';
 import { ConnectionRegistry } from './registry.ts';
-import type { LimitsDirectory, MembershipDirectory, SocketLimits, SocketLogin, UserControl } from './ports.ts';
+import type { LimitsDirectory, MembershipDirectory, SocketLogin, UserControl } from './ports.ts';
 import type { Presence } from '../presence/presence.ts';
 import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
 import { PresenceAnnouncer } from './presence-announcer.ts';
@@ -90,6 +91,14 @@ export class Hub {
   /** Connections-per-user limits of users with sockets here, when their plan sets one. */
   private resumeGate: ResumeGate;
   private readonly catchUps: CatchUps;
+  /** What applying a control message to a socket may do to the hub. */
+  private readonly applyHost: ApplyHost = {
+    ensureFeeds: (convs) => this.ensureFeeds(convs),
+    feedOf: (conv) => this.feeds.get(conv),
+    unsubscribe: (conn, conv) => this.unsubscribe(conn, conv),
+    catchUp: (conn, conv) => void this.catchUps.run(conn, conv, Infinity),
+    limitConnections: (conn, max) => this.registry.limit(conn, max),
+  };
   /** Sockets with frames posted this turn (see `post`). */
   private outbox: Connection[] = [];
   /** What every Connection is made with (one object for all of them). */
@@ -112,7 +121,7 @@ export class Hub {
       bus: d.bus,
       host: {
         socketsOf: (userId) => this.registry.socketsOf(userId),
-        apply: (conn, msg) => this.apply(conn, msg),
+        apply: (conn, msg) => applyControl(this.applyHost, conn, msg),
         ensureFeeds: (convs) => this.ensureFeeds(convs),
       },
       logger: d.logger,
@@ -233,7 +242,7 @@ export class Hub {
         fromLogin ? this.d.userLimits!.limitsOfSubscription!(login.subscription!) : this.d.userLimits?.limitsOf(user.id),
       ]);
       if (conn.closed) return;
-      if (limits) this.applyLimits(conn, limits);
+      if (limits) applyLimits(this.applyHost, conn, limits);
       if (conn.closed) return;
       const heads: Record<string, number> = {};
       for (const c of convs) {
@@ -280,7 +289,7 @@ export class Hub {
 
   /** Applies the control messages queued for a socket during its upgrade and setup, in order. */
   private async applyQueued(conn: Connection) {
-    for (let msg = conn.nextQueuedControl(); msg && !conn.closed; msg = conn.nextQueuedControl()) await this.apply(conn, msg);
+    for (let msg = conn.nextQueuedControl(); msg && !conn.closed; msg = conn.nextQueuedControl()) await applyControl(this.applyHost, conn, msg);
     conn.stopQueueingControls();
   }
 
@@ -756,60 +765,6 @@ export class Hub {
   }
 
   /** Applies one control message to one socket. */
-  private async apply(conn: Connection, msg: UserControl) {
-    if (conn.closed) return;
-    switch (msg.k) {
-      case 'added': {
-        await this.ensureFeeds([msg.conv]);
-        const feed = this.feeds.get(msg.conv);
-        if (conn.closed || !feed) return;
-        const known = conn.convs.get(msg.conv);
-        if (known) {
-          // Joined already by a membership check: the socket still gets told of it, once.
-          if (known.adopted) {
-            known.adopted = false;
-            conn.send(msg.frame);
-          }
-          return;
-        }
-        conn.send(msg.frame);
-        feed.subscribers.add(conn);
-        conn.convs.set(msg.conv, { last: Math.min(msg.fromSeq, feed.delivered), live: false, catching: false });
-        if (!conn.holdTimer && !conn.backlogging) void this.catchUps.run(conn, msg.conv, Infinity);
-        return;
-      }
-      case 'removed':
-        if (!conn.convs.has(msg.conv)) return;
-        this.unsubscribe(conn, msg.conv);
-        conn.send(msg.frame);
-        return;
-      case 'block': {
-        const st = msg.conv ? conn.convs.get(msg.conv) : undefined;
-        if (!st) return;
-        if (msg.blockers.includes(conn.user.id)) st.blocked = 'mine';
-        else if (msg.blockers.length) st.blocked = 'theirs';
-        else delete st.blocked;
-        return;
-      }
-      case 'revoke':
-        if (msg.sessions === 'all' || msg.sessions.includes(conn.user.sessionId)) conn.close('UNAUTHORIZED', 'session ended');
-        return;
-      case 'frame':
-        conn.send(msg.frame);
-        return;
-      case 'limits':
-        this.applyLimits(conn, msg.limits);
-        conn.send(msg.frame);
-        return;
-    }
-  }
-
-  /** A plan's limits on an open socket, in place (no reconnect). Over the connection limit: the newest closes. */
-  private applyLimits(conn: Connection, limits: SocketLimits) {
-    conn.bucket.reset(limits.ratePerS, limits.burst);
-    this.registry.limit(conn, limits.maxConnections);
-  }
-
   // ---- shutdown --------------------------------------------------------------------------
 
   /**

@@ -26,31 +26,32 @@ export interface ConvCursor {
   adopted?: boolean;
 }
 
+/**
+ * One open socket and its state. Other files read the state; only the methods here change it.
+ */
 export class Connection {
   readonly convs = new Map<string, ConvCursor>();
   readonly bucket: TokenBucket;
-  closed = false;
-  /** Frames that arrived before `ready` was sent; handled in order once it is. */
-  backlog: ClientFrame[] | null = [];
-  /** Waiting for the client's first frame (normally `resume`) before live delivery starts. */
-  holdTimer: NodeJS.Timeout | null = null;
-  /** The client said at the upgrade that it will send `resume` (`/ws?resume=1`). */
-  resumeAnnounced = false;
-  strikes = 0;
-  /** Control messages that arrived before setup applied the login snapshot; null afterwards. */
-  controlQueue: UserControl[] | null = null;
-  /** Membership messages for this socket's user heard so far (a membership check compares it before and after). */
-  controlVersion = 0;
   /**
    * Conversations this socket named without being known there as a member, while the database
    * is asked: their frames wait here in order, then are handled (or refused) by its answer.
    */
   readonly checking = new Map<string, ClientFrame[]>();
+  private isClosed = false;
+  /** Frames that arrived before `ready` was sent; handled in order once it is. */
+  private frames: ClientFrame[] | null = [];
+  /** Waiting for the client's first frame (normally `resume`) before live delivery starts. */
+  private hold: NodeJS.Timeout | null = null;
+  private strikeCount = 0;
+  /** Control messages that arrived before setup applied the login snapshot; null afterwards. */
+  private controls: UserControl[] | null = null;
+  /** Membership messages for this socket's user heard so far (a membership check compares it before and after). */
+  private controlsHeard = 0;
   /** Presence updates of this socket, in order (connected before disconnected). */
-  presenceOp: Promise<unknown> = Promise.resolve();
-  presenceCounted = false;
+  private presenceOp: Promise<unknown> = Promise.resolve();
+  private counted = false;
   /** Frames posted this loop turn (Hub.post); sent together in one corked write. */
-  queued: (string | Uint8Array)[] | null = null;
+  private queued: (string | Uint8Array)[] | null = null;
 
   constructor(
     readonly id: number,
@@ -63,8 +64,99 @@ export class Connection {
       wire: { framesOut: number };
       onClose: (reason: CloseReason) => void;
     },
+    /** The client said at the upgrade that it will send `resume` (`/ws?resume=1`). */
+    readonly resumeAnnounced = false,
   ) {
     this.bucket = new TokenBucket(opts.ratePerS, opts.burst);
+  }
+
+  get closed() {
+    return this.isClosed;
+  }
+  /** The socket is gone (closed by either side, or about to be ended by the caller): nothing more is sent. */
+  markClosed() {
+    this.isClosed = true;
+    this.endHold();
+  }
+
+  /** True while frames are kept for after `ready`. */
+  get backlogging() {
+    return this.frames !== null;
+  }
+  /** Keeps a frame that arrived before `ready`; false once frames are handled as they come. */
+  keep(f: ClientFrame): boolean {
+    if (!this.frames) return false;
+    this.frames.push(f);
+    return true;
+  }
+  /** The frames kept so far; from now on frames are handled as they come. */
+  takeBacklog(): ClientFrame[] {
+    const out = this.frames ?? [];
+    this.frames = null;
+    return out;
+  }
+
+  get holdTimer() {
+    return this.hold;
+  }
+  holdUntil(timer: NodeJS.Timeout) {
+    this.endHold();
+    this.hold = timer;
+  }
+  endHold() {
+    if (this.hold) clearTimeout(this.hold);
+    this.hold = null;
+  }
+
+  /** Counts a refused frame; true when the socket has now been refused more often than its burst. */
+  strike(): boolean {
+    return ++this.strikeCount > this.bucket.capacity;
+  }
+
+  /** Queues the control messages heard for this socket's user until setup applies them. */
+  queueControls(queue: UserControl[]) {
+    this.controls = queue;
+  }
+  /** Queues one control message if setup has not applied them yet; false when it should be applied now. */
+  queueControl(msg: UserControl): boolean {
+    if (!this.controls) return false;
+    this.controls.push(msg);
+    return true;
+  }
+  /** The next queued control message, for setup to apply in order. */
+  nextQueuedControl(): UserControl | undefined {
+    return this.controls?.shift();
+  }
+  stopQueueingControls() {
+    this.controls = null;
+  }
+  get controlVersion() {
+    return this.controlsHeard;
+  }
+  heardControl() {
+    this.controlsHeard++;
+  }
+
+  get presenceCounted() {
+    return this.counted;
+  }
+  countPresence() {
+    this.counted = true;
+  }
+  /** Runs `step` after this socket's earlier presence updates, so `connected` always precedes `disconnected`. */
+  afterPresence(step: () => Promise<unknown>, onError?: (err: unknown) => void) {
+    const next = this.presenceOp.then(step);
+    this.presenceOp = onError ? next.catch(onError) : next;
+  }
+
+  /** Posts a frame for the end of this turn; true when it is the first, so the caller schedules the flush. */
+  post(frame: string | Uint8Array): boolean {
+    if (this.queued) {
+      this.queued.push(frame);
+      return false;
+    }
+    this.queued = [frame];
+    return true;
   }
 
   /**
@@ -72,7 +164,7 @@ export class Connection {
    * (too slow) rather than slowing the fanout for everyone else; it catches up by resume.
    */
   send(frame: string | Uint8Array): boolean {
-    if (this.closed) return false;
+    if (this.isClosed) return false;
     // Frames posted earlier this turn are still waiting: this one goes after them.
     if (this.queued) {
       this.queued.push(frame);
@@ -125,8 +217,8 @@ export class Connection {
   }
 
   close(reason: CloseReason, text: string) {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.isClosed) return;
+    this.isClosed = true;
     this.opts.onClose(reason);
     try {
       this.ws.end(CloseCodes[reason].code, text);

@@ -7,9 +7,12 @@ import type { ProtocolErrorCode } from '@hubbub/client/protocol';
 import type { ClientFrame } from '../protocol/frames.ts';
 import type { MessageStore, StoredEvent } from '../store/message-store.ts';
 import { Connection, type SocketLike } from './connection.ts';
+import { applyControl, applyLimits, type ApplyHost } from './apply-control.ts';
+import { CatchUps, GAP_WAIT_MS } from './catch-up.ts';
 import { EventWriter } from './event-writer.ts';
 import { Feed } from './feed.ts';
-import type { LimitsDirectory, MembershipDirectory, SocketLimits, SocketLogin, UserControl } from './ports.ts';
+import { ConnectionRegistry } from './registry.ts';
+import type { LimitsDirectory, MembershipDirectory, SocketLogin, UserControl } from './ports.ts';
 import type { Presence } from '../presence/presence.ts';
 import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
 import { PresenceAnnouncer } from './presence-announcer.ts';
@@ -64,8 +67,6 @@ export interface HubDeps {
 
 /** How long a feed with no local sockets keeps its bus subscription (reconnect storms). */
 const FEED_LINGER_MS = 30_000;
-/** How long an early event waits for the seqs before it before the hub reads them from the store. */
-const GAP_WAIT_MS = 40;
 /** At most this many contacts' presence is sent after `ready`. */
 export const PRESENCE_SNAPSHOT_MAX = 1000;
 /** Every this often, tracked feeds are compared with the store heads (heals anything the bus lost). */
@@ -78,9 +79,8 @@ const SWEEP_MS = 3000;
 export class Hub {
   readonly writer: EventWriter;
   private feeds = new Map<string, Feed>();
-  private byUser = new Map<string, Set<Connection>>();
+  private readonly registry: ConnectionRegistry;
   private nextId = 1;
-  private draining = false;
   /**
    * The control and presence channels (resolves once subscribed; subscribed at start, and a
    * failed attempt is retried by the next upgrade).
@@ -89,10 +89,16 @@ export class Hub {
   private readonly controls: UserControls;
   private sweepTimer: NodeJS.Timeout;
   /** Connections-per-user limits of users with sockets here, when their plan sets one. */
-  private userMaxConns = new Map<string, number>();
   private resumeGate: ResumeGate;
-  /** Catch-up reads in flight, shared by the sockets that ask for the same page (`catchUpPage`), and how many asked. */
-  private pageReads = new Map<string, { page: Promise<{ seq: number; frame: Frame }[]>; waiters: number }>();
+  private readonly catchUps: CatchUps;
+  /** What applying a control message to a socket may do to the hub. */
+  private readonly applyHost: ApplyHost = {
+    ensureFeeds: (convs) => this.ensureFeeds(convs),
+    feedOf: (conv) => this.feeds.get(conv),
+    unsubscribe: (conn, conv) => this.unsubscribe(conn, conv),
+    catchUp: (conn, conv) => void this.catchUps.run(conn, conv, Infinity),
+    limitConnections: (conn, max) => this.registry.limit(conn, max),
+  };
   /** Sockets with frames posted this turn (see `post`). */
   private outbox: Connection[] = [];
   /** What every Connection is made with (one object for all of them). */
@@ -100,7 +106,9 @@ export class Hub {
   private readonly announcer: PresenceAnnouncer;
 
   constructor(private readonly d: HubDeps) {
+    this.registry = new ConnectionRegistry(() => this.d.limits.maxConnectionsPerUser);
     this.resumeGate = new ResumeGate(d.resumeEvents);
+    this.catchUps = new CatchUps({ store: d.store, feedOf: (conv) => this.feeds.get(conv) });
     this.connOpts = {
       maxBuffered: d.limits.maxBuffered,
       ratePerS: d.limits.ratePerS,
@@ -112,8 +120,8 @@ export class Hub {
     this.controls = new UserControls({
       bus: d.bus,
       host: {
-        socketsOf: (userId) => this.byUser.get(userId),
-        apply: (conn, msg) => this.apply(conn, msg),
+        socketsOf: (userId) => this.registry.socketsOf(userId),
+        apply: (conn, msg) => applyControl(this.applyHost, conn, msg),
         ensureFeeds: (convs) => this.ensureFeeds(convs),
       },
       logger: d.logger,
@@ -134,7 +142,7 @@ export class Hub {
       logger: d.logger,
       graceMs: d.limits.presenceGraceMs ?? 0,
       conversationsOf: (userId) => d.directory.conversationsOf(userId),
-      hasSockets: (userId) => this.byUser.has(userId),
+      hasSockets: (userId) => this.registry.has(userId),
       fanout: (conv, frame, skipUser) => {
         const feed = this.feeds.get(conv);
         if (feed && feed.subscribers.size > 0) this.fanoutFrame(conv, frame(), skipUser);
@@ -145,18 +153,16 @@ export class Hub {
 
   /** Whether the user has a socket on this replica (so is online, whatever the presence store says). */
   hasSocketsOf(userId: string) {
-    return this.byUser.has(userId);
+    return this.registry.has(userId);
   }
 
   get connectionCount() {
-    let n = 0;
-    for (const s of this.byUser.values()) n += s.size;
-    return n;
+    return this.registry.count;
   }
 
   /** Whether a new socket for this user fits the per-user limit on this replica. */
   canAccept(userId: string) {
-    return !this.draining && (this.byUser.get(userId)?.size ?? 0) < this.maxConnectionsOf(userId);
+    return this.registry.canAccept(userId);
   }
 
   // ---- connection lifecycle --------------------------------------------------------------
@@ -206,21 +212,18 @@ export class Hub {
    */
   attach(ws: SocketLike, login: SocketLogin, watch: UserWatch, opts: { resumeAnnounced?: boolean } = {}): Connection {
     const user = login.user;
-    const conn = new Connection(this.nextId++, user, ws, this.connOpts);
-    conn.resumeAnnounced = opts.resumeAnnounced === true;
+    const conn = new Connection(this.nextId++, user, ws, this.connOpts, opts.resumeAnnounced === true);
     // Refused before it is registered: uWS runs the close handler inside `end()`, so a socket
     // counted first and refused after would keep its slot and the gauge.
     if (!this.canAccept(user.id)) {
       this.unwatch(watch);
-      if (this.draining) conn.close('SERVER_RESTART', `restarting; reconnect in ${Math.floor(Math.random() * 2000)}ms`);
+      if (this.registry.draining) conn.close('SERVER_RESTART', `restarting; reconnect in ${Math.floor(Math.random() * 2000)}ms`);
       else conn.close('RATE_LIMITED', 'too many connections for this user');
       return conn;
     }
     // From here on the socket's own queue takes the control messages until setup applies them.
-    conn.controlQueue = watch.queue;
-    let set = this.byUser.get(user.id);
-    if (!set) this.byUser.set(user.id, (set = new Set()));
-    set.add(conn);
+    conn.queueControls(watch.queue);
+    this.registry.add(conn);
     this.unwatch(watch);
     this.d.metrics.connections.inc();
     void this.setup(conn, login);
@@ -239,7 +242,7 @@ export class Hub {
         fromLogin ? this.d.userLimits!.limitsOfSubscription!(login.subscription!) : this.d.userLimits?.limitsOf(user.id),
       ]);
       if (conn.closed) return;
-      if (limits) this.applyLimits(conn, limits);
+      if (limits) applyLimits(this.applyHost, conn, limits);
       if (conn.closed) return;
       const heads: Record<string, number> = {};
       for (const c of convs) {
@@ -265,13 +268,11 @@ export class Hub {
           if (conn.holdTimer === hold) this.release(conn);
         });
       }, conn.resumeAnnounced ? this.d.limits.announcedResumeHoldMs : this.d.limits.resumeHoldMs);
-      conn.holdTimer = hold;
-      const backlog = conn.backlog ?? [];
-      conn.backlog = null;
-      for (const f of backlog) this.handle(conn, f);
-      conn.presenceOp = conn.presenceOp.then(async () => {
+      conn.holdUntil(hold);
+      for (const f of conn.takeBacklog()) this.handle(conn, f);
+      conn.afterPresence(async () => {
         if (conn.closed) return;
-        conn.presenceCounted = true;
+        conn.countPresence();
         // With the count, a snapshot: which contacts are online now (later changes arrive as they happen).
         const { first, online } = await this.d.presence.connected(user.id, login.contacts);
         if (!conn.closed && online.size) conn.batch(() => {
@@ -281,56 +282,45 @@ export class Hub {
       });
     } catch (err) {
       this.d.logger.error({ err, conn: conn.id }, 'socket setup failed');
-      conn.controlQueue = null;
+      conn.stopQueueingControls();
       conn.close('SERVER_RESTART', 'setup failed, reconnect');
     }
   }
 
   /** Applies the control messages queued for a socket during its upgrade and setup, in order. */
   private async applyQueued(conn: Connection) {
-    const queue = conn.controlQueue;
-    if (!queue) return;
-    while (queue.length && !conn.closed) await this.apply(conn, queue.shift()!);
-    conn.controlQueue = null;
+    for (let msg = conn.nextQueuedControl(); msg && !conn.closed; msg = conn.nextQueuedControl()) await applyControl(this.applyHost, conn, msg);
+    conn.stopQueueingControls();
   }
 
   /** The socket closed (either side). */
   closed(conn: Connection) {
-    conn.closed = true;
-    if (conn.holdTimer) clearTimeout(conn.holdTimer);
-    const set = this.byUser.get(conn.user.id);
-    if (set?.delete(conn)) {
+    conn.markClosed();
+    if (this.registry.remove(conn)) {
       this.d.metrics.connections.dec();
-      if (set.size === 0) {
-        this.byUser.delete(conn.user.id);
-        this.userMaxConns.delete(conn.user.id);
-      }
       const convs = [...conn.convs.keys()];
       for (const c of convs) this.unsubscribe(conn, c);
       // Chained after the socket's `connected`, so a quick close never leaves a count behind.
-      conn.presenceOp = conn.presenceOp
-        .then(async () => {
+      conn.afterPresence(
+        async () => {
           if (conn.presenceCounted && (await this.d.presence.disconnected(conn.user.id))) this.announcer.disconnected(conn.user.id, convs);
-        })
-        .catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence update failed'));
+        },
+        (err) => this.d.logger.warn({ err: (err as Error).message }, 'presence update failed'),
+      );
     }
   }
 
   /** Starts live delivery for every conversation of a socket that is still on hold. */
   private release(conn: Connection) {
-    if (conn.holdTimer) clearTimeout(conn.holdTimer);
-    conn.holdTimer = null;
-    for (const [c, st] of conn.convs) if (!st.live && !st.catching) void this.catchUp(conn, c, Infinity);
+    conn.endHold();
+    for (const [c, st] of conn.convs) if (!st.live && !st.catching) void this.catchUps.run(conn, c, Infinity);
   }
 
   // ---- frames ----------------------------------------------------------------------------
 
   /** Handles one validated client frame. Order-sensitive parts (send) enqueue synchronously. */
   handle(conn: Connection, f: ClientFrame) {
-    if (conn.backlog) {
-      conn.backlog.push(f);
-      return;
-    }
+    if (conn.keep(f)) return;
     if (conn.holdTimer && f.type !== 'resume') this.release(conn);
     // Every frame type costs its sender a token; resume also pays for the events it replays.
     if (!conn.bucket.take()) return this.refuse(conn, f.ref, 'slow down');
@@ -365,7 +355,7 @@ export class Hub {
   /** A refusal for going over a budget: `RATE_LIMITED`, and a socket that keeps at it is closed 4008. */
   private refuse(conn: Connection, ref: string | undefined, message: string) {
     this.error(conn, ref, 'RATE_LIMITED', message);
-    if (++conn.strikes > conn.bucket.capacity) conn.close('RATE_LIMITED', 'rate limit exceeded');
+    if (conn.strike()) conn.close('RATE_LIMITED', 'rate limit exceeded');
   }
 
   private member(conn: Connection, conv: string, ref?: string) {
@@ -429,7 +419,7 @@ export class Hub {
         feed.subscribers.add(conn);
         const blocked = access.get(c)?.blocked;
         conn.convs.set(c, { last: feed.delivered, live: false, catching: false, adopted: true, ...(blocked ? { blocked } : {}) });
-        if (live && !conn.holdTimer && !conn.backlog) void this.catchUp(conn, c, Infinity);
+        if (live && !conn.holdTimer && !conn.backlogging) void this.catchUps.run(conn, c, Infinity);
       }
       return;
     }
@@ -532,17 +522,14 @@ export class Hub {
       const wait = this.resumeGate.retryAfterMs(conn, cost);
       return this.refuse(conn, f.ref, admitted === 'busy' ? 'a resume is already running on this socket' : `resume budget spent, retry in ${wait} ms`);
     }
-    if (conn.holdTimer) {
-      clearTimeout(conn.holdTimer);
-      conn.holdTimer = null;
-    }
+    conn.endHold();
     try {
       const wanted = new Map(Object.entries(f.convs));
       const unknown = [...wanted.keys()].filter((c) => !conn.convs.has(c));
       if (unknown.length) await this.adoptMembers(conn, unknown, false);
       if (conn.closed) return;
       // Conversations the client did not name go live from the heads sent in `ready`.
-      for (const [c, st] of conn.convs) if (!wanted.has(c) && !st.live && !st.catching) void this.catchUp(conn, c, Infinity);
+      for (const [c, st] of conn.convs) if (!wanted.has(c) && !st.live && !st.catching) void this.catchUps.run(conn, c, Infinity);
       const convs: Record<string, number> = {};
       for (const [c, lastSeen] of wanted) {
         const st = conn.convs.get(c);
@@ -550,7 +537,7 @@ export class Hub {
         const feed = this.feeds.get(c)!;
         st.last = Math.min(lastSeen, feed.delivered);
         st.live = false;
-        await this.catchUp(conn, c, this.d.limits.resumeMaxEvents);
+        await this.catchUps.run(conn, c, this.d.limits.resumeMaxEvents);
         if (conn.closed) return;
         convs[c] = conn.convs.get(c)?.last ?? st.last;
       }
@@ -561,87 +548,6 @@ export class Hub {
     } finally {
       this.resumeGate.done(conn);
     }
-  }
-
-  /**
-   * Brings one socket up to the feed's head from the store, then makes it live. With a budget,
-   * a longer backlog is announced as `gap` (the client pages it with conversations.history) and
-   * only the newest `budget` events are sent. Never sends a seq twice or out of order.
-   */
-  private async catchUp(conn: Connection, conv: string, budget: number) {
-    const st = conn.convs.get(conv);
-    const feed = this.feeds.get(conv);
-    if (!st || !feed || st.catching) return;
-    st.catching = true;
-    st.live = false;
-    try {
-      await feed.ready;
-      for (let guard = 0; guard < 10_000; guard++) {
-        if (conn.closed || conn.convs.get(conv) !== st) return;
-        const head = feed.delivered;
-        if (st.last >= head) {
-          st.live = true;
-          return;
-        }
-        if (head - st.last > budget) {
-          const toSeq = head - budget;
-          conn.send(encode({ type: 'gap', conv, fromSeq: st.last + 1, toSeq }));
-          st.last = toSeq;
-          continue;
-        }
-        const events = await this.catchUpPage(conv, st.last, Math.min(500, head - st.last));
-        if (conn.closed || conn.convs.get(conv) !== st) return;
-        let progressed = false;
-        let stop = false;
-        conn.batch(() => {
-          for (const e of events) {
-            if (e.seq !== st.last + 1 || e.seq > feed.delivered) break;
-            if (!conn.send(e.frame)) {
-              stop = true;
-              return;
-            }
-            st.last = e.seq;
-            progressed = true;
-          }
-        });
-        if (stop) return;
-        if (!progressed) {
-          // The feed knows a head the store read did not return yet (a lagging replica). Retry shortly.
-          await new Promise((r) => setTimeout(r, GAP_WAIT_MS));
-        }
-      }
-    } finally {
-      st.catching = false;
-    }
-  }
-
-  /**
-   * One store read for every socket that asks for the same page at the same time (a reconnect
-   * storm: the members of a room resume from the same seq), each event encoded once for all of
-   * them. Only reads in flight are shared, never a finished one. A socket that joins a read
-   * started a moment before it asked may get a page that ends short of its head: the catch-up
-   * loop reads on from there, so it never skips or repeats a seq.
-   */
-  private catchUpPage(conv: string, afterSeq: number, limit: number): Promise<{ seq: number; frame: Frame }[]> {
-    const key = `${conv}|${afterSeq}|${limit}`;
-    let read = this.pageReads.get(key);
-    if (!read) {
-      const shared: { page: Promise<{ seq: number; frame: Frame }[]>; waiters: number } = {
-        waiters: 0,
-        page: this.d.store.read(conv, { afterSeq, limit }).then((events) => {
-          const frames = events.map((e) => ({ seq: e.seq, frame: encodeEvent(e) as Frame }));
-          // Several sockets will send these: bytes once, not a string encoded again per socket.
-          if (shared.waiters > 1) for (const f of frames) f.frame = frameBytes(f.frame);
-          return frames;
-        }),
-      };
-      read = shared;
-      this.pageReads.set(key, read);
-      const done = () => this.pageReads.delete(key);
-      read.page.then(done, done);
-    }
-    read.waiters++;
-    return read.page;
   }
 
   // ---- feeds and the bus -----------------------------------------------------------------
@@ -761,7 +667,7 @@ export class Hub {
       const st = conn.convs.get(feed.conv);
       if (!st || !st.live) continue;
       if (seq !== st.last + 1) {
-        if (seq > st.last) void this.catchUp(conn, feed.conv, Infinity);
+        if (seq > st.last) void this.catchUps.run(conn, feed.conv, Infinity);
         continue;
       }
       st.last = seq;
@@ -781,11 +687,7 @@ export class Hub {
    */
   private post(conn: Connection, frame: Frame): boolean {
     if (conn.closed) return false;
-    if (conn.queued) conn.queued.push(frame);
-    else {
-      conn.queued = [frame];
-      if (this.outbox.push(conn) === 1) setImmediate(this.flushOutbox);
-    }
+    if (conn.post(frame) && this.outbox.push(conn) === 1) setImmediate(this.flushOutbox);
     return true;
   }
 
@@ -863,66 +765,6 @@ export class Hub {
   }
 
   /** Applies one control message to one socket. */
-  private async apply(conn: Connection, msg: UserControl) {
-    if (conn.closed) return;
-    switch (msg.k) {
-      case 'added': {
-        await this.ensureFeeds([msg.conv]);
-        const feed = this.feeds.get(msg.conv);
-        if (conn.closed || !feed) return;
-        const known = conn.convs.get(msg.conv);
-        if (known) {
-          // Joined already by a membership check: the socket still gets told of it, once.
-          if (known.adopted) {
-            known.adopted = false;
-            conn.send(msg.frame);
-          }
-          return;
-        }
-        conn.send(msg.frame);
-        feed.subscribers.add(conn);
-        conn.convs.set(msg.conv, { last: Math.min(msg.fromSeq, feed.delivered), live: false, catching: false });
-        if (!conn.holdTimer && !conn.backlog) void this.catchUp(conn, msg.conv, Infinity);
-        return;
-      }
-      case 'removed':
-        if (!conn.convs.has(msg.conv)) return;
-        this.unsubscribe(conn, msg.conv);
-        conn.send(msg.frame);
-        return;
-      case 'block': {
-        const st = msg.conv ? conn.convs.get(msg.conv) : undefined;
-        if (!st) return;
-        if (msg.blockers.includes(conn.user.id)) st.blocked = 'mine';
-        else if (msg.blockers.length) st.blocked = 'theirs';
-        else delete st.blocked;
-        return;
-      }
-      case 'revoke':
-        if (msg.sessions === 'all' || msg.sessions.includes(conn.user.sessionId)) conn.close('UNAUTHORIZED', 'session ended');
-        return;
-      case 'frame':
-        conn.send(msg.frame);
-        return;
-      case 'limits':
-        this.applyLimits(conn, msg.limits);
-        conn.send(msg.frame);
-        return;
-    }
-  }
-
-  private maxConnectionsOf(userId: string) {
-    return this.userMaxConns.get(userId) ?? this.d.limits.maxConnectionsPerUser;
-  }
-
-  /** A plan's limits on an open socket, in place (no reconnect). Over the connection limit: the newest closes. */
-  private applyLimits(conn: Connection, limits: SocketLimits) {
-    conn.bucket.reset(limits.ratePerS, limits.burst);
-    this.userMaxConns.set(conn.user.id, limits.maxConnections);
-    const set = this.byUser.get(conn.user.id);
-    if (set && set.size > limits.maxConnections && [...set].pop() === conn) conn.close('RATE_LIMITED', 'too many connections for this user');
-  }
-
   // ---- shutdown --------------------------------------------------------------------------
 
   /**
@@ -930,11 +772,9 @@ export class Hub {
    * go out), then ask every client to reconnect elsewhere with 1012 and a jittered delay hint.
    */
   async drain(timeoutMs: number) {
-    this.draining = true;
+    this.registry.drain();
     await Promise.race([this.writer.idle(), new Promise((r) => setTimeout(r, timeoutMs))]);
-    for (const set of this.byUser.values()) {
-      for (const conn of [...set]) conn.close('SERVER_RESTART', `restarting; reconnect in ${Math.floor(Math.random() * 2000)}ms`);
-    }
+    for (const conn of this.registry.drain()) conn.close('SERVER_RESTART', `restarting; reconnect in ${Math.floor(Math.random() * 2000)}ms`);
   }
 
   stop() {

@@ -119,8 +119,7 @@ export class UserControls {
     if (MEMBERSHIP_KINDS.has(msg.k)) return void this.inOrder(userId, msg);
     this.queueOnWatches(userId, msg);
     for (const conn of this.d.host.socketsOf(userId) ?? []) {
-      if (conn.controlQueue) conn.controlQueue.push(msg);
-      else this.d.host.apply(conn, msg).catch((err) => this.d.logger.warn({ err: (err as Error).message, k: msg.k }, 'control message failed'));
+      if (!conn.queueControl(msg)) this.d.host.apply(conn, msg).catch((err) => this.d.logger.warn({ err: (err as Error).message, k: msg.k }, 'control message failed'));
     }
   }
 
@@ -149,12 +148,12 @@ export class UserControls {
     this.queueOnWatches(userId, msg);
     const conns = this.d.host.socketsOf(userId);
     if (!conns && !this.chains.has(userId)) return Promise.resolve();
-    for (const conn of conns ?? []) conn.controlVersion++;
+    for (const conn of conns ?? []) conn.heardControl();
     const run = async () => {
       const now = this.d.host.socketsOf(userId);
       if (!now) return;
       if (msg.k === 'added') await this.d.host.ensureFeeds([msg.conv]);
-      await Promise.all([...now].map((conn) => (conn.controlQueue ? void conn.controlQueue.push(msg) : this.d.host.apply(conn, msg))));
+      await Promise.all([...now].map((conn) => (conn.queueControl(msg) ? undefined : this.d.host.apply(conn, msg))));
     };
     const prev = this.chains.get(userId) ?? Promise.resolve();
     const next = prev.then(run).catch((err) => this.d.logger.warn({ err: (err as Error).message, k: msg.k }, 'control message failed'));

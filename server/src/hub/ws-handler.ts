@@ -172,7 +172,7 @@ export function wsBehavior(d: {
       };
       if (message.byteLength > d.maxFrameBytes) {
         d.metrics.closes.inc({ reason: 'FRAME_TOO_LARGE' });
-        conn.closed = true;
+        conn.markClosed();
         ws.end(CloseCodes.FRAME_TOO_LARGE.code, `frame over ${d.maxFrameBytes} bytes`);
         return;
       }

@@ -27,6 +27,7 @@ const allowed: [RegExp, string][] = [
   [/^redis:7\.[0-2](\.\d+)?$/, 'Redis up to 7.2 (BSD-3-Clause)'],
   [/^cassandra:5\.0(\.\d+)?$/, 'Apache Cassandra 5.0 (Apache-2.0), as the tests run'],
   [/^haproxy:2\.\d+$/, 'HAProxy (GPL-2.0)'],
+  [/^prom\/prometheus:v\d+\.\d+\.\d+$/, 'Prometheus (Apache-2.0)'],
 ];
 const ours = `hubbub:${pkg.version}`;
 

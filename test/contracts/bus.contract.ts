@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { describe, test } from 'node:test';
+import { describe } from 'node:test';
 import type { Bus } from '../../server/src/bus/bus.ts';
+import { fixtureTest } from './fixture-test.ts';
 
 export interface BusFixture {
   bus: Bus;
@@ -32,15 +33,7 @@ function collect(bus: Bus) {
 
 export function registerBusContractTests(name: string, make: () => Promise<BusFixture>) {
   describe(`Bus contract on ${name}`, () => {
-    const run = (title: string, body: (f: BusFixture) => Promise<void>) =>
-      test(title, async () => {
-        const f = await make();
-        try {
-          await body(f);
-        } finally {
-          await f.cleanup();
-        }
-      });
+    const run = fixtureTest(make);
 
     run('1 a subscribed channel receives the published bytes with its name, strings and buffers alike', async ({ bus }) => {
       const c = collect(bus);

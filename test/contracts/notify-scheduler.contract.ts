@@ -9,9 +9,10 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, test } from 'node:test';
+import { describe } from 'node:test';
 import type { NotifyChannel } from '../../server/src/notify/notify-jobs.ts';
 import type { NotifyScheduler } from '../../server/src/notify/notify-scheduler.ts';
+import { fixtureTest } from './fixture-test.ts';
 
 /** One processor run: which job key it ran for. */
 export interface Run {
@@ -35,15 +36,7 @@ export const DELAY_MS = 150;
 
 export function registerNotifySchedulerContractTests(name: string, make: () => Promise<SchedulerFixture>) {
   describe(`NotifyScheduler contract on ${name}`, () => {
-    const run = (title: string, body: (f: SchedulerFixture) => Promise<void>) =>
-      test(title, async () => {
-        const f = await make();
-        try {
-          await body(f);
-        } finally {
-          await f.cleanup();
-        }
-      });
+    const run = fixtureTest(make);
     const key = (r: Run) => `${r.channel}:${r.user}:${r.conv ?? '*'}`;
     /** Nothing more runs: the absence of a duplicate needs the window to pass, twice over. */
     const quiet = () => sleep(DELAY_MS * 3);

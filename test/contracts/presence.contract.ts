@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { describe, test } from 'node:test';
+import { describe } from 'node:test';
 import type { Presence } from '../../server/src/presence/presence.ts';
+import { fixtureTest } from './fixture-test.ts';
 
 export interface PresenceFixture {
   presence: Presence;
@@ -22,15 +23,7 @@ const users = (n: number) => Array.from({ length: n }, () => randomUUID());
 
 export function registerPresenceContractTests(name: string, make: () => Promise<PresenceFixture>) {
   describe(`Presence contract on ${name}`, () => {
-    const run = (title: string, body: (f: PresenceFixture) => Promise<void>) =>
-      test(title, async () => {
-        const f = await make();
-        try {
-          await body(f);
-        } finally {
-          await f.cleanup();
-        }
-      });
+    const run = fixtureTest(make);
 
     run('5.6 the first socket makes a user online, the last close makes them offline; sockets between change nothing', async ({ presence: p }) => {
       const [u] = users(1) as [string];

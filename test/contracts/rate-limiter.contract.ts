@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { describe, test } from 'node:test';
+import { describe } from 'node:test';
 import type { RateLimiter } from '../../server/src/limits/rate-limiter.ts';
+import { fixtureTest } from './fixture-test.ts';
 
 export interface RateLimiterFixture {
   limiter: RateLimiter;
@@ -21,15 +22,7 @@ const WINDOW = 400;
 
 export function registerRateLimiterContractTests(name: string, make: () => Promise<RateLimiterFixture>) {
   describe(`RateLimiter contract on ${name}`, () => {
-    const run = (title: string, body: (f: RateLimiterFixture) => Promise<void>) =>
-      test(title, async () => {
-        const f = await make();
-        try {
-          await body(f);
-        } finally {
-          await f.cleanup();
-        }
-      });
+    const run = fixtureTest(make);
 
     run('6 a key is allowed `limit` hits in a window, then refused with when to retry', async ({ limiter }) => {
       const k = `login:${randomUUID()}`;

@@ -96,3 +96,23 @@ test('a holder on another host cannot be checked: refused, with the file to dele
   writeFileSync(file, 'not json');
   assert.match(lockedBy(() => lockDataDir(dir)).message, /cannot be read.*delete/);
 });
+
+test('a holder killed but never reaped (a zombie: its parent died too, and a container PID 1 may never wait) is stale', async () => {
+  const dir = tempDir();
+  // `sleep 0` exits at once; its parent becomes `sleep 30`, which never waits for it: a zombie.
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  process.on('exit', () => parent.kill('SIGKILL'));
+  try {
+    const pid = Number(String((await once(parent.stdout!, 'data'))[0]).trim());
+    const stateOf = () => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]![0];
+    while (stateOf() !== 'Z') await new Promise((r) => setImmediate(r));
+    process.kill(pid, 0); // still answers, as a zombie does
+    const file = path.join(dir, 'pglite.lock');
+    writeFileSync(file, JSON.stringify({ pid, host: os.hostname(), since: new Date().toISOString(), command: 'dist/server/main.js' }));
+    const lock = lockDataDir(dir);
+    assert.equal((JSON.parse(readFileSync(file, 'utf8')) as LockHolder).pid, process.pid);
+    lock.release();
+  } finally {
+    parent.kill('SIGKILL');
+  }
+});

@@ -140,6 +140,9 @@ export function holderState(h: LockHolder): 'alive' | 'dead' | 'unknown' {
     // EPERM: it exists, owned by another user.
     if (code !== 'EPERM') throw err;
   }
+  // A zombie (killed, not yet reaped: its parent died too and PID 1 of a container may never reap)
+  // still answers kill(0), but it holds no files any more.
+  if (stateOf(h.pid) === 'Z') return 'dead';
   const now = startTicksOf(h.pid);
   return h.startTicks !== undefined && now !== undefined && now !== h.startTicks ? 'dead' : 'alive';
 }
@@ -160,16 +163,26 @@ function removeIfSame(file: string, seen: LockHolder) {
   }
 }
 
-/** Field 22 of /proc/<pid>/stat (Linux); undefined elsewhere or if the process is gone. */
-function startTicksOf(pid: number): number | undefined {
+/** Fields 3 onwards of /proc/<pid>/stat (Linux); undefined elsewhere or if the process is gone. */
+function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) is in parentheses and may hold spaces: count after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[19]);
-    return Number.isFinite(ticks) ? ticks : undefined;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     // No /proc (macOS) or the process just exited: the pid check alone decides.
     return undefined;
   }
+}
+
+/** Field 3 of /proc/<pid>/stat: the process state ('Z' for a zombie). */
+function stateOf(pid: number): string | undefined {
+  return statFields(pid)?.[0];
+}
+
+/** Field 22 of /proc/<pid>/stat: the start time in clock ticks after boot. */
+function startTicksOf(pid: number): number | undefined {
+  const fields = statFields(pid);
+  const ticks = Number(fields?.[19]);
+  return fields && Number.isFinite(ticks) ? ticks : undefined;
 }

@@ -9,6 +9,7 @@ import type { MessageStore, StoredEvent } from '../store/message-store.ts';
 import { Connection, type SocketLike } from './connection.ts';
 import { EventWriter } from './event-writer.ts';
 import { Feed } from './feed.ts';
+import { presenceOnJoin } from './join-presence.ts';
 import type { LimitsDirectory, MembershipDirectory, SocketLimits, SocketLogin, UserControl } from './ports.ts';
 import type { Presence } from './presence.ts';
 import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
@@ -815,6 +816,7 @@ export class Hub {
         feed.subscribers.add(conn);
         conn.convs.set(msg.conv, { last: Math.min(msg.fromSeq, feed.delivered), live: false, catching: false });
         if (!conn.holdTimer && !conn.backlog) void this.catchUp(conn, msg.conv, Infinity);
+        presenceOnJoin({ presence: this.d.presence, publishFrame: (c, f, skip) => this.publishFrame(c, f, skip) }, conn, msg.conv, msg.frame).catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence for a new conversation failed'));
         return;
       }
       case 'removed':

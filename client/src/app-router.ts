@@ -606,6 +606,7 @@ export type AppRouter = TRPCBuiltRouter<Root, {
         input: void;
         output: {
           createdAt: string;
+          pausedUntil: null | string;
           id: string;
           url: string;
         }[];
@@ -639,6 +640,8 @@ export type AppRouter = TRPCBuiltRouter<Root, {
         limit?: number | undefined;
       };
       output: {
+        status: "failed" | "paused" | "sending" | "sent";
+        pausedUntil: null | string;
         createdAt: string;
         finishedAt: null | string;
         id: string;
@@ -646,7 +649,6 @@ export type AppRouter = TRPCBuiltRouter<Root, {
         target: string;
         conversationId: null | string;
         range: string;
-        status: "failed" | "sending" | "sent";
         attempts: number;
         error: null | string;
       }[];
@@ -748,6 +750,7 @@ type SettingsView = {
   conversations: {
     [key: string]: Level;
   };
+  emailAvailable: boolean;
 };
 
 type TRPC_ERROR_CODE_NUMBER = -32001 | -32002 | -32003 | -32004 | -32005 | -32008 | -32009 | -32012 | -32013 | -32015 | -32022 | -32028 | -32029 | -32099 | -32600 | -32603 | -32700;

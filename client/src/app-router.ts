@@ -750,6 +750,7 @@ type SettingsView = {
   conversations: {
     [key: string]: Level;
   };
+  emailAvailable: boolean;
 };
 
 type TRPC_ERROR_CODE_NUMBER = -32001 | -32002 | -32003 | -32004 | -32005 | -32008 | -32009 | -32012 | -32013 | -32015 | -32022 | -32028 | -32029 | -32099 | -32600 | -32603 | -32700;

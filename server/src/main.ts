@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from './config.ts';
 import { DataDirLockedError } from './db/data-dir-lock.ts';
+import { startupLine } from './http/page-url.ts';
 import { startReplica } from './replica.ts';
 
 /** Entry point of a hub replica: config from the environment, signals wired to drain. */
@@ -15,6 +16,8 @@ async function main() {
     throw err;
   }
   const replica = await startReplica(config);
+  // Someone at a terminal (npm start) gets the address to open in words; logs to a file or a collector stay JSON.
+  if (process.stdout.isTTY) process.stdout.write(startupLine(config.HOST, replica.port, config.ALLOWED_ORIGINS));
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

@@ -33,6 +33,7 @@ import { workBudgets } from './limits/budgets.ts';
 import { maintenanceJob } from './auth/maintenance-job.ts';
 import { renewalsJob } from './payments/renewals-job.ts';
 import { runRepeatingJobs } from './jobs/repeating-job.inprocess.ts';
+import { pageUrl } from './http/page-url.ts';
 import { setupNotifications, type Notifications } from './notify/setup-notifications.ts';
 import type { NotifyOverrides } from './notify/notify-deps.ts';
 import { registerUnsubscribeRoute } from './notify/unsubscribe-route.ts';
@@ -220,7 +221,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
   const metricsServer = await startMetricsServer({ registry: metrics.registry, host: config.HOST, port: config.METRICS_PORT, setting: 'METRICS_PORT', logger });
   const port = await http.listen(config.HOST, config.PORT);
   logger.info(
-    { port, metricsPort: metricsServer.port, host: config.HOST, db: database.kind, store: config.MESSAGE_STORE, bus: redis ? 'redis' : 'memory' },
+    { port, metricsPort: metricsServer.port, host: config.HOST, url: pageUrl(config.HOST, port, config.ALLOWED_ORIGINS).url, db: database.kind, store: config.MESSAGE_STORE, bus: redis ? 'redis' : 'memory' },
     'hub listening',
   );
 

@@ -56,7 +56,8 @@ describe('browser: wallet, tips, plans and notification settings in the chat cli
     const vapid = webPush.generateVAPIDKeys();
     env.env.VAPID_PUBLIC_KEY = vapid.publicKey;
     env.env.VAPID_PRIVATE_KEY = vapid.privateKey;
-    const [r1, r2] = await Promise.all([spawnReplica(env.env), spawnReplica({ ...env.env, ...stripeEnv(stripeUrl) })]);
+    // Replica 2 has SMTP configured (nothing is sent: no worker runs here), replica 1 has none.
+    const [r1, r2] = await Promise.all([spawnReplica(env.env), spawnReplica({ ...env.env, ...stripeEnv(stripeUrl), SMTP_URL: 'smtp://127.0.0.1:9' })]);
     replicas.push(r1!, r2!);
     proxies[0]!.target = r1!.port;
     proxies[1]!.target = r2!.port;
@@ -110,6 +111,7 @@ describe('browser: wallet, tips, plans and notification settings in the chat cli
   test('a tip in a DM shows one tip line live on both pages, and both wallets change by its amount', () =>
     withArtifacts('payments tip', () => pages, async () => {
       await A.page.locator(sel('tip-button')).click();
+      await waitText(A, sel('tip-dialog'), 'Send Bob Baker a tip');
       await A.page.type(sel('tip-amount'), '2.50');
       await A.page.type(sel('tip-note'), 'for lunch');
       await A.page.locator(sel('tip-send')).click();
@@ -196,7 +198,7 @@ describe('browser: wallet, tips, plans and notification settings in the chat cli
       // Bought elsewhere (another tab, the API): the page learns it from the `limits` frame.
       await aliceApi.payments.subscribe.mutate({ planId: 'premium', idempotencyKey: `sub-${suffix}` });
       await waitText(A, sel('plan-name'), 'Premium');
-      await waitText(A, sel('limits'), '50 messages/s (bursts of 200), 50 connections, groups of 5,000, all history');
+      await waitText(A, sel('limits'), 'Send up to 50 messages a second (200 at once), use 50 devices at a time, make groups of up to 5,000 people, and read all history.');
       await waitText(A, sel('balance'), '$1.51');
       await waitText(A, sel('entitlement'), 'renews');
       await A.page.locator(sel('cancel-plan')).click();
@@ -215,7 +217,8 @@ describe('browser: wallet, tips, plans and notification settings in the chat cli
       // Alice's replica has no Stripe: a sentence. Bob's has (stripe-mock): the PaymentIntent.
       await A.page.type(sel('topup-amount'), '10');
       await A.page.locator(sel('topup')).click();
-      await waitText(A, sel('wallet-error'), 'Payments are not configured on this server');
+      await waitText(A, sel('wallet-error'), 'Card payments are not set up on this server, so you cannot top up here. Ask the people who run it for credit.');
+      assert.doesNotMatch((await texts(A, sel('wallet-error')))[0] ?? '', /npm|payments:grant/, 'no operator command in words for end users');
       await B.page.type(sel('topup-amount'), '10');
       await B.page.locator(sel('topup')).click();
       await waitText(B, sel('wallet-message'), 'for $10.00 created');
@@ -237,7 +240,16 @@ describe('browser: wallet, tips, plans and notification settings in the chat cli
       };
       await A.page.locator(sel('tab-notify')).click();
       await A.page.waitForSelector(sel('notify-previews'));
-      assert.deepEqual([await checked('notify-push'), await checked('notify-email'), await checked('notify-previews')], [true, true, true]);
+      // Alice's hub has no SMTP: the digest is off, cannot be turned on, and says why; Bob's has.
+      assert.deepEqual([await checked('notify-push'), await checked('notify-email'), await checked('notify-previews')], [true, false, true]);
+      assert.equal(await A.page.$eval(sel('notify-email'), (el) => (el as unknown as { disabled: boolean }).disabled), true);
+      await waitText(A, sel('notify-email-hint'), 'Email is not set up on this server, so no digest can be sent.');
+      await A.page.locator(`label:has(${sel('notify-email')})`).click();
+      assert.equal((await texts(A, sel('notify-message')))[0], '', 'no “Saved.” for a channel that cannot send');
+      await B.page.locator(sel('tab-notify')).click();
+      await B.page.waitForSelector(sel('notify-email'));
+      assert.equal(await B.page.$eval(sel('notify-email'), (el) => (el as unknown as { checked: boolean; disabled: boolean }).checked && !(el as unknown as { disabled: boolean }).disabled), true);
+      assert.deepEqual([(await aliceApi.notifications.settings.query()).emailAvailable, (await bobApi.notifications.settings.query()).emailAvailable], [false, true]);
       await A.page.locator(sel('notify-previews')).click();
       await waitText(A, sel('notify-message'), 'Saved.');
       await A.page.locator(sel('quiet-on')).click();
@@ -256,12 +268,12 @@ describe('browser: wallet, tips, plans and notification settings in the chat cli
       await waitText(A, sel('notify-message'), `Saved for ${bob.displayName}.`);
 
       const saved = await aliceApi.notifications.settings.query();
-      assert.deepEqual({ ...saved, conversations: Object.values(saved.conversations) }, { push: true, email: true, previews: false, quietHours: { start: '22:30', end: '06:45', timezone: 'Europe/Paris' }, conversations: ['mentions'] });
+      assert.deepEqual({ ...saved, conversations: Object.values(saved.conversations) }, { push: true, email: true, previews: false, quietHours: { start: '22:30', end: '06:45', timezone: 'Europe/Paris' }, conversations: ['mentions'], emailAvailable: false });
 
       await A.page.reload();
       await A.page.locator(sel('tab-notify')).click();
       await A.page.waitForSelector(sel('notify-previews'));
-      assert.deepEqual([await checked('notify-push'), await checked('notify-email'), await checked('notify-previews'), await checked('quiet-on')], [true, true, false, true]);
+      assert.deepEqual([await checked('notify-push'), await checked('notify-email'), await checked('notify-previews'), await checked('quiet-on')], [true, false, false, true]);
       assert.deepEqual([await value('quiet-start'), await value('quiet-end'), await value('quiet-tz')], ['22:30', '06:45', 'Europe/Paris']);
       assert.equal(await A.page.$eval(`${sel('notify-conv')}[data-title="${bob.displayName}"] ${sel('notify-level')}`, (el) => (el as unknown as { value: string }).value), 'mentions');
 

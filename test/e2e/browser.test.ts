@@ -1,8 +1,9 @@
 /**
  * The chat client at `/` in a real browser (Debian's chromium through puppeteer-core), against
  * real hub processes: two replicas on one Redis and PostgreSQL, each behind a loopback proxy so a
- * page keeps its origin while its hub is drained and replaced. Alice's page talks to replica 1,
- * Bob's to replica 2, so everything they see of each other crossed the bus.
+ * page keeps its origin while its hub is drained and replaced. Alice's page talks to replica 1 in
+ * a desktop window, Bob's to replica 2 on a phone (390×844, touch), so every flow runs at both
+ * viewports and everything they see of each other crossed the bus.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -12,7 +13,7 @@ import WebSocket from 'ws';
 import type { Browser } from 'puppeteer-core';
 import { createApiClient, SocketClient } from '@hubbub/client';
 import { buildWeb } from '../../scripts/build-web.ts';
-import { launchBrowser, openPage, sel, texts, waitText, withArtifacts, type TestPage } from '../helpers/browser.ts';
+import { DESKTOP, launchBrowser, nativeDialogs, openPage, PHONE, sel, texts, waitText, withArtifacts, type TestPage } from '../helpers/browser.ts';
 import { spawnReplica, type ProcessReplica } from '../helpers/process-replica.ts';
 import { testEnv, type TestEnv } from '../helpers/server.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
@@ -37,7 +38,16 @@ async function register(p: TestPage, u: typeof alice) {
   await waitText(p, sel('me'), u.displayName);
 }
 
+/** On a phone, back from a conversation to the list (the back control); on a desktop the list is always there. */
+async function toList(p: TestPage) {
+  if (await p.page.$('.shell[data-view="conv"] [data-testid="back"]:not([hidden])').then((b) => b?.isVisible())) {
+    await p.page.locator(sel('back')).click();
+    await p.page.waitForSelector('.shell[data-view="list"]');
+  }
+}
+
 async function openConv(p: TestPage, title: string) {
+  await toList(p);
   // A locator waits until the element is there and stable: the list redraws as events arrive.
   await p.page.locator(`${sel('conv')}[data-title="${title}"]`).click();
   await waitText(p, sel('conv-heading'), title);
@@ -66,11 +76,19 @@ async function seqOf(p: TestPage, text: string) {
   return seq;
 }
 
-/** Clicks a message's hover action (react, edit, delete). */
+/** Opens a message's actions (⋯: a tap on a phone, the keyboard's way on a desktop) and clicks one. */
 async function messageAction(p: TestPage, seq: string, action: string) {
   const msg = `${sel('message')}[data-seq="${seq}"]`;
-  await p.page.locator(msg).hover();
+  await p.page.locator(`${msg} ${sel('more')}`).click();
   await p.page.locator(`${msg} ${action}`).click();
+}
+
+/** Edits a message in place: the bubble becomes a text box; Enter saves. */
+async function editMessage(p: TestPage, seq: string, body: string) {
+  await messageAction(p, seq, sel('edit'));
+  await p.page.locator(sel('edit-input')).fill(body);
+  await p.page.keyboard.press('Enter');
+  await p.page.waitForSelector(sel('editor'), { hidden: true });
 }
 
 async function shot(p: TestPage, name: string) {
@@ -105,12 +123,14 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
     proxyB.target = r2!.port;
     proxyC.target = r2!.port;
     browser = await launchBrowser();
-    A = await openPage(browser, 'alice', `http://127.0.0.1:${proxyA.port}/`);
-    B = await openPage(browser, 'bob', `http://127.0.0.1:${proxyB.port}/`);
+    A = await openPage(browser, 'alice', `http://127.0.0.1:${proxyA.port}/`, DESKTOP);
+    B = await openPage(browser, 'bob', `http://127.0.0.1:${proxyB.port}/`, PHONE);
     pages.push(A, B);
   });
 
   after(async () => {
+    // Edit, delete and leave use the page's own dialogs: a native one freezes the page and its socket.
+    for (const p of pages) assert.deepEqual(nativeDialogs(p), [], `${p.name}: native dialogs`);
     await browser?.close();
     await proxyA?.close();
     await proxyB?.close();
@@ -135,23 +155,28 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       assert.ok((await texts(B, sel('sender'))).some((t) => t.includes(alice.displayName)), 'Bob sees Alice’s name on her message');
       await say(B, 'Hello Alice!');
       await waitText(A, sel('body'), 'Hello Alice!');
+      // Read out to a screen reader from a live region (the list redraws rows, so it is none itself).
+      await waitText(A, sel('live-region'), 'Bob Baker: Hello Alice!');
       assert.ok((await texts(A, sel('sender'))).some((t) => t.includes(bob.displayName)), 'Alice sees Bob’s name');
       assert.equal(await A.page.$$eval(sel('pending'), (e) => e.length), 0, 'nothing left pending');
 
       // Reactions, edits and deletes reach the other side.
-      await messageAction(A, await seqOf(A, 'Hello Alice!'), `${sel('react')}[title="React 👍"]`);
+      await messageAction(A, await seqOf(A, 'Hello Alice!'), `${sel('react')}[data-emoji="👍"]`);
       await waitText(B, sel('reaction'), '👍 1');
-      A.page.once('dialog', (d) => void d.accept('Hi Bob, Alice here'));
-      await messageAction(A, await seqOf(A, 'Hi Bob, it is Alice'), sel('edit'));
+      await editMessage(A, await seqOf(A, 'Hi Bob, it is Alice'), 'Hi Bob, Alice here');
       await waitText(B, sel('body'), 'Hi Bob, Alice here (edited)');
       await say(A, 'oops, wrong chat');
       await waitText(B, sel('body'), 'oops, wrong chat');
-      A.page.once('dialog', (d) => void d.accept());
       await messageAction(A, await seqOf(A, 'oops, wrong chat'), sel('delete'));
-      await waitText(B, sel('body'), 'message deleted');
+      await A.page.locator(sel('confirm-ok')).click();
+      await waitText(B, sel('body'), 'Message deleted');
       assert.ok(!(await bodies(B)).includes('oops, wrong chat'), 'the deleted text is gone');
+      // Bob, on his phone, edits his own message the same way.
+      await editMessage(B, await seqOf(B, 'Hello Alice!'), 'Hello Alice! 👋');
+      await waitText(A, sel('body'), 'Hello Alice! 👋 (edited)');
 
-      // A group with both, created by Bob; Alice chats in it.
+      // A group with both, created by Bob (from the list, on his phone); Alice chats in it.
+      await toList(B);
       await B.page.locator(sel('new-group')).click();
       await B.page.type(sel('group-title'), 'Weekend plans');
       await B.page.type(sel('user-search'), alice.username.slice(0, 8));
@@ -186,9 +211,9 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       assert.equal(await badge(B, 'Weekend plans'), '', 'the open conversation has no badge');
       // Bob mutes the group: the list shows it muted.
       await B.page.locator(sel('mute')).click();
-      await B.page.waitForSelector(`${sel('conv')}[data-title="Weekend plans"] ${sel('muted')}`);
       await waitText(B, sel('mute'), 'Unmute');
-      await shot(B, 'conversation-list.png');
+      await toList(B);
+      await B.page.waitForSelector(`${sel('conv')}[data-title="Weekend plans"] ${sel('muted')}`);
       await openConv(B, alice.displayName);
       await B.page.waitForFunction((t: string) => !document.querySelector(`[data-testid="conv"][data-title="${t}"] [data-testid="unread"]`), {}, alice.displayName);
       // Alice sees that Bob read them, under her last message.
@@ -201,7 +226,7 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       // Bob types (without sending): Alice sees it.
       await B.page.type(sel('composer'), 'On my w');
       await waitText(A, sel('typing'), `${bob.displayName} is typing`);
-      await shot(A, 'conversation.png');
+      await shot(A, 'desktop-conversation.png');
       await B.page.keyboard.press('Enter');
       await waitText(A, sel('body'), 'On my w');
       // The badge survives a reload: the count comes from the server's read cursor.
@@ -365,7 +390,7 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       await A.page.locator(sel('new-dm')).click();
       await A.page.type(sel('user-search'), 'nobody_by_this_name');
       await A.page.locator(sel('start-dm')).click();
-      await waitText(A, sel('dialog-error'), 'There is no user called “nobody_by_this_name”.');
+      await waitText(A, sel('dialog-error'), 'There is no one called “nobody_by_this_name”.');
       for (const t of [authError, ...(await texts(A, sel('dialog-error'))), ...(await texts(A, sel('send-error')))])
         assert.doesNotMatch(t, /[[\]{}]/, `a sentence, not JSON: ${t}`);
     }));
@@ -383,6 +408,7 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       await openConv(A, 'Weekend plans');
       await openConv(B, 'Weekend plans');
       await B.page.locator(sel('members-button')).click();
+      await B.page.locator(`${sel('members-dialog')} ${sel('user-search')}`).click();
       await B.page.type(`${sel('members-dialog')} ${sel('user-search')}`, `carol_${suffix}`.slice(0, 9));
       await B.page.locator(`${sel('members-dialog')} ${sel('search-result')}[data-username="carol_${suffix}"] button`).click();
       await B.page.waitForSelector(`${sel('member')}[data-username="carol_${suffix}"]`);
@@ -396,7 +422,15 @@ describe('browser: the chat client at / on two replicas', { timeout: 240_000 }, 
       await B.page.keyboard.press('Escape');
       await A.page.locator(sel('members-button')).click();
       await A.page.locator(sel('leave-group')).click();
+      // Leaving asks first, in the page's own dialog; Cancel keeps Alice in the group.
+      await waitText(A, sel('confirm-dialog'), 'Leave “Weekend plans”?');
+      await A.page.locator(sel('confirm-cancel')).click();
+      await A.page.waitForSelector(sel('confirm-dialog'), { hidden: true });
+      assert.ok(await A.page.$(`${sel('conv')}[data-title="Weekend plans"]`), 'still in the group after Cancel');
+      await A.page.locator(sel('leave-group')).click();
+      await A.page.locator(sel('confirm-ok')).click();
       await A.page.waitForFunction(() => !document.querySelector('[data-testid="conv"][data-title="Weekend plans"]'));
+      assert.equal(new URL(A.page.url()).hash, '#/', 'the address is the list again');
       await waitText(B, sel('note'), `${alice.displayName} left`);
     }));
 });

@@ -1,32 +1,32 @@
-import { errorText } from '@hubbub/client';
 import { h } from './dom.ts';
 import type { Session } from './session.ts';
+import { errorSentence, w } from './words.ts';
 
 /** Sign in and sign up, one form with two modes. */
 export function authView(session: Session, onDone: () => void) {
   let mode: 'login' | 'register' = 'login';
-  const error = h('p', { class: 'error', role: 'alert', 'data-testid': 'auth-error' });
+  const error = h('p', { class: 'error', role: 'alert', id: 'auth-error', 'data-testid': 'auth-error' });
   const fields = h('div');
   const submit = h('button', { type: 'submit', class: 'primary', 'data-testid': 'auth-submit' });
   const toggle = h('button', { type: 'button', class: 'link', 'data-testid': 'auth-toggle' });
-  const form = h('form', { class: 'card auth', 'data-testid': 'auth-form' }, h('h1', {}, 'Hubbub'), fields, error, submit, toggle);
+  const form = h('form', { class: 'card auth', 'data-testid': 'auth-form' }, h('h1', {}, w.appName), fields, error, submit, toggle);
 
   const input = (name: string, label: string, type = 'text', extra: Record<string, string> = {}) =>
-    h('label', {}, label, h('input', { name, type, required: true, 'data-testid': `auth-${name}`, ...extra }));
+    h('label', {}, label, h('input', { name, type, required: true, 'data-testid': `auth-${name}`, 'aria-describedby': 'auth-error', ...extra }));
 
   const draw = () => {
     fields.replaceChildren(
       ...(mode === 'register'
         ? [
-            input('email', 'Email', 'email', { autocomplete: 'email' }),
-            input('username', 'Username', 'text', { autocomplete: 'username' }),
-            input('displayName', 'Display name'),
-            input('password', 'Password', 'password', { autocomplete: 'new-password' }),
+            input('email', w.email, 'email', { autocomplete: 'email' }),
+            input('username', w.username, 'text', { autocomplete: 'username' }),
+            input('displayName', w.displayName, 'text', { autocomplete: 'name' }),
+            input('password', w.password, 'password', { autocomplete: 'new-password' }),
           ]
-        : [input('login', 'Username or email', 'text', { autocomplete: 'username' }), input('password', 'Password', 'password', { autocomplete: 'current-password' })]),
+        : [input('login', w.login, 'text', { autocomplete: 'username' }), input('password', w.password, 'password', { autocomplete: 'current-password' })]),
     );
-    submit.textContent = mode === 'register' ? 'Create account' : 'Sign in';
-    toggle.textContent = mode === 'register' ? 'I have an account: sign in' : 'New here? Create an account';
+    submit.textContent = mode === 'register' ? w.signUp : w.signIn;
+    toggle.textContent = mode === 'register' ? w.toSignIn : w.toSignUp;
     error.textContent = '';
   };
   toggle.onclick = () => {
@@ -54,11 +54,11 @@ export function authView(session: Session, onDone: () => void) {
       session.save(r);
       onDone();
     } catch (err) {
-      error.textContent = errorText(err);
+      error.textContent = errorSentence(err);
     } finally {
       submit.disabled = false;
     }
   };
   draw();
-  return h('div', { class: 'auth-page' }, form);
+  return h('main', { class: 'auth-page' }, form);
 }

@@ -1,37 +1,12 @@
-import { SocketClient, errorText, type EventFrame, type PresenceFrame, type ReadFrame, type TypingFrame } from '@hubbub/client';
+import { SocketClient, type EventFrame, type PresenceFrame, type ReadFrame, type TypingFrame } from '@hubbub/client';
+import { originAllowed } from './origin-check.ts';
+import { applyToPreview, countFromTail } from './list-state.ts';
+import { Outbox } from './outbox.ts';
 import type { Session } from './session.ts';
+import type { Connection, Conv, Profile } from './types.ts';
+import { w } from './words.ts';
 
-export interface Profile {
-  id: string;
-  username: string;
-  displayName: string;
-  avatarUrl: string | null;
-}
-
-export interface Conv {
-  id: string;
-  kind: 'direct' | 'group';
-  title: string | null;
-  role: 'owner' | 'admin' | 'member';
-  members: { userId: string; role: 'owner' | 'admin' | 'member' }[];
-  lastSeq: number;
-  readSeq: number;
-  unread: number;
-  muted: boolean;
-  lastMessage: EventFrame | null;
-  createdAt: string;
-}
-
-export interface Pending {
-  cid: string;
-  conv: string;
-  body: string;
-  ts: number;
-  ackSeq?: number;
-  error?: string;
-}
-
-export type Connection = 'connecting' | 'live' | 'reconnecting';
+export type { Connection, Conv, Pending, Profile } from './types.ts';
 
 /** The page's state and every action on it; views read it and call `changed()` listeners. */
 export class Chat {
@@ -43,11 +18,13 @@ export class Chat {
   online = new Set<string>();
   cursors = new Map<string, Map<string, number>>();
   typing = new Map<string, Map<string, number>>();
-  pending = new Map<string, Pending>();
   open: string | null = null;
   connection: Connection = 'connecting';
   lastClose: number | null = null;
+  /** Whether the current connection attempt got as far as `ready` (a refused upgrade never does). */
+  private reachedReady = false;
   socket: SocketClient;
+  private outbox: Outbox;
   private listeners = new Set<(what: string) => void>();
   private loadingOlder = false;
   private lastTypingSent = 0;
@@ -66,12 +43,15 @@ export class Chat {
       minDelayMs: 250,
       maxDelayMs: 8000,
     });
+    this.outbox = new Outbox({ socket: this.socket, userId: () => this.me.id, changed: () => this.emit('messages') });
     this.socket.on('event', (e) => this.onEvent(e));
     this.socket.on('presence', (f) => this.onPresence(f));
     this.socket.on('typing', (f) => this.onTyping(f));
     this.socket.on('read', (f) => this.onRead(f));
     this.socket.on('conversation', () => void this.loadConvs());
+    this.socket.on('connecting', () => (this.reachedReady = false));
     this.socket.on('connected', () => {
+      this.reachedReady = true;
       this.connection = 'live';
       this.emit('connection');
       this.markOpenRead();
@@ -80,11 +60,31 @@ export class Chat {
       // Kept in the console for bug reports (and the browser suite's failure artifacts).
       console.info(`socket closed ${c.code} ${c.reason}${c.willReconnect ? ', reconnecting' : ''}`);
       this.lastClose = c.code;
-      if (c.willReconnect) {
+      // Presence is only known while connected: the hub sends it again after the reconnect.
+      if (this.online.size) {
+        this.online.clear();
+        this.emit('presence');
+      }
+      if (c.willReconnect && this.connection !== 'refused') {
         this.connection = 'reconnecting';
         this.emit('connection');
       }
+      if (!this.reachedReady && c.willReconnect) void this.checkOrigin();
     });
+  }
+
+  /**
+   * A connect that closed before `ready` looks the same to a browser whether the network failed,
+   * the token was refused or the origin was: the hub says which origins it accepts, and a
+   * refused one is told to the person instead of retrying for ever.
+   */
+  private async checkOrigin() {
+    if (this.connection === 'refused') return;
+    const allowed = await originAllowed(location.origin).catch(() => true);
+    if (allowed || this.socket.connected) return;
+    this.connection = 'refused';
+    this.socket.close();
+    this.emit('connection');
   }
 
   /**
@@ -121,34 +121,10 @@ export class Chat {
     await this.loadConvs();
     for (const c of this.convs.values()) this.socket.seqs.set(c.id, c.lastSeq);
     // Sends that were never acked before the page closed go out again, with their cids: the hub
-    // stores each cid once, so one that did arrive is not stored twice.
-    for (const p of this.loadOutbox()) {
-      if (!this.convs.has(p.conv) || this.pending.has(p.cid)) continue;
-      this.pending.set(p.cid, p);
-      this.dispatch(p);
-    }
+    // stores each cid once, so one that did arrive is not stored twice. Refused ones stay, to edit.
+    this.outbox.restore((conv) => this.convs.has(conv));
     // Rejects only when the socket gives up (signed out), which `token` has already shown.
     void this.socket.connect().catch(() => undefined);
-  }
-
-  private get outboxKey() {
-    return `hubbub.outbox.${this.me.id}`;
-  }
-
-  private loadOutbox(): Pending[] {
-    try {
-      const list = JSON.parse(localStorage.getItem(this.outboxKey) ?? '[]') as Pending[];
-      return Array.isArray(list) ? list.filter((p) => typeof p.cid === 'string' && typeof p.conv === 'string' && typeof p.body === 'string') : [];
-    } catch {
-      return [];
-    }
-  }
-
-  /** The sends not yet acked, kept in localStorage so closing the page loses none. */
-  private saveOutbox() {
-    const open = [...this.pending.values()].filter((p) => p.ackSeq === undefined && !p.error).map(({ cid, conv, body, ts }) => ({ cid, conv, body, ts }));
-    if (open.length) localStorage.setItem(this.outboxKey, JSON.stringify(open));
-    else localStorage.removeItem(this.outboxKey);
   }
 
   stop() {
@@ -158,13 +134,27 @@ export class Chat {
   async loadConvs() {
     const list = await this.session.api.conversations.list.query();
     const next = new Map<string, Conv>();
+    const tails: Promise<void>[] = [];
     for (const c of list) {
       const prev = this.convs.get(c.id);
-      next.set(c.id, { ...c, lastSeq: Math.max(c.lastSeq, prev?.lastSeq ?? 0) });
+      // This page saw everything the server counts: its own count and preview stand.
+      if (prev && prev.readSeq >= c.readSeq && prev.lastSeq >= c.lastSeq) {
+        next.set(c.id, { ...c, lastSeq: prev.lastSeq, readSeq: prev.readSeq, unread: prev.unread, unreadMore: prev.unreadMore, lastMessage: prev.lastMessage });
+        continue;
+      }
+      const conv: Conv = { ...c, lastSeq: Math.max(c.lastSeq, prev?.lastSeq ?? 0) };
+      next.set(c.id, conv);
+      // The server counts every event after the cursor (a member note too) and previews a
+      // message as first written: the newest page of events says what a person would count.
+      if (c.unread > 0 || (c.lastMessage && c.lastSeq > c.lastMessage.seq)) {
+        const tail = this.session.api.conversations.history.query({ conversationId: c.id, limit: 100 });
+        tails.push(tail.then((page) => countFromTail(conv, page.events, this.me.id)));
+      }
     }
+    await Promise.all(tails);
     this.convs = next;
     await this.loadProfiles(list.flatMap((c) => c.members.map((m) => m.userId)));
-    if (this.open && !this.convs.has(this.open)) this.open = null;
+    if (this.open && !this.convs.has(this.open)) this.closeConv();
     this.emit('convs');
   }
 
@@ -174,16 +164,22 @@ export class Chat {
     for (const p of got) if (p) this.profiles.set(p.id, p);
   }
 
+  /** A person as the subject of a sentence ("You", for the signed-in user). */
   name(userId: string | null) {
-    if (!userId) return 'Hubbub';
-    if (userId === this.me.id) return 'You';
-    return this.profiles.get(userId)?.displayName ?? 'Someone';
+    if (!userId) return w.appName;
+    if (userId === this.me.id) return w.you;
+    return this.profiles.get(userId)?.displayName ?? w.someone;
+  }
+
+  /** A person as an object ("you"). */
+  nameObject(userId: string | null) {
+    return userId === this.me.id ? w.youObject : this.name(userId);
   }
 
   title(c: Conv) {
-    if (c.kind === 'group') return c.title ?? 'Group';
+    if (c.kind === 'group') return c.title ?? w.group;
     const other = c.members.find((m) => m.userId !== this.me.id);
-    return other ? (this.profiles.get(other.userId)?.displayName ?? 'Someone') : 'Just you';
+    return other ? (this.profiles.get(other.userId)?.displayName ?? w.someone) : w.justYou;
   }
 
   /** For a direct conversation, the other person. */
@@ -191,7 +187,14 @@ export class Chat {
     return c.kind === 'direct' ? c.members.find((m) => m.userId !== this.me.id)?.userId : undefined;
   }
 
+  closeConv() {
+    if (this.open === null) return;
+    this.open = null;
+    this.emit('open');
+  }
+
   async openConv(id: string) {
+    if (!this.convs.has(id)) return;
     this.open = id;
     this.emit('open');
     if (!this.oldest.has(id)) {
@@ -248,6 +251,7 @@ export class Chat {
     if (c.lastSeq > c.readSeq || c.unread) {
       c.readSeq = c.lastSeq;
       c.unread = 0;
+      c.unreadMore = false;
       this.socket.markRead(c.id, c.lastSeq);
       this.emit('convs');
     }
@@ -262,7 +266,9 @@ export class Chat {
       return;
     }
     c.lastSeq = Math.max(c.lastSeq, e.seq);
-    if (e.kind === 'message') c.lastMessage = e;
+    applyToPreview(c, e);
+    // A message someone deleted before it was read is no longer waiting to be read.
+    if (e.kind === 'delete' && e.from !== this.me.id && e.target !== undefined && e.target > c.readSeq && c.unread) c.unread--;
     if (e.from && e.from !== this.me.id) {
       this.typingOf(e.conv).delete(e.from);
       if (!this.profiles.has(e.from)) void this.loadProfiles([e.from]).then(() => this.emit('messages'));
@@ -271,7 +277,7 @@ export class Chat {
     if (this.open === e.conv) this.markOpenRead();
     const readNow = this.open === e.conv && c.readSeq >= e.seq;
     if (!readNow && e.from === this.me.id) c.readSeq = e.seq;
-    else if (!readNow && e.kind === 'message') c.unread++;
+    else if (!readNow && e.kind === 'message' && !e.redacted) c.unread++;
     if (e.kind === 'member') void this.loadConvs();
     this.emit(this.open === e.conv ? 'messages' : 'convs');
     this.emit('convs');
@@ -298,6 +304,7 @@ export class Chat {
       // Read in another tab.
       c.readSeq = f.seq;
       c.unread = 0;
+      c.unreadMore = false;
       this.emit('convs');
     }
     if (this.open === f.conv) this.emit('receipts');
@@ -322,55 +329,24 @@ export class Chat {
     this.socket.typing(this.open);
   }
 
-  /** Sends a message: shown as pending at once, queued while offline, retried with the same cid. */
+  /** Sends a message from the composer (see Outbox); returns why not, if not. */
   send(body: string): string | null {
-    const conv = this.open;
-    if (!conv) return 'Open a conversation first.';
-    if (!body.trim()) return 'Type a message first.';
-    const p: Pending = { cid: crypto.randomUUID(), conv, body, ts: Date.now() };
-    this.pending.set(p.cid, p);
-    this.dispatch(p);
-    this.lastTypingSent = 0;
-    this.emit('messages');
-    return null;
+    if (!this.open) return w.openFirst;
+    const problem = this.outbox.send(this.open, body);
+    if (!problem) this.lastTypingSent = 0;
+    return problem;
   }
 
   retry(cid: string) {
-    const p = this.pending.get(cid);
-    if (!p) return;
-    delete p.error;
-    this.dispatch(p);
-    this.emit('messages');
+    this.outbox.retry(cid);
   }
 
-  private dispatch(p: Pending) {
-    this.saveOutbox();
-    this.socket.send(p.conv, p.body, { cid: p.cid }).then(
-      (ack) => {
-        p.ackSeq = ack.seq;
-        this.saveOutbox();
-        this.emit('messages');
-      },
-      (err) => {
-        // Refused for good (too long, not a member): shown with its reason, not retried by itself.
-        p.error = errorText(err);
-        this.saveOutbox();
-        this.emit('messages');
-      },
-    );
+  takeBack(cid: string): string {
+    return this.outbox.takeBack(cid);
   }
 
-  /** Pending sends of a conversation not yet shown as events. */
   pendingOf(conv: string) {
-    const events = this.events.get(conv);
-    const out: Pending[] = [];
-    for (const p of this.pending.values()) {
-      if (p.conv !== conv) continue;
-      const delivered = (p.ackSeq !== undefined && events?.has(p.ackSeq)) || [...(events?.values() ?? [])].some((e) => e.cid === p.cid && e.from === this.me.id);
-      if (delivered) this.pending.delete(p.cid);
-      else out.push(p);
-    }
-    return out;
+    return this.outbox.pendingOf(conv, this.events.get(conv));
   }
 
   async mute(on: boolean) {

@@ -1,80 +1,42 @@
-import { errorText, type EventFrame } from '@hubbub/client';
 import type { Chat, Conv } from './chat.ts';
-import { membersDialog } from './dialogs.ts';
-import { avatar, h, reconcile, replace, timeOf, type Row } from './dom.ts';
+import { Composer } from './composer.ts';
+import { confirmDialog, membersDialog } from './dialogs.ts';
+import { avatar, h, reconcile, replace, type Row } from './dom.ts';
+import { icon, type IconName } from './icons.ts';
+import { derive, messageRow, noteText, pendingRow, type Msg, type RowHost } from './message-row.ts';
 import { tipDialog, tipText } from './tip.ts';
+import { errorSentence, w } from './words.ts';
 
-const QUICK = ['👍', '❤️', '😂', '🎉'];
+/** A header button: an icon, and a label that phones keep for screen readers only. */
+const headerButton = (name: IconName, label: string, attrs: Record<string, string | EventListener>) =>
+  h('button', { type: 'button', class: 'head-btn', ...attrs }, icon(name), h('span', { class: 'label' }, label));
 
-interface Msg {
-  t: 'msg';
-  e: EventFrame;
-  body: string | null;
-  edited: boolean;
-  deleted: boolean;
-  reactions: Map<string, Set<string>>;
-}
-
-/** Messages with their edits, deletes and reactions applied; member and system events as notes. */
-function derive(events: EventFrame[]) {
-  const bySeq = new Map<number, Msg>();
-  const out: (Msg | { t: 'note'; e: EventFrame })[] = [];
-  for (const e of events) {
-    if (e.kind === 'message') {
-      const m: Msg = { t: 'msg', e, body: e.body ?? null, edited: false, deleted: !!e.redacted || e.body == null, reactions: new Map() };
-      bySeq.set(e.seq, m);
-      out.push(m);
-    } else if (e.kind === 'member' || e.kind === 'system') out.push({ t: 'note', e });
-  }
-  for (const e of events) {
-    const m = e.target !== undefined ? bySeq.get(e.target) : undefined;
-    if (!m) continue;
-    if (e.kind === 'edit' && !m.deleted) (m.body = e.body ?? m.body), (m.edited = true);
-    if (e.kind === 'delete') (m.deleted = true), (m.body = null);
-    if (e.kind === 'reaction' && e.emoji && e.from) {
-      let s = m.reactions.get(e.emoji);
-      if (!s) m.reactions.set(e.emoji, (s = new Set()));
-      if (e.on) s.add(e.from);
-      else s.delete(e.from);
-    }
-  }
-  return out;
-}
-
-export class ConversationView {
-  readonly el = h('main', { class: 'conversation', 'data-testid': 'conversation' });
+export class ConversationView implements RowHost {
+  readonly el = h('section', { class: 'conversation', 'data-testid': 'conversation' });
   private header = h('header', { class: 'conv-header' });
-  private list = h('div', { class: 'messages', 'data-testid': 'messages' });
+  private list = h('div', { class: 'messages', 'data-testid': 'messages', role: 'region', 'aria-label': w.messages, tabindex: '0' });
   private typingLine = h('div', { class: 'typing', 'data-testid': 'typing', 'aria-live': 'polite' });
-  private error = h('p', { class: 'error', role: 'alert', 'data-testid': 'send-error' });
-  private input = h('textarea', { rows: 1, placeholder: 'Write a message', 'data-testid': 'composer' });
-  private composer = h('form', { class: 'composer' }, this.input, h('button', { type: 'submit', class: 'primary', 'data-testid': 'send' }, 'Send'));
+  /** New messages from others, read out by screen readers (the list itself redraws rows, so it is no live region). */
+  private live = h('div', { class: 'sr-only', 'aria-live': 'polite', 'data-testid': 'live-region' });
+  private composer: Composer;
   private shownConv: string | null = null;
   private stickToBottom = false;
+  private announced = new Map<string, number>();
+  openSeq: number | null = null;
+  private editing: { seq: number; form: HTMLElement } | null = null;
 
-  constructor(private readonly chat: Chat) {
-    this.composer.onsubmit = (ev) => {
-      ev.preventDefault();
-      const problem = chat.send(this.input.value);
-      this.error.textContent = problem ?? '';
-      if (!problem) {
-        this.input.value = '';
-        // Your own message always brings you to the bottom, wherever you had scrolled.
-        this.stickToBottom = true;
-      }
-    };
-    this.input.onkeydown = (ev) => {
-      if (ev.key === 'Enter' && !ev.shiftKey) {
-        ev.preventDefault();
-        this.composer.requestSubmit();
-      }
-    };
-    this.input.oninput = () => {
-      this.error.textContent = '';
-      if (this.input.value) chat.typed();
-    };
+  constructor(
+    readonly chat: Chat,
+    private readonly back: () => void,
+  ) {
+    this.composer = new Composer(chat);
+    // Your own message always brings you to the bottom, wherever you had scrolled.
+    this.composer.onSent = () => (this.stickToBottom = true);
     this.list.onscroll = () => {
       if (this.list.scrollTop < 80) void this.older();
+    };
+    this.list.onkeydown = (ev) => {
+      if (ev.key === 'Escape' && this.openSeq !== null) this.toggleActions(this.openSeq);
     };
   }
 
@@ -85,19 +47,29 @@ export class ConversationView {
     if (n) this.list.scrollTop = this.list.scrollHeight - before;
   }
 
+  private get error() {
+    return this.composer.error;
+  }
+
   render() {
     const c = this.chat.open ? this.chat.convs.get(this.chat.open) : undefined;
     if (!c) {
       this.shownConv = null;
-      replace(this.el, h('div', { class: 'placeholder' }, h('p', {}, 'Pick a conversation, or start one.')));
+      this.el.removeAttribute('aria-labelledby');
+      replace(this.el, h('div', { class: 'placeholder' }, h('p', {}, w.pickConversation)));
       return;
     }
     if (this.shownConv !== c.id) {
       this.shownConv = c.id;
-      this.input.value = '';
-      this.error.textContent = '';
-      replace(this.el, this.header, this.list, this.typingLine, this.error, this.composer);
-      this.input.focus();
+      this.el.setAttribute('aria-labelledby', 'conv-heading');
+      this.openSeq = null;
+      this.editing = null;
+      this.composer.show(c.id);
+      this.announced.set(c.id, c.lastSeq);
+      replace(this.el, this.header, this.list, this.typingLine, this.live, this.composer.error, this.composer.el);
+      // On a phone the keyboard would cover half the conversation the moment it opens: focus waits for a tap.
+      if (!matchMedia('(max-width: 700px)').matches) this.composer.focus();
+      else this.header.querySelector<HTMLElement>('h2')?.focus();
     }
     this.renderHeader(c);
     this.renderMessages(c);
@@ -106,25 +78,33 @@ export class ConversationView {
 
   renderHeader(c: Conv) {
     const peer = this.chat.peer(c);
-    const sub =
-      c.kind === 'group'
-        ? `${c.members.length} members`
-        : peer && this.chat.online.has(peer)
-          ? 'online'
-          : 'offline';
+    const sub = c.kind === 'group' ? w.members(c.members.length) : peer && this.chat.online.has(peer) ? w.online : w.offline;
+    const hadFocus = this.header.contains(document.activeElement) ? (document.activeElement as HTMLElement).dataset.testid : undefined;
     replace(
       this.header,
-      c.kind === 'group' ? h('span', { class: 'avatar group' }, '#') : avatar(peer ? this.chat.profiles.get(peer) : undefined, peer ? this.chat.online.has(peer) : undefined),
-      h('div', { class: 'grow' }, h('h2', { 'data-testid': 'conv-heading' }, this.chat.title(c)), h('small', { 'data-testid': 'conv-sub' }, sub)),
-      c.members.length > 1 ? h('button', { type: 'button', 'data-testid': 'tip-button', title: 'Send money to someone here', onclick: () => tipDialog(this.chat, c) }, 'Tip') : null,
-      h('button', { type: 'button', 'data-testid': 'mute', onclick: () => void this.chat.mute(!c.muted).catch((e) => (this.error.textContent = errorText(e))) }, c.muted ? 'Unmute' : 'Mute'),
-      c.kind === 'group' ? h('button', { type: 'button', 'data-testid': 'members-button', onclick: () => membersDialog(this.chat) }, 'Members') : null,
+      h('button', { type: 'button', class: 'back', 'data-testid': 'back', 'aria-label': w.back, onclick: () => this.back() }, icon('back', 24)),
+      c.kind === 'group' ? h('span', { class: 'avatar group', 'aria-hidden': 'true' }, '#') : avatar(peer ? this.chat.profiles.get(peer) : undefined, peer ? this.chat.online.has(peer) : undefined),
+      h('div', { class: 'grow title' }, h('h2', { id: 'conv-heading', 'data-testid': 'conv-heading', tabindex: '-1' }, this.chat.title(c)), h('small', { 'data-testid': 'conv-sub' }, sub)),
+      c.members.length > 1 ? headerButton('tip', w.tip, { 'data-testid': 'tip-button', title: w.tipHint, onclick: () => tipDialog(this.chat, c) }) : null,
+      headerButton(c.muted ? 'bell' : 'bellOff', c.muted ? w.unmute : w.mute, { 'data-testid': 'mute', 'aria-pressed': String(c.muted), onclick: () => void this.chat.mute(!c.muted).catch((e) => (this.error.textContent = errorSentence(e))) }),
+      c.kind === 'group' ? headerButton('members', w.membersButton, { 'data-testid': 'members-button', onclick: () => membersDialog(this.chat) }) : null,
     );
+    // Redrawn under the finger (presence changed): focus stays on the same control.
+    if (hadFocus) this.header.querySelector<HTMLElement>(`[data-testid="${hadFocus}"]`)?.focus();
   }
 
   renderTyping(c: Conv) {
-    const who = this.chat.typers(c.id).map((u) => this.chat.name(u));
-    this.typingLine.textContent = who.length ? `${who.join(', ')} ${who.length > 1 ? 'are' : 'is'} typing…` : '';
+    this.typingLine.textContent = w.typing(this.chat.typers(c.id).map((u) => this.chat.name(u)));
+  }
+
+  /** Reads out messages from others that arrived in the open conversation since the last call. */
+  announce() {
+    const c = this.chat.open ? this.chat.convs.get(this.chat.open) : undefined;
+    if (!c) return;
+    const from = this.announced.get(c.id) ?? c.lastSeq;
+    const fresh = [...(this.chat.events.get(c.id)?.values() ?? [])].filter((e) => e.seq > from && e.kind === 'message' && e.from !== this.chat.me.id && e.body);
+    this.announced.set(c.id, Math.max(from, c.lastSeq));
+    if (fresh.length) this.live.textContent = fresh.map((e) => w.newMessageFrom(this.chat.name(e.from), e.body ?? '')).join('\n');
   }
 
   renderMessages(c: Conv) {
@@ -144,15 +124,16 @@ export class ConversationView {
     const o = this.chat.oldest.get(c.id);
     const rows: Row[] = [];
     const k = (x: string | number) => `${c.id}:${x}`;
-    if (o?.more) rows.push({ key: k('top'), sig: 'more', make: () => h('div', { class: 'note', 'data-testid': 'older' }, 'Scroll up for older messages') });
-    else if (o) rows.push({ key: k('top'), sig: 'start', make: () => h('div', { class: 'note' }, 'This is the start of the conversation.') });
+    if (o?.more) rows.push({ key: k('top'), sig: 'more', make: () => h('div', { class: 'note', 'data-testid': 'older' }, w.olderAbove) });
+    else if (o) rows.push({ key: k('top'), sig: 'start', make: () => h('div', { class: 'note' }, w.startOfConversation) });
     let prevFrom: string | null | undefined;
     for (const it of items) {
       if (it.t === 'note') {
-        prevFrom = undefined;
         const tip = tipText(this.chat, it.e);
-        const text = tip ?? this.note(it.e);
-        rows.push({ key: k(it.e.seq), sig: text, make: () => h('div', { class: tip ? 'note tip' : 'note', 'data-testid': tip ? 'tip' : 'note' }, tip ? '💸 ' : null, text) });
+        const text = tip ?? noteText(this.chat, c, it.e);
+        if (text === null) continue;
+        prevFrom = undefined;
+        rows.push({ key: k(it.e.seq), sig: text, make: () => h('div', { class: tip ? 'note tip' : 'note', 'data-testid': tip ? 'tip' : 'note' }, tip ? h('span', { 'aria-hidden': 'true' }, '💸 ') : null, text) });
         continue;
       }
       const mine = it.e.from === me;
@@ -161,27 +142,13 @@ export class ConversationView {
       const seen = seenAt.get(it.e.seq);
       const name = this.chat.name(it.e.from);
       const reactions = [...it.reactions].filter(([, s]) => s.size).map(([emoji, s]) => [emoji, [...s]] as const);
-      const sig = JSON.stringify([first, name, it.body, it.edited, it.deleted, reactions, seen, this.chat.profiles.get(it.e.from ?? '')?.avatarUrl]);
-      rows.push({ key: k(it.e.seq), sig, make: () => this.messageRow(c, it, { mine, first, seen, name }) });
+      const state = [this.openSeq === it.e.seq, this.editing?.seq === it.e.seq];
+      const sig = JSON.stringify([first, name, it.body, it.edited, it.deleted, reactions, seen, this.chat.profiles.get(it.e.from ?? '')?.avatarUrl, state]);
+      rows.push({ key: k(it.e.seq), sig, make: () => messageRow(this, c, it, { mine, first, seen, name }) });
     }
     for (const p of this.chat.pendingOf(c.id)) {
-      const status = p.error ?? (this.chat.connection === 'live' ? 'Sending…' : 'Waiting for connection…');
-      rows.push({
-        key: k(p.cid),
-        sig: status,
-        make: () =>
-          h(
-            'div',
-            { class: 'msg mine pending', 'data-testid': 'pending' },
-            h('span', { class: 'avatar-space' }),
-            h(
-              'div',
-              { class: 'bubble-wrap' },
-              h('div', { class: 'bubble' }, p.body),
-              h('div', { class: 'seen' }, p.error ? [p.error + ' ', h('button', { type: 'button', class: 'link', onclick: () => this.chat.retry(p.cid) }, 'Retry')] : status),
-            ),
-          ),
-      });
+      const status = p.error ?? (this.chat.connection === 'live' ? 'live' : 'waiting');
+      rows.push({ key: k(p.cid), sig: status, make: () => pendingRow(this.chat, p, (cid, edit) => this.takeBack(cid, edit)) });
     }
     reconcile(this.list, rows);
     if (atBottom || this.stickToBottom || this.list.dataset.conv !== c.id) this.list.scrollTop = this.list.scrollHeight;
@@ -189,67 +156,80 @@ export class ConversationView {
     this.list.dataset.conv = c.id;
   }
 
-  private messageRow(c: Conv, it: Msg, v: { mine: boolean; first: boolean; seen: string[] | undefined; name: string }) {
-    const me = this.chat.me.id;
-    return h(
-      'div',
-      { class: `msg${v.mine ? ' mine' : ''}${v.first ? ' first' : ''}`, 'data-testid': 'message', 'data-seq': it.e.seq, 'data-from': v.name },
-      v.first && !v.mine ? avatar(this.chat.profiles.get(it.e.from ?? '')) : h('span', { class: 'avatar-space' }),
-      h(
-        'div',
-        { class: 'bubble-wrap' },
-        v.first ? h('div', { class: 'sender', 'data-testid': 'sender' }, v.name, h('time', {}, timeOf(it.e.ts))) : null,
-        h('div', { class: `bubble${it.deleted ? ' deleted' : ''}`, 'data-testid': 'body' }, it.deleted ? 'message deleted' : it.body, it.edited && !it.deleted ? h('small', { class: 'edited' }, ' (edited)') : null),
-        it.reactions.size
-          ? h(
-              'div',
-              { class: 'reactions' },
-              [...it.reactions].filter(([, s]) => s.size).map(([emoji, s]) =>
-                h('button', { type: 'button', class: `reaction${s.has(me) ? ' mine' : ''}`, 'data-testid': 'reaction', title: [...s].map((u) => this.chat.name(u)).join(', '), onclick: () => this.act(() => this.chat.socket.react(c.id, it.e.seq, emoji, !s.has(me))) }, `${emoji} ${s.size}`),
-              ),
-            )
-          : null,
-        v.seen ? h('div', { class: 'seen', 'data-testid': 'seen' }, `Seen by ${v.seen.join(', ')}`) : null,
-      ),
-      it.deleted ? null : this.actions(c, it, v.mine),
-    );
+  private redraw() {
+    const c = this.chat.open ? this.chat.convs.get(this.chat.open) : undefined;
+    if (c) this.renderMessages(c);
   }
 
-  private actions(c: Conv, m: Msg, mine: boolean) {
-    return h(
-      'div',
-      { class: 'actions' },
-      QUICK.map((emoji) => h('button', { type: 'button', class: 'icon', title: `React ${emoji}`, 'data-testid': 'react', onclick: () => this.act(() => this.chat.socket.react(c.id, m.e.seq, emoji, !m.reactions.get(emoji)?.has(this.chat.me.id))) }, emoji)),
-      mine
-        ? [
-            h('button', { type: 'button', class: 'icon', title: 'Edit', 'data-testid': 'edit', onclick: () => this.edit(c, m) }, '✎'),
-            h('button', { type: 'button', class: 'icon', title: 'Delete', 'data-testid': 'delete', onclick: () => confirm('Delete this message?') && this.act(() => this.chat.socket.delete(c.id, m.e.seq)) }, '🗑'),
-          ]
-        : null,
-    );
+  toggleActions(seq: number) {
+    this.openSeq = this.openSeq === seq ? null : seq;
+    this.redraw();
   }
 
-  private edit(c: Conv, m: Msg) {
-    const body = prompt('Edit message', m.body ?? '');
-    if (body === null || body === m.body) return;
-    if (!body.trim()) return void (this.error.textContent = 'A message cannot be empty; delete it instead.');
-    this.act(() => this.chat.socket.edit(c.id, m.e.seq, body));
+  react(c: Conv, seq: number, emoji: string, on: boolean) {
+    this.act(() => this.chat.socket.react(c.id, seq, emoji, on));
+  }
+
+  editorFor(seq: number) {
+    return this.editing?.seq === seq ? this.editing.form : null;
+  }
+
+  /** Edits in place: the bubble becomes a text box with Save and Cancel (Enter saves, Escape cancels). */
+  startEdit(c: Conv, m: Msg) {
+    const input = h('textarea', { class: 'edit-box', 'data-testid': 'edit-input', 'aria-label': w.editLabel, rows: 2 });
+    input.value = m.body ?? '';
+    const save = h('button', { type: 'submit', class: 'primary', 'data-testid': 'edit-save' }, w.save);
+    const form = h('form', { class: 'editor', 'data-testid': 'editor' }, input, h('div', { class: 'row' }, h('button', { type: 'button', 'data-testid': 'edit-cancel', onclick: () => this.endEdit() }, w.cancel), save));
+    const submit = () => {
+      const body = input.value;
+      if (body === m.body) return this.endEdit();
+      if (!body.trim()) return void (this.error.textContent = w.editEmpty);
+      save.disabled = true;
+      this.error.textContent = '';
+      this.chat.socket.edit(c.id, m.e.seq, body).then(
+        () => this.endEdit(),
+        (err) => {
+          save.disabled = false;
+          this.error.textContent = errorSentence(err);
+        },
+      );
+    };
+    form.onsubmit = (ev) => (ev.preventDefault(), submit());
+    input.onkeydown = (ev) => {
+      if (ev.key === 'Escape') (ev.stopPropagation(), this.endEdit());
+      else if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) (ev.preventDefault(), submit());
+    };
+    this.editing = { seq: m.e.seq, form };
+    this.openSeq = null;
+    this.redraw();
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  }
+
+  private endEdit() {
+    const seq = this.editing?.seq;
+    this.editing = null;
+    this.redraw();
+    // Back to the message's own actions button, where the keyboard was.
+    if (seq !== undefined) this.list.querySelector<HTMLElement>(`[data-seq="${seq}"] [data-testid="more"]`)?.focus();
+  }
+
+  askDelete(c: Conv, m: Msg) {
+    void confirmDialog({ title: w.deleteTitle, body: w.deleteBody, confirm: w.delete, danger: true }).then((yes) => {
+      if (yes) this.act(() => this.chat.socket.delete(c.id, m.e.seq));
+      this.openSeq = null;
+      this.redraw();
+    });
+  }
+
+  /** A refused send taken back: into the composer to edit, or dropped. */
+  private takeBack(cid: string, edit: boolean) {
+    const text = this.chat.takeBack(cid);
+    if (edit && text) this.composer.restore(text);
   }
 
   private act(fn: () => Promise<unknown>) {
     this.error.textContent = '';
-    fn().catch((err) => (this.error.textContent = errorText(err)));
-  }
-
-  private note(e: EventFrame) {
-    if (e.kind === 'system') return e.text ?? 'Conversation updated';
-    const users = e.users ?? [];
-    const names = users.map((u) => this.chat.name(u)).join(', ');
-    if (e.op === 'joined') {
-      const others = users.filter((u) => u !== e.from);
-      return e.from && others.length ? `${this.chat.name(e.from)} added ${others.map((u) => this.chat.name(u)).join(', ')}` : `${names} joined`;
-    }
-    if (e.op === 'left') return `${names} left`;
-    return `${this.chat.name(e.from)} removed ${names}`;
+    fn().catch((err) => (this.error.textContent = errorSentence(err)));
   }
 }

@@ -1,6 +1,6 @@
 /** A tiny element builder: h('button', { class: 'x', onclick: fn }, 'text', child). */
 type Attrs = Record<string, string | number | boolean | null | undefined | EventListener>;
-export type Child = Node | string | number | null | undefined | false | Child[];
+export type Child = Node | SVGElement | string | number | null | undefined | false | Child[];
 
 export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
@@ -34,12 +34,18 @@ export function avatar(p: { id: string; displayName: string; avatarUrl?: string 
   let hash = 0;
   for (const ch of p?.id ?? '') hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
   const face = p?.avatarUrl ? h('img', { src: p.avatarUrl, alt: '' }) : initials;
+  // Hidden from screen readers: the name is always written beside it, and presence in words.
   return h(
     'span',
-    { class: 'avatar', style: `background: hsl(${hash % 360} 55% 45%)`, title: name },
+    { class: 'avatar', style: `background: hsl(${hash % 360} 45% 32%)`, title: name, 'aria-hidden': 'true' },
     face,
     online === undefined ? null : h('span', { class: online ? 'dot online' : 'dot', 'data-testid': 'presence' }),
   );
+}
+
+/** Text for screen readers only (what an icon or a colour says to the eye). */
+export function srOnly(text: string) {
+  return h('span', { class: 'sr-only' }, text);
 }
 
 export function timeOf(ts: number) {

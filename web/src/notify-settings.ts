@@ -1,7 +1,7 @@
-import { errorText } from '@hubbub/client';
 import type { Chat } from './chat.ts';
 import { h, replace } from './dom.ts';
 import { registerPanel } from './panels.ts';
+import { errorSentence, w } from './words.ts';
 
 type Level = 'all' | 'mentions' | 'none';
 interface Settings {
@@ -10,6 +10,8 @@ interface Settings {
   previews: boolean;
   quietHours: { start: string; end: string; timezone: string } | null;
   conversations: Record<string, Level>;
+  /** Whether this server can send email at all (SMTP configured). */
+  emailAvailable?: boolean;
 }
 
 /** The service worker's path; its scope is /assets/, which is all a push subscription needs. */
@@ -46,9 +48,9 @@ async function load(chat: Chat) {
     const reg = 'serviceWorker' in navigator ? await navigator.serviceWorker.getRegistration(SW_URL) : undefined;
     const sub = reg ? await reg.pushManager?.getSubscription() : null;
     s.subscribed = !!sub;
-    if (!s.push) s.push = sub ? 'Push is on for this device.' : 'Push is off for this device.';
+    if (!s.push) s.push = sub ? w.pushOn : w.pushOff;
   } catch (err) {
-    s.error = errorText(err);
+    s.error = errorSentence(err);
   }
   redraw(chat);
 }
@@ -61,7 +63,7 @@ async function save(chat: Chat, update: Partial<Settings>, done: string) {
     s.settings = await chat.session.api.notifications.updateSettings.mutate(update);
     s.message = done;
   } catch (err) {
-    s.error = errorText(err);
+    s.error = errorSentence(err);
   }
   redraw(chat);
 }
@@ -80,18 +82,18 @@ function keyBytes(b64url: string) {
 async function enablePush(chat: Chat) {
   const s = stateOf(chat);
   const say = (t: string) => ((s.push = t), redraw(chat));
-  if (!('serviceWorker' in navigator) || !('PushManager' in window)) return say('This browser has no Web Push.');
-  say('Turning push on…');
+  if (!('serviceWorker' in navigator) || !('PushManager' in window)) return say(w.noPushApi);
+  say(w.pushTurningOn);
   let reg: ServiceWorkerRegistration;
   try {
     reg = await navigator.serviceWorker.register(SW_URL, { scope: '/assets/' });
   } catch (err) {
-    return say(`The service worker could not be installed: ${errorText(err)}`);
+    return say(w.swFailed(errorSentence(err)));
   }
   const { publicKey } = await chat.session.api.notifications.vapidPublicKey.query();
-  if (!publicKey) return say('Web Push is not configured on this server.');
+  if (!publicKey) return say(w.pushNotConfigured);
   if ('Notification' in window && Notification.permission === 'default') await Notification.requestPermission().catch(() => 'default');
-  if ('Notification' in window && Notification.permission === 'denied') return say('Notifications are blocked for this site in the browser’s settings.');
+  if ('Notification' in window && Notification.permission === 'denied') return say(w.pushBlocked);
   let sub: PushSubscription;
   try {
     const old = await reg.pushManager.getSubscription();
@@ -99,17 +101,17 @@ async function enablePush(chat: Chat) {
     if (old && old.options.applicationServerKey && new Uint8Array(old.options.applicationServerKey).join() !== keyBytes(publicKey).join()) await old.unsubscribe();
     sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(publicKey) });
   } catch (err) {
-    return say(`This browser could not subscribe to push (${(err as Error).message || 'no push service'}). Email and webhooks still work.`);
+    return say(w.pushSubscribeFailed((err as Error).message || 'no push service'));
   }
   const j = sub.toJSON();
   try {
     await chat.session.api.notifications.registerPush.mutate({ endpoint: sub.endpoint, keys: { p256dh: j.keys?.p256dh ?? '', auth: j.keys?.auth ?? '' } });
   } catch (err) {
     await sub.unsubscribe().catch(() => false);
-    return say(`The server refused this browser’s push subscription: ${errorText(err)}`);
+    return say(w.pushRefused(errorSentence(err)));
   }
   s.subscribed = true;
-  say('Push is on for this device.');
+  say(w.pushOn);
 }
 
 async function disablePush(chat: Chat) {
@@ -121,40 +123,46 @@ async function disablePush(chat: Chat) {
     await sub.unsubscribe().catch(() => false);
   }
   s.subscribed = false;
-  s.push = 'Push is off for this device.';
+  s.push = w.pushOff;
   redraw(chat);
 }
 
-function toggle(chat: Chat, key: 'push' | 'email' | 'previews', label: string, hint: string, on: boolean) {
+function toggle(chat: Chat, key: 'push' | 'email' | 'previews', label: string, hint: string, on: boolean, unavailable?: string) {
   return h(
     'label',
-    { class: 'toggle' },
-    h('input', { type: 'checkbox', 'data-testid': `notify-${key}`, checked: on, onchange: (ev: Event) => void save(chat, { [key]: (ev.target as HTMLInputElement).checked }, 'Saved.') }),
-    h('span', { class: 'grow' }, label, h('br'), h('small', {}, hint)),
+    { class: `toggle${unavailable ? ' off' : ''}` },
+    h('input', {
+      type: 'checkbox',
+      'data-testid': `notify-${key}`,
+      checked: on && !unavailable,
+      disabled: !!unavailable,
+      onchange: (ev: Event) => void save(chat, { [key]: (ev.target as HTMLInputElement).checked }, w.saved),
+    }),
+    h('span', { class: 'grow' }, label, h('br'), h('small', { 'data-testid': `notify-${key}-hint` }, unavailable ?? hint)),
   );
 }
 
 function draw(chat: Chat, el: HTMLElement) {
   const s = stateOf(chat);
   const st = s.settings;
-  if (!st) return replace(el, h('section', { class: 'wallet', 'data-testid': 'notify-settings' }, h('p', {}, 'Loading…')));
+  if (!st) return replace(el, h('section', { class: 'wallet', 'data-testid': 'notify-settings' }, h('p', {}, w.loading)));
   const q = st.quietHours;
   const d = s.quietDraft ?? { on: !!q, start: q?.start ?? '22:00', end: q?.end ?? '07:00', tz: q?.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone };
   const quietOn = h('input', { type: 'checkbox', 'data-testid': 'quiet-on', checked: d.on });
-  const start = h('input', { type: 'time', 'data-testid': 'quiet-start', value: d.start });
-  const end = h('input', { type: 'time', 'data-testid': 'quiet-end', value: d.end });
-  const tz = h('input', { 'data-testid': 'quiet-tz', value: d.tz, placeholder: 'Time zone, e.g. Europe/Paris', autocomplete: 'off' });
-  const quiet = h('form', { class: 'stack' }, h('label', { class: 'toggle' }, quietOn, h('span', {}, 'Quiet hours')), h('div', { class: 'row' }, start, end), tz, h('button', { type: 'submit', 'data-testid': 'quiet-save' }, 'Save quiet hours'));
+  const start = h('input', { type: 'time', 'data-testid': 'quiet-start', value: d.start, 'aria-label': w.quietStart });
+  const end = h('input', { type: 'time', 'data-testid': 'quiet-end', value: d.end, 'aria-label': w.quietEnd });
+  const tz = h('input', { 'data-testid': 'quiet-tz', value: d.tz, placeholder: w.quietTzPlaceholder, 'aria-label': w.quietTz, autocomplete: 'off' });
+  const quiet = h('form', { class: 'stack' }, h('label', { class: 'toggle' }, quietOn, h('span', {}, w.quietHours)), h('div', { class: 'row' }, start, end), tz, h('button', { type: 'submit', 'data-testid': 'quiet-save' }, w.saveQuiet));
   const keep = () => (s.quietDraft = { on: quietOn.checked, start: start.value, end: end.value, tz: tz.value });
   quiet.oninput = keep;
   quiet.onchange = keep;
   quiet.onsubmit = async (ev) => {
     ev.preventDefault();
     keep();
-    if (!quietOn.checked) return void save(chat, { quietHours: null }, 'Quiet hours are off.').then(() => !s.error && (s.quietDraft = null));
-    if (!start.value || !end.value) return void ((s.error = 'Give quiet hours a start and an end.'), redraw(chat));
-    if (!tz.value.trim()) return void ((s.error = 'Give quiet hours a time zone, such as Europe/Paris.'), redraw(chat));
-    await save(chat, { quietHours: { start: start.value, end: end.value, timezone: tz.value.trim() } }, `Quiet from ${start.value} to ${end.value} (${tz.value.trim()}).`);
+    if (!quietOn.checked) return void save(chat, { quietHours: null }, w.quietOff).then(() => !s.error && (s.quietDraft = null));
+    if (!start.value || !end.value) return void ((s.error = w.quietNeedTimes), redraw(chat));
+    if (!tz.value.trim()) return void ((s.error = w.quietNeedTz), redraw(chat));
+    await save(chat, { quietHours: { start: start.value, end: end.value, timezone: tz.value.trim() } }, w.quietSaved(start.value, end.value, tz.value.trim()));
     if (!s.error) (s.quietDraft = null), redraw(chat);
   };
   const convs = [...chat.convs.values()].sort((a, b) => chat.title(a).localeCompare(chat.title(b)));
@@ -163,20 +171,20 @@ function draw(chat: Chat, el: HTMLElement) {
     h(
       'section',
       { class: 'wallet notify', 'data-testid': 'notify-settings' },
-      h('h3', {}, 'Notify me by'),
-      toggle(chat, 'push', 'Push', 'On the devices where push is on', st.push),
-      toggle(chat, 'email', 'Email digest', 'A summary of what you missed', st.email),
-      toggle(chat, 'previews', 'Message previews', 'Show the text, not only “New message”', st.previews),
-      h('h3', {}, 'This device'),
+      h('h2', {}, w.notifyBy),
+      toggle(chat, 'push', w.push, w.pushHint, st.push),
+      toggle(chat, 'email', w.emailDigest, w.emailHint, st.email, st.emailAvailable === false ? w.emailUnavailable : undefined),
+      toggle(chat, 'previews', w.previews, w.previewsHint, st.previews),
+      h('h2', {}, w.thisDevice),
       h('p', { 'data-testid': 'push-status', role: 'status' }, s.push),
       s.subscribed
-        ? h('button', { type: 'button', 'data-testid': 'push-off', onclick: () => void disablePush(chat) }, 'Turn push off here')
-        : h('button', { type: 'button', 'data-testid': 'push-on', onclick: () => void enablePush(chat) }, 'Turn push on here'),
-      h('h3', {}, 'Quiet hours'),
+        ? h('button', { type: 'button', 'data-testid': 'push-off', onclick: () => void disablePush(chat) }, w.turnPushOff)
+        : h('button', { type: 'button', 'data-testid': 'push-on', onclick: () => void enablePush(chat) }, w.turnPushOn),
+      h('h2', {}, w.quietHours),
       quiet,
       h('p', { class: 'error', role: 'alert', 'data-testid': 'notify-error' }, s.error),
       h('p', { class: 'ok', role: 'status', 'data-testid': 'notify-message' }, s.message),
-      h('h3', {}, 'Per conversation'),
+      h('h2', {}, w.perConversation),
       convs.length
         ? h(
             'ul',
@@ -185,25 +193,25 @@ function draw(chat: Chat, el: HTMLElement) {
               h(
                 'li',
                 { 'data-testid': 'notify-conv', 'data-title': chat.title(c) },
-                h('span', { class: 'grow' }, chat.title(c), c.muted ? h('small', {}, ' muted') : null),
+                h('span', { class: 'grow' }, chat.title(c), c.muted ? h('small', {}, ` ${w.muted.toLowerCase()}`) : null),
                 h(
                   'select',
-                  { 'data-testid': 'notify-level', onchange: (ev: Event) => void save(chat, { conversations: { [c.id]: (ev.target as HTMLSelectElement).value as Level } }, `Saved for ${chat.title(c)}.`) },
-                  (['all', 'mentions', 'none'] as const).map((l) => h('option', { value: l, selected: (st.conversations[c.id] ?? 'all') === l }, { all: 'Everything', mentions: 'Mentions only', none: 'Nothing' }[l])),
+                  { 'data-testid': 'notify-level', 'aria-label': w.levelFor(chat.title(c)), onchange: (ev: Event) => void save(chat, { conversations: { [c.id]: (ev.target as HTMLSelectElement).value as Level } }, w.savedFor(chat.title(c))) },
+                  (['all', 'mentions', 'none'] as const).map((l) => h('option', { value: l, selected: (st.conversations[c.id] ?? 'all') === l }, w.levels[l])),
                 ),
               ),
             ),
           )
-        : h('p', { class: 'empty' }, 'No conversations yet.'),
+        : h('p', { class: 'empty' }, w.noConversations),
     ),
   );
 }
 
 registerPanel({
   id: 'notify',
-  label: 'Notifications',
+  label: w.notifications,
   // Installed at sign-in, so a push (or a click on one) finds it even before push is turned on here.
-  attach: () => void (navigator.serviceWorker?.register(SW_URL, { scope: '/assets/' }).catch((err: unknown) => console.warn(`service worker not installed: ${errorText(err)}`))),
+  attach: () => void (navigator.serviceWorker?.register(SW_URL, { scope: '/assets/' }).catch((err: unknown) => console.warn(`service worker not installed: ${errorSentence(err)}`))),
   render(chat, el) {
     views.set(chat, el);
     el.onclick = null;

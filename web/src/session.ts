@@ -1,4 +1,5 @@
 import { createApiClient, type ApiClient } from '@hubbub/client';
+import { w } from './words.ts';
 
 /**
  * The signed-in session. Both tokens are kept in localStorage so a reload (or a second tab)
@@ -60,7 +61,7 @@ export class Session {
   /** A valid access token: the stored one, or a fresh one from `auth.refresh` when it expires within 30 s. */
   async accessToken(): Promise<string> {
     const s = this.stored;
-    if (!s) throw new Error('You are signed out.');
+    if (!s) throw new Error(w.signedOut);
     if (expiresAt(s.accessToken) - Date.now() > 30_000) return s.accessToken;
     return this.refresh();
   }
@@ -80,7 +81,7 @@ export class Session {
         return latest.accessToken;
       }
       const token = latest?.refreshToken ?? this.stored?.refreshToken;
-      if (!token) throw new Error('You are signed out.');
+      if (!token) throw new Error(w.signedOut);
       try {
         const r = await this.anon.auth.refresh.mutate({ refreshToken: token });
         this.save(r);

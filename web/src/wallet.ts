@@ -1,7 +1,8 @@
-import { errorText, type EventFrame } from '@hubbub/client';
+import type { EventFrame } from '@hubbub/client';
 import type { Chat } from './chat.ts';
 import { h, replace, timeOf } from './dom.ts';
 import { registerPanel } from './panels.ts';
+import { errorSentence, w } from './words.ts';
 
 /** A plan's real-time limits, as `payments.plans`, `payments.entitlements` and the `limits` frame carry them. */
 interface Limits {
@@ -85,11 +86,11 @@ const code = (err: unknown) => (err as { data?: { code?: string } }).data?.code;
 export function paymentError(err: unknown): string {
   const m = err instanceof Error ? err.message : '';
   if (code(err) === 'PRECONDITION_FAILED') {
-    if (m.includes('insufficient balance')) return 'Your balance is too low for that; nothing was charged.';
-    if (m.includes('owe')) return 'You owe money from a refund: top up to pay it before you spend.';
-    if (m.includes('not configured')) return 'Payments are not configured on this server, so top-ups are off. An operator can add credit with npm run payments:grant.';
+    if (m.includes('insufficient balance')) return w.lowBalance;
+    if (m.includes('owe')) return w.inDebt;
+    if (m.includes('not configured')) return w.paymentsOff;
   }
-  return errorText(err);
+  return errorSentence(err);
 }
 
 export function stateOf(chat: Chat): WalletState {
@@ -136,8 +137,7 @@ function redraw(chat: Chat) {
 }
 
 function limitsText(l: Limits) {
-  const depth = l.historyDepth >= Number.MAX_SAFE_INTEGER || l.historyDepth >= 1e15 ? 'all history' : `history of ${l.historyDepth.toLocaleString('en')} events`;
-  return `${l.sendRatePerS} messages/s (bursts of ${l.sendBurst}), ${l.connectionsPerUser} connections, groups of ${l.groupMembers.toLocaleString('en')}, ${depth}`;
+  return w.limits(l);
 }
 
 function historyLine(chat: Chat, i: HistoryItem, currency: string) {
@@ -145,9 +145,9 @@ function historyLine(chat: Chat, i: HistoryItem, currency: string) {
   const what =
     i.kind === 'tip'
       ? i.amount < 0
-        ? `Tip to ${who}`
-        : `Tip from ${who}`
-      : ({ topup: 'Top-up', refund: 'Refund', subscription: 'Plan', renewal: 'Plan renewal', grant: 'Credit' } as Record<string, string>)[i.kind] ?? i.kind;
+        ? w.tipToName(who)
+        : w.tipFromName(who)
+      : w.paymentKinds[i.kind] ?? i.kind;
   return h(
     'li',
     { 'data-testid': 'history-item', 'data-kind': i.kind },
@@ -174,19 +174,19 @@ function draw(chat: Chat, el: HTMLElement) {
   const cur = s.currency;
   const ent = s.ent;
   const plan = ent ? s.plans.find((p) => p.id === ent.plan) : undefined;
-  const amount = h('input', { inputmode: 'decimal', placeholder: 'Amount, e.g. 10.00', 'data-testid': 'topup-amount' });
-  const topUp = h('form', { class: 'row' }, amount, h('button', { type: 'submit', 'data-testid': 'topup' }, 'Top up'));
+  const amount = h('input', { inputmode: 'decimal', id: 'topup-amount', placeholder: w.topUpAmount, 'data-testid': 'topup-amount', autocomplete: 'off' });
+  const topUp = h('form', { class: 'row' }, h('label', { for: 'topup-amount', class: 'sr-only' }, w.amountLabel), amount, h('button', { type: 'submit', 'data-testid': 'topup' }, w.topUp));
   topUp.onsubmit = (ev) => {
     ev.preventDefault();
     const minor = parseMoney(amount.value, cur);
-    if (minor === null) return void ((s.error = 'Type an amount, such as 10.00.'), redraw(chat));
+    if (minor === null) return void ((s.error = w.typeTopUpAmount), redraw(chat));
     // One key per attempt: pressing again for the same amount (after a timeout) is the same top-up.
     if (s.topUp?.amount !== minor) s.topUp = { key: crypto.randomUUID(), amount: minor };
     const key = s.topUp.key;
     void act(chat, async () => {
       const r = await chat.session.api.payments.createTopUp.mutate({ amount: minor, idempotencyKey: key });
       s.topUp = null;
-      return `Top-up ${r.paymentIntentId} for ${money(r.amount, r.currency)} created; your balance grows when the card payment succeeds.`;
+      return w.topUpCreated(r.paymentIntentId, money(r.amount, r.currency));
     });
   };
   replace(
@@ -194,25 +194,25 @@ function draw(chat: Chat, el: HTMLElement) {
     h(
       'section',
       { class: 'wallet', 'data-testid': 'wallet' },
-      h('h3', {}, 'Balance'),
-      h('p', { class: 'balance', 'data-testid': 'balance' }, s.balance === null ? '…' : money(s.balance, cur)),
-      s.debt ? h('p', { class: 'error', 'data-testid': 'debt' }, `You owe ${money(s.debt, cur)} from a refund; what you receive next (a top-up, credit or tip) pays it first.`) : null,
+      h('h2', {}, w.balance),
+      h('p', { class: 'balance', 'data-testid': 'balance' }, s.balance === null ? w.loading : money(s.balance, cur)),
+      s.debt ? h('p', { class: 'error', 'data-testid': 'debt' }, w.owe(money(s.debt, cur))) : null,
       topUp,
       h('p', { class: 'error', role: 'alert', 'data-testid': 'wallet-error' }, s.error),
       h('p', { class: 'ok', role: 'status', 'data-testid': 'wallet-message' }, s.message),
-      h('h3', {}, 'Plan'),
+      h('h2', {}, w.plan),
       ent
         ? h(
             'div',
             { class: 'entitlement', 'data-testid': 'entitlement', 'data-plan': ent.plan },
             h('strong', { 'data-testid': 'plan-name' }, plan?.name ?? ent.plan),
-            ent.until ? h('small', {}, ` ${ent.autoRenew ? 'renews' : 'ends'} ${new Date(ent.until).toLocaleDateString('en', { month: 'short', day: 'numeric', year: 'numeric' })}`) : null,
+            ent.until ? h('small', {}, ' ' + (ent.autoRenew ? w.renews : w.ends)(new Date(ent.until).toLocaleDateString('en', { month: 'short', day: 'numeric', year: 'numeric' }))) : null,
             h('p', { class: 'limits', 'data-testid': 'limits' }, limitsText(ent.limits)),
             ent.plan !== 'free' && ent.autoRenew
-              ? h('button', { type: 'button', 'data-testid': 'cancel-plan', onclick: () => void act(chat, async () => (await chat.session.api.payments.cancel.mutate(), 'Renewal is off; the plan lasts to the end of its period.')) }, 'Cancel renewal')
+              ? h('button', { type: 'button', 'data-testid': 'cancel-plan', onclick: () => void act(chat, async () => (await chat.session.api.payments.cancel.mutate(), w.renewalOff)) }, w.cancelRenewal)
               : null,
           )
-        : h('p', {}, '…'),
+        : h('p', {}, w.loading),
       h(
         'ul',
         { class: 'results plans', 'data-testid': 'plans' },
@@ -223,9 +223,9 @@ function draw(chat: Chat, el: HTMLElement) {
             return h(
               'li',
               { 'data-testid': 'plan', 'data-plan': p.id },
-              h('span', { class: 'grow' }, h('strong', {}, p.name), h('small', {}, ` ${money(p.price, cur)} per ${p.periodDays} days`), h('br'), h('small', {}, limitsText(p.limits))),
+              h('span', { class: 'grow' }, h('strong', {}, p.name), h('small', {}, ` ${w.perPeriod(money(p.price, cur), p.periodDays)}`), h('br'), h('small', {}, limitsText(p.limits))),
               current && ent?.autoRenew
-                ? h('small', {}, 'current')
+                ? h('small', {}, w.current)
                 : h(
                     'button',
                     {
@@ -236,24 +236,24 @@ function draw(chat: Chat, el: HTMLElement) {
                         void act(chat, async () => {
                           const e = await chat.session.api.payments.subscribe.mutate({ planId: p.id, idempotencyKey: key });
                           s.ent = e;
-                          return current ? `${p.name} renews again.` : `You are on ${p.name} now.`;
+                          return current ? w.renewsAgain(p.name) : w.nowOn(p.name);
                         });
                       },
                     },
-                    current ? 'Resume' : `Subscribe`,
+                    current ? w.resume : w.subscribe,
                   ),
             );
           }),
       ),
-      h('h3', {}, 'History'),
-      s.history.length ? h('ul', { class: 'results history', 'data-testid': 'history' }, s.history.map((i) => historyLine(chat, i, cur))) : h('p', { class: 'empty' }, 'No payments yet.'),
+      h('h2', {}, w.history),
+      s.history.length ? h('ul', { class: 'results history', 'data-testid': 'history' }, s.history.map((i) => historyLine(chat, i, cur))) : h('p', { class: 'empty' }, w.noPayments),
     ),
   );
 }
 
 registerPanel({
   id: 'wallet',
-  label: 'Wallet',
+  label: w.wallet,
   attach: (chat) => void stateOf(chat),
   render(chat, el) {
     views.set(chat, el);

@@ -1,11 +1,11 @@
 import type { AnyTRPCRouter } from '@trpc/server';
 import type { us_socket } from 'uWebSockets.js';
-import { uws, type HttpResponse, type TemplatedApp, type us_listen_socket } from '../uws.ts';
+import { uws, type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from '../uws.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ApiServices } from '../api/services.ts';
 import { trpcHandler } from './trpc-handler.ts';
 import { corsHeaders, type HttpOptions } from './http-util.ts';
-import { loadStaticFiles } from './static-files.ts';
+import { loadStaticFiles, sendStatic, type StaticFile } from './static-files.ts';
 import { runChecks, type ReadinessCheck } from '../observability/readiness.ts';
 
 export type { ReadinessCheck };
@@ -52,16 +52,25 @@ export class HttpServer {
         if (!aborted) res.cork(() => json(res, ok ? '200 OK' : '503 Service Unavailable', { ready: ok, checks }));
       });
     });
+    // Which page origins may open sockets (ALLOWED_ORIGINS): a browser never sees why an upgrade
+    // was refused, so the page asks here and can say so instead of reconnecting for ever.
+    app.get('/health/origin', (res, req) => {
+      const origin = new URLSearchParams(req.getQuery() ?? '').get('origin') ?? req.getHeader('origin');
+      if (!origin) return json(res, '400 Bad Request', { error: 'origin query parameter required' });
+      json(res, '200 OK', { origin, allowed: d.http.allowedOrigins.has(origin) });
+    });
     const files = loadStaticFiles(webDist);
-    app.get('/', (res) => {
-      const index = files.get('/index.html');
-      res.writeHeader('content-type', 'text/html; charset=utf-8').writeHeader('cache-control', 'no-cache').end(index?.body ?? notBuilt);
-    });
-    app.get('/assets/*', (res, req) => {
+    const index: StaticFile = files.get('/index.html') ?? { body: Buffer.from(notBuilt), type: 'text/html; charset=utf-8' };
+    app.get('/', (res, req) => sendStatic(res, index, req.getHeader('accept-encoding'), false));
+    app.head('/', (res, req) => sendStatic(res, index, req.getHeader('accept-encoding'), true));
+    const asset = (head: boolean) => (res: HttpResponse, req: HttpRequest) => {
       const f = files.get(req.getUrl());
-      if (!f) return json(res, '404 Not Found', { error: 'not found' });
-      res.writeHeader('content-type', f.type).writeHeader('cache-control', 'no-cache').writeHeader('x-content-type-options', 'nosniff').end(f.body);
-    });
+      if (f) sendStatic(res, f, req.getHeader('accept-encoding'), head);
+      else if (head) res.writeStatus('404 Not Found').writeHeader('content-length', '0').endWithoutBody();
+      else json(res, '404 Not Found', { error: 'not found' });
+    };
+    app.get('/assets/*', asset(false));
+    app.head('/assets/*', asset(true));
     d.extend?.(app);
     app.any('/*', (res) => json(res, '404 Not Found', { error: 'not found' }));
   }

@@ -9,6 +9,8 @@ export interface ApplyHost {
   unsubscribe(conn: Connection, conv: string): void;
   /** Starts bringing the socket up to the conversation's head (then live). */
   catchUp(conn: Connection, conv: string): void;
+  /** Presence both ways between the socket and the members of a conversation it was added to. */
+  joined(conn: Connection, conv: string, conversationFrame: string): void;
   /** The user's connection limit on this replica; over it, the newest socket closes. */
   limitConnections(conn: Connection, max: number): void;
 }
@@ -37,6 +39,7 @@ export async function applyControl(h: ApplyHost, conn: Connection, msg: UserCont
       feed.subscribers.add(conn);
       conn.convs.set(msg.conv, { last: Math.min(msg.fromSeq, feed.delivered), live: false, catching: false });
       if (!conn.holdTimer && !conn.backlogging) h.catchUp(conn, msg.conv);
+      h.joined(conn, msg.conv, msg.frame);
       return;
     }
     case 'removed':

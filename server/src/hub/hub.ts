@@ -7,6 +7,7 @@ import type { ProtocolErrorCode } from '@hubbub/client/protocol';
 import type { ClientFrame } from '../protocol/frames.ts';
 import type { MessageStore, StoredEvent } from '../store/message-store.ts';
 import { Connection, type SocketLike } from './connection.ts';
+import { presenceOnJoin } from './join-presence.ts';
 import { applyControl, applyLimits, type ApplyHost } from './apply-control.ts';
 import { CatchUps, GAP_WAIT_MS } from './catch-up.ts';
 import { EventWriter } from './event-writer.ts';
@@ -97,6 +98,10 @@ export class Hub {
     feedOf: (conv) => this.feeds.get(conv),
     unsubscribe: (conn, conv) => this.unsubscribe(conn, conv),
     catchUp: (conn, conv) => void this.catchUps.run(conn, conv, Infinity),
+    joined: (conn, conv, frame) =>
+      void presenceOnJoin({ presence: this.d.presence, publishFrame: (c, f, skip) => this.publishFrame(c, f, skip) }, conn, conv, frame).catch((err) =>
+        this.d.logger.warn({ err: (err as Error).message }, 'presence for a new conversation failed'),
+      ),
     limitConnections: (conn, max) => this.registry.limit(conn, max),
   };
   /** Sockets with frames posted this turn (see `post`). */

@@ -16,6 +16,8 @@ export interface SettingsView {
   previews: boolean;
   quietHours: QuietHours | null;
   conversations: Record<string, Level>;
+  /** Whether this server can send email at all (SMTP_URL is set): without it `email` is a preference that nothing acts on. */
+  emailAvailable: boolean;
 }
 
 export interface SettingsUpdate {
@@ -43,6 +45,8 @@ export class NotificationSettings {
       db: Db;
       allowPrivate: boolean;
       vapidPublicKey: string | null;
+      /** SMTP is configured, so email digests can be sent. */
+      emailAvailable: boolean;
       /** Which endpoints are paused now (read only: the workers keep the breakers). */
       breaker: Pick<EndpointBreaker, 'pausedUntil'>;
       logger: Logger;
@@ -78,6 +82,7 @@ export class NotificationSettings {
       previews: s?.previews ?? true,
       quietHours: s?.quietStart ? { start: s.quietStart, end: s.quietEnd!, timezone: s.quietTz! } : null,
       conversations: Object.fromEntries(levels.map((l) => [l.conv, l.level])),
+      emailAvailable: this.d.emailAvailable,
     };
   }
 

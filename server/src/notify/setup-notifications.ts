@@ -46,7 +46,7 @@ export async function setupNotifications(c: {
   const metrics = createNotifyMetrics(c.registry);
   const secret = notifySecret(config.NOTIFY_SECRET, c.jwtSecret);
   const isolation = notifyIsolation(config, c.redis);
-  const settings = new NotificationSettings({ db: c.db, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, vapidPublicKey: vapid?.publicKey ?? null, breaker: isolation.breaker, logger: c.logger });
+  const settings = new NotificationSettings({ db: c.db, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, vapidPublicKey: vapid?.publicKey ?? null, emailAvailable: !!config.SMTP_URL, breaker: isolation.breaker, logger: c.logger });
   const bull = config.REDIS_URL ? await import('./notify-scheduler.bullmq.ts') : null;
   const scheduler: NotifyScheduler = bull
     ? new bull.BullNotifyScheduler(

@@ -50,7 +50,7 @@ const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString
 const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
 const work = mkdtempSync(path.join(os.tmpdir(), 'hubbub-bench-'));
 const runCleanups: (() => Promise<unknown>)[] = [];
-let scenarioCleanups: (() => Promise<unknown>)[] = [];
+const scenarioCleanups: (() => Promise<unknown>)[] = [];
 /** Each cleanup gets a bounded time: a child that will not die must never keep a finished bench (and CI) waiting. */
 async function runAll(list: (() => Promise<unknown>)[]) {
   for (const c of list.splice(0).reverse()) {

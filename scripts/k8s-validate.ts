@@ -58,7 +58,10 @@ export function loadSchemas(dir = path.join(root, '.cache', 'k8s-openapi', k8sVe
 
 /** Every error in `value` against `schema`, each with its path. */
 function check(value: unknown, schema: Schema, at: string, s: Schemas, errors: string[]): void {
-  if (schema.$ref) return check(value, s.byName.get(schema.$ref.replace('#/components/schemas/', ''))!, at, s, errors);
+  if (schema.$ref) {
+    check(value, s.byName.get(schema.$ref.replace('#/components/schemas/', ''))!, at, s, errors);
+    return;
+  }
   for (const sub of schema.allOf ?? []) check(value, sub, at, s, errors);
   if (value === null || value === undefined) {
     if (!schema.nullable && (schema.type || schema.properties)) errors.push(`${at}: null`);

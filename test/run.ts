@@ -31,22 +31,35 @@ const started: { stop(): Promise<void> }[] = [];
 const env: Record<string, string> = { ...(process.env as Record<string, string>) };
 const log = (s: string) => process.stderr.write(`[test] ${s}\n`);
 
-/** The type check runs first: a suite that passes on code that does not type-check is no pass. */
-function typecheck(): Promise<number> {
+/** Runs a tool from node_modules with the terminal's output; resolves to its exit code. */
+function tool(bin: string, argv: string[]): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', root], { stdio: 'inherit' });
+    const child = spawn(process.execPath, [path.join(root, 'node_modules', bin), ...argv], { stdio: 'inherit', cwd: root });
     child.on('exit', (c) => resolve(c ?? 1));
   });
+}
+
+/**
+ * The type check, the linter and the format check run first: a suite that passes on code that
+ * does not type-check, or that the linter refuses, is no pass.
+ */
+async function typecheck(): Promise<number> {
+  const [tsc, biome] = await Promise.all([
+    tool('typescript/bin/tsc', ['--noEmit', '-p', root]),
+    tool('@biomejs/biome/bin/biome', ['ci', '--reporter=summary', '.']),
+  ]);
+  if (biome !== 0) log('lint or format check failed: `npm run lint` shows where, `npm run format` formats');
+  return tsc || biome;
 }
 
 async function main() {
   const t0 = Date.now();
   if (!args.includes('--no-typecheck')) {
     if ((await typecheck()) !== 0) {
-      log('type check failed');
+      log('checks failed');
       return 1;
     }
-    log(`type check passed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    log(`type, lint and format checks passed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
   const jobs: Promise<void>[] = [];
   if (!env.DATABASE_URL) {

@@ -150,7 +150,7 @@ export class SocketClient extends Emitter<SocketEvents> {
 
   /** Writes a frame if the socket is open; false if it could not. */
   private raw(frame: ClientFrame): boolean {
-    if (!this.ws || this.ws.readyState !== 1) return false;
+    if (this.ws?.readyState !== 1) return false;
     this.ws.send(JSON.stringify(frame));
     return true;
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createApiClient, createClient, errorText, HubbubError, SocketClient, type ConnectionState, type HubbubClient, type TokenRequest } from '@hubbub/client';
+import { createApiClient, createClient, errorText, HubbubError, type SocketClient, type ConnectionState, type HubbubClient, type TokenRequest } from '@hubbub/client';
 import type { Replica } from '../../server/src/replica.ts';
 import { newUser, startTestReplica, testEnv, trpcClient, type TestEnv } from '../../test/helpers/server.ts';
 

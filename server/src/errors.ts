@@ -29,14 +29,17 @@ export const fail = (code: DomainErrorCode, message: string, retryAfterMs?: numb
   throw new DomainError(code, message, retryAfterMs);
 };
 
+/** What both drivers' errors carry: a SQLSTATE in `code`, and the error they wrap in `cause`. */
+type Coded = { code?: unknown; cause?: unknown };
+
 /** The PostgreSQL SQLSTATE the error (or one it wraps) carries, from either driver. */
 function sqlState(err: unknown): string | undefined {
   const seen = new Set<unknown>();
-  let e: any = err;
+  let e = err as Coded | undefined;
   while (e && !seen.has(e)) {
     seen.add(e);
     if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) return e.code;
-    e = e.cause;
+    e = e.cause as Coded | undefined;
   }
   return undefined;
 }
@@ -56,7 +59,7 @@ export const isDeadlock = (err: unknown) => hasSqlState(err, '40P01');
 
 /** True for serialization failures and deadlocks, which a transaction retry resolves. */
 export function isRetryableTxError(err: unknown): boolean {
-  let e: any = err;
-  for (let i = 0; e && i < 5; i++, e = e.cause) if (e.code === '40001' || e.code === '40P01') return true;
+  let e = err as Coded | undefined;
+  for (let i = 0; e && i < 5; i++, e = e.cause as Coded | undefined) if (e.code === '40001' || e.code === '40P01') return true;
   return false;
 }

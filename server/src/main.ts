@@ -1,11 +1,11 @@
-import { ConfigError, loadConfig } from './config.ts';
+import { type Config, ConfigError, loadConfig } from './config.ts';
 import { DataDirLockedError } from './db/data-dir-lock.ts';
 import { startupLine } from './http/page-url.ts';
 import { startReplica } from './replica.ts';
 
 /** Entry point of a hub replica: config from the environment, signals wired to drain. */
 async function main() {
-  let config;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (err) {

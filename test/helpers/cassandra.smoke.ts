@@ -24,7 +24,7 @@ try {
   const now = new Date();
   await client.execute('INSERT INTO smoke.kv (k, v, at) VALUES (?, ?, ?)', ['hello', 42, now], { prepare: true });
   const row = (await client.execute('SELECT k, v, at FROM smoke.kv WHERE k = ?', ['hello'], { prepare: true })).first();
-  if (!row || row.get('v') !== 42 || (row.get('at') as Date).getTime() !== now.getTime()) {
+  if (row?.get('v') !== 42 || (row.get('at') as Date).getTime() !== now.getTime()) {
     throw new Error(`unexpected row: ${JSON.stringify(row)}`);
   }
   console.log(`round trip ok: k=${row.get('k')} v=${row.get('v')}`);

@@ -12,7 +12,7 @@ import { openMessageStore } from '../../server/src/store/open-message-store.ts';
 import type { MessageStore } from '../../server/src/store/message-store.ts';
 import { redisConnection } from '../../server/src/jobs/redis-connection.ts';
 import { notifyDeps, notifyIsolation } from '../../server/src/notify/notify-deps.ts';
-import { channels, sendQueues, targetChannels, type TargetChannel } from '../../server/src/notify/notify-jobs.ts';
+import { type channels, sendQueues, targetChannels, type TargetChannel } from '../../server/src/notify/notify-jobs.ts';
 import type { BullNotifyScheduler } from '../../server/src/notify/notify-scheduler.bullmq.ts';
 import { sendDispatch, startNotifyWorkers } from '../../server/src/notify/notify-worker.bullmq.ts';
 import { PushService, resolveLocalhostNames, selfSigned, SmtpSink, WebhookReceiver } from './notify-services.ts';

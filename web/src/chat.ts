@@ -217,7 +217,7 @@ export class Chat {
   async loadOlder(): Promise<number> {
     const id = this.open;
     const o = id ? this.oldest.get(id) : undefined;
-    if (!id || !o || !o.more || this.loadingOlder) return 0;
+    if (!id || !o?.more || this.loadingOlder) return 0;
     this.loadingOlder = true;
     try {
       const page = await this.session.api.conversations.history.query({ conversationId: id, beforeSeq: o.seq, limit: 50 });

@@ -98,7 +98,7 @@ async function enablePush(chat: Chat) {
   try {
     const old = await reg.pushManager.getSubscription();
     // A subscription made with another key (the server's keys changed) cannot be reused.
-    if (old && old.options.applicationServerKey && new Uint8Array(old.options.applicationServerKey).join() !== keyBytes(publicKey).join()) await old.unsubscribe();
+    if (old?.options.applicationServerKey && new Uint8Array(old.options.applicationServerKey).join() !== keyBytes(publicKey).join()) await old.unsubscribe();
     sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(publicKey) });
   } catch (err) {
     return say(w.pushSubscribeFailed((err as Error).message || 'no push service'));

@@ -19,7 +19,7 @@ import { openPayments } from '../payments/open-payments.ts';
  * running hubs as it is.
  */
 const usage = 'usage: npm run payments:grant -- --user <username> --amount <minor units> [--key <idempotency key>]';
-let args;
+let args: { user?: string; amount?: string; key?: string };
 try {
   args = parseArgs({ options: { user: { type: 'string' }, amount: { type: 'string' }, key: { type: 'string' } }, strict: true }).values;
 } catch (err) {

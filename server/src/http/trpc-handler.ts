@@ -50,7 +50,7 @@ export function trpcHandler(opts: { router: AnyTRPCRouter; services: ApiServices
       const request = new Request(`http://hub${url}${query ? '?' + query : ''}`, {
         method,
         headers,
-        body: body && body.length ? new Uint8Array(body) : undefined,
+        body: body?.length ? new Uint8Array(body) : undefined,
       });
       const log = opts.logger.child({ reqId: requestId });
       const response = await fetchRequestHandler({

@@ -670,7 +670,7 @@ export class Hub {
     if (feed.subscribers.size > 1) frame = frameBytes(frame);
     for (const conn of feed.subscribers) {
       const st = conn.convs.get(feed.conv);
-      if (!st || !st.live) continue;
+      if (!st?.live) continue;
       if (seq !== st.last + 1) {
         if (seq > st.last) void this.catchUps.run(conn, feed.conv, Infinity);
         continue;

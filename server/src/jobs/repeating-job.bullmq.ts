@@ -7,6 +7,7 @@ import type { RepeatingJob } from './repeating-job.ts';
  * concurrency 1. Queues fail fast (no offline queue); workers wait for Redis
  * (maxRetriesPerRequest: null).
  */
+// biome-ignore lint/suspicious/noExplicitAny: one list holds jobs whose payload types differ
 export async function startRepeatingJobs(jobs: RepeatingJob<any>[], o: { connection: RedisOptions; prefix: string; logger: Logger }) {
   const started: { queue: Queue; worker: Worker }[] = [];
   for (const job of jobs) {

@@ -2,6 +2,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { RepeatingJob } from './repeating-job.ts';
 
 /** Without Redis there is no BullMQ: the hub runs the same jobs on timers (`npm start` alone has them). */
+// biome-ignore lint/suspicious/noExplicitAny: one list holds jobs whose payload types differ
 export function runRepeatingJobs(jobs: RepeatingJob<any>[], logger: Logger) {
   const timers = jobs.map((job) =>
     setInterval(() => {

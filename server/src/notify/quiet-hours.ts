@@ -37,7 +37,7 @@ export function quietUntil(now: Date, q: QuietHours | null): Date | null {
   const cur = localMinutes(now, q.timezone);
   const inside = s < e ? cur >= s && cur < e : cur >= s || cur < e;
   if (!inside) return null;
-  let wait = (e - cur + 1440) % 1440;
+  const wait = (e - cur + 1440) % 1440;
   // Local time may jump at DST: walk forward until the local clock shows the end (at most 2 h off).
   let t = new Date(Math.floor(now.getTime() / 60_000) * 60_000 + wait * 60_000);
   for (let i = 0; i < 180 && localMinutes(t, q.timezone) !== e; i++) t = new Date(t.getTime() + 60_000);

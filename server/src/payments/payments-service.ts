@@ -84,7 +84,7 @@ export class PaymentsService {
     const { min, max } = this.d.topUp;
     if (a.amount < min || a.amount > max) throw new DomainError('BAD_REQUEST', `a top-up is between ${min} and ${max} minor units`);
     const key = `topup:${userId}:${a.idempotencyKey ?? randomUUID()}`;
-    let pi;
+    let pi: Awaited<ReturnType<StripeGateway['createTopUpIntent']>>;
     try {
       pi = await this.d.gateway.createTopUpIntent({ userId, amount: a.amount, currency: this.currency, idempotencyKey: key });
     } catch (err) {
@@ -126,7 +126,7 @@ export class PaymentsService {
       if (!row.caller_in) throw new DomainError('FORBIDDEN', 'not a member of this conversation');
       if (!row.to_in) throw new DomainError('BAD_REQUEST', 'the recipient is not a member of this conversation');
     }
-    let r;
+    let r: Awaited<ReturnType<Ledger['tip']>>;
     try {
       r = await this.d.ledger.tip({ from: caller, to: a.toUserId, amount: a.amount, key: a.idempotencyKey, conversationId: conv, note: a.note });
     } catch (err) {
@@ -161,7 +161,7 @@ export class PaymentsService {
     if (await this.resume(userId, plan.id, new Date(this.now()))) return this.d.entitlements.of(userId);
     let start = new Date(0);
     let end = start;
-    let r;
+    let r: Awaited<ReturnType<Ledger['charge']>>;
     try {
       r = await this.d.ledger.charge({
         userId,
@@ -248,7 +248,7 @@ export class PaymentsService {
             // The row as read above may be stale by now: a cancel, a new plan or another run.
             guard: async (tx: Tx) => {
               const [cur] = await tx.select().from(paymentSubscriptions).where(eq(paymentSubscriptions.userId, row.userId)).for('update');
-              if (!cur || !cur.autoRenew || cur.planId !== plan.id || cur.periodEnd.getTime() !== row.periodEnd.getTime()) throw new SubscriptionMoved();
+              if (!cur?.autoRenew || cur.planId !== plan.id || cur.periodEnd.getTime() !== row.periodEnd.getTime()) throw new SubscriptionMoved();
             },
             within: async (tx: Tx) => {
               await tx

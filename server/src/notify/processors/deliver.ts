@@ -25,7 +25,7 @@ export async function deliver(channel: TargetChannel, d: NotifyDeps, job: SendJo
   }
   try {
     const c = await d.log.get(job.delivery);
-    if (!c || c.status !== 'sending') return { outcome: 'skipped', reason: 'delivery already finished' };
+    if (c?.status !== 'sending') return { outcome: 'skipped', reason: 'delivery already finished' };
     const gate = await d.breaker.admit(c.target);
     if (!gate.ok) {
       const why = `endpoint paused after repeated failures, until ${new Date(gate.until).toISOString()}`;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import cassandra from 'cassandra-driver';
+import type cassandra from 'cassandra-driver';
 import type { EventDraft, StoredEvent } from '../message-store.ts';
 
 /** Statements, row decoding and small helpers shared by the parts of the Cassandra message store. */

@@ -58,7 +58,7 @@ export class EventLog {
   }
 
   /** Only the cid claims and sender index of events already written (a lease taker adopting a dead holder's events). */
-  async writeIndexes(conv: string, events: StoredEvent[]) {
+  async writeIndexes(_conv: string, events: StoredEvent[]) {
     const statements = this.indexStatements(events);
     if (statements.length) await this.batches(statements, nowMicros());
   }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cassandra from 'cassandra-driver';
 import type { Logger } from '../../observability/logger.ts';
-import { Cql, sleep } from './cql.ts';
+import { type Cql, sleep } from './cql.ts';
 import { MessageStoreUnavailableError } from './errors.ts';
 
 export const cassandraMigrationsFolder = fileURLToPath(new URL('../../../../db/cassandra', import.meta.url));

@@ -23,7 +23,8 @@ import { COMMON, derive, evaluate, parseOverrides, SCENARIOS, targets, type Ctx,
 const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
 /** Every value of an option given as `--name VALUE` or `--name=VALUE`. */
-const values = (name: string) => argv.flatMap((a, i) => (a === `--${name}` ? [argv[i + 1]!] : a.startsWith(`--${name}=`) ? [a.slice(name.length + 3)] : []));
+const values = (name: string) =>
+  argv.flatMap((a, i) => (a === `--${name}` ? [argv[i + 1]!] : a.startsWith(`--${name}=`) ? [a.slice(name.length + 3)] : []));
 const keyValue = (kv: string, what: string) => {
   const at = kv.indexOf('=');
   if (at < 1) throw new Error(`--${what} ${kv}: expected KEY=VALUE`);
@@ -32,19 +33,25 @@ const keyValue = (kv: string, what: string) => {
 const mode = flag('quick') ? 'quick' : 'full';
 const sizes = Object.assign({}, COMMON[mode], ...Object.values(SCENARIOS).map((s) => s.sizes[mode])) as Sizes;
 for (const [k, v] of values('set').map((kv) => keyValue(kv, 'set'))) {
-  if (!(k in sizes) || !Number.isFinite(Number(v))) throw new Error(`--set ${k}=${v}: not a size with a number (one of ${Object.keys(sizes).join(', ')})`);
+  if (!(k in sizes) || !Number.isFinite(Number(v)))
+    throw new Error(`--set ${k}=${v}: not a size with a number (one of ${Object.keys(sizes).join(', ')})`);
   sizes[k as keyof Sizes] = Number(v);
 }
 const overrides = parseOverrides(values('threshold'));
 /** Extra configuration for every hub replica (any variable of the configuration table), to measure a setting. */
 const hubExtra = Object.fromEntries(values('hub-env').map((kv) => keyValue(kv, 'hub-env')));
 const named = values('only').flatMap((v) => v.split(','));
-for (const o of named) if (!(o in SCENARIOS)) throw new Error(`--only: unknown scenario ${o} (one of ${Object.keys(SCENARIOS).join(', ')})`);
+for (const o of named)
+  if (!(o in SCENARIOS)) throw new Error(`--only: unknown scenario ${o} (one of ${Object.keys(SCENARIOS).join(', ')})`);
 const runs = (name: string) => (named.length ? named.includes(name) : SCENARIOS[name]!.runs === 'default' || flag(SCENARIOS[name]!.runs));
 const only = Object.keys(SCENARIOS).filter(runs);
 /** The sizes the scenarios `names` read. */
 const sizesOf = (...names: string[]) =>
-  Object.fromEntries(Object.entries(sizes).filter(([k]) => names.some((n) => k in SCENARIOS[n]!.sizes[mode] || (k in COMMON[mode] && (SCENARIOS[n]!.servers !== 'own' || SCENARIOS[n]!.seeded)))));
+  Object.fromEntries(
+    Object.entries(sizes).filter(([k]) =>
+      names.some((n) => k in SCENARIOS[n]!.sizes[mode] || (k in COMMON[mode] && (SCENARIOS[n]!.servers !== 'own' || SCENARIOS[n]!.seeded))),
+    ),
+  );
 
 const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
@@ -64,7 +71,13 @@ async function runAll(list: (() => Promise<unknown>)[]) {
 const cpus = os.cpus();
 const result: BenchResult = {
   ...{ startedAt: new Date().toISOString(), mode, sizes: sizesOf(...only), overrides: Object.fromEntries(overrides) },
-  machine: { cpus: cpus.length, cpuModel: cpus[0]?.model ?? '?', memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version, kernel: os.release() },
+  machine: {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? '?',
+    memGiB: round(os.totalmem() / 2 ** 30, 1),
+    node: process.version,
+    kernel: os.release(),
+  },
   ...{ scenarios: [], notes: [], ok: true, misses: [], targets: [] },
 };
 const broke = (what: string, err: unknown) => {
@@ -89,7 +102,10 @@ async function main() {
   const t0 = Date.now();
   log(`mode ${mode}, scenarios ${only.join(',')}, work dir ${work}`);
   const [pg, redis] = await Promise.all([startPostgres({ durable: true, config: flag('pg-stats') ? PG_STATS_CONFIG : {} }), startRedis()]);
-  runCleanups.push(() => pg.stop(), () => redis.stop());
+  runCleanups.push(
+    () => pg.stop(),
+    () => redis.stop(),
+  );
   const migrate = async (databaseUrl: string) => {
     const database = await openDatabase({ databaseUrl, dataDir: work });
     await database.migrate();
@@ -106,7 +122,10 @@ async function main() {
     ...(redisPid ? [{ name: 'redis', pids: () => [redisPid] }] : []),
   ];
   const jwtSecret = randomBytes(32).toString('base64url');
-  const hubBase = { ...hubEnv({ databaseUrl, redisUrl: redis.url, redisPrefix: `bench${stamp.replace(/-/g, '')}:`, jwtSecret, dataDir: work }), ...hubExtra };
+  const hubBase = {
+    ...hubEnv({ databaseUrl, redisUrl: redis.url, redisPrefix: `bench${stamp.replace(/-/g, '')}:`, jwtSecret, dataDir: work }),
+    ...hubExtra,
+  };
   const seedFile = path.join(work, 'seed.json');
   let seed: SeedFile | undefined;
   const ctx: Ctx = {
@@ -137,20 +156,32 @@ async function main() {
     if (s.servers !== 'hubs') await stopHubs();
     if ((s.servers !== 'own' || s.seeded) && !seed) {
       log(`seeding ${sizes.fanoutUsers} users in rooms of ${sizes.roomSize}, ${sizes.persistUsers} in rooms of 2`);
-      const groups = [{ name: 'rooms', users: sizes.fanoutUsers!, roomSize: sizes.roomSize! }, { name: 'prooms', users: sizes.persistUsers!, roomSize: 2 }];
+      const groups = [
+        { name: 'rooms', users: sizes.fanoutUsers!, roomSize: sizes.roomSize! },
+        { name: 'prooms', users: sizes.persistUsers!, roomSize: 2 },
+      ];
       seed = await seedDatabase(databaseUrl, jwtSecret, groups, seedFile);
     }
     try {
       if (s.servers === 'hubs') {
         // --perf-map: hub-a writes /tmp/perf-<pid>.map so `perf record -g -p <pid>` names JavaScript frames.
-        const firstNodeArgs = [...(flag('profile') ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(flag('perf-map') ? ['--perf-basic-prof-only-functions', '--interpreted-frames-native-stack'] : [])];
+        const firstNodeArgs = [
+          ...(flag('profile') ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+          ...(flag('perf-map') ? ['--perf-basic-prof-only-functions', '--interpreted-frames-native-stack'] : []),
+        ];
         if (!hubs) {
           hubs = await startHubs({ replicas: 2, env: hubBase, firstNodeArgs });
           log(`hubs on ports ${hubs.procs.map((p) => p.port).join(', ')}, pids ${hubs.procs.map((p) => p.pid).join(', ')}`);
         }
         await s.drive(ctx, hubs);
       } else if (s.servers === 'peers') {
-        const env = { SEED_FILE: seedFile, JWT_SECRET: jwtSecret, REDIS_URL: redis.url, REDIS_PREFIX: `sio${stamp.replace(/-/g, '')}`, DATABASE_URL: databaseUrl };
+        const env = {
+          SEED_FILE: seedFile,
+          JWT_SECRET: jwtSecret,
+          REDIS_URL: redis.url,
+          REDIS_PREFIX: `sio${stamp.replace(/-/g, '')}`,
+          DATABASE_URL: databaseUrl,
+        };
         // One peer at a time, so that each has the box to itself.
         for (const kind of ['uws', 'ws', 'socketio', 'floor'] as const) {
           const set = await startPeer(kind, env);

@@ -68,11 +68,47 @@ export interface ScenarioFigures {
 
 /** Every size of the table: what `--set` may change. */
 export type Sizes = Record<
-  | 'fanoutUsers' | 'roomSize' | 'persistUsers' | 'genProcs' | 'bodySize' | 'drainS' | 'connectTimeoutS' | 'resumeTimeoutS' | 'handshakeTimeoutMs'
-  | 'fanoutRate' | 'connectN' | 'holdS' | 'fanoutS' | 'loginRate' | 'apiS' | 'historyRate' | 'reconnectRooms' | 'persistWindow' | 'persistS'
-  | 'storeProducers' | 'storeConvs' | 'storeS' | 'connScaleTarget' | 'connScaleStep' | 'connScaleWorkers'
-  | 'soakMinutes' | 'soakUsers' | 'soakSockets' | 'soakSendRate' | 'soakCallRate' | 'soakLoginRate' | 'soakSampleS'
-  | 'notifyRooms' | 'notifySize' | 'notifyRate' | 'notifyS' | 'notifyDelayMs' | 'paymentsPayers' | 'paymentsPer' | 'framesCount' | 'framesRounds',
+  | 'fanoutUsers'
+  | 'roomSize'
+  | 'persistUsers'
+  | 'genProcs'
+  | 'bodySize'
+  | 'drainS'
+  | 'connectTimeoutS'
+  | 'resumeTimeoutS'
+  | 'handshakeTimeoutMs'
+  | 'fanoutRate'
+  | 'connectN'
+  | 'holdS'
+  | 'fanoutS'
+  | 'loginRate'
+  | 'apiS'
+  | 'historyRate'
+  | 'reconnectRooms'
+  | 'persistWindow'
+  | 'persistS'
+  | 'storeProducers'
+  | 'storeConvs'
+  | 'storeS'
+  | 'connScaleTarget'
+  | 'connScaleStep'
+  | 'connScaleWorkers'
+  | 'soakMinutes'
+  | 'soakUsers'
+  | 'soakSockets'
+  | 'soakSendRate'
+  | 'soakCallRate'
+  | 'soakLoginRate'
+  | 'soakSampleS'
+  | 'notifyRooms'
+  | 'notifySize'
+  | 'notifyRate'
+  | 'notifyS'
+  | 'notifyDelayMs'
+  | 'paymentsPayers'
+  | 'paymentsPer'
+  | 'framesCount'
+  | 'framesRounds',
   number
 >;
 type Row = Omit<Threshold, 'id' | 'scenario' | 'servers'> & { servers?: Threshold['servers'] };
@@ -94,13 +130,59 @@ export interface Scenario {
 
 /** Sizes more than one scenario reads: the seed, the generator's processes, timeouts. */
 export const COMMON: Scenario['sizes'] = {
-  quick: { fanoutUsers: 500, roomSize: 25, persistUsers: 200, genProcs: 2, bodySize: 100, drainS: 10, connectTimeoutS: 60, resumeTimeoutS: 30, handshakeTimeoutMs: 20_000, fanoutRate: 200, connectN: 500 },
-  full: { fanoutUsers: 10_000, roomSize: 25, persistUsers: 1000, genProcs: 2, bodySize: 100, drainS: 20, connectTimeoutS: 180, resumeTimeoutS: 180, handshakeTimeoutMs: 20_000, fanoutRate: 2000, connectN: 10_000 },
+  quick: {
+    fanoutUsers: 500,
+    roomSize: 25,
+    persistUsers: 200,
+    genProcs: 2,
+    bodySize: 100,
+    drainS: 10,
+    connectTimeoutS: 60,
+    resumeTimeoutS: 30,
+    handshakeTimeoutMs: 20_000,
+    fanoutRate: 200,
+    connectN: 500,
+  },
+  full: {
+    fanoutUsers: 10_000,
+    roomSize: 25,
+    persistUsers: 1000,
+    genProcs: 2,
+    bodySize: 100,
+    drainS: 20,
+    connectTimeoutS: 180,
+    resumeTimeoutS: 180,
+    handshakeTimeoutMs: 20_000,
+    fanoutRate: 2000,
+    connectN: 10_000,
+  },
 };
 
-const zero = (metric: string, target: string, servers?: Threshold['servers']): Row => ({ metric, op: '==', full: 0, quick: 0, target, servers });
-const bound = (metric: string, op: Op, full: number, quick: number, target: string, servers: Threshold['servers'] = ['hubbub']): Row => ({ metric, op, full, quick, target, servers });
-const target = (metric: string, op: Op, full: number, text: string): Row => ({ metric, op, full, quick: full, target: text, servers: ['hubbub'], grade: true });
+const zero = (metric: string, target: string, servers?: Threshold['servers']): Row => ({
+  metric,
+  op: '==',
+  full: 0,
+  quick: 0,
+  target,
+  servers,
+});
+const bound = (metric: string, op: Op, full: number, quick: number, target: string, servers: Threshold['servers'] = ['hubbub']): Row => ({
+  metric,
+  op,
+  full,
+  quick,
+  target,
+  servers,
+});
+const target = (metric: string, op: Op, full: number, text: string): Row => ({
+  metric,
+  op,
+  full,
+  quick: full,
+  target: text,
+  servers: ['hubbub'],
+  grade: true,
+});
 const deliveryChecks: Row[] = [
   zero('fanout_lost', 'every receiver gets every acknowledged message'),
   zero('fanout_out_of_order', 'in order (per-room seq; per-sender order for Socket.IO and the durable floor)'),
@@ -178,7 +260,10 @@ export const SCENARIOS: Record<string, Scenario> = {
       bound('loginP99', '<=', 50, 20_000, 'login p99 ≤ 50 ms at 20/s during fanout'),
       zero('login_failed', 'every login succeeds', ['hubbub']),
       zero('login_dropped', 'no login dropped by the open-loop scheduler', ['hubbub']),
-      { ...bound('latencyP99', '<=', Infinity, Infinity, 'fanout p99 during logins ≤ 1.1× without'), relative: { scenario: 'fanout', metric: 'latencyP99', factor: 1.1 } },
+      {
+        ...bound('latencyP99', '<=', Infinity, Infinity, 'fanout p99 during logins ≤ 1.1× without'),
+        relative: { scenario: 'fanout', metric: 'latencyP99', factor: 1.1 },
+      },
     ],
     drive: on((ctx, set) => sockets.fanout(ctx, 'login', set, watch(ctx, set), sockets.fanoutJobs(ctx, set), ctx.sizes.loginRate)),
   },
@@ -206,7 +291,11 @@ export const SCENARIOS: Record<string, Scenario> = {
     figures: ['firstMessageP50', 'firstMessageP99', 'resumedP99', 'missedSentMaxMs'],
     thresholds: [
       ...(['not_resumed', 'gaps', 'duplicates', 'lost', 'connect_failed', 'send_errors'] as const).map((k) =>
-        zero(`reconnect_${k}`, `reconnect storm: ${{ not_resumed: 'every socket resumed', gaps: 'no gap', duplicates: 'no duplicate', lost: 'nothing lost after one more live message', connect_failed: 'every socket connected before the drop', send_errors: 'every send acknowledged' }[k]}`, ['hubbub']),
+        zero(
+          `reconnect_${k}`,
+          `reconnect storm: ${{ not_resumed: 'every socket resumed', gaps: 'no gap', duplicates: 'no duplicate', lost: 'nothing lost after one more live message', connect_failed: 'every socket connected before the drop', send_errors: 'every send acknowledged' }[k]}`,
+          ['hubbub'],
+        ),
       ),
       bound('firstMessageP99', '<=', 1000, 20_000, 'reconnect storm: p99 time to first message ≤ 1 s'),
     ],
@@ -222,16 +311,20 @@ export const SCENARIOS: Record<string, Scenario> = {
     drive: on((ctx, set) => sockets.fanout(ctx, 'persist', set, watch(ctx, set), sockets.persistJobs(ctx, set))),
   },
   store: {
-    about: 'the write path alone (the hub\'s EventWriter + message store, no sockets): durable appends/s',
+    about: "the write path alone (the hub's EventWriter + message store, no sockets): durable appends/s",
     runs: 'default',
     sizes: { quick: { storeProducers: 500, storeConvs: 200, storeS: 3 }, full: { storeProducers: 2000, storeConvs: 1000, storeS: 15 } },
     servers: 'own',
     figures: ['appendsPerS', 'writerCpuUsPerAppend', 'appendP50', 'appendP99'],
-    thresholds: [zero('failed', 'every append of the write path succeeds', ['hubbub']), target('appendsPerS', '>=', 10_000, '≥ 10k appends/s on the write path')],
+    thresholds: [
+      zero('failed', 'every append of the write path succeeds', ['hubbub']),
+      target('appendsPerS', '>=', 10_000, '≥ 10k appends/s on the write path'),
+    ],
     drive: (ctx) => sockets.store(ctx, 'Hubbub write path (PostgreSQL)', { DATABASE_URL: ctx.databaseUrl }, ctx.backing),
   },
   peers: {
-    about: 'connect and fanout against bare uWS, plain ws, Socket.IO + Redis adapter and the durable floor; against bare uWS also persist, storing nothing',
+    about:
+      'connect and fanout against bare uWS, plain ws, Socket.IO + Redis adapter and the durable floor; against bare uWS also persist, storing nothing',
     runs: 'default',
     sizes: { quick: {}, full: {} },
     servers: 'peers',
@@ -241,14 +334,18 @@ export const SCENARIOS: Record<string, Scenario> = {
       await sockets.connect(ctx, set, watch(ctx, set));
       await sockets.fanout(ctx, 'fanout', set, watch(ctx, set), sockets.fanoutJobs(ctx, set));
       // The persist workload against a server that stores nothing: the most acked sends/s this generator drives here.
-      if (set.kind === 'uws' && ctx.wants('persist')) await sockets.fanout(ctx, 'persist', set, watch(ctx, set), sockets.persistJobs(ctx, set));
+      if (set.kind === 'uws' && ctx.wants('persist'))
+        await sockets.fanout(ctx, 'persist', set, watch(ctx, set), sockets.persistJobs(ctx, set));
     }),
   },
   connscale: {
     about: 'idle sockets on one hub process in steps up to the open-file limit, a full collection before each sample: RSS per socket',
     runs: 'default',
     // Steps every connScaleStep sockets up to the target, or the open-file limit (and a last step there).
-    sizes: { quick: { connScaleTarget: 1000, connScaleStep: 500, connScaleWorkers: 2 }, full: { connScaleTarget: 100_000, connScaleStep: 5000, connScaleWorkers: 4 } },
+    sizes: {
+      quick: { connScaleTarget: 1000, connScaleStep: 500, connScaleWorkers: 2 },
+      full: { connScaleTarget: 100_000, connScaleStep: 5000, connScaleWorkers: 4 },
+    },
     servers: 'own',
     seeded: true,
     figures: ['rssPerConnKiB', 'rssSlopeKiBPerConn', 'heapPerConnKiB', 'maxConnections'],
@@ -274,20 +371,37 @@ export const SCENARIOS: Record<string, Scenario> = {
       ctx.log('starting Cassandra (single node, loopback)');
       const cass = await startCassandra();
       ctx.cleanup(() => cass.stop());
-      const store = { MESSAGE_STORE: 'cassandra', CASSANDRA_CONTACT_POINTS: cass.contactPoints.join(','), CASSANDRA_LOCAL_DC: cass.localDataCenter };
-      const hubs = await startHubs({ replicas: 2, env: { ...ctx.hubBase, ...store, CASSANDRA_KEYSPACE: 'hubbub_bench', REDIS_PREFIX: ctx.hubBase.REDIS_PREFIX + 'c:' }, label: 'Hubbub (Cassandra store)' });
+      const store = {
+        MESSAGE_STORE: 'cassandra',
+        CASSANDRA_CONTACT_POINTS: cass.contactPoints.join(','),
+        CASSANDRA_LOCAL_DC: cass.localDataCenter,
+      };
+      const hubs = await startHubs({
+        replicas: 2,
+        env: { ...ctx.hubBase, ...store, CASSANDRA_KEYSPACE: 'hubbub_bench', REDIS_PREFIX: ctx.hubBase.REDIS_PREFIX + 'c:' },
+        label: 'Hubbub (Cassandra store)',
+      });
       ctx.cleanup(() => hubs.stop());
       const pid = findPid(['java', 'cassandra']);
       const cassWatch: Watched[] = pid ? [{ name: 'cassandra', pids: () => [pid] }] : [];
       await sockets.fanout(ctx, 'persist', hubs, [sockets.serverWatch(hubs), ...cassWatch], sockets.persistJobs(ctx, hubs));
       await hubs.stop();
-      await sockets.store(ctx, 'Hubbub write path (Cassandra)', { DATABASE_URL: ctx.databaseUrl, ...store, CASSANDRA_KEYSPACE: 'hubbub_bench_store' }, cassWatch);
+      await sockets.store(
+        ctx,
+        'Hubbub write path (Cassandra)',
+        { DATABASE_URL: ctx.databaseUrl, ...store, CASSANDRA_KEYSPACE: 'hubbub_bench_store' },
+        cassWatch,
+      );
     },
   },
   soak: {
-    about: 'mixed load with churn on two replicas (sockets living 5–30 s, sends, tRPC calls, logins): RSS floor slope, connection gauge drift',
+    about:
+      'mixed load with churn on two replicas (sockets living 5–30 s, sends, tRPC calls, logins): RSS floor slope, connection gauge drift',
     runs: 'soak',
-    sizes: { quick: { soakMinutes: 1, soakUsers: 100, soakSockets: 300, soakSendRate: 100, soakCallRate: 20, soakLoginRate: 1, soakSampleS: 5 }, full: { soakMinutes: 20, soakUsers: 100, soakSockets: 300, soakSendRate: 100, soakCallRate: 20, soakLoginRate: 1, soakSampleS: 5 } },
+    sizes: {
+      quick: { soakMinutes: 1, soakUsers: 100, soakSockets: 300, soakSendRate: 100, soakCallRate: 20, soakLoginRate: 1, soakSampleS: 5 },
+      full: { soakMinutes: 20, soakUsers: 100, soakSockets: 300, soakSendRate: 100, soakCallRate: 20, soakLoginRate: 1, soakSampleS: 5 },
+    },
     servers: 'own',
     figures: ['rssFloorSlopeMiBPerMin', 'heapFloorSlopeMiBPerMin', 'maxGaugeDrift', 'finalGauge'],
     thresholds: [
@@ -299,10 +413,16 @@ export const SCENARIOS: Record<string, Scenario> = {
   notify: {
     about: 'notifications on against off, alternating phases at one send rate: latency, hub CPU, pushes per worker CPU-second',
     runs: 'named',
-    sizes: { quick: { notifyRooms: 5, notifySize: 20, notifyRate: 50, notifyS: 6, notifyDelayMs: 2000 }, full: { notifyRooms: 10, notifySize: 20, notifyRate: 100, notifyS: 12, notifyDelayMs: 5000 } },
+    sizes: {
+      quick: { notifyRooms: 5, notifySize: 20, notifyRate: 50, notifyS: 6, notifyDelayMs: 2000 },
+      full: { notifyRooms: 10, notifySize: 20, notifyRate: 100, notifyS: 12, notifyDelayMs: 5000 },
+    },
     servers: 'own',
     figures: ['latencyP99Off', 'latencyP99On', 'p99Ratio', 'hubCpuRatio', 'pushesPerWorkerCpuS'],
-    thresholds: [...deliveryChecks.slice(0, 7).map((r) => ({ ...r, servers: ['hubbub'] as ServerKind[] })), bound('pushesDelivered', '>=', 1, 1, 'offline members get pushes')],
+    thresholds: [
+      ...deliveryChecks.slice(0, 7).map((r) => ({ ...r, servers: ['hubbub'] as ServerKind[] })),
+      bound('pushesDelivered', '>=', 1, 1, 'offline members get pushes'),
+    ],
     drive: async (ctx) => (await lazy.notify()).notify(ctx),
   },
   payments: {
@@ -326,8 +446,19 @@ export const SCENARIOS: Record<string, Scenario> = {
 };
 
 export const THRESHOLDS: Threshold[] = [
-  { id: 'generator.eldP99', scenario: '*', servers: 'all', metric: 'generatorEldP99Ms', op: '<=', full: 50, quick: 2000, target: 'the generator measured the server, not its own event loop (else the scenario is invalid)' },
-  ...Object.entries(SCENARIOS).flatMap(([scenario, s]) => s.thresholds.map((t): Threshold => ({ ...t, id: `${scenario}.${t.metric}`, scenario, servers: t.servers ?? 'all' }))),
+  {
+    id: 'generator.eldP99',
+    scenario: '*',
+    servers: 'all',
+    metric: 'generatorEldP99Ms',
+    op: '<=',
+    full: 50,
+    quick: 2000,
+    target: 'the generator measured the server, not its own event loop (else the scenario is invalid)',
+  },
+  ...Object.entries(SCENARIOS).flatMap(([scenario, s]) =>
+    s.thresholds.map((t): Threshold => ({ ...t, id: `${scenario}.${t.metric}`, scenario, servers: t.servers ?? 'all' })),
+  ),
 ];
 
 /** Ratios the targets need across scenarios: Hubbub's fanout against the peers'. */
@@ -335,7 +466,8 @@ export function derive(all: ScenarioResult[]) {
   const dpc = (kind: ServerKind) => Number(all.find((s) => s.kind === kind && s.name === 'fanout')?.figures.deliveriesPerServerCpuS);
   const hub = all.find((s) => s.kind === 'hubbub' && s.name === 'fanout');
   const ratios = { vsWs: 'ws', vsSocketIo: 'socketio', vsFloor: 'floor', vsUws: 'uws' } as const;
-  for (const [k, kind] of Object.entries(ratios)) if (hub && dpc(kind)) hub.figures[k] = Math.round((dpc('hubbub') / dpc(kind)) * 100) / 100;
+  for (const [k, kind] of Object.entries(ratios))
+    if (hub && dpc(kind)) hub.figures[k] = Math.round((dpc('hubbub') / dpc(kind)) * 100) / 100;
 }
 
 /** Parses `--threshold ID=VALUE` options, refusing ids the table does not have. */
@@ -345,7 +477,8 @@ export function parseOverrides(list: string[], table: Threshold[] = THRESHOLDS):
     const at = kv.lastIndexOf('=');
     const [id, v] = [kv.slice(0, at), Number(kv.slice(at + 1))];
     if (at < 1 || !Number.isFinite(v)) throw new Error(`--threshold ${kv}: expected ID=NUMBER`);
-    if (!table.some((t) => t.id === id)) throw new Error(`--threshold ${id}: no such threshold (one of ${table.map((t) => t.id).join(', ')})`);
+    if (!table.some((t) => t.id === id))
+      throw new Error(`--threshold ${id}: no such threshold (one of ${table.map((t) => t.id).join(', ')})`);
     out.set(id, v);
   }
   return out;
@@ -383,7 +516,16 @@ export function evaluate(all: ScenarioFigures[], mode: 'quick' | 'full', overrid
       const b = boundOf(t, mode, s, all, overrides);
       if (t.op === '<=' ? v <= b : t.op === '>=' ? v >= b : v === b) continue;
       if (t.id === 'generator.eldP99') invalid.add(s);
-      misses.push({ id: t.id, scenario: s.name, server: s.server, value: v, op: t.op, bound: b, target: t.target, ...(t.grade ? { grade: true as const } : {}) });
+      misses.push({
+        id: t.id,
+        scenario: s.name,
+        server: s.server,
+        value: v,
+        op: t.op,
+        bound: b,
+        target: t.target,
+        ...(t.grade ? { grade: true as const } : {}),
+      });
     }
   }
   return { misses, invalid };
@@ -398,7 +540,16 @@ export function targets(all: ScenarioFigures[], overrides: Map<string, number>) 
       .filter((t) => s.kind === 'hubbub' && t.scenario === s.name && !(t.grade && Number.isNaN(value(s, t.metric))))
       .map((t) => {
         const miss = missed.find((m) => m.id === t.id && m.server === s.server);
-        return { id: t.id, scenario: s.name, server: s.server, value: value(s, t.metric), op: t.op, bound: miss?.bound ?? boundOf(t, 'full', s, all, overrides), target: t.target, met: !miss };
+        return {
+          id: t.id,
+          scenario: s.name,
+          server: s.server,
+          value: value(s, t.metric),
+          op: t.op,
+          bound: miss?.bound ?? boundOf(t, 'full', s, all, overrides),
+          target: t.target,
+          met: !miss,
+        };
       }),
   );
 }

@@ -15,7 +15,10 @@ function compressed(file: string, bytes: Uint8Array): [string, Uint8Array][] {
   if (!/\.(js|css|html|map)$/.test(file)) return [];
   const out: [string, Uint8Array][] = [[`${file}.gz`, gzipSync(bytes, { level: 9 })]];
   if (!file.endsWith('.map')) {
-    out.push([`${file}.br`, brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length } })]);
+    out.push([
+      `${file}.br`,
+      brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length } }),
+    ]);
   }
   return out;
 }

@@ -94,5 +94,7 @@ export async function buildServer(outDir = distDir) {
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const t0 = Date.now();
   await Promise.all([buildServer(), process.argv.includes('--server-only') ? null : buildWeb()]);
-  process.stderr.write(`built into ${path.relative(root, distDir)}${process.argv.includes('--server-only') ? '' : ' and web/dist'} in ${Date.now() - t0} ms\n`);
+  process.stderr.write(
+    `built into ${path.relative(root, distDir)}${process.argv.includes('--server-only') ? '' : ' and web/dist'} in ${Date.now() - t0} ms\n`,
+  );
 }

@@ -143,7 +143,11 @@ export function validateDocs(file: string, docs: Record<string, any>[], s: Schem
 }
 
 export function readYaml(file: string): Record<string, any>[] {
-  const out = execFileSync('python3', ['-c', 'import sys, yaml, json; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))', file], { encoding: 'utf8' });
+  const out = execFileSync(
+    'python3',
+    ['-c', 'import sys, yaml, json; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))', file],
+    { encoding: 'utf8' },
+  );
   return JSON.parse(out);
 }
 
@@ -153,7 +157,11 @@ export function validateFiles(files: string[], s = loadSchemas()): Result[] {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
-  const files = args.length ? args : readdirSync(path.join(root, 'k8s')).filter((f) => f.endsWith('.yaml')).map((f) => path.join(root, 'k8s', f));
+  const files = args.length
+    ? args
+    : readdirSync(path.join(root, 'k8s'))
+        .filter((f) => f.endsWith('.yaml'))
+        .map((f) => path.join(root, 'k8s', f));
   const results = validateFiles(files);
   for (const r of results) {
     const what = `${r.file}: ${r.kind} ${r.name}`;

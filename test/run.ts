@@ -25,7 +25,11 @@ function findTests(dir: string, out: string[] = []): string[] {
   return out;
 }
 
-const files = (only.length ? only : [...findTests(path.join(root, 'test')), ...findTests(path.join(root, 'server')), ...findTests(path.join(root, 'client'))]).sort();
+const files = (
+  only.length
+    ? only
+    : [...findTests(path.join(root, 'test')), ...findTests(path.join(root, 'server')), ...findTests(path.join(root, 'client'))]
+).sort();
 
 const started: { stop(): Promise<void> }[] = [];
 const env: Record<string, string> = { ...(process.env as Record<string, string>) };
@@ -104,7 +108,15 @@ async function main() {
   const code = await new Promise<number>((resolve) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', ...args.filter((a) => a.startsWith('--test-')), ...files],
+      [
+        '--import',
+        'tsx',
+        '--test',
+        '--test-concurrency=2',
+        '--test-timeout=300000',
+        ...args.filter((a) => a.startsWith('--test-')),
+        ...files,
+      ],
       { cwd: root, env, stdio: 'inherit' },
     );
     child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0)));

@@ -21,17 +21,18 @@ self.addEventListener('push', (event) => {
     renotify: true,
     data: { url: typeof data.url === 'string' ? data.url : '/' },
   });
-  const badge = typeof data.badge === 'number' && 'setAppBadge' in navigator ? navigator.setAppBadge(data.badge).catch(() => {}) : Promise.resolve();
+  const badge =
+    typeof data.badge === 'number' && 'setAppBadge' in navigator ? navigator.setAppBadge(data.badge).catch(() => {}) : Promise.resolve();
   event.waitUntil(Promise.all([shown, badge]));
 });
 
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
-  const url = new URL((event.notification.data?.url) || '/', self.location.origin);
+  const url = new URL(event.notification.data?.url || '/', self.location.origin);
   event.waitUntil(
     self.clients.matchAll({ type: 'window', includeUncontrolled: true }).then((windows) => {
       const same = windows.find((w) => new URL(w.url).origin === url.origin);
-      if (same) return same.focus().then((w) => w && 'navigate' in w && w.url !== url.href ? w.navigate(url.href) : w);
+      if (same) return same.focus().then((w) => (w && 'navigate' in w && w.url !== url.href ? w.navigate(url.href) : w));
       return self.clients.openWindow(url.href);
     }),
   );

@@ -46,7 +46,15 @@ export async function buildPackage() {
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
     .map((f) => path.join('src', f));
   await Promise.all([
-    build({ ...common, entryPoints: modules, outbase: 'src', outdir: dist, format: 'esm', splitting: true, chunkNames: 'chunks/[name]-[hash]' }),
+    build({
+      ...common,
+      entryPoints: modules,
+      outbase: 'src',
+      outdir: dist,
+      format: 'esm',
+      splitting: true,
+      chunkNames: 'chunks/[name]-[hash]',
+    }),
     build({ ...common, entryPoints: entries, outdir: dist, format: 'cjs', outExtension: { '.js': '.cjs' } }),
   ]);
   const names = Object.keys(entries);
@@ -62,7 +70,8 @@ export async function buildPackage() {
     const text = dts[i]!;
     for (const m of text.matchAll(/(?:from|import\()\s*['"]([^'"]+)['"]/g)) {
       const spec = m[1]!;
-      if (!typeDeps.some((d) => spec === d || spec.startsWith(`${d}/`))) throw new Error(`dist/${n}.d.ts imports ${spec}: only ${typeDeps.join(', ')} may be`);
+      if (!typeDeps.some((d) => spec === d || spec.startsWith(`${d}/`)))
+        throw new Error(`dist/${n}.d.ts imports ${spec}: only ${typeDeps.join(', ')} may be`);
     }
     if (/\/\/\/\s*<reference/.test(text)) throw new Error(`dist/${n}.d.ts references a types package`);
     writeFileSync(path.join(dist, `${n}.d.ts`), text);

@@ -91,7 +91,9 @@ class Printer {
     const named = sym && !sym.name.startsWith('__') && !this.isLib(sym) && sym.name.replace(/^\$/, '').length > 2;
     // A one- or two-letter local name says nothing to a reader: inlined, unless it recurses.
     if (!named && !this.expanding.has(type)) return null;
-    let base = (named ? sym.name : sym && !sym.name.startsWith('__') && !this.isLib(sym) ? sym.name : 'Recursive').replace(/^\$/, '').replace(/[^A-Za-z0-9_$]/g, '_');
+    let base = (named ? sym.name : sym && !sym.name.startsWith('__') && !this.isLib(sym) ? sym.name : 'Recursive')
+      .replace(/^\$/, '')
+      .replace(/[^A-Za-z0-9_$]/g, '_');
     base = base[0]!.toUpperCase() + base.slice(1);
     let name = base;
     for (let i = 2; this.taken.has(name); i++) name = `${base}${i}`;
@@ -124,7 +126,10 @@ class Printer {
       // `true | false` is how the checker holds `boolean`.
       if (parts.includes('true') && parts.includes('false')) parts = [...parts.filter((p) => p !== 'true' && p !== 'false'), 'boolean'];
       // Sorted, so the file does not change when unrelated server code changes the checker's order.
-      return parts.map((p) => (/=>/.test(p) ? `(${p})` : p)).sort().join(' | ');
+      return parts
+        .map((p) => (/=>/.test(p) ? `(${p})` : p))
+        .sort()
+        .join(' | ');
     }
     if (type.isIntersection()) return type.types.map((t) => this.wrap(this.print(t, indent))).join(' & ');
     if (!(type.flags & ts.TypeFlags.Object)) throw new Error(`cannot print type ${c.typeToString(type)}`);
@@ -154,7 +159,9 @@ class Printer {
     const inner = indent + '  ';
     const lines: string[] = [];
     for (const info of c.getIndexInfosOfType(type)) {
-      lines.push(`${inner}${info.isReadonly ? 'readonly ' : ''}[key: ${this.print(info.keyType, inner)}]: ${this.print(info.type, inner)};`);
+      lines.push(
+        `${inner}${info.isReadonly ? 'readonly ' : ''}[key: ${this.print(info.keyType, inner)}]: ${this.print(info.type, inner)};`,
+      );
     }
     for (const p of c.getPropertiesOfType(type)) {
       const optional = p.flags & ts.SymbolFlags.Optional ? '?' : '';
@@ -178,7 +185,16 @@ function prop(checker: ts.TypeChecker, type: ts.Type, name: string): ts.Type {
 /** The text of client/src/app-router.ts for the router as it is now. */
 export function generateAppRouter(): string {
   const configPath = path.join(repoRoot, 'tsconfig.json');
-  const parsed = ts.getParsedCommandLineOfConfigFile(configPath, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => { throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n')); } });
+  const parsed = ts.getParsedCommandLineOfConfigFile(
+    configPath,
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => {
+        throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+      },
+    },
+  );
   if (!parsed) throw new Error(`cannot read ${configPath}`);
   const program = ts.createProgram([rootFile], { ...parsed.options, noEmit: true });
   const checker = program.getTypeChecker();
@@ -230,7 +246,10 @@ export function generateAppRouter(): string {
   const aliases = [...printer.aliases.values()]
     .filter((a) => a.text !== undefined)
     .sort((a, b) => (a.name === 'ErrorShape' ? -1 : b.name === 'ErrorShape' ? 1 : a.name.localeCompare(b.name)))
-    .map((a) => `${a.name === 'ErrorShape' ? '/** The `error.data`/shape of a failed call, as the hub formats it. */\nexport ' : ''}type ${a.name} = ${a.text};`);
+    .map(
+      (a) =>
+        `${a.name === 'ErrorShape' ? '/** The `error.data`/shape of a failed call, as the hub formats it. */\nexport ' : ''}type ${a.name} = ${a.text};`,
+    );
   const imports = ['TRPCBuiltRouter', ...[...used].sort()];
   return [
     HEADER,

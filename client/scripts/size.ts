@@ -18,10 +18,24 @@ const budgets = [
 ];
 
 async function gzipped(contents: string) {
-  const r = await build({ stdin: { contents, resolveDir: pkgDir, loader: 'js' }, bundle: true, minify: true, format: 'esm', platform: 'browser', target: 'es2022', write: false, metafile: true, logLevel: 'warning' });
+  const r = await build({
+    stdin: { contents, resolveDir: pkgDir, loader: 'js' },
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    write: false,
+    metafile: true,
+    logLevel: 'warning',
+  });
   const bytes = r.outputFiles[0]!.contents;
-    // The modules that put bytes in the bundle (the metafile's inputs also list what was tree-shaken away).
-  const used = Object.values(r.metafile.outputs).flatMap((o) => Object.entries(o.inputs).filter(([, i]) => i.bytesInOutput > 0).map(([name]) => name));
+  // The modules that put bytes in the bundle (the metafile's inputs also list what was tree-shaken away).
+  const used = Object.values(r.metafile.outputs).flatMap((o) =>
+    Object.entries(o.inputs)
+      .filter(([, i]) => i.bytesInOutput > 0)
+      .map(([name]) => name),
+  );
   return { min: bytes.length, gz: gzipSync(bytes, { level: 9 }).length, inputs: used };
 }
 
@@ -31,7 +45,12 @@ for (const b of budgets) {
   const s = await gzipped(b.code);
   const ok = s.gz <= b.max;
   failed ||= !ok;
-  const deps = [...new Set(s.inputs.filter((i) => i.includes('node_modules')).map((i) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(i)?.[1]))].join(', ') || 'none';
-  process.stdout.write(`${ok ? 'PASS' : 'FAIL'} ${b.name}: ${(s.gz / 1024).toFixed(2)} KB min+gzip (${(s.min / 1024).toFixed(1)} KB min), budget ${b.max / 1024} KB; dependencies bundled: ${deps}\n`);
+  const deps =
+    [...new Set(s.inputs.filter((i) => i.includes('node_modules')).map((i) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(i)?.[1]))].join(
+      ', ',
+    ) || 'none';
+  process.stdout.write(
+    `${ok ? 'PASS' : 'FAIL'} ${b.name}: ${(s.gz / 1024).toFixed(2)} KB min+gzip (${(s.min / 1024).toFixed(1)} KB min), budget ${b.max / 1024} KB; dependencies bundled: ${deps}\n`,
+  );
 }
 process.exit(failed ? 1 : 0);

@@ -13,7 +13,9 @@ interface PendingSend {
 
 let cidCounter = 0;
 const newCid = () =>
-  (globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`) + '-' + (++cidCounter).toString(36);
+  (globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`) +
+  '-' +
+  (++cidCounter).toString(36);
 
 /**
  * Sends not acked yet, by cid. Each is written again whenever the socket is live again (same cid:
@@ -67,9 +69,12 @@ export class Outbox {
     const [cid, p] = found;
     // Retryable server trouble: keep it pending and resend it (same cid) after a jittered pause.
     if (f.code === 'INTERNAL' || f.code === 'RATE_LIMITED') {
-      setTimeout(() => {
-        if (this.pending.has(cid) && this.live()) this.write(p.frame);
-      }, 250 + Math.random() * 750);
+      setTimeout(
+        () => {
+          if (this.pending.has(cid) && this.live()) this.write(p.frame);
+        },
+        250 + Math.random() * 750,
+      );
       return true;
     }
     clearTimeout(p.timer);
@@ -79,7 +84,7 @@ export class Outbox {
   }
 
   failAll(err: Error) {
-    for (const p of this.pending.values()) (clearTimeout(p.timer), p.reject(err));
+    for (const p of this.pending.values()) clearTimeout(p.timer), p.reject(err);
     this.pending.clear();
   }
 }

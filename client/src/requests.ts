@@ -65,7 +65,14 @@ export class Requests {
     for (const [ref, r] of this.open) {
       if (!r.sent) continue;
       if (r.resend) r.sent = false;
-      else this.fail(ref, new HubbubError('CONNECTION_LOST', `the connection dropped before the answer to ${r.frame.type}; it may or may not have been applied`));
+      else
+        this.fail(
+          ref,
+          new HubbubError(
+            'CONNECTION_LOST',
+            `the connection dropped before the answer to ${r.frame.type}; it may or may not have been applied`,
+          ),
+        );
     }
   }
 

@@ -50,7 +50,10 @@ export class SocketClient extends Emitter<SocketEvents> {
     super();
     for (const [c, s] of Object.entries(opts.initialSeqs ?? {})) this.seqs.set(c, s);
     this.requests = new Requests((f) => this.raw(f), opts.requestTimeoutMs ?? 10_000);
-    this.outbox = new Outbox((f) => this.raw(f), () => this.live);
+    this.outbox = new Outbox(
+      (f) => this.raw(f),
+      () => this.live,
+    );
   }
 
   /** `connected` while live; `connecting` while (re)connecting; `disconnected` once closed or given up. */
@@ -69,7 +72,7 @@ export class SocketClient extends Emitter<SocketEvents> {
     const done = new Promise<void>((resolve, reject) => {
       const offC = this.on('connected', () => (offC(), offD(), resolve()));
       const offD = this.on('disconnected', (c) => {
-        if (!c.willReconnect) (offC(), offD(), reject(new HubbubError('CLOSED', `closed ${c.code} ${c.reason}`.trim())));
+        if (!c.willReconnect) offC(), offD(), reject(new HubbubError('CLOSED', `closed ${c.code} ${c.reason}`.trim()));
       });
     });
     if (this.stopped) {
@@ -322,7 +325,7 @@ export class SocketClient extends Emitter<SocketEvents> {
         return;
       }
       case 'conversation':
-        if (f.op === 'removed') (this.seqs.delete(f.conversation.id), this.cursors.delete(f.conversation.id));
+        if (f.op === 'removed') this.seqs.delete(f.conversation.id), this.cursors.delete(f.conversation.id);
         this.emit('conversation', f);
         return;
       case 'typing':

@@ -33,7 +33,10 @@ export async function defaultWebSocket(): Promise<WebSocketCtor> {
     const ctor = m.default ?? m.WebSocket;
     if (ctor) return ctor;
   } catch (err) {
-    throw new HubbubError('NO_WEBSOCKET', `this runtime has no WebSocket and the ws package did not load (${(err as Error).message}): install ws, or pass the WebSocket option`);
+    throw new HubbubError(
+      'NO_WEBSOCKET',
+      `this runtime has no WebSocket and the ws package did not load (${(err as Error).message}): install ws, or pass the WebSocket option`,
+    );
   }
   throw new HubbubError('NO_WEBSOCKET', 'this runtime has no WebSocket: install the ws package, or pass the WebSocket option');
 }

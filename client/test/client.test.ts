@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createApiClient, createClient, errorText, HubbubError, type SocketClient, type ConnectionState, type HubbubClient, type TokenRequest } from '@hubbub/client';
+import {
+  createApiClient,
+  createClient,
+  errorText,
+  HubbubError,
+  type SocketClient,
+  type ConnectionState,
+  type HubbubClient,
+  type TokenRequest,
+} from '@hubbub/client';
 import type { Replica } from '../../server/src/replica.ts';
 import { newUser, startTestReplica, testEnv, trpcClient, type TestEnv } from '../../test/helpers/server.ts';
 
@@ -8,7 +17,7 @@ import { newUser, startTestReplica, testEnv, trpcClient, type TestEnv } from '..
 function next<T>(subscribe: (fn: (v: T) => void) => () => void, pick: (v: T) => boolean = () => true): Promise<T> {
   return new Promise((resolve) => {
     const off = subscribe((v) => {
-      if (pick(v)) (off(), resolve(v));
+      if (pick(v)) off(), resolve(v);
     });
   });
 }
@@ -46,7 +55,10 @@ describe('@hubbub/client against a live hub', () => {
     const alice = hub(() => a.accessToken);
     const bob = hub(() => b.accessToken);
     await bob.connect();
-    const online = next<{ user: string; status: string }>((fn) => bob.on('presence', fn), (p) => p.user === a.id && p.status === 'online');
+    const online = next<{ user: string; status: string }>(
+      (fn) => bob.on('presence', fn),
+      (p) => p.user === a.id && p.status === 'online',
+    );
     await alice.connect();
     await online;
     assert.equal(bob.presence.get(a.id)?.status, 'online');
@@ -55,16 +67,25 @@ describe('@hubbub/client against a live hub', () => {
     alice.typing(conv);
     assert.deepEqual({ ...(await typing) }, { type: 'typing', conv, user: a.id });
 
-    const got = next<{ body?: string | null; seq: number }>((fn) => bob.on('event', fn), (e) => e.body === 'hi bob');
+    const got = next<{ body?: string | null; seq: number }>(
+      (fn) => bob.on('event', fn),
+      (e) => e.body === 'hi bob',
+    );
     const ack = await alice.send(conv, 'hi bob');
     assert.equal((await got).seq, ack.seq);
 
-    const read = next<{ user: string; seq: number }>((fn) => alice.on('read', fn), (r) => r.user === b.id);
+    const read = next<{ user: string; seq: number }>(
+      (fn) => alice.on('read', fn),
+      (r) => r.user === b.id,
+    );
     bob.markRead(conv, ack.seq);
     assert.equal((await read).seq, ack.seq);
     assert.equal(alice.readCursor(conv, b.id), ack.seq);
 
-    const offline = next<{ user: string; status: string }>((fn) => bob.on('presence', fn), (p) => p.user === a.id && p.status === 'offline');
+    const offline = next<{ user: string; status: string }>(
+      (fn) => bob.on('presence', fn),
+      (p) => p.user === a.id && p.status === 'offline',
+    );
     alice.close();
     await offline;
   });
@@ -100,7 +121,10 @@ describe('@hubbub/client against a live hub', () => {
     await c.connect();
     assert.deepEqual(asked, [false, true]);
     // A session ended elsewhere closes the socket with 4001: asked again with refresh, and null gives up.
-    const gaveUp = next<{ code: number; willReconnect: boolean }>((fn) => c.on('disconnected', fn), (d) => !d.willReconnect);
+    const gaveUp = next<{ code: number; willReconnect: boolean }>(
+      (fn) => c.on('disconnected', fn),
+      (d) => !d.willReconnect,
+    );
     const first = next<{ code: number; willReconnect: boolean }>((fn) => c.on('disconnected', fn));
     await createApiClient({ url: `${base}/trpc`, getToken: () => u.accessToken }).auth.logoutAll.mutate();
     assert.deepEqual({ ...(await first), reason: '' }, { code: 4001, reason: '', willReconnect: true });
@@ -124,8 +148,14 @@ describe('@hubbub/client against a live hub', () => {
     alice.markRead(conv, 0);
     await alice.connect();
     const ack = await sent;
-    const reacted = next<{ kind: string; emoji?: string }>((fn) => bob.on('event', fn), (e) => e.kind === 'reaction');
-    const edited = next<{ kind: string; body?: string | null }>((fn) => bob.on('event', fn), (e) => e.kind === 'edit');
+    const reacted = next<{ kind: string; emoji?: string }>(
+      (fn) => bob.on('event', fn),
+      (e) => e.kind === 'reaction',
+    );
+    const edited = next<{ kind: string; body?: string | null }>(
+      (fn) => bob.on('event', fn),
+      (e) => e.kind === 'edit',
+    );
     alice.drop();
     // Dropped: the reaction and the edit wait for the reconnect, then go out once.
     const [r, ok] = await Promise.all([alice.react(conv, ack.seq, '👍', true), alice.edit(conv, ack.seq, 'edited offline')]);
@@ -142,7 +172,10 @@ describe('@hubbub/client against a live hub', () => {
     await alice.connect();
     for (const body of ['one', 'two', 'three']) await alice.send(conv, body);
     const page = await alice.history(conv, { limit: 2 });
-    assert.deepEqual(page.events.map((e) => e.body), ['two', 'three']);
+    assert.deepEqual(
+      page.events.map((e) => e.body),
+      ['two', 'three'],
+    );
     const older = await alice.history(conv, { beforeSeq: page.events[0]!.seq, limit: 10 });
     assert.ok(older.events.some((e) => e.body === 'one'));
     await trpcClient(replica.port, b.accessToken).conversations.markRead.mutate({ conversationId: conv, seq: page.events[0]!.seq });
@@ -153,9 +186,13 @@ describe('@hubbub/client against a live hub', () => {
 
   test('errorText turns tRPC zod issues and domain errors into sentences', async () => {
     const anon = createApiClient({ url: `${base}/trpc` });
-    const short = await anon.auth.register.mutate({ email: 'x@example.com', username: 'shorty', password: 'short' }).catch((e: unknown) => e);
+    const short = await anon.auth.register
+      .mutate({ email: 'x@example.com', username: 'shorty', password: 'short' })
+      .catch((e: unknown) => e);
     assert.equal(errorText(short), 'The password must be at least 8 characters.');
-    const bad = await anon.auth.register.mutate({ email: 'nope', username: 'a', password: 'long enough password' }).catch((e: unknown) => e);
+    const bad = await anon.auth.register
+      .mutate({ email: 'nope', username: 'a', password: 'long enough password' })
+      .catch((e: unknown) => e);
     assert.equal(errorText(bad), 'The email address is not a valid email address. The username must be at least 3 characters.');
     const wrong = await anon.auth.login.mutate({ login: 'nobody_here', password: 'whatever it is' }).catch((e: unknown) => e);
     assert.match(errorText(wrong), /^[A-Z][^[\]{}]*\.$/);
@@ -164,7 +201,10 @@ describe('@hubbub/client against a live hub', () => {
   test('an API call refused as UNAUTHORIZED is tried once more with a refreshed token', async () => {
     const u = await newUser(replica.port, 'erin');
     const asked: boolean[] = [];
-    const api = createApiClient({ url: `${base}/trpc`, getToken: ({ refresh }) => (asked.push(refresh), refresh ? u.accessToken : 'stale') });
+    const api = createApiClient({
+      url: `${base}/trpc`,
+      getToken: ({ refresh }) => (asked.push(refresh), refresh ? u.accessToken : 'stale'),
+    });
     const me = await api.auth.me.query();
     assert.equal(me.id, u.id);
     assert.deepEqual(asked, [false, true]);

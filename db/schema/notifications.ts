@@ -1,5 +1,18 @@
 import { sql } from 'drizzle-orm';
-import { bigint, boolean, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
 import { conversations } from './conversations.ts';
 import { users } from './users.ts';
 
@@ -7,7 +20,9 @@ import { users } from './users.ts';
 export const notificationSettings = pgTable(
   'notification_settings',
   {
-    userId: uuid('user_id').primaryKey().references(() => users.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id')
+      .primaryKey()
+      .references(() => users.id, { onDelete: 'cascade' }),
     push: boolean('push').notNull().default(true),
     email: boolean('email').notNull().default(true),
     previews: boolean('previews').notNull().default(true),
@@ -18,7 +33,10 @@ export const notificationSettings = pgTable(
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
-    check('notification_settings_quiet_ck', sql`(${t.quietStart} is null) = (${t.quietEnd} is null) and (${t.quietStart} is null) = (${t.quietTz} is null)`),
+    check(
+      'notification_settings_quiet_ck',
+      sql`(${t.quietStart} is null) = (${t.quietEnd} is null) and (${t.quietStart} is null) = (${t.quietTz} is null)`,
+    ),
   ],
 );
 
@@ -26,11 +44,18 @@ export const notificationSettings = pgTable(
 export const conversationNotify = pgTable(
   'conversation_notify',
   {
-    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
-    conversationId: uuid('conversation_id').notNull().references(() => conversations.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    conversationId: uuid('conversation_id')
+      .notNull()
+      .references(() => conversations.id, { onDelete: 'cascade' }),
     level: text('level', { enum: ['all', 'mentions', 'none'] }).notNull(),
   },
-  (t) => [primaryKey({ columns: [t.userId, t.conversationId] }), check('conversation_notify_level_ck', sql`${t.level} in ('all', 'mentions', 'none')`)],
+  (t) => [
+    primaryKey({ columns: [t.userId, t.conversationId] }),
+    check('conversation_notify_level_ck', sql`${t.level} in ('all', 'mentions', 'none')`),
+  ],
 );
 
 /** Web Push subscriptions (one per browser or device). */
@@ -38,7 +63,9 @@ export const pushSubscriptions = pgTable(
   'push_subscriptions',
   {
     id: uuid('id').primaryKey(),
-    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
     endpoint: text('endpoint').notNull().unique(),
     p256dh: text('p256dh').notNull(),
     auth: text('auth').notNull(),
@@ -52,7 +79,9 @@ export const webhooks = pgTable(
   'webhooks',
   {
     id: uuid('id').primaryKey(),
-    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
     url: text('url').notNull(),
     secret: text('secret').notNull(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
@@ -67,8 +96,12 @@ export const webhooks = pgTable(
 export const notifyCursors = pgTable(
   'notify_cursors',
   {
-    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
-    conversationId: uuid('conversation_id').notNull().references(() => conversations.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    conversationId: uuid('conversation_id')
+      .notNull()
+      .references(() => conversations.id, { onDelete: 'cascade' }),
     channel: text('channel', { enum: ['push', 'email', 'webhook'] }).notNull(),
     seq: bigint('seq', { mode: 'number' }).notNull(),
   },
@@ -84,7 +117,9 @@ export const notificationDeliveries = pgTable(
   'notification_deliveries',
   {
     id: uuid('id').primaryKey(),
-    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
     channel: text('channel', { enum: ['push', 'email', 'webhook'] }).notNull(),
     /** The push subscription or webhook id; '' for email. */
     target: text('target').notNull(),

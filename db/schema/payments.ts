@@ -57,8 +57,12 @@ export const paymentPostings = pgTable(
   'payment_postings',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
-    transferId: uuid('transfer_id').notNull().references(() => paymentTransfers.id),
-    accountId: uuid('account_id').notNull().references(() => paymentAccounts.id),
+    transferId: uuid('transfer_id')
+      .notNull()
+      .references(() => paymentTransfers.id),
+    accountId: uuid('account_id')
+      .notNull()
+      .references(() => paymentAccounts.id),
     amount: bigint('amount', { mode: 'number' }).notNull(),
   },
   (t) => [
@@ -73,7 +77,9 @@ export const paymentTopups = pgTable(
   'payment_topups',
   {
     paymentIntentId: text('payment_intent_id').primaryKey(),
-    userId: uuid('user_id').notNull().references(() => users.id),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id),
     amount: bigint('amount', { mode: 'number' }).notNull(),
     currency: text('currency').notNull(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
@@ -94,7 +100,9 @@ export const stripeEvents = pgTable('stripe_events', {
 export const paymentSubscriptions = pgTable(
   'payment_subscriptions',
   {
-    userId: uuid('user_id').primaryKey().references(() => users.id),
+    userId: uuid('user_id')
+      .primaryKey()
+      .references(() => users.id),
     planId: text('plan_id').notNull(),
     periodStart: timestamp('period_start', { withTimezone: true }).notNull(),
     periodEnd: timestamp('period_end', { withTimezone: true }).notNull(),

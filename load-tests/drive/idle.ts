@@ -26,9 +26,16 @@ const cmdline = (pid: number) => {
 };
 
 async function sampleTree(root: number, hub: { port: number; metricsPort?: number }) {
-  const procs = processTree(root).map((pid) => ({ cmd: cmdline(pid), rss: kbField(pid, 'VmRSS'), pss: kbField(pid, 'Pss', 'smaps_rollup') }));
+  const procs = processTree(root).map((pid) => ({
+    cmd: cmdline(pid),
+    rss: kbField(pid, 'VmRSS'),
+    pss: kbField(pid, 'Pss', 'smaps_rollup'),
+  }));
   // npm in front: the hub is the first process whose command line names a hub entry point; npm is not part of it.
-  const at = Math.max(0, procs.findIndex((p) => /server\/(src\/main\.ts|main\.js)/.test(p.cmd)));
+  const at = Math.max(
+    0,
+    procs.findIndex((p) => /server\/(src\/main\.ts|main\.js)/.test(p.cmd)),
+  );
   const sum = (list: typeof procs, k: 'rss' | 'pss') => round(list.reduce((a, p) => a + p[k], 0) / MiB, 1);
   const text = await hubMetrics(hub);
   const m = (name: string) => round(metricValue(text, name) / MiB, 1);
@@ -36,7 +43,11 @@ async function sampleTree(root: number, hub: { port: number; metricsPort?: numbe
     rssMiB: sum(procs.slice(at), 'rss'),
     pssMiB: sum(procs.slice(at), 'pss'),
     launcherRssMiB: sum(procs.slice(0, at), 'rss'),
-    ...{ heapUsedMiB: m('hubbub_nodejs_heap_size_used_bytes'), heapTotalMiB: m('hubbub_nodejs_heap_size_total_bytes'), externalMiB: m('hubbub_nodejs_external_memory_bytes') },
+    ...{
+      heapUsedMiB: m('hubbub_nodejs_heap_size_used_bytes'),
+      heapTotalMiB: m('hubbub_nodejs_heap_size_total_bytes'),
+      externalMiB: m('hubbub_nodejs_external_memory_bytes'),
+    },
   };
 }
 
@@ -50,7 +61,11 @@ async function useOnce(port: number) {
     await r.arrayBuffer();
   }
   const call = async (proc: string, input: unknown) => {
-    const r = await fetch(`${base}/trpc/${proc}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(input) });
+    const r = await fetch(`${base}/trpc/${proc}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(input),
+    });
     const j = (await r.json()) as { result?: { data: { accessToken: string } }; error?: unknown };
     if (!j.result) throw new Error(`${proc}: ${JSON.stringify(j.error)}`);
     return j.result.data;
@@ -78,7 +93,15 @@ async function measure(label: string, command: string[], env: Record<string, str
   // Its own process group, as from a terminal: SIGTERM reaches npm and the hub together.
   const child = spawn(command[0]!, command.slice(1), {
     cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.homedir(), DATA_DIR: dataDir, PORT: '0', METRICS_PORT: '0', HOST: '127.0.0.1', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? os.homedir(),
+      DATA_DIR: dataDir,
+      PORT: '0',
+      METRICS_PORT: '0',
+      HOST: '127.0.0.1',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -101,7 +124,7 @@ async function measure(label: string, command: string[], env: Record<string, str
       createInterface({ input: child.stdout! }).on('line', (line) => {
         logs.push(line);
         const j = line.startsWith('{') ? (JSON.parse(line) as { msg?: string; port?: number; metricsPort?: number }) : {}; // npm prints plain lines too
-        if (j.msg === 'hub listening' && j.port) (clearTimeout(timer), resolve({ port: j.port, metricsPort: j.metricsPort }));
+        if (j.msg === 'hub listening' && j.port) clearTimeout(timer), resolve({ port: j.port, metricsPort: j.metricsPort });
       });
       void exited.then(() => (clearTimeout(timer), fail('exited before listening')));
     });
@@ -131,7 +154,11 @@ export const TSX = [process.execPath, '--import', 'tsx', 'server/src/main.ts'];
 
 export async function idleMemory(ctx: Ctx) {
   const t0 = Date.now();
-  const postgres = async () => ({ DATABASE_URL: await createDatabase(ctx.pg.url), REDIS_URL: ctx.redis.url, REDIS_PREFIX: `idle${randomBytes(4).toString('hex')}:` });
+  const postgres = async () => ({
+    DATABASE_URL: await createDatabase(ctx.pg.url),
+    REDIS_URL: ctx.redis.url,
+    REDIS_PREFIX: `idle${randomBytes(4).toString('hex')}:`,
+  });
   ctx.log('idle: npm start (embedded, then PostgreSQL + Redis) …');
   // npm start builds first (prestart); the others then run side by side, a fresh process each.
   const built = await measure('npm start, embedded', NPM_START);
@@ -143,13 +170,27 @@ export async function idleMemory(ctx: Ctx) {
   type R = typeof built;
   const worst = (r: R, k: keyof R['used']) => Math.max(r.started[k], r.used[k]);
   const figures: Record<string, number> = {};
-  for (const [key, r] of [['Embedded', built], ['Postgres', built2], ['TsxEmbedded', tsx], ['TsxPostgres', tsx2]] as const) {
+  for (const [key, r] of [
+    ['Embedded', built],
+    ['Postgres', built2],
+    ['TsxEmbedded', tsx],
+    ['TsxPostgres', tsx2],
+  ] as const) {
     for (const k of ['rss', 'pss', 'heapUsed', 'heapTotal', 'external'] as const) figures[`${k}${key}MiB`] = worst(r, `${k}MiB`);
     figures[`start${key}Ms`] = r.startMs;
-    ctx.log(`  ${r.label}: RSS ${r.started.rssMiB} MiB idle, ${r.used.rssMiB} MiB after use (PSS ${r.used.pssMiB}, heap ${r.used.heapUsedMiB}/${r.used.heapTotalMiB}, npm ${r.used.launcherRssMiB})`);
+    ctx.log(
+      `  ${r.label}: RSS ${r.started.rssMiB} MiB idle, ${r.used.rssMiB} MiB after use (PSS ${r.used.pssMiB}, heap ${r.used.heapUsedMiB}/${r.used.heapTotalMiB}, npm ${r.used.launcherRssMiB})`,
+    );
   }
   figures.rssEmbeddedVsTsx = round(built.used.rssMiB / tsx.used.rssMiB, 2);
   figures.rssPostgresVsTsx = round(built2.used.rssMiB / tsx2.used.rssMiB, 2);
   figures.npmLauncherRssMiB = built.used.launcherRssMiB;
-  ctx.record({ name: 'idle', server: 'Hubbub (npm start, 1 replica)', kind: 'hubbub', durationS: round((Date.now() - t0) / 1000, 1), counters: {}, figures });
+  ctx.record({
+    name: 'idle',
+    server: 'Hubbub (npm start, 1 replica)',
+    kind: 'hubbub',
+    durationS: round((Date.now() - t0) / 1000, 1),
+    counters: {},
+    figures,
+  });
 }

@@ -22,30 +22,47 @@ const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(
  */
 export async function payments(ctx: Ctx) {
   const { paymentsPayers: payers, paymentsPer: per } = ctx.sizes;
-  const replica = await startReplica(testConfig({ DATABASE_URL: await createDatabase(ctx.pg.url), JWT_SECRET: 'x'.repeat(32), DATABASE_POOL_MAX: '20' }));
+  const replica = await startReplica(
+    testConfig({ DATABASE_URL: await createDatabase(ctx.pg.url), JWT_SECRET: 'x'.repeat(32), DATABASE_POOL_MAX: '20' }),
+  );
   ctx.cleanup(() => replica.stop());
   const db = replica.database.db;
-  const pairs = Array.from({ length: payers }, (_, i) => ({ payer: randomUUID(), payee: randomUUID(), conv: randomUUID(), name: `bench_payer_${i}_${process.pid}` }));
+  const pairs = Array.from({ length: payers }, (_, i) => ({
+    payer: randomUUID(),
+    payee: randomUUID(),
+    conv: randomUUID(),
+    name: `bench_payer_${i}_${process.pid}`,
+  }));
   for (const p of pairs) {
     await db.insert(users).values([
       { id: p.payer, email: `${p.payer}@bench.test`, username: p.name },
       { id: p.payee, email: `${p.payee}@bench.test`, username: `${p.name}_to` },
     ]);
-    await db.insert(profiles).values([{ userId: p.payer, displayName: 'payer' }, { userId: p.payee, displayName: 'payee' }]);
-    await db.insert(conversations).values({ id: p.conv, kind: 'direct', directKey: [p.payer, p.payee].sort().join(':'), createdBy: p.payer });
-    await db.insert(members).values([{ conversationId: p.conv, userId: p.payer }, { conversationId: p.conv, userId: p.payee }]);
+    await db.insert(profiles).values([
+      { userId: p.payer, displayName: 'payer' },
+      { userId: p.payee, displayName: 'payee' },
+    ]);
+    await db
+      .insert(conversations)
+      .values({ id: p.conv, kind: 'direct', directKey: [p.payer, p.payee].sort().join(':'), createdBy: p.payer });
+    await db.insert(members).values([
+      { conversationId: p.conv, userId: p.payer },
+      { conversationId: p.conv, userId: p.payee },
+    ]);
     await replica.services.payments.grant({ username: p.name, amount: per * 10, actor: 'bench' });
   }
   const run = async (op: (p: (typeof pairs)[number], i: number) => Promise<unknown>) => {
     const lat: number[] = [];
     const t0 = performance.now();
-    await Promise.all(pairs.map(async (p) => {
-      for (let i = 0; i < per; i++) {
-        const s = performance.now();
-        await op(p, i);
-        lat.push(performance.now() - s);
-      }
-    }));
+    await Promise.all(
+      pairs.map(async (p) => {
+        for (let i = 0; i < per; i++) {
+          const s = performance.now();
+          await op(p, i);
+          lat.push(performance.now() - s);
+        }
+      }),
+    );
     return { perS: lat.length / ((performance.now() - t0) / 1000), p50: pct(lat, 0.5), p99: pct(lat, 0.99) };
   };
   const tip = (p: (typeof pairs)[number], i: number, key = `t${i}`) =>
@@ -53,7 +70,16 @@ export async function payments(ctx: Ctx) {
   // A short warm-up of both paths (prepared statements, connection pool, JIT).
   await Promise.all(pairs.slice(0, 10).map((p) => tip(p, 0, `warm-${p.payer}`)));
   ctx.log(`payments: ${payers} concurrent payers and senders, ${per} each, durable PostgreSQL …`);
-  const m = await run((p, i) => replica.hub.writer.write(p.conv, { id: randomUUID(), kind: 'message', from: p.payer, ts: Date.now(), cid: `m${i}`, data: { body: `hello ${i}` } }));
+  const m = await run((p, i) =>
+    replica.hub.writer.write(p.conv, {
+      id: randomUUID(),
+      kind: 'message',
+      from: p.payer,
+      ts: Date.now(),
+      cid: `m${i}`,
+      data: { body: `hello ${i}` },
+    }),
+  );
   const t = await run(tip);
   await assertLedgerConsistent(replica.database);
   await replica.stop();
@@ -84,7 +110,10 @@ function random(seed: number) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-const WORDS = 'the a to and of in is it you that he was for on are with as I his they be at one have this from or had by hot word but what some we can out other were all there when up use your how said an each she which do their time if will way about many then them write would like so these her long make thing see him two has look more day could go come did number sound no most people my over know water than call first who may down side been now find'.split(' ');
+const WORDS =
+  'the a to and of in is it you that he was for on are with as I his they be at one have this from or had by hot word but what some we can out other were all there when up use your how said an each she which do their time if will way about many then them write would like so these her long make thing see him two has look more day could go come did number sound no most people my over know water than call first who may down side been now find'.split(
+    ' ',
+  );
 
 /**
  * What validating a client frame costs: zod (`clientFrame.safeParse`) against the hand-written fast path
@@ -150,7 +179,11 @@ export async function frames(ctx: Ctx) {
     Object.assign(figures, { [`${key}ZodNs`]: zod, [`${key}FastNs`]: fast, [`${key}FastVsZod`]: round(fast / zod, 3) });
   };
   const parse = (i: number) => JSON.parse(utf8.decode(bytes[i]!)) as unknown;
-  const [base, zodAll, fastAll] = measure(count, [parse, (i) => clientFrame.safeParse(parse(i)).success, (i) => parseClientFrame(parse(i)).ok]);
+  const [base, zodAll, fastAll] = measure(count, [
+    parse,
+    (i) => clientFrame.safeParse(parse(i)).success,
+    (i) => parseClientFrame(parse(i)).ok,
+  ]);
   row('mix, bytes to frame', 'mixBytes', zodAll!, fastAll!, base);
   // Validation alone, on frames already parsed (validation does not change its input: the same objects serve every round).
   const [zodMix, fastMix] = measure(count, [(i) => clientFrame.safeParse(objects[i]).success, (i) => parseClientFrame(objects[i]).ok]);
@@ -164,7 +197,10 @@ export async function frames(ctx: Ctx) {
   // A ping as bytes: would skipping JSON.parse for it pay? The full path against a byte compare.
   const ping = new TextEncoder().encode('{"type":"ping"}');
   const PING = Buffer.from(ping);
-  const [pingFull, pingCompare] = measure(count, [() => parseClientFrame(JSON.parse(utf8.decode(ping.buffer))).ok, () => PING.equals(new Uint8Array(ping.buffer))]);
+  const [pingFull, pingCompare] = measure(count, [
+    () => parseClientFrame(JSON.parse(utf8.decode(ping.buffer))).ok,
+    () => PING.equals(new Uint8Array(ping.buffer)),
+  ]);
   assert.ok(sink > 0, 'nothing validated');
   ctx.record({
     name: 'frames',
@@ -173,6 +209,12 @@ export async function frames(ctx: Ctx) {
     durationS: 0,
     counters: {},
     figures: { ...figures, pingFullPathNs: pingFull!, pingByteCompareNs: pingCompare! },
-    tables: [{ title: `Frame validation: ${count} frames, median of ${rounds} rounds, node ${process.version}`, head: ['frames', 'zod ns/frame', 'fast ns/frame', 'fast/zod', 'speed-up', 'decode+JSON.parse ns'], rows }],
+    tables: [
+      {
+        title: `Frame validation: ${count} frames, median of ${rounds} rounds, node ${process.version}`,
+        head: ['frames', 'zod ns/frame', 'fast ns/frame', 'fast/zod', 'speed-up', 'decode+JSON.parse ns'],
+        rows,
+      },
+    ],
   });
 }

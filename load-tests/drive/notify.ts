@@ -28,35 +28,62 @@ export async function notify(ctx: Ctx) {
   const { notifyRooms, notifySize, notifyRate, notifyS, notifyDelayMs } = ctx.sizes;
   const databaseUrl = await createDatabase(ctx.pg.url);
   await ctx.migrate(databaseUrl);
-  const seed = await seedDatabase(databaseUrl, ctx.jwtSecret, ['off', 'on'].map((name) => ({ name, users: notifyRooms * notifySize, roomSize: notifySize })));
+  const seed = await seedDatabase(
+    databaseUrl,
+    ctx.jwtSecret,
+    ['off', 'on'].map((name) => ({ name, users: notifyRooms * notifySize, roomSize: notifySize })),
+  );
   const tls = selfSigned();
   const vapid = webPush.generateVAPIDKeys();
   const push = await new PushService(tls, vapid.publicKey).start();
   ctx.cleanup(() => push.close());
   const online = notifySize / 2;
-  const subs = (['off', 'on'] as const).flatMap((g) => (seed[g] as Rooms).flatMap((r) => r.m.slice(online))).map((u) => {
-    const b = push.browser();
-    return { id: randomUUID(), user_id: seed.users[u]!.id, endpoint: b.endpoint, ...b.subscription.keys };
-  });
+  const subs = (['off', 'on'] as const)
+    .flatMap((g) => (seed[g] as Rooms).flatMap((r) => r.m.slice(online)))
+    .map((u) => {
+      const b = push.browser();
+      return { id: randomUUID(), user_id: seed.users[u]!.id, endpoint: b.endpoint, ...b.subscription.keys };
+    });
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   await sql`insert into push_subscriptions ${sql(subs)}`;
   await sql.end();
 
   const tag = randomBytes(3).toString('hex');
   const base = hubEnv({ databaseUrl, redisUrl: ctx.redis.url, redisPrefix: '', jwtSecret: ctx.jwtSecret, dataDir: ctx.work });
-  const common = { ...base, VAPID_PUBLIC_KEY: vapid.publicKey, VAPID_PRIVATE_KEY: vapid.privateKey, WEBHOOK_ALLOW_PRIVATE: 'true', NOTIFY_PUSH_DELAY_MS: String(notifyDelayMs) };
+  const common = {
+    ...base,
+    VAPID_PUBLIC_KEY: vapid.publicKey,
+    VAPID_PRIVATE_KEY: vapid.privateKey,
+    WEBHOOK_ALLOW_PRIVATE: 'true',
+    NOTIFY_PUSH_DELAY_MS: String(notifyDelayMs),
+  };
   // Each hub its own rooms: as separate clusters on one database, a room on both would reach the other hub's sockets
   // only through its store sweep, and those late deliveries landed in the next phase's figures.
   const hubs: Record<'off' | 'on', ServerSet> = {
-    off: await startHubs({ replicas: 1, env: { ...common, REDIS_PREFIX: `off${tag}:`, NOTIFY_ENABLED: 'false' }, label: 'Hubbub (notifications off)' }),
+    off: await startHubs({
+      replicas: 1,
+      env: { ...common, REDIS_PREFIX: `off${tag}:`, NOTIFY_ENABLED: 'false' },
+      label: 'Hubbub (notifications off)',
+    }),
     on: await startHubs({ replicas: 1, env: { ...common, REDIS_PREFIX: `on${tag}:` }, label: 'Hubbub (notifications on)' }),
   };
   ctx.cleanup(() => Promise.all([hubs.off.stop(), hubs.on.stop()]));
   const caDir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-bench-ca-'));
   writeFileSync(path.join(caDir, 'ca.pem'), tls.cert);
   const metricsPort = await freePort();
-  const workerEnv = { ...common, REDIS_PREFIX: `on${tag}:`, NODE_ENV: 'test', LOG_LEVEL: 'info', WORKERS_METRICS_PORT: String(metricsPort), NODE_EXTRA_CA_CERTS: path.join(caDir, 'ca.pem') };
-  const worker = spawn(process.execPath, ['--import', 'tsx', 'workers/src/main.ts'], { cwd: repoRoot, env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...workerEnv }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const workerEnv = {
+    ...common,
+    REDIS_PREFIX: `on${tag}:`,
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    WORKERS_METRICS_PORT: String(metricsPort),
+    NODE_EXTRA_CA_CERTS: path.join(caDir, 'ca.pem'),
+  };
+  const worker = spawn(process.execPath, ['--import', 'tsx', 'workers/src/main.ts'], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...workerEnv },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const killWorker = () => worker.kill('SIGKILL');
   process.on('exit', killWorker);
   const exited = new Promise((r) => worker.once('exit', r));
@@ -78,7 +105,14 @@ export async function notify(ctx: Ctx) {
     const rooms = (seed[mode] as Rooms).map((r) => ({ id: r.id, m: r.m.slice(0, online) }));
     const jobs = fanoutJobs(ctx, set, { seed, rooms, rate: notifyRate, durationS: notifyS / 2, senders: 'first' });
     ctx.log(`notify: phase ${mode}, ${rooms.length} rooms, ${notifyRate} sends/s for ${notifyS / 2} s …`);
-    const { run } = await drive(ctx, set, [serverWatch(set)], jobs, (b, open) => (b === 'ready' ? (open(Date.now() + 500, notifyS / 2 + 0.5), Date.now() + 500) : undefined), notifyS + 180);
+    const { run } = await drive(
+      ctx,
+      set,
+      [serverWatch(set)],
+      jobs,
+      (b, open) => (b === 'ready' ? (open(Date.now() + 500, notifyS / 2 + 0.5), Date.now() + 500) : undefined),
+      notifyS + 180,
+    );
     if (run.gen.raw.fanout_latency) lat[mode].add(run.gen.raw.fanout_latency);
     cpu[mode] += run.window ? cpuDelta(run.window.before, run.window.after).server! : NaN;
     // Deliveries to the other members (each sender also gets its own message back).
@@ -88,12 +122,16 @@ export async function notify(ctx: Ctx) {
   // The last push window passes and the worker empties the push queue.
   const redis = new URL(ctx.redis.url);
   const queue = new Queue('notify-push', { connection: { host: redis.hostname, port: Number(redis.port) }, prefix: `on${tag}:bull` });
-  while (Object.values(await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized')).some(Boolean)) await new Promise((r) => setTimeout(r, 200));
+  while (Object.values(await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized')).some(Boolean))
+    await new Promise((r) => setTimeout(r, 200));
   await queue.close();
   const workerCpuS = cpuSeconds(worker.pid!) - w0;
   const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  for (const [, outcome, v] of metrics.matchAll(/^hubbub_notify_jobs_total\{channel="push",outcome="(\w+)"\} (\d+)/gm)) counters[`push_jobs_${outcome}`] = Number(v);
-  const jobs = Object.entries(counters).filter(([k]) => k.startsWith('push_jobs_')).reduce((a, [, v]) => a + v, 0);
+  for (const [, outcome, v] of metrics.matchAll(/^hubbub_notify_jobs_total\{channel="push",outcome="(\w+)"\} (\d+)/gm))
+    counters[`push_jobs_${outcome}`] = Number(v);
+  const jobs = Object.entries(counters)
+    .filter(([k]) => k.startsWith('push_jobs_'))
+    .reduce((a, [, v]) => a + v, 0);
   const pushes = push.requests.slice(pushed0).filter((r) => r.status === 201).length;
   const [off, on] = [summarize(lat.off), summarize(lat.on)];
   ctx.record({

@@ -42,18 +42,42 @@ export async function soak(ctx: Ctx) {
   const databaseUrl = await createDatabase(ctx.pg.url);
   await ctx.migrate(databaseUrl);
   const seed = await seedDatabase(databaseUrl, ctx.jwtSecret, [{ name: 'rooms', users: soakUsers, roomSize: 5 }]);
-  const env = hubEnv({ databaseUrl, redisUrl: ctx.redis.url, redisPrefix: `soak${randomBytes(3).toString('hex')}:`, jwtSecret: ctx.jwtSecret, dataDir: ctx.work });
+  const env = hubEnv({
+    databaseUrl,
+    redisUrl: ctx.redis.url,
+    redisPrefix: `soak${randomBytes(3).toString('hex')}:`,
+    jwtSecret: ctx.jwtSecret,
+    dataDir: ctx.work,
+  });
   // Every client comes from 127.0.0.1: the per-IP budget is not under test here.
-  const hubs = await startHubs({ replicas: 2, env: { ...env, API_ANON_RATE_PER_S: '100000', API_ANON_RATE_BURST: '100000' }, label: 'Hubbub (2 replicas)' });
+  const hubs = await startHubs({
+    replicas: 2,
+    env: { ...env, API_ANON_RATE_PER_S: '100000', API_ANON_RATE_BURST: '100000' },
+    label: 'Hubbub (2 replicas)',
+  });
   ctx.cleanup(() => hubs.stop());
   const ports = hubs.procs.map((p) => p.port);
   const roomOf = new Map((seed.rooms as Rooms).flatMap((r) => r.m.map((u) => [u, r.id] as const)));
   const users = seed.users.map((u, i) => ({ ...u, conv: roomOf.get(i) })).filter((u) => u.conv);
-  const counts = { connects: 0, refused: 0, sends: 0, acks: 0, resumed: 0, calls: 0, callErrors: 0, logins: 0, loginErrors: 0, frameErrors: 0, closes: 0 };
+  const counts = {
+    connects: 0,
+    refused: 0,
+    sends: 0,
+    acks: 0,
+    resumed: 0,
+    calls: 0,
+    callErrors: 0,
+    logins: 0,
+    loginErrors: 0,
+    frameErrors: 0,
+    closes: 0,
+  };
   const trpc = async (port: number, proc: string, input: unknown, token?: string) => {
     const headers = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
     const url = `http://127.0.0.1:${port}/trpc/${proc}`;
-    const r = await (token ? fetch(`${url}?input=${encodeURIComponent(JSON.stringify(input))}`, { headers }) : fetch(url, { method: 'POST', headers, body: JSON.stringify(input) }));
+    const r = await (token
+      ? fetch(`${url}?input=${encodeURIComponent(JSON.stringify(input))}`, { headers })
+      : fetch(url, { method: 'POST', headers, body: JSON.stringify(input) }));
     await r.arrayBuffer();
     if (!r.ok) throw new Error(`${proc}: HTTP ${r.status}`);
   };
@@ -82,7 +106,7 @@ export async function soak(ctx: Ctx) {
         ws.on('message', (data) => {
           const f = JSON.parse(String(data)) as { type: string; seq?: number };
           if (f.type === 'event') cursors.set(user.id, Math.max(cursors.get(user.id) ?? 0, f.seq!));
-          else if (f.type === 'resumed') (counts.resumed++, (entry.ready = true));
+          else if (f.type === 'resumed') counts.resumed++, (entry.ready = true);
           else if (f.type === 'ack') counts.acks++;
           else if (f.type === 'error') counts.frameErrors++;
         });
@@ -109,14 +133,27 @@ export async function soak(ctx: Ctx) {
     every(soakSendRate, () => {
       const e = pick(live);
       if (!e?.ready || e.ws.readyState !== WebSocket.OPEN) return;
-      e.ws.send(JSON.stringify({ type: 'send', conv: e.user.conv, cid: `s${++counts.sends}`, body: `soak message ${counts.sends} ${'x'.repeat(Math.floor(Math.random() * 200))}` }));
+      e.ws.send(
+        JSON.stringify({
+          type: 'send',
+          conv: e.user.conv,
+          cid: `s${++counts.sends}`,
+          body: `soak message ${counts.sends} ${'x'.repeat(Math.floor(Math.random() * 200))}`,
+        }),
+      );
     }),
     every(soakCallRate, () => {
       const u = pick(users);
       const p = Math.random();
       counts.calls++;
       const call =
-        p < 0.4 ? ['conversations.history', { conversationId: u.conv, limit: 50 }] : p < 0.7 ? ['conversations.list'] : p < 0.9 ? ['auth.me'] : ['profiles.search', { query: 'u1' }];
+        p < 0.4
+          ? ['conversations.history', { conversationId: u.conv, limit: 50 }]
+          : p < 0.7
+            ? ['conversations.list']
+            : p < 0.9
+              ? ['auth.me']
+              : ['profiles.search', { query: 'u1' }];
       trpc(pick(ports), call[0] as string, call[1], u.t).catch(() => counts.callErrors++);
     }),
     every(soakLoginRate, () => {
@@ -138,12 +175,25 @@ export async function soak(ctx: Ctx) {
         await metric(p, 'hubbub_nodejs_eventloop_lag_seconds');
         const eld = await metric(p, 'hubbub_nodejs_eventloop_lag_p99_seconds');
         const gauge = await metric(p, 'hubbub_ws_connections');
-        samples.push({ t: (Date.now() - t0) / 1000, replica: `hub ${'ab'[i]}`, rssMiB: rssBytes(p.pid) / 2 ** 20, heapMiB: heap / 2 ** 20, eldP99Ms: eld * 1000, gauge, open: open[i]!.size });
+        samples.push({
+          t: (Date.now() - t0) / 1000,
+          replica: `hub ${'ab'[i]}`,
+          rssMiB: rssBytes(p.pid) / 2 ** 20,
+          heapMiB: heap / 2 ** 20,
+          eldP99Ms: eld * 1000,
+          gauge,
+          open: open[i]!.size,
+        });
       }),
     );
-  const sampler = setInterval(() => void sampleAll().catch((err: Error) => ctx.log(`soak: sample failed: ${err.message}`)), soakSampleS * 1000);
+  const sampler = setInterval(
+    () => void sampleAll().catch((err: Error) => ctx.log(`soak: sample failed: ${err.message}`)),
+    soakSampleS * 1000,
+  );
   const progress = setInterval(() => ctx.log(`soak: ${Math.round((Date.now() - t0) / 1000)} s, ${JSON.stringify(counts)}`), 60_000);
-  ctx.log(`soak: ${durationS} s, ${soakSockets} sockets churning over ${users.length} users, ${soakSendRate} sends/s, ${soakCallRate} calls/s, ${soakLoginRate} logins/s`);
+  ctx.log(
+    `soak: ${durationS} s, ${soakSockets} sockets churning over ${users.length} users, ${soakSendRate} sends/s, ${soakCallRate} calls/s, ${soakLoginRate} logins/s`,
+  );
   await sleep(durationS * 1000);
 
   running = false;
@@ -170,7 +220,18 @@ export async function soak(ctx: Ctx) {
     const fit = (points: { t: number; y: number }[]) => round(slopePerMin(points), 2);
     const drift = Math.max(...mine.map((s) => Math.abs(s.gauge - s.open)));
     const [first, last] = [round(mine[0]?.rssMiB ?? NaN, 1), round(mine.at(-1)?.rssMiB ?? NaN, 1)];
-    return [replica, first, last, fit(rss), fit(floors(rss)), fit(heap), fit(floors(heap)), round(eld[eld.length >> 1] ?? NaN, 1), round(eld.at(-1) ?? NaN, 1), drift] as const;
+    return [
+      replica,
+      first,
+      last,
+      fit(rss),
+      fit(floors(rss)),
+      fit(heap),
+      fit(floors(heap)),
+      round(eld[eld.length >> 1] ?? NaN, 1),
+      round(eld.at(-1) ?? NaN, 1),
+      drift,
+    ] as const;
   });
   const worst = (i: number) => Math.max(...rows.map((r) => r[i] as number));
   ctx.record({
@@ -179,11 +240,27 @@ export async function soak(ctx: Ctx) {
     kind: 'hubbub',
     durationS,
     counters: counts,
-    figures: { rssFloorSlopeMiBPerMin: worst(4), heapFloorSlopeMiBPerMin: worst(6), maxGaugeDrift: worst(9), finalGauge: Math.max(...finalGauges) },
+    figures: {
+      rssFloorSlopeMiBPerMin: worst(4),
+      heapFloorSlopeMiBPerMin: worst(6),
+      maxGaugeDrift: worst(9),
+      finalGauge: Math.max(...finalGauges),
+    },
     tables: [
       {
         title: `Soak: ${round(end / 60, 1)} minutes; slopes over t ≥ ${round(from / 60, 1)} min; gauges after every socket closed: ${finalGauges.join(' and ')}`,
-        head: ['replica', 'RSS start MiB', 'RSS end MiB', 'RSS slope MiB/min', 'RSS floor slope MiB/min', 'heap slope MiB/min', 'heap floor slope MiB/min', 'event-loop p99 median ms', 'max ms', 'max gauge drift'],
+        head: [
+          'replica',
+          'RSS start MiB',
+          'RSS end MiB',
+          'RSS slope MiB/min',
+          'RSS floor slope MiB/min',
+          'heap slope MiB/min',
+          'heap floor slope MiB/min',
+          'event-loop p99 median ms',
+          'max ms',
+          'max gauge drift',
+        ],
         rows: rows.map((r) => [...r]),
       },
     ],

@@ -29,7 +29,14 @@ type OpenWindow = (at: number, s: number) => void;
  * Runs `jobs` against `set`. `onBarrier` says when each phase starts, and may call `openWindow(at, s)` to have the
  * watched processes sampled exactly at `at` and `at + s` (the measured window).
  */
-export async function drive(ctx: Ctx, set: ServerSet, watch: Watched[], jobs: JobSpec[], onBarrier: (name: string, open: OpenWindow) => Promise<number | void> | number | void, timeoutS: number) {
+export async function drive(
+  ctx: Ctx,
+  set: ServerSet,
+  watch: Watched[],
+  jobs: JobSpec[],
+  onBarrier: (name: string, open: OpenWindow) => Promise<number | void> | number | void,
+  timeoutS: number,
+) {
   const stats = set.kind === 'hubbub' ? ctx.pgStats : null;
   await stats?.reset();
   const started = Date.now();
@@ -45,7 +52,12 @@ export async function drive(ctx: Ctx, set: ServerSet, watch: Watched[], jobs: Jo
     timers.push(setTimeout(() => ((win.after = sample(watch)), (win.done = true)), Math.max(0, at + s * 1000 - Date.now())));
   };
   try {
-    const gen = await runGenerator({ jobs, onBarrier: (name) => onBarrier(name, open), timeoutMs: timeoutS * 1000, log: (l) => ctx.log(`  ${l}`) });
+    const gen = await runGenerator({
+      jobs,
+      onBarrier: (name) => onBarrier(name, open),
+      timeoutMs: timeoutS * 1000,
+      log: (l) => ctx.log(`  ${l}`),
+    });
     const win = w as Win | null;
     if (win && !win.done) win.after = sample(watch);
     samples.push(sample(watch));
@@ -61,10 +73,19 @@ export async function drive(ctx: Ctx, set: ServerSet, watch: Watched[], jobs: Jo
  * Records a generator scenario: figures, counters, histograms, CPU of every group and of the generator, server logs.
  * `generator` false: the process is the system under test (the store's writer), whose event loop grades nothing.
  */
-function record(ctx: Ctx, name: string, set: ServerSet, d: Awaited<ReturnType<typeof drive>>, figures: ScenarioResult['figures'], cost: Record<string, number | null>, generator = true) {
+function record(
+  ctx: Ctx,
+  name: string,
+  set: ServerSet,
+  d: Awaited<ReturnType<typeof drive>>,
+  figures: ScenarioResult['figures'],
+  cost: Record<string, number | null>,
+  generator = true,
+) {
   const { run } = d;
   const peakRssMiB: Record<string, number> = {};
-  for (const s of run.samples) for (const [k, v] of Object.entries(s.rss)) peakRssMiB[k] = Math.max(peakRssMiB[k] ?? 0, round(v / 2 ** 20, 1));
+  for (const s of run.samples)
+    for (const [k, v] of Object.entries(s.rss)) peakRssMiB[k] = Math.max(peakRssMiB[k] ?? 0, round(v / 2 ** 20, 1));
   const g = run.gen.generator;
   const s: ScenarioResult = {
     name,
@@ -72,7 +93,9 @@ function record(ctx: Ctx, name: string, set: ServerSet, d: Awaited<ReturnType<ty
     kind: set.kind,
     durationS: round(run.durationS, 1),
     cpuS: { ...cpuDelta(run.samples[0]!, run.samples.at(-1)!), [generator ? 'generator' : 'writer']: round(g.totalCpuS, 3) },
-    windowCpuS: run.window ? { ...cpuDelta(run.window.before, run.window.after), [generator ? 'generator' : 'writer']: round(g.windowCpuS, 3) } : undefined,
+    windowCpuS: run.window
+      ? { ...cpuDelta(run.window.before, run.window.after), [generator ? 'generator' : 'writer']: round(g.windowCpuS, 3) }
+      : undefined,
     windowS: run.window ? round(run.window.s, 1) : undefined,
     peakRssMiB,
     counters: run.gen.counters,
@@ -88,7 +111,12 @@ function record(ctx: Ctx, name: string, set: ServerSet, d: Awaited<ReturnType<ty
   for (const p of set.procs) {
     const lines = p.logs.splice(0);
     if (!lines.length) continue;
-    ctx.log(`  ${p.name} logged ${lines.length} line(s); last: ${lines.slice(-3).map((l) => l.slice(0, 400)).join(' | ')}`);
+    ctx.log(
+      `  ${p.name} logged ${lines.length} line(s); last: ${lines
+        .slice(-3)
+        .map((l) => l.slice(0, 400))
+        .join(' | ')}`,
+    );
     (s.serverLogs ??= []).push(...lines.slice(-20).map((l) => `${p.name}: ${l.slice(0, 1000)}`));
   }
   ctx.record(s);
@@ -97,9 +125,15 @@ function record(ctx: Ctx, name: string, set: ServerSet, d: Awaited<ReturnType<ty
 
 /** Rooms over the generator processes (each owns whole rooms); members alternate between the replicas. */
 function roomJobs(ctx: Ctx, set: ServerSet, rooms: Rooms, seed = ctx.seed) {
-  return shares(rooms.map((r, i) => ({ r, i })), ctx.sizes.genProcs).map((share) => ({
+  return shares(
+    rooms.map((r, i) => ({ r, i })),
+    ctx.sizes.genProcs,
+  ).map((share) => ({
     share: share.length,
-    rooms: share.map(({ r, i }) => ({ id: r.id, members: r.m.map((ui, k) => ({ url: set.urls[(i + k) % set.urls.length]!, token: seed.users[ui]!.t })) })),
+    rooms: share.map(({ r, i }) => ({
+      id: r.id,
+      members: r.m.map((ui, k) => ({ url: set.urls[(i + k) % set.urls.length]!, token: seed.users[ui]!.t })),
+    })),
     proto: set.kind,
     runId: runId(),
     connectTimeoutS: ctx.sizes.connectTimeoutS,
@@ -126,7 +160,8 @@ export function fanoutJobs(ctx: Ctx, set: ServerSet, o: FanoutOptions = {}): Job
 }
 
 /** Rooms of 2, one writer per room keeping `persistWindow` sends in flight (closed loop). */
-export const persistJobs = (ctx: Ctx, set: ServerSet) => fanoutJobs(ctx, set, { rooms: ctx.seed.prooms, durationS: ctx.sizes.persistS, window: ctx.sizes.persistWindow });
+export const persistJobs = (ctx: Ctx, set: ServerSet) =>
+  fanoutJobs(ctx, set, { rooms: ctx.seed.prooms, durationS: ctx.sizes.persistS, window: ctx.sizes.persistWindow });
 
 function apiJob(ctx: Ctx, set: ServerSet, loginRate: number, historyRate: number, durationS: number): JobSpec {
   const { seed, quick } = ctx;
@@ -137,7 +172,9 @@ function apiJob(ctx: Ctx, set: ServerSet, loginRate: number, historyRate: number
     histories: seed.rooms.map((r, i) => ({ conv: r.id, token: seed.users[r.m[i % r.m.length]!]!.t })),
     // Full runs: as many calls in flight as the previous generator had virtual users for them. Quick runs (a shared CI
     // box) allow 5 s of backlog, so that slowness shows as latency, not drops.
-    maxInFlight: quick ? { login: loginRate * 5, history: historyRate * 5 } : { login: Math.max(8, loginRate), history: Math.max(16, Math.ceil(historyRate / 2)) },
+    maxInFlight: quick
+      ? { login: loginRate * 5, history: historyRate * 5 }
+      : { login: Math.max(8, loginRate), history: Math.max(16, Math.ceil(historyRate / 2)) },
   };
 }
 
@@ -145,11 +182,20 @@ function apiJob(ctx: Ctx, set: ServerSet, loginRate: number, historyRate: number
 export async function fanout(ctx: Ctx, name: string, set: ServerSet, watch: Watched[], jobs: JobSpec[], loginRate = 0) {
   const j = jobs[0] as Extract<JobSpec, { kind: 'fanout' }>;
   const rooms = jobs.reduce((a, x) => a + (x as typeof j).rooms.length, 0);
-  ctx.log(`${set.label}: ${name} (${rooms} rooms, ${j.mode === 'max' ? `window ${j.window}/room` : `${jobs.reduce((a, x) => a + (x as typeof j).rate, 0)} sends/s`}, ${j.durationS}s${loginRate ? `, logins ${loginRate}/s` : ''}) …`);
+  ctx.log(
+    `${set.label}: ${name} (${rooms} rooms, ${j.mode === 'max' ? `window ${j.window}/room` : `${jobs.reduce((a, x) => a + (x as typeof j).rate, 0)} sends/s`}, ${j.durationS}s${loginRate ? `, logins ${loginRate}/s` : ''}) …`,
+  );
   const all = loginRate ? [...jobs, apiJob(ctx, set, loginRate, 0, j.durationS)] : jobs;
   const timeoutS = ctx.sizes.connectTimeoutS + j.durationS + ctx.sizes.drainS + 120;
   // The send window plus 500 ms for the last deliveries, for the servers as for the generator.
-  const d = await drive(ctx, set, watch, all, (barrier, open) => (barrier === 'ready' ? (open(Date.now() + 500, j.durationS + 0.5), Date.now() + 500) : undefined), timeoutS);
+  const d = await drive(
+    ctx,
+    set,
+    watch,
+    all,
+    (barrier, open) => (barrier === 'ready' ? (open(Date.now() + 500, j.durationS + 0.5), Date.now() + 500) : undefined),
+    timeoutS,
+  );
   const { gen, window } = d.run;
   const c = gen.counters;
   const delivered = c.fanout_delivered ?? 0;
@@ -179,18 +225,32 @@ export async function connect(ctx: Ctx, set: ServerSet, watch: Watched[]) {
   const n = Math.min(sizes.connectN, seed.users.length);
   ctx.log(`${set.label}: connect (${n} sockets) …`);
   const sockets = seed.users.slice(0, n).map((x, i) => ({ url: set.urls[i % set.urls.length]!, token: x.t }));
-  const jobs: JobSpec[] = shares(sockets, sizes.genProcs).map((share) => ({ kind: 'connect', proto: set.kind, sockets: share, connectTimeoutS: sizes.connectTimeoutS, handshakeTimeoutMs: sizes.handshakeTimeoutMs }));
+  const jobs: JobSpec[] = shares(sockets, sizes.genProcs).map((share) => ({
+    kind: 'connect',
+    proto: set.kind,
+    sockets: share,
+    connectTimeoutS: sizes.connectTimeoutS,
+    handshakeTimeoutMs: sizes.handshakeTimeoutMs,
+  }));
   const before = sample(watch);
   let at: Sample | null = null;
   let held = 0;
-  const d = await drive(ctx, set, watch, jobs, async (barrier) => {
-    if (barrier === 'ready') return Date.now() + 300;
-    // Every socket resumed (or given up on): wait until the servers count them all, sample, hold.
-    for (const deadline = Date.now() + 5000; (held = await set.connections()) < n && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 200));
-    at = sample(watch);
-    await new Promise((r) => setTimeout(r, sizes.holdS * 1000));
-    return Date.now();
-  }, sizes.connectTimeoutS + sizes.holdS + 120);
+  const d = await drive(
+    ctx,
+    set,
+    watch,
+    jobs,
+    async (barrier) => {
+      if (barrier === 'ready') return Date.now() + 300;
+      // Every socket resumed (or given up on): wait until the servers count them all, sample, hold.
+      for (const deadline = Date.now() + 5000; (held = await set.connections()) < n && Date.now() < deadline; )
+        await new Promise((r) => setTimeout(r, 200));
+      at = sample(watch);
+      await new Promise((r) => setTimeout(r, sizes.holdS * 1000));
+      return Date.now();
+    },
+    sizes.connectTimeoutS + sizes.holdS + 120,
+  );
   const peak = at as Sample | null;
   const { gen, samples } = d.run;
   const ok = gen.counters.connect_ok ?? 0;
@@ -213,11 +273,25 @@ export async function connect(ctx: Ctx, set: ServerSet, watch: Watched[]) {
 export async function api(ctx: Ctx, set: ServerSet, watch: Watched[]) {
   const { loginRate, historyRate, apiS } = ctx.sizes;
   ctx.log(`${set.label}: api (login ${loginRate}/s, history ${historyRate}/s, ${apiS}s) …`);
-  const d = await drive(ctx, set, watch, [apiJob(ctx, set, loginRate, historyRate, apiS)], (_b, open) => (open(Date.now() + 300, apiS + 0.5), Date.now() + 300), apiS + 120);
+  const d = await drive(
+    ctx,
+    set,
+    watch,
+    [apiJob(ctx, set, loginRate, historyRate, apiS)],
+    (_b, open) => (open(Date.now() + 300, apiS + 0.5), Date.now() + 300),
+    apiS + 120,
+  );
   const { counters: c, hists } = d.run.gen;
   const [l, h] = [hists.login_duration, hists.history_duration];
   const calls = (c.login_ok ?? 0) + (c.login_failed ?? 0) + (c.history_ok ?? 0) + (c.history_failed ?? 0);
-  const figures = { loginP50: l?.p50 ?? null, loginP99: l?.p99 ?? null, logins: l?.count ?? 0, historyP50: h?.p50 ?? null, historyP99: h?.p99 ?? null, historyCalls: h?.count ?? 0 };
+  const figures = {
+    loginP50: l?.p50 ?? null,
+    loginP99: l?.p99 ?? null,
+    logins: l?.count ?? 0,
+    historyP50: h?.p50 ?? null,
+    historyP99: h?.p99 ?? null,
+    historyCalls: h?.count ?? 0,
+  };
   record(ctx, 'api', set, d, figures, { msPerCall: calls ? round((d.run.gen.generator.totalCpuS * 1000) / calls, 3) : null });
 }
 
@@ -227,14 +301,28 @@ export async function reconnect(ctx: Ctx, set: ServerSet, watch: Watched[]) {
   const rooms = ctx.seed.rooms.slice(0, sizes.reconnectRooms);
   const members = rooms.reduce((a, r) => a + r.m.length, 0);
   ctx.log(`${set.label}: reconnect (${rooms.length} rooms, ${members} sockets dropped at once) …`);
-  const jobs: JobSpec[] = roomJobs(ctx, set, rooms).map(({ share: _, ...j }) => ({ ...j, kind: 'reconnect', warm: 2, missed: 3, live: 1, resumeTimeoutS: sizes.resumeTimeoutS }));
+  const jobs: JobSpec[] = roomJobs(ctx, set, rooms).map(({ share: _, ...j }) => ({
+    ...j,
+    kind: 'reconnect',
+    warm: 2,
+    missed: 3,
+    live: 1,
+    resumeTimeoutS: sizes.resumeTimeoutS,
+  }));
   let dropAt = 0;
-  const d = await drive(ctx, set, watch, jobs, (_b, open) => {
-    const warmAt = Date.now() + 500;
-    dropAt = warmAt + 2000;
-    open(dropAt, sizes.resumeTimeoutS + 30); // from the drop to the end of the storm (closed when the generator finishes)
-    return warmAt;
-  }, sizes.connectTimeoutS + sizes.resumeTimeoutS + 120);
+  const d = await drive(
+    ctx,
+    set,
+    watch,
+    jobs,
+    (_b, open) => {
+      const warmAt = Date.now() + 500;
+      dropAt = warmAt + 2000;
+      open(dropAt, sizes.resumeTimeoutS + 30); // from the drop to the end of the storm (closed when the generator finishes)
+      return warmAt;
+    },
+    sizes.connectTimeoutS + sizes.resumeTimeoutS + 120,
+  );
   const { gen, window } = d.run;
   if (window) window.s = round((window.after.at - dropAt) / 1000, 1);
   const [fm, rt] = [gen.hists.reconnect_first_message, gen.hists.reconnect_resume_time];
@@ -254,7 +342,14 @@ export async function store(ctx: Ctx, label: string, env: Record<string, string>
   const { storeProducers: producers, storeConvs: convs, storeS: durationS, bodySize } = ctx.sizes;
   ctx.log(`${label}: store, ${producers} writers over ${convs} conversations, ${durationS}s …`);
   const set: ServerSet = { kind: 'hubbub', label, procs: [], urls: [], connections: async () => 0, stop: async () => {} };
-  const d = await drive(ctx, set, watch, [{ kind: 'store', env, convs, producers, durationS, bodySize }], (_b, open) => (open(Date.now() + 100, durationS), Date.now() + 100), durationS + 120);
+  const d = await drive(
+    ctx,
+    set,
+    watch,
+    [{ kind: 'store', env, convs, producers, durationS, bodySize }],
+    (_b, open) => (open(Date.now() + 100, durationS), Date.now() + 100),
+    durationS + 120,
+  );
   const { counters, hists, generator } = d.run.gen;
   const figures = {
     appendsPerS: round(counters.appended! / generator.windowS, 0),
@@ -287,14 +382,21 @@ async function inspectorGc(port: number) {
     });
   await call('HeapProfiler.enable');
   // Twice: the first collection's finalizers free what the second then reclaims.
-  return Object.assign(() => call('HeapProfiler.collectGarbage').then(() => call('HeapProfiler.collectGarbage')), { close: () => ws.close() });
+  return Object.assign(() => call('HeapProfiler.collectGarbage').then(() => call('HeapProfiler.collectGarbage')), {
+    close: () => ws.close(),
+  });
 }
 
 /** Idle sockets on one hub process in steps up to its open-file limit: RSS per socket as the slope over the steps. */
 export async function connscale(ctx: Ctx) {
   const { sizes, seed } = ctx;
   const inspect = await freePort();
-  const hub = await startHubs({ replicas: 1, env: { ...ctx.hubBase, REDIS_PREFIX: ctx.hubBase.REDIS_PREFIX + 'cs:' }, label: 'Hubbub (1 replica)', firstNodeArgs: [`--inspect=127.0.0.1:${inspect}`] });
+  const hub = await startHubs({
+    replicas: 1,
+    env: { ...ctx.hubBase, REDIS_PREFIX: ctx.hubBase.REDIS_PREFIX + 'cs:' },
+    label: 'Hubbub (1 replica)',
+    firstNodeArgs: [`--inspect=127.0.0.1:${inspect}`],
+  });
   ctx.cleanup(() => hub.stop());
   const gc = await inspectorGc(inspect);
   const pid = hub.procs[0]!.pid;
@@ -347,8 +449,18 @@ export async function connscale(ctx: Ctx) {
       const cpuS = cpuDelta(cpu0, sample([serverWatch(hub)])).server!;
       const prev = rows.at(-1);
       const slope = prev && open > prev[0]! ? round(((rss / 2 ** 20 - prev[1]!) * 1024) / (open - prev[0]!), 2) : NaN;
-      rows.push([open, round(rss / 2 ** 20, 1), round((rss - rss0) / open / 1024, 2), slope, round(h / 2 ** 20, 1), round((h - heap0) / open / 1024, 2), round(cpuS, 1)]);
-      ctx.log(`  connscale: ${open} sockets, hub RSS ${rows.at(-1)![1]} MiB, ${rows.at(-1)![2]} KiB per socket; V8 heap ${rows.at(-1)![5]} KiB per socket`);
+      rows.push([
+        open,
+        round(rss / 2 ** 20, 1),
+        round((rss - rss0) / open / 1024, 2),
+        slope,
+        round(h / 2 ** 20, 1),
+        round((h - heap0) / open / 1024, 2),
+        round(cpuS, 1),
+      ]);
+      ctx.log(
+        `  connscale: ${open} sockets, hub RSS ${rows.at(-1)![1]} MiB, ${rows.at(-1)![2]} KiB per socket; V8 heap ${rows.at(-1)![5]} KiB per socket`,
+      );
     },
   });
   gc.close();
@@ -372,6 +484,20 @@ export async function connscale(ctx: Ctx) {
       baselineRssMiB: round(rss0 / 2 ** 20, 1),
       stop,
     },
-    tables: [{ title: `Idle sockets on one hub process (baseline RSS ${round(rss0 / 2 ** 20, 1)} MiB; ${stop}; RSS slope over the steps ${slope ?? '–'} KiB per socket)`, head: ['sockets', 'hub RSS MiB', 'RSS per socket KiB (above baseline)', 'RSS slope from the previous step, KiB per socket', 'V8 heap MiB', 'heap per socket KiB', 'hub CPU s'], rows }],
+    tables: [
+      {
+        title: `Idle sockets on one hub process (baseline RSS ${round(rss0 / 2 ** 20, 1)} MiB; ${stop}; RSS slope over the steps ${slope ?? '–'} KiB per socket)`,
+        head: [
+          'sockets',
+          'hub RSS MiB',
+          'RSS per socket KiB (above baseline)',
+          'RSS slope from the previous step, KiB per socket',
+          'V8 heap MiB',
+          'heap per socket KiB',
+          'hub CPU s',
+        ],
+        rows,
+      },
+    ],
   });
 }

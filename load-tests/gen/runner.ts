@@ -75,7 +75,10 @@ export type JobSpec = ConnectJob | FanoutJob | ReconnectJob | ApiJob | StoreJob;
 export type Job = JobSpec & { worker: number; addresses: string[] };
 
 export type ToGen = { type: 'job'; job: Job } | { type: 'go'; name: string; at: number };
-export type FromGen = { type: 'barrier'; name: string; info: Record<string, number> } | { type: 'log'; line: string } | { type: 'done'; report: GenReport };
+export type FromGen =
+  | { type: 'barrier'; name: string; info: Record<string, number> }
+  | { type: 'log'; line: string }
+  | { type: 'done'; report: GenReport };
 
 export interface GenReport {
   worker: number;
@@ -94,7 +97,8 @@ export interface GenReport {
 
 export type Histogram = ReturnType<typeof hdr.build>;
 const MAX_US = 3_600_000_000;
-export const newHistogram = (): Histogram => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: MAX_US, numberOfSignificantValueDigits: 3 });
+export const newHistogram = (): Histogram =>
+  hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: MAX_US, numberOfSignificantValueDigits: 3 });
 /** Records milliseconds as whole µs (negatives, from clock skew, as 1 µs). */
 export const recordMs = (h: Histogram, ms: number) => h.recordValue(Math.min(MAX_US, Math.max(1, Math.round(ms * 1000))));
 export const encodeHistogram = (h: Histogram): string => hdr.encodeIntoCompressedBase64(h);
@@ -166,7 +170,11 @@ export async function runGenerator(opts: {
         // BENCH_GEN_PROFILE=<dir>: each generator process writes a CPU profile there.
         const dir = process.env.BENCH_GEN_PROFILE;
         const execArgv = [...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []), '--import', 'tsx'];
-        const child = fork(fileURLToPath(new URL('./worker.ts', import.meta.url)), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+        const child = fork(fileURLToPath(new URL('./worker.ts', import.meta.url)), [], {
+          execArgv,
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+          serialization: 'advanced',
+        });
         procs.push(child);
         child.on('message', (m: FromGen) => {
           if (m.type === 'log') {
@@ -186,7 +194,8 @@ export async function runGenerator(opts: {
           }
         });
         child.once('exit', (code) => {
-          if (!reports.some((r) => r.worker === w)) finish(new Error(`generator process ${w} exited with ${code} before reporting${logs.length ? `: ${logs.at(-1)}` : ''}`));
+          if (!reports.some((r) => r.worker === w))
+            finish(new Error(`generator process ${w} exited with ${code} before reporting${logs.length ? `: ${logs.at(-1)}` : ''}`));
         });
         child.send({ type: 'job', job: { ...spec, worker: w, addresses: sourceAddresses(w) } as Job } satisfies ToGen);
       });

@@ -81,7 +81,10 @@ function finish(job: Job, clock: Clock, counters: Record<string, number>, hists:
   const total = process.cpuUsage(jobCpu0);
   const encoded = Object.fromEntries(Object.entries(hists).map(([k, h]) => [k, encodeHistogram(h)]));
   const totalCpuS = (total.user + total.system) / 1e6;
-  post({ type: 'done', report: { worker: job.worker, counters, hists: encoded, windowCpuS: w.cpuS, totalCpuS, windowS: w.s, eld: w.eld, timeline } });
+  post({
+    type: 'done',
+    report: { worker: job.worker, counters, hists: encoded, windowCpuS: w.cpuS, totalCpuS, windowS: w.s, eld: w.eld, timeline },
+  });
 }
 
 /** Runs `f` over `items`, yielding every 25, so that opening thousands of sockets does not stall this loop. */
@@ -169,14 +172,15 @@ function dial(job: JobOf<'connect' | 'fanout' | 'reconnect'>, s: Sock, h: Dial) 
 function watchdog(job: JobOf<'connect' | 'fanout' | 'reconnect'>, socks: () => Iterable<Sock>) {
   const timer = setInterval(() => {
     const now = nowMs();
-    for (const s of socks()) if (s.state === 'new' && !s.done && now - s.since > job.handshakeTimeoutMs) s.retry?.(`no resume after ${job.handshakeTimeoutMs} ms`);
+    for (const s of socks())
+      if (s.state === 'new' && !s.done && now - s.since > job.handshakeTimeoutMs) s.retry?.(`no resume after ${job.handshakeTimeoutMs} ms`);
   }, 1000);
   return () => clearInterval(timer);
 }
 
 /** Gives up on the sockets not resumed after `timeoutMs`. */
 const giveUp = <S extends Sock>(socks: S[], h: (s: S) => Dial) => {
-  for (const s of socks) if (s.state === 'new') ((s.state = 'failed'), (s.done = true), h(s).failed('not resumed in time'));
+  for (const s of socks) if (s.state === 'new') (s.state = 'failed'), (s.done = true), h(s).failed('not resumed in time');
 };
 
 function closeAll(socks: Iterable<Sock>) {
@@ -261,8 +265,21 @@ type Room = { id: string; members: Member[]; sent: number; acked: number; inflig
 async function fanout(job: JobOf<'fanout'>) {
   const clock = new Clock();
   const [latency, lateness, connectTime] = [newHistogram(), newHistogram(), newHistogram()];
-  const c = zeros('fanout_sent', 'fanout_acked', 'fanout_delivered', 'fanout_lost', 'fanout_out_of_order', 'fanout_duplicates', 'fanout_send_errors',
-    'fanout_unacked', 'fanout_connect_failed', 'fanout_unexpected_close', 'fanout_connect_retries', 'fanout_late_sends', 'fanout_not_sent');
+  const c = zeros(
+    'fanout_sent',
+    'fanout_acked',
+    'fanout_delivered',
+    'fanout_lost',
+    'fanout_out_of_order',
+    'fanout_duplicates',
+    'fanout_send_errors',
+    'fanout_unacked',
+    'fanout_connect_failed',
+    'fanout_unexpected_close',
+    'fanout_connect_retries',
+    'fanout_late_sends',
+    'fanout_not_sent',
+  );
   // Socket.IO has no shared seq, and the durable floor no order across replicas beyond Redis's (each replica publishes
   // once its own commit returns): their order is checked per sender.
   const hasSeq = job.proto !== 'socketio' && job.proto !== 'floor';
@@ -287,7 +304,8 @@ async function fanout(job: JobOf<'fanout'>) {
     if (!s) return void c.fanout_not_sent++;
     const n = ++room.nBySender[s.k]!;
     const body = makeBody(Math.round(dueMs * 1000), s.k, n, job.bodySize);
-    if (sendFrame(s.c!, { type: 'send', ref: 'm', conv: room.id, cid: `${job.runId}.${s.k}.${n}`, body })) return void (room.sent++, room.inflight++);
+    if (sendFrame(s.c!, { type: 'send', ref: 'm', conv: room.id, cid: `${job.runId}.${s.k}.${n}`, body }))
+      return void (room.sent++, room.inflight++);
     room.nBySender[s.k]!--;
     c.fanout_not_sent++;
   };
@@ -374,14 +392,25 @@ async function reconnect(job: JobOf<'reconnect'>) {
   // When this process sent the messages every member missed: once it had opened all its replacement sockets. No first
   // message can come earlier, whatever the server does: this much of the time to first message is the generator's own.
   const missedSent = newHistogram();
-  const c = zeros('reconnect_resumed', 'reconnect_not_resumed', 'reconnect_gaps', 'reconnect_duplicates', 'reconnect_lost',
-    'reconnect_connect_failed', 'reconnect_send_errors', 'reconnect_retries', 'reconnect_members');
+  const c = zeros(
+    'reconnect_resumed',
+    'reconnect_not_resumed',
+    'reconnect_gaps',
+    'reconnect_duplicates',
+    'reconnect_lost',
+    'reconnect_connect_failed',
+    'reconnect_send_errors',
+    'reconnect_retries',
+    'reconnect_members',
+  );
   type R = { id: string; head: number; sent: number; acked: number; n: number; sender: Sock };
   type M = Sock & { room: R; last: number; again: boolean; firstAt: number };
   let dropAt = 0;
   let settled = 0;
   const rooms: R[] = job.rooms.map((r) => ({ id: r.id, head: 0, sent: 0, acked: 0, n: 0, sender: sock(r.members[0]!, 0) }));
-  const members: M[] = job.rooms.flatMap((r, i) => r.members.map((t, k) => ({ ...sock(t, k), room: rooms[i]!, last: 0, again: false, firstAt: 0 })));
+  const members: M[] = job.rooms.flatMap((r, i) =>
+    r.members.map((t, k) => ({ ...sock(t, k), room: rooms[i]!, last: 0, again: false, firstAt: 0 })),
+  );
   c.reconnect_members = members.length;
 
   const senderHooks = (room: R): Dial => ({
@@ -389,22 +418,24 @@ async function reconnect(job: JobOf<'reconnect'>) {
     failed: (why) => (settled++, warn(`sender socket failed: ${why}`)),
     lost: (code) => warn(`sender socket closed: ${code}`),
     frame(f) {
-      if (f.type === 'ack') (room.acked++, (room.head = Math.max(room.head, f.seq)));
-      else if (f.type === 'error') (c.reconnect_send_errors++, warn(`sender error: ${JSON.stringify(f)}`));
+      if (f.type === 'ack') room.acked++, (room.head = Math.max(room.head, f.seq));
+      else if (f.type === 'error') c.reconnect_send_errors++, warn(`sender error: ${JSON.stringify(f)}`);
     },
   });
   const hooks = (m: M): Dial => ({
-    ...(m.again ? { resumeAt: () => ({ [m.room.id]: m.last }) } : { cursors: (heads) => ({ [m.room.id]: (m.last = heads[m.room.id] ?? 0) }) }),
+    ...(m.again
+      ? { resumeAt: () => ({ [m.room.id]: m.last }) }
+      : { cursors: (heads) => ({ [m.room.id]: (m.last = heads[m.room.id] ?? 0) }) }),
     ready(t) {
       settled++;
-      if (m.again) (c.reconnect_resumed++, recordMs(resumeTime, t - dropAt));
+      if (m.again) c.reconnect_resumed++, recordMs(resumeTime, t - dropAt);
     },
     failed: (why) => (settled++, warn(`member socket gave up: ${why}`)),
     frame: (f) => void (f.type === 'gap' && (c.reconnect_gaps++, warn(`gap frame: ${JSON.stringify(f)}`))),
     event(d, t) {
       const seq = eventSeq(d);
       if (seq <= m.last) c.reconnect_duplicates++;
-      else if (seq !== m.last + 1) (c.reconnect_gaps++, warn(`member skipped from ${m.last} to ${seq}`));
+      else if (seq !== m.last + 1) c.reconnect_gaps++, warn(`member skipped from ${m.last} to ${seq}`);
       m.last = Math.max(m.last, seq);
       if (m.again && !m.firstAt) recordMs(firstMessage, (m.firstAt = t) - dropAt);
     },
@@ -476,7 +507,11 @@ async function api(job: JobOf<'api'>) {
       const base = job.bases[i % job.bases.length]!;
       let ok: boolean;
       if (kind === 'login') {
-        const init = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ login: job.logins[i % job.logins.length], password: job.password }) };
+        const init = {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ login: job.logins[i % job.logins.length], password: job.password }),
+        };
         const res = await fetch(`${base}/trpc/auth.login`, init);
         const j = (await res.json()) as { result?: { data?: { accessToken?: unknown } } };
         ok = res.status === 200 && typeof j.result?.data?.accessToken === 'string';
@@ -490,7 +525,7 @@ async function api(job: JobOf<'api'>) {
       // From the time the call was due, not when it started: queueing in this process counts.
       recordMs(hists[`${kind}_duration`], nowMs() - due);
       if (ok) c[`${kind}_ok`]++;
-      else (c[`${kind}_failed`]++, warn(`${kind} failed`));
+      else c[`${kind}_failed`]++, warn(`${kind} failed`);
     } catch (err) {
       c[`${kind}_failed`]++;
       warn(`${kind} failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -499,16 +534,18 @@ async function api(job: JobOf<'api'>) {
     }
   };
   const rates = { login: job.loginRate, history: job.historyRate };
-  const loops = (['login', 'history'] as const).filter((k) => rates[k] > 0).map((kind) => {
-    let i = 0;
-    return openLoop(at, at + job.durationS * 1000, rates[kind], (due, now) => {
-      if (now - due > 5) c.api_late_starts++;
-      // Open loop: a due call is made now, or dropped (counted) when too many are in flight.
-      if (inFlight[kind] >= job.maxInFlight[kind]) c[`${kind}_dropped`]++;
-      else calls.push(call(kind, i, due));
-      i++;
+  const loops = (['login', 'history'] as const)
+    .filter((k) => rates[k] > 0)
+    .map((kind) => {
+      let i = 0;
+      return openLoop(at, at + job.durationS * 1000, rates[kind], (due, now) => {
+        if (now - due > 5) c.api_late_starts++;
+        // Open loop: a due call is made now, or dropped (counted) when too many are in flight.
+        if (inFlight[kind] >= job.maxInFlight[kind]) c[`${kind}_dropped`]++;
+        else calls.push(call(kind, i, due));
+        i++;
+      });
     });
-  });
   await Promise.all(loops);
   await Promise.race([Promise.all(calls), new Promise((r) => setTimeout(r, 30_000))]);
   finish(job, clock, c, hists);

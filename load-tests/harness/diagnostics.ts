@@ -43,7 +43,11 @@ export interface ProfileSummary {
 
 /** Self time of a .cpuprofile by area and by function, idle excluded (waiting is not work). */
 export function summarizeProfile(file: string, top = 25): ProfileSummary {
-  const p = JSON.parse(readFileSync(file, 'utf8')) as { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[] };
+  const p = JSON.parse(readFileSync(file, 'utf8')) as {
+    nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+    samples: number[];
+    timeDeltas: number[];
+  };
   const self = new Map<number, number>();
   p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
   const areas = new Map<string, number>();
@@ -65,13 +69,19 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
   return {
     totalMs: Math.round(total / 1000),
     byArea: sorted(areas).map(([area, us]) => ({ area, pct: pct(us) })),
-    byFunction: sorted(fns).slice(0, top).map(([k, us]) => ({ fn: k.split(' ')[0]!, where: k.split(' ')[1]!, pct: pct(us) })),
+    byFunction: sorted(fns)
+      .slice(0, top)
+      .map(([k, us]) => ({ fn: k.split(' ')[0]!, where: k.split(' ')[1]!, pct: pct(us) })),
   };
 }
 
 /** On-CPU samples of a `perf record -g` capture by area: each sample goes to its innermost frame in a known area. */
 export function summarizePerf(file: string): { area: string; pct: number }[] {
-  const text = execFileSync('perf', ['script', '-i', file, '-F', 'ip,sym,dso'], { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
+  const text = execFileSync('perf', ['script', '-i', file, '-F', 'ip,sym,dso'], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 30,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   const counts = new Map<string, number>();
   let samples = 0;
   for (const block of text.split(/\n\s*\n/)) {
@@ -84,7 +94,11 @@ export function summarizePerf(file: string): { area: string; pct: number }[] {
       : stack.some((f) => /uv__worker|worker \(/.test(f.sym))
         ? 'libuv thread pool'
         : (stack.map((f) => areaOf(f.sym)).find(Boolean) ??
-          (stack[0]!.dso.includes('kernel') ? 'kernel (outside any named JS frame)' : /compiler|Compile|Maglev|Turbofan/.test(stack[0]!.sym) ? 'V8 JIT compiler' : 'other native (V8, libuv, libc)'));
+          (stack[0]!.dso.includes('kernel')
+            ? 'kernel (outside any named JS frame)'
+            : /compiler|Compile|Maglev|Turbofan/.test(stack[0]!.sym)
+              ? 'V8 JIT compiler'
+              : 'other native (V8, libuv, libc)'));
     counts.set(area, (counts.get(area) ?? 0) + 1);
   }
   return [...counts].sort((a, b) => b[1] - a[1]).map(([area, n]) => ({ area, pct: round((n / samples) * 100, 1) }));
@@ -118,7 +132,14 @@ export async function openPgStats(databaseUrl: string) {
       return rows.map((r) => {
         const calls = Math.max(Number(r.calls), 1);
         const q = r.query.replace(/\s+/g, ' ').slice(0, 200);
-        return { calls: Number(r.calls), totalMs: round(r.total, 0), meanMs: round(r.total / calls, 3), rowsPerCall: round(Number(r.rows) / calls, 1), buffersPerCall: round(Number(r.blocks) / calls, 1), query: q };
+        return {
+          calls: Number(r.calls),
+          totalMs: round(r.total, 0),
+          meanMs: round(r.total / calls, 3),
+          rowsPerCall: round(Number(r.rows) / calls, 1),
+          buffersPerCall: round(Number(r.blocks) / calls, 1),
+          query: q,
+        };
       });
     },
     close: () => sql.end({ timeout: 5 }),

@@ -30,7 +30,8 @@ export function cpuSeconds(pid: number, reaped = false): number {
 }
 
 /** A `kB` field of /proc/<pid>/status or smaps_rollup, in bytes; 0 once gone. */
-export const kbField = (pid: number, field: string, file = 'status') => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(read(`/proc/${pid}/${file}`))?.[1] ?? 0) * 1024;
+export const kbField = (pid: number, field: string, file = 'status') =>
+  Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(read(`/proc/${pid}/${file}`))?.[1] ?? 0) * 1024;
 export const rssBytes = (pid: number) => kbField(pid, 'VmRSS');
 
 /** The soft RLIMIT_NOFILE of a process. */

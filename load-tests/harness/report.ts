@@ -79,7 +79,12 @@ export const fmt = (v: unknown, digits = 2) => {
 /** Figures that are latencies, which an invalid scenario does not report as the server's. */
 const LATENCY = /^latency|P50|P95|P99|P999/;
 const fig = (s: ScenarioResult | undefined, k: string) => (s?.invalid && LATENCY.test(k) ? NaN : num(s?.figures[k] ?? s?.counters[k]));
-const table = (head: string[], rows: unknown[][]) => [`| ${head.join(' | ')} |`, `|${head.map(() => '---|').join('')}`, ...rows.map((r) => `| ${r.map((x) => fmt(x)).join(' | ')} |`), ''];
+const table = (head: string[], rows: unknown[][]) => [
+  `| ${head.join(' | ')} |`,
+  `|${head.map(() => '---|').join('')}`,
+  ...rows.map((r) => `| ${r.map((x) => fmt(x)).join(' | ')} |`),
+  '',
+];
 
 /** Hubbub first: the ratio columns compare it with each of the rest. */
 const COLUMNS: { kind: ServerKind; short: string }[] = [
@@ -106,26 +111,77 @@ const SIDE_BY_SIDE: [string, string, string, boolean][] = [
 ];
 
 function sideBySide(r: BenchResult): string[] {
-  const find = (kind: ServerKind, name: string) => r.scenarios.find((s) => s.kind === kind && s.name === name && s.server !== 'Hubbub (Cassandra store)');
+  const find = (kind: ServerKind, name: string) =>
+    r.scenarios.find((s) => s.kind === kind && s.name === name && s.server !== 'Hubbub (Cassandra store)');
   if (!r.scenarios.some((s) => s.kind !== 'hubbub')) return [];
   const rows = SIDE_BY_SIDE.map(([name, key, label, lowerIsBetter]) => {
-    const v = COLUMNS.map((c) => (key === 'faults' ? ['fanout_lost', 'fanout_out_of_order', 'fanout_duplicates'].reduce((a, k) => a + fig(find(c.kind, name), k), 0) : fig(find(c.kind, name), key)));
-    return [label, ...v, ...v.slice(1).map((x) => (lowerIsBetter ? x / v[0]! : v[0]! / x)).map((x) => (Number.isFinite(x) ? `${fmt(x)}×` : '–'))];
+    const v = COLUMNS.map((c) =>
+      key === 'faults'
+        ? ['fanout_lost', 'fanout_out_of_order', 'fanout_duplicates'].reduce((a, k) => a + fig(find(c.kind, name), k), 0)
+        : fig(find(c.kind, name), key),
+    );
+    return [
+      label,
+      ...v,
+      ...v
+        .slice(1)
+        .map((x) => (lowerIsBetter ? x / v[0]! : v[0]! / x))
+        .map((x) => (Number.isFinite(x) ? `${fmt(x)}×` : '–')),
+    ];
   });
   const head = ['figure', ...COLUMNS.map((c) => c.short), ...COLUMNS.slice(1).map((c) => `Hubbub vs ${c.short}`)];
-  return ['## Side by side (same workload, same run, same generator)', '', ...table(head, rows), 'Ratios are how many times better Hubbub is, for every row.', ''];
+  return [
+    '## Side by side (same workload, same run, same generator)',
+    '',
+    ...table(head, rows),
+    'Ratios are how many times better Hubbub is, for every row.',
+    '',
+  ];
 }
 
 /** The generator's own cost and health, beside the servers'. */
 function generatorCost(r: BenchResult): string[] {
-  const rows = r.scenarios.filter((s) => s.generator).map((s) => {
-    const g = s.generator!;
-    const unit = g.msPer1kDeliveries != null ? `${fmt(g.msPer1kDeliveries)} ms per 1,000 deliveries` : g.msPerSocket != null ? `${fmt(g.msPerSocket, 3)} ms per socket` : g.msPerCall != null ? `${fmt(g.msPerCall, 3)} ms per call` : '–';
-    return [s.server, s.name, g.processes, `${fmt(g.windowCpuS)} / ${fmt(g.totalCpuS)}`, `${fmt(g.eldP99Ms)} / ${fmt(g.eldMaxMs)}`, unit, s.figures.serverCpuMsPer1k, s.invalid ? `**invalid**: ${s.invalid}` : 'yes'];
-  });
+  const rows = r.scenarios
+    .filter((s) => s.generator)
+    .map((s) => {
+      const g = s.generator!;
+      const unit =
+        g.msPer1kDeliveries != null
+          ? `${fmt(g.msPer1kDeliveries)} ms per 1,000 deliveries`
+          : g.msPerSocket != null
+            ? `${fmt(g.msPerSocket, 3)} ms per socket`
+            : g.msPerCall != null
+              ? `${fmt(g.msPerCall, 3)} ms per call`
+              : '–';
+      return [
+        s.server,
+        s.name,
+        g.processes,
+        `${fmt(g.windowCpuS)} / ${fmt(g.totalCpuS)}`,
+        `${fmt(g.eldP99Ms)} / ${fmt(g.eldMaxMs)}`,
+        unit,
+        s.figures.serverCpuMsPer1k,
+        s.invalid ? `**invalid**: ${s.invalid}` : 'yes',
+      ];
+    });
   if (!rows.length) return [];
-  const head = ['server', 'scenario', 'processes', 'CPU s (window / whole)', 'event loop p99 / max ms', 'CPU per unit', 'server CPU ms per 1,000 deliveries', 'valid'];
-  return ['## The generator measured too', '', 'A scenario whose worst generator process had an event-loop p99 past `generator.eldP99` is invalid: its latencies measured the generator.', '', ...table(head, rows)];
+  const head = [
+    'server',
+    'scenario',
+    'processes',
+    'CPU s (window / whole)',
+    'event loop p99 / max ms',
+    'CPU per unit',
+    'server CPU ms per 1,000 deliveries',
+    'valid',
+  ];
+  return [
+    '## The generator measured too',
+    '',
+    'A scenario whose worst generator process had an event-loop p99 past `generator.eldP99` is invalid: its latencies measured the generator.',
+    '',
+    ...table(head, rows),
+  ];
 }
 
 export const baselineFile = (scenario: string) => path.join(repoRoot, 'load-tests', 'baselines', `${scenario}.json`);
@@ -148,11 +204,26 @@ function againstBaselines(r: BenchResult, keyFigures: Record<string, string[]>):
       const base = b.results.find((x) => x.server === s.server && x.kind === s.kind);
       for (const k of keyFigures[name] ?? []) {
         const [now, then] = [fig(s, k), num(base?.figures[k])];
-        if (Number.isFinite(then)) rows.push([s.server, name, `${b.mode} ${b.startedAt.slice(0, 16)}`, k, now, then, Number.isFinite(now / then) ? `${fmt(now / then)}×` : '–']);
+        if (Number.isFinite(then))
+          rows.push([
+            s.server,
+            name,
+            `${b.mode} ${b.startedAt.slice(0, 16)}`,
+            k,
+            now,
+            then,
+            Number.isFinite(now / then) ? `${fmt(now / then)}×` : '–',
+          ]);
       }
     }
   }
-  return rows.length ? ['## Against the baselines (load-tests/baselines/)', '', ...table(['server', 'scenario', 'baseline', 'figure', 'this run', 'baseline', 'this / baseline'], rows)] : [];
+  return rows.length
+    ? [
+        '## Against the baselines (load-tests/baselines/)',
+        '',
+        ...table(['server', 'scenario', 'baseline', 'figure', 'this run', 'baseline', 'this / baseline'], rows),
+      ]
+    : [];
 }
 
 type Row = Record<string, string | number>;
@@ -160,17 +231,34 @@ const legend = { labelLimit: 420, orient: 'bottom', columns: 1 } as const;
 const line = (title: string, rows: Row[], x: [string, string], y: [string, string], extra: object = {}): vegaLite.TopLevelSpec => ({
   $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
   ...{ width: 560, height: 320, background: 'white', title, data: { values: rows }, mark: { type: 'line', point: true } },
-  encoding: { x: { field: x[0], type: 'quantitative', title: x[1] }, y: { field: y[0], type: 'quantitative', title: y[1] }, color: { field: 'server', type: 'nominal', title: 'server', legend } },
+  encoding: {
+    x: { field: x[0], type: 'quantitative', title: x[1] },
+    y: { field: y[0], type: 'quantitative', title: y[1] },
+    color: { field: 'server', type: 'nominal', title: 'server', legend },
+  },
   ...extra,
 });
 
 /** The charts that have data: latency distributions, RSS against open sockets, the connect storm, the soak. */
 function charts(r: BenchResult): Record<string, vegaLite.TopLevelSpec> {
-  const label = (s: ScenarioResult) => (COLUMNS.find((c) => c.kind === s.kind)?.short ?? s.server) + (s.invalid ? ` (invalid: ${s.invalid})` : '');
+  const label = (s: ScenarioResult) =>
+    (COLUMNS.find((c) => c.kind === s.kind)?.short ?? s.server) + (s.invalid ? ` (invalid: ${s.invalid})` : '');
   const of = (name: string) => r.scenarios.filter((s) => s.name === name);
-  const latency = of('fanout').flatMap((s) => (s.distributions?.fanout_latency ?? []).map((d) => ({ server: label(s), nines: d.p >= 100 ? 5 : -Math.log10(1 - d.p / 100), ms: Math.max(d.ms, 0.001) })));
-  const rss = of('connect').flatMap((s) => [{ server: `${label(s)} (connect storm)`, sockets: 0, rssMiB: num(s.figures.rssBeforeMiB) }, { server: `${label(s)} (connect storm)`, sockets: num(s.figures.connections), rssMiB: num(s.figures.rssAtPeakMiB) }]);
-  for (const s of of('connscale')) rss.push(...(s.tables?.[0]?.rows ?? []).map((x) => ({ server: 'Hubbub, 1 replica (connscale)', sockets: num(x[0]), rssMiB: num(x[1]) })));
+  const latency = of('fanout').flatMap((s) =>
+    (s.distributions?.fanout_latency ?? []).map((d) => ({
+      server: label(s),
+      nines: d.p >= 100 ? 5 : -Math.log10(1 - d.p / 100),
+      ms: Math.max(d.ms, 0.001),
+    })),
+  );
+  const rss = of('connect').flatMap((s) => [
+    { server: `${label(s)} (connect storm)`, sockets: 0, rssMiB: num(s.figures.rssBeforeMiB) },
+    { server: `${label(s)} (connect storm)`, sockets: num(s.figures.connections), rssMiB: num(s.figures.rssAtPeakMiB) },
+  ]);
+  for (const s of of('connscale'))
+    rss.push(
+      ...(s.tables?.[0]?.rows ?? []).map((x) => ({ server: 'Hubbub, 1 replica (connscale)', sockets: num(x[0]), rssMiB: num(x[1]) })),
+    );
   const connect = of('connect').flatMap((s) => {
     let total = 0;
     return (s.timeline ?? []).map((n, i) => ({ server: label(s), s: round((i + 1) / 10, 1), resumed: (total += n) }));
@@ -178,38 +266,85 @@ function charts(r: BenchResult): Record<string, vegaLite.TopLevelSpec> {
   const soak = of('soak').flatMap((s) => s.series ?? []);
   const out: Record<string, vegaLite.TopLevelSpec> = {};
   const ticks = { values: [0, 1, 2, 3, 4, 5], labelExpr: "['p0','p90','p99','p99.9','p99.99','max'][datum.value]" };
-  if (latency.length) out.latency = line(`Fanout send→deliver latency, ${r.sizes.fanoutRate} sends/s into rooms of ${r.sizes.roomSize} (${r.mode} run)`, latency, ['nines', 'percentile'], ['ms', 'send→deliver latency (ms, log)'], {
-    encoding: { x: { field: 'nines', type: 'quantitative', title: 'percentile', scale: { domain: [0, 5] }, axis: ticks }, y: { field: 'ms', type: 'quantitative', title: 'send→deliver latency (ms, log)', scale: { type: 'log' } }, color: { field: 'server', type: 'nominal', legend } },
-  });
+  if (latency.length)
+    out.latency = line(
+      `Fanout send→deliver latency, ${r.sizes.fanoutRate} sends/s into rooms of ${r.sizes.roomSize} (${r.mode} run)`,
+      latency,
+      ['nines', 'percentile'],
+      ['ms', 'send→deliver latency (ms, log)'],
+      {
+        encoding: {
+          x: { field: 'nines', type: 'quantitative', title: 'percentile', scale: { domain: [0, 5] }, axis: ticks },
+          y: { field: 'ms', type: 'quantitative', title: 'send→deliver latency (ms, log)', scale: { type: 'log' } },
+          color: { field: 'server', type: 'nominal', legend },
+        },
+      },
+    );
   if (rss.length) out.rss = line('Server RSS against open sockets', rss, ['sockets', 'open sockets'], ['rssMiB', 'server RSS (MiB)']);
-  if (connect.length) out.connect = line(`Connect storm: sockets resumed over time (${r.sizes.connectN} sockets)`, connect, ['s', 'seconds since the storm began'], ['resumed', 'sockets resumed']);
+  if (connect.length)
+    out.connect = line(
+      `Connect storm: sockets resumed over time (${r.sizes.connectN} sockets)`,
+      connect,
+      ['s', 'seconds since the storm began'],
+      ['resumed', 'sockets resumed'],
+    );
   if (soak.length) {
-    const spec = { width: 720, height: 140, mark: { type: 'line' }, encoding: { x: { field: 't', type: 'quantitative', title: 'minutes' }, y: { field: 'value', type: 'quantitative', title: null }, color: { field: 'replica', type: 'nominal' } } };
-    out.soak = { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title: 'Soak: each replica over time', data: { values: soak }, facet: { row: { field: 'metric', type: 'nominal', title: null } }, resolve: { scale: { y: 'independent' } }, spec } as vegaLite.TopLevelSpec;
+    const spec = {
+      width: 720,
+      height: 140,
+      mark: { type: 'line' },
+      encoding: {
+        x: { field: 't', type: 'quantitative', title: 'minutes' },
+        y: { field: 'value', type: 'quantitative', title: null },
+        color: { field: 'replica', type: 'nominal' },
+      },
+    };
+    out.soak = {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: 'Soak: each replica over time',
+      data: { values: soak },
+      facet: { row: { field: 'metric', type: 'nominal', title: null } },
+      resolve: { scale: { y: 'independent' } },
+      spec,
+    } as vegaLite.TopLevelSpec;
   }
   return out;
 }
 
 export function markdown(r: BenchResult, keyFigures: Record<string, string[]>): string {
-  const overridden = Object.entries(r.overrides).map(([k, v]) => `${k}=${v}`).join(', ');
+  const overridden = Object.entries(r.overrides)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
   const lines = [
     `# Hubbub bench: ${r.mode} run, ${r.startedAt}`,
     '',
     `Machine: ${r.machine.cpus} cores (${r.machine.cpuModel}), ${r.machine.memGiB} GiB, Node ${r.machine.node}, shared by the servers, PostgreSQL, Redis and the generator. Run took ${r.durationS ?? '?'} s. Overall: **${r.ok ? 'PASS' : 'FAIL'}**.`,
     '',
-    `Sizes: ${Object.entries(r.sizes).map(([k, v]) => `${k}=${v}`).join(', ')}`,
+    `Sizes: ${Object.entries(r.sizes)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}`,
     '',
     ...Object.entries(r.charts ?? {}).flatMap(([k, f]) => [`![${k}](${f})`, '']),
     '## Thresholds',
     '',
-    r.misses.length ? `**${r.misses.length} missed** (bounds of a ${r.mode} run${overridden ? `; overridden: ${overridden}` : ''}):` : `Every threshold that applied was met (bounds of a ${r.mode} run${overridden ? `; overridden: ${overridden}` : ''}).`,
+    r.misses.length
+      ? `**${r.misses.length} missed** (bounds of a ${r.mode} run${overridden ? `; overridden: ${overridden}` : ''}):`
+      : `Every threshold that applied was met (bounds of a ${r.mode} run${overridden ? `; overridden: ${overridden}` : ''}).`,
     '',
-    ...(r.misses.length ? table(['threshold', 'server', 'value', 'bound', 'target'], r.misses.map((m) => [`\`${m.id}\``, m.server, m.value, `${m.op} ${fmt(m.bound)}`, m.target])) : []),
+    ...(r.misses.length
+      ? table(
+          ['threshold', 'server', 'value', 'bound', 'target'],
+          r.misses.map((m) => [`\`${m.id}\``, m.server, m.value, `${m.op} ${fmt(m.bound)}`, m.target]),
+        )
+      : []),
     ...(r.targets.length
       ? [
           `## Targets (graded against the full-run bounds; ${r.targets.filter((t) => t.met).length} of ${r.targets.length} met${r.mode === 'quick' ? ', at quick sizes, which do not fail a quick run' : ''})`,
           '',
-          ...table(['target', 'server', 'this run', 'bound', 'met'], r.targets.map((t) => [t.target, t.server, t.value, `${t.op} ${fmt(t.bound)}`, t.met ? 'yes' : '**no**'])),
+          ...table(
+            ['target', 'server', 'this run', 'bound', 'met'],
+            r.targets.map((t) => [t.target, t.server, t.value, `${t.op} ${fmt(t.bound)}`, t.met ? 'yes' : '**no**']),
+          ),
         ]
       : []),
     ...sideBySide(r),
@@ -217,18 +352,55 @@ export function markdown(r: BenchResult, keyFigures: Record<string, string[]>): 
     ...againstBaselines(r, keyFigures),
     '## Scenarios',
     '',
-    ...table(['server', 'scenario', 'thresholds', 'figures', 'CPU s over the scenario'], r.scenarios.map((s) => {
-      const missed = r.misses.filter((m) => m.scenario === s.name && m.server === s.server).map((m) => `\`${m.id}\``);
-      const figs = Object.entries(s.figures).filter(([, v]) => v !== null).map(([k, v]) => `${k} ${s.invalid && LATENCY.test(k) ? 'invalid' : fmt(v)}`);
-      return [s.server, s.name, missed.length ? `**missed**: ${missed.join(', ')}` : 'pass', figs.join(', '), Object.entries(s.cpuS ?? {}).map(([k, v]) => `${k} ${fmt(v, 1)}`).join(', ')];
-    })),
+    ...table(
+      ['server', 'scenario', 'thresholds', 'figures', 'CPU s over the scenario'],
+      r.scenarios.map((s) => {
+        const missed = r.misses.filter((m) => m.scenario === s.name && m.server === s.server).map((m) => `\`${m.id}\``);
+        const figs = Object.entries(s.figures)
+          .filter(([, v]) => v !== null)
+          .map(([k, v]) => `${k} ${s.invalid && LATENCY.test(k) ? 'invalid' : fmt(v)}`);
+        return [
+          s.server,
+          s.name,
+          missed.length ? `**missed**: ${missed.join(', ')}` : 'pass',
+          figs.join(', '),
+          Object.entries(s.cpuS ?? {})
+            .map(([k, v]) => `${k} ${fmt(v, 1)}`)
+            .join(', '),
+        ];
+      }),
+    ),
   ];
   for (const s of r.scenarios) for (const t of s.tables ?? []) lines.push(`### ${t.title}`, '', ...table(t.head, t.rows));
-  const stats = r.scenarios.flatMap((s) => (s.pgStatements ?? []).map((q) => [s.name, q.calls, q.meanMs, q.totalMs, q.rowsPerCall, q.buffersPerCall, `\`${q.query.slice(0, 110).replaceAll('|', '\\|')}\``]));
-  if (stats.length) lines.push('## PostgreSQL statements by time (--pg-stats)', '', ...table(['scenario', 'calls', 'mean ms', 'total ms', 'rows per call', 'buffers per call', 'statement'], stats));
+  const stats = r.scenarios.flatMap((s) =>
+    (s.pgStatements ?? []).map((q) => [
+      s.name,
+      q.calls,
+      q.meanMs,
+      q.totalMs,
+      q.rowsPerCall,
+      q.buffersPerCall,
+      `\`${q.query.slice(0, 110).replaceAll('|', '\\|')}\``,
+    ]),
+  );
+  if (stats.length)
+    lines.push(
+      '## PostgreSQL statements by time (--pg-stats)',
+      '',
+      ...table(['scenario', 'calls', 'mean ms', 'total ms', 'rows per call', 'buffers per call', 'statement'], stats),
+    );
   if (r.profile) {
     lines.push(`## Where hub-a's CPU went (--profile; busy ${r.profile.totalMs} ms; \`${r.profile.file}\`)`, '');
-    lines.push(...table(['share %', 'area'], r.profile.byArea.slice(0, 14).map((a) => [a.pct, a.area])), ...table(['share %', 'function (self time)', 'where'], r.profile.byFunction.slice(0, 15).map((f) => [f.pct, `\`${f.fn}\``, f.where])));
+    lines.push(
+      ...table(
+        ['share %', 'area'],
+        r.profile.byArea.slice(0, 14).map((a) => [a.pct, a.area]),
+      ),
+      ...table(
+        ['share %', 'function (self time)', 'where'],
+        r.profile.byFunction.slice(0, 15).map((f) => [f.pct, `\`${f.fn}\``, f.where]),
+      ),
+    );
   }
   if (r.notes.length) lines.push('## Notes', '', ...r.notes.map((n) => `- ${n}`), '');
   return lines.join('\n');
@@ -258,11 +430,17 @@ export async function writeReport(r: BenchResult, dir: string, stamp: string, ke
 /** One small baseline per scenario run: its servers' numeric figures, the sizes it read and the machine. */
 export function saveBaselines(r: BenchResult, sizesOf: (scenario: string) => BenchResult['sizes']) {
   for (const name of new Set(r.scenarios.map((s) => s.name))) {
-    const results = r.scenarios.filter((s) => s.name === name).map((s) => ({
-      server: s.server,
-      kind: s.kind,
-      figures: Object.fromEntries(Object.entries(s.figures).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]) && !(s.invalid && LATENCY.test(e[0])))),
-    }));
+    const results = r.scenarios
+      .filter((s) => s.name === name)
+      .map((s) => ({
+        server: s.server,
+        kind: s.kind,
+        figures: Object.fromEntries(
+          Object.entries(s.figures).filter(
+            (e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]) && !(s.invalid && LATENCY.test(e[0])),
+          ),
+        ),
+      }));
     const b: Baseline = { scenario: name, mode: r.mode, startedAt: r.startedAt, machine: r.machine, sizes: sizesOf(name), results };
     mkdirSync(path.dirname(baselineFile(name)), { recursive: true });
     writeFileSync(baselineFile(name), JSON.stringify(b, null, 1) + '\n');

@@ -25,7 +25,12 @@ const chunks = <T>(xs: T[], n = 1000) => Array.from({ length: Math.ceil(xs.lengt
  * minutes in argon2), and signs one access token per user with the hubs' secret, as a login would. One argon2id hash
  * (the hubs' parameters) serves every user, so `auth.login` still does the real verify.
  */
-export async function seedDatabase(databaseUrl: string, jwtSecret: string, groups: { name: string; users: number; roomSize: number }[], file?: string) {
+export async function seedDatabase(
+  databaseUrl: string,
+  jwtSecret: string,
+  groups: { name: string; users: number; roomSize: number }[],
+  file?: string,
+) {
   const sql = postgres(databaseUrl, { max: 4, onnotice: () => {} });
   try {
     const hash = await new PasswordHasher({ memoryCost: 19_456, timeCost: 2 }).hash(BENCH_PASSWORD);
@@ -55,7 +60,9 @@ export async function seedDatabase(databaseUrl: string, jwtSecret: string, group
     for (const c of chunks(all)) {
       await sql`insert into conversations ${sql(c.map((r, k) => ({ id: r.id, kind: 'group', title: `room ${k}`, created_by: seed.users[r.m[0]!]!.id })))}`;
     }
-    const members = all.flatMap((r) => r.m.map((u, k) => ({ conversation_id: r.id, user_id: seed.users[u]!.id, role: k === 0 ? 'owner' : 'member' })));
+    const members = all.flatMap((r) =>
+      r.m.map((u, k) => ({ conversation_id: r.id, user_id: seed.users[u]!.id, role: k === 0 ? 'owner' : 'member' })),
+    );
     for (const c of chunks(members, 2000)) await sql`insert into members ${sql(c)}`;
     if (file) writeFileSync(file, JSON.stringify(seed));
     return seed;

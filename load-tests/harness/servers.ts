@@ -25,7 +25,13 @@ export interface NodeServer {
 }
 
 /** Starts an entry point (TypeScript through tsx, or built JavaScript) on a free port; ready once `readyPath` answers. */
-export async function startNodeServer(o: { name: string; entry: string; env: Record<string, string>; readyPath: string; nodeArgs?: string[] }): Promise<NodeServer> {
+export async function startNodeServer(o: {
+  name: string;
+  entry: string;
+  env: Record<string, string>;
+  readyPath: string;
+  nodeArgs?: string[];
+}): Promise<NodeServer> {
   const port = await freePort();
   // A hub serves /metrics on METRICS_PORT only; the peers ignore it.
   const metricsPort = await freePort();
@@ -43,9 +49,16 @@ export async function startNodeServer(o: { name: string; entry: string; env: Rec
   const kill = () => child.kill('SIGKILL');
   process.on('exit', kill);
   for (const deadline = Date.now() + 60_000; ; await new Promise((r) => setTimeout(r, 100))) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${o.name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${logs.slice(-20).join('\n')}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`${o.name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${logs.slice(-20).join('\n')}`);
     // Refused while it starts: asked again until the deadline.
-    if (await fetch(`http://127.0.0.1:${port}${o.readyPath}`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`http://127.0.0.1:${port}${o.readyPath}`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     if (Date.now() > deadline) throw (kill(), new Error(`${o.name} not ready after 60 s:\n${logs.slice(-20).join('\n')}`));
   }
   const stop = async () => {
@@ -68,7 +81,8 @@ export async function hubMetrics(hub: { port: number; metricsPort?: number }, na
   return res.text();
 }
 /** One sample's value from metrics text (NaN when absent). */
-export const metricValue = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
+export const metricValue = (text: string, name: string) =>
+  Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
 
 /** A set of server processes under test. */
 export interface ServerSet {
@@ -122,7 +136,12 @@ export const hubEnv = (o: { databaseUrl: string; redisUrl: string; redisPrefix: 
 const letter = (i: number) => String.fromCharCode(97 + i);
 
 /** Hub replicas built from the current sources; `nodeArgs` of replica 0 (a profiler, an inspector) and of every replica. */
-export async function startHubs(o: { replicas: number; env: Record<string, string>; label?: string; firstNodeArgs?: string[] }): Promise<ServerSet> {
+export async function startHubs(o: {
+  replicas: number;
+  env: Record<string, string>;
+  label?: string;
+  firstNodeArgs?: string[];
+}): Promise<ServerSet> {
   await buildServer();
   const start = (i: number) =>
     startNodeServer({
@@ -145,6 +164,7 @@ const PEERS: Record<Exclude<ServerKind, 'hubbub'>, { file: string; label: string
 /** A peer of peers/ (SEED_FILE, JWT_SECRET; Socket.IO and the floor REDIS_URL, the floor DATABASE_URL). */
 export async function startPeer(kind: Exclude<ServerKind, 'hubbub'>, env: Record<string, string>): Promise<ServerSet> {
   const p = PEERS[kind];
-  const start = (i: number) => startNodeServer({ name: `${kind}-${letter(i)}`, entry: path.join('load-tests', 'peers', p.file), env, readyPath: '/stats' });
+  const start = (i: number) =>
+    startNodeServer({ name: `${kind}-${letter(i)}`, entry: path.join('load-tests', 'peers', p.file), env, readyPath: '/stats' });
   return serverSet(kind, p.label, await Promise.all(Array.from({ length: p.replicas }, (_, i) => start(i))));
 }

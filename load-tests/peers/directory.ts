@@ -13,7 +13,11 @@ export class Directory {
   private readonly key: Uint8Array;
 
   constructor(seedFile: string, secret: string) {
-    const seed = JSON.parse(readFileSync(seedFile, 'utf8')) as { users: { id: string }[]; rooms: { id: string; m: number[] }[]; prooms: { id: string; m: number[] }[] };
+    const seed = JSON.parse(readFileSync(seedFile, 'utf8')) as {
+      users: { id: string }[];
+      rooms: { id: string; m: number[] }[];
+      prooms: { id: string; m: number[] }[];
+    };
     for (const r of [...seed.rooms, ...seed.prooms]) {
       const ids = r.m.map((i) => seed.users[i]!.id);
       this.members.set(r.id, new Set(ids));
@@ -42,7 +46,14 @@ export function peerEnv() {
     return env[k];
   };
   const directory = new Directory(need('SEED_FILE'), need('JWT_SECRET'));
-  return { port: Number(env.PORT ?? 0), host: env.HOST ?? '127.0.0.1', directory, redisUrl: env.REDIS_URL, redisPrefix: env.REDIS_PREFIX ?? 'sio', need };
+  return {
+    port: Number(env.PORT ?? 0),
+    host: env.HOST ?? '127.0.0.1',
+    directory,
+    redisUrl: env.REDIS_URL,
+    redisPrefix: env.REDIS_PREFIX ?? 'sio',
+    need,
+  };
 }
 
 /** What a peer stores for a `send` (the durable floor writes it; the in-memory peers only count). */
@@ -61,7 +72,14 @@ export interface PeerEvent {
  */
 export function handlePeerFrame(
   text: string,
-  ctx: { user: string; convs: Record<string, number>; directory: Directory; nextSeq(room: string, e: PeerEvent): number | Promise<number>; fanout(room: string, frame: string): void; reply(frame: object): void },
+  ctx: {
+    user: string;
+    convs: Record<string, number>;
+    directory: Directory;
+    nextSeq(room: string, e: PeerEvent): number | Promise<number>;
+    fanout(room: string, frame: string): void;
+    reply(frame: object): void;
+  },
 ) {
   let f: { type?: string; ref?: string; conv?: string; cid?: string; body?: string };
   try {

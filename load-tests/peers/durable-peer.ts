@@ -38,4 +38,6 @@ const app = serveUwsPeer({
   // Every replica, this one included, hears it on its pattern subscription and fans it out there.
   fanout: (_app, room, frame) => void pub.publish(channels + room, frame),
 });
-sub.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => app.publish(channel.toString('latin1', channels.length), message, false));
+sub.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) =>
+  app.publish(channel.toString('latin1', channels.length), message, false),
+);

@@ -15,10 +15,17 @@ import { peerEnv } from './directory.ts';
 const env = peerEnv();
 const { directory } = env;
 const server = http.createServer((req, res) => {
-  if (req.url === '/stats') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ connections: io.engine.clientsCount }));
+  if (req.url === '/stats')
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ connections: io.engine.clientsCount }));
   else if (!req.url?.startsWith('/socket.io')) res.writeHead(404).end();
 });
-const io = new Server(server, { transports: ['websocket'], serveClient: false, perMessageDeflate: false, httpCompression: false, maxHttpBufferSize: 64 * 1024 });
+const io = new Server(server, {
+  transports: ['websocket'],
+  serveClient: false,
+  perMessageDeflate: false,
+  httpCompression: false,
+  maxHttpBufferSize: 64 * 1024,
+});
 const pub = new Redis(env.need('REDIS_URL'));
 const sub = pub.duplicate();
 io.adapter(createAdapter(pub, sub, { key: env.redisPrefix }));
@@ -51,5 +58,7 @@ io.on('connection', (socket) => {
 });
 
 // A backlog as deep as net.core.somaxconn allows: a 10k-socket storm overflows Node's default of 511.
-server.listen(env.port, env.host, 4096, () => process.stdout.write(JSON.stringify({ msg: 'socket.io peer listening', port: (server.address() as { port: number }).port }) + '\n'));
+server.listen(env.port, env.host, 4096, () =>
+  process.stdout.write(JSON.stringify({ msg: 'socket.io peer listening', port: (server.address() as { port: number }).port }) + '\n'),
+);
 process.on('SIGTERM', () => (pub.disconnect(), sub.disconnect(), process.exit(0)));

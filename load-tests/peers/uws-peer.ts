@@ -50,7 +50,7 @@ export function serveUwsPeer(o: {
     open: (ws) => {
       connections++;
       const data = ws.getUserData();
-      for (const id of data.rooms) (ws.subscribe(id), (data.convs[id] = o.head(id)));
+      for (const id of data.rooms) ws.subscribe(id), (data.convs[id] = o.head(id));
       ws.send(JSON.stringify({ type: 'ready', user: { id: data.user }, convs: data.convs }));
     },
     message: (ws, message, isBinary) => {

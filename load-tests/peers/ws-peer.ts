@@ -51,5 +51,7 @@ function onConnection(ws: WebSocket, user: string) {
 }
 
 // A backlog as deep as net.core.somaxconn allows: a 10k-socket storm overflows Node's default of 511.
-server.listen(port, host, 4096, () => process.stdout.write(JSON.stringify({ msg: 'ws peer listening', port: (server.address() as { port: number }).port }) + '\n'));
+server.listen(port, host, 4096, () =>
+  process.stdout.write(JSON.stringify({ msg: 'ws peer listening', port: (server.address() as { port: number }).port }) + '\n'),
+);
 process.on('SIGTERM', () => process.exit(0));

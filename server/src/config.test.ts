@@ -25,12 +25,19 @@ test('2 config: a bad value stops with the variable named', () => {
     [{ CASSANDRA_KEYSPACE: 'Drop Table' }, 'CASSANDRA_KEYSPACE'],
   ];
   for (const [env, name] of cases) {
-    assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.message.includes(name), name);
+    assert.throws(
+      () => loadConfig(env),
+      (err: unknown) => err instanceof ConfigError && err.message.includes(name),
+      name,
+    );
   }
 });
 
 test('2 config: production with a secret is accepted; empty strings count as unset', () => {
   const c = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), REDIS_URL: '' });
   assert.equal(c.REDIS_URL, undefined);
-  assert.deepEqual(loadConfig({ ALLOWED_ORIGINS: 'https://a.example, https://b.example' }).ALLOWED_ORIGINS, ['https://a.example', 'https://b.example']);
+  assert.deepEqual(loadConfig({ ALLOWED_ORIGINS: 'https://a.example, https://b.example' }).ALLOWED_ORIGINS, [
+    'https://a.example',
+    'https://b.example',
+  ]);
 });

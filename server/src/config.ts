@@ -4,15 +4,16 @@ import { z } from 'zod';
  * The one place that reads `process.env` (STYLE habit 2). Parsed once at boot; a bad value
  * stops the process with a message naming the variable.
  */
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-const csv = z
-  .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const csv = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
 
 export const configSchema = z
   .object({
@@ -26,10 +27,16 @@ export const configSchema = z
     DATABASE_POOL_MAX: intIn(1, 200).default(10),
     REDIS_URL: z.string().url().optional(),
     /** Prefix of every Redis key and channel, so several deployments (or test runs) can share one Redis. */
-    REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/).default('hubbub:'),
+    REDIS_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9:_.-]{1,64}$/)
+      .default('hubbub:'),
     CASSANDRA_CONTACT_POINTS: csv.optional(),
     CASSANDRA_LOCAL_DC: z.string().min(1).default('datacenter1'),
-    CASSANDRA_KEYSPACE: z.string().regex(/^[a-z][a-z0-9_]{0,47}$/, 'lower-case identifier').default('hubbub'),
+    CASSANDRA_KEYSPACE: z
+      .string()
+      .regex(/^[a-z][a-z0-9_]{0,47}$/, 'lower-case identifier')
+      .default('hubbub'),
     CASSANDRA_REPLICATION_FACTOR: intIn(1, 9).default(1),
     MESSAGE_STORE: z.enum(['postgres', 'cassandra']).default('postgres'),
     JWT_SECRET: z.string().min(32, 'at least 32 characters').optional(),
@@ -41,7 +48,10 @@ export const configSchema = z
     /** Unset: the demo's own origins on PORT (see the transform below). */
     ALLOWED_ORIGINS: csv.optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    REPLICA_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+    REPLICA_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+      .optional(),
     MAX_BODY_BYTES: intIn(1024, 10 * 1024 * 1024).default(1024 * 1024),
     // Argon2id cost. OWASP minimum m=19456 KiB, t=2, p=1; the schema refuses weaker settings.
     ARGON2_MEMORY_KIB: intIn(19_456, 1_048_576).default(19_456),
@@ -80,7 +90,10 @@ export const configSchema = z
     MAX_GROUP_MEMBERS: intIn(2, 100_000).default(1000),
     DRAIN_TIMEOUT_MS: intIn(0, 600_000).default(10_000),
     // Payments, notifications: read here so the composition roots never touch process.env.
-    PAYMENTS_CURRENCY: z.string().regex(/^[a-z]{3}$/, 'a lower-case ISO 4217 code').default('usd'),
+    PAYMENTS_CURRENCY: z
+      .string()
+      .regex(/^[a-z]{3}$/, 'a lower-case ISO 4217 code')
+      .default('usd'),
     /** Bounds of one top-up, in minor units of PAYMENTS_CURRENCY. */
     TOPUP_MIN: intIn(1, 1_000_000_000_000).default(100),
     TOPUP_MAX: intIn(1, 1_000_000_000_000).default(100_000),
@@ -160,5 +173,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 /** Config for tests and tools: defaults plus overrides, no process.env. */
 export function testConfig(overrides: Record<string, string | undefined> = {}): Config {
-  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', PORT: '0', METRICS_PORT: '0', WORKERS_METRICS_PORT: '0', HOST: '127.0.0.1', ...overrides });
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    PORT: '0',
+    METRICS_PORT: '0',
+    WORKERS_METRICS_PORT: '0',
+    HOST: '127.0.0.1',
+    ...overrides,
+  });
 }

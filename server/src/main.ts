@@ -43,6 +43,6 @@ main().catch((err) => {
     process.stderr.write(`hubbub: not started: ${err.message}\n`);
     process.exit(75); // EX_TEMPFAIL: it can start once the holder has stopped
   }
-  process.stderr.write(`hubbub: failed to start: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`hubbub: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

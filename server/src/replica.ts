@@ -115,7 +115,11 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     audience: config.JWT_AUDIENCE,
     ttlSeconds: config.ACCESS_TOKEN_TTL_S,
   });
-  const hasher = new PasswordHasher({ memoryCost: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, nice: config.PASSWORD_HASH_NICE });
+  const hasher = new PasswordHasher({
+    memoryCost: config.ARGON2_MEMORY_KIB,
+    timeCost: config.ARGON2_TIME_COST,
+    nice: config.PASSWORD_HASH_NICE,
+  });
   const auth = new AuthService({
     db,
     database,
@@ -154,7 +158,18 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
       publishFrame: (c, f, skip) => hub.publishFrame(c, f, skip),
     },
   });
-  const notifications = await setupNotifications({ config, db, query: database.query, store, presence, logger, registry: metrics.registry, jwtSecret: secret, redis, overrides: opts.notify });
+  const notifications = await setupNotifications({
+    config,
+    db,
+    query: database.query,
+    store,
+    presence,
+    logger,
+    registry: metrics.registry,
+    jwtSecret: secret,
+    redis,
+    overrides: opts.notify,
+  });
   const hub: Hub = new Hub({
     notify: config.NOTIFY_ENABLED ? notifications.trigger : undefined,
     store,
@@ -182,7 +197,16 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
   // A member with a socket here is online without a presence lookup.
   notifications.trigger.localOnline = (userId) => hub.hasSocketsOf(userId);
   const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments });
-  const services: ApiServices = { auth, profiles, account, conversations, payments: pay.payments, metrics, budgets, notifications: notifications.settings };
+  const services: ApiServices = {
+    auth,
+    profiles,
+    account,
+    conversations,
+    payments: pay.payments,
+    metrics,
+    budgets,
+    notifications: notifications.settings,
+  };
 
   const checks: ReadinessCheck[] = [
     { name: 'database', check: () => database.ping() },
@@ -195,7 +219,14 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     router: appRouter,
     services,
     logger,
-    http: { allowedOrigins, maxBodyBytes: config.MAX_BODY_BYTES, trustProxy: config.TRUST_PROXY, maxUrlBytes: config.HTTP_MAX_URL_BYTES, maxHeaderBytes: config.HTTP_MAX_HEADER_BYTES, maxBatchCalls: config.API_MAX_BATCH_CALLS },
+    http: {
+      allowedOrigins,
+      maxBodyBytes: config.MAX_BODY_BYTES,
+      trustProxy: config.TRUST_PROXY,
+      maxUrlBytes: config.HTTP_MAX_URL_BYTES,
+      maxHeaderBytes: config.HTTP_MAX_HEADER_BYTES,
+      maxBatchCalls: config.API_MAX_BATCH_CALLS,
+    },
     checks,
     extend: (app) => {
       registerUnsubscribeRoute(app, { tokens: notifications.tokens, settings: notifications.settings, logger });
@@ -218,10 +249,24 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
       app.get('/ws', wsUpgradeFallback);
     },
   });
-  const metricsServer = await startMetricsServer({ registry: metrics.registry, host: config.HOST, port: config.METRICS_PORT, setting: 'METRICS_PORT', logger });
+  const metricsServer = await startMetricsServer({
+    registry: metrics.registry,
+    host: config.HOST,
+    port: config.METRICS_PORT,
+    setting: 'METRICS_PORT',
+    logger,
+  });
   const port = await http.listen(config.HOST, config.PORT);
   logger.info(
-    { port, metricsPort: metricsServer.port, host: config.HOST, url: pageUrl(config.HOST, port, config.ALLOWED_ORIGINS).url, db: database.kind, store: config.MESSAGE_STORE, bus: redis ? 'redis' : 'memory' },
+    {
+      port,
+      metricsPort: metricsServer.port,
+      host: config.HOST,
+      url: pageUrl(config.HOST, port, config.ALLOWED_ORIGINS).url,
+      db: database.kind,
+      store: config.MESSAGE_STORE,
+      bus: redis ? 'redis' : 'memory',
+    },
     'hub listening',
   );
 

@@ -19,7 +19,8 @@ function loadNative(): typeof UWS {
   const name = `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
   // The npm mirror in package.json keeps its binaries in binaries/; the newer build the Node 22+
   // image installs in its place (Dockerfile, UWS) keeps them at the package root.
-  const file = [path.join(pkgDir, 'binaries', name), path.join(pkgDir, name)].find((f) => existsSync(f)) ?? path.join(pkgDir, 'binaries', name);
+  const file =
+    [path.join(pkgDir, 'binaries', name), path.join(pkgDir, name)].find((f) => existsSync(f)) ?? path.join(pkgDir, 'binaries', name);
   try {
     return require(file) as typeof UWS;
   } catch (err) {

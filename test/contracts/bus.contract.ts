@@ -26,8 +26,7 @@ function collect(bus: Bus) {
   });
   return {
     got,
-    next: (n: number) =>
-      got.length >= n ? Promise.resolve() : new Promise<void>((resolve) => (waiter = { n, resolve })),
+    next: (n: number) => (got.length >= n ? Promise.resolve() : new Promise<void>((resolve) => (waiter = { n, resolve }))),
   };
 }
 
@@ -42,7 +41,10 @@ export function registerBusContractTests(name: string, make: () => Promise<BusFi
       await bus.publish(ch, 'héllo');
       await bus.publish(ch, Buffer.from([0, 1, 255]));
       await c.next(2);
-      assert.deepEqual(c.got.map((m) => m.channel), [ch, ch]);
+      assert.deepEqual(
+        c.got.map((m) => m.channel),
+        [ch, ch],
+      );
       assert.ok(Buffer.isBuffer(c.got[0]!.payload));
       assert.equal(c.got[0]!.payload.toString(), 'héllo');
       assert.deepEqual([...c.got[1]!.payload], [0, 1, 255]);
@@ -55,7 +57,10 @@ export function registerBusContractTests(name: string, make: () => Promise<BusFi
       const n = 200;
       await Promise.all(Array.from({ length: n }, (_, i) => bus.publish(ch, String(i))));
       await c.next(n);
-      assert.deepEqual(c.got.map((m) => Number(m.payload.toString())), Array.from({ length: n }, (_, i) => i));
+      assert.deepEqual(
+        c.got.map((m) => Number(m.payload.toString())),
+        Array.from({ length: n }, (_, i) => i),
+      );
     });
 
     run('1 publishCounted counts the listening hub, and 0 when nobody listens; an unheard message is dropped', async ({ bus }) => {
@@ -65,7 +70,10 @@ export function registerBusContractTests(name: string, make: () => Promise<BusFi
       assert.equal(await bus.publishCounted(unheard, 'x'), 0);
       assert.equal(await bus.publishCounted(heard, 'y'), 1);
       await c.next(1);
-      assert.deepEqual(c.got.map((m) => [m.channel, m.payload.toString()]), [[heard, 'y']]);
+      assert.deepEqual(
+        c.got.map((m) => [m.channel, m.payload.toString()]),
+        [[heard, 'y']],
+      );
     });
 
     run('1 after unsubscribe a channel receives nothing; other channels still do', async ({ bus }) => {
@@ -77,7 +85,10 @@ export function registerBusContractTests(name: string, make: () => Promise<BusFi
       assert.equal(await bus.publishCounted(gone, 'x'), 0);
       await bus.publish(kept, 'y');
       await c.next(1);
-      assert.deepEqual(c.got.map((m) => m.channel), [kept]);
+      assert.deepEqual(
+        c.got.map((m) => m.channel),
+        [kept],
+      );
     });
 
     run('1 a prefix subscription receives every channel under it, its glob characters taken literally', async ({ bus }) => {
@@ -89,10 +100,16 @@ export function registerBusContractTests(name: string, make: () => Promise<BusFi
       await bus.publish(a, '1');
       await bus.publish(b, '2');
       await c.next(2);
-      assert.deepEqual(c.got.map((m) => [m.channel, m.payload.toString()]), [[a, '1'], [b, '2']]);
+      assert.deepEqual(
+        c.got.map((m) => [m.channel, m.payload.toString()]),
+        [
+          [a, '1'],
+          [b, '2'],
+        ],
+      );
     });
 
-    run('1 publish never calls the handler inside the publisher\'s own call', async ({ bus }) => {
+    run("1 publish never calls the handler inside the publisher's own call", async ({ bus }) => {
       const c = collect(bus);
       const ch = `c:${randomUUID()}`;
       await bus.subscribe(ch);

@@ -6,7 +6,14 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { appendBatches, type AppendResult, type EventDraft, type EventKind, type MessageStore, type StoredEvent } from '../../server/src/store/message-store.ts';
+import {
+  appendBatches,
+  type AppendResult,
+  type EventDraft,
+  type EventKind,
+  type MessageStore,
+  type StoredEvent,
+} from '../../server/src/store/message-store.ts';
 
 export interface MessageStoreFixture {
   store: MessageStore;
@@ -105,7 +112,10 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
         drafts.map((d, i) => ({ ...d, conv, seq: i + 1 })),
       );
       const read = await store.read(conv, { limit: 10 });
-      assert.deepEqual(read, results.map((r) => r.event));
+      assert.deepEqual(
+        read,
+        results.map((r) => r.event),
+      );
       assert.equal('cid' in read[1]!, false, 'cid is omitted when there is none');
       assert.equal(read[0]!.cid, 'c-1');
       assert.equal(read[1]!.from, null);
@@ -129,8 +139,16 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
     test('5.4 the same cid twice in one batch stores once', async () => {
       const conv = randomUUID();
       const from = randomUUID();
-      const rs = await store.append(conv, [draft({ from, cid: 'a' }), draft({ from, cid: 'b' }), draft({ from, cid: 'a' }), draft({ from })]);
-      assert.deepEqual(rs.map((r) => r.duplicate), [false, false, true, false]);
+      const rs = await store.append(conv, [
+        draft({ from, cid: 'a' }),
+        draft({ from, cid: 'b' }),
+        draft({ from, cid: 'a' }),
+        draft({ from }),
+      ]);
+      assert.deepEqual(
+        rs.map((r) => r.duplicate),
+        [false, false, true, false],
+      );
       assert.deepEqual(rs[2]!.event, rs[0]!.event);
       assert.deepEqual(seqsOf(rs.map((r) => r.event)), [1, 2, 1, 3]);
       assert.equal((await readAll(store, conv)).length, 3);
@@ -154,7 +172,10 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
       const from = randomUUID();
       for (let done = 0; done < LONG_LOG_EVENTS; done += 650) {
         const n = Math.min(650, LONG_LOG_EVENTS - done);
-        await store.append(conv, Array.from({ length: n }, (_, i) => draft({ from, data: { body: `m${done + i + 1}` } })));
+        await store.append(
+          conv,
+          Array.from({ length: n }, (_, i) => draft({ from, data: { body: `m${done + i + 1}` } })),
+        );
       }
       const N = LONG_LOG_EVENTS;
       const check = (events: StoredEvent[], expected: number[]) => {
@@ -233,7 +254,10 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
         draft({ from: alice, cid: 'x' }),
       ]);
       await other.append(conv, [draft({ from: alice, kind: 'edit' }), draft({ from: alice })]);
-      assert.deepEqual((await store.seqsBySender(conv, alice)).sort((x, y) => x - y), [1, 4, 6]);
+      assert.deepEqual(
+        (await store.seqsBySender(conv, alice)).sort((x, y) => x - y),
+        [1, 4, 6],
+      );
       assert.deepEqual(await store.seqsBySender(conv, bob), [2]);
       assert.deepEqual(await store.seqsBySender(conv, randomUUID()), []);
       assert.deepEqual(await store.seqsBySender(randomUUID(), alice), []);
@@ -248,7 +272,12 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
         for (let sent = 0; sent < perInstance; ) {
           const n = Math.min(perInstance - sent, 1 + Math.floor(rnd() * 12));
           const from = randomUUID();
-          results.push(await s.append(conv, Array.from({ length: n }, (_, i) => draft({ from, cid: rnd() < 0.7 ? `${tag}-${sent + i}` : undefined }))));
+          results.push(
+            await s.append(
+              conv,
+              Array.from({ length: n }, (_, i) => draft({ from, cid: rnd() < 0.7 ? `${tag}-${sent + i}` : undefined })),
+            ),
+          );
           sent += n;
         }
         return results;
@@ -301,8 +330,20 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
         { conv: b, drafts: [draft({ from, cid: 'k' })] },
         { conv: c, drafts: [] },
       ]);
-      assert.deepEqual(ra!.map((r) => [r.event.seq, r.duplicate]), [[3, false], [2, true], [3, true], [4, false]]);
-      assert.deepEqual(rb!.map((r) => [r.event.seq, r.duplicate]), [[1, false]], 'the same cid in another conversation is new');
+      assert.deepEqual(
+        ra!.map((r) => [r.event.seq, r.duplicate]),
+        [
+          [3, false],
+          [2, true],
+          [3, true],
+          [4, false],
+        ],
+      );
+      assert.deepEqual(
+        rb!.map((r) => [r.event.seq, r.duplicate]),
+        [[1, false]],
+        'the same cid in another conversation is new',
+      );
       assert.deepEqual(rc, []);
       assert.deepEqual(ra![2]!.event, ra![0]!.event);
       assert.deepEqual(await readAll(other, a), [...(await readAll(store, a))]);
@@ -319,7 +360,10 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
         for (let round = 0; round < 30; round++) {
           // A random subset in a random order, so the two instances lock heads in different orders.
           const picked = convs.filter(() => rnd() < 0.6).sort(() => rnd() - 0.5);
-          const rs = await appendAll(s, picked.map((conv) => ({ conv, drafts: [draft(), draft()] })));
+          const rs = await appendAll(
+            s,
+            picked.map((conv) => ({ conv, drafts: [draft(), draft()] })),
+          );
           for (const r of rs.flat()) assert.equal(r.duplicate, false);
           n += 2 * picked.length;
         }
@@ -386,7 +430,10 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
             await Promise.all(
               [...new Set([store, other])].map(async (via) => {
                 const mine = ops.map((op, i) => ({ op, i })).filter((x) => x.op.via === via);
-                const rs = await appendAll(via, mine.map(({ op }) => ({ conv: op.conv, drafts: op.drafts })));
+                const rs = await appendAll(
+                  via,
+                  mine.map(({ op }) => ({ conv: op.conv, drafts: op.drafts })),
+                );
                 mine.forEach(({ i }, k) => (done[i] = rs[k]!));
               }),
             );
@@ -427,7 +474,10 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
           assert.deepEqual((await store.lastMessages([conv])).get(conv), lastMessage);
           for (const s of senders) {
             const want = events.filter((e) => e.kind === 'message' && e.from === s).map((e) => e.seq);
-            assert.deepEqual((await other.seqsBySender(conv, s)).sort((x, y) => x - y), want);
+            assert.deepEqual(
+              (await other.seqsBySender(conv, s)).sort((x, y) => x - y),
+              want,
+            );
           }
         }
       });

@@ -99,10 +99,23 @@ describe('PostgreSQL message store: appendMany', () => {
         { conv: b, drafts: [draft({ data: { body: 'nul \u0000 inside' } })] },
         { conv: c, drafts: [draft({ data: { body: 'also fine' } }), draft()] },
       ]);
-      assert.deepEqual(out.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled']);
-      assert.deepEqual((await readAll(store, a)).map((e) => e.data.body), ['fine']);
-      assert.deepEqual((await readAll(store, b)).map((e) => e.seq), [1], 'nothing of the refused batch, and no seq taken');
-      assert.deepEqual((await readAll(store, c)).map((e) => e.seq), [1, 2]);
+      assert.deepEqual(
+        out.map((o) => o.status),
+        ['fulfilled', 'rejected', 'fulfilled'],
+      );
+      assert.deepEqual(
+        (await readAll(store, a)).map((e) => e.data.body),
+        ['fine'],
+      );
+      assert.deepEqual(
+        (await readAll(store, b)).map((e) => e.seq),
+        [1],
+        'nothing of the refused batch, and no seq taken',
+      );
+      assert.deepEqual(
+        (await readAll(store, c)).map((e) => e.seq),
+        [1, 2],
+      );
       assert.equal((await store.lastSeqs([b])).get(b), 1);
     } finally {
       await h.close();
@@ -153,7 +166,9 @@ describe('Cassandra message store internals', () => {
 
   /** The seq each (from, cid) claim in cid_claims points at. */
   const claimSeqs = async (conv: string, from: string, cids: string[]) => {
-    const rows = (await raw.execute('SELECT claim, seq FROM cid_claims WHERE claim IN ?', [cids.map((c) => `${conv}:${from}:${c}`)], { prepare: true })).rows;
+    const rows = (
+      await raw.execute('SELECT claim, seq FROM cid_claims WHERE claim IN ?', [cids.map((c) => `${conv}:${from}:${c}`)], { prepare: true })
+    ).rows;
     const seqOf = new Map(rows.map((r) => [r.get('claim') as string, Number(r.get('seq'))]));
     return cids.map((c) => seqOf.get(`${conv}:${from}:${c}`));
   };
@@ -166,8 +181,20 @@ describe('Cassandra message store internals', () => {
     await (await open()).init();
     const rows = (await raw.execute('SELECT name, applied_at FROM schema_migrations')).rows;
     assert.deepEqual(rows.map((r) => r.get('name')).sort(), ['001_init.cql', '002_conversation_cids.cql', '003_leases.cql']);
-    const tables = (await raw.execute('SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?', [keyspace])).rows.map((r) => r.get('table_name'));
-    assert.deepEqual(tables.sort(), ['cid_claims', 'conversation_cids', 'conversation_heads', 'event_cids', 'events', 'lease_requests', 'schema_migrations', 'sender_messages', 'store_instances']);
+    const tables = (await raw.execute('SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?', [keyspace])).rows.map((r) =>
+      r.get('table_name'),
+    );
+    assert.deepEqual(tables.sort(), [
+      'cid_claims',
+      'conversation_cids',
+      'conversation_heads',
+      'event_cids',
+      'events',
+      'lease_requests',
+      'schema_migrations',
+      'sender_messages',
+      'store_instances',
+    ]);
   });
 
   test('5.2 seqs allocated before leases and never written stay invisible, then the next append voids them', async () => {
@@ -176,13 +203,23 @@ describe('Cassandra message store internals', () => {
     // As a replica of the previous version left it: seq 1 durable, seqs 2..4 won by CAS, only 3 written.
     const first = draft();
     const orphan = draft({ data: { body: 'written before the crash' } });
-    const insertEvent = 'INSERT INTO events (conversation_id, bucket, seq, id, kind, sender_id, cid, ts, data) VALUES (?, 0, ?, ?, ?, ?, null, ?, ?)';
-    for (const [seq, d] of [[1, first], [3, orphan]] as const) {
+    const insertEvent =
+      'INSERT INTO events (conversation_id, bucket, seq, id, kind, sender_id, cid, ts, data) VALUES (?, 0, ?, ?, ?, ?, null, ?, ?)';
+    for (const [seq, d] of [
+      [1, first],
+      [3, orphan],
+    ] as const) {
       await raw.execute(insertEvent, [conv, seq, d.id, d.kind, d.from, new Date(d.ts), JSON.stringify(d.data)], { prepare: true });
     }
-    await raw.execute('UPDATE conversation_heads USING TIMESTAMP 1 SET durable_seq = 1 WHERE conversation_id = ?', [conv], { prepare: true });
+    await raw.execute('UPDATE conversation_heads USING TIMESTAMP 1 SET durable_seq = 1 WHERE conversation_id = ?', [conv], {
+      prepare: true,
+    });
     await raw.execute('UPDATE conversation_cids SET last_seq = 4 WHERE conversation_id = ?', [conv], { prepare: true });
-    assert.deepEqual((await readAll(store, conv)).map((e) => e.id), [first.id], 'readers never see past the hole');
+    assert.deepEqual(
+      (await readAll(store, conv)).map((e) => e.id),
+      [first.id],
+      'readers never see past the hole',
+    );
     assert.equal((await store.lastSeqs([conv])).get(conv), 1);
 
     const started = Date.now();
@@ -190,7 +227,16 @@ describe('Cassandra message store internals', () => {
     assert.ok(Date.now() - started >= 900, 'waited for the stalled seqs first');
     assert.equal(next!.event.seq, 5);
     const events = await readAll(store, conv);
-    assert.deepEqual(events.map((e) => [e.seq, e.kind]), [[1, 'message'], [2, 'system'], [3, 'message'], [4, 'system'], [5, 'message']]);
+    assert.deepEqual(
+      events.map((e) => [e.seq, e.kind]),
+      [
+        [1, 'message'],
+        [2, 'system'],
+        [3, 'message'],
+        [4, 'system'],
+        [5, 'message'],
+      ],
+    );
     assert.deepEqual(events[1]!.data, { void: true });
     assert.equal(events[1]!.from, null);
     assert.equal(events[2]!.id, orphan.id);
@@ -221,17 +267,30 @@ describe('Cassandra message store internals', () => {
     assert.ok(took < 5000, `took over in ${took} ms`);
     assert.equal(next!.event.seq, 5, 'the rest of the dead range is reused, not voided');
     const events = await readAll(b, conv);
-    assert.deepEqual(events.map((e) => [e.seq, e.kind, e.data.void ?? false]), [
-      [1, 'message', false],
-      [2, 'message', false],
-      [3, 'system', true],
-      [4, 'message', false],
-      [5, 'message', false],
-    ]);
-    assert.deepEqual(events.slice(0, 2), firsts.map((r) => r.event));
+    assert.deepEqual(
+      events.map((e) => [e.seq, e.kind, e.data.void ?? false]),
+      [
+        [1, 'message', false],
+        [2, 'message', false],
+        [3, 'system', true],
+        [4, 'message', false],
+        [5, 'message', false],
+      ],
+    );
+    assert.deepEqual(
+      events.slice(0, 2),
+      firsts.map((r) => r.event),
+    );
     // The orphan's cid is a duplicate now (its claim is adopted), and so are A's.
     const again = await b.append(conv, [draft({ from, cid: 'orphan' }), draft({ from, cid: 'a2' }), draft({ from, cid: 'b2' })]);
-    assert.deepEqual(again.map((r) => [r.event.seq, r.duplicate]), [[4, true], [2, true], [6, false]]);
+    assert.deepEqual(
+      again.map((r) => [r.event.seq, r.duplicate]),
+      [
+        [4, true],
+        [2, true],
+        [6, false],
+      ],
+    );
     assert.deepEqual(await b.seqsBySender(conv, from), [1, 2, 4, 5, 6]);
   });
 
@@ -252,14 +311,29 @@ describe('Cassandra message store internals', () => {
       // The other instance reads everything at once: nothing stalls behind an unused range.
       assert.equal((await (i % 2 ? a : b).lastSeqs([conv])).get(conv), 2 * i + 2);
     }
-    assert.deepEqual(seqs, Array.from({ length: 80 }, (_, i) => i + 1));
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: 80 }, (_, i) => i + 1),
+    );
     const events = await readAll(a, conv);
-    assert.deepEqual(events.map((e) => e.seq), seqs);
-    assert.ok(events.every((e) => e.kind === 'message'), 'the unused rest of a range is given back, not voided');
+    assert.deepEqual(
+      events.map((e) => e.seq),
+      seqs,
+    );
+    assert.ok(
+      events.every((e) => e.kind === 'message'),
+      'the unused rest of a range is given back, not voided',
+    );
     assert.ok(slowest < 2000, `slowest append by turns: ${Math.round(slowest)} ms`);
     // Resends to the other instance are duplicates.
     const resent = await b.append(conv, [draft({ from, cid: 't0' }), draft({ from, cid: 't1' })]);
-    assert.deepEqual(resent.map((r) => [r.event.seq, r.duplicate]), [[1, true], [3, true]]);
+    assert.deepEqual(
+      resent.map((r) => [r.event.seq, r.duplicate]),
+      [
+        [1, true],
+        [3, true],
+      ],
+    );
   });
 
   test('5.4 a cid resent to the other instance while its first append is still writing: one event', async () => {
@@ -288,7 +362,10 @@ describe('Cassandra message store internals', () => {
     const [[x], [y]] = await Promise.all([first, second]);
     assert.deepEqual([x!.duplicate, y!.duplicate], [false, true]);
     assert.deepEqual(y!.event, x!.event);
-    assert.deepEqual((await readAll(b, conv)).map((e) => e.seq), [1, 2]);
+    assert.deepEqual(
+      (await readAll(b, conv)).map((e) => e.seq),
+      [1, 2],
+    );
   });
 
   test('5.2 an append whose writes keep failing voids its seqs, throws, and frees its cids', async () => {
@@ -302,7 +379,14 @@ describe('Cassandra message store internals', () => {
     };
     await assert.rejects(failing.append(conv, [draft({ from, cid: 'lost' }), draft({ from })]), MessageStoreUnavailableError);
     const afterFailure = await readAll(store, conv);
-    assert.deepEqual(afterFailure.map((e) => [e.seq, e.kind, e.data]), [[1, 'message', { body: 'hello' }], [2, 'system', { void: true }], [3, 'system', { void: true }]]);
+    assert.deepEqual(
+      afterFailure.map((e) => [e.seq, e.kind, e.data]),
+      [
+        [1, 'message', { body: 'hello' }],
+        [2, 'system', { void: true }],
+        [3, 'system', { void: true }],
+      ],
+    );
     // The client retries with the same cid: a new message, not a duplicate of the void.
     const [retry] = await store.append(conv, [draft({ from, cid: 'lost' })]);
     assert.equal(retry!.duplicate, false);
@@ -325,7 +409,13 @@ describe('Cassandra message store internals', () => {
     assert.equal(retry!.duplicate, true);
     assert.equal(retry!.event.seq, 2);
     const events = await readAll(store, conv);
-    assert.deepEqual(events.map((e) => [e.seq, e.cid ?? null]), [[1, null], [2, 'unpublished']]);
+    assert.deepEqual(
+      events.map((e) => [e.seq, e.cid ?? null]),
+      [
+        [1, null],
+        [2, 'unpublished'],
+      ],
+    );
   });
 
   test('5.4 one append looks up the cids of many drafts, and stores the new ones around those already claimed', async () => {
@@ -333,10 +423,22 @@ describe('Cassandra message store internals', () => {
     const conv = randomUUID();
     const from = randomUUID();
     const first = await store.append(conv, [draft({ from, cid: 'a' }), draft({ from, cid: 'c' })]);
-    const out = await store.append(conv, ['a', 'b', 'c', 'd'].map((cid) => draft({ from, cid })));
-    assert.deepEqual(out.map((r) => r.duplicate), [true, false, true, false]);
-    assert.deepEqual([out[0]!.event, out[2]!.event], first.map((r) => r.event));
-    assert.deepEqual(out.map((r) => r.event.seq), [1, 3, 2, 4]);
+    const out = await store.append(
+      conv,
+      ['a', 'b', 'c', 'd'].map((cid) => draft({ from, cid })),
+    );
+    assert.deepEqual(
+      out.map((r) => r.duplicate),
+      [true, false, true, false],
+    );
+    assert.deepEqual(
+      [out[0]!.event, out[2]!.event],
+      first.map((r) => r.event),
+    );
+    assert.deepEqual(
+      out.map((r) => r.event.seq),
+      [1, 3, 2, 4],
+    );
     assert.deepEqual(await claimSeqs(conv, from, ['a', 'b', 'c', 'd']), [1, 3, 2, 4]);
   });
 
@@ -347,12 +449,28 @@ describe('Cassandra message store internals', () => {
     const [pre] = await store.append(conv, [draft({ from, cid: 'k150' })]);
     const drafts = Array.from({ length: 250 }, (_, i) => draft({ from, cid: `k${i}` }));
     const out = await store.append(conv, drafts);
-    assert.deepEqual(out.flatMap((r, i) => (r.duplicate ? [i] : [])), [150]);
+    assert.deepEqual(
+      out.flatMap((r, i) => (r.duplicate ? [i] : [])),
+      [150],
+    );
     assert.deepEqual(out[150]!.event, pre!.event);
-    assert.deepEqual(out.filter((r) => !r.duplicate).map((r) => r.event.seq), Array.from({ length: 249 }, (_, i) => i + 2));
-    const again = await store.append(conv, drafts.map((d) => ({ ...d, id: randomUUID() })));
+    assert.deepEqual(
+      out.filter((r) => !r.duplicate).map((r) => r.event.seq),
+      Array.from({ length: 249 }, (_, i) => i + 2),
+    );
+    const again = await store.append(
+      conv,
+      drafts.map((d) => ({ ...d, id: randomUUID() })),
+    );
     assert.ok(again.every((r, i) => r.duplicate && r.event.id === out[i]!.event.id));
-    assert.deepEqual(await claimSeqs(conv, from, drafts.map((d) => d.cid!)), out.map((r) => r.event.seq));
+    assert.deepEqual(
+      await claimSeqs(
+        conv,
+        from,
+        drafts.map((d) => d.cid!),
+      ),
+      out.map((r) => r.event.seq),
+    );
   });
 
   test('5.4 a cid claimed before migration 003 (a row of conversation_cids) is still a duplicate', async () => {
@@ -376,7 +494,11 @@ describe('Cassandra message store internals', () => {
     const store = await open();
     const conv = randomUUID();
     // As the previous version left it (durable_seq is written with the seq as its timestamp).
-    await raw.execute('INSERT INTO conversation_heads (conversation_id, last_seq, durable_seq) VALUES (?, 3, 3) USING TIMESTAMP 3', [conv], { prepare: true });
+    await raw.execute(
+      'INSERT INTO conversation_heads (conversation_id, last_seq, durable_seq) VALUES (?, 3, 3) USING TIMESTAMP 3',
+      [conv],
+      { prepare: true },
+    );
     const [r] = await store.append(conv, [draft()]);
     assert.equal(r!.event.seq, 4);
     assert.equal((await store.lastSeqs([conv])).get(conv), 4);
@@ -400,6 +522,9 @@ describe('Cassandra message store internals', () => {
     assert.deepEqual(again!.event, original!.event);
     const [third] = await store.append(conv, [draft({ from, cid: 'old' }), draft({ from, cid: 'new' })]);
     assert.deepEqual(third!.event, original!.event);
-    assert.deepEqual((await readAll(store, conv)).map((e) => e.seq), [1, 2]);
+    assert.deepEqual(
+      (await readAll(store, conv)).map((e) => e.seq),
+      [1, 2],
+    );
   });
 });

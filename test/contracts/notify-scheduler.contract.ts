@@ -43,8 +43,14 @@ export function registerNotifySchedulerContractTests(name: string, make: () => P
 
     run('8 a burst for one (user, conversation) runs one job; another conversation or user runs its own', async (f) => {
       const [u1, u2, c1, c2] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
-      await f.scheduler.enqueue('push', [{ user: u1, conv: c1, seq: 1 }, { user: u1, conv: c1, seq: 2 }]);
-      await f.scheduler.enqueue('push', [{ user: u1, conv: c1, seq: 3 }, { user: u1, conv: c2, seq: 1 }]);
+      await f.scheduler.enqueue('push', [
+        { user: u1, conv: c1, seq: 1 },
+        { user: u1, conv: c1, seq: 2 },
+      ]);
+      await f.scheduler.enqueue('push', [
+        { user: u1, conv: c1, seq: 3 },
+        { user: u1, conv: c2, seq: 1 },
+      ]);
       await f.scheduler.enqueue('push', [{ user: u2, conv: c1, seq: 3 }]);
       await f.ran(3);
       await quiet();
@@ -53,7 +59,11 @@ export function registerNotifySchedulerContractTests(name: string, make: () => P
 
     run('8 email is one digest per user, whatever conversations its jobs name', async (f) => {
       const [u1, u2] = [randomUUID(), randomUUID()];
-      await f.scheduler.enqueue('email', [{ user: u1, conv: randomUUID(), seq: 1 }, { user: u1, conv: randomUUID(), seq: 1 }, { user: u2, conv: randomUUID(), seq: 4 }]);
+      await f.scheduler.enqueue('email', [
+        { user: u1, conv: randomUUID(), seq: 1 },
+        { user: u1, conv: randomUUID(), seq: 1 },
+        { user: u2, conv: randomUUID(), seq: 4 },
+      ]);
       await f.ran(2);
       await quiet();
       assert.deepEqual(f.runs.map((r) => `${r.channel}:${r.user}`).sort(), [`email:${u1}`, `email:${u2}`].sort());

@@ -44,7 +44,16 @@ after(async () => {
 /** The processors' dependencies, with every run recorded where it starts (the delivery log's first read). */
 function observed(): { deps: NotifyDeps; runs: Run[]; ran(n: number): Promise<void> } {
   const config = testConfig(te.env);
-  const deps = notifyDeps({ config, db: database.db, store, logger, metrics: createNotifyMetrics(new Registry()), vapid: null, secret: 'contract', isolation: notifyIsolation(config, null) });
+  const deps = notifyDeps({
+    config,
+    db: database.db,
+    store,
+    logger,
+    metrics: createNotifyMetrics(new Registry()),
+    vapid: null,
+    secret: 'contract',
+    isolation: notifyIsolation(config, null),
+  });
   const runs: Run[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
   const pending = deps.log.pending.bind(deps.log);
@@ -89,4 +98,3 @@ registerNotifySchedulerContractTests('BullMQ', async (): Promise<SchedulerFixtur
     },
   };
 });
-

@@ -25,17 +25,20 @@ export function registerPresenceContractTests(name: string, make: () => Promise<
   describe(`Presence contract on ${name}`, () => {
     const run = fixtureTest(make);
 
-    run('5.6 the first socket makes a user online, the last close makes them offline; sockets between change nothing', async ({ presence: p }) => {
-      const [u] = users(1) as [string];
-      assert.equal((await p.connected(u, [])).first, true);
-      assert.equal((await p.connected(u, [])).first, false, 'a second device');
-      assert.deepEqual([...(await p.online([u]))], [u]);
-      assert.equal(await p.disconnected(u), false, 'one device still open');
-      assert.deepEqual([...(await p.online([u]))], [u]);
-      assert.equal(await p.disconnected(u), true);
-      assert.equal((await p.online([u])).size, 0);
-      assert.equal((await p.connected(u, [])).first, true, 'online again');
-    });
+    run(
+      '5.6 the first socket makes a user online, the last close makes them offline; sockets between change nothing',
+      async ({ presence: p }) => {
+        const [u] = users(1) as [string];
+        assert.equal((await p.connected(u, [])).first, true);
+        assert.equal((await p.connected(u, [])).first, false, 'a second device');
+        assert.deepEqual([...(await p.online([u]))], [u]);
+        assert.equal(await p.disconnected(u), false, 'one device still open');
+        assert.deepEqual([...(await p.online([u]))], [u]);
+        assert.equal(await p.disconnected(u), true);
+        assert.equal((await p.online([u])).size, 0);
+        assert.equal((await p.connected(u, [])).first, true, 'online again');
+      },
+    );
 
     run('5.6 a new socket is told which of its contacts are online, and online() answers for any list', async ({ presence: p }) => {
       const [me, a, b, c] = users(4) as [string, string, string, string];

@@ -25,7 +25,12 @@ const [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
 let ok = false;
 try {
   const report = await runDrill({
-    env: { DATABASE_URL: await createDatabase(pg.url), REDIS_URL: redis.url, JWT_SECRET: randomBytes(32).toString('base64url'), LOG_LEVEL: 'info' },
+    env: {
+      DATABASE_URL: await createDatabase(pg.url),
+      REDIS_URL: redis.url,
+      JWT_SECRET: randomBytes(32).toString('base64url'),
+      LOG_LEVEL: 'info',
+    },
     ...(quick
       ? { rooms: 4, members: 3, rate: 30, idle: 2, late: 3, warmupS: 3, settleS: 3 }
       : { rooms: 20, members: 5, rate: 200, idle: 10, late: 10, warmupS: 15, settleS: 20 }),

@@ -40,13 +40,29 @@ test('the image: multi-stage runtime with production dependencies only, non-root
   assert.equal(info.Config.User, 'node');
   assert.deepEqual(info.Healthcheck.Test.slice(0, 2), ['CMD', 'node']);
   assert.match(info.Healthcheck.Test[3], /\/health\/ready/);
-  assert.equal(info.Config.Env.find((e: string) => e.startsWith('NODE_ENV=')), 'NODE_ENV=production');
-  const listing = await podman('run', '--rm', ...runArgs, '--entrypoint', 'sh', image, '-c', 'ls /app/node_modules /app/node_modules/.bin; ls /app; find /app/node_modules/uWebSockets.js -name "uws_*.node" -printf "%f\\n"; node -p process.versions.modules');
-  for (const dev of ['tsx', 'esbuild', 'typescript', 'drizzle-kit', 'puppeteer-core']) assert.ok(!listing.split('\n').includes(dev), `${dev} is not in the runtime`);
+  assert.equal(
+    info.Config.Env.find((e: string) => e.startsWith('NODE_ENV=')),
+    'NODE_ENV=production',
+  );
+  const listing = await podman(
+    'run',
+    '--rm',
+    ...runArgs,
+    '--entrypoint',
+    'sh',
+    image,
+    '-c',
+    'ls /app/node_modules /app/node_modules/.bin; ls /app; find /app/node_modules/uWebSockets.js -name "uws_*.node" -printf "%f\\n"; node -p process.versions.modules',
+  );
+  for (const dev of ['tsx', 'esbuild', 'typescript', 'drizzle-kit', 'puppeteer-core'])
+    assert.ok(!listing.split('\n').includes(dev), `${dev} is not in the runtime`);
   for (const dir of ['dist', 'node_modules', 'web', 'db']) assert.ok(listing.split('\n').includes(dir), dir);
   // One uWebSockets.js binary: the one for this Node.js.
   const abi = listing.split('\n').at(-1);
-  assert.deepEqual(listing.split('\n').filter((l) => l.startsWith('uws_')), [`uws_linux_x64_${abi}.node`]);
+  assert.deepEqual(
+    listing.split('\n').filter((l) => l.startsWith('uws_')),
+    [`uws_linux_x64_${abi}.node`],
+  );
   const mb = Number(info.Size) / 1e6;
   process.stderr.write(`image size ${mb.toFixed(0)} MB\n`);
   assert.ok(mb < 400, `image ${mb.toFixed(0)} MB`);
@@ -56,7 +72,10 @@ test('the image refuses to start in production without JWT_SECRET, naming the va
   const c = runContainer(image, `hubbub-nosecret-${id}`, { env: { PORT: String(await freePort()) } });
   try {
     assert.equal(await c.exited, 78);
-    assert.ok(c.logs.some((l) => /JWT_SECRET.*required when NODE_ENV=production/.test(l)), c.logs.join('\n'));
+    assert.ok(
+      c.logs.some((l) => /JWT_SECRET.*required when NODE_ENV=production/.test(l)),
+      c.logs.join('\n'),
+    );
   } finally {
     await c.remove();
   }
@@ -126,7 +145,10 @@ test('the workers in the image (hardened, embedded database in an anonymous volu
   try {
     await c.waitFor('workers started');
     const res = await fetch(`http://127.0.0.1:${metricsPort}/health`);
-    assert.deepEqual({ status: res.status, body: await res.json() }, { status: 200, body: { status: 'ok', checks: { database: 'ok', store: 'ok', redis: 'ok' } } });
+    assert.deepEqual(
+      { status: res.status, body: await res.json() },
+      { status: 200, body: { status: 'ok', checks: { database: 'ok', store: 'ok', redis: 'ok' } } },
+    );
     await c.signal('SIGTERM');
     assert.equal(await c.exited, 0);
   } finally {

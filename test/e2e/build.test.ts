@@ -44,7 +44,17 @@ describe('production build', () => {
   it('the hub statically imports none of what an idle embedded hub does not use', () => {
     const pkgs = staticPackages(path.join(distDir, 'server', 'main.js'));
     assert.ok(pkgs.has('zod') && pkgs.has('pino'), `the graph was read: ${[...pkgs].join(', ')}`);
-    for (const lazy of ['tsx', 'stripe', 'nodemailer', 'web-push', 'bullmq', 'ioredis', 'cassandra-driver', 'postgres', '@electric-sql/pglite']) {
+    for (const lazy of [
+      'tsx',
+      'stripe',
+      'nodemailer',
+      'web-push',
+      'bullmq',
+      'ioredis',
+      'cassandra-driver',
+      'postgres',
+      '@electric-sql/pglite',
+    ]) {
       assert.ok(!pkgs.has(lazy), `${lazy} is imported statically by dist/server/main.js`);
     }
   });
@@ -79,11 +89,13 @@ describe('production build', () => {
 
       // Sign-up hashes through the password worker thread (a file found by path); login verifies.
       const alice = await newUser(port, 'dist');
-      const login = await (await fetch(`${base}/trpc/auth.login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ login: alice.username, password: alice.password }),
-      })).json() as { result: { data: { accessToken: string } } };
+      const login = (await (
+        await fetch(`${base}/trpc/auth.login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ login: alice.username, password: alice.password }),
+        })
+      ).json()) as { result: { data: { accessToken: string } } };
       const bob = await newUser(port, 'dist_b');
       const dm = await alice.client.conversations.createDirect.mutate({ userId: bob.id });
       const { c, ready } = await connect(port, login.result.data.accessToken);

@@ -40,15 +40,24 @@ describe('hub on the Cassandra message store (MESSAGE_STORE=cassandra), two repl
     assert.equal(dup.id, acks[3]!.id);
     await s2.c.wait((f) => f.type === 'event' && f.seq === acks.at(-1)!.seq);
     const got = s2.c.events(conv).filter((f) => f.kind === 'message');
-    assert.deepEqual(got.map((f) => f.body), acks.map((_, i) => `hello ${i}`));
+    assert.deepEqual(
+      got.map((f) => f.body),
+      acks.map((_, i) => `hello ${i}`),
+    );
     s2.c.close();
     await s2.c.closed;
     const more = await s1.c.request({ type: 'send', conv, cid: 'k10', body: 'while away' });
     const back = await connect(a.port, u2.accessToken, { resume: { [conv]: acks.at(-1)!.seq } });
-    assert.deepEqual(back.c.events(conv).map((f) => f.seq), [more.seq]);
+    assert.deepEqual(
+      back.c.events(conv).map((f) => f.seq),
+      [more.seq],
+    );
     const hist = await u2.client.conversations.history.query({ conversationId: conv, limit: 100 });
     assert.equal(hist.lastSeq, more.seq);
-    assert.deepEqual(hist.events.map((e) => e.seq), Array.from({ length: more.seq }, (_, i) => i + 1));
+    assert.deepEqual(
+      hist.events.map((e) => e.seq),
+      Array.from({ length: more.seq }, (_, i) => i + 1),
+    );
     const list = await u2.client.conversations.list.query();
     assert.equal(list[0]!.lastMessage?.body, 'while away');
     s1.c.close();

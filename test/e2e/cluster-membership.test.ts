@@ -43,7 +43,9 @@ describe('cluster: membership read-your-writes, mutation on one replica process,
       const ok = expect === 'ack' ? reply.type === 'ack' : refused(reply);
       if (!ok) wrong.push(`${reply.type}${reply.code ? ' ' + reply.code : ''}`);
     }
-    t.diagnostic(`${what}: ${wrong.length} of ${ROUNDS} sends ${expect === 'ack' ? 'refused' : 'accepted'}${wrong.length ? ` (${wrong.slice(0, 3).join(', ')})` : ''}`);
+    t.diagnostic(
+      `${what}: ${wrong.length} of ${ROUNDS} sends ${expect === 'ack' ? 'refused' : 'accepted'}${wrong.length ? ` (${wrong.slice(0, 3).join(', ')})` : ''}`,
+    );
     assert.deepEqual(wrong, [], `${what}: every send right after the answer is ${expect === 'ack' ? 'accepted' : 'refused'}`);
   }
 
@@ -54,13 +56,18 @@ describe('cluster: membership read-your-writes, mutation on one replica process,
     const convs: string[] = [];
     const ms: number[] = [];
     try {
-      await rounds(t, 'createGroup then send', async (i) => {
-        const t0 = performance.now();
-        const conv = (await me.client.conversations.createGroup.mutate({ title: `g${i}`, memberIds: [other.id] })).id;
-        ms.push(performance.now() - t0);
-        convs.push(conv);
-        return send(c, conv);
-      }, 'ack');
+      await rounds(
+        t,
+        'createGroup then send',
+        async (i) => {
+          const t0 = performance.now();
+          const conv = (await me.client.conversations.createGroup.mutate({ title: `g${i}`, memberIds: [other.id] })).id;
+          ms.push(performance.now() - t0);
+          convs.push(conv);
+          return send(c, conv);
+        },
+        'ack',
+      );
     } finally {
       t.diagnostic(`createGroup answered in ${ms.sort((x, y) => x - y)[ms.length >> 1]!.toFixed(1)} ms (median)`);
     }
@@ -77,7 +84,11 @@ describe('cluster: membership read-your-writes, mutation on one replica process,
     assert.equal(resumed.type, 'resumed');
     assert.equal(resumed.convs[last], ack.seq);
     const replayed = c.frames.slice(from, c.frames.indexOf(resumed)).filter((f) => f.type === 'event' && f.conv === last);
-    assert.deepEqual(replayed.map((f) => f.seq), Array.from({ length: ack.seq }, (_, k) => k + 1), 'the resume replays the whole log');
+    assert.deepEqual(
+      replayed.map((f) => f.seq),
+      Array.from({ length: ack.seq }, (_, k) => k + 1),
+      'the resume replays the whole log',
+    );
     c.close();
     theirs.close();
   });
@@ -87,7 +98,12 @@ describe('cluster: membership read-your-writes, mutation on one replica process,
     const others: User[] = [];
     for (let i = 0; i < ROUNDS; i++) others.push(await newUser(a.port, 'rwd'));
     const { c } = await connect(b.port, me.accessToken);
-    await rounds(t, 'createDirect then send', async (i) => send(c, (await me.client.conversations.createDirect.mutate({ userId: others[i]!.id })).id), 'ack');
+    await rounds(
+      t,
+      'createDirect then send',
+      async (i) => send(c, (await me.client.conversations.createDirect.mutate({ userId: others[i]!.id })).id),
+      'ack',
+    );
     c.close();
   });
 
@@ -95,11 +111,16 @@ describe('cluster: membership read-your-writes, mutation on one replica process,
     const owner = await newUser(a.port, 'rw');
     const added = await newUser(a.port, 'rw');
     const { c } = await connect(b.port, added.accessToken);
-    await rounds(t, 'addMembers then send by the added user', async (i) => {
-      const conv = (await owner.client.conversations.createGroup.mutate({ title: `a${i}`, memberIds: [] })).id;
-      await owner.client.conversations.addMembers.mutate({ conversationId: conv, userIds: [added.id] });
-      return send(c, conv);
-    }, 'ack');
+    await rounds(
+      t,
+      'addMembers then send by the added user',
+      async (i) => {
+        const conv = (await owner.client.conversations.createGroup.mutate({ title: `a${i}`, memberIds: [] })).id;
+        await owner.client.conversations.addMembers.mutate({ conversationId: conv, userIds: [added.id] });
+        return send(c, conv);
+      },
+      'ack',
+    );
     c.close();
   });
 
@@ -107,14 +128,19 @@ describe('cluster: membership read-your-writes, mutation on one replica process,
     const owner = await newUser(a.port, 'rw');
     const member = await newUser(a.port, 'rw');
     const { c } = await connect(b.port, member.accessToken);
-    await rounds(t, 'removeMember then send by the removed user', async (i) => {
-      const conv = (await owner.client.conversations.createGroup.mutate({ title: `r${i}`, memberIds: [member.id] })).id;
-      // The socket has the conversation and can use it, then it is removed.
-      await c.wait((f) => f.type === 'conversation' && f.op === 'added' && f.conversation.id === conv);
-      assert.equal((await send(c, conv)).type, 'ack');
-      await owner.client.conversations.removeMember.mutate({ conversationId: conv, userId: member.id });
-      return send(c, conv);
-    }, 'refused');
+    await rounds(
+      t,
+      'removeMember then send by the removed user',
+      async (i) => {
+        const conv = (await owner.client.conversations.createGroup.mutate({ title: `r${i}`, memberIds: [member.id] })).id;
+        // The socket has the conversation and can use it, then it is removed.
+        await c.wait((f) => f.type === 'conversation' && f.op === 'added' && f.conversation.id === conv);
+        assert.equal((await send(c, conv)).type, 'ack');
+        await owner.client.conversations.removeMember.mutate({ conversationId: conv, userId: member.id });
+        return send(c, conv);
+      },
+      'refused',
+    );
     c.close();
   });
 
@@ -122,13 +148,18 @@ describe('cluster: membership read-your-writes, mutation on one replica process,
     const owner = await newUser(a.port, 'rw');
     const member = await newUser(a.port, 'rw');
     const { c } = await connect(b.port, member.accessToken);
-    await rounds(t, 'leave then send', async (i) => {
-      const conv = (await owner.client.conversations.createGroup.mutate({ title: `l${i}`, memberIds: [member.id] })).id;
-      await c.wait((f) => f.type === 'conversation' && f.op === 'added' && f.conversation.id === conv);
-      assert.equal((await send(c, conv)).type, 'ack');
-      await member.client.conversations.leave.mutate({ conversationId: conv });
-      return send(c, conv);
-    }, 'refused');
+    await rounds(
+      t,
+      'leave then send',
+      async (i) => {
+        const conv = (await owner.client.conversations.createGroup.mutate({ title: `l${i}`, memberIds: [member.id] })).id;
+        await c.wait((f) => f.type === 'conversation' && f.op === 'added' && f.conversation.id === conv);
+        assert.equal((await send(c, conv)).type, 'ack');
+        await member.client.conversations.leave.mutate({ conversationId: conv });
+        return send(c, conv);
+      },
+      'refused',
+    );
     c.close();
   });
 
@@ -139,12 +170,17 @@ describe('cluster: membership read-your-writes, mutation on one replica process,
     const { c } = await connect(b.port, blocked.accessToken);
     assert.equal((await send(c, dm)).type, 'ack');
     const afterBlock: Frame[] = [];
-    await rounds(t, 'unblock then send', async () => {
-      await blocker.client.profiles.block.mutate({ userId: blocked.id });
-      afterBlock.push(await send(c, dm));
-      await blocker.client.profiles.unblock.mutate({ userId: blocked.id });
-      return send(c, dm);
-    }, 'ack');
+    await rounds(
+      t,
+      'unblock then send',
+      async () => {
+        await blocker.client.profiles.block.mutate({ userId: blocked.id });
+        afterBlock.push(await send(c, dm));
+        await blocker.client.profiles.unblock.mutate({ userId: blocked.id });
+        return send(c, dm);
+      },
+      'ack',
+    );
     const accepted = afterBlock.filter((f) => !refused(f));
     t.diagnostic(`block then send: ${accepted.length} of ${ROUNDS} sends accepted`);
     assert.equal(accepted.length, 0, 'every send right after block is refused');

@@ -13,7 +13,13 @@ type User = Awaited<ReturnType<typeof newUser>>;
 
 /** An SDK client that records every event it hands to the app. */
 function sdkClient(url: () => string, token: string) {
-  const client = new SocketClient({ url, getToken: () => token, WebSocket: WebSocket as unknown as WebSocketCtor, minDelayMs: 50, maxDelayMs: 500 });
+  const client = new SocketClient({
+    url,
+    getToken: () => token,
+    WebSocket: WebSocket as unknown as WebSocketCtor,
+    minDelayMs: 50,
+    maxDelayMs: 500,
+  });
   const events: EventFrame[] = [];
   client.on('event', (e) => events.push(e));
   return { client, events };
@@ -67,7 +73,8 @@ describe('cluster: replicas on one Redis, real PostgreSQL', () => {
     try {
       const users: User[] = [];
       for (let i = 0; i < 20; i++) users.push(await newUser(i % 2 ? b.port : a.port, 'c'));
-      const conv = (await users[0]!.client.conversations.createGroup.mutate({ title: 'all', memberIds: users.slice(1).map((u) => u.id) })).id;
+      const conv = (await users[0]!.client.conversations.createGroup.mutate({ title: 'all', memberIds: users.slice(1).map((u) => u.id) }))
+        .id;
       const clients = users.map((u, i) => sdkClient(() => `ws://127.0.0.1:${i % 2 ? b.port : a.port}/ws`, u.accessToken));
       await Promise.all(clients.map((c) => c.client.connect()));
       const acks = await Promise.all(
@@ -77,13 +84,21 @@ describe('cluster: replicas on one Redis, real PostgreSQL', () => {
       assert.equal(new Set(acks.map((x) => x.seq)).size, 200, 'every ack has its own seq');
       await until(clients, () => clients.every((c) => c.client.seqs.get(conv) === maxSeq), 30_000, 'every client at the last seq');
       const history = await fullHistory(users[0]!.client, conv);
-      assert.deepEqual(history.map((e) => e.seq), Array.from({ length: history.length }, (_, i) => i + 1), 'seqs 1..N');
+      assert.deepEqual(
+        history.map((e) => e.seq),
+        Array.from({ length: history.length }, (_, i) => i + 1),
+        'seqs 1..N',
+      );
       assert.equal(history.filter((e) => e.kind === 'message').length, 200);
       const ackIds = new Set(acks.map((x) => x.id));
       assert.ok(history.filter((e) => e.kind === 'message').every((e) => ackIds.has(e.id)));
       for (const [i, c] of clients.entries()) {
         const mine = c.events.filter((e) => e.conv === conv && e.seq > 1);
-        assertSameLog(`client ${i}`, mine, history.filter((e) => e.seq > 1));
+        assertSameLog(
+          `client ${i}`,
+          mine,
+          history.filter((e) => e.seq > 1),
+        );
       }
       for (const c of clients) c.client.close();
     } finally {
@@ -92,7 +107,7 @@ describe('cluster: replicas on one Redis, real PostgreSQL', () => {
     }
   });
 
-  test('5.5 a send moves the sender\'s cursor in its own commit: their device on the other replica gets `read` after the event, and unread is 0 for them only', async () => {
+  test("5.5 a send moves the sender's cursor in its own commit: their device on the other replica gets `read` after the event, and unread is 0 for them only", async () => {
     const a = await startTestReplica(env.env);
     const b = await startTestReplica(env.env);
     try {
@@ -133,7 +148,9 @@ describe('cluster: replicas on one Redis, real PostgreSQL', () => {
       const users: User[] = [];
       for (let i = 0; i < 8; i++) users.push(await newUser(p2.port, 'k'));
       const lonely = await newUser(p2.port, 'lonely');
-      const conv = (await users[0]!.client.conversations.createGroup.mutate({ title: 'kill', memberIds: [...users.slice(1), lonely].map((u) => u.id) })).id;
+      const conv = (
+        await users[0]!.client.conversations.createGroup.mutate({ title: 'kill', memberIds: [...users.slice(1), lonely].map((u) => u.id) })
+      ).id;
       const urlFor = (i: number) => () => `ws://127.0.0.1:${i % 2 === 0 && p1Alive ? p1.port : p2.port}/ws`;
       const clients = users.map((u, i) => sdkClient(urlFor(i), u.accessToken));
       await Promise.all(clients.map((c) => c.client.connect()));
@@ -171,7 +188,11 @@ describe('cluster: replicas on one Redis, real PostgreSQL', () => {
       assert.deepEqual(new Set(messages.map((m) => m.cid)), new Set(settled.map((x) => x.cid)));
       for (const [i, c] of clients.entries()) {
         const mine = c.events.filter((e) => e.conv === conv && e.seq > 1);
-        assertSameLog(`client ${i}`, mine, history.filter((e) => e.seq > 1));
+        assertSameLog(
+          `client ${i}`,
+          mine,
+          history.filter((e) => e.seq > 1),
+        );
       }
       // The dead replica's only user goes offline on the survivor within seconds.
       const t0 = Date.now();
@@ -242,7 +263,8 @@ describe('cluster: Redis restarted mid-run', () => {
   test('5.1 seqs continue without reuse after a Redis restart, and every receiver heals its gap', async () => {
     const users: User[] = [];
     for (let i = 0; i < 6; i++) users.push(await newUser(i % 2 ? b.port : a.port, 'r'));
-    const conv = (await users[0]!.client.conversations.createGroup.mutate({ title: 'redis', memberIds: users.slice(1).map((u) => u.id) })).id;
+    const conv = (await users[0]!.client.conversations.createGroup.mutate({ title: 'redis', memberIds: users.slice(1).map((u) => u.id) }))
+      .id;
     const clients = users.map((u, i) => sdkClient(() => `ws://127.0.0.1:${i % 2 ? b.port : a.port}/ws`, u.accessToken));
     await Promise.all(clients.map((c) => c.client.connect()));
     const acks: { seq: number }[] = [];
@@ -256,13 +278,25 @@ describe('cluster: Redis restarted mid-run', () => {
     for (let i = 0; i < 6; i++) acks.push(await clients[i % 6]!.client.send(conv, `after ${i}`));
 
     const seqs = acks.map((x) => x.seq);
-    assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'seqs keep increasing');
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((x, y) => x - y),
+      'seqs keep increasing',
+    );
     assert.equal(new Set(seqs).size, seqs.length, 'no seq reused');
     const last = seqs.at(-1)!;
     await until(clients, () => clients.every((c) => c.client.seqs.get(conv) === last), 30_000, 'every receiver healed');
     const history = await fullHistory(users[0]!.client, conv);
-    assert.deepEqual(history.map((e) => e.seq), Array.from({ length: last }, (_, i) => i + 1));
-    for (const [i, c] of clients.entries()) assertSameLog(`client ${i}`, c.events.filter((e) => e.conv === conv && e.seq > 1), history.filter((e) => e.seq > 1));
+    assert.deepEqual(
+      history.map((e) => e.seq),
+      Array.from({ length: last }, (_, i) => i + 1),
+    );
+    for (const [i, c] of clients.entries())
+      assertSameLog(
+        `client ${i}`,
+        c.events.filter((e) => e.conv === conv && e.seq > 1),
+        history.filter((e) => e.seq > 1),
+      );
     for (const c of clients) c.client.close();
   });
 });

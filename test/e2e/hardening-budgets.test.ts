@@ -13,7 +13,16 @@ import type { Replica } from '../../server/src/replica.ts';
 async function seed(replica: Replica, conv: string, from: string, n: number) {
   const writes = [];
   for (let i = 0; i < n; i++) {
-    writes.push(replica.hub.writer.write(conv, { id: randomUUID(), kind: 'message', from, ts: Date.now(), cid: `seed-${i}`, data: { body: `seed message ${i} ` + 'x'.repeat(100) } }));
+    writes.push(
+      replica.hub.writer.write(conv, {
+        id: randomUUID(),
+        kind: 'message',
+        from,
+        ts: Date.now(),
+        cid: `seed-${i}`,
+        data: { body: `seed message ${i} ` + 'x'.repeat(100) },
+      }),
+    );
   }
   await Promise.all(writes);
 }
@@ -56,8 +65,12 @@ describe('hardening: resume floods and tRPC batches (one replica, PostgreSQL)', 
     const { c: calm } = await connect(replica.port, healthy.accessToken);
     await medianPing(calm, 10); // warm up
     const idle = await pacedMedianPing(calm);
-    const { value: busy, stats } = await flooding({ port: replica.port, token: attacker.accessToken, kind: 'resume', conv }, () => pacedMedianPing(calm));
-    console.log(`resume flood: idle ping p50 ${idle.toFixed(3)} ms, under flood ${busy.toFixed(3)} ms (${(busy / idle).toFixed(2)}×); ${JSON.stringify(stats)}`);
+    const { value: busy, stats } = await flooding({ port: replica.port, token: attacker.accessToken, kind: 'resume', conv }, () =>
+      pacedMedianPing(calm),
+    );
+    console.log(
+      `resume flood: idle ping p50 ${idle.toFixed(3)} ms, under flood ${busy.toFixed(3)} ms (${(busy / idle).toFixed(2)}×); ${JSON.stringify(stats)}`,
+    );
     assert.ok(stats.rounds >= 1);
     const closes = stats.closes as Record<string, number>;
     // Each flood socket is closed 4008. The hub closes it while the socket's own 500 frames may
@@ -65,7 +78,10 @@ describe('hardening: resume floods and tRPC batches (one replica, PostgreSQL)', 
     // reaches the client before the close frame: `ws` then reports 1006 for that round. Nothing
     // else may close a flood socket, and most rounds must see the 4008 itself.
     const others = Object.keys(closes).filter((c) => c !== '4008' && c !== '1006');
-    assert.ok(others.length === 0 && (closes['4008'] ?? 0) >= 1 && (closes['4008'] ?? 0) >= 9 * (closes['1006'] ?? 0), `closes ${JSON.stringify(closes)}`);
+    assert.ok(
+      others.length === 0 && (closes['4008'] ?? 0) >= 1 && (closes['4008'] ?? 0) >= 9 * (closes['1006'] ?? 0),
+      `closes ${JSON.stringify(closes)}`,
+    );
     assert.ok(stats.rateLimited >= 60 * stats.rounds, `${stats.rateLimited} RATE_LIMITED in ${stats.rounds} rounds`);
     // Unbudgeted, each flood socket would have been sent 500 × 1000 events.
     assert.ok(stats.events <= 20_000 + 2000 * 30, `${stats.events} events replayed`);
@@ -82,8 +98,12 @@ describe('hardening: resume floods and tRPC batches (one replica, PostgreSQL)', 
     const { c: calm } = await connect(replica.port, healthy.accessToken);
     await medianPing(calm, 10);
     const idle = await pacedMedianPing(calm);
-    const { value: busy, stats } = await flooding({ port: replica.port, token: attacker.accessToken, kind: 'batch' }, () => pacedMedianPing(calm));
-    console.log(`batch flood: idle ping p50 ${idle.toFixed(3)} ms, under flood ${busy.toFixed(3)} ms (${(busy / idle).toFixed(2)}×); ${JSON.stringify(stats)}`);
+    const { value: busy, stats } = await flooding({ port: replica.port, token: attacker.accessToken, kind: 'batch' }, () =>
+      pacedMedianPing(calm),
+    );
+    console.log(
+      `batch flood: idle ping p50 ${idle.toFixed(3)} ms, under flood ${busy.toFixed(3)} ms (${(busy / idle).toFixed(2)}×); ${JSON.stringify(stats)}`,
+    );
     const statuses = Object.keys(stats.statuses as Record<string, number>).map(Number);
     // Both batches are longer than HTTP_MAX_URL_BYTES in their path alone (414); below it a batch
     // over API_MAX_BATCH_CALLS is a 400. Either way a 4xx before any call runs.
@@ -178,14 +198,23 @@ describe('hardening: work budgets (one replica, PGlite, small budgets)', () => {
     // Another socket of the same user spends most of the user's budget (300, refilling 10/s).
     const { c } = await connect(replica.port, u.accessToken, { resume: false });
     assert.equal((await c.request({ type: 'resume', convs: { [conv]: 0 } })).type, 'resumed');
-    const client = new SocketClient({ url: `ws://127.0.0.1:${replica.port}/ws`, getToken: () => u.accessToken, WebSocket: WebSocket as unknown as WebSocketCtor, initialSeqs: { [conv]: 0 } });
+    const client = new SocketClient({
+      url: `ws://127.0.0.1:${replica.port}/ws`,
+      getToken: () => u.accessToken,
+      WebSocket: WebSocket as unknown as WebSocketCtor,
+      initialSeqs: { [conv]: 0 },
+    });
     const events: number[] = [];
     client.on('event', (e) => events.push(e.seq));
     const t0 = Date.now();
     await client.connect();
     const waited = Date.now() - t0;
     assert.ok(waited > 300, `the first resume was refused and asked again (${waited} ms)`);
-    assert.deepEqual(events, Array.from({ length: 151 }, (_, i) => i + 1), 'every event once, in order');
+    assert.deepEqual(
+      events,
+      Array.from({ length: 151 }, (_, i) => i + 1),
+      'every event once, in order',
+    );
     client.close();
     c.close();
   });
@@ -194,7 +223,14 @@ describe('hardening: work budgets (one replica, PGlite, small budgets)', () => {
     const u = await newUser(replica.port, 'api');
     // One call per request (under API_MAX_BATCH_CALLS), so only the per-user budget is in play.
     let ok = 0;
-    for (let i = 0; i < 40; i++) if (await u.client.auth.me.query().then(() => true, () => false)) ok++;
+    for (let i = 0; i < 40; i++)
+      if (
+        await u.client.auth.me.query().then(
+          () => true,
+          () => false,
+        )
+      )
+        ok++;
     assert.ok(ok >= 28 && ok <= 32, `${ok} of 40 calls ran for a burst of 30`);
     assert.equal(await errorCode(u.client.auth.me.query()), 'TOO_MANY_REQUESTS');
     const v = await newUser(replica.port, 'api');
@@ -240,5 +276,4 @@ describe('hardening: work budgets (one replica, PGlite, small budgets)', () => {
     assert.ok(codes.includes('TOO_MANY_REQUESTS'), codes.join(','));
     assert.ok(!codes.includes('INTERNAL_SERVER_ERROR'));
   });
-
 });

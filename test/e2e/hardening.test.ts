@@ -80,11 +80,14 @@ describe('hardening: connection bookkeeping, protocol edges, own messages read (
       assert.equal(edited.code, 'BAD_REQUEST');
     }
     const hist = await a.client.conversations.history.query({ conversationId: conv });
-    assert.deepEqual(hist.events.map((e: { kind: string }) => e.kind).filter((k: string) => k !== 'member'), ['message']);
+    assert.deepEqual(
+      hist.events.map((e: { kind: string }) => e.kind).filter((k: string) => k !== 'member'),
+      ['message'],
+    );
     c.close();
   });
 
-  test('sending advances the sender\'s read cursor: 0 unread for them, their other device gets `read`', async () => {
+  test("sending advances the sender's read cursor: 0 unread for them, their other device gets `read`", async () => {
     const a = await newUser(replica.port, 'own');
     const b = await newUser(replica.port, 'own');
     const conv = (await a.client.conversations.createDirect.mutate({ userId: b.id })).id;
@@ -148,9 +151,15 @@ describe('hardening: the per-account login throttle is keyed by the account', ()
 
   const from = (ip: string) => {
     const c = trpcClient(replica.port);
-    return { login: (login: string, password: string) => fetch(`http://127.0.0.1:${replica.port}/trpc/auth.login`, {
-      method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': ip }, body: JSON.stringify({ login, password }),
-    }).then(async (r) => ({ status: r.status, body: await r.json() as { error?: { message: string; data: { code: string } } } })), c };
+    return {
+      login: (login: string, password: string) =>
+        fetch(`http://127.0.0.1:${replica.port}/trpc/auth.login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-forwarded-for': ip },
+          body: JSON.stringify({ login, password }),
+        }).then(async (r) => ({ status: r.status, body: (await r.json()) as { error?: { message: string; data: { code: string } } } })),
+      c,
+    };
   };
 
   test('wrong passwords by username then by email (another address) share one budget; unknown logins are throttled too, with the same generic error', async () => {
@@ -159,7 +168,8 @@ describe('hardening: the per-account login throttle is keyed by the account', ()
     const one = from('10.0.0.1');
     const two = from('10.0.0.2');
     for (let i = 0; i < 2; i++) assert.equal((await one.login(u.username, 'wrong password')).body.error?.data.code, 'UNAUTHORIZED');
-    for (let i = 0; i < 2; i++) assert.equal((await two.login(email.toUpperCase(), 'wrong password')).body.error?.data.code, 'UNAUTHORIZED');
+    for (let i = 0; i < 2; i++)
+      assert.equal((await two.login(email.toUpperCase(), 'wrong password')).body.error?.data.code, 'UNAUTHORIZED');
     const fifth = await from('10.0.0.3').login(email, u.password);
     assert.equal(fifth.status, 429, 'the fifth attempt on the account is throttled, whatever was typed and from wherever');
     assert.equal(fifth.body.error?.data.code, 'TOO_MANY_REQUESTS');
@@ -173,6 +183,9 @@ describe('hardening: the per-account login throttle is keyed by the account', ()
     // Another account is not affected.
     const v = await newUser(replica.port, 'thr');
     assert.equal((await one.login(v.username, v.password)).status, 200);
-    assert.equal(await errorCode(trpcClient(replica.port).auth.login.mutate({ login: u.username, password: u.password })), 'TOO_MANY_REQUESTS');
+    assert.equal(
+      await errorCode(trpcClient(replica.port).auth.login.mutate({ login: u.username, password: u.password })),
+      'TOO_MANY_REQUESTS',
+    );
   });
 });

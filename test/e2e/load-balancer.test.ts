@@ -90,7 +90,10 @@ describe('deploy/haproxy.cfg on Debian haproxy in front of hub processes on one 
       // leastconn: the empty hub takes one of the next three sockets (on a tie, round robin).
       const first: Awaited<ReturnType<typeof viaLb>>[] = [];
       for (let i = 0; i < 3; i++) first.push(await viaLb(lb, await newUser(lb.port, 'rd')));
-      assert.ok(first.some((s) => s.hub === 'hub3'), `sockets on ${first.map((s) => s.hub)}`);
+      assert.ok(
+        first.some((s) => s.hub === 'hub3'),
+        `sockets on ${first.map((s) => s.hub)}`,
+      );
 
       const down = lb.logs.length;
       await redis.kill();
@@ -98,7 +101,11 @@ describe('deploy/haproxy.cfg on Debian haproxy in front of hub processes on one 
       assert.equal(ready.status, 503);
       await lb.state('hub3', 'DOWN', down);
       const during = await Promise.all(Array.from({ length: 6 }, async () => viaLb(lb, await newUser(lb.port, 'rd'))));
-      assert.deepEqual(during.filter((s) => s.hub === 'hub3'), [], 'no socket lands on the unready hub');
+      assert.deepEqual(
+        during.filter((s) => s.hub === 'hub3'),
+        [],
+        'no socket lands on the unready hub',
+      );
       for (const s of [...first, ...during]) s.c.close();
 
       const up = lb.logs.length;
@@ -106,7 +113,10 @@ describe('deploy/haproxy.cfg on Debian haproxy in front of hub processes on one 
       await lb.state('hub3', 'UP', up);
       const back: Awaited<ReturnType<typeof viaLb>>[] = [];
       for (let i = 0; i < 3; i++) back.push(await viaLb(lb, await newUser(lb.port, 'rd')));
-      assert.ok(back.some((s) => s.hub === 'hub3'), `sockets on ${back.map((s) => s.hub)}`);
+      assert.ok(
+        back.some((s) => s.hub === 'hub3'),
+        `sockets on ${back.map((s) => s.hub)}`,
+      );
       for (const s of back) s.c.close();
     } finally {
       const since = lb.logs.length;
@@ -130,7 +140,10 @@ describe('deploy/haproxy.cfg on Debian haproxy in front of hub processes on one 
     // socket opened now is refused by hub1 and retried on hub2, none fails.
     await hub1.waitFor('draining');
     const during = await Promise.all(users.slice(4).map((u) => viaLb(lb, u)));
-    assert.deepEqual(during.map((s) => s.hub), during.map(() => 'hub2'));
+    assert.deepEqual(
+      during.map((s) => s.hub),
+      during.map(() => 'hub2'),
+    );
     for (const s of onHub1) assert.equal((await s.c.closed).code, 1012);
     assert.equal(await hub1.exited, 0);
     await lb.state('hub1', 'DOWN', since);

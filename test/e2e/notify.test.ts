@@ -25,7 +25,13 @@ describe('notifications end to end', () => {
     const te = await testEnv('pglite');
     cleanups.push(() => te.cleanup());
     const replica = await startReplica(
-      testConfig({ ...te.env, VAPID_PUBLIC_KEY: vapid.publicKey, VAPID_PRIVATE_KEY: vapid.privateKey, WEBHOOK_ALLOW_PRIVATE: 'true', NOTIFY_PUSH_DELAY_MS: '0' }),
+      testConfig({
+        ...te.env,
+        VAPID_PUBLIC_KEY: vapid.publicKey,
+        VAPID_PRIVATE_KEY: vapid.privateKey,
+        WEBHOOK_ALLOW_PRIVATE: 'true',
+        NOTIFY_PUSH_DELAY_MS: '0',
+      }),
       { notify: { ca: tls.cert } },
     );
     cleanups.push(() => replica.stop());
@@ -73,7 +79,10 @@ describe('notifications end to end', () => {
     const shown = [...h.push.notifications.entries()].filter(([t]) => t === reqs[0]!.topic);
     assert.equal(shown.length, 1, 'one notification for the user');
     const rows = await h.database.db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, b.id));
-    assert.deepEqual(rows.filter((r) => r.channel === 'push').map((r) => r.status), ['sent']);
+    assert.deepEqual(
+      rows.filter((r) => r.channel === 'push').map((r) => r.status),
+      ['sent'],
+    );
     c.close();
   });
 });

@@ -43,7 +43,13 @@ async function openOnce(port: number, token: string): Promise<RawClient> {
   let error = '';
   ws.on('error', (e) => (error = e.message));
   const c = new RawClient(ws);
-  const closed = c.closed.then((x) => Promise.reject(new Error(`socket closed before ready: HTTP ${status}, close ${x.code} ${x.reason} ${error}; frames ${JSON.stringify(c.frames).slice(0, 300)}`)));
+  const closed = c.closed.then((x) =>
+    Promise.reject(
+      new Error(
+        `socket closed before ready: HTTP ${status}, close ${x.code} ${x.reason} ${error}; frames ${JSON.stringify(c.frames).slice(0, 300)}`,
+      ),
+    ),
+  );
   await Promise.race([c.next((f) => f.type === 'ready', 30_000), closed]);
   c.send({ type: 'resume', ref: 'initial', convs: {} });
   await Promise.race([c.wait((f) => f.type === 'resumed', 30_000), closed]);
@@ -51,7 +57,13 @@ async function openOnce(port: number, token: string): Promise<RawClient> {
 }
 
 const PLANS = JSON.stringify([
-  { id: 'premium', name: 'Premium', price: 500, periodDays: 30, limits: { sendRatePerS: 1, sendBurst: 40, connectionsPerUser: 5, groupMembers: 50, historyDepth: 1_000_000 } },
+  {
+    id: 'premium',
+    name: 'Premium',
+    price: 500,
+    periodDays: 30,
+    limits: { sendRatePerS: 1, sendBurst: 40, connectionsPerUser: 5, groupMembers: 50, historyDepth: 1_000_000 },
+  },
 ]);
 
 describe('payments across two replicas on Redis and PostgreSQL', () => {
@@ -60,7 +72,14 @@ describe('payments across two replicas on Redis and PostgreSQL', () => {
   let b: Replica;
   before(async () => {
     env = await testEnv('postgres', { redis: true });
-    const common = { ...stripeEnv(services.stripeApiUrl()), PAYMENTS_PLANS: PLANS, WS_RATE_PER_S: '1', WS_RATE_BURST: '5', WS_MAX_CONNECTIONS_PER_USER: '2', LOG_LEVEL: process.env.PAY_LOG ?? 'silent' };
+    const common = {
+      ...stripeEnv(services.stripeApiUrl()),
+      PAYMENTS_PLANS: PLANS,
+      WS_RATE_PER_S: '1',
+      WS_RATE_BURST: '5',
+      WS_MAX_CONNECTIONS_PER_USER: '2',
+      LOG_LEVEL: process.env.PAY_LOG ?? 'silent',
+    };
     a = await startTestReplica(env.env, common);
     b = await startTestReplica(env.env, common);
   });
@@ -80,7 +99,11 @@ describe('payments across two replicas on Redis and PostgreSQL', () => {
     const sockets: RawClient[] = [];
     for (let i = 0; i < users.length; i++) {
       const t = performance.now();
-      sockets.push(await open(replicaOf(i).port, users[i]!.accessToken).catch((e) => Promise.reject(new Error(`socket ${i} after ${(performance.now() - t).toFixed(0)} ms: ${e.message}`))));
+      sockets.push(
+        await open(replicaOf(i).port, users[i]!.accessToken).catch((e) =>
+          Promise.reject(new Error(`socket ${i} after ${(performance.now() - t).toFixed(0)} ms: ${e.message}`)),
+        ),
+      );
     }
     const apis = users.map((u, i) => trpcClient(replicaOf(i).port, u.accessToken));
     // 240 distinct requests and 60 repeats of some of them with the same key.
@@ -95,17 +118,28 @@ describe('payments across two replicas on Redis and PostgreSQL', () => {
       [calls[i], calls[j]] = [calls[j]!, calls[i]!];
     }
     const results = await Promise.allSettled(
-      calls.map((c) => apis[c.from]!.payments.tip.mutate({ conversationId: g.id, toUserId: users[c.to]!.id, amount: c.amount, idempotencyKey: c.key })),
+      calls.map((c) =>
+        apis[c.from]!.payments.tip.mutate({ conversationId: g.id, toUserId: users[c.to]!.id, amount: c.amount, idempotencyKey: c.key }),
+      ),
     );
     const byKey = new Map<string, { transferId: string; seq: number }>();
     for (let i = 0; i < results.length; i++) {
       const r = results[i]!;
       if (r.status === 'rejected') {
-        assert.equal(await errorCode(Promise.reject(r.reason)), 'PRECONDITION_FAILED', `seed ${seed}: only a short wallet may refuse a tip`);
+        assert.equal(
+          await errorCode(Promise.reject(r.reason)),
+          'PRECONDITION_FAILED',
+          `seed ${seed}: only a short wallet may refuse a tip`,
+        );
         continue;
       }
       const prior = byKey.get(calls[i]!.key);
-      if (prior) assert.deepEqual({ transferId: r.value.transferId, seq: r.value.seq }, prior, `seed ${seed}: a repeated key returns the first result`);
+      if (prior)
+        assert.deepEqual(
+          { transferId: r.value.transferId, seq: r.value.seq },
+          prior,
+          `seed ${seed}: a repeated key returns the first result`,
+        );
       else byKey.set(calls[i]!.key, { transferId: r.value.transferId, seq: r.value.seq });
     }
     const transfers = new Set([...byKey.values()].map((v) => v.transferId));
@@ -127,14 +161,19 @@ describe('payments across two replicas on Redis and PostgreSQL', () => {
       if (process.env.PAY_LOG) console.log('socket', i, s.frames.length, s.isClosed, lastSeq, s.events(g.id).length);
       await s.wait((f) => f.type === 'event' && f.conv === g.id && f.seq === lastSeq, 20_000);
       const seqs = s.events(g.id).map((e) => e.seq);
-      for (let k = 1; k < seqs.length; k++) assert.equal(seqs[k], seqs[k - 1]! + 1, `seed ${seed}: socket ${i} in seq order, no gap, no duplicate`);
+      for (let k = 1; k < seqs.length; k++)
+        assert.equal(seqs[k], seqs[k - 1]! + 1, `seed ${seed}: socket ${i} in seq order, no gap, no duplicate`);
       const tips = s.events(g.id).filter((e) => e.kind === 'system' && e.subtype === 'tip');
       assert.equal(tips.length, transfers.size, `seed ${seed}: socket ${i} got every tip once`);
       assert.equal(new Set(tips.map((e) => e.transferId)).size, transfers.size);
     }
     const balances = await Promise.all(apis.map((c) => c.payments.balance.query()));
     for (const bal of balances) assert.ok(bal.balance >= 0);
-    assert.equal(balances.reduce((s, x) => s + x.balance, 0), 10_000, `seed ${seed}: no money created or lost`);
+    assert.equal(
+      balances.reduce((s, x) => s + x.balance, 0),
+      10_000,
+      `seed ${seed}: no money created or lost`,
+    );
     await assertLedgerConsistent(a.database);
     for (const s of sockets) s.close();
   });
@@ -186,7 +225,10 @@ describe('payments across two replicas on Redis and PostgreSQL', () => {
     assert.equal((await u.client.payments.entitlements.query()).plan, 'free');
     assert.equal((await u.client.payments.balance.query()).balance, 200);
     const again = await burst(sock, mine.id, 8);
-    assert.ok(again.some((f) => f.type === 'error' && f.code === 'RATE_LIMITED'), 'back on the free limit');
+    assert.ok(
+      again.some((f) => f.type === 'error' && f.code === 'RATE_LIMITED'),
+      'back on the free limit',
+    );
     for (const c of [sock, free, second, third]) c.close();
   });
 });

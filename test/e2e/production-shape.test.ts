@@ -102,8 +102,15 @@ describe('production shape: two hub processes, the worker process, PostgreSQL, R
     const isMessage = (f: Frame) => f.type === 'event' && f.conv === group.id && f.kind === 'message';
     await bobOnA.c.wait((f) => isMessage(f) && f.body === 'third');
     const got = bobOnA.c.frames.filter(isMessage);
-    assert.deepEqual(got.map((e) => e.body), bodies, 'hub A delivered hub B\'s sends once each, in order');
-    assert.deepEqual(got.map((e) => e.seq), [...got.map((e) => e.seq)].sort((x, y) => x - y));
+    assert.deepEqual(
+      got.map((e) => e.body),
+      bodies,
+      "hub A delivered hub B's sends once each, in order",
+    );
+    assert.deepEqual(
+      got.map((e) => e.seq),
+      [...got.map((e) => e.seq)].sort((x, y) => x - y),
+    );
 
     // Carol has no socket anywhere: one push for the burst, one webhook call, one digest.
     await push.waitFor(browser, 1, 20_000);
@@ -142,9 +149,18 @@ describe('production shape: two hub processes, the worker process, PostgreSQL, R
     const plans = await payer.api.payments.plans.query();
     const premium = plans.find((p) => p.id !== 'free');
     assert.ok(premium, 'a paid plan is configured');
-    const results = await Promise.allSettled([...apis, ...apis].map((c) => c.payments.subscribe.mutate({ planId: premium.id, idempotencyKey: key() })));
-    assert.ok(results.every((r) => r.status === 'fulfilled'), JSON.stringify(results.filter((r) => r.status === 'rejected')));
-    assert.equal((await payer.api.payments.balance.query()).balance, 2000 - premium.price, 'four concurrent subscribes on two hubs, one charge');
+    const results = await Promise.allSettled(
+      [...apis, ...apis].map((c) => c.payments.subscribe.mutate({ planId: premium.id, idempotencyKey: key() })),
+    );
+    assert.ok(
+      results.every((r) => r.status === 'fulfilled'),
+      JSON.stringify(results.filter((r) => r.status === 'rejected')),
+    );
+    assert.equal(
+      (await payer.api.payments.balance.query()).balance,
+      2000 - premium.price,
+      'four concurrent subscribes on two hubs, one charge',
+    );
 
     const dm = await payer.api.conversations.createDirect.mutate({ userId: payee.id });
     const payeeOnB = await socket(b, payee);

@@ -70,10 +70,17 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
     for (const s of socks) await s.c.wait((f) => f.type === 'event' && f.seq === marker.seq);
     for (const s of socks) {
       const msgs = s.c.events(conv).filter((f) => f.kind === 'message');
-      assert.deepEqual(msgs.map((m) => m.body), ['hello', 'after'], 'the retry stored nothing and sent nothing');
+      assert.deepEqual(
+        msgs.map((m) => m.body),
+        ['hello', 'after'],
+        'the retry stored nothing and sent nothing',
+      );
     }
     const hist = await users[1]!.client.conversations.history.query({ conversationId: conv });
-    assert.deepEqual(hist.events.filter((e) => e.kind === 'message').map((e) => e.body), ['hello', 'after']);
+    assert.deepEqual(
+      hist.events.filter((e) => e.kind === 'message').map((e) => e.body),
+      ['hello', 'after'],
+    );
     assert.equal(hist.lastSeq, marker.seq);
     for (const s of socks) s.c.close();
   });
@@ -122,11 +129,17 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
     assert.equal(resumed.convs[conv], acks.at(-1)!.seq);
     assert.equal(typeof resumed.cursors[conv], 'number');
     const got = b2.c.events(conv).map((f) => f.seq);
-    assert.deepEqual(got, acks.map((x) => x.seq));
+    assert.deepEqual(
+      got,
+      acks.map((x) => x.seq),
+    );
     // Live delivery continues after the resume, without duplicates.
     const live = await a.c.request({ type: 'send', conv, cid: 'r6', body: 'live' });
     await b2.c.wait((f) => f.type === 'event' && f.seq === live.seq);
-    assert.deepEqual(b2.c.events(conv).map((f) => f.seq), [...acks.map((x) => x.seq), live.seq]);
+    assert.deepEqual(
+      b2.c.events(conv).map((f) => f.seq),
+      [...acks.map((x) => x.seq), live.seq],
+    );
     a.c.close();
     b2.c.close();
   });
@@ -145,7 +158,10 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
       const b = await connect(local.port, u2.accessToken, { resume: { [conv]: 0 } });
       const gap = b.c.frames.find((f) => f.type === 'gap')!;
       assert.deepEqual({ conv: gap.conv, fromSeq: gap.fromSeq, toSeq: gap.toSeq }, { conv, fromSeq: 1, toSeq: last - 10 });
-      assert.deepEqual(b.c.events(conv).map((f) => f.seq), Array.from({ length: 10 }, (_, i) => last - 9 + i));
+      assert.deepEqual(
+        b.c.events(conv).map((f) => f.seq),
+        Array.from({ length: 10 }, (_, i) => last - 9 + i),
+      );
       a.c.close();
       b.c.close();
     } finally {
@@ -229,7 +245,12 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
     const other = await group(2);
     const a = await connect(replica.port, users[0]!.accessToken);
     const stored = await a.c.request({ type: 'send', conv, cid: 'keep', body: 'keep me' });
-    const otherMsg = await (await connect(replica.port, other.users[0]!.accessToken)).c.request({ type: 'send', conv: other.conv, cid: 'o', body: 'theirs' });
+    const otherMsg = await (await connect(replica.port, other.users[0]!.accessToken)).c.request({
+      type: 'send',
+      conv: other.conv,
+      cid: 'o',
+      body: 'theirs',
+    });
     const before = await users[0]!.client.conversations.history.query({ conversationId: conv });
     const bad: [string | Buffer, string][] = [
       ['not json', 'BAD_REQUEST'],
@@ -319,7 +340,11 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
 
   test('5.7 a client that stops reading is closed 4009 while the others keep receiving', async () => {
     const ownEnv = await testEnv('pglite');
-    const writer = await startTestReplica(ownEnv.env, { WS_RATE_PER_S: '100000', WS_RATE_BURST: '100000', WS_MAX_BACKPRESSURE_BYTES: '65536' });
+    const writer = await startTestReplica(ownEnv.env, {
+      WS_RATE_PER_S: '100000',
+      WS_RATE_BURST: '100000',
+      WS_MAX_BACKPRESSURE_BYTES: '65536',
+    });
     try {
       const users = [];
       for (let i = 0; i < 3; i++) users.push(await newUser(writer.port, 'slow'));
@@ -346,7 +371,11 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
       const more = await fast.c.request({ type: 'send', conv, cid: 'after-slow', body: 'still flowing' });
       await healthy.c.wait((f) => f.type === 'event' && f.seq === more.seq);
       const seqs = healthy.c.events(conv).map((f) => f.seq);
-      assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => seqs[0]! + i), 'healthy got every seq in order');
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: seqs.length }, (_, i) => seqs[0]! + i),
+        'healthy got every seq in order',
+      );
       fast.c.close();
       healthy.c.close();
     } finally {
@@ -398,7 +427,11 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
     await alice.c.closed;
     const alice2 = await connect(replica.port, users[0]!.accessToken);
     await alice2.c.request({ type: 'ping' });
-    assert.equal(alice2.c.frames.filter((f) => f.type === 'presence' && f.user === users[1]!.id).length, 0, 'Bob was not online at her snapshot');
+    assert.equal(
+      alice2.c.frames.filter((f) => f.type === 'presence' && f.user === users[1]!.id).length,
+      0,
+      'Bob was not online at her snapshot',
+    );
     // Bob is back within PRESENCE_OFFLINE_GRACE_MS (4 s here).
     const bob2 = await connect(replica.port, users[1]!.accessToken);
     await alice2.c.wait((f) => f.type === 'presence' && f.user === users[1]!.id && f.status === 'online');

@@ -16,7 +16,10 @@ test('rolling deploy and scale-out behind HAProxy under load (short drill): ever
     assert.ok(r.deliveries.expected >= r.sends.acked * 3, 'each acked message was expected at every member');
     assert.deepEqual({ missing: r.stored.missing, storedTwice: r.stored.storedTwice }, { missing: 0, storedTwice: 0 });
     // Every hub drained: each replaced hub exited 0, and its clients reconnected (1012) and resumed.
-    assert.deepEqual(r.steps.filter((s) => s.exitCode !== undefined).map((s) => s.exitCode), [0, 0, 0]);
+    assert.deepEqual(
+      r.steps.filter((s) => s.exitCode !== undefined).map((s) => s.exitCode),
+      [0, 0, 0],
+    );
     assert.ok((r.closeCodes['1012'] ?? 0) > 0 && r.reconnects.count >= r.closeCodes['1012']!, JSON.stringify(r.closeCodes));
     assert.equal(r.idle.closedOtherThan1012, 0);
     // After the scale-out, the new hub holds sockets (the late ones at least).

@@ -82,7 +82,10 @@ before(async () => {
   const t0 = Date.now();
   dir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-sdk-fresh-'));
   site = createServer((req, res) => {
-    if (req.url === '/') res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>sdk</title><script type="module" src="/example.js"></script>');
+    if (req.url === '/')
+      res
+        .writeHead(200, { 'content-type': 'text/html' })
+        .end('<!doctype html><title>sdk</title><script type="module" src="/example.js"></script>');
     else if (req.url === '/example.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(pageJs);
     else res.writeHead(404).end();
   });
@@ -113,11 +116,29 @@ after(async () => {
 
 test('the tarball ships built JavaScript, bundled declarations and the licence, and no TypeScript source', (t) => {
   for (const line of report.splice(0)) t.diagnostic(line);
-  for (const f of ['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/protocol/index.js', 'dist/protocol.cjs', 'dist/protocol.d.ts']) {
+  for (const f of [
+    'LICENSE',
+    'README.md',
+    'package.json',
+    'dist/index.js',
+    'dist/index.cjs',
+    'dist/index.d.ts',
+    'dist/index.d.cts',
+    'dist/protocol/index.js',
+    'dist/protocol.cjs',
+    'dist/protocol.d.ts',
+  ]) {
     assert.ok(files.includes(f), `${f} is in the tarball`);
   }
-  assert.deepEqual(files.filter((f) => /\.ts$/.test(f) && !/\.d\.c?ts$/.test(f)), [], 'no TypeScript source');
-  assert.deepEqual(files.filter((f) => f.startsWith('src/') || f.includes('test')), []);
+  assert.deepEqual(
+    files.filter((f) => /\.ts$/.test(f) && !/\.d\.c?ts$/.test(f)),
+    [],
+    'no TypeScript source',
+  );
+  assert.deepEqual(
+    files.filter((f) => f.startsWith('src/') || f.includes('test')),
+    [],
+  );
   const pkg = JSON.parse(readFileSync(path.join(root, 'client/package.json'), 'utf8')) as Record<string, unknown>;
   assert.equal(pkg.private, undefined);
   assert.equal(pkg.sideEffects, false);
@@ -131,7 +152,8 @@ test('installed from the tarball into a fresh strict project: the README example
   writeFileSync(path.join(dir, 'package.json'), '{}');
   await run('mkdir', ['-p', project]);
   writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'fresh-app', private: true, type: 'module' }, null, 2));
-  const tsVersion = (JSON.parse(readFileSync(path.join(root, 'node_modules/typescript/package.json'), 'utf8')) as { version: string }).version;
+  const tsVersion = (JSON.parse(readFileSync(path.join(root, 'node_modules/typescript/package.json'), 'utf8')) as { version: string })
+    .version;
   await sh(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund', `typescript@${tsVersion}`, 'ws@8', tarball]);
   const installed = JSON.parse(readFileSync(path.join(project, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
   assert.deepEqual(Object.keys(installed.dependencies).sort(), ['@hubbub/client', 'typescript', 'ws']);
@@ -156,13 +178,34 @@ test('installed from the tarball into a fresh strict project: the README example
   assert.match(node.stdout, /^bob got "hello from alice" \(seq (\d+), acked as \1\)$/m);
 
   // CommonJS consumers get the same API.
-  const cjs = await run(process.execPath, ['-e', "const c = require('@hubbub/client'); console.log(typeof c.createClient, c.CloseCodes.UNAUTHORIZED.code)"], { cwd: project });
+  const cjs = await run(
+    process.execPath,
+    ['-e', "const c = require('@hubbub/client'); console.log(typeof c.createClient, c.CloseCodes.UNAUTHORIZED.code)"],
+    { cwd: project },
+  );
   assert.equal(cjs.stdout.trim(), 'function 4001');
-  const esm = await run(process.execPath, ['--input-type=module', '-e', "import { CloseCodes, PROTOCOL } from '@hubbub/client/protocol'; console.log(PROTOCOL, CloseCodes.TOO_SLOW.code)"], { cwd: project });
+  const esm = await run(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      "import { CloseCodes, PROTOCOL } from '@hubbub/client/protocol'; console.log(PROTOCOL, CloseCodes.TOO_SLOW.code)",
+    ],
+    { cwd: project },
+  );
   assert.equal(esm.stdout.trim(), 'hubbub.v1 4009');
 
   // A browser bundle of the same file, run in Chromium at an origin the hub allows.
-  const bundle = await build({ absWorkingDir: project, entryPoints: ['example.ts'], bundle: true, format: 'esm', platform: 'browser', target: 'es2022', write: false, logLevel: 'silent' });
+  const bundle = await build({
+    absWorkingDir: project,
+    entryPoints: ['example.ts'],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    write: false,
+    logLevel: 'silent',
+  });
   const js = bundle.outputFiles[0]!.text;
   assert.doesNotMatch(js, /from\s*["']ws["']/, 'the browser bundle does not import ws');
   const page = await (await browser.createBrowserContext()).newPage();
@@ -177,7 +220,12 @@ test('installed from the tarball into a fresh strict project: the README example
   pageJs = js;
   await page.goto(`${siteOrigin}/`);
   let timer: NodeJS.Timeout | undefined;
-  const line = await Promise.race([done, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no result in the browser: ${logs.join(' | ')}`)), 20_000)))]).finally(() => clearTimeout(timer));
+  const line = await Promise.race([
+    done,
+    new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`no result in the browser: ${logs.join(' | ')}`)), 20_000)),
+    ),
+  ]).finally(() => clearTimeout(timer));
   t.diagnostic(`chromium: ${line}`);
   step(`esbuild bundle for browsers (${js.length} B) run in chromium`);
   assert.match(line, /^bob got "hello from alice" \(seq (\d+), acked as \1\)$/);

@@ -24,14 +24,21 @@ test('2 npm start with no environment runs the build, serves /health, the API an
     const bundle = await fetch(`http://127.0.0.1:${port}/assets/app.js`);
     assert.equal(bundle.status, 200);
     assert.equal(bundle.headers.get('content-type'), 'text/javascript; charset=utf-8');
-    const reg = await trpcClient(port).auth.register.mutate({ email: 'first@example.com', username: 'first_user', password: 'first password' });
+    const reg = await trpcClient(port).auth.register.mutate({
+      email: 'first@example.com',
+      username: 'first_user',
+      password: 'first password',
+    });
     assert.equal((await trpcClient(port, reg.accessToken).auth.me.query()).username, 'first_user');
     const socket = await connect(port, reg.accessToken);
     assert.equal(socket.ready.type, 'ready');
     socket.c.close();
     // The hub npm started is the production build, with no TypeScript loader.
     const cmds = processTree(s.child.pid!).map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' '));
-    assert.ok(cmds.some((cmd) => cmd.includes('dist/server/main.js')), cmds.join('\n'));
+    assert.ok(
+      cmds.some((cmd) => cmd.includes('dist/server/main.js')),
+      cmds.join('\n'),
+    );
     assert.ok(!cmds.some((cmd) => cmd.includes('tsx')), cmds.join('\n'));
 
     s.stop();

@@ -43,32 +43,76 @@ describe('fuzz: WebSocket frames', () => {
     const v = hostileValue(ids);
     const conv = fc.oneof({ weight: 4, arbitrary: fc.constant(own) }, fc.constant(foreign), fc.uuid(), v);
     const seq = fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 0, max: 40 }) }, v);
-    const body = fc.oneof({ weight: 3, arbitrary: fc.string({ minLength: 1, maxLength: 30 }) }, fc.constantFrom('', '   ', 'x'.repeat(2001)), v);
+    const body = fc.oneof(
+      { weight: 3, arbitrary: fc.string({ minLength: 1, maxLength: 30 }) },
+      fc.constantFrom('', '   ', 'x'.repeat(2001)),
+      v,
+    );
     const ref = fc.option(fc.oneof(fc.string({ minLength: 1, maxLength: 10 }), fc.constant('r'.repeat(65)), v), { nil: undefined });
     const types = [...clientFrameTypes];
     // Well-formed frames of each type (most aimed at the attacker's own conversation).
     const valid = fc.oneof(
-      fc.record({ type: fc.constant('send'), ref, conv, cid: fc.string({ minLength: 1, maxLength: 64 }), body: fc.string({ minLength: 1, maxLength: 30 }) }),
-      fc.record({ type: fc.constant('edit'), ref, conv, seq: fc.integer({ min: 1, max: 40 }), body: fc.string({ minLength: 1, maxLength: 30 }) }),
+      fc.record({
+        type: fc.constant('send'),
+        ref,
+        conv,
+        cid: fc.string({ minLength: 1, maxLength: 64 }),
+        body: fc.string({ minLength: 1, maxLength: 30 }),
+      }),
+      fc.record({
+        type: fc.constant('edit'),
+        ref,
+        conv,
+        seq: fc.integer({ min: 1, max: 40 }),
+        body: fc.string({ minLength: 1, maxLength: 30 }),
+      }),
       fc.record({ type: fc.constant('delete'), ref, conv, seq: fc.integer({ min: 1, max: 40 }) }),
-      fc.record({ type: fc.constant('react'), ref, conv, seq: fc.integer({ min: 1, max: 40 }), emoji: fc.constantFrom('👍', '🎉', 'x'), on: fc.boolean() }),
+      fc.record({
+        type: fc.constant('react'),
+        ref,
+        conv,
+        seq: fc.integer({ min: 1, max: 40 }),
+        emoji: fc.constantFrom('👍', '🎉', 'x'),
+        on: fc.boolean(),
+      }),
       fc.record({ type: fc.constant('read'), conv, seq: fc.integer({ min: 0, max: 100 }) }),
       fc.record({ type: fc.constant('typing'), conv }),
-      fc.record({ type: fc.constant('resume'), ref, convs: fc.dictionary(fc.constantFrom(own, foreign), fc.integer({ min: 0, max: 50 }), { maxKeys: 2 }) }),
+      fc.record({
+        type: fc.constant('resume'),
+        ref,
+        convs: fc.dictionary(fc.constantFrom(own, foreign), fc.integer({ min: 0, max: 50 }), { maxKeys: 2 }),
+      }),
       fc.record({ type: fc.constant('ping'), ref }),
     );
     // Every field of every type, each possibly missing, wrong or hostile, plus unknown fields.
     const fuzzed = fc.record(
       {
         type: fc.oneof({ weight: 5, arbitrary: fc.constantFrom(...types) }, v),
-        ref, conv, seq, body, cid: v, emoji: v, on: v, replyTo: seq, mentions: v, convs: fc.oneof(fc.dictionary(fc.oneof(fc.constantFrom(...ids), fc.string()), seq, { maxKeys: 3 }), v),
+        ref,
+        conv,
+        seq,
+        body,
+        cid: v,
+        emoji: v,
+        on: v,
+        replyTo: seq,
+        mentions: v,
+        convs: fc.oneof(fc.dictionary(fc.oneof(fc.constantFrom(...ids), fc.string()), seq, { maxKeys: 3 }), v),
         extra: v,
       },
       { requiredKeys: ['type'] },
     );
     const raw = fc.oneof(
       fc.string({ maxLength: 50 }),
-      fc.constantFrom('{', '[]', 'null', '"ping"', '{"type":"ping"', '{"type":"send","conv":' + '['.repeat(5000), JSON.stringify({ type: 'ping', __proto__: { admin: true } })),
+      fc.constantFrom(
+        '{',
+        '[]',
+        'null',
+        '"ping"',
+        '{"type":"ping"',
+        '{"type":"send","conv":' + '['.repeat(5000),
+        JSON.stringify({ type: 'ping', __proto__: { admin: true } }),
+      ),
       fc.jsonValue({ maxDepth: 2 }).map((x) => JSON.stringify(x)),
     );
     const frame = fc.oneof(
@@ -119,7 +163,11 @@ describe('fuzz: WebSocket frames', () => {
         await s.closed;
         // Refused frames store nothing: with no ack and no ok, the attacker's own conversation is as it was.
         if (done === 'answered' && !s.frames.some((f) => f.type === 'ack' || f.type === 'ok')) {
-          assert.equal(JSON.stringify(await attacker.client.conversations.history.query({ conversationId: own, limit: 100 })), ownBefore, 'refused frames changed nothing');
+          assert.equal(
+            JSON.stringify(await attacker.client.conversations.history.query({ conversationId: own, limit: 100 })),
+            ownBefore,
+            'refused frames changed nothing',
+          );
         }
         assert.equal((await fetch(`http://127.0.0.1:${replica.port}/health`)).status, 200);
         assert.equal(await metricValue(replica.metricsPort, 'hubbub_ws_connections'), 1, 'gauge = the healthy socket only');
@@ -128,7 +176,9 @@ describe('fuzz: WebSocket frames', () => {
       fuzzSettings('ws frames', 60),
     );
     assert.equal(await snapshot(), before, "the victim's conversation is unchanged");
-    console.log(`[fuzz] ws frames: ${cases} cases, ${frames} frames, max healthy ping ${maxPing.toFixed(1)} ms, replies ${JSON.stringify(Object.fromEntries(seen))}`);
+    console.log(
+      `[fuzz] ws frames: ${cases} cases, ${frames} frames, max healthy ping ${maxPing.toFixed(1)} ms, replies ${JSON.stringify(Object.fromEntries(seen))}`,
+    );
     healthy.close();
   });
 });

@@ -28,7 +28,10 @@ function procedures() {
 }
 
 function shapeOf(schema: unknown): Record<string, unknown> {
-  const s = schema as { shape?: Record<string, unknown>; _zod?: { def?: { shape?: Record<string, unknown>; in?: unknown; innerType?: unknown } } };
+  const s = schema as {
+    shape?: Record<string, unknown>;
+    _zod?: { def?: { shape?: Record<string, unknown>; in?: unknown; innerType?: unknown } };
+  };
   if (s?.shape && typeof s.shape === 'object') return s.shape;
   const def = s?._zod?.def;
   if (def?.shape) return def.shape;
@@ -84,7 +87,10 @@ describe('fuzz: tRPC procedures', () => {
     const victimBefore = await victimState();
     let token = attacker.accessToken;
     const attackerState = async () =>
-      JSON.stringify([await trpcClient(replica.port, token).auth.me.query(), await trpcClient(replica.port, token).conversations.list.query()]).replace(/"lastSeen":[^,}]*/g, '');
+      JSON.stringify([
+        await trpcClient(replica.port, token).auth.me.query(),
+        await trpcClient(replica.port, token).conversations.list.query(),
+      ]).replace(/"lastSeen":[^,}]*/g, '');
     const { c: healthy } = await connect(replica.port, friend.accessToken);
 
     const ids = [own, foreign, attacker.id, victim.id, friend.id];
@@ -92,12 +98,41 @@ describe('fuzz: tRPC procedures', () => {
     const inputFor = (fields: string[]) =>
       fc.oneof(
         // The procedure's own fields with plausible or hostile values, sometimes an unknown one.
-        { weight: 5, arbitrary: fc.record(Object.fromEntries([...fields, 'isAdmin'].map((k) => [k, v])), { requiredKeys: [] }).map((o) => Object.fromEntries(Object.entries(o))) },
-        { weight: 2, arbitrary: fc.record(Object.fromEntries(fields.map((k) => [k, fc.oneof(fc.constantFrom(...ids), fc.integer({ min: 0, max: 50 }), fc.string({ minLength: 1, maxLength: 20 }), fc.boolean())])), { requiredKeys: fields }) },
+        {
+          weight: 5,
+          arbitrary: fc
+            .record(Object.fromEntries([...fields, 'isAdmin'].map((k) => [k, v])), { requiredKeys: [] })
+            .map((o) => Object.fromEntries(Object.entries(o))),
+        },
+        {
+          weight: 2,
+          arbitrary: fc.record(
+            Object.fromEntries(
+              fields.map((k) => [
+                k,
+                fc.oneof(
+                  fc.constantFrom(...ids),
+                  fc.integer({ min: 0, max: 50 }),
+                  fc.string({ minLength: 1, maxLength: 20 }),
+                  fc.boolean(),
+                ),
+              ]),
+            ),
+            { requiredKeys: fields },
+          ),
+        },
         { weight: 1, arbitrary: v },
         { weight: 1, arbitrary: fc.constant(undefined) },
       );
-    const call = fc.oneof(...procs.map((p) => fc.record({ proc: fc.constant(p), input: inputFor(p.fields), auth: fc.constantFrom('attacker', 'attacker', 'attacker', 'none', 'garbage') })));
+    const call = fc.oneof(
+      ...procs.map((p) =>
+        fc.record({
+          proc: fc.constant(p),
+          input: inputFor(p.fields),
+          auth: fc.constantFrom('attacker', 'attacker', 'attacker', 'none', 'garbage'),
+        }),
+      ),
+    );
 
     const base = `http://127.0.0.1:${replica.port}/trpc/`;
     let cases = 0;
@@ -141,7 +176,8 @@ describe('fuzz: tRPC procedures', () => {
         }
         // A session ended by a valid call (logoutAll): log in again for the next run.
         const me = await fetch(base + 'auth.me', { headers: { authorization: `Bearer ${token}` } });
-        if (me.status === 401) token = (await trpcClient(replica.port).auth.login.mutate({ login: attacker.username, password: attacker.password })).accessToken;
+        if (me.status === 401)
+          token = (await trpcClient(replica.port).auth.login.mutate({ login: attacker.username, password: attacker.password })).accessToken;
         else if (!anyOk) assert.equal(await attackerState(), ownBefore, 'refused calls changed nothing of the caller');
         pinging = false;
         await pinger;
@@ -153,7 +189,9 @@ describe('fuzz: tRPC procedures', () => {
     );
     assert.equal(await victimState(), victimBefore, "the victim's data is unchanged");
     const untouched = procs.filter((p) => !byProc.has(p.path)).map((p) => p.path);
-    console.log(`[fuzz] trpc: ${procs.length} procedures, ${cases} cases, ${calls} calls, max healthy ping ${maxPing.toFixed(1)} ms, codes ${JSON.stringify(Object.fromEntries(byCode))}${untouched.length ? `, not reached: ${untouched.join(' ')}` : ''}`);
+    console.log(
+      `[fuzz] trpc: ${procs.length} procedures, ${cases} cases, ${calls} calls, max healthy ping ${maxPing.toFixed(1)} ms, codes ${JSON.stringify(Object.fromEntries(byCode))}${untouched.length ? `, not reached: ${untouched.join(' ')}` : ''}`,
+    );
     healthy.close();
   });
 });

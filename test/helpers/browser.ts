@@ -13,7 +13,12 @@ interface PageEl {
   tagName: string;
 }
 declare const window: { innerWidth: number; innerHeight: number; getComputedStyle(el: PageEl): { visibility: string; display: string } };
-declare const axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: { id: string; impact: string | null; help: string; nodes: { target: unknown[] }[] }[] }> };
+declare const axe: {
+  run(
+    ctx: unknown,
+    opts: unknown,
+  ): Promise<{ violations: { id: string; impact: string | null; help: string; nodes: { target: unknown[] }[] }[] }>;
+};
 
 /** The two viewports every flow is run at: a phone (iPhone 12-15 size, touch) and a desktop window. */
 export const PHONE = { width: 390, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 1 };
@@ -26,7 +31,8 @@ export const artifactsDir = path.join(root, 'test-artifacts', 'browser');
 /** Debian's chromium (installed by .ci/run); CHROMIUM_PATH overrides. Missing: the suite fails. */
 export async function launchBrowser(): Promise<Browser> {
   const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-  if (!existsSync(executablePath)) throw new Error(`no chromium at ${executablePath}: install Debian's chromium (.ci/run does) or set CHROMIUM_PATH`);
+  if (!existsSync(executablePath))
+    throw new Error(`no chromium at ${executablePath}: install Debian's chromium (.ci/run does) or set CHROMIUM_PATH`);
   return puppeteer.launch({
     executablePath,
     headless: true,
@@ -44,7 +50,12 @@ export interface TestPage {
 }
 
 /** A page in its own browser context (its own localStorage: one signed-in user each), at a phone's or a desktop's viewport. */
-export async function openPage(browser: Browser, name: string, url: string, viewport: typeof PHONE | typeof DESKTOP = DESKTOP): Promise<TestPage> {
+export async function openPage(
+  browser: Browser,
+  name: string,
+  url: string,
+  viewport: typeof PHONE | typeof DESKTOP = DESKTOP,
+): Promise<TestPage> {
   const context = await browser.createBrowserContext();
   const page = await context.newPage();
   const logs: string[] = [];
@@ -68,7 +79,13 @@ export async function withArtifacts(test: string, pages: () => TestPage[], body:
   try {
     await body();
   } catch (err) {
-    const dir = path.join(artifactsDir, test.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 80));
+    const dir = path.join(
+      artifactsDir,
+      test
+        .replace(/[^a-z0-9]+/gi, '-')
+        .toLowerCase()
+        .slice(0, 80),
+    );
     mkdirSync(dir, { recursive: true });
     for (const p of pages()) {
       try {
@@ -115,7 +132,15 @@ export async function smallTargets(p: TestPage, min = 44): Promise<string[]> {
           const r = el.getBoundingClientRect();
           const st = window.getComputedStyle(el);
           // Hidden, or visually hidden for screen readers only (1 px), or off screen: not a target.
-          return r.width > 1 && r.height > 1 && st.visibility !== 'hidden' && r.bottom > 0 && r.top < window.innerHeight && r.right > 0 && r.left < window.innerWidth;
+          return (
+            r.width > 1 &&
+            r.height > 1 &&
+            st.visibility !== 'hidden' &&
+            r.bottom > 0 &&
+            r.top < window.innerHeight &&
+            r.right > 0 &&
+            r.left < window.innerWidth
+          );
         })
         .filter((el) => {
           const r = el.getBoundingClientRect();
@@ -141,10 +166,24 @@ export interface AuditResult {
 
 /** An axe-core audit (WCAG 2.1 A and AA, and best practices) of the page as it is now. */
 export async function audit(p: TestPage): Promise<AuditResult> {
-  if (!(await p.page.evaluate(() => typeof (globalThis as { axe?: unknown }).axe === 'object'))) await p.page.addScriptTag({ path: axePath });
-  const r = await p.page.evaluate(() => axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] }, resultTypes: ['violations'] }));
+  if (!(await p.page.evaluate(() => typeof (globalThis as { axe?: unknown }).axe === 'object')))
+    await p.page.addScriptTag({ path: axePath });
+  const r = await p.page.evaluate(() =>
+    axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+      resultTypes: ['violations'],
+    }),
+  );
   const counts: Record<string, number> = { minor: 0, moderate: 0, serious: 0, critical: 0 };
-  const describe = (v: (typeof r.violations)[number]) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.length}: ${v.nodes.slice(0, 3).map((n) => JSON.stringify(n.target)).join(' ')})`;
+  const describe = (v: (typeof r.violations)[number]) =>
+    `${v.impact} ${v.id}: ${v.help} (${v.nodes.length}: ${v.nodes
+      .slice(0, 3)
+      .map((n) => JSON.stringify(n.target))
+      .join(' ')})`;
   for (const v of r.violations) counts[v.impact ?? 'minor'] = (counts[v.impact ?? 'minor'] ?? 0) + v.nodes.length;
-  return { counts, serious: r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map(describe), all: r.violations.map(describe) };
+  return {
+    counts,
+    serious: r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map(describe),
+    all: r.violations.map(describe),
+  };
 }

@@ -16,9 +16,7 @@ try {
   const v = (await client.execute('SELECT release_version FROM system.local')).first().get('release_version');
   console.log(`release_version ${v}`);
   const t1 = Date.now();
-  await client.execute(
-    "CREATE KEYSPACE IF NOT EXISTS smoke WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
-  );
+  await client.execute("CREATE KEYSPACE IF NOT EXISTS smoke WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}");
   await client.execute('CREATE TABLE IF NOT EXISTS smoke.kv (k text PRIMARY KEY, v int, at timestamp)');
   console.log(`schema created in ${((Date.now() - t1) / 1000).toFixed(2)}s`);
   const now = new Date();

@@ -60,7 +60,8 @@ export interface DrillReport {
   ok: boolean;
 }
 
-const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]! : 0);
+const pct = (xs: number[], p: number) =>
+  xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]! : 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runDrill(o: DrillOptions): Promise<DrillReport> {
@@ -74,7 +75,9 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
   const start = async (slot: Slot) => {
     // Each process its own replica id, as each pod has its own name.
     const env = { ...o.env, PORT: String(slot.port), REPLICA_ID: `hub-${++started}`, TRUST_PROXY: 'true', LOGIN_MAX_PER_IP: '100000' };
-    const p = o.image ? await containerReplica(o.image, `hubbub-drill-${process.pid}-${started}`, env) : await spawnReplica(env, { dist: o.dist });
+    const p = o.image
+      ? await containerReplica(o.image, `hubbub-drill-${process.pid}-${started}`, env)
+      : await spawnReplica(env, { dist: o.dist });
     running.set(slot.name, p);
     return p;
   };
@@ -94,7 +97,9 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     for (let r = 0; r < o.rooms; r++) {
       const users = [];
       for (let m = 0; m < o.members; m++) users.push(await newUser(lb.port, `d${r}`));
-      const conv = (await users[0]!.client.conversations.createGroup.mutate({ title: `drill ${r}`, memberIds: users.slice(1).map((u) => u.id) })).id;
+      const conv = (
+        await users[0]!.client.conversations.createGroup.mutate({ title: `drill ${r}`, memberIds: users.slice(1).map((u) => u.id) })
+      ).id;
       const members = users.map((u, m) => new DrillClient(`r${r}m${m}`, wsUrl, u.accessToken));
       clients.push(...members);
       rooms.push({ conv, members, users });
@@ -195,7 +200,9 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     // (its first `ready`; before every send for all but the late sockets).
     const maxSeq = new Map(rooms.map((r) => [r.conv, Math.max(0, ...acks.filter((a) => a.conv === r.conv).map((a) => a.seq))]));
     const members = rooms.flatMap((room) => room.members.map((c) => ({ c, conv: room.conv })));
-    await Promise.allSettled(members.map(({ c, conv }) => c.until(() => (c.last.get(conv) ?? 0) >= maxSeq.get(conv)!, 30_000, 'the last acked seq')));
+    await Promise.allSettled(
+      members.map(({ c, conv }) => c.until(() => (c.last.get(conv) ?? 0) >= maxSeq.get(conv)!, 30_000, 'the last acked seq')),
+    );
     let exp = 0;
     let got = 0;
     for (const { c, conv } of members) {
@@ -253,7 +260,17 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
       stored: { messages, storedTwice, missing },
       reconnects: { count: reconnects.length, p50: pct(reconnects, 50), p99: pct(reconnects, 99), max: Math.max(0, ...reconnects) },
       longestGapMs: Math.max(0, ...clients.map((c) => c.maxGapMs)),
-      ackMs: { p50: pct(acks.map((a) => a.ms), 50), p99: pct(acks.map((a) => a.ms), 99), max: Math.max(0, ...acks.map((a) => a.ms)) },
+      ackMs: {
+        p50: pct(
+          acks.map((a) => a.ms),
+          50,
+        ),
+        p99: pct(
+          acks.map((a) => a.ms),
+          99,
+        ),
+        max: Math.max(0, ...acks.map((a) => a.ms)),
+      },
       closeCodes: codes,
       otherCloses: all.flatMap((c) => c.unexpected),
       idle: {

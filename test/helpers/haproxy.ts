@@ -36,9 +36,7 @@ export async function startHaproxy(slots: Slot[]): Promise<Haproxy> {
   const lines = src.split('\n');
   const firstServer = lines.findIndex((l) => /^\s*server\s/.test(l));
   if (firstServer < 0 || !/^\s*bind\s+:8080\s*$/m.test(src)) throw new Error('deploy/haproxy.cfg: no `bind :8080` or no server lines');
-  const out = lines
-    .filter((l) => !/^\s*server\s/.test(l))
-    .map((l) => (/^\s*bind\s+:8080\s*$/.test(l) ? `  bind 127.0.0.1:${port}` : l));
+  const out = lines.filter((l) => !/^\s*server\s/.test(l)).map((l) => (/^\s*bind\s+:8080\s*$/.test(l) ? `  bind 127.0.0.1:${port}` : l));
   out.splice(firstServer, 0, '  http-response set-header x-served-by %s', ...slots.map((s) => `  server ${s.name} 127.0.0.1:${s.port}`));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-haproxy-'));
   const cfg = path.join(dir, 'haproxy.cfg');

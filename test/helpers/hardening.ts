@@ -3,7 +3,11 @@ import WebSocket from 'ws';
 import { RawClient } from './ws.ts';
 
 /** One raw HTTP/1.1 exchange: what the server answered (status and headers), or how it hung up. */
-export function rawHttp(port: number, request: string, timeoutMs = 5000): Promise<{ status: number; headers: Record<string, string>; raw: string } | { status: 0; closed: string; raw: string }> {
+export function rawHttp(
+  port: number,
+  request: string,
+  timeoutMs = 5000,
+): Promise<{ status: number; headers: Record<string, string>; raw: string } | { status: 0; closed: string; raw: string }> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
     let buf = '';
@@ -42,7 +46,9 @@ export function upgradeRequest(token: string, headers: Record<string, string | n
     Authorization: `Bearer ${token}`,
     ...headers,
   };
-  const lines = Object.entries(all).filter(([, v]) => v !== null).map(([k, v]) => `${k}: ${v}`);
+  const lines = Object.entries(all)
+    .filter(([, v]) => v !== null)
+    .map(([k, v]) => `${k}: ${v}`);
   return `GET ${path} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`;
 }
 

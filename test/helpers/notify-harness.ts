@@ -69,7 +69,10 @@ export async function notifyHarness(overrides: Record<string, string> = {}) {
   const workerOptions = { connection, prefix, concurrency: 4, lockMs: config.NOTIFY_LOCK_MS, attempts: config.NOTIFY_ATTEMPTS };
   let workers = startNotifyWorkers(deps, workerOptions);
   const scheduler = replica.notifications.scheduler as BullNotifyScheduler;
-  const sends = Object.fromEntries(targetChannels.map((c) => [c, new Queue(sendQueues[c], { connection, prefix })])) as Record<TargetChannel, Queue>;
+  const sends = Object.fromEntries(targetChannels.map((c) => [c, new Queue(sendQueues[c], { connection, prefix })])) as Record<
+    TargetChannel,
+    Queue
+  >;
   const allQueues = [...Object.values(scheduler.queues), ...Object.values(sends)];
 
   const counts = async () => {

@@ -23,11 +23,29 @@ export function selfSigned(names: string[] = []): { key: string; cert: string } 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-tls-'));
   const san = ['IP:127.0.0.1', 'DNS:localhost', ...names.map((n) => `DNS:${n}`)].join(',');
   try {
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-      '-subj', '/CN=localhost', '-addext', `subjectAltName=${san}`,
-      '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        `subjectAltName=${san}`,
+        '-keyout',
+        path.join(dir, 'key.pem'),
+        '-out',
+        path.join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     return { key: readFileSync(path.join(dir, 'key.pem'), 'utf8'), cert: readFileSync(path.join(dir, 'cert.pem'), 'utf8') };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -42,7 +60,8 @@ export function selfSigned(names: string[] = []): { key: string; cert: string } 
  */
 export const resolveLocalhostNames = ((hostname: string, options: LookupOptions, callback: (...a: unknown[]) => void) => {
   if (!hostname.endsWith('.localhost')) return lookup(hostname, options, callback as never);
-  if (options.family === 6) return process.nextTick(callback, Object.assign(new Error(`${hostname}: no IPv6 address`), { code: 'ENOTFOUND' }));
+  if (options.family === 6)
+    return process.nextTick(callback, Object.assign(new Error(`${hostname}: no IPv6 address`), { code: 'ENOTFOUND' }));
   if (options.all) return process.nextTick(callback, null, [{ address: '127.0.0.1', family: 4 }]);
   process.nextTick(callback, null, '127.0.0.1', 4);
 }) as LookupFunction;
@@ -107,16 +126,24 @@ export class PushService {
   origin = '';
 
   /** `host` names the service in its endpoints (it listens on 127.0.0.1): `localhost`, or a name under `.localhost`. */
-  constructor(private readonly tls: { key: string; cert: string }, private readonly vapidPublicKey: string, private readonly host = 'localhost') {}
+  constructor(
+    private readonly tls: { key: string; cert: string },
+    private readonly vapidPublicKey: string,
+    private readonly host = 'localhost',
+  ) {}
 
   async start() {
     this.server = createServer(this.tls, (req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c) => chunks.push(c));
-      req.on('end', () => void this.handle(req.url ?? '/', req.headers, Buffer.concat(chunks)).then(
-        ({ status, headers }) => res.writeHead(status, headers).end(),
-        (err) => res.writeHead(400).end(String(err)),
-      ));
+      req.on(
+        'end',
+        () =>
+          void this.handle(req.url ?? '/', req.headers, Buffer.concat(chunks)).then(
+            ({ status, headers }) => res.writeHead(status, headers).end(),
+            (err) => res.writeHead(400).end(String(err)),
+          ),
+      );
     });
     await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
     this.port = (this.server.address() as AddressInfo).port;
@@ -163,7 +190,10 @@ export class PushService {
     if (!m) throw new Error('no VAPID authorization');
     if (m[2] !== this.vapidPublicKey) throw new Error('unknown VAPID key');
     const raw = Buffer.from(m[2]!, 'base64url');
-    const key = await importJWK({ kty: 'EC', crv: 'P-256', x: raw.subarray(1, 33).toString('base64url'), y: raw.subarray(33, 65).toString('base64url') }, 'ES256');
+    const key = await importJWK(
+      { kty: 'EC', crv: 'P-256', x: raw.subarray(1, 33).toString('base64url'), y: raw.subarray(33, 65).toString('base64url') },
+      'ES256',
+    );
     const { payload: claims } = await jwtVerify(m[1]!, key, { algorithms: ['ES256'], audience: this.origin });
     const now = Date.now() / 1000;
     if (!claims.exp || claims.exp > now + 24 * 3600 + 60) throw new Error('VAPID exp more than 24 h ahead');
@@ -276,7 +306,10 @@ export class WebhookReceiver {
   url = '';
 
   /** `host` names the receiver in its URL (it listens on 127.0.0.1): `localhost`, or a name under `.localhost`. */
-  constructor(private readonly tls: { key: string; cert: string }, private readonly o: { host?: string; hang?: boolean } = {}) {}
+  constructor(
+    private readonly tls: { key: string; cert: string },
+    private readonly o: { host?: string; hang?: boolean } = {},
+  ) {}
 
   async start() {
     this.server = createServer(this.tls, (req, res) => {
@@ -291,7 +324,14 @@ export class WebhookReceiver {
           const want = createHmac('sha256', this.secret).update(`${m[1]}.${body}`).digest();
           verified = timingSafeEqual(want, Buffer.from(m[2]!, 'hex'));
         }
-        this.hits.push({ id: String(req.headers['hubbub-event-id']), path: req.url ?? '/', body, json: JSON.parse(body), verified, at: performance.now() });
+        this.hits.push({
+          id: String(req.headers['hubbub-event-id']),
+          path: req.url ?? '/',
+          body,
+          json: JSON.parse(body),
+          verified,
+          at: performance.now(),
+        });
         for (const w of this.arrived.splice(0)) w();
         if (!this.o.hang) res.writeHead(verified ? 204 : 401).end();
       });

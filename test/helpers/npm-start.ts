@@ -8,7 +8,14 @@ const root = path.resolve(import.meta.dirname, '..', '..');
 export function npmStart(dataDir: string) {
   const child = spawn('npm', ['start', '--silent'], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', DATA_DIR: dataDir, PORT: '0', METRICS_PORT: '0', HOST: '127.0.0.1' },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/root',
+      DATA_DIR: dataDir,
+      PORT: '0',
+      METRICS_PORT: '0',
+      HOST: '127.0.0.1',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group, so a signal reaches npm and the hub together, as from a terminal or a container runtime.
     detached: true,
@@ -40,4 +47,3 @@ export function npmStart(dataDir: string) {
   });
   return { child, port, exited, messages, stop, stderr: () => stderr };
 }
-

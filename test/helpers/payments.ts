@@ -15,14 +15,33 @@ const evtId = () => 'evt_' + randomBytes(12).toString('hex');
 const created = () => Math.floor(Date.now() / 1000);
 
 function envelope(type: string, object: Record<string, unknown>, id = evtId()) {
-  return { id, object: 'event', api_version: '2025-01-27.acacia', created: created(), livemode: false, pending_webhooks: 1, request: { id: null, idempotency_key: null }, type, data: { object } };
+  return {
+    id,
+    object: 'event',
+    api_version: '2025-01-27.acacia',
+    created: created(),
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    type,
+    data: { object },
+  };
 }
 
 /** A real `payment_intent.succeeded` event body, as Stripe sends it. */
 export function paymentSucceeded(pi: string, amount: number, opts: { userId?: string; currency?: string; eventId?: string } = {}) {
   return envelope(
     'payment_intent.succeeded',
-    { id: pi, object: 'payment_intent', amount, amount_received: amount, currency: opts.currency ?? 'usd', status: 'succeeded', metadata: opts.userId ? { hubbub_user_id: opts.userId } : {}, latest_charge: 'ch_' + pi.slice(3) },
+    {
+      id: pi,
+      object: 'payment_intent',
+      amount,
+      amount_received: amount,
+      currency: opts.currency ?? 'usd',
+      status: 'succeeded',
+      metadata: opts.userId ? { hubbub_user_id: opts.userId } : {},
+      latest_charge: 'ch_' + pi.slice(3),
+    },
     opts.eventId,
   );
 }
@@ -52,7 +71,18 @@ export function chargeRefunded(
       payment_intent: pi,
       refunded: true,
       metadata: opts.userId ? { hubbub_user_id: opts.userId } : {},
-      refunds: { object: 'list', has_more: false, data: refunds.map((r) => ({ id: r.id, object: 'refund', amount: r.amount, ...cur(refundCurrency), payment_intent: pi, status: 'succeeded' })) },
+      refunds: {
+        object: 'list',
+        has_more: false,
+        data: refunds.map((r) => ({
+          id: r.id,
+          object: 'refund',
+          amount: r.amount,
+          ...cur(refundCurrency),
+          payment_intent: pi,
+          status: 'succeeded',
+        })),
+      },
     },
     opts.eventId,
   );

@@ -23,7 +23,11 @@ export async function podman(...args: string[]): Promise<string> {
 
 /** Builds the image with scripts/image.sh (the base and the layers are cached) and returns its tag. */
 export async function buildImage(extra: string[] = []): Promise<string> {
-  const { stdout } = await run('bash', [path.join(root, 'scripts/image.sh'), ...extra], { cwd: root, maxBuffer: 64 << 20, timeout: 900_000 });
+  const { stdout } = await run('bash', [path.join(root, 'scripts/image.sh'), ...extra], {
+    cwd: root,
+    maxBuffer: 64 << 20,
+    timeout: 900_000,
+  });
   const lines = stdout.trim().split('\n');
   return lines[lines.length - 1]!;
 }
@@ -43,7 +47,11 @@ export interface Container {
 }
 
 /** `podman run` attached, so the container's stdout is ours line by line. */
-export function runContainer(image: string, name: string, opts: { env?: Record<string, string>; volumes?: string[]; command?: string[]; args?: string[] } = {}): Container {
+export function runContainer(
+  image: string,
+  name: string,
+  opts: { env?: Record<string, string>; volumes?: string[]; command?: string[]; args?: string[] } = {},
+): Container {
   const args = ['run', '--name', name, ...runArgs, ...(opts.args ?? [])];
   for (const [k, v] of Object.entries(opts.env ?? {})) args.push('-e', `${k}=${v}`);
   for (const v of opts.volumes ?? []) args.push('-v', v);

@@ -21,16 +21,27 @@ export async function startPostgres(opts: { durable?: boolean; config?: Record<s
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-pg-'));
   chmodSync(dir, 0o777);
   const data = path.join(dir, 'data');
-  const wrap = (cmd: string, args: string[]) => (asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] as const : [cmd, args] as const);
+  const wrap = (cmd: string, args: string[]) =>
+    asRoot ? (['runuser', ['-u', 'postgres', '--', cmd, ...args]] as const) : ([cmd, args] as const);
   const [icmd, iargs] = wrap(path.join(BIN, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   const init = spawnSync(icmd, iargs, { encoding: 'utf8' });
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
   const port = await freePort();
   const [pcmd, pargs] = wrap(path.join(BIN, 'postgres'), [
-    '-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
+    '-D',
+    data,
+    '-p',
+    String(port),
+    '-k',
+    dir,
+    '-c',
+    'listen_addresses=127.0.0.1',
     // Tests throw the cluster away, so they skip fsync; the bench measures durable writes (fsync on).
     ...(opts.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
-    '-c', 'max_connections=300', '-c', 'shared_buffers=256MB',
+    '-c',
+    'max_connections=300',
+    '-c',
+    'shared_buffers=256MB',
     ...Object.entries(opts.config ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
   ]);
   const child: ChildProcess = spawn(pcmd, pargs, { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -19,15 +19,21 @@ export async function startRedis(): Promise<RedisHandle> {
   process.on('exit', killOnExit);
   const start = async () => {
     let stderr = '';
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     child.on('error', (e) => (stderr += String(e)));
     child.stderr!.on('data', (b) => (stderr += b));
     child.stdout!.resume();
     await Promise.race([
       waitForPort(port, '127.0.0.1', 15_000),
-      new Promise((_, rej) => child!.once('exit', (c) => rej(new Error(`redis-server exited (${c}): ${stderr} (is redis-server installed?)`)))),
+      new Promise((_, rej) =>
+        child!.once('exit', (c) => rej(new Error(`redis-server exited (${c}): ${stderr} (is redis-server installed?)`))),
+      ),
     ]);
   };
   const kill = async () => {

@@ -29,7 +29,9 @@ export async function startStripeMock(): Promise<StripeMockHandle> {
   // parallel runs do not collide.
   const httpsPort = await freePort();
   let stderr = '';
-  const child: ChildProcess = spawn(bin, ['-http-addr', `127.0.0.1:${port}`, '-https-addr', `127.0.0.1:${httpsPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(bin, ['-http-addr', `127.0.0.1:${port}`, '-https-addr', `127.0.0.1:${httpsPort}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
   child.stderr!.on('data', (b) => (stderr += b));

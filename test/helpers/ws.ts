@@ -82,7 +82,11 @@ export interface ConnectOptions {
 }
 
 /** Opens an authenticated socket and waits for `ready`. */
-export async function connect(port: number, token: string, opts: ConnectOptions = {}): Promise<{ c: RawClient; ready: Frame; headers: Record<string, string | string[] | undefined> }> {
+export async function connect(
+  port: number,
+  token: string,
+  opts: ConnectOptions = {},
+): Promise<{ c: RawClient; ready: Frame; headers: Record<string, string | string[] | undefined> }> {
   const url = `ws://127.0.0.1:${port}/ws`;
   const ws =
     opts.via === 'subprotocol'

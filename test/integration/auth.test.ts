@@ -40,8 +40,26 @@ for (const kind of dbKinds) {
     test('duplicate email or username is CONFLICT; wrong password and unknown user get the same error', async () => {
       const u = await newUser(replica.port, 'dup');
       const anon = trpcClient(replica.port);
-      assert.equal(await errorCode(anon.auth.register.mutate({ email: `${u.username}@example.com`, username: 'other_' + u.username.slice(0, 20), password: 'password123' })), 'CONFLICT');
-      assert.equal(await errorCode(anon.auth.register.mutate({ email: 'x' + u.username + '@example.com', username: u.username.toUpperCase(), password: 'password123' })), 'CONFLICT');
+      assert.equal(
+        await errorCode(
+          anon.auth.register.mutate({
+            email: `${u.username}@example.com`,
+            username: 'other_' + u.username.slice(0, 20),
+            password: 'password123',
+          }),
+        ),
+        'CONFLICT',
+      );
+      assert.equal(
+        await errorCode(
+          anon.auth.register.mutate({
+            email: 'x' + u.username + '@example.com',
+            username: u.username.toUpperCase(),
+            password: 'password123',
+          }),
+        ),
+        'CONFLICT',
+      );
       const wrong = await anon.auth.login.mutate({ login: u.username, password: 'not the password' }).catch((e) => e);
       const unknown = await anon.auth.login.mutate({ login: 'nobody_' + u.username, password: 'not the password' }).catch((e) => e);
       assert.equal(wrong.data.code, 'UNAUTHORIZED');
@@ -52,7 +70,8 @@ for (const kind of dbKinds) {
     test('login is throttled per account', async () => {
       const u = await newUser(replica.port, 'throttle');
       const anon = trpcClient(replica.port);
-      for (let i = 0; i < 5; i++) assert.equal(await errorCode(anon.auth.login.mutate({ login: u.username, password: 'wrong password' })), 'UNAUTHORIZED');
+      for (let i = 0; i < 5; i++)
+        assert.equal(await errorCode(anon.auth.login.mutate({ login: u.username, password: 'wrong password' })), 'UNAUTHORIZED');
       // Even the right password is refused while the account is throttled.
       assert.equal(await errorCode(anon.auth.login.mutate({ login: u.username, password: u.password })), 'TOO_MANY_REQUESTS');
     });

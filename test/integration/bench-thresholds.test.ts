@@ -35,7 +35,14 @@ function scenarioFor(t: Threshold, metricValue: number, mode: 'quick' | 'full'):
   // Every other threshold of the scenario passes, so the only miss can be this one.
   const figures = { ...passingFigures(name, mode), [t.metric]: metricValue };
   const out: ScenarioFigures[] = [{ name, kind, server: kind, figures, counters: {} }];
-  if (t.relative) out.push({ name: t.relative.scenario, kind, server: kind, figures: { ...passingFigures(t.relative.scenario, mode), [t.relative.metric]: 10 }, counters: {} });
+  if (t.relative)
+    out.push({
+      name: t.relative.scenario,
+      kind,
+      server: kind,
+      figures: { ...passingFigures(t.relative.scenario, mode), [t.relative.metric]: 10 },
+      counters: {},
+    });
   return out;
 }
 
@@ -57,7 +64,11 @@ describe('bench threshold table', () => {
           if (mode === 'quick') continue; // relative bounds are full-run targets
           const all = scenarioFor(t, 12, mode); // 12 > 1.1 × 10
           const { misses } = evaluate(all, mode);
-          assert.deepEqual(misses.map((m) => m.id), [t.id], t.id);
+          assert.deepEqual(
+            misses.map((m) => m.id),
+            [t.id],
+            t.id,
+          );
           assert.equal(misses[0]!.bound, 11);
           checked++;
           continue;
@@ -65,7 +76,11 @@ describe('bench threshold table', () => {
         const ok = evaluate(scenarioFor(t, passing(t, mode), mode), mode);
         assert.deepEqual(ok.misses, [], `${t.id} passes at its bound`);
         const { misses } = evaluate(scenarioFor(t, failing(t, mode), mode), mode);
-        assert.deepEqual(misses.map((m) => m.id), [t.id], `${t.id} fails past its bound`);
+        assert.deepEqual(
+          misses.map((m) => m.id),
+          [t.id],
+          `${t.id} fails past its bound`,
+        );
         assert.equal(misses[0]!.target, t.target);
         checked++;
       }
@@ -93,7 +108,10 @@ describe('bench threshold table', () => {
     const s = scenarioFor(t, 1.5, 'full');
     assert.deepEqual(evaluate(s, 'full').misses, []);
     const { misses } = evaluate(s, 'full', parseOverrides(['fanout.latencyP50=0']));
-    assert.deepEqual(misses.map((m) => [m.id, m.bound]), [['fanout.latencyP50', 0]]);
+    assert.deepEqual(
+      misses.map((m) => [m.id, m.bound]),
+      [['fanout.latencyP50', 0]],
+    );
     assert.throws(() => parseOverrides(['fanout.nope=1']), /no such threshold/);
     assert.throws(() => parseOverrides(['fanout.latencyP50=fast']), /ID=NUMBER/);
   });
@@ -102,7 +120,10 @@ describe('bench threshold table', () => {
     const t = THRESHOLDS.find((x) => x.id === 'generator.eldP99')!;
     const s = scenarioFor(t, t.full + 1, 'full');
     const { misses, invalid } = evaluate(s, 'full');
-    assert.deepEqual(misses.map((m) => m.id), ['generator.eldP99']);
+    assert.deepEqual(
+      misses.map((m) => m.id),
+      ['generator.eldP99'],
+    );
     assert.ok(invalid.has(s[0]!));
     assert.equal(evaluate(scenarioFor(t, t.full, 'full'), 'full').invalid.size, 0);
   });

@@ -50,18 +50,34 @@ describe('blocking on PostgreSQL: the direct conversation stops, both ways, on e
     // B may still delete what B wrote; the history stays readable to both.
     assert.equal((await bs.request({ type: 'delete', conv: dm, seq: before.seq })).type, 'ok');
     const history = await a.client.conversations.history.query({ conversationId: dm });
-    assert.deepEqual(history.events.map((e) => e.kind), ['member', 'message', 'delete']);
+    assert.deepEqual(
+      history.events.map((e) => e.kind),
+      ['member', 'message', 'delete'],
+    );
     // A got nothing new from B but the delete.
     await as.wait((f) => f.type === 'event' && f.kind === 'delete');
-    assert.deepEqual(as.frames.slice(mark).filter((f) => f.type === 'event' || f.type === 'typing').map((f) => f.kind ?? f.type), ['delete']);
+    assert.deepEqual(
+      as.frames
+        .slice(mark)
+        .filter((f) => f.type === 'event' || f.type === 'typing')
+        .map((f) => f.kind ?? f.type),
+      ['delete'],
+    );
     // No way around it through new conversations, either way.
     assert.equal(await errorCode(b.client.conversations.createDirect.mutate({ userId: a.id })), 'FORBIDDEN');
     assert.equal(await errorCode(a.client.conversations.createDirect.mutate({ userId: b.id })), 'FORBIDDEN');
     assert.equal(await errorCode(b.client.conversations.createGroup.mutate({ title: 'sneaky', memberIds: [a.id] })), 'FORBIDDEN');
     const bGroup = (await b.client.conversations.createGroup.mutate({ title: 'mine', memberIds: [] })).id;
     assert.equal(await errorCode(b.client.conversations.addMembers.mutate({ conversationId: bGroup, userIds: [a.id] })), 'FORBIDDEN');
-    assert.deepEqual((await b.client.profiles.search.query({ query: a.username })).map((p) => p.id), [], 'the blocker is hidden from the blocked user');
-    assert.deepEqual((await a.client.profiles.blocked.query()).map((p) => p.id), [b.id]);
+    assert.deepEqual(
+      (await b.client.profiles.search.query({ query: a.username })).map((p) => p.id),
+      [],
+      'the blocker is hidden from the blocked user',
+    );
+    assert.deepEqual(
+      (await a.client.profiles.blocked.query()).map((p) => p.id),
+      [b.id],
+    );
 
     await a.client.profiles.unblock.mutate({ userId: b.id });
     assert.equal((await say(bs, dm, 'hello again')).type, 'ack');
@@ -94,7 +110,7 @@ describe('blocking and notifications: nothing the blocked user sends in a shared
   });
   after(async () => h?.close());
 
-  test('5.10 B in a group with A (who blocked B) and C: B\'s messages and mentions notify C, never A; after unblocking they notify A again', async () => {
+  test("5.10 B in a group with A (who blocked B) and C: B's messages and mentions notify C, never A; after unblocking they notify A again", async () => {
     const users: User[] = [];
     for (let i = 0; i < 3; i++) users.push(await newUser(h.port, 'bn'));
     const [blocker, blocked, other] = users as [User, User, User];
@@ -126,9 +142,9 @@ describe('blocking and notifications: nothing the blocked user sends in a shared
     assert.equal((await say(author, conv, 'from the blocked one, again')).type, 'ack');
     assert.equal((await say(third, conv, 'from the other member')).type, 'ack');
     await h.settle();
-    assert.equal(h.push.to(pushA).length, 2, 'the other member\'s message notifies the blocker');
+    assert.equal(h.push.to(pushA).length, 2, "the other member's message notifies the blocker");
     assert.equal(h.push.to(pushA).at(-1)!.payload.body, 'from the other member');
-    assert.equal(h.push.to(pushA).at(-1)!.payload.count, 1, 'the blocked user\'s messages are not counted');
+    assert.equal(h.push.to(pushA).at(-1)!.payload.count, 1, "the blocked user's messages are not counted");
     third.close();
 
     await blocker.client.profiles.unblock.mutate({ userId: blocked.id });

@@ -32,7 +32,10 @@ for (const kind of dbKinds) {
       const [o, m1, m2, m3, m4, m5] = await Promise.all([0, 1, 2, 3, 4, 5].map(() => newUser(replica.port, 'grp')));
       const g = await o!.client.conversations.createGroup.mutate({ title: '  Team  ', memberIds: [m1!.id, m2!.id, m1!.id] });
       assert.equal(g.title, 'Team');
-      assert.deepEqual(g.members.map((m) => m.role), ['owner', 'member', 'member']);
+      assert.deepEqual(
+        g.members.map((m) => m.role),
+        ['owner', 'member', 'member'],
+      );
       assert.equal(await errorCode(m1!.client.conversations.addMembers.mutate({ conversationId: g.id, userIds: [m3!.id] })), 'FORBIDDEN');
       assert.equal(await errorCode(m1!.client.conversations.update.mutate({ conversationId: g.id, title: 'mine' })), 'FORBIDDEN');
       await o!.client.conversations.setRole.mutate({ conversationId: g.id, userId: m1!.id, role: 'admin' });
@@ -117,7 +120,10 @@ for (const kind of dbKinds) {
       assert.equal((await fetch(`http://127.0.0.1:${replica.metricsPort}/metrics?name=no_such_metric`)).status, 404);
       assert.match(text, /hubbub_trpc_calls_total\{procedure="auth.register",code="OK"\} \d+/);
       assert.ok(!text.includes(a.id), 'no user ids in labels');
-      const allowed = await fetch(`http://127.0.0.1:${replica.port}/trpc/auth.me`, { method: 'OPTIONS', headers: { origin: 'https://app.example.com' } });
+      const allowed = await fetch(`http://127.0.0.1:${replica.port}/trpc/auth.me`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://app.example.com' },
+      });
       assert.equal(allowed.headers.get('access-control-allow-origin'), 'https://app.example.com');
       const denied = await fetch(`http://127.0.0.1:${replica.port}/trpc/auth.me`, { headers: { origin: 'https://evil.example.com' } });
       assert.equal(denied.headers.get('access-control-allow-origin'), null);

@@ -13,7 +13,11 @@ const root = path.resolve(import.meta.dirname, '..', '..');
  * code (probe paths exist, metric names in rules and dashboard are ones the hub exports).
  */
 function parseYamlDocs(file: string): any[] {
-  const out = execFileSync('python3', ['-c', 'import sys, yaml, json; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))', file], { encoding: 'utf8' });
+  const out = execFileSync(
+    'python3',
+    ['-c', 'import sys, yaml, json; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))', file],
+    { encoding: 'utf8' },
+  );
   return JSON.parse(out);
 }
 
@@ -23,7 +27,16 @@ test('9 k8s manifests and docker-compose parse, probe the real health routes and
     .filter((f) => f.endsWith('.yaml'))
     .flatMap((f) => parseYamlDocs(path.join(k8s, f)));
   const kinds = docs.map((d) => d.kind).sort();
-  for (const k of ['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'Ingress', 'PodDisruptionBudget', 'PrometheusRule', 'Secret', 'Service']) {
+  for (const k of [
+    'ConfigMap',
+    'Deployment',
+    'HorizontalPodAutoscaler',
+    'Ingress',
+    'PodDisruptionBudget',
+    'PrometheusRule',
+    'Secret',
+    'Service',
+  ]) {
     assert.ok(kinds.includes(k), k);
   }
   const hub = docs.find((d) => d.kind === 'Deployment' && d.metadata.name === 'hubbub-hub');
@@ -34,15 +47,23 @@ test('9 k8s manifests and docker-compose parse, probe the real health routes and
   const metrics = createMetrics();
   const defaultNames = new Set((await metrics.registry.getMetricsAsJSON()).map((x) => x.name));
   metrics.registry.clear();
-  const metricsSrc = ['metrics.ts', 'notify-metrics.ts'].map((f) => readFileSync(path.join(root, 'server/src/observability', f), 'utf8')).join('\n');
+  const metricsSrc = ['metrics.ts', 'notify-metrics.ts']
+    .map((f) => readFileSync(path.join(root, 'server/src/observability', f), 'utf8'))
+    .join('\n');
   const rules = JSON.stringify(docs.find((d) => d.kind === 'PrometheusRule'));
   const dashboard = readFileSync(path.join(k8s, 'grafana-dashboard.json'), 'utf8');
   JSON.parse(dashboard);
-  for (const m of new Set([...`${rules} ${dashboard}`.matchAll(/hubbub_[a-z0-9_]+/g)].map((x) => x[0].replace(/_(bucket|sum|count)$/, '')))) {
+  for (const m of new Set(
+    [...`${rules} ${dashboard}`.matchAll(/hubbub_[a-z0-9_]+/g)].map((x) => x[0].replace(/_(bucket|sum|count)$/, '')),
+  )) {
     // prom-client's default metrics (process and Node.js) are named by the registry itself.
     assert.ok(defaultNames.has(m) || metricsSrc.includes(`'${m}'`), `${m} is exported by the hub`);
   }
-  assert.match(rules, /HubbubNotificationFailuresGrowing.*hubbub_notify_queue_depth\{job=\\"hubbub-workers\\",state=\\"failed\\"\}/, 'an alert on a growing failed set');
+  assert.match(
+    rules,
+    /HubbubNotificationFailuresGrowing.*hubbub_notify_queue_depth\{job=\\"hubbub-workers\\",state=\\"failed\\"\}/,
+    'an alert on a growing failed set',
+  );
   assert.match(dashboard, /hubbub_notify_queue_depth/, 'a notification queue panel');
   const [compose] = parseYamlDocs(path.join(root, 'docker-compose.yml'));
   for (const s of ['postgres', 'valkey', 'cassandra', 'hub1', 'hub2', 'workers', 'lb']) assert.ok(compose.services[s], s);
@@ -51,7 +72,11 @@ test('9 k8s manifests and docker-compose parse, probe the real health routes and
 /** promtool, from Debian's prometheus package (.ci/run installs it): missing fails, never skips. */
 function promtool(args: string[]): string {
   try {
-    return execFileSync('promtool', args, { cwd: path.join(root, 'deploy/prometheus'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync('promtool', args, {
+      cwd: path.join(root, 'deploy/prometheus'),
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stdout?: string; stderr?: string };
     if (e.code === 'ENOENT') assert.fail("promtool is missing: install Debian's prometheus package (.ci/run does)");
@@ -75,8 +100,14 @@ test('9 alert rules pass promtool tests (each alert firing and held back), selec
   const [tests] = parseYamlDocs(path.join(root, 'deploy/prometheus/rules.test.yml'));
   const cases = tests.tests.flatMap((t: any) => t.alert_rule_test ?? []);
   for (const a of alerts) {
-    assert.ok(cases.some((c: any) => c.alertname === a && c.exp_alerts?.length > 0), `${a}: a test where it fires`);
-    assert.ok(cases.some((c: any) => c.alertname === a && (c.exp_alerts ?? []).length === 0), `${a}: a test where it does not`);
+    assert.ok(
+      cases.some((c: any) => c.alertname === a && c.exp_alerts?.length > 0),
+      `${a}: a test where it fires`,
+    );
+    assert.ok(
+      cases.some((c: any) => c.alertname === a && (c.exp_alerts ?? []).length === 0),
+      `${a}: a test where it does not`,
+    );
   }
 
   // The jobs the rules select are the jobs scraped: in k8s a ServiceMonitor's job is the name of the
@@ -89,13 +120,18 @@ test('9 alert rules pass promtool tests (each alert firing and held back), selec
     for (const svc of of('Service')) {
       const labels = (svc.metadata.labels ?? {}) as Record<string, string>;
       if (!Object.entries(want).every(([k, v]) => labels[k] === v)) continue;
-      assert.ok(sm.spec.endpoints.every((e: any) => svc.spec.ports.some((p: any) => p.name === e.port)), `${svc.metadata.name} has the port ${sm.metadata.name} scrapes`);
+      assert.ok(
+        sm.spec.endpoints.every((e: any) => svc.spec.ports.some((p: any) => p.name === e.port)),
+        `${svc.metadata.name} has the port ${sm.metadata.name} scrapes`,
+      );
       k8sJobs.add(svc.metadata.name);
     }
   }
   assert.deepEqual([...k8sJobs].sort(), [...ruleJobs].sort(), 'k8s scrapes exactly the jobs the rules select');
   const [prom] = parseYamlDocs(path.join(root, 'deploy/prometheus/prometheus.yml'));
-  const composeJobs = new Map<string, string[]>(prom.scrape_configs.map((c: any) => [c.job_name, c.static_configs.flatMap((s: any) => s.targets)]));
+  const composeJobs = new Map<string, string[]>(
+    prom.scrape_configs.map((c: any) => [c.job_name, c.static_configs.flatMap((s: any) => s.targets)]),
+  );
   assert.deepEqual([...composeJobs.keys()].sort(), [...ruleJobs].sort(), 'compose scrapes exactly the jobs the rules select');
 
   // Ports: the defaults of the config schema, the containers' ports, the Services, compose's targets.
@@ -118,7 +154,10 @@ test('9 alert rules pass promtool tests (each alert firing and held back), selec
   const hubSvc = of('Service', 'hubbub-hub')[0];
   assert.equal(hubSvc.spec.ports.find((p: any) => p.name === 'http').targetPort, 'http');
   const haproxy = readFileSync(path.join(root, 'deploy/haproxy.cfg'), 'utf8');
-  assert.deepEqual([...haproxy.matchAll(/^\s*server (hub\d) \S+:(\d+)/gm)].map((m) => Number(m[2])), [defaults.PORT, defaults.PORT]);
+  assert.deepEqual(
+    [...haproxy.matchAll(/^\s*server (hub\d) \S+:(\d+)/gm)].map((m) => Number(m[2])),
+    [defaults.PORT, defaults.PORT],
+  );
   // Pod annotations would make a second, differently named job: scraping is the ServiceMonitors' alone.
   for (const d of of('Deployment')) assert.ok(!JSON.stringify(d.spec.template.metadata).includes('prometheus.io'), d.metadata.name);
   // Only Prometheus's namespace reaches the metrics ports.
@@ -127,5 +166,10 @@ test('9 alert rules pass promtool tests (each alert firing and held back), selec
       if (rule.ports.some((p: any) => p.port === 'metrics')) assert.ok(rule.from?.length > 0, `${np.metadata.name}: metrics open to all`);
     }
   }
-  assert.deepEqual(of('NetworkPolicy').map((n) => n.metadata.name).sort(), ['hubbub-hub', 'hubbub-workers']);
+  assert.deepEqual(
+    of('NetworkPolicy')
+      .map((n) => n.metadata.name)
+      .sort(),
+    ['hubbub-hub', 'hubbub-workers'],
+  );
 });

@@ -9,7 +9,11 @@ import pkg from '../../package.json' with { type: 'json' };
 const root = path.resolve(import.meta.dirname, '..', '..');
 
 function yamlDocs(file: string): any[] {
-  const out = execFileSync('python3', ['-c', 'import sys, yaml, json; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))', file], { encoding: 'utf8' });
+  const out = execFileSync(
+    'python3',
+    ['-c', 'import sys, yaml, json; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))', file],
+    { encoding: 'utf8' },
+  );
   return JSON.parse(out).filter(Boolean);
 }
 const k8s = readdirSync(path.join(root, 'k8s'))
@@ -39,7 +43,10 @@ test('compose and k8s use only open-source images, each pinned (ours to the pack
   assert.ok(images.length >= 9, images.join(', '));
   for (const image of images) {
     if (image === ours) continue;
-    assert.ok(allowed.some(([re]) => re.test(image)), `${image} is not an allowed open-source image`);
+    assert.ok(
+      allowed.some(([re]) => re.test(image)),
+      `${image} is not an allowed open-source image`,
+    );
   }
   assert.ok(images.filter((i) => i === ours).length >= 5, `our image is ${ours}`);
 });
@@ -50,7 +57,8 @@ test('compose: every service restarts and has a health check; hubs and workers w
     // Hubs use the image's HEALTHCHECK (test:image runs it); the balancer is checked by its own checks of the hubs.
     if (!['hub1', 'hub2', 'lb'].includes(name)) assert.ok(s.healthcheck?.test, `${name} healthcheck`);
   }
-  const storeOf = (env: any) => [env.DATABASE_URL && 'postgres', env.REDIS_URL && 'valkey', env.MESSAGE_STORE === 'cassandra' && 'cassandra'].filter(Boolean);
+  const storeOf = (env: any) =>
+    [env.DATABASE_URL && 'postgres', env.REDIS_URL && 'valkey', env.MESSAGE_STORE === 'cassandra' && 'cassandra'].filter(Boolean);
   for (const name of ['hub1', 'hub2', 'workers']) {
     const s = compose.services[name];
     for (const dep of storeOf(s.environment)) assert.equal(s.depends_on?.[dep]?.condition, 'service_healthy', `${name} waits for ${dep}`);
@@ -83,7 +91,11 @@ test('k8s: pods run as the image user, non-root, read-only root, no privilege es
     assert.equal(pod.securityContext.seccompProfile.type, 'RuntimeDefault');
     assert.equal(pod.automountServiceAccountToken, false);
     for (const c of pod.containers) {
-      assert.deepEqual(c.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+      assert.deepEqual(c.securityContext, {
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      });
       // The image's DATA_DIR and /tmp are the writable places.
       assert.deepEqual(c.volumeMounts.map((m: any) => m.mountPath).sort(), ['/data', '/tmp']);
     }
@@ -93,7 +105,9 @@ test('k8s: pods run as the image user, non-root, read-only root, no privilege es
   const workers = policies.find((p) => p.spec.podSelector.matchLabels.component === 'workers');
   assert.ok(hub && workers);
   // From the ingress controller's namespace: the http port only, so nothing else a hub serves is reachable through it.
-  const fromIngress = hub.spec.ingress.find((r: any) => r.from.some((f: any) => f.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'ingress-nginx'));
+  const fromIngress = hub.spec.ingress.find((r: any) =>
+    r.from.some((f: any) => f.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'ingress-nginx'),
+  );
   assert.deepEqual(fromIngress.ports, [{ port: 'http', protocol: 'TCP' }]);
   for (const rule of [...hub.spec.ingress, ...workers.spec.ingress]) assert.ok(rule.from?.length, 'every ingress rule names its sources');
   // The Ingress routes only to the hub Service's http port.

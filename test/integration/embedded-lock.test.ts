@@ -24,8 +24,11 @@ const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').sp
 /** `npm run <script>` exactly as an operator types it, on the embedded database in `dir`. */
 function npmRun(dir: string, script: string, args: string[] = []) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile('npm', ['run', '--silent', script, '--', ...args], { cwd: root, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/root', DATA_DIR: dir } }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      'npm',
+      ['run', '--silent', script, '--', ...args],
+      { cwd: root, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/root', DATA_DIR: dir } },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }

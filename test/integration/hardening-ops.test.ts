@@ -30,13 +30,21 @@ test('process metrics are hubbub_process_â€¦ and never hubbub_process_process_â€
 test('a refused origin is logged (rate-limited, no token in the log)', async () => {
   const env = await testEnv('pglite');
   const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({ write(chunk, _e, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
+  const sink = new Writable({
+    write(chunk, _e, cb) {
+      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
+      cb();
+    },
+  });
   const logger = pino({ level: 'info' }, sink);
   const replica = await startReplica(testConfig({ ...env.env, ALLOWED_ORIGINS: 'https://app.example.com' }), { logger });
   try {
     const u = await newUser(replica.port, 'origin');
     for (let i = 0; i < 30; i++) {
-      assert.equal(await upgradeStatus(replica.port, { authorization: `Bearer ${u.accessToken}`, origin: 'https://evil.example.com' }), 403);
+      assert.equal(
+        await upgradeStatus(replica.port, { authorization: `Bearer ${u.accessToken}`, origin: 'https://evil.example.com' }),
+        403,
+      );
     }
     const refusals = lines.filter((l) => l.msg === 'socket origin refused');
     assert.ok(refusals.length >= 1 && refusals.length <= 3, `logged ${refusals.length} times for 30 refusals`);
@@ -57,7 +65,10 @@ test('SIGTERM to the `npm start` pid stops the server (drained, nothing left run
     // Only the pid a process manager knows, not the process group.
     process.kill(s.child.pid!, 'SIGTERM');
     // `exited`: every holder of the stdout pipe (npm and whatever it started) is gone.
-    const outcome = await Promise.race([s.exited.then(() => 'stopped'), new Promise((r) => setTimeout(() => r('still running after 20 s'), 20_000))]);
+    const outcome = await Promise.race([
+      s.exited.then(() => 'stopped'),
+      new Promise((r) => setTimeout(() => r('still running after 20 s'), 20_000)),
+    ]);
     assert.equal(outcome, 'stopped');
     assert.ok(s.messages.includes('drained, exiting'), s.messages.join(', '));
     await assert.rejects(fetch(`http://127.0.0.1:${port}/health`));

@@ -9,7 +9,13 @@ type Case = { name: string; method?: 'GET' | 'POST'; path: string; body?: string
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const key = new TextEncoder().encode(sharedSecret);
 const sign = (claims: Record<string, unknown>, header: Record<string, unknown> = { alg: 'HS256', typ: 'at+jwt' }, exp = '15m') =>
-  new SignJWT(claims).setProtectedHeader(header as { alg: string }).setIssuer('hubbub').setAudience('hubbub').setIssuedAt().setExpirationTime(exp).sign(key);
+  new SignJWT(claims)
+    .setProtectedHeader(header as { alg: string })
+    .setIssuer('hubbub')
+    .setAudience('hubbub')
+    .setIssuedAt()
+    .setExpirationTime(exp)
+    .sign(key);
 
 for (const kind of dbKinds) {
   describe(`hostile input on ${kind}`, () => {
@@ -39,11 +45,30 @@ for (const kind of dbKinds) {
 
       const noneToken = `${b64({ alg: 'none', typ: 'at+jwt' })}.${b64({ sub: victim.id, sid: '00000000-0000-0000-0000-000000000000', iss: 'hubbub', aud: 'hubbub', exp: 9999999999 })}.`;
       const sid = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).sid as string;
-      const wrongAud = await new SignJWT({ sid }).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' }).setSubject(victim.id).setIssuer('hubbub').setAudience('elsewhere').setExpirationTime('15m').sign(key);
-      const expired = await new SignJWT({ sid }).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' }).setSubject(victim.id).setIssuer('hubbub').setAudience('hubbub').setIssuedAt(Math.floor(Date.now() / 1000) - 3600).setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(key);
+      const wrongAud = await new SignJWT({ sid })
+        .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+        .setSubject(victim.id)
+        .setIssuer('hubbub')
+        .setAudience('elsewhere')
+        .setExpirationTime('15m')
+        .sign(key);
+      const expired = await new SignJWT({ sid })
+        .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+        .setSubject(victim.id)
+        .setIssuer('hubbub')
+        .setAudience('hubbub')
+        .setIssuedAt(Math.floor(Date.now() / 1000) - 3600)
+        .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+        .sign(key);
       const plainJwt = await sign({ sid, sub: victim.id }, { alg: 'HS256', typ: 'JWT' });
       const hs512 = await sign({ sid, sub: victim.id }, { alg: 'HS512', typ: 'at+jwt' });
-      const foreignKey = await new SignJWT({ sid }).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' }).setSubject(victim.id).setIssuer('hubbub').setAudience('hubbub').setExpirationTime('15m').sign(new TextEncoder().encode('x'.repeat(40)));
+      const foreignKey = await new SignJWT({ sid })
+        .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+        .setSubject(victim.id)
+        .setIssuer('hubbub')
+        .setAudience('hubbub')
+        .setExpirationTime('15m')
+        .sign(new TextEncoder().encode('x'.repeat(40)));
       const forgedSession = await sign({ sid: '11111111-1111-4111-8111-111111111111', sub: victim.id });
       // Well signed, but ids PostgreSQL would reject as uuids: refused before any query.
       const badSid = await sign({ sid: "x' or '1'='1", sub: victim.id });
@@ -53,16 +78,48 @@ for (const kind of dbKinds) {
       const big = 'a'.repeat(100_000);
       const cases: Case[] = [
         { name: 'register: email is a number', path: 'auth.register', body: j({ email: 5, username: 'abcdef', password: 'password123' }) },
-        { name: 'register: username is an array', path: 'auth.register', body: j({ email: 'a@b.co', username: ['x'], password: 'password123' }) },
+        {
+          name: 'register: username is an array',
+          path: 'auth.register',
+          body: j({ email: 'a@b.co', username: ['x'], password: 'password123' }),
+        },
         { name: 'register: password null', path: 'auth.register', body: j({ email: 'a@b.co', username: 'abcdef', password: null }) },
         { name: 'register: 100k username', path: 'auth.register', body: j({ email: 'a@b.co', username: big, password: 'password123' }) },
-        { name: 'register: unknown field isAdmin', path: 'auth.register', body: j({ email: 'n1@b.co', username: 'newuser1', password: 'password123', isAdmin: true }) },
-        { name: 'register: SQL in username', path: 'auth.register', body: j({ email: 'n2@b.co', username: "x'; drop table users;--", password: 'password123' }) },
-        { name: 'register: script in username', path: 'auth.register', body: j({ email: 'n3@b.co', username: '<script>alert(1)</script>', password: 'password123' }) },
-        { name: 'register: script in email', path: 'auth.register', body: j({ email: '<script>@x', username: 'newuser3', password: 'password123' }) },
-        { name: 'register: takes the victim email', path: 'auth.register', body: j({ email: `${victim.username}@example.com`, username: 'newuser4', password: 'password123' }) },
-        { name: 'register: takes the victim username', path: 'auth.register', body: j({ email: 'n5@b.co', username: victim.username, password: 'password123' }) },
-        { name: 'register: NUL in display name', path: 'auth.register', body: j({ email: 'n6@b.co', username: 'newuser6', password: 'password123', displayName: 'a\u0000b' }) },
+        {
+          name: 'register: unknown field isAdmin',
+          path: 'auth.register',
+          body: j({ email: 'n1@b.co', username: 'newuser1', password: 'password123', isAdmin: true }),
+        },
+        {
+          name: 'register: SQL in username',
+          path: 'auth.register',
+          body: j({ email: 'n2@b.co', username: "x'; drop table users;--", password: 'password123' }),
+        },
+        {
+          name: 'register: script in username',
+          path: 'auth.register',
+          body: j({ email: 'n3@b.co', username: '<script>alert(1)</script>', password: 'password123' }),
+        },
+        {
+          name: 'register: script in email',
+          path: 'auth.register',
+          body: j({ email: '<script>@x', username: 'newuser3', password: 'password123' }),
+        },
+        {
+          name: 'register: takes the victim email',
+          path: 'auth.register',
+          body: j({ email: `${victim.username}@example.com`, username: 'newuser4', password: 'password123' }),
+        },
+        {
+          name: 'register: takes the victim username',
+          path: 'auth.register',
+          body: j({ email: 'n5@b.co', username: victim.username, password: 'password123' }),
+        },
+        {
+          name: 'register: NUL in display name',
+          path: 'auth.register',
+          body: j({ email: 'n6@b.co', username: 'newuser6', password: 'password123', displayName: 'a\u0000b' }),
+        },
         { name: 'login: login is an object', path: 'auth.login', body: j({ login: { $ne: null }, password: 'x' }) },
         { name: 'login: SQL tautology', path: 'auth.login', body: j({ login: "' or 1=1 --", password: "' or 1=1 --" }) },
         { name: 'login: NUL byte', path: 'auth.login', body: j({ login: 'vic\u0000tim', password: 'x' }) },
@@ -101,9 +158,23 @@ for (const kind of dbKinds) {
         { name: 'block: self', path: 'profiles.block', body: j({ userId: victim.id }) },
         { name: 'block: unknown user', path: 'profiles.block', body: j({ userId: '33333333-3333-4333-8333-333333333333' }) },
         { name: 'createDirect: self', path: 'conversations.createDirect', body: j({ userId: victim.id }) },
-        { name: 'createDirect: unknown user', path: 'conversations.createDirect', body: j({ userId: '44444444-4444-4444-8444-444444444444' }) },
-        { name: 'history: unknown conversation', method: 'GET', path: 'conversations.history', query: j({ conversationId: '55555555-5555-4555-8555-555555555555' }) },
-        { name: 'history: limit 1000', method: 'GET', path: 'conversations.history', query: j({ conversationId: '55555555-5555-4555-8555-555555555555', limit: 1000 }) },
+        {
+          name: 'createDirect: unknown user',
+          path: 'conversations.createDirect',
+          body: j({ userId: '44444444-4444-4444-8444-444444444444' }),
+        },
+        {
+          name: 'history: unknown conversation',
+          method: 'GET',
+          path: 'conversations.history',
+          query: j({ conversationId: '55555555-5555-4555-8555-555555555555' }),
+        },
+        {
+          name: 'history: limit 1000',
+          method: 'GET',
+          path: 'conversations.history',
+          query: j({ conversationId: '55555555-5555-4555-8555-555555555555', limit: 1000 }),
+        },
         { name: 'createGroup: 1000-char title', path: 'conversations.createGroup', body: j({ title: 't'.repeat(1000), memberIds: [] }) },
         { name: 'createGroup: bad member id', path: 'conversations.createGroup', body: j({ title: 'x', memberIds: ['x'] }) },
         { name: 'account.delete: wrong password', path: 'account.delete', body: j({ password: 'not it' }) },
@@ -113,7 +184,11 @@ for (const kind of dbKinds) {
         { name: 'malformed JSON body', path: 'auth.login', body: '{"login": "a", "password": ' },
         { name: 'input is an array', path: 'auth.login', body: j([victim.username, 'x']) },
         { name: 'deeply nested JSON', path: 'auth.login', body: '['.repeat(5000) + ']'.repeat(5000) },
-        { name: 'body over the size limit', path: 'auth.register', body: j({ email: 'a@b.co', username: 'abc', password: 'x'.repeat(300 * 1024) }) },
+        {
+          name: 'body over the size limit',
+          path: 'auth.register',
+          body: j({ email: 'a@b.co', username: 'abc', password: 'x'.repeat(300 * 1024) }),
+        },
         { name: 'unknown procedure', path: 'auth.sudo', body: j({}) },
         { name: 'GET on a mutation', method: 'GET', path: 'auth.logoutAll' },
         { name: 'POST on a query', path: 'auth.me', body: j({}) },

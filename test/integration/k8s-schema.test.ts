@@ -15,7 +15,9 @@ before(() => {
 });
 
 test(`every manifest in k8s/ is valid against the Kubernetes ${k8sVersion} OpenAPI schemas (strict: unknown fields are errors); only the prometheus-operator CRDs (PrometheusRule, ServiceMonitor) are not covered`, () => {
-  const files = readdirSync(path.join(root, 'k8s')).filter((f) => f.endsWith('.yaml')).map((f) => path.join(root, 'k8s', f));
+  const files = readdirSync(path.join(root, 'k8s'))
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => path.join(root, 'k8s', f));
   const results = validateFiles(files, schemas);
   assert.deepEqual(
     results.filter((r) => r.errors?.length),

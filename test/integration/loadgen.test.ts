@@ -33,11 +33,22 @@ before(async () => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function fanoutJobs(urls: string[], proto: FanoutJob['proto'], rate: number, durationS: number): Omit<FanoutJob & Job, 'worker' | 'addresses'>[] {
-  return shares(rooms.map((r, i) => ({ r, i })), 2).map((share) => ({
+function fanoutJobs(
+  urls: string[],
+  proto: FanoutJob['proto'],
+  rate: number,
+  durationS: number,
+): Omit<FanoutJob & Job, 'worker' | 'addresses'>[] {
+  return shares(
+    rooms.map((r, i) => ({ r, i })),
+    2,
+  ).map((share) => ({
     kind: 'fanout',
     proto,
-    rooms: share.map(({ r, i }) => ({ id: r.id, members: r.m.map((ui, k) => ({ url: urls[(i + k) % urls.length]!, token: users[ui]!.t })) })),
+    rooms: share.map(({ r, i }) => ({
+      id: r.id,
+      members: r.m.map((ui, k) => ({ url: urls[(i + k) % urls.length]!, token: users[ui]!.t })),
+    })),
     mode: 'rate',
     rate: (rate * share.length) / rooms.length,
     window: 0,
@@ -102,7 +113,15 @@ describe('load generator', () => {
     assert.ok(c.fanout_acked! >= 50, `acked ${c.fanout_acked}`); // 40/s for 1.5 s, open loop
     assert.equal(c.fanout_sent, c.fanout_acked);
     assert.equal(c.fanout_delivered, c.fanout_acked! * 6);
-    for (const k of ['fanout_lost', 'fanout_duplicates', 'fanout_out_of_order', 'fanout_unacked', 'fanout_connect_failed', 'fanout_send_errors']) assert.equal(c[k], 0, k);
+    for (const k of [
+      'fanout_lost',
+      'fanout_duplicates',
+      'fanout_out_of_order',
+      'fanout_unacked',
+      'fanout_connect_failed',
+      'fanout_send_errors',
+    ])
+      assert.equal(c[k], 0, k);
     assert.equal(r.hists.fanout_latency!.count, c.fanout_delivered);
     assert.ok(r.hists.fanout_latency!.p50 > 0 && r.hists.fanout_latency!.p50 < 5000);
     assert.equal(r.hists.fanout_send_lateness!.count, c.fanout_sent);
@@ -114,7 +133,13 @@ describe('load generator', () => {
     const u = peer.urls;
     const sockets = users.map((x, i) => ({ url: u[i % u.length]!, token: x.t }));
     let heldAtBarrier = 0;
-    const jobs: Omit<ConnectJob & Job, 'worker' | 'addresses'>[] = shares(sockets, 2).map((share) => ({ kind: 'connect', proto: 'uws', sockets: share, connectTimeoutS: 20, handshakeTimeoutMs: 10_000 }));
+    const jobs: Omit<ConnectJob & Job, 'worker' | 'addresses'>[] = shares(sockets, 2).map((share) => ({
+      kind: 'connect',
+      proto: 'uws',
+      sockets: share,
+      connectTimeoutS: 20,
+      handshakeTimeoutMs: 10_000,
+    }));
     const r = await runGenerator({
       jobs,
       timeoutMs: 60_000,
@@ -125,7 +150,10 @@ describe('load generator', () => {
     assert.equal(r.counters.connect_ok, users.length);
     assert.equal(r.counters.connect_failed, 0);
     assert.equal(heldAtBarrier, users.length);
-    assert.equal(r.timeline.reduce((a, b) => a + b, 0), users.length);
+    assert.equal(
+      r.timeline.reduce((a, b) => a + b, 0),
+      users.length,
+    );
     assert.equal(r.hists.connect_time!.count, users.length);
   });
 

@@ -135,7 +135,11 @@ describe('metrics on a port of their own', () => {
     // A digest due in an hour: it sits in the delayed set, where the gauge must count it.
     const q = new Queue(queues.email, { connection: connectionOf(services.redisUrl()), prefix: `${prefix}bull` });
     cleanups.push(() => q.close());
-    await q.add('email', { user: '00000000-0000-4000-8000-000000000001', conv: '00000000-0000-4000-8000-000000000002', seq: 1 }, { delay: 3_600_000 });
+    await q.add(
+      'email',
+      { user: '00000000-0000-4000-8000-000000000001', conv: '00000000-0000-4000-8000-000000000002', seq: 1 },
+      { delay: 3_600_000 },
+    );
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     assert.match(text, /^hubbub_notify_queue_depth\{channel="email",state="delayed"\} 1$/m);
     assert.match(text, /^hubbub_notify_queue_depth\{channel="push",state="waiting"\} 0$/m);

@@ -37,26 +37,70 @@ for (const kind of dbKinds) {
       const cases: [string, () => Promise<unknown>, string[]][] = [
         ['registerPush: http endpoint', () => n.registerPush.mutate({ ...good, endpoint: 'http://push.example.com/x' }), ['BAD_REQUEST']],
         ['registerPush: loopback endpoint', () => n.registerPush.mutate({ ...good, endpoint: 'https://127.0.0.1/x' }), ['BAD_REQUEST']],
-        ['registerPush: link-local endpoint', () => n.registerPush.mutate({ ...good, endpoint: 'https://169.254.169.254/latest' }), ['BAD_REQUEST']],
+        [
+          'registerPush: link-local endpoint',
+          () => n.registerPush.mutate({ ...good, endpoint: 'https://169.254.169.254/latest' }),
+          ['BAD_REQUEST'],
+        ],
         ['registerPush: not a URL', () => n.registerPush.mutate({ ...good, endpoint: 'push me' }), ['BAD_REQUEST']],
         ['registerPush: 100k endpoint', () => n.registerPush.mutate({ ...good, endpoint: 'https://e.com/' + big }), ['BAD_REQUEST']],
-        ['registerPush: p256dh too short', () => n.registerPush.mutate({ ...good, keys: { ...good.keys, p256dh: 'AAAA' } }), ['BAD_REQUEST']],
-        ['registerPush: p256dh not base64url', () => n.registerPush.mutate({ ...good, keys: { ...good.keys, p256dh: '!!!!' } }), ['BAD_REQUEST']],
-        ['registerPush: auth 15 bytes', () => n.registerPush.mutate({ ...good, keys: { ...good.keys, auth: Buffer.alloc(15).toString('base64url') } }), ['BAD_REQUEST']],
+        [
+          'registerPush: p256dh too short',
+          () => n.registerPush.mutate({ ...good, keys: { ...good.keys, p256dh: 'AAAA' } }),
+          ['BAD_REQUEST'],
+        ],
+        [
+          'registerPush: p256dh not base64url',
+          () => n.registerPush.mutate({ ...good, keys: { ...good.keys, p256dh: '!!!!' } }),
+          ['BAD_REQUEST'],
+        ],
+        [
+          'registerPush: auth 15 bytes',
+          () => n.registerPush.mutate({ ...good, keys: { ...good.keys, auth: Buffer.alloc(15).toString('base64url') } }),
+          ['BAD_REQUEST'],
+        ],
         ['registerPush: keys missing', () => n.registerPush.mutate({ endpoint: good.endpoint }), ['BAD_REQUEST']],
         ['registerPush: unknown field', () => n.registerPush.mutate({ ...good, expirationTime: 5 }), ['BAD_REQUEST']],
         ['registerPush: endpoint a number', () => n.registerPush.mutate({ ...good, endpoint: 5 }), ['BAD_REQUEST']],
         ['unregisterPush: object endpoint', () => n.unregisterPush.mutate({ endpoint: { $ne: 1 } }), ['BAD_REQUEST']],
         ['updateSettings: push a string', () => n.updateSettings.mutate({ push: 'yes' }), ['BAD_REQUEST']],
         ['updateSettings: unknown field', () => n.updateSettings.mutate({ sms: true }), ['BAD_REQUEST']],
-        ['updateSettings: quiet 24:00', () => n.updateSettings.mutate({ quietHours: { start: '24:00', end: '07:00', timezone: 'UTC' } }), ['BAD_REQUEST']],
-        ['updateSettings: quiet 7:00', () => n.updateSettings.mutate({ quietHours: { start: '22:00', end: '7:00', timezone: 'UTC' } }), ['BAD_REQUEST']],
-        ['updateSettings: quiet bad zone', () => n.updateSettings.mutate({ quietHours: { start: '22:00', end: '07:00', timezone: 'Mars/Olympus' } }), ['BAD_REQUEST']],
-        ['updateSettings: quiet zone injection', () => n.updateSettings.mutate({ quietHours: { start: '22:00', end: '07:00', timezone: "UTC'; drop table users;--" } }), ['BAD_REQUEST']],
-        ['updateSettings: quiet missing end', () => n.updateSettings.mutate({ quietHours: { start: '22:00', timezone: 'UTC' } }), ['BAD_REQUEST']],
+        [
+          'updateSettings: quiet 24:00',
+          () => n.updateSettings.mutate({ quietHours: { start: '24:00', end: '07:00', timezone: 'UTC' } }),
+          ['BAD_REQUEST'],
+        ],
+        [
+          'updateSettings: quiet 7:00',
+          () => n.updateSettings.mutate({ quietHours: { start: '22:00', end: '7:00', timezone: 'UTC' } }),
+          ['BAD_REQUEST'],
+        ],
+        [
+          'updateSettings: quiet bad zone',
+          () => n.updateSettings.mutate({ quietHours: { start: '22:00', end: '07:00', timezone: 'Mars/Olympus' } }),
+          ['BAD_REQUEST'],
+        ],
+        [
+          'updateSettings: quiet zone injection',
+          () => n.updateSettings.mutate({ quietHours: { start: '22:00', end: '07:00', timezone: "UTC'; drop table users;--" } }),
+          ['BAD_REQUEST'],
+        ],
+        [
+          'updateSettings: quiet missing end',
+          () => n.updateSettings.mutate({ quietHours: { start: '22:00', timezone: 'UTC' } }),
+          ['BAD_REQUEST'],
+        ],
         ['updateSettings: level bogus', () => n.updateSettings.mutate({ conversations: { [mine.id]: 'loud' } }), ['BAD_REQUEST']],
-        ['updateSettings: conversation id not a uuid', () => n.updateSettings.mutate({ conversations: { 'not-a-uuid': 'none' } }), ['BAD_REQUEST']],
-        ['updateSettings: someone else\'s conversation (with a good one)', () => n.updateSettings.mutate({ push: false, conversations: { [mine.id]: 'none', [theirs.id]: 'none' } }), ['NOT_FOUND']],
+        [
+          'updateSettings: conversation id not a uuid',
+          () => n.updateSettings.mutate({ conversations: { 'not-a-uuid': 'none' } }),
+          ['BAD_REQUEST'],
+        ],
+        [
+          "updateSettings: someone else's conversation (with a good one)",
+          () => n.updateSettings.mutate({ push: false, conversations: { [mine.id]: 'none', [theirs.id]: 'none' } }),
+          ['NOT_FOUND'],
+        ],
         ['updateSettings: array', () => n.updateSettings.mutate([]), ['BAD_REQUEST']],
         ['webhooks.create: http', () => n.webhooks.create.mutate({ url: 'http://example.com/h' }), ['BAD_REQUEST']],
         ['webhooks.create: loopback', () => n.webhooks.create.mutate({ url: 'https://127.0.0.1/h' }), ['BAD_REQUEST']],
@@ -72,9 +116,21 @@ for (const kind of dbKinds) {
         ['webhooks.create: 100k', () => n.webhooks.create.mutate({ url: 'https://example.com/' + big }), ['BAD_REQUEST']],
         ['webhooks.create: missing url', () => n.webhooks.create.mutate({}), ['BAD_REQUEST']],
         ['webhooks.delete: not a uuid', () => n.webhooks.delete.mutate({ id: '1 or 1=1' }), ['BAD_REQUEST']],
-        ['webhooks.delete: someone else\'s', () => n.webhooks.delete.mutate({ id: hook?.id ?? '00000000-0000-4000-8000-000000000000' }), ['NOT_FOUND']],
-        ['webhooks.rotateSecret: someone else\'s', () => n.webhooks.rotateSecret.mutate({ id: hook?.id ?? '00000000-0000-4000-8000-000000000000' }), ['NOT_FOUND']],
-        ['webhooks.rotateSecret: unknown', () => n.webhooks.rotateSecret.mutate({ id: '00000000-0000-4000-8000-000000000000' }), ['NOT_FOUND']],
+        [
+          "webhooks.delete: someone else's",
+          () => n.webhooks.delete.mutate({ id: hook?.id ?? '00000000-0000-4000-8000-000000000000' }),
+          ['NOT_FOUND'],
+        ],
+        [
+          "webhooks.rotateSecret: someone else's",
+          () => n.webhooks.rotateSecret.mutate({ id: hook?.id ?? '00000000-0000-4000-8000-000000000000' }),
+          ['NOT_FOUND'],
+        ],
+        [
+          'webhooks.rotateSecret: unknown',
+          () => n.webhooks.rotateSecret.mutate({ id: '00000000-0000-4000-8000-000000000000' }),
+          ['NOT_FOUND'],
+        ],
         ['deliveries: limit 0', () => n.deliveries.query({ limit: 0 }), ['BAD_REQUEST']],
         ['deliveries: limit 10^9', () => n.deliveries.query({ limit: 1e9 }), ['BAD_REQUEST']],
         ['deliveries: limit a string', () => n.deliveries.query({ limit: '5' }), ['BAD_REQUEST']],
@@ -99,7 +155,13 @@ for (const kind of dbKinds) {
         quietHours: { start: '22:30', end: '06:45', timezone: 'America/New_York' },
         conversations: { [conv.id]: 'mentions' },
       });
-      assert.deepEqual(s, { push: true, email: true, previews: false, quietHours: { start: '22:30', end: '06:45', timezone: 'America/New_York' }, conversations: { [conv.id]: 'mentions' } });
+      assert.deepEqual(s, {
+        push: true,
+        email: true,
+        previews: false,
+        quietHours: { start: '22:30', end: '06:45', timezone: 'America/New_York' },
+        conversations: { [conv.id]: 'mentions' },
+      });
       const back = await me.client.notifications.updateSettings.mutate({ quietHours: null, conversations: { [conv.id]: 'all' } });
       assert.equal(back.quietHours, null);
       assert.deepEqual(back.conversations, {});
@@ -117,8 +179,14 @@ for (const kind of dbKinds) {
       const hook = await me.client.notifications.webhooks.create.mutate({ url: 'https://example.com/export-hook' });
       await me.client.notifications.updateSettings.mutate({ previews: false });
       const data = (await me.client.account.export.query()) as any;
-      assert.deepEqual(data.notifications.pushSubscriptions.map((s: any) => s.endpoint), [b.endpoint]);
-      assert.deepEqual(data.notifications.webhooks.map((w: any) => w.id), [hook.id]);
+      assert.deepEqual(
+        data.notifications.pushSubscriptions.map((s: any) => s.endpoint),
+        [b.endpoint],
+      );
+      assert.deepEqual(
+        data.notifications.webhooks.map((w: any) => w.id),
+        [hook.id],
+      );
       assert.equal(data.notifications.settings.previews, false);
       assert.ok(!JSON.stringify(data).includes(hook.secret), 'the secret is not exported');
       await me.client.account.delete.mutate({ password: me.password });

@@ -27,7 +27,10 @@ describe('notifications to host names over TLS, through the SSRF guard', () => {
   test('Web Push and webhooks to `localhost` and to names under `.localhost` are delivered', async () => {
     const namedPush = await new PushService(h.tls, h.vapid.publicKey, 'push.localhost').start();
     const namedHooks = await new WebhookReceiver(h.tls, { host: 'hooks.localhost' }).start();
-    closers.push(() => namedPush.close(), () => namedHooks.close());
+    closers.push(
+      () => namedPush.close(),
+      () => namedHooks.close(),
+    );
     const author = await newUser(h.port, 'hn');
     const reader = await newUser(h.port, 'hn');
     const dm = await author.client.conversations.createDirect.mutate({ userId: reader.id });
@@ -44,7 +47,9 @@ describe('notifications to host names over TLS, through the SSRF guard', () => {
     const { c } = await connect(h.port, author.accessToken);
     assert.equal((await c.request({ type: 'send', conv: dm.id, cid: 'n1', body: 'by name' })).type, 'ack');
     await h.settle();
-    const rows = (await h.database.db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, reader.id))).filter((r) => r.channel !== 'email');
+    const rows = (await h.database.db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, reader.id))).filter(
+      (r) => r.channel !== 'email',
+    );
     const delivered = rows.filter((r) => r.status === 'sent').length;
     process.stderr.write(`[notify-hostnames] deliveries to named hosts: ${delivered} of 4\n`);
     assert.deepEqual(rows.map((r) => [r.channel, r.status, r.error]).sort(), [
@@ -89,7 +94,9 @@ describe('with WEBHOOK_ALLOW_PRIVATE off, a name that resolves to a private addr
       await h.settle();
       c.close();
       assert.equal(rebound.hits.length, 0, 'the receiver was never reached');
-      const rows = (await h.database.db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, reader.id))).filter((r) => r.channel === 'webhook');
+      const rows = (await h.database.db.select().from(notificationDeliveries).where(eq(notificationDeliveries.userId, reader.id))).filter(
+        (r) => r.channel === 'webhook',
+      );
       assert.equal(rows.length, 1);
       assert.equal(rows[0]!.status, 'failed');
       assert.equal(rows[0]!.attempts, 1, 'a refused address is permanent, not retried');

@@ -56,7 +56,7 @@ describe('notification isolation: a hanging receiver costs its owner, not the ot
     return hit.at - sentAt;
   }
 
-  test('8 isolation: Y is notified within seconds while X\'s 10 webhooks hang for 20 conversations; X\'s endpoints are paused and X sees it', async () => {
+  test("8 isolation: Y is notified within seconds while X's 10 webhooks hang for 20 conversations; X's endpoints are paused and X sees it", async () => {
     const author = await newUser(replica.port, 'iso');
     const x = await newUser(replica.port, 'iso');
     const y = await newUser(replica.port, 'iso');
@@ -65,17 +65,21 @@ describe('notification isolation: a hanging receiver costs its owner, not the ot
     assert.match(hanging.url, /^https:\/\/localhost:\d+\//);
     assert.match(fast.url, /^https:\/\/localhost:\d+\//);
     const rooms: string[] = [];
-    for (let i = 1; i <= 20; i++) rooms.push((await author.client.conversations.createGroup.mutate({ title: `X room ${i}`, memberIds: [x.id] })).id);
+    for (let i = 1; i <= 20; i++)
+      rooms.push((await author.client.conversations.createGroup.mutate({ title: `X room ${i}`, memberIds: [x.id] })).id);
     const dm = (await author.client.conversations.createDirect.mutate({ userId: y.id })).id;
     const { c } = await connect(replica.port, author.accessToken);
     try {
       const quiet = await latencyOfY(c, dm, y, 'y-quiet');
       log(`Y's webhook latency with nothing else queued: ${quiet.toFixed(0)} ms`);
-      for (const [i, room] of rooms.entries()) assert.equal((await c.request({ type: 'send', conv: room, cid: `x${i}`, body: `to X ${i}` })).type, 'ack');
+      for (const [i, room] of rooms.entries())
+        assert.equal((await c.request({ type: 'send', conv: room, cid: `x${i}`, body: `to X ${i}` })).type, 'ack');
       // X's sends have reached the hanging receiver: they hold worker slots now.
       await hanging.waitFor((h) => h.json.user === x.id, 30_000);
       const loaded = await latencyOfY(c, dm, y, 'y-loaded');
-      log(`Y's webhook latency while X's 10 webhooks hang for 20 conversations: ${loaded.toFixed(0)} ms (X's requests so far: ${hanging.hits.length})`);
+      log(
+        `Y's webhook latency while X's 10 webhooks hang for 20 conversations: ${loaded.toFixed(0)} ms (X's requests so far: ${hanging.hits.length})`,
+      );
       assert.ok(loaded < 5000, `Y waited ${loaded.toFixed(0)} ms`);
       // The breaker opens on X's endpoints, and X can see it.
       const deadline = Date.now() + 60_000;
@@ -94,7 +98,10 @@ describe('notification isolation: a hanging receiver costs its owner, not the ot
       assert.ok(pausedHooks.length >= 1);
       for (const p of paused) {
         assert.ok(p.pausedUntil && Date.parse(p.pausedUntil) > Date.now(), 'paused until a moment ahead');
-        assert.ok(pausedHooks.some((h) => h.id === p.target), 'the paused delivery is to a paused webhook');
+        assert.ok(
+          pausedHooks.some((h) => h.id === p.target),
+          'the paused delivery is to a paused webhook',
+        );
       }
       assert.equal(deliveries.filter((d) => d.status === 'sent').length, 0, "nothing reached X's hanging receiver");
       // Y is still served while X's endpoints are paused.

@@ -59,7 +59,10 @@ describe('notifications: BullMQ on real Redis, real PostgreSQL, a real push serv
     assert.equal(p.url, `https://chat.hubbub.test/#/c/${conv}`);
     assert.ok(got[0]!.topic && /^[0-9a-f]{32}$/.test(got[0]!.topic));
     const deliveries = await offline.client.notifications.deliveries.query({});
-    assert.deepEqual(deliveries.filter((d) => d.channel === 'push').map((d) => [d.status, d.range]), [['sent', `${conv}:1-${last}`]]);
+    assert.deepEqual(
+      deliveries.filter((d) => d.channel === 'push').map((d) => [d.status, d.range]),
+      [['sent', `${conv}:1-${last}`]],
+    );
     onlineSocket.close();
   });
 
@@ -89,7 +92,7 @@ describe('notifications: BullMQ on real Redis, real PostgreSQL, a real push serv
     assert.equal(h.push.to(bMuted).length, 0);
   });
 
-  test('quiet hours postpone the push to their end, in the user\'s time zone', async () => {
+  test("quiet hours postpone the push to their end, in the user's time zone", async () => {
     const { users, conv, author } = await room(2);
     const b = await subscribe(users[1]!);
     // Dates derive from the real now: BullMQ's moveToDelayed compares with the real clock, so a
@@ -152,15 +155,25 @@ describe('notifications: BullMQ on real Redis, real PostgreSQL, a real push serv
     assert.equal(h.push.to(bGone).length, 1);
     const goneDeliveries = await gone.client.notifications.deliveries.query({ limit: 10 });
     assert.equal(goneDeliveries.find((d) => d.channel === 'push')?.status, 'failed');
-    assert.equal((await gone.client.notifications.unregisterPush.mutate({ endpoint: bGone.endpoint })).removed, false, 'the 410 removed it already');
+    assert.equal(
+      (await gone.client.notifications.unregisterPush.mutate({ endpoint: bGone.endpoint })).removed,
+      false,
+      'the 410 removed it already',
+    );
     const retry = (await h.delayedSends('push')).find((j) => j.data.user === busy.id);
     assert.ok(retry, 'the 429 is waiting for its retry');
     assert.ok(retry.delay >= 7000 && retry.delay <= 8000, `retry after ${retry.delay} ms`);
     await h.settle(); // the Retry-After passes; the busy one is accepted, the broken one fails again
-    assert.deepEqual(h.push.to(bBusy).map((r) => r.status), [429, 201]);
+    assert.deepEqual(
+      h.push.to(bBusy).map((r) => r.status),
+      [429, 201],
+    );
     assert.equal((await busy.client.notifications.deliveries.query({})).find((d) => d.channel === 'push')?.status, 'sent');
     await h.settle(); // third and last attempt
-    assert.deepEqual(h.push.to(bBroken).map((r) => r.status), [500, 500, 500]);
+    assert.deepEqual(
+      h.push.to(bBroken).map((r) => r.status),
+      [500, 500, 500],
+    );
     const kept = (await broken.client.notifications.deliveries.query({})).find((d) => d.channel === 'push')!;
     assert.equal(kept.status, 'failed');
     assert.equal(kept.attempts, 3);
@@ -173,9 +186,11 @@ describe('notifications: BullMQ on real Redis, real PostgreSQL, a real push serv
     const author = await newUser(h.port, 'nt');
     const reader = await newUser(h.port, 'nt');
     const convs: string[] = [];
-    for (const title of ['Alpha', 'Beta', 'Gamma']) convs.push((await author.client.conversations.createGroup.mutate({ title, memberIds: [reader.id] })).id);
+    for (const title of ['Alpha', 'Beta', 'Gamma'])
+      convs.push((await author.client.conversations.createGroup.mutate({ title, memberIds: [reader.id] })).id);
     const { c } = await connect(h.port, author.accessToken);
-    for (const [i, title] of ['Alpha', 'Beta', 'Gamma'].entries()) assert.equal((await say(c, convs[i]!, `news from ${title}`)).type, 'ack');
+    for (const [i, title] of ['Alpha', 'Beta', 'Gamma'].entries())
+      assert.equal((await say(c, convs[i]!, `news from ${title}`)).type, 'ack');
     assert.equal((await say(c, convs[0]!, 'more from Alpha')).type, 'ack');
     await h.queued();
     assert.equal((await h.delayed('email')).filter((j) => j.data.user === reader.id).length, 1, 'one digest job per user');
@@ -189,21 +204,36 @@ describe('notifications: BullMQ on real Redis, real PostgreSQL, a real push serv
       assert.ok(String(mail.html).includes(`in ${t}`), `html mentions ${t}`);
     }
     assert.ok(mail.text?.includes('more from Alpha'));
-    const header = (name: string) => mail.headerLines.find((l) => l.key === name)?.line.slice(name.length + 1).trim();
+    const header = (name: string) =>
+      mail.headerLines
+        .find((l) => l.key === name)
+        ?.line.slice(name.length + 1)
+        .trim();
     assert.equal(header('list-unsubscribe-post'), 'List-Unsubscribe=One-Click');
     const link = /^<([^>]+)>$/.exec(header('list-unsubscribe') ?? '')?.[1] ?? '';
     const u = new URL(link);
     assert.equal(u.origin, 'https://chat.hubbub.test');
     // A forged signature changes nothing.
-    const forged = await fetch(`http://127.0.0.1:${h.port}${u.pathname}?u=${reader.id}&s=AAAA`, { method: 'POST', body: 'List-Unsubscribe=One-Click' });
+    const forged = await fetch(`http://127.0.0.1:${h.port}${u.pathname}?u=${reader.id}&s=AAAA`, {
+      method: 'POST',
+      body: 'List-Unsubscribe=One-Click',
+    });
     assert.equal(forged.status, 400);
     assert.equal((await reader.client.notifications.settings.query()).email, true);
-    const res = await fetch(`http://127.0.0.1:${h.port}${u.pathname}${u.search}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+    const res = await fetch(`http://127.0.0.1:${h.port}${u.pathname}${u.search}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'List-Unsubscribe=One-Click',
+    });
     assert.equal(res.status, 200);
     assert.equal((await reader.client.notifications.settings.query()).email, false);
     await say(c, convs[1]!, 'after unsubscribing');
     await h.settle();
-    assert.equal(h.smtp.mails.filter((m) => JSON.stringify(m.to).includes(reader.username.toLowerCase())).length, 1, 'no email after unsubscribing');
+    assert.equal(
+      h.smtp.mails.filter((m) => JSON.stringify(m.to).includes(reader.username.toLowerCase())).length,
+      1,
+      'no email after unsubscribing',
+    );
   });
 
   test('a 4xx from the SMTP server is retried; the digest arrives once', async () => {
@@ -244,7 +274,10 @@ describe('notifications: BullMQ on real Redis, real PostgreSQL, a real push serv
     const later = h.hooks.hits.filter((x) => x.json.user === owner.id);
     assert.equal(later.length, 2);
     assert.ok(later[1]!.verified);
-    assert.deepEqual((await owner.client.notifications.webhooks.list.query()).map((w) => w.id), [created.id]);
+    assert.deepEqual(
+      (await owner.client.notifications.webhooks.list.query()).map((w) => w.id),
+      [created.id],
+    );
   });
   test('the trigger keeps member lists, and a membership change drops them: a member added after a message is notified of the next; a removed one gets no job; a webhook made after a message is used for the next', async () => {
     const { users, conv, author } = await room(2);
@@ -299,6 +332,9 @@ describe('notifications: BullMQ on real Redis, real PostgreSQL, a real push serv
     assert.equal(h.push.to(b1).length, 1);
     assert.equal(h.push.to(b2).length, 1);
     const rows = (await reader.client.notifications.deliveries.query({})).filter((d) => d.channel === 'push');
-    assert.deepEqual(rows.map((r) => r.status), ['sent', 'sent']);
+    assert.deepEqual(
+      rows.map((r) => r.status),
+      ['sent', 'sent'],
+    );
   });
 });

@@ -34,7 +34,13 @@ describe('payments under concurrent callers on PostgreSQL, two hubs', () => {
 
   const q = async <T>(text: string) => rowsOf<T>(await a.database.db.execute(sql.raw(text)));
   const chargesOf = async (userId: string): Promise<Record<string, number>> =>
-    Object.fromEntries((await q<{ kind: string; n: number }>(`select kind, count(*)::int as n from payment_transfers where initiator = '${userId}' and kind in ('subscription', 'renewal') group by kind`)).map((r) => [r.kind, r.n]));
+    Object.fromEntries(
+      (
+        await q<{ kind: string; n: number }>(
+          `select kind, count(*)::int as n from payment_transfers where initiator = '${userId}' and kind in ('subscription', 'renewal') group by kind`,
+        )
+      ).map((r) => [r.kind, r.n]),
+    );
 
   test('7 three subscribes to one plan at once, with different keys, on two hubs: one charge, one period', async () => {
     const premium = (await a.services.payments.plans()).find((p) => p.id === 'premium')!;

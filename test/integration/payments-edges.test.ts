@@ -48,12 +48,18 @@ for (const kind of dbKinds) {
       assert.deepEqual(await b.client.payments.balance.query(), { currency: 'usd', balance: 100, debt: 0 });
       // The payee sees each tip at its full amount.
       const h = await b.client.payments.history.query();
-      assert.deepEqual(h.items.filter((i) => i.kind === 'tip').map((i) => [i.amount, i.counterparty]), [[300, a.id], [300, a.id]]);
+      assert.deepEqual(
+        h.items.filter((i) => i.kind === 'tip').map((i) => [i.amount, i.counterparty]),
+        [
+          [300, a.id],
+          [300, a.id],
+        ],
+      );
       assert.deepEqual(await a.client.payments.balance.query(), { currency: 'usd', balance: 400, debt: 0 });
       await assertLedgerConsistent(replica.database);
     });
 
-    test('7 a refund is debited in its payment\'s currency: without one, the recorded top-up\'s; another currency or none known moves nothing and is audited', async () => {
+    test("7 a refund is debited in its payment's currency: without one, the recorded top-up's; another currency or none known moves nothing and is audited", async () => {
       const u = await newUser(replica.port, 'refcur');
       const pi = await topUp(u, 1000);
       // No currency anywhere in the event, for a top-up this hub made (recorded in usd): applied.
@@ -62,16 +68,26 @@ for (const kind of dbKinds) {
       assert.deepEqual(await u.client.payments.balance.query(), { currency: 'usd', balance: 900, debt: 0 });
       const before = await ledgerSnapshot(replica.database);
       // The charge is in euros and its refund names no currency: not a usd debit.
-      const euro = await deliver(replica.port, chargeRefunded(pi, [{ id: 're_' + key(), amount: 100 }], { currency: 'eur', refundCurrency: null }));
+      const euro = await deliver(
+        replica.port,
+        chargeRefunded(pi, [{ id: 're_' + key(), amount: 100 }], { currency: 'eur', refundCurrency: null }),
+      );
       assert.equal(euro.status, 200);
       assert.equal(euro.body?.outcome, 'wrong_currency');
       // A PaymentIntent this hub never made nor credited, its owner in the metadata, no currency at all.
       const unknownPi = 'pi_' + key();
-      const none = await deliver(replica.port, chargeRefunded(unknownPi, [{ id: 're_' + key(), amount: 100 }], { currency: null, userId: u.id }));
+      const none = await deliver(
+        replica.port,
+        chargeRefunded(unknownPi, [{ id: 're_' + key(), amount: 100 }], { currency: null, userId: u.id }),
+      );
       assert.equal(none.status, 200);
       assert.equal(none.body?.outcome, 'no_currency');
       const after = await ledgerSnapshot(replica.database);
-      assert.deepEqual([after.accounts, after.transfers, after.postings], [before.accounts, before.transfers, before.postings], 'nothing moved');
+      assert.deepEqual(
+        [after.accounts, after.transfers, after.postings],
+        [before.accounts, before.transfers, before.postings],
+        'nothing moved',
+      );
       assert.deepEqual(await u.client.payments.balance.query(), { currency: 'usd', balance: 900, debt: 0 });
       const audit = await replica.database.db
         .select({ meta: paymentAudit.meta })
@@ -106,7 +122,10 @@ for (const kind of dbKinds) {
         ['grant', 500],
       ];
       const whole = await a.client.payments.history.query({ limit: 20 });
-      assert.deepEqual(whole.items.map((i) => [i.kind, i.amount]), expected);
+      assert.deepEqual(
+        whole.items.map((i) => [i.kind, i.amount]),
+        expected,
+      );
       assert.equal(whole.nextCursor, null);
       const paged: [string, number][] = [];
       for (let cursor: number | undefined; ; ) {
@@ -117,7 +136,11 @@ for (const kind of dbKinds) {
       }
       assert.deepEqual(paged, expected, 'each transfer on one page, at its full amount');
       const { balance, debt } = await a.client.payments.balance.query();
-      assert.equal(expected.reduce((s, [, x]) => s + (x as number), 0), balance - debt, 'the history adds up to the balance less the debt');
+      assert.equal(
+        expected.reduce((s, [, x]) => s + (x as number), 0),
+        balance - debt,
+        'the history adds up to the balance less the debt',
+      );
       await assertLedgerConsistent(replica.database);
     });
   });

@@ -13,8 +13,11 @@ import { assertLedgerConsistent } from '../helpers/payments.ts';
 const root = path.resolve(import.meta.dirname, '../..');
 function grant(env: Record<string, string>, args: string[]) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'server/src/cli/grant.ts', ...args], { cwd: root, env: { PATH: process.env.PATH!, ...env } }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'server/src/cli/grant.ts', ...args],
+      { cwd: root, env: { PATH: process.env.PATH!, ...env } },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -34,7 +37,13 @@ describe('npm run payments:grant', () => {
     const username = `g_${id.slice(0, 8)}`;
     await database.db.insert(users).values({ id, email: `${id}@x.test`, username });
     const env = { DATABASE_URL: url, NODE_ENV: 'test' };
-    for (const bad of [['--user', username, '--amount', '1.5'], ['--user', username, '--amount', '-3'], ['--user', username], ['--amount', '10'], ['--user', username, '--amount', '10', '--what']]) {
+    for (const bad of [
+      ['--user', username, '--amount', '1.5'],
+      ['--user', username, '--amount', '-3'],
+      ['--user', username],
+      ['--amount', '10'],
+      ['--user', username, '--amount', '10', '--what'],
+    ]) {
       const r = await grant(env, bad);
       assert.equal(r.code, 2, `${bad.join(' ')}: ${r.stderr}`);
     }
@@ -46,7 +55,10 @@ describe('npm run payments:grant', () => {
     const again = await grant(env, ['--user', username, '--amount', '2500', '--key', 'demo-1']);
     assert.match(again.stdout, /already granted .* balance 2500/);
     const audit = await database.db.select().from(paymentAudit).where(eq(paymentAudit.userId, id));
-    assert.deepEqual(audit.map((a) => a.event), ['grant']);
+    assert.deepEqual(
+      audit.map((a) => a.event),
+      ['grant'],
+    );
     assert.match(audit[0]!.actor, /^cli:/);
     await assertLedgerConsistent(database);
   });

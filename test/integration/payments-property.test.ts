@@ -38,18 +38,56 @@ type Op =
 const user = fc.integer({ min: 0, max: USERS - 1 });
 const two = fc.integer({ min: 0, max: 1 });
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ k: fc.constant('subscribe' as const), u: user, plan: fc.constantFrom('premium', 'pro'), via: two, again: fc.boolean() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      k: fc.constant('subscribe' as const),
+      u: user,
+      plan: fc.constantFrom('premium', 'pro'),
+      via: two,
+      again: fc.boolean(),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('cancel' as const), u: user, via: two }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('renew' as const), days: fc.integer({ min: 0, max: 40 }), via: two }) },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('grant' as const), u: user, amount: fc.integer({ min: 1, max: 900 }), again: fc.boolean() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ k: fc.constant('grant' as const), u: user, amount: fc.integer({ min: 1, max: 900 }), again: fc.boolean() }),
+  },
   {
     weight: 4,
     arbitrary: fc
-      .record({ k: fc.constant('tip' as const), from: user, to: fc.integer({ min: 1, max: USERS - 1 }), amount: fc.integer({ min: 1, max: 400 }), hub: two, again: fc.boolean() })
+      .record({
+        k: fc.constant('tip' as const),
+        from: user,
+        to: fc.integer({ min: 1, max: USERS - 1 }),
+        amount: fc.integer({ min: 1, max: 400 }),
+        hub: two,
+        again: fc.boolean(),
+      })
       .map((t) => ({ ...t, to: (t.from + t.to) % USERS })),
   },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('topup' as const), u: user, amount: fc.integer({ min: 100, max: 1500 }), hub: two, again: fc.boolean(), twice: fc.boolean() }) },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('refund' as const), pick: fc.nat(), part: fc.double({ min: 0.05, max: 1, noNaN: true }), hub: two, again: fc.boolean() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      k: fc.constant('topup' as const),
+      u: user,
+      amount: fc.integer({ min: 100, max: 1500 }),
+      hub: two,
+      again: fc.boolean(),
+      twice: fc.boolean(),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      k: fc.constant('refund' as const),
+      pick: fc.nat(),
+      part: fc.double({ min: 0.05, max: 1, noNaN: true }),
+      hub: two,
+      again: fc.boolean(),
+    }),
+  },
 );
 
 /**
@@ -129,7 +167,12 @@ describe('payments property: concurrent money mutations on PostgreSQL keep the l
         const prior = pickAgain(o.again, tips, (t) => t.from === o.from);
         const t = prior ?? { from: o.from, to: o.to, amount: o.amount, key: rid() };
         if (!prior) tips.push(t);
-        return void (await users[t.from]!.apis[o.hub]!.payments.tip.mutate({ conversationId: conv, toUserId: users[t.to]!.id, amount: t.amount, idempotencyKey: t.key }));
+        return void (await users[t.from]!.apis[o.hub]!.payments.tip.mutate({
+          conversationId: conv,
+          toUserId: users[t.to]!.id,
+          amount: t.amount,
+          idempotencyKey: t.key,
+        }));
       }
       case 'topup': {
         let pi = pickAgain(o.again, intents, (p) => p.u === o.u);
@@ -161,7 +204,8 @@ describe('payments property: concurrent money mutations on PostgreSQL keep the l
   }
 
   const allowed = (err: unknown) => {
-    const code = err instanceof DomainError ? err.code : err instanceof TRPCClientError ? (err.data as { code?: string } | undefined)?.code : null;
+    const code =
+      err instanceof DomainError ? err.code : err instanceof TRPCClientError ? (err.data as { code?: string } | undefined)?.code : null;
     return code === 'PRECONDITION_FAILED' || code === 'CONFLICT';
   };
 
@@ -169,14 +213,24 @@ describe('payments property: concurrent money mutations on PostgreSQL keep the l
     const database = hubs[0]!.database;
     await assertLedgerConsistent(database);
     const q = async <T>(text: string) => rowsOf<T>(await database.db.execute(sql.raw(text))).map((r) => ({ ...r }));
-    const both = await q<{ user_id: string }>(`select w.user_id from payment_accounts w join payment_accounts d on d.user_id = w.user_id and d.kind = 'debt'
+    const both = await q<{
+      user_id: string;
+    }>(`select w.user_id from payment_accounts w join payment_accounts d on d.user_id = w.user_id and d.kind = 'debt'
       where w.kind = 'wallet' and w.balance > 0 and d.balance < 0`);
     assert.deepEqual(both, [], `${seedNote}: nobody holds money while owing (credits pay the debt first)`);
-    const charges = await q<{ initiator: string; kind: string; plan: string; end: string; first: string }>(`select t.initiator, t.kind, t.metadata->>'planId' as plan,
+    const charges = await q<{
+      initiator: string;
+      kind: string;
+      plan: string;
+      end: string;
+      first: string;
+    }>(`select t.initiator, t.kind, t.metadata->>'planId' as plan,
         t.metadata->>'periodEnd' as "end", min(p.id)::text as first
       from payment_transfers t join payment_postings p on p.transfer_id = t.id
       where t.kind in ('subscription', 'renewal') group by t.id order by min(p.id)`);
-    const rows = await q<{ user_id: string; plan_id: string; period_end: string | Date }>('select user_id, plan_id, period_end from payment_subscriptions');
+    const rows = await q<{ user_id: string; plan_id: string; period_end: string | Date }>(
+      'select user_id, plan_id, period_end from payment_subscriptions',
+    );
     const period = new Map(PLANS.map((p) => [p.id, p.periodDays * DAY_MS]));
     for (const u of users) {
       const mine = charges.filter((c) => c.initiator === u.id);
@@ -185,14 +239,21 @@ describe('payments property: concurrent money mutations on PostgreSQL keep the l
         const start = Date.parse(cur.end) - period.get(cur.plan)!;
         if (cur.kind === 'renewal') assert.equal(cur.plan, prev.plan, `${seedNote}: a renewal continues the plan it renews`);
         if (cur.plan === prev.plan) {
-          assert.ok(start >= Date.parse(prev.end), `${seedNote}: one charge per period: ${u.id} charged ${cur.kind} ${cur.plan} from ${new Date(start).toISOString()}, inside the period paid to ${prev.end}`);
+          assert.ok(
+            start >= Date.parse(prev.end),
+            `${seedNote}: one charge per period: ${u.id} charged ${cur.kind} ${cur.plan} from ${new Date(start).toISOString()}, inside the period paid to ${prev.end}`,
+          );
         }
       }
       const row = rows.find((r) => r.user_id === u.id);
       if (row) {
         const last = mine.at(-1);
         assert.ok(last, `${seedNote}: a subscription row without a charge`);
-        assert.deepEqual([row.plan_id, new Date(row.period_end).toISOString()], [last.plan, last.end], `${seedNote}: the subscription is the period of its last charge`);
+        assert.deepEqual(
+          [row.plan_id, new Date(row.period_end).toISOString()],
+          [last.plan, last.end],
+          `${seedNote}: the subscription is the period of its last charge`,
+        );
       }
       // The history a user sees adds up to what they hold less what they owe.
       let sum = 0;
@@ -206,7 +267,9 @@ describe('payments property: concurrent money mutations on PostgreSQL keep the l
     }
   }
 
-  test('7 random mixes of every money mutation, fired at once: postings sum to zero, no negative wallet, balances equal postings, one period per charge', { timeout: 120_000 }, async () => {
+  test('7 random mixes of every money mutation, fired at once: postings sum to zero, no negative wallet, balances equal postings, one period per charge', {
+    timeout: 120_000,
+  }, async () => {
     const settings = fuzzSettings('payments property', Number(process.env.PAYMENTS_PROPERTY_RUNS ?? 40));
     const note = `FUZZ_SEED=${settings.seed}`;
     let batches = 0;
@@ -215,7 +278,9 @@ describe('payments property: concurrent money mutations on PostgreSQL keep the l
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 8, maxLength: 30 }), async (ops) => {
         const results = await Promise.allSettled(ops.map((o) => run(o)));
-        const unexpected = results.flatMap((r, i) => (r.status === 'rejected' && !allowed(r.reason) ? [`${JSON.stringify(ops[i])}: ${(r.reason as Error)?.stack ?? r.reason}`] : []));
+        const unexpected = results.flatMap((r, i) =>
+          r.status === 'rejected' && !allowed(r.reason) ? [`${JSON.stringify(ops[i])}: ${(r.reason as Error)?.stack ?? r.reason}`] : [],
+        );
         assert.deepEqual(unexpected, [], `${note}: only refusals the contract allows`);
         await checkInvariants(note);
         batches++;
@@ -223,8 +288,12 @@ describe('payments property: concurrent money mutations on PostgreSQL keep the l
       }),
       settings,
     );
-    const [{ n }] = rowsOf<{ n: number }>(await hubs[0]!.database.db.execute(sql`select count(*)::int as n from payment_transfers`)) as [{ n: number }];
-    console.log(`[payments property] ${batches} batches, ${moved} calls answered, ${n} transfers, ${((Date.now() - t0) / 1000).toFixed(1)} s (${note})`);
+    const [{ n }] = rowsOf<{ n: number }>(await hubs[0]!.database.db.execute(sql`select count(*)::int as n from payment_transfers`)) as [
+      { n: number },
+    ];
+    console.log(
+      `[payments property] ${batches} batches, ${moved} calls answered, ${n} transfers, ${((Date.now() - t0) / 1000).toFixed(1)} s (${note})`,
+    );
     assert.ok(n > batches, `${note}: the batches moved money (${n} transfers)`);
   });
 });

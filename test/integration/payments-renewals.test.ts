@@ -69,7 +69,8 @@ describe('renewals as a BullMQ job scheduler on real Redis and PostgreSQL, clock
     assert.equal((await payments.balance(rich.id)).balance, 0);
     assert.equal((await payments.entitlements(poor.id)).plan, 'free');
     assert.equal((await payments.balance(poor.id)).balance, 0);
-    const limitsTo = (u: string) => sent.filter((s) => s.user === u && s.msg.k === 'limits').map((s) => JSON.parse((s.msg as { frame: string }).frame));
+    const limitsTo = (u: string) =>
+      sent.filter((s) => s.user === u && s.msg.k === 'limits').map((s) => JSON.parse((s.msg as { frame: string }).frame));
     assert.equal(limitsTo(poor.id).at(-1).plan, 'free');
     assert.equal(limitsTo(rich.id).at(-1).plan, 'premium');
     await assertLedgerConsistent(database);

@@ -14,7 +14,12 @@ for (const kind of dbKinds) {
     let replica: Replica;
     before(async () => {
       env = await testEnv(kind);
-      replica = await startTestReplica(env.env, { ...stripeEnv(services.stripeApiUrl()), TOPUP_MIN: '100', TOPUP_MAX: '50000', STRIPE_WEBHOOK_MAX_BYTES: '4096' });
+      replica = await startTestReplica(env.env, {
+        ...stripeEnv(services.stripeApiUrl()),
+        TOPUP_MIN: '100',
+        TOPUP_MAX: '50000',
+        STRIPE_WEBHOOK_MAX_BYTES: '4096',
+      });
     });
     after(async () => {
       await replica?.stop();
@@ -38,11 +43,26 @@ for (const kind of dbKinds) {
       const { a, b, conv } = await pair();
       await grant(a.username, 1000);
       const k = key();
-      const first = await a.client.payments.tip.mutate({ conversationId: conv, toUserId: b.id, amount: 250, idempotencyKey: k, note: 'thanks' });
+      const first = await a.client.payments.tip.mutate({
+        conversationId: conv,
+        toUserId: b.id,
+        amount: 250,
+        idempotencyKey: k,
+        note: 'thanks',
+      });
       assert.equal(first.balance, 750);
-      const again = await a.client.payments.tip.mutate({ conversationId: conv, toUserId: b.id, amount: 250, idempotencyKey: k, note: 'thanks' });
+      const again = await a.client.payments.tip.mutate({
+        conversationId: conv,
+        toUserId: b.id,
+        amount: 250,
+        idempotencyKey: k,
+        note: 'thanks',
+      });
       assert.deepEqual(again, first);
-      assert.equal(await errorCode(a.client.payments.tip.mutate({ conversationId: conv, toUserId: b.id, amount: 251, idempotencyKey: k })), 'CONFLICT');
+      assert.equal(
+        await errorCode(a.client.payments.tip.mutate({ conversationId: conv, toUserId: b.id, amount: 251, idempotencyKey: k })),
+        'CONFLICT',
+      );
       assert.deepEqual(await a.client.payments.balance.query(), { currency: 'usd', balance: 750, debt: 0 });
       assert.deepEqual(await b.client.payments.balance.query(), { currency: 'usd', balance: 250, debt: 0 });
       const h = await b.client.conversations.history.query({ conversationId: conv });
@@ -50,7 +70,14 @@ for (const kind of dbKinds) {
       assert.equal(tips.length, 1);
       assert.equal(tips[0]!.seq, first.seq);
       assert.deepEqual(
-        { subtype: (tips[0] as any).subtype, from: (tips[0] as any).from, to: (tips[0] as any).to, amount: (tips[0] as any).amount, currency: (tips[0] as any).currency, transferId: (tips[0] as any).transferId },
+        {
+          subtype: (tips[0] as any).subtype,
+          from: (tips[0] as any).from,
+          to: (tips[0] as any).to,
+          amount: (tips[0] as any).amount,
+          currency: (tips[0] as any).currency,
+          transferId: (tips[0] as any).transferId,
+        },
         { subtype: 'tip', from: a.id, to: b.id, amount: 250, currency: 'usd', transferId: first.transferId },
       );
       const hist = await b.client.payments.history.query({ limit: 1 });
@@ -62,7 +89,10 @@ for (const kind of dbKinds) {
       assert.equal(ah.items[0]!.amount, -250);
       assert.ok(ah.nextCursor);
       const older = await a.client.payments.history.query({ limit: 5, cursor: ah.nextCursor! });
-      assert.deepEqual(older.items.map((i) => [i.kind, i.amount]), [['grant', 1000]]);
+      assert.deepEqual(
+        older.items.map((i) => [i.kind, i.amount]),
+        [['grant', 1000]],
+      );
       assert.equal(older.nextCursor, null);
       await assertLedgerConsistent(replica.database);
     });
@@ -90,13 +120,26 @@ for (const kind of dbKinds) {
       const g = await users[0]!.client.conversations.createGroup.mutate({ title: 'c', memberIds: users.slice(1).map((u) => u.id) });
       for (const u of users) await grant(u.username, 300);
       // 60 distinct requests, 100 calls: 40 of them repeat a request with its key.
-      const requests = Array.from({ length: 60 }, (_, i) => ({ payer: users[i % 5]!, to: users[(i + 1 + (i % 3)) % 5]!, amount: 1 + ((i * 37) % 120), k: key() }));
+      const requests = Array.from({ length: 60 }, (_, i) => ({
+        payer: users[i % 5]!,
+        to: users[(i + 1 + (i % 3)) % 5]!,
+        amount: 1 + ((i * 37) % 120),
+        k: key(),
+      }));
       const calls = Array.from({ length: 100 }, (_, i) => requests[i % 60]!);
-      const results = await Promise.allSettled(calls.map((c) => c.payer.client.payments.tip.mutate({ conversationId: g.id, toUserId: c.to.id, amount: c.amount, idempotencyKey: c.k })));
+      const results = await Promise.allSettled(
+        calls.map((c) =>
+          c.payer.client.payments.tip.mutate({ conversationId: g.id, toUserId: c.to.id, amount: c.amount, idempotencyKey: c.k }),
+        ),
+      );
       for (const r of results) if (r.status === 'rejected') assert.equal(await errorCode(Promise.reject(r.reason)), 'PRECONDITION_FAILED');
-      const ok = results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<{ transferId: string; seq: number }>).value);
+      const ok = results
+        .filter((r) => r.status === 'fulfilled')
+        .map((r) => (r as PromiseFulfilledResult<{ transferId: string; seq: number }>).value);
       const distinct = new Set(ok.map((r) => r.transferId));
-      const events = (await users[0]!.client.conversations.history.query({ conversationId: g.id, limit: 100 })).events.filter((e) => e.kind === 'system');
+      const events = (await users[0]!.client.conversations.history.query({ conversationId: g.id, limit: 100 })).events.filter(
+        (e) => e.kind === 'system',
+      );
       assert.equal(events.length, distinct.size, 'one system event per transfer');
       // The same key always answered with the same transfer and seq.
       const byTransfer = new Map<string, number>();
@@ -105,7 +148,11 @@ for (const kind of dbKinds) {
         byTransfer.set(r.transferId, r.seq);
       }
       const balances = await Promise.all(users.map((u) => u.client.payments.balance.query()));
-      assert.equal(balances.reduce((s, b) => s + b.balance, 0), 1500, 'no money created or lost between wallets');
+      assert.equal(
+        balances.reduce((s, b) => s + b.balance, 0),
+        1500,
+        'no money created or lost between wallets',
+      );
       await assertLedgerConsistent(replica.database);
     });
 
@@ -118,13 +165,18 @@ for (const kind of dbKinds) {
       assert.equal(t.currency, 'usd');
       const event = paymentSucceeded(t.paymentIntentId, 1500);
       const replies = await Promise.all([0, 1, 2, 3, 4].map(() => deliver(replica.port, event)));
-      assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 200, 200]);
+      assert.deepEqual(
+        replies.map((r) => r.status),
+        [200, 200, 200, 200, 200],
+      );
       // Another event id for the same PaymentIntent (Stripe may send one) changes nothing either.
       assert.equal((await deliver(replica.port, paymentSucceeded(t.paymentIntentId, 1500))).status, 200);
       assert.deepEqual(await u.client.payments.balance.query(), { currency: 'usd', balance: 1500, debt: 0 });
       const again = await deliver(replica.port, event);
       assert.equal(again.body?.duplicate, true);
-      const metrics = await (await fetch(`http://127.0.0.1:${replica.metricsPort}/metrics?name=hubbub_payments_webhook_events_total`)).text();
+      const metrics = await (
+        await fetch(`http://127.0.0.1:${replica.metricsPort}/metrics?name=hubbub_payments_webhook_events_total`)
+      ).text();
       assert.match(metrics, /hubbub_payments_webhook_events_total\{type="payment_intent.succeeded",outcome="applied"\} [1-9]/);
       assert.match(metrics, /outcome="duplicate"/);
       assert.doesNotMatch(metrics, /pi_|evt_/, 'no ids in labels');
@@ -152,8 +204,14 @@ for (const kind of dbKinds) {
       assert.equal((await deliver(replica.port, chargeRefunded(pi, [{ id: re, amount: 1000 }]))).status, 200);
       assert.deepEqual(await a.client.payments.balance.query(), { currency: 'usd', balance: 0, debt: 700 });
       const before = await ledgerSnapshot(replica.database);
-      assert.equal(await errorCode(a.client.payments.tip.mutate({ conversationId: conv, toUserId: b.id, amount: 1, idempotencyKey: key() })), 'PRECONDITION_FAILED');
-      assert.equal(await errorCode(a.client.payments.subscribe.mutate({ planId: 'premium', idempotencyKey: key() })), 'PRECONDITION_FAILED');
+      assert.equal(
+        await errorCode(a.client.payments.tip.mutate({ conversationId: conv, toUserId: b.id, amount: 1, idempotencyKey: key() })),
+        'PRECONDITION_FAILED',
+      );
+      assert.equal(
+        await errorCode(a.client.payments.subscribe.mutate({ planId: 'premium', idempotencyKey: key() })),
+        'PRECONDITION_FAILED',
+      );
       assert.deepEqual(await ledgerSnapshot(replica.database), before);
       await topUp(a, 1000);
       assert.deepEqual(await a.client.payments.balance.query(), { currency: 'usd', balance: 300, debt: 0 });
@@ -169,7 +227,11 @@ for (const kind of dbKinds) {
       const forged = sign(body).replace(/v1=[0-9a-f]+/, 'v1=' + '0'.repeat(64));
       assert.equal((await deliver(replica.port, null, { raw: body, signature: forged })).status, 400);
       assert.equal((await deliver(replica.port, null, { raw: body, signature: sign(body, { secret: 'whsec_wrong' }) })).status, 400);
-      assert.equal((await deliver(replica.port, null, { raw: body, signature: sign(body, { timestamp: Math.floor(Date.now() / 1000) - 301 }) })).status, 400);
+      assert.equal(
+        (await deliver(replica.port, null, { raw: body, signature: sign(body, { timestamp: Math.floor(Date.now() / 1000) - 301 }) }))
+          .status,
+        400,
+      );
       assert.equal((await deliver(replica.port, null, { raw: body, signature: null })).status, 400);
       // A body changed after signing.
       assert.equal((await deliver(replica.port, null, { raw: body.replace('999', '9999'), signature: sign(body) })).status, 400);
@@ -181,7 +243,13 @@ for (const kind of dbKinds) {
       assert.equal((await deliver(replica.port, null, { raw: big, signature: sign(big) })).status, 413);
       assert.deepEqual(await ledgerSnapshot(replica.database), before);
       assert.deepEqual(await u.client.payments.balance.query(), { currency: 'usd', balance: 0, debt: 0 });
-      const unknown = await deliver(replica.port, { id: 'evt_' + key(), object: 'event', type: 'customer.created', created: 1, data: { object: { id: 'cus_1', object: 'customer' } } });
+      const unknown = await deliver(replica.port, {
+        id: 'evt_' + key(),
+        object: 'event',
+        type: 'customer.created',
+        created: 1,
+        data: { object: { id: 'cus_1', object: 'customer' } },
+      });
       assert.equal(unknown.status, 200);
       assert.equal(unknown.body?.outcome, 'ignored');
       assert.deepEqual((await ledgerSnapshot(replica.database)).transfers, before.transfers);
@@ -195,7 +263,8 @@ for (const kind of dbKinds) {
       const before = await ledgerSnapshot(replica.database);
       const tip = (amount: unknown, extra: Record<string, unknown> = {}) =>
         errorCode(a.client.payments.tip.mutate({ conversationId: conv, toUserId: b.id, amount, idempotencyKey: key(), ...extra } as any));
-      for (const amount of [0, -1, 1.5, 2 ** 53, '10', null, Number.NaN]) assert.equal(await tip(amount), 'BAD_REQUEST', `amount ${String(amount)}`);
+      for (const amount of [0, -1, 1.5, 2 ** 53, '10', null, Number.NaN])
+        assert.equal(await tip(amount), 'BAD_REQUEST', `amount ${String(amount)}`);
       assert.equal(await tip(101), 'PRECONDITION_FAILED');
       assert.equal(await tip(1, { toUserId: a.id }), 'BAD_REQUEST');
       assert.equal(await tip(1, { toUserId: outsider.id }), 'BAD_REQUEST');
@@ -210,7 +279,10 @@ for (const kind of dbKinds) {
       }
       assert.equal(await errorCode(a.client.payments.subscribe.mutate({ planId: 'platinum', idempotencyKey: key() })), 'NOT_FOUND');
       assert.equal(await errorCode(a.client.payments.subscribe.mutate({ planId: 'free', idempotencyKey: key() })), 'BAD_REQUEST');
-      assert.equal(await errorCode(a.client.payments.subscribe.mutate({ planId: 'premium', idempotencyKey: key() })), 'PRECONDITION_FAILED');
+      assert.equal(
+        await errorCode(a.client.payments.subscribe.mutate({ planId: 'premium', idempotencyKey: key() })),
+        'PRECONDITION_FAILED',
+      );
       assert.equal(await errorCode(a.client.payments.history.query({ limit: 0 })), 'BAD_REQUEST');
       assert.equal(await errorCode(a.client.payments.history.query({ cursor: -5 })), 'BAD_REQUEST');
       assert.deepEqual(await ledgerSnapshot(replica.database), before);
@@ -264,7 +336,13 @@ for (const kind of dbKinds) {
       await a.client.payments.tip.mutate({ conversationId: conv, toUserId: b.id, amount: 150, idempotencyKey: key() });
       const exp = (await a.client.account.export.query()) as any;
       assert.equal(exp.payments.balance, 250);
-      assert.deepEqual(exp.payments.postings.map((p: any) => [p.kind, p.amount]), [['grant', 400], ['tip', -150]]);
+      assert.deepEqual(
+        exp.payments.postings.map((p: any) => [p.kind, p.amount]),
+        [
+          ['grant', 400],
+          ['tip', -150],
+        ],
+      );
       const before = await ledgerSnapshot(replica.database);
       await a.client.account.delete.mutate({ password: a.password });
       const after = await ledgerSnapshot(replica.database);

@@ -44,7 +44,10 @@ for (const kind of dbKinds) {
       const b = await newUser(replica.port, 'blocked');
       await a.client.profiles.block.mutate({ userId: b.id });
       await a.client.profiles.block.mutate({ userId: b.id }); // idempotent
-      assert.deepEqual((await a.client.profiles.blocked.query()).map((p) => p.id), [b.id]);
+      assert.deepEqual(
+        (await a.client.profiles.blocked.query()).map((p) => p.id),
+        [b.id],
+      );
       assert.equal((await b.client.profiles.search.query({ query: a.username })).length, 0);
       assert.equal(await errorCode(b.client.conversations.createDirect.mutate({ userId: a.id })), 'FORBIDDEN');
       assert.equal(await errorCode(a.client.conversations.createDirect.mutate({ userId: b.id })), 'FORBIDDEN');
@@ -64,20 +67,33 @@ for (const kind of dbKinds) {
       assert.equal(exported.profile.bio, 'my secret bio');
       assert.ok(exported.sessions.length >= 1);
       assert.ok(exported.authEvents.some((e) => e.event === 'register'));
-      assert.deepEqual(exported.conversations.map((c) => c.id), [dm.id]);
+      assert.deepEqual(
+        exported.conversations.map((c) => c.id),
+        [dm.id],
+      );
       assert.ok(!JSON.stringify(exported).includes(a.refreshToken), 'no tokens in the export');
 
       assert.equal(await errorCode(a.client.account.delete.mutate({ password: 'wrong password' })), 'UNAUTHORIZED');
       await a.client.account.delete.mutate({ password: a.password });
       assert.equal(await errorCode(a.client.auth.me.query()), 'UNAUTHORIZED');
-      assert.equal(await errorCode(trpcClient(replica.port).auth.login.mutate({ login: a.username, password: a.password })), 'UNAUTHORIZED');
+      assert.equal(
+        await errorCode(trpcClient(replica.port).auth.login.mutate({ login: a.username, password: a.password })),
+        'UNAUTHORIZED',
+      );
       assert.equal(await errorCode(b.client.profiles.get.query({ userId: a.id })), 'NOT_FOUND');
       // The name is free again.
-      const again = await trpcClient(replica.port).auth.register.mutate({ email: `${a.username}@example.com`, username: a.username, password: 'another password' });
+      const again = await trpcClient(replica.port).auth.register.mutate({
+        email: `${a.username}@example.com`,
+        username: a.username,
+        password: 'another password',
+      });
       assert.notEqual(again.user.id, a.id);
       // b's conversation no longer lists a as a member.
       const list = await b.client.conversations.list.query();
-      assert.deepEqual(list.find((c) => c.id === dm.id)!.members.map((m) => m.userId), [b.id]);
+      assert.deepEqual(
+        list.find((c) => c.id === dm.id)!.members.map((m) => m.userId),
+        [b.id],
+      );
     });
   });
 }

@@ -81,7 +81,10 @@ for (const kind of dbKinds) {
     });
 
     test('read cursors of a resume batch: one key lookup per pair, never a sequential scan', async () => {
-      const pairs = [1, 26, 51].map((n) => ({ u: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, c: `00000000-0000-4000-9000-${String((n - 1) / ROOM).padStart(12, '0')}` }));
+      const pairs = [1, 26, 51].map((n) => ({
+        u: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+        c: `00000000-0000-4000-9000-${String((n - 1) / ROOM).padStart(12, '0')}`,
+      }));
       assert.doesNotMatch(await plan(READ_CURSORS_SQL, [JSON.stringify(pairs)]), /Seq Scan/);
       const rows = await db.query<{ user_id: string; read_seq: string | number }>(READ_CURSORS_SQL, [JSON.stringify(pairs)]);
       assert.deepEqual(rows.map((r) => r.user_id).sort(), pairs.map((p) => p.u).sort());
@@ -104,7 +107,16 @@ for (const kind of dbKinds) {
     });
 
     test('append: the duplicate check probes the cid index, never scans log_events', async () => {
-      const row = { i: 0, conv: '00000000-0000-4000-9000-000000000003', id: '00000000-0000-4000-a000-000000000001', kind: 'message', sender: '00000000-0000-4000-8000-000000000076', cid: 'new', ts: new Date().toISOString(), data: { body: 'hi' } };
+      const row = {
+        i: 0,
+        conv: '00000000-0000-4000-9000-000000000003',
+        id: '00000000-0000-4000-a000-000000000001',
+        kind: 'message',
+        sender: '00000000-0000-4000-8000-000000000076',
+        cid: 'new',
+        ts: new Date().toISOString(),
+        data: { body: 'hi' },
+      };
       assert.doesNotMatch(await plan(APPEND_SQL, [JSON.stringify([row])]), /Seq Scan on log_events/);
     });
 
@@ -113,7 +125,10 @@ for (const kind of dbKinds) {
       const convs = [0, 5, 9].map((r) => `00000000-0000-4000-9000-${String(r).padStart(12, '0')}`);
       assert.doesNotMatch(await plan(LAST_SEQS_SQL, [JSON.stringify(convs)]), /Seq Scan/);
       const rows = await db.query<{ conversation_id: string; last_seq: string | number }>(LAST_SEQS_SQL, [JSON.stringify(convs)]);
-      assert.deepEqual(rows.map((r) => [r.conversation_id, Number(r.last_seq)]).sort(), convs.map((c) => [c, EVENTS / (USERS / ROOM)]).sort());
+      assert.deepEqual(
+        rows.map((r) => [r.conversation_id, Number(r.last_seq)]).sort(),
+        convs.map((c) => [c, EVENTS / (USERS / ROOM)]).sort(),
+      );
     });
 
     test('membership check of a socket (a conversation it does not know): key lookups only, with the block of a direct conversation', async () => {
@@ -125,7 +140,12 @@ for (const kind of dbKinds) {
       const asked = JSON.stringify([dm, room, '00000000-0000-4000-9000-000000000005']);
       assert.doesNotMatch(await plan(ACCESS_SQL, [u, asked]), /Seq Scan/);
       const access = async (user: string) =>
-        Object.fromEntries((await db.query<{ conversation_id: string; blocked: string | null }>(ACCESS_SQL, [user, asked])).map((r) => [r.conversation_id, r.blocked]));
+        Object.fromEntries(
+          (await db.query<{ conversation_id: string; blocked: string | null }>(ACCESS_SQL, [user, asked])).map((r) => [
+            r.conversation_id,
+            r.blocked,
+          ]),
+        );
       assert.deepEqual(await access(u), { [dm]: null, [room]: null }, 'member of the DM and the room, not of the other room');
       await db.query(`insert into blocks (blocker_id, blocked_id) values ($1, $2)`, [v, u]);
       assert.deepEqual(await access(u), { [dm]: 'theirs', [room]: null });
@@ -133,7 +153,10 @@ for (const kind of dbKinds) {
       await db.query(`insert into blocks (blocker_id, blocked_id) values ($1, $2)`, [u, v]);
       assert.deepEqual((await access(u))[dm], 'mine', 'blocked both ways: each side sees its own block');
       // The socket login reads the same, for the user's every blocked direct conversation.
-      const auth = new SocketAuthenticator({ tokens: new AccessTokens('x'.repeat(40), { issuer: 'i', audience: 'a', ttlSeconds: 60 }), database: db });
+      const auth = new SocketAuthenticator({
+        tokens: new AccessTokens('x'.repeat(40), { issuer: 'i', audience: 'a', ttlSeconds: 60 }),
+        database: db,
+      });
       assert.doesNotMatch(await plan(SOCKET_LOGIN_SQL, [u, (await someUser(101)).sessionId, 200]), /Seq Scan/);
       assert.deepEqual((await auth.login(await someUser(101), 200)).blocked, { [dm]: 'mine' });
       await db.query(`delete from blocks where blocker_id = $1`, [u]);
@@ -143,7 +166,10 @@ for (const kind of dbKinds) {
     });
 
     test('returns the identity, the conversation and the room mates as contacts (capped), or nothing for a revoked session', async () => {
-      const auth = new SocketAuthenticator({ tokens: new AccessTokens('x'.repeat(40), { issuer: 'i', audience: 'a', ttlSeconds: 60 }), database: db });
+      const auth = new SocketAuthenticator({
+        tokens: new AccessTokens('x'.repeat(40), { issuer: 'i', audience: 'a', ttlSeconds: 60 }),
+        database: db,
+      });
       const u = await someUser(777); // room 31 holds users 776..800
       const login = await auth.login(u, 200);
       assert.equal(login.info.username, 'sl777');

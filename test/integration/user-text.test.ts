@@ -34,7 +34,15 @@ describe('user-visible text on PostgreSQL: one character rule for every field, o
     for (const c of [...NEVER, ...NOT_ONE_LINE]) {
       const bad = `Eve${c}Bcc: everyone@example.com`;
       const cases: [string, Promise<unknown>][] = [
-        ['register displayName', anon.auth.register.mutate({ email: `bad${++k}_${me.username}@example.com`, username: `bad${k}_${process.pid}`, password: 'correct horse battery', displayName: bad })],
+        [
+          'register displayName',
+          anon.auth.register.mutate({
+            email: `bad${++k}_${me.username}@example.com`,
+            username: `bad${k}_${process.pid}`,
+            password: 'correct horse battery',
+            displayName: bad,
+          }),
+        ],
         ['profiles.update displayName', me.client.profiles.update.mutate({ displayName: bad })],
         ['profiles.update statusText', me.client.profiles.update.mutate({ statusText: bad })],
         ['createGroup title', me.client.conversations.createGroup.mutate({ title: bad, memberIds: [] })],
@@ -62,11 +70,18 @@ describe('user-visible text on PostgreSQL: one character rule for every field, o
   test('multi-line fields (bio, topic) keep LF and tab, store CR LF and CR as LF, and refuse the rest', async () => {
     const me = await newUser(replica.port, 'txt');
     const group = await me.client.conversations.createGroup.mutate({ title: 'T', memberIds: [] });
-    assert.equal((await me.client.profiles.update.mutate({ bio: 'first\r\nsecond\rthird\n\tindented' })).bio, 'first\nsecond\nthird\n\tindented');
+    assert.equal(
+      (await me.client.profiles.update.mutate({ bio: 'first\r\nsecond\rthird\n\tindented' })).bio,
+      'first\nsecond\nthird\n\tindented',
+    );
     assert.equal((await me.client.conversations.update.mutate({ conversationId: group.id, topic: 'a\r\nb' })).topic, 'a\nb');
     for (const c of NEVER) {
       assert.equal(await errorCode(me.client.profiles.update.mutate({ bio: `x${c}y` })), 'BAD_REQUEST', `bio with ${esc(c)}`);
-      assert.equal(await errorCode(me.client.conversations.update.mutate({ conversationId: group.id, topic: `x${c}y` })), 'BAD_REQUEST', `topic with ${esc(c)}`);
+      assert.equal(
+        await errorCode(me.client.conversations.update.mutate({ conversationId: group.id, topic: `x${c}y` })),
+        'BAD_REQUEST',
+        `topic with ${esc(c)}`,
+      );
     }
     assert.equal((await me.client.profiles.get.query({ userId: me.id })).bio, 'first\nsecond\nthird\n\tindented');
   });
@@ -80,7 +95,8 @@ describe('user-visible text on PostgreSQL: one character rule for every field, o
       assert.equal(reply.type, 'error', `body with ${esc(ch)}`);
       assert.equal(reply.code, 'BAD_REQUEST');
     }
-    for (const body of ['\u200b', ' \u200d ']) assert.equal((await c.request({ type: 'send', conv, cid: 'blank', body })).code, 'BAD_REQUEST', `blank body ${esc(body)}`);
+    for (const body of ['\u200b', ' \u200d '])
+      assert.equal((await c.request({ type: 'send', conv, cid: 'blank', body })).code, 'BAD_REQUEST', `blank body ${esc(body)}`);
     const ack = await c.request({ type: 'send', conv, cid: 'crlf', body: 'one\r\ntwo\tthree' });
     assert.equal(ack.type, 'ack');
     const event = await c.wait((f) => f.type === 'event' && f.seq === ack.seq);
@@ -90,7 +106,11 @@ describe('user-visible text on PostgreSQL: one character rule for every field, o
     }
     assert.equal((await c.request({ type: 'react', conv, seq: ack.seq, emoji: '👨‍👩‍👧', on: true })).type, 'ok');
     const history = await me.client.conversations.history.query({ conversationId: conv });
-    assert.deepEqual(history.events.filter((e) => e.kind === 'message').map((e) => e.body), ['one\ntwo\tthree'], 'only the clean message was stored');
+    assert.deepEqual(
+      history.events.filter((e) => e.kind === 'message').map((e) => e.body),
+      ['one\ntwo\tthree'],
+      'only the clean message was stored',
+    );
     c.close();
   });
 });

@@ -15,7 +15,11 @@ import { startTestReplica, testEnv, type TestEnv } from '../helpers/server.ts';
 const root = path.resolve(import.meta.dirname, '..', '..');
 
 /** A request with node:http, which (unlike fetch) neither asks for nor undoes compression, and sends HEAD as HEAD. */
-function request(url: string, method: 'GET' | 'HEAD', headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+function request(
+  url: string,
+  method: 'GET' | 'HEAD',
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -95,9 +99,13 @@ describe('the web client as static files', () => {
     assert.equal(gz.headers['content-encoding'], 'gzip');
     assert.deepEqual(gunzipSync(gz.body), plain.body);
     // q=0 refuses an encoding.
-    assert.equal((await request(`${base}/assets/app.js`, 'GET', { 'accept-encoding': 'br;q=0, gzip' })).headers['content-encoding'], 'gzip');
+    assert.equal(
+      (await request(`${base}/assets/app.js`, 'GET', { 'accept-encoding': 'br;q=0, gzip' })).headers['content-encoding'],
+      'gzip',
+    );
     assert.equal((await request(`${base}/assets/app.js`, 'GET', { 'accept-encoding': 'identity' })).headers['content-encoding'], undefined);
-    for (const p of ['/', '/assets/styles.css']) assert.equal((await request(base + p, 'GET', { 'accept-encoding': 'br' })).headers['content-encoding'], 'br', p);
+    for (const p of ['/', '/assets/styles.css'])
+      assert.equal((await request(base + p, 'GET', { 'accept-encoding': 'br' })).headers['content-encoding'], 'br', p);
     const head = await request(`${base}/assets/app.js`, 'HEAD', { 'accept-encoding': 'br' });
     assert.equal(head.headers['content-length'], String(br.body.length));
     process.stderr.write(`app.js: ${plain.body.length} bytes, ${gz.body.length} gzip, ${br.body.length} brotli\n`);
@@ -105,7 +113,8 @@ describe('the web client as static files', () => {
 
   test('/health/origin says whether an origin may open sockets (a refused upgrade is all a browser sees)', async () => {
     const base = `http://127.0.0.1:${replica.port}`;
-    const ask = (origin: string) => fetch(`${base}/health/origin?origin=${encodeURIComponent(origin)}`).then(async (r) => [r.status, await r.json()]);
+    const ask = (origin: string) =>
+      fetch(`${base}/health/origin?origin=${encodeURIComponent(origin)}`).then(async (r) => [r.status, await r.json()]);
     assert.deepEqual(await ask('http://192.168.1.20:3000'), [200, { origin: 'http://192.168.1.20:3000', allowed: false }]);
     assert.deepEqual(await ask('https://chat.example.com'), [200, { origin: 'https://chat.example.com', allowed: true }]);
     const none = await fetch(`${base}/health/origin`);
@@ -113,7 +122,15 @@ describe('the web client as static files', () => {
   });
 
   test('no path reaches a file outside the build: traversal, encoded traversal, unknown names are 404', async () => {
-    for (const target of ['/assets/../package.json', '/assets/../../package.json', '/assets/%2e%2e/%2e%2e/package.json', '/assets/..%2f..%2fpackage.json', '/assets/nope.js', '/assets/', '/assets//etc/passwd']) {
+    for (const target of [
+      '/assets/../package.json',
+      '/assets/../../package.json',
+      '/assets/%2e%2e/%2e%2e/package.json',
+      '/assets/..%2f..%2fpackage.json',
+      '/assets/nope.js',
+      '/assets/',
+      '/assets//etc/passwd',
+    ]) {
       const r = await rawGet(replica.port, target);
       assert.equal(r.status, 404, `${target}: ${r.status}`);
       assert.doesNotMatch(r.body, /"name": "hubbub"|root:/, target);

@@ -48,8 +48,14 @@ describe('workers: BullMQ on real Redis, real PostgreSQL', () => {
       });
       assert.deepEqual(result, { refreshTokens: 1, sessions: 1 });
       const left = await db.select({ h: refreshTokens.tokenHash }).from(refreshTokens);
-      assert.deepEqual(left.map((r) => r.h), ['live-token']);
-      assert.deepEqual((await db.select({ id: sessions.id }).from(sessions).where(eq(sessions.userId, uid))).map((s) => s.id), [live]);
+      assert.deepEqual(
+        left.map((r) => r.h),
+        ['live-token'],
+      );
+      assert.deepEqual(
+        (await db.select({ id: sessions.id }).from(sessions).where(eq(sessions.userId, uid))).map((s) => s.id),
+        [live],
+      );
     } finally {
       await workers.close();
     }

@@ -12,7 +12,12 @@ export function authView(session: Session, onDone: () => void) {
   const form = h('form', { class: 'card auth', 'data-testid': 'auth-form' }, h('h1', {}, w.appName), fields, error, submit, toggle);
 
   const input = (name: string, label: string, type = 'text', extra: Record<string, string> = {}) =>
-    h('label', {}, label, h('input', { name, type, required: true, 'data-testid': `auth-${name}`, 'aria-describedby': 'auth-error', ...extra }));
+    h(
+      'label',
+      {},
+      label,
+      h('input', { name, type, required: true, 'data-testid': `auth-${name}`, 'aria-describedby': 'auth-error', ...extra }),
+    );
 
   const draw = () => {
     fields.replaceChildren(
@@ -23,7 +28,10 @@ export function authView(session: Session, onDone: () => void) {
             input('displayName', w.displayName, 'text', { autocomplete: 'name' }),
             input('password', w.password, 'password', { autocomplete: 'new-password' }),
           ]
-        : [input('login', w.login, 'text', { autocomplete: 'username' }), input('password', w.password, 'password', { autocomplete: 'current-password' })]),
+        : [
+            input('login', w.login, 'text', { autocomplete: 'username' }),
+            input('password', w.password, 'password', { autocomplete: 'current-password' }),
+          ]),
     );
     submit.textContent = mode === 'register' ? w.signUp : w.signIn;
     toggle.textContent = mode === 'register' ? w.toSignIn : w.toSignUp;

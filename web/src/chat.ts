@@ -139,7 +139,14 @@ export class Chat {
       const prev = this.convs.get(c.id);
       // This page saw everything the server counts: its own count and preview stand.
       if (prev && prev.readSeq >= c.readSeq && prev.lastSeq >= c.lastSeq) {
-        next.set(c.id, { ...c, lastSeq: prev.lastSeq, readSeq: prev.readSeq, unread: prev.unread, unreadMore: prev.unreadMore, lastMessage: prev.lastMessage });
+        next.set(c.id, {
+          ...c,
+          lastSeq: prev.lastSeq,
+          readSeq: prev.readSeq,
+          unread: prev.unread,
+          unreadMore: prev.unreadMore,
+          lastMessage: prev.lastMessage,
+        });
         continue;
       }
       const conv: Conv = { ...c, lastSeq: Math.max(c.lastSeq, prev?.lastSeq ?? 0) };

@@ -12,7 +12,13 @@ const WARN_LEFT = 300;
  * a send is only cleared from the box once the page has taken it.
  */
 export class Composer {
-  readonly input = h('textarea', { rows: 1, id: 'composer', placeholder: w.composerPlaceholder, 'data-testid': 'composer', 'aria-describedby': 'composer-counter send-error' });
+  readonly input = h('textarea', {
+    rows: 1,
+    id: 'composer',
+    placeholder: w.composerPlaceholder,
+    'data-testid': 'composer',
+    'aria-describedby': 'composer-counter send-error',
+  });
   readonly error = h('p', { class: 'error', role: 'alert', id: 'send-error', 'data-testid': 'send-error' });
   private counter = h('span', { class: 'counter', id: 'composer-counter', 'data-testid': 'counter', 'aria-live': 'polite' });
   private sendButton = h('button', { type: 'submit', class: 'primary', 'data-testid': 'send' }, w.send);

@@ -48,7 +48,9 @@ export function renderConvList(chat: Chat, el: HTMLElement) {
               'data-conv': c.id,
               'data-title': chat.title(c),
             },
-            c.kind === 'group' ? h('span', { class: 'avatar group', 'aria-hidden': 'true' }, '#') : avatar(peer ? chat.profiles.get(peer) : undefined, online),
+            c.kind === 'group'
+              ? h('span', { class: 'avatar group', 'aria-hidden': 'true' }, '#')
+              : avatar(peer ? chat.profiles.get(peer) : undefined, online),
             h(
               'span',
               { class: 'conv-text' },
@@ -57,7 +59,14 @@ export function renderConvList(chat: Chat, el: HTMLElement) {
                 { class: 'conv-title' },
                 h('span', { 'data-testid': 'conv-title' }, chat.title(c)),
                 online === undefined ? null : srOnly(`, ${online ? w.online : w.offline}`),
-                c.muted ? h('span', { class: 'muted-icon', title: w.muted, 'data-testid': 'muted' }, h('span', { 'aria-hidden': 'true' }, '🔕'), srOnly(`, ${w.muted}`)) : null,
+                c.muted
+                  ? h(
+                      'span',
+                      { class: 'muted-icon', title: w.muted, 'data-testid': 'muted' },
+                      h('span', { 'aria-hidden': 'true' }, '🔕'),
+                      srOnly(`, ${w.muted}`),
+                    )
+                  : null,
               ),
               h('span', { class: 'conv-preview', 'data-testid': 'conv-preview' }, preview),
             ),
@@ -67,7 +76,11 @@ export function renderConvList(chat: Chat, el: HTMLElement) {
               last ? h('span', { class: 'time' }, timeOf(last.ts)) : null,
               c.unread
                 ? [
-                    h('span', { class: `badge${c.muted ? ' quiet' : ''}`, 'data-testid': 'unread', 'aria-hidden': 'true' }, w.unreadBadge(c.unread, !!c.unreadMore)),
+                    h(
+                      'span',
+                      { class: `badge${c.muted ? ' quiet' : ''}`, 'data-testid': 'unread', 'aria-hidden': 'true' },
+                      w.unreadBadge(c.unread, !!c.unreadMore),
+                    ),
                     srOnly(`, ${w.unreadLabel(c.unread, !!c.unreadMore)}`),
                   ]
                 : null,

@@ -82,12 +82,31 @@ export class ConversationView implements RowHost {
     const hadFocus = this.header.contains(document.activeElement) ? (document.activeElement as HTMLElement).dataset.testid : undefined;
     replace(
       this.header,
-      h('button', { type: 'button', class: 'back', 'data-testid': 'back', 'aria-label': w.back, onclick: () => this.back() }, icon('back', 24)),
-      c.kind === 'group' ? h('span', { class: 'avatar group', 'aria-hidden': 'true' }, '#') : avatar(peer ? this.chat.profiles.get(peer) : undefined, peer ? this.chat.online.has(peer) : undefined),
-      h('div', { class: 'grow title' }, h('h2', { id: 'conv-heading', 'data-testid': 'conv-heading', tabindex: '-1' }, this.chat.title(c)), h('small', { 'data-testid': 'conv-sub' }, sub)),
-      c.members.length > 1 ? headerButton('tip', w.tip, { 'data-testid': 'tip-button', title: w.tipHint, onclick: () => tipDialog(this.chat, c) }) : null,
-      headerButton(c.muted ? 'bell' : 'bellOff', c.muted ? w.unmute : w.mute, { 'data-testid': 'mute', 'aria-pressed': String(c.muted), onclick: () => void this.chat.mute(!c.muted).catch((e) => (this.error.textContent = errorSentence(e))) }),
-      c.kind === 'group' ? headerButton('members', w.membersButton, { 'data-testid': 'members-button', onclick: () => membersDialog(this.chat) }) : null,
+      h(
+        'button',
+        { type: 'button', class: 'back', 'data-testid': 'back', 'aria-label': w.back, onclick: () => this.back() },
+        icon('back', 24),
+      ),
+      c.kind === 'group'
+        ? h('span', { class: 'avatar group', 'aria-hidden': 'true' }, '#')
+        : avatar(peer ? this.chat.profiles.get(peer) : undefined, peer ? this.chat.online.has(peer) : undefined),
+      h(
+        'div',
+        { class: 'grow title' },
+        h('h2', { id: 'conv-heading', 'data-testid': 'conv-heading', tabindex: '-1' }, this.chat.title(c)),
+        h('small', { 'data-testid': 'conv-sub' }, sub),
+      ),
+      c.members.length > 1
+        ? headerButton('tip', w.tip, { 'data-testid': 'tip-button', title: w.tipHint, onclick: () => tipDialog(this.chat, c) })
+        : null,
+      headerButton(c.muted ? 'bell' : 'bellOff', c.muted ? w.unmute : w.mute, {
+        'data-testid': 'mute',
+        'aria-pressed': String(c.muted),
+        onclick: () => void this.chat.mute(!c.muted).catch((e) => (this.error.textContent = errorSentence(e))),
+      }),
+      c.kind === 'group'
+        ? headerButton('members', w.membersButton, { 'data-testid': 'members-button', onclick: () => membersDialog(this.chat) })
+        : null,
     );
     // Redrawn under the finger (presence changed): focus stays on the same control.
     if (hadFocus) this.header.querySelector<HTMLElement>(`[data-testid="${hadFocus}"]`)?.focus();
@@ -102,7 +121,9 @@ export class ConversationView implements RowHost {
     const c = this.chat.open ? this.chat.convs.get(this.chat.open) : undefined;
     if (!c) return;
     const from = this.announced.get(c.id) ?? c.lastSeq;
-    const fresh = [...(this.chat.events.get(c.id)?.values() ?? [])].filter((e) => e.seq > from && e.kind === 'message' && e.from !== this.chat.me.id && e.body);
+    const fresh = [...(this.chat.events.get(c.id)?.values() ?? [])].filter(
+      (e) => e.seq > from && e.kind === 'message' && e.from !== this.chat.me.id && e.body,
+    );
     this.announced.set(c.id, Math.max(from, c.lastSeq));
     if (fresh.length) this.live.textContent = fresh.map((e) => w.newMessageFrom(this.chat.name(e.from), e.body ?? '')).join('\n');
   }
@@ -133,7 +154,17 @@ export class ConversationView implements RowHost {
         const text = tip ?? noteText(this.chat, c, it.e);
         if (text === null) continue;
         prevFrom = undefined;
-        rows.push({ key: k(it.e.seq), sig: text, make: () => h('div', { class: tip ? 'note tip' : 'note', 'data-testid': tip ? 'tip' : 'note' }, tip ? h('span', { 'aria-hidden': 'true' }, '💸 ') : null, text) });
+        rows.push({
+          key: k(it.e.seq),
+          sig: text,
+          make: () =>
+            h(
+              'div',
+              { class: tip ? 'note tip' : 'note', 'data-testid': tip ? 'tip' : 'note' },
+              tip ? h('span', { 'aria-hidden': 'true' }, '💸 ') : null,
+              text,
+            ),
+        });
         continue;
       }
       const mine = it.e.from === me;
@@ -143,7 +174,17 @@ export class ConversationView implements RowHost {
       const name = this.chat.name(it.e.from);
       const reactions = [...it.reactions].filter(([, s]) => s.size).map(([emoji, s]) => [emoji, [...s]] as const);
       const state = [this.openSeq === it.e.seq, this.editing?.seq === it.e.seq];
-      const sig = JSON.stringify([first, name, it.body, it.edited, it.deleted, reactions, seen, this.chat.profiles.get(it.e.from ?? '')?.avatarUrl, state]);
+      const sig = JSON.stringify([
+        first,
+        name,
+        it.body,
+        it.edited,
+        it.deleted,
+        reactions,
+        seen,
+        this.chat.profiles.get(it.e.from ?? '')?.avatarUrl,
+        state,
+      ]);
       rows.push({ key: k(it.e.seq), sig, make: () => messageRow(this, c, it, { mine, first, seen, name }) });
     }
     for (const p of this.chat.pendingOf(c.id)) {
@@ -179,7 +220,17 @@ export class ConversationView implements RowHost {
     const input = h('textarea', { class: 'edit-box', 'data-testid': 'edit-input', 'aria-label': w.editLabel, rows: 2 });
     input.value = m.body ?? '';
     const save = h('button', { type: 'submit', class: 'primary', 'data-testid': 'edit-save' }, w.save);
-    const form = h('form', { class: 'editor', 'data-testid': 'editor' }, input, h('div', { class: 'row' }, h('button', { type: 'button', 'data-testid': 'edit-cancel', onclick: () => this.endEdit() }, w.cancel), save));
+    const form = h(
+      'form',
+      { class: 'editor', 'data-testid': 'editor' },
+      input,
+      h(
+        'div',
+        { class: 'row' },
+        h('button', { type: 'button', 'data-testid': 'edit-cancel', onclick: () => this.endEdit() }, w.cancel),
+        save,
+      ),
+    );
     const submit = () => {
       const body = input.value;
       if (body === m.body) return this.endEdit();
@@ -196,8 +247,8 @@ export class ConversationView implements RowHost {
     };
     form.onsubmit = (ev) => (ev.preventDefault(), submit());
     input.onkeydown = (ev) => {
-      if (ev.key === 'Escape') (ev.stopPropagation(), this.endEdit());
-      else if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) (ev.preventDefault(), submit());
+      if (ev.key === 'Escape') ev.stopPropagation(), this.endEdit();
+      else if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) ev.preventDefault(), submit();
     };
     this.editing = { seq: m.e.seq, form };
     this.openSeq = null;

@@ -13,7 +13,16 @@ export function modal(title: string, body: HTMLElement, testid: string) {
   const dlg = h(
     'dialog',
     { class: 'card dialog', 'data-testid': testid, 'aria-labelledby': id },
-    h('header', {}, h('h2', { id }, title), h('button', { type: 'button', class: 'icon', 'aria-label': w.close, 'data-testid': 'dialog-close', onclick: () => dlg.close() }, icon('close'))),
+    h(
+      'header',
+      {},
+      h('h2', { id }, title),
+      h(
+        'button',
+        { type: 'button', class: 'icon', 'aria-label': w.close, 'data-testid': 'dialog-close', onclick: () => dlg.close() },
+        icon('close'),
+      ),
+    ),
     body,
   );
   dlg.addEventListener('close', () => {
@@ -30,8 +39,21 @@ export function confirmDialog(o: { title: string; body: string; confirm: string;
   return new Promise((resolve) => {
     let yes = false;
     const cancel = h('button', { type: 'button', 'data-testid': 'confirm-cancel', onclick: () => dlg.close() }, w.cancel);
-    const ok = h('button', { type: 'button', class: o.danger ? 'primary danger-fill' : 'primary', 'data-testid': 'confirm-ok', onclick: () => ((yes = true), dlg.close()) }, o.confirm);
-    const dlg = modal(o.title, h('div', { class: 'stack' }, h('p', {}, o.body), h('div', { class: 'row end' }, cancel, ok)), 'confirm-dialog');
+    const ok = h(
+      'button',
+      {
+        type: 'button',
+        class: o.danger ? 'primary danger-fill' : 'primary',
+        'data-testid': 'confirm-ok',
+        onclick: () => ((yes = true), dlg.close()),
+      },
+      o.confirm,
+    );
+    const dlg = modal(
+      o.title,
+      h('div', { class: 'stack' }, h('p', {}, o.body), h('div', { class: 'row end' }, cancel, ok)),
+      'confirm-dialog',
+    );
     dlg.setAttribute('role', 'alertdialog');
     dlg.addEventListener('close', () => resolve(yes));
     // The safe choice has the focus: Enter on a stray key press cancels.
@@ -44,7 +66,13 @@ function userSearch(chat: Chat, action: string, onPick: (p: Profile) => void, er
   const results = h('ul', { class: 'results', 'data-testid': 'search-results', 'aria-live': 'polite' });
   let timer: ReturnType<typeof setTimeout> | undefined;
   let latest: { q: string; found: Profile[] } = { q: '', found: [] };
-  const input = h('input', { type: 'search', id: `user-search-${++dialogs}`, placeholder: w.searchPeople, 'data-testid': 'user-search', autocomplete: 'off' });
+  const input = h('input', {
+    type: 'search',
+    id: `user-search-${++dialogs}`,
+    placeholder: w.searchPeople,
+    'data-testid': 'user-search',
+    autocomplete: 'off',
+  });
   const label = h('label', { for: input.id, class: 'sr-only' }, w.searchLabel);
   const search = async (q: string) => {
     if (latest.q === q) return latest.found;
@@ -108,7 +136,14 @@ export function newDirectDialog(chat: Chat) {
     }
   };
   const s = userSearch(chat, w.message, (p) => void start(p), error);
-  const form = h('form', { class: 'stack' }, s.input, h('button', { type: 'submit', class: 'primary', 'data-testid': 'start-dm' }, w.startConversation), error, s.results);
+  const form = h(
+    'form',
+    { class: 'stack' },
+    s.input,
+    h('button', { type: 'submit', class: 'primary', 'data-testid': 'start-dm' }, w.startConversation),
+    error,
+    s.results,
+  );
   form.onsubmit = async (ev) => {
     ev.preventDefault();
     error.textContent = '';
@@ -129,10 +164,25 @@ export function newGroupDialog(chat: Chat) {
   const drawChips = () =>
     chips.replaceChildren(
       ...[...picked.values()].map((p) =>
-        h('li', { class: 'chip' }, p.displayName, h('button', { type: 'button', class: 'icon', 'aria-label': w.removeName(p.displayName), onclick: () => (picked.delete(p.id), drawChips()) }, icon('close', 16))),
+        h(
+          'li',
+          { class: 'chip' },
+          p.displayName,
+          h(
+            'button',
+            { type: 'button', class: 'icon', 'aria-label': w.removeName(p.displayName), onclick: () => (picked.delete(p.id), drawChips()) },
+            icon('close', 16),
+          ),
+        ),
       ),
     );
-  const title = h('input', { name: 'title', id: 'group-title', placeholder: w.groupName, 'data-testid': 'group-title', autocomplete: 'off' });
+  const title = h('input', {
+    name: 'title',
+    id: 'group-title',
+    placeholder: w.groupName,
+    'data-testid': 'group-title',
+    autocomplete: 'off',
+  });
   const s = userSearch(chat, w.add, (p) => (picked.set(p.id, p), drawChips(), (error.textContent = '')), error);
   const form = h(
     'form',
@@ -194,9 +244,24 @@ export function membersDialog(chat: Chat) {
           'li',
           { 'data-testid': 'member', 'data-username': p?.username ?? '' },
           avatar(p, online),
-          h('span', { class: 'grow' }, chat.name(m.userId), h('small', {}, ' ' + [w.role[m.role], online ? w.online : w.offline].filter(Boolean).join(', '))),
+          h(
+            'span',
+            { class: 'grow' },
+            chat.name(m.userId),
+            h('small', {}, ' ' + [w.role[m.role], online ? w.online : w.offline].filter(Boolean).join(', ')),
+          ),
           canRemove
-            ? h('button', { type: 'button', 'data-testid': 'remove-member', 'aria-label': w.removeName(chat.name(m.userId)), onclick: () => void act(() => chat.session.api.conversations.removeMember.mutate({ conversationId: c.id, userId: m.userId })) }, w.remove)
+            ? h(
+                'button',
+                {
+                  type: 'button',
+                  'data-testid': 'remove-member',
+                  'aria-label': w.removeName(chat.name(m.userId)),
+                  onclick: () =>
+                    void act(() => chat.session.api.conversations.removeMember.mutate({ conversationId: c.id, userId: m.userId })),
+                },
+                w.remove,
+              )
             : null,
         );
       }),
@@ -218,14 +283,16 @@ export function membersDialog(chat: Chat) {
       class: 'danger',
       'data-testid': 'leave-group',
       onclick: () =>
-        void confirmDialog({ title: w.leaveTitle(chat.title(c)), body: w.leaveBody, confirm: w.leave, danger: true }).then(
-          (yes) => {
-            if (yes) void act(() => chat.session.api.conversations.leave.mutate({ conversationId: c.id }), true);
-          },
-        ),
+        void confirmDialog({ title: w.leaveTitle(chat.title(c)), body: w.leaveBody, confirm: w.leave, danger: true }).then((yes) => {
+          if (yes) void act(() => chat.session.api.conversations.leave.mutate({ conversationId: c.id }), true);
+        }),
     },
     w.leaveGroup,
   );
-  const dlg = modal(chat.title(c), h('div', { class: 'stack' }, list, h('h3', {}, w.addPeople), s.input, s.results, error, leave), 'members-dialog');
+  const dlg = modal(
+    chat.title(c),
+    h('div', { class: 'stack' }, list, h('h3', {}, w.addPeople), s.input, s.results, error, leave),
+    'members-dialog',
+  );
   draw();
 }

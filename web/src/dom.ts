@@ -30,7 +30,13 @@ export function replace(el: Element, ...children: Child[]) {
 /** A circle with the user's initials (or their avatar image), coloured from their id. */
 export function avatar(p: { id: string; displayName: string; avatarUrl?: string | null } | undefined, online?: boolean) {
   const name = p?.displayName ?? '?';
-  const initials = name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0]!.toUpperCase()).join('') || '?';
+  const initials =
+    name
+      .split(/\s+/)
+      .filter(Boolean)
+      .slice(0, 2)
+      .map((w) => w[0]!.toUpperCase())
+      .join('') || '?';
   let hash = 0;
   for (const ch of p?.id ?? '') hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
   const face = p?.avatarUrl ? h('img', { src: p.avatarUrl, alt: '' }) : initials;
@@ -51,7 +57,9 @@ export function srOnly(text: string) {
 export function timeOf(ts: number) {
   const d = new Date(ts);
   const today = new Date().toDateString() === d.toDateString();
-  return today ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.toLocaleDateString([], { month: 'short', day: 'numeric' });
+  return today
+    ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : d.toLocaleDateString([], { month: 'short', day: 'numeric' });
 }
 
 export interface Row {

@@ -21,7 +21,10 @@ function showAuth() {
   chat?.stop();
   chat = null;
   offRoute?.();
-  replace(root, authView(session, () => void showChat()));
+  replace(
+    root,
+    authView(session, () => void showChat()),
+  );
 }
 
 /**
@@ -47,7 +50,11 @@ async function showChat() {
       { class: 'me' },
       avatar({ id: me.id, displayName: me.displayName, avatarUrl: me.avatarUrl }, true),
       h('div', { class: 'grow' }, h('strong', { 'data-testid': 'me' }, me.displayName), h('small', {}, '@' + me.username)),
-      h('button', { type: 'button', class: 'link', 'data-testid': 'sign-out', onclick: () => void session.logout().then(showAuth) }, w.signOut),
+      h(
+        'button',
+        { type: 'button', class: 'link', 'data-testid': 'sign-out', onclick: () => void session.logout().then(showAuth) },
+        w.signOut,
+      ),
     ),
     h(
       'div',
@@ -84,12 +91,19 @@ async function showChat() {
         : null,
     );
   drawTabs();
-  const shell = h('main', { class: 'shell', 'data-view': 'list' }, h('h1', { class: 'sr-only' }, w.appName), sidebar, h('div', { class: 'main' }, view.el));
+  const shell = h(
+    'main',
+    { class: 'shell', 'data-view': 'list' },
+    h('h1', { class: 'sr-only' }, w.appName),
+    sidebar,
+    h('div', { class: 'main' }, view.el),
+  );
   replace(root, h('div', { class: 'app' }, banner, shell));
 
   const drawBanner = () => {
     banner.hidden = c.connection === 'live';
-    banner.textContent = c.connection === 'refused' ? w.originRefused(location.origin) : c.connection === 'reconnecting' ? w.reconnecting : w.connecting;
+    banner.textContent =
+      c.connection === 'refused' ? w.originRefused(location.origin) : c.connection === 'reconnecting' ? w.reconnecting : w.connecting;
     banner.className = `banner ${c.connection}`;
     banner.setAttribute('role', c.connection === 'refused' ? 'alert' : 'status');
   };

@@ -54,7 +54,10 @@ export function noteText(chat: Chat, c: Conv, e: EventFrame): string | null {
     return e.seq === 1 ? w.createdGroup(chat.name(e.from), names) : w.added(chat.name(e.from), names);
   }
   if (e.op === 'left') return w.left(users.map((u) => chat.name(u)));
-  return w.removed(chat.name(e.from), users.map((u) => chat.nameObject(u)));
+  return w.removed(
+    chat.name(e.from),
+    users.map((u) => chat.nameObject(u)),
+  );
 }
 
 /** What a message row needs from its view: state that outlives a redraw, and the actions. */
@@ -70,19 +73,36 @@ export interface RowHost {
   askDelete(c: Conv, m: Msg): void;
 }
 
-export function messageRow(host: RowHost, c: Conv, it: Msg, v: { mine: boolean; first: boolean; seen: string[] | undefined; name: string }) {
+export function messageRow(
+  host: RowHost,
+  c: Conv,
+  it: Msg,
+  v: { mine: boolean; first: boolean; seen: string[] | undefined; name: string },
+) {
   const chat = host.chat;
   const me = chat.me.id;
   const editor = host.editorFor(it.e.seq);
   const open = host.openSeq === it.e.seq;
   const row = h(
     'div',
-    { class: `msg${v.mine ? ' mine' : ''}${v.first ? ' first' : ''}${open ? ' open' : ''}`, 'data-testid': 'message', 'data-seq': it.e.seq, 'data-from': v.name },
+    {
+      class: `msg${v.mine ? ' mine' : ''}${v.first ? ' first' : ''}${open ? ' open' : ''}`,
+      'data-testid': 'message',
+      'data-seq': it.e.seq,
+      'data-from': v.name,
+    },
     v.first && !v.mine ? avatar(chat.profiles.get(it.e.from ?? '')) : h('span', { class: 'avatar-space' }),
     h(
       'div',
       { class: 'bubble-wrap' },
-      v.first ? h('div', { class: 'sender', 'data-testid': 'sender' }, v.name, h('time', { datetime: new Date(it.e.ts).toISOString() }, timeOf(it.e.ts))) : srOnly(`${v.name}:`),
+      v.first
+        ? h(
+            'div',
+            { class: 'sender', 'data-testid': 'sender' },
+            v.name,
+            h('time', { datetime: new Date(it.e.ts).toISOString() }, timeOf(it.e.ts)),
+          )
+        : srOnly(`${v.name}:`),
       editor ??
         h(
           'div',
@@ -94,21 +114,26 @@ export function messageRow(host: RowHost, c: Conv, it: Msg, v: { mine: boolean; 
         ? h(
             'div',
             { class: 'reactions' },
-            [...it.reactions].filter(([, s]) => s.size).map(([emoji, s]) =>
-              h(
-                'button',
-                {
-                  type: 'button',
-                  class: `reaction${s.has(me) ? ' mine' : ''}`,
-                  'data-testid': 'reaction',
-                  'aria-pressed': String(s.has(me)),
-                  'aria-label': w.reactionCount(emoji, [...s].map((u) => chat.name(u))),
-                  title: [...s].map((u) => chat.name(u)).join(', '),
-                  onclick: () => host.react(c, it.e.seq, emoji, !s.has(me)),
-                },
-                `${emoji} ${s.size}`,
+            [...it.reactions]
+              .filter(([, s]) => s.size)
+              .map(([emoji, s]) =>
+                h(
+                  'button',
+                  {
+                    type: 'button',
+                    class: `reaction${s.has(me) ? ' mine' : ''}`,
+                    'data-testid': 'reaction',
+                    'aria-pressed': String(s.has(me)),
+                    'aria-label': w.reactionCount(
+                      emoji,
+                      [...s].map((u) => chat.name(u)),
+                    ),
+                    title: [...s].map((u) => chat.name(u)).join(', '),
+                    onclick: () => host.react(c, it.e.seq, emoji, !s.has(me)),
+                  },
+                  `${emoji} ${s.size}`,
+                ),
               ),
-            ),
           )
         : null,
       v.seen ? h('div', { class: 'seen', 'data-testid': 'seen' }, w.seenBy(v.seen)) : null,
@@ -116,17 +141,62 @@ export function messageRow(host: RowHost, c: Conv, it: Msg, v: { mine: boolean; 
     it.deleted || editor
       ? null
       : [
-          h('button', { type: 'button', class: 'icon more', 'data-testid': 'more', 'aria-expanded': String(open), 'aria-label': w.messageActions, onclick: () => host.toggleActions(it.e.seq) }, icon('more')),
+          h(
+            'button',
+            {
+              type: 'button',
+              class: 'icon more',
+              'data-testid': 'more',
+              'aria-expanded': String(open),
+              'aria-label': w.messageActions,
+              onclick: () => host.toggleActions(it.e.seq),
+            },
+            icon('more'),
+          ),
           h(
             'div',
             { class: 'actions', 'data-testid': 'actions' },
             QUICK.map((emoji) =>
-              h('button', { type: 'button', class: 'icon', title: w.react(emoji), 'aria-label': w.react(emoji), 'data-testid': 'react', 'data-emoji': emoji, onclick: () => host.react(c, it.e.seq, emoji, !it.reactions.get(emoji)?.has(me)) }, emoji),
+              h(
+                'button',
+                {
+                  type: 'button',
+                  class: 'icon',
+                  title: w.react(emoji),
+                  'aria-label': w.react(emoji),
+                  'data-testid': 'react',
+                  'data-emoji': emoji,
+                  onclick: () => host.react(c, it.e.seq, emoji, !it.reactions.get(emoji)?.has(me)),
+                },
+                emoji,
+              ),
             ),
             v.mine
               ? [
-                  h('button', { type: 'button', class: 'icon', title: w.edit, 'aria-label': w.edit, 'data-testid': 'edit', onclick: () => host.startEdit(c, it) }, icon('edit', 18)),
-                  h('button', { type: 'button', class: 'icon', title: w.delete, 'aria-label': w.delete, 'data-testid': 'delete', onclick: () => host.askDelete(c, it) }, icon('trash', 18)),
+                  h(
+                    'button',
+                    {
+                      type: 'button',
+                      class: 'icon',
+                      title: w.edit,
+                      'aria-label': w.edit,
+                      'data-testid': 'edit',
+                      onclick: () => host.startEdit(c, it),
+                    },
+                    icon('edit', 18),
+                  ),
+                  h(
+                    'button',
+                    {
+                      type: 'button',
+                      class: 'icon',
+                      title: w.delete,
+                      'aria-label': w.delete,
+                      'data-testid': 'delete',
+                      onclick: () => host.askDelete(c, it),
+                    },
+                    icon('trash', 18),
+                  ),
                 ]
               : null,
           ),
@@ -159,7 +229,9 @@ export function pendingRow(chat: Chat, p: Pending, take: (cid: string, edit: boo
           ? h(
               'span',
               { class: 'pending-actions' },
-              p.retryable ? h('button', { type: 'button', class: 'link', 'data-testid': 'retry', onclick: () => chat.retry(p.cid) }, w.retry) : null,
+              p.retryable
+                ? h('button', { type: 'button', class: 'link', 'data-testid': 'retry', onclick: () => chat.retry(p.cid) }, w.retry)
+                : null,
               h('button', { type: 'button', class: 'link', 'data-testid': 'edit-failed', onclick: () => take(p.cid, true) }, w.editFailed),
               h('button', { type: 'button', class: 'link', 'data-testid': 'discard', onclick: () => take(p.cid, false) }, w.discard),
             )

@@ -98,14 +98,18 @@ async function enablePush(chat: Chat) {
   try {
     const old = await reg.pushManager.getSubscription();
     // A subscription made with another key (the server's keys changed) cannot be reused.
-    if (old?.options.applicationServerKey && new Uint8Array(old.options.applicationServerKey).join() !== keyBytes(publicKey).join()) await old.unsubscribe();
+    if (old?.options.applicationServerKey && new Uint8Array(old.options.applicationServerKey).join() !== keyBytes(publicKey).join())
+      await old.unsubscribe();
     sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(publicKey) });
   } catch (err) {
     return say(w.pushSubscribeFailed((err as Error).message || 'no push service'));
   }
   const j = sub.toJSON();
   try {
-    await chat.session.api.notifications.registerPush.mutate({ endpoint: sub.endpoint, keys: { p256dh: j.keys?.p256dh ?? '', auth: j.keys?.auth ?? '' } });
+    await chat.session.api.notifications.registerPush.mutate({
+      endpoint: sub.endpoint,
+      keys: { p256dh: j.keys?.p256dh ?? '', auth: j.keys?.auth ?? '' },
+    });
   } catch (err) {
     await sub.unsubscribe().catch(() => false);
     return say(w.pushRefused(errorSentence(err)));
@@ -147,12 +151,30 @@ function draw(chat: Chat, el: HTMLElement) {
   const st = s.settings;
   if (!st) return replace(el, h('section', { class: 'wallet', 'data-testid': 'notify-settings' }, h('p', {}, w.loading)));
   const q = st.quietHours;
-  const d = s.quietDraft ?? { on: !!q, start: q?.start ?? '22:00', end: q?.end ?? '07:00', tz: q?.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone };
+  const d = s.quietDraft ?? {
+    on: !!q,
+    start: q?.start ?? '22:00',
+    end: q?.end ?? '07:00',
+    tz: q?.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
+  };
   const quietOn = h('input', { type: 'checkbox', 'data-testid': 'quiet-on', checked: d.on });
   const start = h('input', { type: 'time', 'data-testid': 'quiet-start', value: d.start, 'aria-label': w.quietStart });
   const end = h('input', { type: 'time', 'data-testid': 'quiet-end', value: d.end, 'aria-label': w.quietEnd });
-  const tz = h('input', { 'data-testid': 'quiet-tz', value: d.tz, placeholder: w.quietTzPlaceholder, 'aria-label': w.quietTz, autocomplete: 'off' });
-  const quiet = h('form', { class: 'stack' }, h('label', { class: 'toggle' }, quietOn, h('span', {}, w.quietHours)), h('div', { class: 'row' }, start, end), tz, h('button', { type: 'submit', 'data-testid': 'quiet-save' }, w.saveQuiet));
+  const tz = h('input', {
+    'data-testid': 'quiet-tz',
+    value: d.tz,
+    placeholder: w.quietTzPlaceholder,
+    'aria-label': w.quietTz,
+    autocomplete: 'off',
+  });
+  const quiet = h(
+    'form',
+    { class: 'stack' },
+    h('label', { class: 'toggle' }, quietOn, h('span', {}, w.quietHours)),
+    h('div', { class: 'row' }, start, end),
+    tz,
+    h('button', { type: 'submit', 'data-testid': 'quiet-save' }, w.saveQuiet),
+  );
   const keep = () => (s.quietDraft = { on: quietOn.checked, start: start.value, end: end.value, tz: tz.value });
   quiet.oninput = keep;
   quiet.onchange = keep;
@@ -162,7 +184,11 @@ function draw(chat: Chat, el: HTMLElement) {
     if (!quietOn.checked) return void save(chat, { quietHours: null }, w.quietOff).then(() => !s.error && (s.quietDraft = null));
     if (!start.value || !end.value) return void ((s.error = w.quietNeedTimes), redraw(chat));
     if (!tz.value.trim()) return void ((s.error = w.quietNeedTz), redraw(chat));
-    await save(chat, { quietHours: { start: start.value, end: end.value, timezone: tz.value.trim() } }, w.quietSaved(start.value, end.value, tz.value.trim()));
+    await save(
+      chat,
+      { quietHours: { start: start.value, end: end.value, timezone: tz.value.trim() } },
+      w.quietSaved(start.value, end.value, tz.value.trim()),
+    );
     if (!s.error) (s.quietDraft = null), redraw(chat);
   };
   const convs = [...chat.convs.values()].sort((a, b) => chat.title(a).localeCompare(chat.title(b)));
@@ -196,8 +222,19 @@ function draw(chat: Chat, el: HTMLElement) {
                 h('span', { class: 'grow' }, chat.title(c), c.muted ? h('small', {}, ` ${w.muted.toLowerCase()}`) : null),
                 h(
                   'select',
-                  { 'data-testid': 'notify-level', 'aria-label': w.levelFor(chat.title(c)), onchange: (ev: Event) => void save(chat, { conversations: { [c.id]: (ev.target as HTMLSelectElement).value as Level } }, w.savedFor(chat.title(c))) },
-                  (['all', 'mentions', 'none'] as const).map((l) => h('option', { value: l, selected: (st.conversations[c.id] ?? 'all') === l }, w.levels[l])),
+                  {
+                    'data-testid': 'notify-level',
+                    'aria-label': w.levelFor(chat.title(c)),
+                    onchange: (ev: Event) =>
+                      void save(
+                        chat,
+                        { conversations: { [c.id]: (ev.target as HTMLSelectElement).value as Level } },
+                        w.savedFor(chat.title(c)),
+                      ),
+                  },
+                  (['all', 'mentions', 'none'] as const).map((l) =>
+                    h('option', { value: l, selected: (st.conversations[c.id] ?? 'all') === l }, w.levels[l]),
+                  ),
                 ),
               ),
             ),
@@ -211,7 +248,10 @@ registerPanel({
   id: 'notify',
   label: w.notifications,
   // Installed at sign-in, so a push (or a click on one) finds it even before push is turned on here.
-  attach: () => void (navigator.serviceWorker?.register(SW_URL, { scope: '/assets/' }).catch((err: unknown) => console.warn(`service worker not installed: ${errorSentence(err)}`))),
+  attach: () =>
+    void navigator.serviceWorker
+      ?.register(SW_URL, { scope: '/assets/' })
+      .catch((err: unknown) => console.warn(`service worker not installed: ${errorSentence(err)}`)),
   render(chat, el) {
     views.set(chat, el);
     el.onclick = null;

@@ -9,7 +9,9 @@ const key = (userId: string) => `hubbub.outbox.${userId}`;
 export function loadOutbox(userId: string): Pending[] {
   try {
     const list = JSON.parse(localStorage.getItem(key(userId)) ?? '[]') as Pending[];
-    return Array.isArray(list) ? list.filter((p) => typeof p.cid === 'string' && typeof p.conv === 'string' && typeof p.body === 'string') : [];
+    return Array.isArray(list)
+      ? list.filter((p) => typeof p.cid === 'string' && typeof p.conv === 'string' && typeof p.body === 'string')
+      : [];
   } catch {
     // Unreadable (written by hand, or by an older page): nothing to send.
     return [];
@@ -17,7 +19,9 @@ export function loadOutbox(userId: string): Pending[] {
 }
 
 export function saveOutbox(userId: string, pending: Pending[]) {
-  const open = pending.map(({ cid, conv, body, ts, error, retryable }) => (error ? { cid, conv, body, ts, error, retryable } : { cid, conv, body, ts }));
+  const open = pending.map(({ cid, conv, body, ts, error, retryable }) =>
+    error ? { cid, conv, body, ts, error, retryable } : { cid, conv, body, ts },
+  );
   if (open.length) localStorage.setItem(key(userId), JSON.stringify(open));
   else localStorage.removeItem(key(userId));
 }

@@ -64,7 +64,8 @@ export class Outbox {
     const out: Pending[] = [];
     for (const p of this.pending.values()) {
       if (p.conv !== conv) continue;
-      const delivered = (p.ackSeq !== undefined && events?.has(p.ackSeq)) || [...(events?.values() ?? [])].some((e) => e.cid === p.cid && e.from === me);
+      const delivered =
+        (p.ackSeq !== undefined && events?.has(p.ackSeq)) || [...(events?.values() ?? [])].some((e) => e.cid === p.cid && e.from === me);
       if (delivered) this.pending.delete(p.cid);
       else out.push(p);
     }
@@ -72,7 +73,10 @@ export class Outbox {
   }
 
   private save() {
-    saveOutbox(this.d.userId(), [...this.pending.values()].filter((p) => p.ackSeq === undefined));
+    saveOutbox(
+      this.d.userId(),
+      [...this.pending.values()].filter((p) => p.ackSeq === undefined),
+    );
   }
 
   private dispatch(p: Pending) {

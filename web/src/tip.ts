@@ -29,12 +29,33 @@ export function tipDialog(chat: Chat, c: Conv) {
     { 'data-testid': 'tip-to', 'aria-label': w.tipToLabel },
     others.map((m) => h('option', { value: m.userId }, chat.name(m.userId))),
   );
-  const amount = h('input', { inputmode: 'decimal', placeholder: w.tipAmount, 'aria-label': w.amountLabel, 'data-testid': 'tip-amount', autocomplete: 'off' });
-  const note = h('input', { maxlength: 200, placeholder: w.tipNote, 'aria-label': w.tipNote, 'data-testid': 'tip-note', autocomplete: 'off' });
+  const amount = h('input', {
+    inputmode: 'decimal',
+    placeholder: w.tipAmount,
+    'aria-label': w.amountLabel,
+    'data-testid': 'tip-amount',
+    autocomplete: 'off',
+  });
+  const note = h('input', {
+    maxlength: 200,
+    placeholder: w.tipNote,
+    'aria-label': w.tipNote,
+    'data-testid': 'tip-note',
+    autocomplete: 'off',
+  });
   const send = h('button', { type: 'submit', class: 'primary', 'data-testid': 'tip-send' }, w.sendTip);
   const balance = h('small', { 'data-testid': 'tip-balance' }, s.balance === null ? '' : w.yourBalance(money(s.balance, s.currency)));
   let attempt: { key: string; sig: string } | null = null;
-  const form = h('form', { class: 'stack' }, others.length > 1 ? to : h('p', {}, w.tipTo(chat.name(others[0]?.userId ?? null))), amount, note, balance, error, send);
+  const form = h(
+    'form',
+    { class: 'stack' },
+    others.length > 1 ? to : h('p', {}, w.tipTo(chat.name(others[0]?.userId ?? null))),
+    amount,
+    note,
+    balance,
+    error,
+    send,
+  );
   form.onsubmit = async (ev) => {
     ev.preventDefault();
     error.textContent = '';
@@ -46,7 +67,13 @@ export function tipDialog(chat: Chat, c: Conv) {
     if (attempt?.sig !== sig) attempt = { key: crypto.randomUUID(), sig };
     send.disabled = true;
     try {
-      await chat.session.api.payments.tip.mutate({ conversationId: c.id, toUserId, amount: minor, idempotencyKey: attempt.key, ...(note.value.trim() ? { note: note.value.trim() } : {}) });
+      await chat.session.api.payments.tip.mutate({
+        conversationId: c.id,
+        toUserId,
+        amount: minor,
+        idempotencyKey: attempt.key,
+        ...(note.value.trim() ? { note: note.value.trim() } : {}),
+      });
       dlg.close();
     } catch (err) {
       // No answer (a dropped connection, a timeout): the tip may have gone through; the same key makes a retry safe.
@@ -59,5 +86,6 @@ export function tipDialog(chat: Chat, c: Conv) {
   };
   const dlg = modal(w.tipTitle(c.kind === 'direct', chat.title(c)), form, 'tip-dialog');
   amount.focus();
-  if (s.balance === null) void refresh(chat).then(() => (balance.textContent = s.balance === null ? '' : w.yourBalance(money(s.balance, s.currency))));
+  if (s.balance === null)
+    void refresh(chat).then(() => (balance.textContent = s.balance === null ? '' : w.yourBalance(money(s.balance, s.currency))));
 }

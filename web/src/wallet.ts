@@ -70,7 +70,8 @@ export function parseMoney(text: string, currency: string): number | null {
   if (!/^\d{1,10}(\.\d{1,3})?$/.test(t)) return null;
   let digits = 2;
   try {
-    digits = new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() }).resolvedOptions().maximumFractionDigits ?? 2;
+    digits =
+      new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() }).resolvedOptions().maximumFractionDigits ?? 2;
   } catch {
     // unknown currency: cents
   }
@@ -117,7 +118,12 @@ export async function refresh(chat: Chat) {
   const s = stateOf(chat);
   const api = chat.session.api.payments;
   try {
-    const [b, hist, plans, ent] = await Promise.all([api.balance.query(), api.history.query({ limit: 20 }), s.plans.length ? Promise.resolve(s.plans) : api.plans.query(), api.entitlements.query()]);
+    const [b, hist, plans, ent] = await Promise.all([
+      api.balance.query(),
+      api.history.query({ limit: 20 }),
+      s.plans.length ? Promise.resolve(s.plans) : api.plans.query(),
+      api.entitlements.query(),
+    ]);
     s.currency = b.currency;
     s.balance = b.balance;
     s.debt = b.debt;
@@ -142,12 +148,7 @@ function limitsText(l: Limits) {
 
 function historyLine(chat: Chat, i: HistoryItem, currency: string) {
   const who = i.counterparty ? chat.name(i.counterparty) : '';
-  const what =
-    i.kind === 'tip'
-      ? i.amount < 0
-        ? w.tipToName(who)
-        : w.tipFromName(who)
-      : w.paymentKinds[i.kind] ?? i.kind;
+  const what = i.kind === 'tip' ? (i.amount < 0 ? w.tipToName(who) : w.tipFromName(who)) : (w.paymentKinds[i.kind] ?? i.kind);
   return h(
     'li',
     { 'data-testid': 'history-item', 'data-kind': i.kind },
@@ -174,8 +175,20 @@ function draw(chat: Chat, el: HTMLElement) {
   const cur = s.currency;
   const ent = s.ent;
   const plan = ent ? s.plans.find((p) => p.id === ent.plan) : undefined;
-  const amount = h('input', { inputmode: 'decimal', id: 'topup-amount', placeholder: w.topUpAmount, 'data-testid': 'topup-amount', autocomplete: 'off' });
-  const topUp = h('form', { class: 'row' }, h('label', { for: 'topup-amount', class: 'sr-only' }, w.amountLabel), amount, h('button', { type: 'submit', 'data-testid': 'topup' }, w.topUp));
+  const amount = h('input', {
+    inputmode: 'decimal',
+    id: 'topup-amount',
+    placeholder: w.topUpAmount,
+    'data-testid': 'topup-amount',
+    autocomplete: 'off',
+  });
+  const topUp = h(
+    'form',
+    { class: 'row' },
+    h('label', { for: 'topup-amount', class: 'sr-only' }, w.amountLabel),
+    amount,
+    h('button', { type: 'submit', 'data-testid': 'topup' }, w.topUp),
+  );
   topUp.onsubmit = (ev) => {
     ev.preventDefault();
     const minor = parseMoney(amount.value, cur);
@@ -206,10 +219,27 @@ function draw(chat: Chat, el: HTMLElement) {
             'div',
             { class: 'entitlement', 'data-testid': 'entitlement', 'data-plan': ent.plan },
             h('strong', { 'data-testid': 'plan-name' }, plan?.name ?? ent.plan),
-            ent.until ? h('small', {}, ' ' + (ent.autoRenew ? w.renews : w.ends)(new Date(ent.until).toLocaleDateString('en', { month: 'short', day: 'numeric', year: 'numeric' }))) : null,
+            ent.until
+              ? h(
+                  'small',
+                  {},
+                  ' ' +
+                    (ent.autoRenew ? w.renews : w.ends)(
+                      new Date(ent.until).toLocaleDateString('en', { month: 'short', day: 'numeric', year: 'numeric' }),
+                    ),
+                )
+              : null,
             h('p', { class: 'limits', 'data-testid': 'limits' }, limitsText(ent.limits)),
             ent.plan !== 'free' && ent.autoRenew
-              ? h('button', { type: 'button', 'data-testid': 'cancel-plan', onclick: () => void act(chat, async () => (await chat.session.api.payments.cancel.mutate(), w.renewalOff)) }, w.cancelRenewal)
+              ? h(
+                  'button',
+                  {
+                    type: 'button',
+                    'data-testid': 'cancel-plan',
+                    onclick: () => void act(chat, async () => (await chat.session.api.payments.cancel.mutate(), w.renewalOff)),
+                  },
+                  w.cancelRenewal,
+                )
               : null,
           )
         : h('p', {}, w.loading),
@@ -223,7 +253,14 @@ function draw(chat: Chat, el: HTMLElement) {
             return h(
               'li',
               { 'data-testid': 'plan', 'data-plan': p.id },
-              h('span', { class: 'grow' }, h('strong', {}, p.name), h('small', {}, ` ${w.perPeriod(money(p.price, cur), p.periodDays)}`), h('br'), h('small', {}, limitsText(p.limits))),
+              h(
+                'span',
+                { class: 'grow' },
+                h('strong', {}, p.name),
+                h('small', {}, ` ${w.perPeriod(money(p.price, cur), p.periodDays)}`),
+                h('br'),
+                h('small', {}, limitsText(p.limits)),
+              ),
               current && ent?.autoRenew
                 ? h('small', {}, w.current)
                 : h(
@@ -246,7 +283,13 @@ function draw(chat: Chat, el: HTMLElement) {
           }),
       ),
       h('h2', {}, w.history),
-      s.history.length ? h('ul', { class: 'results history', 'data-testid': 'history' }, s.history.map((i) => historyLine(chat, i, cur))) : h('p', { class: 'empty' }, w.noPayments),
+      s.history.length
+        ? h(
+            'ul',
+            { class: 'results history', 'data-testid': 'history' },
+            s.history.map((i) => historyLine(chat, i, cur)),
+          )
+        : h('p', { class: 'empty' }, w.noPayments),
     ),
   );
 }

@@ -172,7 +172,10 @@ export const w = {
   noPayments: 'No payments yet.',
   tipToName: (name: string) => `Tip to ${name}`,
   tipFromName: (name: string) => `Tip from ${name}`,
-  paymentKinds: { topup: 'Top-up', refund: 'Refund', subscription: 'Plan', renewal: 'Plan renewal', grant: 'Credit' } as Record<string, string>,
+  paymentKinds: { topup: 'Top-up', refund: 'Refund', subscription: 'Plan', renewal: 'Plan renewal', grant: 'Credit' } as Record<
+    string,
+    string
+  >,
   limits: (l: { sendRatePerS: number; sendBurst: number; connectionsPerUser: number; groupMembers: number; historyDepth: number }) =>
     [
       `Send up to ${plural(l.sendRatePerS, 'message')} a second (${n(l.sendBurst)} at once)`,
@@ -258,7 +261,9 @@ function issueSentence(i: Issue): string {
   const count = (v: number | bigint | undefined) => (unit ? plural(Number(v), unit) : n(Number(v)));
   switch (i.code) {
     case 'too_small':
-      return i.origin === 'string' && Number(i.minimum) === 1 ? `${f.name} must not be empty.` : `${f.name} must be at least ${count(i.minimum)}.`;
+      return i.origin === 'string' && Number(i.minimum) === 1
+        ? `${f.name} must not be empty.`
+        : `${f.name} must be at least ${count(i.minimum)}.`;
     case 'too_big':
       return `${f.name} must be at most ${count(i.maximum)}.`;
     case 'invalid_format':

@@ -52,7 +52,10 @@ const { payments } = openPayments(config, {
 });
 const connection = redisConnection(config.REDIS_URL);
 const prefix = config.REDIS_PREFIX + 'bull';
-const workers = await startRepeatingJobs([maintenanceJob(database.db), renewalsJob({ payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS })], { connection, prefix, logger });
+const workers = await startRepeatingJobs(
+  [maintenanceJob(database.db), renewalsJob({ payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS })],
+  { connection, prefix, logger },
+);
 // Notifications: the unsubscribe links must verify on the hubs, so the key is shared config.
 const secret = config.NOTIFY_SECRET ?? config.JWT_SECRET;
 if (!secret) {

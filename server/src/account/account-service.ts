@@ -28,7 +28,14 @@ export class AccountService {
     const [me, sessionRows, blockRows, audit, convs] = await Promise.all([
       this.d.profiles.me(userId),
       db
-        .select({ id: sessions.id, createdAt: sessions.createdAt, lastUsedAt: sessions.lastUsedAt, revokedAt: sessions.revokedAt, userAgent: sessions.userAgent, ip: sessions.ip })
+        .select({
+          id: sessions.id,
+          createdAt: sessions.createdAt,
+          lastUsedAt: sessions.lastUsedAt,
+          revokedAt: sessions.revokedAt,
+          userAgent: sessions.userAgent,
+          ip: sessions.ip,
+        })
         .from(sessions)
         .where(eq(sessions.userId, userId)),
       db.select({ userId: blocks.blockedId, at: blocks.createdAt }).from(blocks).where(eq(blocks.blockerId, userId)),

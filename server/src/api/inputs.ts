@@ -1,5 +1,13 @@
 import { z } from 'zod';
-import { BLANK_MESSAGE, hasVisible, isMultiLine, isSingleLine, MULTI_LINE_MESSAGE, normaliseLines, SINGLE_LINE_MESSAGE } from '../protocol/text.ts';
+import {
+  BLANK_MESSAGE,
+  hasVisible,
+  isMultiLine,
+  isSingleLine,
+  MULTI_LINE_MESSAGE,
+  normaliseLines,
+  SINGLE_LINE_MESSAGE,
+} from '../protocol/text.ts';
 
 /**
  * Input schemas shared by several routers. Objects are strict: unknown fields are BAD_REQUEST.
@@ -7,7 +15,12 @@ import { BLANK_MESSAGE, hasVisible, isMultiLine, isSingleLine, MULTI_LINE_MESSAG
  */
 
 /** Single-line user-visible text (may be empty), trimmed. */
-export const line = (max: number) => z.string().max(max).refine(isSingleLine, SINGLE_LINE_MESSAGE).transform((s) => s.trim());
+export const line = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine(isSingleLine, SINGLE_LINE_MESSAGE)
+    .transform((s) => s.trim());
 
 /** Single-line user-visible text that shows something (names, titles), trimmed. */
 export const requiredLine = (max: number) => line(max).refine(hasVisible, BLANK_MESSAGE);
@@ -23,7 +36,10 @@ export const paragraph = (max: number) =>
 // Lower-cased: ids are compared as text (direct conversation keys, sets of member ids).
 export const userId = z.uuid().transform((s) => s.toLowerCase());
 export const conversationId = z.uuid().transform((s) => s.toLowerCase());
-export const email = z.email().max(254).transform((s) => s.toLowerCase());
+export const email = z
+  .email()
+  .max(254)
+  .transform((s) => s.toLowerCase());
 export const username = z
   .string()
   .min(3)

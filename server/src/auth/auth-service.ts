@@ -56,10 +56,7 @@ export class AuthService {
     this.now = d.now ?? Date.now;
   }
 
-  async register(
-    input: { email: string; username: string; password: string; displayName?: string },
-    meta: RequestMeta,
-  ) {
+  async register(input: { email: string; username: string; password: string; displayName?: string }, meta: RequestMeta) {
     const ipGate = await this.d.limiter.hit(`reg:ip:${meta.ip}`, this.d.loginLimits.perIp, this.d.loginLimits.windowMs);
     if (!ipGate.allowed) throw new DomainError('RATE_LIMITED', 'too many attempts, try later', ipGate.retryAfterMs);
     const passwordHash = await this.d.hasher.hash(input.password);
@@ -89,9 +86,7 @@ export class AuthService {
       .select({ id: users.id, hash: credentials.passwordHash })
       .from(users)
       .innerJoin(credentials, eq(credentials.userId, users.id))
-      .where(
-        and(isNull(users.deletedAt), or(sql`lower(${users.email}) = ${login}`, sql`lower(${users.username}) = ${login}`)),
-      )
+      .where(and(isNull(users.deletedAt), or(sql`lower(${users.email}) = ${login}`, sql`lower(${users.username}) = ${login}`)))
       .limit(1);
     const accountKey = row ? `login:acct:${row.id}` : `login:name:${login}`;
     const [ipGate, acctGate] = await Promise.all([
@@ -144,10 +139,7 @@ export class AuthService {
       .where(and(eq(refreshTokens.tokenHash, h), isNull(refreshTokens.usedAt)))
       .returning({ h: refreshTokens.tokenHash });
     if (claimed.length === 0) {
-      const [again] = await this.d.db
-        .select({ usedAt: refreshTokens.usedAt })
-        .from(refreshTokens)
-        .where(eq(refreshTokens.tokenHash, h));
+      const [again] = await this.d.db.select({ usedAt: refreshTokens.usedAt }).from(refreshTokens).where(eq(refreshTokens.tokenHash, h));
       const usedAt = again?.usedAt?.getTime() ?? 0;
       if (now - usedAt > this.d.reuseGraceMs) {
         await this.revokeSessions(row.userId, [row.sessionId], 'refresh_reuse');
@@ -157,7 +149,10 @@ export class AuthService {
       // Within the grace window (two tabs refreshing at once): the family gets a sibling token.
     }
     const pair = await this.issue(row.userId, row.sessionId);
-    await this.d.db.update(sessions).set({ lastUsedAt: new Date(now) }).where(eq(sessions.id, row.sessionId));
+    await this.d.db
+      .update(sessions)
+      .set({ lastUsedAt: new Date(now) })
+      .where(eq(sessions.id, row.sessionId));
     return { userId: row.userId, ...pair };
   }
 
@@ -179,10 +174,7 @@ export class AuthService {
   }
 
   async changePassword(user: AuthedUser, input: { current: string; next: string }, meta: RequestMeta) {
-    const [cred] = await this.d.db
-      .select({ hash: credentials.passwordHash })
-      .from(credentials)
-      .where(eq(credentials.userId, user.id));
+    const [cred] = await this.d.db.select({ hash: credentials.passwordHash }).from(credentials).where(eq(credentials.userId, user.id));
     if (!(await this.d.hasher.verify(cred?.hash, input.current))) {
       await this.audit(user.id, 'change_password_failed', meta);
       throw new DomainError('UNAUTHORIZED', 'current password is wrong');
@@ -197,7 +189,12 @@ export class AuthService {
       .select({ id: sessions.id })
       .from(sessions)
       .where(and(eq(sessions.userId, user.id), isNull(sessions.revokedAt), sql`${sessions.id} <> ${user.sessionId}`));
-    if (others.length) await this.revokeSessions(user.id, others.map((s) => s.id), 'password_changed');
+    if (others.length)
+      await this.revokeSessions(
+        user.id,
+        others.map((s) => s.id),
+        'password_changed',
+      );
     await this.audit(user.id, 'change_password', meta);
   }
 
@@ -210,10 +207,7 @@ export class AuthService {
   }
 
   async verifyPassword(userId: string, password: string): Promise<boolean> {
-    const [cred] = await this.d.db
-      .select({ hash: credentials.passwordHash })
-      .from(credentials)
-      .where(eq(credentials.userId, userId));
+    const [cred] = await this.d.db.select({ hash: credentials.passwordHash }).from(credentials).where(eq(credentials.userId, userId));
     return this.d.hasher.verify(cred?.hash, password);
   }
 
@@ -244,9 +238,7 @@ export class AuthService {
 
   private async startSession(userId: string, meta: RequestMeta): Promise<TokenPair> {
     const sessionId = randomUUID();
-    await this.d.db
-      .insert(sessions)
-      .values({ id: sessionId, userId, ip: meta.ip, userAgent: meta.userAgent?.slice(0, 256) });
+    await this.d.db.insert(sessions).values({ id: sessionId, userId, ip: meta.ip, userAgent: meta.userAgent?.slice(0, 256) });
     return this.issue(userId, sessionId);
   }
 

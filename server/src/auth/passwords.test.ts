@@ -29,17 +29,24 @@ test('argon2id hashes verify; wrong, unknown and malformed hashes are refused wi
 test('many concurrent verifies all complete on the two hashing threads', async () => {
   const h = await hasher.hash('pw');
   const results = await Promise.all(Array.from({ length: 12 }, (_, i) => hasher.verify(h, i % 3 === 0 ? 'pw' : 'nope')));
-  assert.deepEqual(results, Array.from({ length: 12 }, (_, i) => i % 3 === 0));
+  assert.deepEqual(
+    results,
+    Array.from({ length: 12 }, (_, i) => i % 3 === 0),
+  );
 });
 
-test('the hashing threads run at nice 10 and the event loop thread does not', { skip: process.platform !== 'linux' && 'Linux only' }, async () => {
+test('the hashing threads run at nice 10 and the event loop thread does not', {
+  skip: process.platform !== 'linux' && 'Linux only',
+}, async () => {
   await hasher.hash('warm');
   const nices = threadNices();
   assert.equal(nices[0], 0, 'the main thread keeps its priority');
   assert.equal(nices.filter((n) => n === 10).length, 2, `two threads at nice 10: ${nices.join(',')}`);
 });
 
-test('a second hashing thread starts only once a hash finds the first busy', { skip: process.platform !== 'linux' && 'Linux only' }, async () => {
+test('a second hashing thread starts only once a hash finds the first busy', {
+  skip: process.platform !== 'linux' && 'Linux only',
+}, async () => {
   const lazy = new PasswordHasher({ memoryCost: 19_456, timeCost: 2, nice: 7, threads: 2 });
   try {
     // An unknown user's verify waits for the dummy hash (made at construction), then verifies.

@@ -64,7 +64,11 @@ export class PasswordHasher {
   private run(job: Omit<Job, 'id' | 'memoryCost' | 'timeCost'>): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error('password hasher closed'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ job: { ...job, id: this.nextId++, memoryCost: this.params.memoryCost, timeCost: this.params.timeCost }, resolve, reject });
+      this.queue.push({
+        job: { ...job, id: this.nextId++, memoryCost: this.params.memoryCost, timeCost: this.params.timeCost },
+        resolve,
+        reject,
+      });
       this.pump();
     });
   }

@@ -59,9 +59,9 @@ test('the synchronous fast path accepts only what jose accepts, with the same cl
   const now = Math.floor(nowMs / 1000);
   const joseOpts = { algorithms: ['HS256'], issuer: 'hubbub', audience: 'hubbub', typ: 'at+jwt', currentDate: new Date(nowMs) };
   // Each field is mostly valid, so that a token with exactly one thing wrong is common.
-  const mostly = <T,>(valid: T, ...wrong: unknown[]) => fc.oneof({ weight: 6, arbitrary: fc.constant(valid) }, { weight: 1, arbitrary: fc.constantFrom(undefined, ...wrong) });
-  const time = (valid: number) =>
-    mostly(valid, now, now - 1, now + 1, now - 100_000, now + 100_000, '1', null, now + 0.5, [now + 10]);
+  const mostly = <T>(valid: T, ...wrong: unknown[]) =>
+    fc.oneof({ weight: 6, arbitrary: fc.constant(valid) }, { weight: 1, arbitrary: fc.constantFrom(undefined, ...wrong) });
+  const time = (valid: number) => mostly(valid, now, now - 1, now + 1, now - 100_000, now + 100_000, '1', null, now + 0.5, [now + 10]);
   const header = fc.record({
     typ: mostly('at+jwt', 'JWT', 'AT+JWT', 'application/at+jwt'),
     kid: fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom('k1', '') }),
@@ -107,7 +107,8 @@ test('the synchronous fast path accepts only what jose accepts, with the same cl
       if (fast !== null) assert.deepEqual(fast, jose, `fast path accepted what jose refused: ${token}`);
       // Our own tokens' shape (exact header, claims all valid) must take the fast path.
       const ours = h.typ === 'at+jwt' && h.kid === undefined && h.b64 === undefined;
-      if (ours && m === 'none' && jose !== null && typeof jose.exp === 'number') assert.notEqual(fast, null, `fast path refused a valid token of ours: ${token}`);
+      if (ours && m === 'none' && jose !== null && typeof jose.exp === 'number')
+        assert.notEqual(fast, null, `fast path refused a valid token of ours: ${token}`);
     }),
     { numRuns: Number(process.env.FUZZ_RUNS ?? 3000), seed: process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined },
   );

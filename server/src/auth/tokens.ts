@@ -26,7 +26,12 @@ const HEADER = Buffer.from(JSON.stringify({ alg: ALG, typ: TYP })).toString('bas
  * on generated tokens). A WebCrypto verify hops to the thread pool and back, several times the
  * CPU of a synchronous HMAC, on every upgrade of a token not cached yet (a connect storm).
  */
-export function fastVerify(token: string, secret: Buffer, opts: { issuer: string; audience: string }, nowMs: number): Record<string, unknown> | null {
+export function fastVerify(
+  token: string,
+  secret: Buffer,
+  opts: { issuer: string; audience: string },
+  nowMs: number,
+): Record<string, unknown> | null {
   const a = token.indexOf('.');
   const b = token.indexOf('.', a + 1);
   if (a < 0 || b < 0 || token.indexOf('.', b + 1) >= 0 || token.slice(0, a) !== HEADER) return null;
@@ -70,12 +75,13 @@ export class AccessTokens {
     secret: string,
     private readonly opts: { issuer: string; audience: string; ttlSeconds: number; cacheMax?: number; now?: () => number },
   ) {
-    this.key = webcrypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+    this.key = webcrypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+      'sign',
+      'verify',
+    ]);
     this.now = opts.now ?? Date.now;
     this.secret = Buffer.from(secret);
   }
-
-
 
   /** Tokens in the verified cache (bounded by cacheMax). */
   get cachedCount() {

@@ -35,7 +35,9 @@ export class RedisBus implements Bus {
     // Buffers, not strings: ioredis decodes a payload only when a 'message' listener exists, and
     // the hub forwards the frame bytes to sockets as they are.
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.handler(channel.toString('latin1', n), message));
-    this.sub.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => this.handler(channel.toString('latin1', n), message));
+    this.sub.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) =>
+      this.handler(channel.toString('latin1', n), message),
+    );
     this.sub.on('ready', () => {
       if (this.everReady) for (const h of this.reconnectHandlers) h();
       this.everReady = true;
@@ -43,8 +45,7 @@ export class RedisBus implements Bus {
   }
 
   async ready() {
-    const wait = (r: Redis) =>
-      r.status === 'ready' ? Promise.resolve() : new Promise<void>((res) => r.once('ready', () => res()));
+    const wait = (r: Redis) => (r.status === 'ready' ? Promise.resolve() : new Promise<void>((res) => r.once('ready', () => res())));
     await Promise.all([wait(this.pub), wait(this.sub)]);
   }
 

@@ -35,7 +35,9 @@ const config = loadConfig();
 const logger = createLogger({ level: 'warn', replicaId: `grant-${process.pid}`, name: 'grant' });
 const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: 2 }).catch((err) => {
   if (!(err instanceof DataDirLockedError)) throw err;
-  process.stderr.write(`nothing granted: ${err.message}\nA grant on the embedded database needs the hub stopped: stop it, run the grant, start it again.\n`);
+  process.stderr.write(
+    `nothing granted: ${err.message}\nA grant on the embedded database needs the hub stopped: stop it, run the grant, start it again.\n`,
+  );
   process.exit(75);
 });
 let code = 0;
@@ -50,7 +52,9 @@ try {
     writeEvent: () => Promise.reject(new Error('a grant writes no conversation event')),
   });
   const r = await payments.grant({ username: args.user, amount, actor: `cli:${userInfo().username}`, key: args.key });
-  process.stdout.write(`${r.replayed ? 'already granted' : 'granted'} ${amount} ${r.currency} to ${args.user}: balance ${r.balance}, debt ${r.debt} (transfer ${r.transferId})\n`);
+  process.stdout.write(
+    `${r.replayed ? 'already granted' : 'granted'} ${amount} ${r.currency} to ${args.user}: balance ${r.balance}, debt ${r.debt} (transfer ${r.transferId})\n`,
+  );
 } catch (err) {
   process.stderr.write(`${err instanceof DomainError ? err.message : (err as Error).stack}\n`);
   code = 1;

@@ -90,17 +90,17 @@ export class ConversationService implements MembershipDirectory {
   // ---- MembershipDirectory (used by the hub) ----------------------------------------------
 
   async conversationsOf(userId: string): Promise<string[]> {
-    const rows = await this.d.db
-      .select({ id: members.conversationId })
-      .from(members)
-      .where(eq(members.userId, userId));
+    const rows = await this.d.db.select({ id: members.conversationId }).from(members).where(eq(members.userId, userId));
     return rows.map((r) => r.id);
   }
 
   async access(userId: string, convs: string[]): Promise<Map<string, { blocked?: DirectBlock }>> {
     const out = new Map<string, { blocked?: DirectBlock }>();
     if (!convs.length) return out;
-    const rows = await this.d.database.query<{ conversation_id: string; blocked: DirectBlock | null }>(ACCESS_SQL, [userId, JSON.stringify(convs)]);
+    const rows = await this.d.database.query<{ conversation_id: string; blocked: DirectBlock | null }>(ACCESS_SQL, [
+      userId,
+      JSON.stringify(convs),
+    ]);
     for (const r of rows) out.set(r.conversation_id, r.blocked ? { blocked: r.blocked } : {});
     return out;
   }
@@ -192,10 +192,12 @@ export class ConversationService implements MembershipDirectory {
     const id = randomUUID();
     await this.d.db.transaction(async (tx) => {
       await tx.insert(conversations).values({ id, kind: 'group', title, createdBy: caller });
-      await tx.insert(members).values([
-        { conversationId: id, userId: caller, role: 'owner' as Role },
-        ...others.map((u) => ({ conversationId: id, userId: u, role: 'member' as Role })),
-      ]);
+      await tx
+        .insert(members)
+        .values([
+          { conversationId: id, userId: caller, role: 'owner' as Role },
+          ...others.map((u) => ({ conversationId: id, userId: u, role: 'member' as Role })),
+        ]);
     });
     return this.announceJoin(id, caller, [caller, ...others]);
   }
@@ -250,7 +252,13 @@ export class ConversationService implements MembershipDirectory {
     if (patch.topic !== undefined) set.topic = patch.topic;
     if (!Object.keys(set).length) return this.summary(conv);
     await this.d.db.update(conversations).set(set).where(eq(conversations.id, conv));
-    await this.d.live.write(conv, { id: randomUUID(), kind: 'system', from: caller, ts: Date.now(), data: { text: 'conversation updated', ...set } });
+    await this.d.live.write(conv, {
+      id: randomUUID(),
+      kind: 'system',
+      from: caller,
+      ts: Date.now(),
+      data: { text: 'conversation updated', ...set },
+    });
     const summary = await this.summary(conv);
     await this.d.live.publishFrame(conv, encode({ type: 'conversation', op: 'updated', conversation: summary }));
     return summary;
@@ -331,9 +339,12 @@ export class ConversationService implements MembershipDirectory {
 
   async history(caller: string, conv: string, q: { beforeSeq?: number; afterSeq?: number; limit: number }) {
     await this.requireMember(conv, caller);
-    const range =
-      q.afterSeq == null && q.beforeSeq == null ? { beforeSeq: Number.MAX_SAFE_INTEGER, limit: q.limit } : { ...q };
-    const [events, heads, limits] = await Promise.all([this.d.store.read(conv, range), this.d.store.lastSeqs([conv]), this.d.limitsOf?.(caller)]);
+    const range = q.afterSeq == null && q.beforeSeq == null ? { beforeSeq: Number.MAX_SAFE_INTEGER, limit: q.limit } : { ...q };
+    const [events, heads, limits] = await Promise.all([
+      this.d.store.read(conv, range),
+      this.d.store.lastSeqs([conv]),
+      this.d.limitsOf?.(caller),
+    ]);
     const lastSeq = heads.get(conv) ?? 0;
     // The plan's history depth: only the newest `historyDepth` events can be read.
     const oldest = limits ? lastSeq - limits.historyDepth : 0;
@@ -343,10 +354,7 @@ export class ConversationService implements MembershipDirectory {
   /** Every member's read cursor in one conversation (for "seen by" receipts). */
   async memberCursors(caller: string, conv: string): Promise<Record<string, number>> {
     await this.requireMember(conv, caller);
-    const rows = await this.d.db
-      .select({ u: members.userId, r: members.readSeq })
-      .from(members)
-      .where(eq(members.conversationId, conv));
+    const rows = await this.d.db.select({ u: members.userId, r: members.readSeq }).from(members).where(eq(members.conversationId, conv));
     return Object.fromEntries(rows.map((r) => [r.u, Number(r.r)]));
   }
 
@@ -380,7 +388,10 @@ export class ConversationService implements MembershipDirectory {
   }
 
   private async requireMember(conv: string, userId: string) {
-    const [row] = await this.d.database.query<{ kind: (typeof conversations.$inferSelect)['kind']; role: Role | null }>(MEMBER_ROLE_SQL, [conv, userId]);
+    const [row] = await this.d.database.query<{ kind: (typeof conversations.$inferSelect)['kind']; role: Role | null }>(MEMBER_ROLE_SQL, [
+      conv,
+      userId,
+    ]);
     if (!row) throw new DomainError('NOT_FOUND', 'no such conversation');
     if (!row.role) throw new DomainError('FORBIDDEN', 'not a member of this conversation');
     return { kind: row.kind, role: row.role };
@@ -453,7 +464,11 @@ export class ConversationService implements MembershipDirectory {
           .where(eq(members.conversationId, conv))
           .orderBy(sql`case ${members.role} when 'admin' then 0 else 1 end`, asc(members.joinedAt))
           .limit(1);
-        if (heir) await tx.update(members).set({ role: 'owner' }).where(and(eq(members.conversationId, conv), eq(members.userId, heir.u)));
+        if (heir)
+          await tx
+            .update(members)
+            .set({ role: 'owner' })
+            .where(and(eq(members.conversationId, conv), eq(members.userId, heir.u)));
       }
     });
     const summary = await this.summary(conv);

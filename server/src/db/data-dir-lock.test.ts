@@ -20,9 +20,13 @@ const tempDir = () => {
 /** Another process that takes the lock and keeps it until killed. */
 async function holder(dir: string) {
   const code = `const { lockDataDir } = await import(process.argv[1]); lockDataDir(process.argv[2]); process.stdout.write('locked\\n'); setInterval(() => {}, 60_000);`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code, new URL('./data-dir-lock.ts', import.meta.url).pathname, dir], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--input-type=module', '-e', code, new URL('./data-dir-lock.ts', import.meta.url).pathname, dir],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   process.on('exit', () => child.kill('SIGKILL'));
   const [line] = await once(child.stdout!, 'data');
   assert.equal(String(line), 'locked\n');
@@ -90,7 +94,10 @@ test('a file whose pid now belongs to another process (started later) is stale',
 test('a holder on another host cannot be checked: refused, with the file to delete if it is gone', () => {
   const dir = tempDir();
   const file = path.join(dir, 'pglite.lock');
-  writeFileSync(file, JSON.stringify({ pid: 999_999, host: 'elsewhere.invalid', since: '2000-01-01T00:00:00.000Z', command: 'dist/server/main.js' }));
+  writeFileSync(
+    file,
+    JSON.stringify({ pid: 999_999, host: 'elsewhere.invalid', since: '2000-01-01T00:00:00.000Z', command: 'dist/server/main.js' }),
+  );
   const err = lockedBy(() => lockDataDir(dir));
   assert.ok(err.message.includes('elsewhere.invalid') && err.message.includes(`delete ${file}`), err.message);
   writeFileSync(file, 'not json');

@@ -53,8 +53,10 @@ async function initPglite(dir: string) {
   if (existsSync(path.join(dir, 'PG_VERSION'))) return;
   const code = `const { PGlite } = await import(process.argv[1]); await (await PGlite.create(process.argv[2])).close();`;
   await new Promise<void>((resolve, reject) =>
-    execFile(process.execPath, ['--input-type=module', '-e', code, import.meta.resolve('@electric-sql/pglite'), dir], (err, _out, stderr) =>
-      err ? reject(new Error(`PGlite initdb in ${dir} failed: ${stderr || err.message}`)) : resolve(),
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', code, import.meta.resolve('@electric-sql/pglite'), dir],
+      (err, _out, stderr) => (err ? reject(new Error(`PGlite initdb in ${dir} failed: ${stderr || err.message}`)) : resolve()),
     ),
   );
 }

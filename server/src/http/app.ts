@@ -22,7 +22,8 @@ export interface HttpServerDeps {
 
 /** The chat client at `/`, built by `npm run build:web` (`npm start` builds it first). */
 const webDist = new URL('../../../web/dist', import.meta.url).pathname;
-const notBuilt = '<!doctype html><title>Hubbub</title><p>The web client is not built: run <code>npm run build:web</code> (npm start does it).</p>';
+const notBuilt =
+  '<!doctype html><title>Hubbub</title><p>The web client is not built: run <code>npm run build:web</code> (npm start does it).</p>';
 
 /**
  * The replica's public HTTP surface on one uWS app: /trpc, /health, /health/ready, /, and
@@ -95,7 +96,6 @@ export class HttpServer {
     if (this.listenSocket) uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
   }
-
 }
 
 function json(res: HttpResponse, status: string, body: unknown) {

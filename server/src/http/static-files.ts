@@ -78,7 +78,11 @@ export function sendStatic(res: HttpResponse, f: StaticFile, acceptEncoding: str
   const enc = pickEncoding(f, acceptEncoding);
   const body = enc ? f[enc]! : f.body;
   res.cork(() => {
-    res.writeStatus('200 OK').writeHeader('content-type', f.type).writeHeader('cache-control', 'no-cache').writeHeader('x-content-type-options', 'nosniff');
+    res
+      .writeStatus('200 OK')
+      .writeHeader('content-type', f.type)
+      .writeHeader('cache-control', 'no-cache')
+      .writeHeader('x-content-type-options', 'nosniff');
     if (f.br || f.gzip) res.writeHeader('vary', 'accept-encoding');
     if (enc) res.writeHeader('content-encoding', enc);
     // This uWS build aborts on endWithoutBody(length): the length is written as a header instead.

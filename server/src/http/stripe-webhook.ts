@@ -3,7 +3,13 @@ import type { StripeWebhooks } from '../payments/webhooks.ts';
 import type { TemplatedApp } from '../uws.ts';
 import { BodyTooLarge, readBody } from './read-body.ts';
 
-const STATUS: Record<number, string> = { 200: '200 OK', 400: '400 Bad Request', 413: '413 Payload Too Large', 500: '500 Internal Server Error', 503: '503 Service Unavailable' };
+const STATUS: Record<number, string> = {
+  200: '200 OK',
+  400: '400 Bad Request',
+  413: '413 Payload Too Large',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
+};
 
 /**
  * `POST /webhooks/stripe`: the raw body (the signature covers its exact bytes) up to `maxBytes`
@@ -20,7 +26,10 @@ export function registerStripeWebhook(app: TemplatedApp, d: { webhooks: StripeWe
       if (aborted) return;
       aborted = true;
       res.cork(() => {
-        res.writeStatus(STATUS[status] ?? `${status} Error`).writeHeader('content-type', 'application/json').end(JSON.stringify(body));
+        res
+          .writeStatus(STATUS[status] ?? `${status} Error`)
+          .writeHeader('content-type', 'application/json')
+          .end(JSON.stringify(body));
       });
     };
     if (declared > d.maxBytes) return reply(413, { error: 'body too large' });

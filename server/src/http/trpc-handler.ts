@@ -24,7 +24,10 @@ export function trpcHandler(opts: { router: AnyTRPCRouter; services: ApiServices
     const query = req.getQuery() ?? '';
     const tooLarge = requestTooLarge(url, query, req, opts.http);
     if (tooLarge) {
-      res.writeStatus(tooLarge).writeHeader('content-type', 'application/json').end(JSON.stringify({ error: { message: tooLarge.slice(4), code: -32600, data: { httpStatus: Number(tooLarge.slice(0, 3)) } } }));
+      res
+        .writeStatus(tooLarge)
+        .writeHeader('content-type', 'application/json')
+        .end(JSON.stringify({ error: { message: tooLarge.slice(4), code: -32600, data: { httpStatus: Number(tooLarge.slice(0, 3)) } } }));
       return;
     }
     const headers = new Headers();
@@ -43,7 +46,14 @@ export function trpcHandler(opts: { router: AnyTRPCRouter; services: ApiServices
         try {
           body = await readBody(res, opts.http.maxBodyBytes);
         } catch (err) {
-          if (err instanceof BodyTooLarge) return respond(413, { 'content-type': 'application/json' }, JSON.stringify({ error: { message: 'request body too large', code: -32600, data: { code: 'PAYLOAD_TOO_LARGE', httpStatus: 413 } } }));
+          if (err instanceof BodyTooLarge)
+            return respond(
+              413,
+              { 'content-type': 'application/json' },
+              JSON.stringify({
+                error: { message: 'request body too large', code: -32600, data: { code: 'PAYLOAD_TOO_LARGE', httpStatus: 413 } },
+              }),
+            );
           throw err;
         }
       }
@@ -63,7 +73,12 @@ export function trpcHandler(opts: { router: AnyTRPCRouter; services: ApiServices
         createContext: (): Context => ({
           services: opts.services,
           log,
-          req: { ip, requestId, userAgent: headers.get('user-agent') ?? undefined, authorization: headers.get('authorization') ?? undefined },
+          req: {
+            ip,
+            requestId,
+            userAgent: headers.get('user-agent') ?? undefined,
+            authorization: headers.get('authorization') ?? undefined,
+          },
         }),
         onError: ({ error, path }) => {
           if (error.code === 'INTERNAL_SERVER_ERROR') log.error({ err: error.cause ?? error, path }, 'trpc error');

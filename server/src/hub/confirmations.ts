@@ -21,9 +21,7 @@ export class Confirmations {
   private waiting = new Map<string, { expected: number | null; got: number; done: () => void }>();
   private subscribed: Promise<void> | null = null;
 
-  constructor(
-    private readonly d: { bus: Bus; channel: string; timeoutMs: number; logger: Logger },
-  ) {}
+  constructor(private readonly d: { bus: Bus; channel: string; timeoutMs: number; logger: Logger }) {}
 
   /** Publishes `make(confirmTo)` on `channel`; resolves once every hub that received it confirmed. */
   async publish(channel: string, make: (confirm: ConfirmTo) => string): Promise<void> {
@@ -40,7 +38,10 @@ export class Confirmations {
       if (w.got >= w.expected) return;
       const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), this.d.timeoutMs)));
       if (await Promise.race([all.then(() => false), timedOut])) {
-        this.d.logger.warn({ channel, receivers: w.expected, confirmed: w.got, timeoutMs: this.d.timeoutMs }, 'not every hub confirmed a membership change in time');
+        this.d.logger.warn(
+          { channel, receivers: w.expected, confirmed: w.got, timeoutMs: this.d.timeoutMs },
+          'not every hub confirmed a membership change in time',
+        );
       }
     } finally {
       clearTimeout(timer);

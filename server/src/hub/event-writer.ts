@@ -99,7 +99,10 @@ export class EventWriter {
   private async commit(groups: { conv: string; items: Pending[] }[]) {
     let outcomes: PromiseSettledResult<AppendResult[]>[];
     try {
-      outcomes = await appendBatches(this.store, groups.map((g) => ({ conv: g.conv, drafts: g.items.map((p) => p.draft) })));
+      outcomes = await appendBatches(
+        this.store,
+        groups.map((g) => ({ conv: g.conv, drafts: g.items.map((p) => p.draft) })),
+      );
     } catch (err) {
       outcomes = groups.map(() => ({ status: 'rejected', reason: err }));
     }

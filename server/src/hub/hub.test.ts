@@ -116,7 +116,12 @@ describe('hub on its in-process adapters', () => {
     /** What the upgrade does: watch the user's channel, read the login snapshot, attach. */
     const open = async (sock: SocketLike, user: string, opts: { resumeAnnounced?: boolean; contacts?: string[] } = {}) => {
       const watch = await hub.watchUser(user);
-      const login = { user: { id: user, sessionId: randomUUID() }, info: { id: user, username: 'u', displayName: 'u' }, convs: convsOf[user] ?? [], contacts: opts.contacts ?? [] };
+      const login = {
+        user: { id: user, sessionId: randomUUID() },
+        info: { id: user, username: 'u', displayName: 'u' },
+        convs: convsOf[user] ?? [],
+        contacts: opts.contacts ?? [],
+      };
       return hub.attach(sock, login, watch, opts);
     };
     return { hub, store, bus, open };
@@ -151,7 +156,10 @@ describe('hub on its in-process adapters', () => {
       }
       await sock.until((f) => f.filter((x) => x.type === 'event').length >= 120);
       const seqs = sock.frames.filter((x) => x.type === 'event').map((x) => x.seq);
-      assert.deepEqual(seqs, Array.from({ length: 120 }, (_, i) => i + 1));
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: 120 }, (_, i) => i + 1),
+      );
       hub.stop();
     });
   }
@@ -179,7 +187,12 @@ describe('hub on its in-process adapters', () => {
     const sock = new FakeSocket();
     // The upgrade watched the user's channel and read the snapshot (member of a only) ...
     const watch = await hub.watchUser(user);
-    const login = { user: { id: user, sessionId: randomUUID() }, info: { id: user, username: 'u', displayName: 'u' }, convs: [a], contacts: [] };
+    const login = {
+      user: { id: user, sessionId: randomUUID() },
+      info: { id: user, username: 'u', displayName: 'u' },
+      convs: [a],
+      contacts: [],
+    };
     // ... then, before the socket opened, a was left and b joined.
     const removed = JSON.stringify({ type: 'conversation', op: 'removed', conversation: { id: a } });
     const added = JSON.stringify({ type: 'conversation', op: 'added', conversation: { id: b } });
@@ -200,7 +213,10 @@ describe('hub on its in-process adapters', () => {
       await bus.publish(channels.conv(c), busEvent(r!.event.seq, r!.event.ts, encodeEvent(r!.event)));
     }
     await sock.until((f) => f.some((x) => x.type === 'event'));
-    assert.deepEqual(sock.frames.filter((x) => x.type === 'event').map((x) => x.conv), [b]);
+    assert.deepEqual(
+      sock.frames.filter((x) => x.type === 'event').map((x) => x.conv),
+      [b],
+    );
     hub.stop();
   });
 
@@ -214,13 +230,16 @@ describe('hub on its in-process adapters', () => {
     const frame = (op: string) => JSON.stringify({ type: 'conversation', op, conversation: { id: conv } });
     await hub.controlUsers([user], { k: 'added', conv, fromSeq: 0, frame: frame('added') });
     assert.ok(conn.convs.has(conv), 'joined when the call resolves');
-    assert.deepEqual(sock.frames.filter((x) => x.type === 'conversation').map((x) => x.op), ['added']);
+    assert.deepEqual(
+      sock.frames.filter((x) => x.type === 'conversation').map((x) => x.op),
+      ['added'],
+    );
     await hub.controlUsers([user], { k: 'removed', conv, frame: frame('removed') });
     assert.ok(!conn.convs.has(conv), 'left when the call resolves');
     hub.stop();
   });
 
-  test('3 a frame for a conversation the socket does not know asks the directory: a member\'s sends are accepted in order, a stranger\'s refused; the late `added` still announces it once', async () => {
+  test("3 a frame for a conversation the socket does not know asks the directory: a member's sends are accepted in order, a stranger's refused; the late `added` still announces it once", async () => {
     const conv = randomUUID();
     const foreign = randomUUID();
     const user = randomUUID();
@@ -234,7 +253,14 @@ describe('hub on its in-process adapters', () => {
     for (let i = 0; i < 3; i++) hub.handle(conn, { type: 'send', ref: `r${i}`, conv, cid: `c${i}`, body: `m${i}` });
     hub.handle(conn, { type: 'send', ref: 'x', conv: foreign, cid: 'x', body: 'nope' });
     await sock.until((f) => f.filter((x) => x.type === 'ack').length === 3 && f.some((x) => x.ref === 'x'));
-    assert.deepEqual(sock.frames.filter((x) => x.type === 'ack').map((x) => [x.ref, x.seq]), [['r0', 1], ['r1', 2], ['r2', 3]]);
+    assert.deepEqual(
+      sock.frames.filter((x) => x.type === 'ack').map((x) => [x.ref, x.seq]),
+      [
+        ['r0', 1],
+        ['r1', 2],
+        ['r2', 3],
+      ],
+    );
     assert.equal(sock.frames.find((x) => x.ref === 'x').code, 'FORBIDDEN');
     // Live in it: its own events reach it once each.
     await sock.until((f) => f.filter((x) => x.type === 'event').length === 3);
@@ -242,7 +268,10 @@ describe('hub on its in-process adapters', () => {
     await hub.controlUsers([user], { k: 'added', conv, fromSeq: 0, frame: added });
     await hub.controlUsers([user], { k: 'added', conv, fromSeq: 0, frame: added });
     assert.equal(sock.frames.filter((x) => x.type === 'conversation').length, 1, 'announced once');
-    assert.deepEqual(sock.frames.filter((x) => x.type === 'event').map((x) => x.seq), [1, 2, 3]);
+    assert.deepEqual(
+      sock.frames.filter((x) => x.type === 'event').map((x) => x.seq),
+      [1, 2, 3],
+    );
     hub.stop();
   });
 
@@ -254,7 +283,11 @@ describe('hub on its in-process adapters', () => {
     const watch = await hub.watchUser(user);
     await hub.controlUser(user, { k: 'revoke', sessions: [sessionId] });
     await new Promise((r) => setImmediate(r));
-    hub.attach(sock, { user: { id: user, sessionId }, info: { id: user, username: 'u', displayName: 'u' }, convs: [], contacts: [] }, watch);
+    hub.attach(
+      sock,
+      { user: { id: user, sessionId }, info: { id: user, username: 'u', displayName: 'u' }, convs: [], contacts: [] },
+      watch,
+    );
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(sock.closedWith, 4001);
     hub.stop();
@@ -272,7 +305,9 @@ describe('hub on its in-process adapters', () => {
 
   /** The event seqs and the `resumed` head a socket got, in the order it got them. */
   const eventsThenResumed = (sock: FakeSocket, conv: string) =>
-    sock.frames.filter((x) => x.type === 'event' || x.type === 'resumed').map((x) => (x.type === 'event' ? x.seq : `resumed ${x.convs[conv]}`));
+    sock.frames
+      .filter((x) => x.type === 'event' || x.type === 'resumed')
+      .map((x) => (x.type === 'event' ? x.seq : `resumed ${x.convs[conv]}`));
 
   test('5.3 a resume already waiting when the hold expires wins over it: no live event overtakes the missed ones', async () => {
     const { conv, other, user, hub, store, bus, open, draft } = await resumeSetup();
@@ -310,7 +345,11 @@ describe('hub on its in-process adapters', () => {
     const [r4] = await store.append(conv, [draft(3)]);
     await bus.publish(channels.conv(conv), busEvent(4, Date.now(), encodeEvent(r4!.event)));
     await first.until((f) => f.some((x) => x.type === 'event' && x.seq === 4));
-    assert.deepEqual(sock.frames.filter((x) => x.type === 'event'), [], 'no live event before the resume');
+    assert.deepEqual(
+      sock.frames.filter((x) => x.type === 'event'),
+      [],
+      'no live event before the resume',
+    );
     hub.handle(conn, { type: 'resume', ref: 'r', convs: { [conv]: 1 } });
     await sock.until((f) => f.some((x) => x.type === 'resumed'));
     assert.deepEqual(eventsThenResumed(sock, conv), [2, 3, 4, 'resumed 4']);
@@ -329,8 +368,14 @@ describe('hub on its in-process adapters', () => {
     await sock.until((f) => f.filter((x) => x.type === 'presence').length === 2);
     hub.handle(conn, { type: 'resume', ref: 'r', convs: { [conv]: 0 } });
     await sock.until((f) => f.some((x) => x.type === 'resumed'));
-    assert.ok(sock.corks.some((c) => c.length === 2 && c.every((l) => l.startsWith('presence'))), JSON.stringify(sock.corks));
-    assert.ok(sock.corks.some((c) => c.join() === 'event 1,event 2,event 3'), JSON.stringify(sock.corks));
+    assert.ok(
+      sock.corks.some((c) => c.length === 2 && c.every((l) => l.startsWith('presence'))),
+      JSON.stringify(sock.corks),
+    );
+    assert.ok(
+      sock.corks.some((c) => c.join() === 'event 1,event 2,event 3'),
+      JSON.stringify(sock.corks),
+    );
     assert.ok(!sock.uncorked.some((l) => l.startsWith('event') || l.startsWith('presence')), JSON.stringify(sock.uncorked));
     hub.stop();
   });

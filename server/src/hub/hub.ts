@@ -99,9 +99,12 @@ export class Hub {
     unsubscribe: (conn, conv) => this.unsubscribe(conn, conv),
     catchUp: (conn, conv) => void this.catchUps.run(conn, conv, Infinity),
     joined: (conn, conv, frame) =>
-      void presenceOnJoin({ presence: this.d.presence, publishFrame: (c, f, skip) => this.publishFrame(c, f, skip) }, conn, conv, frame).catch((err) =>
-        this.d.logger.warn({ err: (err as Error).message }, 'presence for a new conversation failed'),
-      ),
+      void presenceOnJoin(
+        { presence: this.d.presence, publishFrame: (c, f, skip) => this.publishFrame(c, f, skip) },
+        conn,
+        conv,
+        frame,
+      ).catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence for a new conversation failed')),
     limitConnections: (conn, max) => this.registry.limit(conn, max),
   };
   /** Sockets with frames posted this turn (see `post`). */
@@ -136,7 +139,9 @@ export class Hub {
     d.bus.onMessage((channel, payload) => this.onBus(channel, payload));
     // Every hub hears control messages from the start, sockets or not: a membership change is
     // confirmed by every hub that hears it, and the notification trigger needs them anyway.
-    this.subscribeUserChannels().catch((err) => d.logger.warn({ err: (err as Error).message }, 'control channels not subscribed yet (retried at the next upgrade)'));
+    this.subscribeUserChannels().catch((err) =>
+      d.logger.warn({ err: (err as Error).message }, 'control channels not subscribed yet (retried at the next upgrade)'),
+    );
     d.bus.onReconnect(() => {
       d.notify?.forgetMembers?.();
       void this.resyncAll();
@@ -254,25 +259,31 @@ export class Hub {
         const feed = this.feeds.get(c)!;
         feed.subscribers.add(conn);
         const blocked = login.blocked?.[c];
-        conn.convs.set(c, blocked ? { last: feed.delivered, live: false, catching: false, blocked } : { last: feed.delivered, live: false, catching: false });
+        conn.convs.set(
+          c,
+          blocked
+            ? { last: feed.delivered, live: false, catching: false, blocked }
+            : { last: feed.delivered, live: false, catching: false },
+        );
         heads[c] = feed.delivered;
       }
-      conn.send(
-        encode({ type: 'ready', user: login.info, session: user.sessionId, convs: heads, heartbeatMs: this.d.limits.heartbeatMs }),
-      );
+      conn.send(encode({ type: 'ready', user: login.info, session: user.sessionId, convs: heads, heartbeatMs: this.d.limits.heartbeatMs }));
       // What changed since the login snapshot, in order; later messages come straight through.
       await this.applyQueued(conn);
       if (conn.closed) return;
       // Live delivery starts at the client's first frame (normally `resume`) or after the hold.
-      const hold: NodeJS.Timeout = setTimeout(() => {
-        // Timers run before the loop reads sockets: after a busy turn (a connection storm) the
-        // client's `resume` may already be waiting unread. Releasing in the check phase, after
-        // this turn's reads, lets it win; releasing first would send live events past the ready
-        // heads and the late resume would then resend them (a gap, then duplicates).
-        setImmediate(() => {
-          if (conn.holdTimer === hold) this.release(conn);
-        });
-      }, conn.resumeAnnounced ? this.d.limits.announcedResumeHoldMs : this.d.limits.resumeHoldMs);
+      const hold: NodeJS.Timeout = setTimeout(
+        () => {
+          // Timers run before the loop reads sockets: after a busy turn (a connection storm) the
+          // client's `resume` may already be waiting unread. Releasing in the check phase, after
+          // this turn's reads, lets it win; releasing first would send live events past the ready
+          // heads and the late resume would then resend them (a gap, then duplicates).
+          setImmediate(() => {
+            if (conn.holdTimer === hold) this.release(conn);
+          });
+        },
+        conn.resumeAnnounced ? this.d.limits.announcedResumeHoldMs : this.d.limits.resumeHoldMs,
+      );
       conn.holdUntil(hold);
       for (const f of conn.takeBacklog()) this.handle(conn, f);
       conn.afterPresence(async () => {
@@ -280,9 +291,10 @@ export class Hub {
         conn.countPresence();
         // With the count, a snapshot: which contacts are online now (later changes arrive as they happen).
         const { first, online } = await this.d.presence.connected(user.id, login.contacts);
-        if (!conn.closed && online.size) conn.batch(() => {
-          for (const u of online) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
-        });
+        if (!conn.closed && online.size)
+          conn.batch(() => {
+            for (const u of online) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
+          });
         await this.announcer.connected(user.id, first, convs);
       });
     } catch (err) {
@@ -294,7 +306,8 @@ export class Hub {
 
   /** Applies the control messages queued for a socket during its upgrade and setup, in order. */
   private async applyQueued(conn: Connection) {
-    for (let msg = conn.nextQueuedControl(); msg && !conn.closed; msg = conn.nextQueuedControl()) await applyControl(this.applyHost, conn, msg);
+    for (let msg = conn.nextQueuedControl(); msg && !conn.closed; msg = conn.nextQueuedControl())
+      await applyControl(this.applyHost, conn, msg);
     conn.stopQueueingControls();
   }
 
@@ -374,7 +387,12 @@ export class Hub {
     const st = conn.convs.get(conv);
     if (!st) return this.member(conn, conv, ref);
     if (!st.blocked) return true;
-    this.error(conn, ref, 'FORBIDDEN', st.blocked === 'mine' ? 'you blocked this user: unblock them to send' : 'you cannot message this user');
+    this.error(
+      conn,
+      ref,
+      'FORBIDDEN',
+      st.blocked === 'mine' ? 'you blocked this user: unblock them to send' : 'you cannot message this user',
+    );
     return false;
   }
 
@@ -461,7 +479,9 @@ export class Hub {
         // it is moved here and sent on the user's channel. The ack is the reply: a failure here
         // is logged.
         if (this.d.store.movesSenderCursor) return;
-        this.markRead(conn.user.id, f.conv, event.seq, 'own').catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'own read cursor failed'));
+        this.markRead(conn.user.id, f.conv, event.seq, 'own').catch((err) =>
+          this.d.logger.warn({ err: (err as Error).message }, 'own read cursor failed'),
+        );
       })
       .catch((err) => this.fail(conn, f.ref, err));
   }
@@ -525,7 +545,11 @@ export class Hub {
     const admitted = this.resumeGate.admit(conn, cost);
     if (admitted !== 'ok') {
       const wait = this.resumeGate.retryAfterMs(conn, cost);
-      return this.refuse(conn, f.ref, admitted === 'busy' ? 'a resume is already running on this socket' : `resume budget spent, retry in ${wait} ms`);
+      return this.refuse(
+        conn,
+        f.ref,
+        admitted === 'busy' ? 'a resume is already running on this socket' : `resume budget spent, retry in ${wait} ms`,
+      );
     }
     conn.endHold();
     try {
@@ -601,7 +625,9 @@ export class Hub {
         if (feed.subscribers.size > 0 || this.feeds.get(conv) !== feed) return;
         this.feeds.delete(conv);
         if (feed.gapTimer) clearTimeout(feed.gapTimer);
-        void this.d.bus.unsubscribe(channels.conv(conv)).catch((err: Error) => this.d.logger.warn({ err: err.message, conv }, 'unsubscribing an idle feed failed'));
+        void this.d.bus
+          .unsubscribe(channels.conv(conv))
+          .catch((err: Error) => this.d.logger.warn({ err: err.message, conv }, 'unsubscribing an idle feed failed'));
       }, FEED_LINGER_MS);
       feed.lingerTimer.unref();
     }
@@ -678,7 +704,8 @@ export class Hub {
       st.last = seq;
       if (this.post(conn, frame)) {
         n++;
-        if (read && conn.user.id === read.user) this.post(conn, (readFrame ??= encode({ type: 'read', conv: feed.conv, user: read.user, seq: read.seq })));
+        if (read && conn.user.id === read.user)
+          this.post(conn, (readFrame ??= encode({ type: 'read', conv: feed.conv, user: read.user, seq: read.seq })));
       }
     }
     this.d.metrics.eventsDelivered.inc(n);
@@ -779,7 +806,8 @@ export class Hub {
   async drain(timeoutMs: number) {
     this.registry.drain();
     await Promise.race([this.writer.idle(), new Promise((r) => setTimeout(r, timeoutMs))]);
-    for (const conn of this.registry.drain()) conn.close('SERVER_RESTART', `restarting; reconnect in ${Math.floor(Math.random() * 2000)}ms`);
+    for (const conn of this.registry.drain())
+      conn.close('SERVER_RESTART', `restarting; reconnect in ${Math.floor(Math.random() * 2000)}ms`);
   }
 
   stop() {

@@ -23,8 +23,9 @@ export async function presenceOnJoin(
     return; // the frame is the hub's own JSON; nothing to say without its member list
   }
   const online = members.length ? await d.presence.online(members) : new Set<string>();
-  if (!conn.closed && online.size) conn.batch(() => {
-    for (const u of online) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
-  });
+  if (!conn.closed && online.size)
+    conn.batch(() => {
+      for (const u of online) conn.send(encode({ type: 'presence', user: u, status: 'online' }));
+    });
   await d.publishFrame(conv, encode({ type: 'presence', user: conn.user.id, status: 'online' }), conn.user.id);
 }

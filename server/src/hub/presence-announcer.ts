@@ -93,7 +93,9 @@ export class PresenceAnnouncer {
     const batch = this.batch;
     this.batch = [];
     if (!batch.length) return;
-    this.d.bus.publish(channels.presence, JSON.stringify(batch)).catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence broadcast failed'));
+    this.d.bus
+      .publish(channels.presence, JSON.stringify(batch))
+      .catch((err) => this.d.logger.warn({ err: (err as Error).message }, 'presence broadcast failed'));
   }
 
   /** A batch of presence changes (from any replica): each goes to the local members of its conversations. */
@@ -109,7 +111,10 @@ export class PresenceAnnouncer {
       if (!Array.isArray(change) || typeof change[0] !== 'string' || !Array.isArray(change[3])) continue;
       const [user, status, lastSeen, convs] = change;
       let frame: Frame | undefined;
-      const make = () => (frame ??= frameBytes(encode(status === 'offline' ? { type: 'presence', user, status, lastSeen } : { type: 'presence', user, status: 'online' })));
+      const make = () =>
+        (frame ??= frameBytes(
+          encode(status === 'offline' ? { type: 'presence', user, status, lastSeen } : { type: 'presence', user, status: 'online' }),
+        ));
       for (const c of convs) this.d.fanout(c, make, user);
     }
   }

@@ -71,7 +71,12 @@ export class UserControls {
       confirmTimeoutMs?: number;
     },
   ) {
-    this.confirmations = new Confirmations({ bus: d.bus, channel: this.confirmChannel, timeoutMs: d.confirmTimeoutMs ?? CONFIRM_TIMEOUT_MS, logger: d.logger });
+    this.confirmations = new Confirmations({
+      bus: d.bus,
+      channel: this.confirmChannel,
+      timeoutMs: d.confirmTimeoutMs ?? CONFIRM_TIMEOUT_MS,
+      logger: d.logger,
+    });
   }
 
   /** The channels every hub listens on for control: every user's (one prefix subscription) and membership's. */
@@ -119,7 +124,10 @@ export class UserControls {
     if (MEMBERSHIP_KINDS.has(msg.k)) return void this.inOrder(userId, msg);
     this.queueOnWatches(userId, msg);
     for (const conn of this.d.host.socketsOf(userId) ?? []) {
-      if (!conn.queueControl(msg)) this.d.host.apply(conn, msg).catch((err) => this.d.logger.warn({ err: (err as Error).message, k: msg.k }, 'control message failed'));
+      if (!conn.queueControl(msg))
+        this.d.host
+          .apply(conn, msg)
+          .catch((err) => this.d.logger.warn({ err: (err as Error).message, k: msg.k }, 'control message failed'));
     }
   }
 

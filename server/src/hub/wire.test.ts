@@ -31,7 +31,23 @@ test('bus payloads keep their frame bytes exactly, multi-byte UTF-8 included', (
 });
 
 test('a malformed bus payload is refused, never half-parsed', () => {
-  for (const bad of ['', 'E', 'E1', 'E1|2', 'X1|2|{}', 'E0|1|{}', 'E-3|1|{}', 'Eabc|1|{}', 'E1.5|1|{}', 'F|only-one-bar', `E${2 ** 60}|1|{}`, 'R1|2|u|{}', 'R1|2|u|0|{}', 'R1|2|u|x|{}', 'R1|2|u|3']) {
+  for (const bad of [
+    '',
+    'E',
+    'E1',
+    'E1|2',
+    'X1|2|{}',
+    'E0|1|{}',
+    'E-3|1|{}',
+    'Eabc|1|{}',
+    'E1.5|1|{}',
+    'F|only-one-bar',
+    `E${2 ** 60}|1|{}`,
+    'R1|2|u|{}',
+    'R1|2|u|0|{}',
+    'R1|2|u|x|{}',
+    'R1|2|u|3',
+  ]) {
     assert.equal(parseBus(Buffer.from(bad)), null, `payload ${JSON.stringify(bad)}`);
   }
 });

@@ -33,7 +33,11 @@ const WS_KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
 export function wsUpgradeFallback(res: HttpResponse, req: HttpRequest) {
   const upgrade = req.getHeader('upgrade').toLowerCase();
   if (upgrade !== 'websocket') {
-    res.writeStatus('426 Upgrade Required').writeHeader('upgrade', 'websocket').writeHeader('content-type', 'text/plain').end('WebSocket endpoint: upgrade required');
+    res
+      .writeStatus('426 Upgrade Required')
+      .writeHeader('upgrade', 'websocket')
+      .writeHeader('content-type', 'text/plain')
+      .end('WebSocket endpoint: upgrade required');
     return;
   }
   if (req.getHeader('sec-websocket-version') !== '13') return versionRequired(res);
@@ -42,7 +46,11 @@ export function wsUpgradeFallback(res: HttpResponse, req: HttpRequest) {
 
 /** 426 naming the one WebSocket version spoken (RFC 6455 4.4). */
 function versionRequired(res: HttpResponse) {
-  res.writeStatus('426 Upgrade Required').writeHeader('sec-websocket-version', '13').writeHeader('content-type', 'text/plain').end('WebSocket version 13 required');
+  res
+    .writeStatus('426 Upgrade Required')
+    .writeHeader('sec-websocket-version', '13')
+    .writeHeader('content-type', 'text/plain')
+    .end('WebSocket version 13 required');
 }
 
 /**
@@ -122,7 +130,10 @@ export function wsBehavior(d: {
         refusedOrigin(origin);
         return reject('403 Forbidden', 'origin not allowed');
       }
-      const offered = protocols.split(',').map((p) => p.trim()).filter(Boolean);
+      const offered = protocols
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean);
       const bearer = /^Bearer (\S+)$/.exec(authorization)?.[1] ?? offered.find((p) => p.startsWith('bearer.'))?.slice(7);
       if (!bearer) return reject('401 Unauthorized', 'missing token');
       // The token is checked first (no I/O); the user's channel is watched before the login
@@ -209,4 +220,3 @@ export function wsBehavior(d: {
     },
   };
 }
-

@@ -13,7 +13,10 @@ test('a cost is taken whole or not at all, refills at the rate, per key, and ful
   assert.equal(b.retryAfterMs('u1', 20), 2000);
   now = 2000;
   assert.equal(b.take('u1', 20), true);
-  assert.throws(() => b.spend('u1', 1, 'slow down'), (e: unknown) => e instanceof DomainError && e.code === 'RATE_LIMITED' && e.retryAfterMs === 100);
+  assert.throws(
+    () => b.spend('u1', 1, 'slow down'),
+    (e: unknown) => e instanceof DomainError && e.code === 'RATE_LIMITED' && e.retryAfterMs === 100,
+  );
   now = 60_000;
   b.take('u3');
   assert.equal(b.size, 1, 'refilled buckets are swept');

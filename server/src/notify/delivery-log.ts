@@ -43,7 +43,14 @@ export class DeliveryLog {
     return this.db
       .select({ id: d.id, target: d.target, payload: d.payload, attempts: d.attempts })
       .from(d)
-      .where(and(eq(d.userId, userId), eq(d.channel, channel), conv ? eq(d.conversationId, conv) : isNull(d.conversationId), eq(d.status, 'sending')));
+      .where(
+        and(
+          eq(d.userId, userId),
+          eq(d.channel, channel),
+          conv ? eq(d.conversationId, conv) : isNull(d.conversationId),
+          eq(d.status, 'sending'),
+        ),
+      );
   }
 
   /** One delivery by id (a send job's row). */
@@ -57,8 +64,18 @@ export class DeliveryLog {
   }
 
   /** Claims the plans for these targets; null when another run claimed (part of) them first. */
-  async claim(c: { userId: string; channel: NotifyChannel; conv: string | null; plans: ConversationPlan[]; targets: string[]; payload: (target: string) => Record<string, unknown> }): Promise<Delivery[] | null> {
-    const rangeKey = c.plans.map((p) => `${p.conv}:${p.fromSeq}-${p.toSeq}`).sort().join(',');
+  async claim(c: {
+    userId: string;
+    channel: NotifyChannel;
+    conv: string | null;
+    plans: ConversationPlan[];
+    targets: string[];
+    payload: (target: string) => Record<string, unknown>;
+  }): Promise<Delivery[] | null> {
+    const rangeKey = c.plans
+      .map((p) => `${p.conv}:${p.fromSeq}-${p.toSeq}`)
+      .sort()
+      .join(',');
     try {
       return await this.db.transaction(async (tx) => {
         for (const p of c.plans) {
@@ -82,11 +99,12 @@ export class DeliveryLog {
           status: 'sending' as const,
           payload: c.payload(target),
         }));
-        const inserted = await tx
-          .insert(notificationDeliveries)
-          .values(rows)
-          .onConflictDoNothing()
-          .returning({ id: notificationDeliveries.id, target: notificationDeliveries.target, payload: notificationDeliveries.payload, attempts: notificationDeliveries.attempts });
+        const inserted = await tx.insert(notificationDeliveries).values(rows).onConflictDoNothing().returning({
+          id: notificationDeliveries.id,
+          target: notificationDeliveries.target,
+          payload: notificationDeliveries.payload,
+          attempts: notificationDeliveries.attempts,
+        });
         return inserted;
       });
     } catch (err) {
@@ -114,7 +132,12 @@ export class DeliveryLog {
   async finish(id: string, status: 'sent' | 'failed', error?: string, counted = false) {
     await this.db
       .update(notificationDeliveries)
-      .set({ status, finishedAt: new Date(), attempts: counted ? notificationDeliveries.attempts : sql`${notificationDeliveries.attempts} + 1`, error: error?.slice(0, 500) ?? null })
+      .set({
+        status,
+        finishedAt: new Date(),
+        attempts: counted ? notificationDeliveries.attempts : sql`${notificationDeliveries.attempts} + 1`,
+        error: error?.slice(0, 500) ?? null,
+      })
       .where(and(eq(notificationDeliveries.id, id), eq(notificationDeliveries.status, 'sending')));
   }
 }

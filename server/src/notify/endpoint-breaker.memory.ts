@@ -11,7 +11,10 @@ interface State {
 export class MemoryEndpointBreaker implements EndpointBreaker {
   private states = new Map<string, State>();
 
-  constructor(private readonly o: BreakerOptions, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly o: BreakerOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   async admit(target: string): Promise<{ ok: true } | { ok: false; until: number }> {
     const s = this.states.get(target);

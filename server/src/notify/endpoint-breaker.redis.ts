@@ -55,7 +55,9 @@ export class RedisEndpointBreaker implements EndpointBreaker {
   }
 
   async failure(target: string) {
-    const until = Number(await this.redis.eval(FAILURE, 2, ...this.keys(target), this.o.failures, this.o.cooldownMs, this.o.maxCooldownMs, KEEP_MS));
+    const until = Number(
+      await this.redis.eval(FAILURE, 2, ...this.keys(target), this.o.failures, this.o.cooldownMs, this.o.maxCooldownMs, KEEP_MS),
+    );
     return until ? { until } : {};
   }
 

@@ -7,7 +7,22 @@ import { checkUrlShape, guardedAgent, isPrivateAddress, isRefusedAddress } from 
 import { quietUntil } from './quiet-hours.ts';
 
 test('private, loopback, link-local and reserved addresses are recognised; public ones are not', () => {
-  for (const ip of ['127.0.0.1', '10.0.0.5', '172.16.9.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1', 'not-an-ip']) {
+  for (const ip of [
+    '127.0.0.1',
+    '10.0.0.5',
+    '172.16.9.1',
+    '192.168.1.1',
+    '169.254.169.254',
+    '100.64.0.1',
+    '0.0.0.0',
+    '::1',
+    '::',
+    'fe80::1',
+    'fd00::1',
+    '::ffff:127.0.0.1',
+    '::ffff:10.0.0.1',
+    'not-an-ip',
+  ]) {
     assert.equal(isPrivateAddress(ip), true, ip);
   }
   for (const ip of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) assert.equal(isPrivateAddress(ip), false, ip);
@@ -65,7 +80,7 @@ test('the agent connects to host names (the lookup answered in both forms) and r
   }
 });
 
-test('quiet hours: wrapping midnight in the user\'s zone, postponed to the end; outside them nothing', () => {
+test("quiet hours: wrapping midnight in the user's zone, postponed to the end; outside them nothing", () => {
   const q = { start: '22:00', end: '07:00', timezone: 'America/New_York' };
   // 23:15 in New York on 1 July (EDT, UTC-4) is 03:15 UTC; the end is 07:00 EDT = 11:00 UTC.
   assert.equal(quietUntil(new Date('2026-07-02T03:15:00Z'), q)?.toISOString(), '2026-07-02T11:00:00.000Z');

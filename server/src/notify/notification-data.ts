@@ -1,16 +1,35 @@
 import { eq } from 'drizzle-orm';
-import { conversationNotify, notificationDeliveries, notificationSettings, notifyCursors, pushSubscriptions, webhooks } from '../../../db/schema/index.ts';
+import {
+  conversationNotify,
+  notificationDeliveries,
+  notificationSettings,
+  notifyCursors,
+  pushSubscriptions,
+  webhooks,
+} from '../../../db/schema/index.ts';
 import type { Db } from '../db/database.ts';
 
 /** A user's notification data for `account.export` (webhook secrets left out: they are credentials). */
 export async function exportNotifications(db: Db, userId: string) {
   const [settings, levels, subscriptions, hooks, deliveries] = await Promise.all([
     db.select().from(notificationSettings).where(eq(notificationSettings.userId, userId)),
-    db.select({ conversationId: conversationNotify.conversationId, level: conversationNotify.level }).from(conversationNotify).where(eq(conversationNotify.userId, userId)),
-    db.select({ endpoint: pushSubscriptions.endpoint, createdAt: pushSubscriptions.createdAt }).from(pushSubscriptions).where(eq(pushSubscriptions.userId, userId)),
+    db
+      .select({ conversationId: conversationNotify.conversationId, level: conversationNotify.level })
+      .from(conversationNotify)
+      .where(eq(conversationNotify.userId, userId)),
+    db
+      .select({ endpoint: pushSubscriptions.endpoint, createdAt: pushSubscriptions.createdAt })
+      .from(pushSubscriptions)
+      .where(eq(pushSubscriptions.userId, userId)),
     db.select({ id: webhooks.id, url: webhooks.url, createdAt: webhooks.createdAt }).from(webhooks).where(eq(webhooks.userId, userId)),
     db
-      .select({ id: notificationDeliveries.id, channel: notificationDeliveries.channel, status: notificationDeliveries.status, range: notificationDeliveries.rangeKey, createdAt: notificationDeliveries.createdAt })
+      .select({
+        id: notificationDeliveries.id,
+        channel: notificationDeliveries.channel,
+        status: notificationDeliveries.status,
+        range: notificationDeliveries.rangeKey,
+        createdAt: notificationDeliveries.createdAt,
+      })
       .from(notificationDeliveries)
       .where(eq(notificationDeliveries.userId, userId)),
   ]);

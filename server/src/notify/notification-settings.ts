@@ -1,6 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
-import { conversationNotify, members, notificationDeliveries, notificationSettings, pushSubscriptions, webhooks } from '../../../db/schema/index.ts';
+import {
+  conversationNotify,
+  members,
+  notificationDeliveries,
+  notificationSettings,
+  pushSubscriptions,
+  webhooks,
+} from '../../../db/schema/index.ts';
 import type { Db } from '../db/database.ts';
 import { DomainError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -113,7 +120,9 @@ export class NotificationSettings {
       }
       for (const [conv, level] of Object.entries(u.conversations ?? {})) {
         if (level === 'all') {
-          await tx.delete(conversationNotify).where(and(eq(conversationNotify.userId, userId), eq(conversationNotify.conversationId, conv)));
+          await tx
+            .delete(conversationNotify)
+            .where(and(eq(conversationNotify.userId, userId), eq(conversationNotify.conversationId, conv)));
         } else {
           await tx
             .insert(conversationNotify)
@@ -137,15 +146,20 @@ export class NotificationSettings {
     if (!this.d.vapidPublicKey) throw new DomainError('BAD_REQUEST', 'Web Push is not configured on this server');
     await checkUrl(s.endpoint, this.d.allowPrivate);
     const p256dh = Buffer.from(s.keys.p256dh, 'base64url');
-    if (p256dh.length !== 65 || p256dh[0] !== 4) throw new DomainError('BAD_REQUEST', 'keys.p256dh must be an uncompressed P-256 point (65 bytes)');
+    if (p256dh.length !== 65 || p256dh[0] !== 4)
+      throw new DomainError('BAD_REQUEST', 'keys.p256dh must be an uncompressed P-256 point (65 bytes)');
     if (Buffer.from(s.keys.auth, 'base64url').length !== 16) throw new DomainError('BAD_REQUEST', 'keys.auth must be 16 bytes');
     return this.d.db.transaction(async (tx) => {
       const [{ n }] = (await tx
         .select({ n: sql<number>`count(*)::int` })
         .from(pushSubscriptions)
         .where(eq(pushSubscriptions.userId, userId))) as [{ n: number }];
-      const [existing] = await tx.select({ id: pushSubscriptions.id, userId: pushSubscriptions.userId }).from(pushSubscriptions).where(eq(pushSubscriptions.endpoint, s.endpoint));
-      if (!existing && n >= MAX_PUSH_SUBSCRIPTIONS) throw new DomainError('BAD_REQUEST', `at most ${MAX_PUSH_SUBSCRIPTIONS} push subscriptions`);
+      const [existing] = await tx
+        .select({ id: pushSubscriptions.id, userId: pushSubscriptions.userId })
+        .from(pushSubscriptions)
+        .where(eq(pushSubscriptions.endpoint, s.endpoint));
+      if (!existing && n >= MAX_PUSH_SUBSCRIPTIONS)
+        throw new DomainError('BAD_REQUEST', `at most ${MAX_PUSH_SUBSCRIPTIONS} push subscriptions`);
       // The same browser subscription re-registered (possibly by another login on that browser): it now belongs to this user.
       const id = existing?.id ?? randomUUID();
       await tx
@@ -167,7 +181,9 @@ export class NotificationSettings {
   async createWebhook(userId: string, url: string) {
     const checked = await checkUrl(url, this.d.allowPrivate);
     return this.d.db.transaction(async (tx) => {
-      const [{ n }] = (await tx.select({ n: sql<number>`count(*)::int` }).from(webhooks).where(eq(webhooks.userId, userId))) as [{ n: number }];
+      const [{ n }] = (await tx.select({ n: sql<number>`count(*)::int` }).from(webhooks).where(eq(webhooks.userId, userId))) as [
+        { n: number },
+      ];
       if (n >= MAX_WEBHOOKS) throw new DomainError('BAD_REQUEST', `at most ${MAX_WEBHOOKS} webhooks`);
       const id = randomUUID();
       const secret = newSecret();
@@ -187,14 +203,21 @@ export class NotificationSettings {
   }
 
   async deleteWebhook(userId: string, id: string) {
-    const gone = await this.d.db.delete(webhooks).where(and(eq(webhooks.userId, userId), eq(webhooks.id, id))).returning({ id: webhooks.id });
+    const gone = await this.d.db
+      .delete(webhooks)
+      .where(and(eq(webhooks.userId, userId), eq(webhooks.id, id)))
+      .returning({ id: webhooks.id });
     if (!gone.length) throw new DomainError('NOT_FOUND', 'no such webhook');
     return { id };
   }
 
   async rotateWebhookSecret(userId: string, id: string) {
     const secret = newSecret();
-    const done = await this.d.db.update(webhooks).set({ secret }).where(and(eq(webhooks.userId, userId), eq(webhooks.id, id))).returning({ id: webhooks.id });
+    const done = await this.d.db
+      .update(webhooks)
+      .set({ secret })
+      .where(and(eq(webhooks.userId, userId), eq(webhooks.id, id)))
+      .returning({ id: webhooks.id });
     if (!done.length) throw new DomainError('NOT_FOUND', 'no such webhook');
     return { id, secret };
   }
@@ -222,7 +245,9 @@ export class NotificationSettings {
       .where(eq(d.userId, userId))
       .orderBy(desc(d.createdAt), desc(d.id))
       .limit(limit);
-    const paused = await this.paused([...new Set(rows.filter((r) => r.status === 'sending' && r.channel !== 'email').map((r) => r.target))]);
+    const paused = await this.paused([
+      ...new Set(rows.filter((r) => r.status === 'sending' && r.channel !== 'email').map((r) => r.target)),
+    ]);
     return rows.map((r) => {
       const until = r.status === 'sending' ? paused.get(r.target) : undefined;
       return {

@@ -21,12 +21,20 @@ export interface NotifyQueueOptions {
 export class BullNotifyScheduler implements NotifyScheduler {
   readonly queues: Record<NotifyChannel, Queue>;
 
-  constructor(private readonly o: NotifyQueueOptions, private readonly metrics?: NotifyMetrics, private readonly logger?: Logger) {
+  constructor(
+    private readonly o: NotifyQueueOptions,
+    private readonly metrics?: NotifyMetrics,
+    private readonly logger?: Logger,
+  ) {
     this.queues = Object.fromEntries(
-      channels.map((c) => [c, new Queue(notifyQueues[c], { connection: { ...o.connection, enableOfflineQueue: false }, prefix: o.prefix })]),
+      channels.map((c) => [
+        c,
+        new Queue(notifyQueues[c], { connection: { ...o.connection, enableOfflineQueue: false }, prefix: o.prefix }),
+      ]),
     ) as Record<NotifyChannel, Queue>;
     // Redis away: enqueueing fails fast (the trigger logs it); the connection errors are logged, not thrown.
-    for (const q of Object.values(this.queues)) q.on('error', (err) => logger?.warn({ err: err.message, queue: q.name }, 'notification queue error'));
+    for (const q of Object.values(this.queues))
+      q.on('error', (err) => logger?.warn({ err: err.message, queue: q.name }, 'notification queue error'));
   }
 
   async enqueue(channel: NotifyChannel, jobs: NotifyJob[]) {
@@ -62,10 +70,15 @@ export class BullNotifyScheduler implements NotifyScheduler {
         const q = this.queues[c];
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), 1000)));
-        await Promise.race([q.close().catch((err: Error) => this.logger?.warn({ err: err.message, queue: q.name }, 'closing a notification queue failed')), late]);
+        await Promise.race([
+          q.close().catch((err: Error) => this.logger?.warn({ err: err.message, queue: q.name }, 'closing a notification queue failed')),
+          late,
+        ]);
         clearTimeout(timer);
         // Whatever close left (a connection still reconnecting after a Redis restart) is dropped.
-        void q.disconnect().catch((err: Error) => this.logger?.warn({ err: err.message, queue: q.name }, 'dropping a notification queue connection failed'));
+        void q
+          .disconnect()
+          .catch((err: Error) => this.logger?.warn({ err: err.message, queue: q.name }, 'dropping a notification queue connection failed'));
       }),
     );
   }

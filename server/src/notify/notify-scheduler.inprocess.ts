@@ -17,14 +17,20 @@ export class InProcessNotifier implements NotifyScheduler {
   private running = new Set<Promise<unknown>>();
   private closed = false;
 
-  constructor(private readonly d: NotifyDeps, private readonly o: { delays: Record<NotifyChannel, number>; attempts: number }) {}
+  constructor(
+    private readonly d: NotifyDeps,
+    private readonly o: { delays: Record<NotifyChannel, number>; attempts: number },
+  ) {}
 
   async enqueue(channel: NotifyChannel, jobs: NotifyJob[]) {
     this.d.metrics.enqueued.inc({ channel }, jobs.length);
     for (const j of jobs) {
       const key = notifyKey(channel, j);
       const final = (attempt: number) => attempt + 1 >= this.o.attempts;
-      if (!this.timers.has(key)) this.schedule(key, this.o.delays[channel], 0, (attempt) => runNotifyJob(channel, this.d, j, { final: final(attempt), dispatch: this.dispatch }));
+      if (!this.timers.has(key))
+        this.schedule(key, this.o.delays[channel], 0, (attempt) =>
+          runNotifyJob(channel, this.d, j, { final: final(attempt), dispatch: this.dispatch }),
+        );
     }
   }
 
@@ -32,19 +38,24 @@ export class InProcessNotifier implements NotifyScheduler {
     for (const id of ids) {
       const key = `send:${id}`;
       if (this.timers.has(key) || this.active.has(key)) continue;
-      this.schedule(key, 0, 0, (attempt) => runSendJob(channel, this.d, { delivery: id, user: userId }, { final: attempt + 1 >= this.o.attempts, holder: key }));
+      this.schedule(key, 0, 0, (attempt) =>
+        runSendJob(channel, this.d, { delivery: id, user: userId }, { final: attempt + 1 >= this.o.attempts, holder: key }),
+      );
     }
   };
 
   private schedule(key: string, delay: number, attempt: number, run: (attempt: number) => Promise<Outcome>) {
     if (this.closed) return;
-    const t = setTimeout(() => {
-      this.timers.delete(key);
-      this.active.add(key);
-      const p = this.run(key, attempt, run).finally(() => this.active.delete(key));
-      this.running.add(p);
-      void p.finally(() => this.running.delete(p));
-    }, Math.max(0, Math.min(delay, 2 ** 31 - 1)));
+    const t = setTimeout(
+      () => {
+        this.timers.delete(key);
+        this.active.add(key);
+        const p = this.run(key, attempt, run).finally(() => this.active.delete(key));
+        this.running.add(p);
+        void p.finally(() => this.running.delete(p));
+      },
+      Math.max(0, Math.min(delay, 2 ** 31 - 1)),
+    );
     t.unref();
     this.timers.set(key, t);
   }

@@ -31,7 +31,10 @@ export function startNotifyWorkers(d: NotifyDeps, o: NotifyWorkerOptions) {
     settings: { backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => backoffMs(attemptsMade, err) },
   };
   const sendQueue = Object.fromEntries(
-    targetChannels.map((c) => [c, new Queue(sendQueues[c], { connection: { ...o.connection, enableOfflineQueue: false }, prefix: o.prefix })]),
+    targetChannels.map((c) => [
+      c,
+      new Queue(sendQueues[c], { connection: { ...o.connection, enableOfflineQueue: false }, prefix: o.prefix }),
+    ]),
   ) as Record<TargetChannel, Queue>;
   const dispatch = sendDispatch(sendQueue, o.attempts);
   /** Postponed: back to delayed until then, without counting an attempt. */
@@ -69,7 +72,8 @@ export function startNotifyWorkers(d: NotifyDeps, o: NotifyWorkerOptions) {
     ),
   ];
   for (const w of workers) w.on('error', (err) => d.logger.warn({ err: err.message, queue: w.name }, 'notification worker error'));
-  for (const w of workers) w.on('failed', (job, err) => d.logger.warn({ job: job?.id, queue: w.name, err: err.message }, 'notification job failed'));
+  for (const w of workers)
+    w.on('failed', (job, err) => d.logger.warn({ job: job?.id, queue: w.name, err: err.message }, 'notification job failed'));
   return {
     workers,
     sendQueues: sendQueue,

@@ -1,5 +1,14 @@
 import { and, eq, sql } from 'drizzle-orm';
-import { blocks, conversationNotify, conversations, members, notificationSettings, notifyCursors, profiles, users } from '../../../db/schema/index.ts';
+import {
+  blocks,
+  conversationNotify,
+  conversations,
+  members,
+  notificationSettings,
+  notifyCursors,
+  profiles,
+  users,
+} from '../../../db/schema/index.ts';
 import type { Db } from '../db/database.ts';
 import type { MessageStore, StoredEvent } from '../store/message-store.ts';
 import type { NotifyChannel } from './notify-jobs.ts';
@@ -76,7 +85,10 @@ export class SendPlanner {
 
   /** The user's total unread over every conversation (the badge). */
   async totalUnread(userId: string): Promise<number> {
-    const rows = await this.d.db.select({ conv: members.conversationId, read: members.readSeq }).from(members).where(eq(members.userId, userId));
+    const rows = await this.d.db
+      .select({ conv: members.conversationId, read: members.readSeq })
+      .from(members)
+      .where(eq(members.userId, userId));
     if (!rows.length) return 0;
     const heads = await this.d.store.lastSeqs(rows.map((r) => r.conv));
     let n = 0;
@@ -89,14 +101,27 @@ export class SendPlanner {
     const rows = await this.d.db
       .select({ conv: members.conversationId, read: members.readSeq, cursor: notifyCursors.seq })
       .from(members)
-      .leftJoin(notifyCursors, and(eq(notifyCursors.userId, members.userId), eq(notifyCursors.conversationId, members.conversationId), eq(notifyCursors.channel, channel)))
+      .leftJoin(
+        notifyCursors,
+        and(
+          eq(notifyCursors.userId, members.userId),
+          eq(notifyCursors.conversationId, members.conversationId),
+          eq(notifyCursors.channel, channel),
+        ),
+      )
       .where(eq(members.userId, userId));
     if (!rows.length) return [];
     const heads = await this.d.store.lastSeqs(rows.map((r) => r.conv));
     return rows.filter((r) => (heads.get(r.conv) ?? 0) > Math.max(r.read, r.cursor ?? 0)).map((r) => r.conv);
   }
 
-  async conversation(userId: string, conv: string, channel: NotifyChannel, u: UserNotifyState, now: Date): Promise<ConversationPlan | Skip> {
+  async conversation(
+    userId: string,
+    conv: string,
+    channel: NotifyChannel,
+    u: UserNotifyState,
+    now: Date,
+  ): Promise<ConversationPlan | Skip> {
     const [m] = await this.d.db
       .select({
         read: members.readSeq,
@@ -108,8 +133,18 @@ export class SendPlanner {
       })
       .from(members)
       .innerJoin(conversations, eq(conversations.id, members.conversationId))
-      .leftJoin(conversationNotify, and(eq(conversationNotify.userId, members.userId), eq(conversationNotify.conversationId, members.conversationId)))
-      .leftJoin(notifyCursors, and(eq(notifyCursors.userId, members.userId), eq(notifyCursors.conversationId, members.conversationId), eq(notifyCursors.channel, channel)))
+      .leftJoin(
+        conversationNotify,
+        and(eq(conversationNotify.userId, members.userId), eq(conversationNotify.conversationId, members.conversationId)),
+      )
+      .leftJoin(
+        notifyCursors,
+        and(
+          eq(notifyCursors.userId, members.userId),
+          eq(notifyCursors.conversationId, members.conversationId),
+          eq(notifyCursors.channel, channel),
+        ),
+      )
       .where(and(eq(members.userId, userId), eq(members.conversationId, conv)));
     if (!m) return { skip: 'not a member' };
     const level = m.level ?? 'all';
@@ -119,9 +154,10 @@ export class SendPlanner {
     const head = (await this.d.store.lastSeqs([conv])).get(conv) ?? 0;
     const after = Math.max(m.read, cursor);
     if (head <= after) return { skip: m.read >= head ? 'read' : 'already notified' };
-    const events = head - after > READ_LIMIT
-      ? await this.d.store.read(conv, { beforeSeq: head + 1, limit: READ_LIMIT })
-      : await this.d.store.read(conv, { afterSeq: after, beforeSeq: head + 1, limit: READ_LIMIT });
+    const events =
+      head - after > READ_LIMIT
+        ? await this.d.store.read(conv, { beforeSeq: head + 1, limit: READ_LIMIT })
+        : await this.d.store.read(conv, { afterSeq: after, beforeSeq: head + 1, limit: READ_LIMIT });
     // What someone this user blocked wrote is never in their notifications, even when another
     // member's message is what triggered one.
     const blocked = new Set(
@@ -171,7 +207,11 @@ export class SendPlanner {
       mentioned,
       title,
       body: u.previews ? String(newest.data.body ?? '') : null,
-      recent: recentEvents.map((e) => ({ from: names.get(e.from!) ?? 'Someone', body: u.previews ? String(e.data.body ?? '') : null, ts: e.ts })),
+      recent: recentEvents.map((e) => ({
+        from: names.get(e.from!) ?? 'Someone',
+        body: u.previews ? String(e.data.body ?? '') : null,
+        ts: e.ts,
+      })),
     };
   }
 
@@ -181,7 +221,12 @@ export class SendPlanner {
     const rows = await this.d.db
       .select({ id: profiles.userId, name: profiles.displayName })
       .from(profiles)
-      .where(sql`${profiles.userId} in (${sql.join(uniq.map((u) => sql`${u}`), sql`, `)})`);
+      .where(
+        sql`${profiles.userId} in (${sql.join(
+          uniq.map((u) => sql`${u}`),
+          sql`, `,
+        )})`,
+      );
     return new Map(rows.map((r) => [r.id, r.name]));
   }
 }

@@ -46,18 +46,33 @@ export async function setupNotifications(c: {
   const metrics = createNotifyMetrics(c.registry);
   const secret = notifySecret(config.NOTIFY_SECRET, c.jwtSecret);
   const isolation = notifyIsolation(config, c.redis);
-  const settings = new NotificationSettings({ db: c.db, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, vapidPublicKey: vapid?.publicKey ?? null, emailAvailable: !!config.SMTP_URL, breaker: isolation.breaker, logger: c.logger });
+  const settings = new NotificationSettings({
+    db: c.db,
+    allowPrivate: config.WEBHOOK_ALLOW_PRIVATE,
+    vapidPublicKey: vapid?.publicKey ?? null,
+    emailAvailable: !!config.SMTP_URL,
+    breaker: isolation.breaker,
+    logger: c.logger,
+  });
   const bull = config.REDIS_URL ? await import('./notify-scheduler.bullmq.ts') : null;
   const scheduler: NotifyScheduler = bull
     ? new bull.BullNotifyScheduler(
-        { connection: redisConnection(config.REDIS_URL!), prefix: config.REDIS_PREFIX + 'bull', delays: notifyDelays(config), attempts: config.NOTIFY_ATTEMPTS },
+        {
+          connection: redisConnection(config.REDIS_URL!),
+          prefix: config.REDIS_PREFIX + 'bull',
+          delays: notifyDelays(config),
+          attempts: config.NOTIFY_ATTEMPTS,
+        },
         metrics,
         c.logger,
       )
-    : new InProcessNotifier(notifyDeps({ config, db: c.db, store: c.store, logger: c.logger, metrics, vapid, secret, isolation, overrides: c.overrides }), {
-        delays: notifyDelays(config),
-        attempts: config.NOTIFY_ATTEMPTS,
-      });
+    : new InProcessNotifier(
+        notifyDeps({ config, db: c.db, store: c.store, logger: c.logger, metrics, vapid, secret, isolation, overrides: c.overrides }),
+        {
+          delays: notifyDelays(config),
+          attempts: config.NOTIFY_ATTEMPTS,
+        },
+      );
   const trigger = new NotifyTrigger({ query: c.query, presence: c.presence, scheduler, logger: c.logger, delays: notifyDelays(config) });
   return {
     settings,
@@ -66,7 +81,10 @@ export async function setupNotifications(c: {
     tokens: new UnsubscribeTokens(secret, config.PUBLIC_URL),
     async close() {
       // Batches still queueing are waited for a moment; with Redis away they would wait for it.
-      await Promise.race([trigger.idle().catch((err: Error) => c.logger.warn({ err: err.message }, 'notification batches failed while closing')), new Promise((r) => setTimeout(r, 1000).unref())]);
+      await Promise.race([
+        trigger.idle().catch((err: Error) => c.logger.warn({ err: err.message }, 'notification batches failed while closing')),
+        new Promise((r) => setTimeout(r, 1000).unref()),
+      ]);
       await scheduler.close();
     },
   };

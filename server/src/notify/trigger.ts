@@ -107,7 +107,9 @@ export class NotifyTrigger {
     }
     if (!missing.length) return out;
     const epoch = this.membersEpoch;
-    const rows = await this.d.query<{ conversation_id: string; user_id: string; blocked: string[] | string | null }>(MEMBERS_SQL, [JSON.stringify(missing)]);
+    const rows = await this.d.query<{ conversation_id: string; user_id: string; blocked: string[] | string | null }>(MEMBERS_SQL, [
+      JSON.stringify(missing),
+    ]);
     for (const c of missing) out.set(c, { users: [] });
     for (const r of rows) {
       const m = out.get(r.conversation_id);
@@ -212,10 +214,18 @@ export class NotifyTrigger {
     // Webhooks go to the users due a push who have one: looked up for them only, and fresh, so
     // a webhook registered a moment ago is used for the next message.
     const hooks = push.length
-      ? new Set((await this.d.query<{ user_id: string }>(HOOKS_SQL, [JSON.stringify([...new Set(push.map((j) => j.user))])])).map((r) => r.user_id))
+      ? new Set(
+          (await this.d.query<{ user_id: string }>(HOOKS_SQL, [JSON.stringify([...new Set(push.map((j) => j.user))])])).map(
+            (r) => r.user_id,
+          ),
+        )
       : new Set<string>();
     const webhook = push.filter((j) => hooks.has(j.user));
-    const batches = [['push', push], ['email', email], ['webhook', webhook]] as const;
+    const batches = [
+      ['push', push],
+      ['email', email],
+      ['webhook', webhook],
+    ] as const;
     await Promise.all(
       batches.map(([channel, jobs]) => {
         const todo = this.fresh(channel, jobs, now);

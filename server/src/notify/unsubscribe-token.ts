@@ -2,7 +2,10 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /** Signed one-click unsubscribe links: `<PUBLIC_URL>/notifications/unsubscribe?u=<user>&s=<sig>`. */
 export class UnsubscribeTokens {
-  constructor(private readonly secret: string, private readonly publicUrl: string) {}
+  constructor(
+    private readonly secret: string,
+    private readonly publicUrl: string,
+  ) {}
 
   private sign(userId: string) {
     return createHmac('sha256', this.secret).update(`unsubscribe-email:${userId}`).digest('base64url');

@@ -14,8 +14,12 @@ export interface VapidKeys {
  * subscriptions survive restarts), in tests once per process. Null in production without keys:
  * push is then off.
  */
-export function vapidKeys(c: { VAPID_PUBLIC_KEY?: string; VAPID_PRIVATE_KEY?: string; VAPID_SUBJECT: string; NODE_ENV: string; DATA_DIR: string }, logger: Logger): VapidKeys | null {
-  if (c.VAPID_PUBLIC_KEY && c.VAPID_PRIVATE_KEY) return { publicKey: c.VAPID_PUBLIC_KEY, privateKey: c.VAPID_PRIVATE_KEY, subject: c.VAPID_SUBJECT };
+export function vapidKeys(
+  c: { VAPID_PUBLIC_KEY?: string; VAPID_PRIVATE_KEY?: string; VAPID_SUBJECT: string; NODE_ENV: string; DATA_DIR: string },
+  logger: Logger,
+): VapidKeys | null {
+  if (c.VAPID_PUBLIC_KEY && c.VAPID_PRIVATE_KEY)
+    return { publicKey: c.VAPID_PUBLIC_KEY, privateKey: c.VAPID_PRIVATE_KEY, subject: c.VAPID_SUBJECT };
   if (c.NODE_ENV === 'production') {
     logger.warn('VAPID_PUBLIC_KEY / VAPID_PRIVATE_KEY are not set: Web Push is off');
     return null;

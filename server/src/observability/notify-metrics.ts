@@ -3,8 +3,18 @@ import client from 'prom-client';
 /** Notification metrics (`hubbub_notify_*`), on the registry of the process that runs them. */
 export function createNotifyMetrics(registry: client.Registry) {
   return {
-    enqueued: new client.Counter({ name: 'hubbub_notify_enqueued_total', help: 'Notification jobs offered to the queues (before coalescing), by channel', labelNames: ['channel'] as const, registers: [registry] }),
-    jobs: new client.Counter({ name: 'hubbub_notify_jobs_total', help: 'Notification jobs finished, by channel and outcome (sent, skipped, failed, postponed, retry)', labelNames: ['channel', 'outcome'] as const, registers: [registry] }),
+    enqueued: new client.Counter({
+      name: 'hubbub_notify_enqueued_total',
+      help: 'Notification jobs offered to the queues (before coalescing), by channel',
+      labelNames: ['channel'] as const,
+      registers: [registry],
+    }),
+    jobs: new client.Counter({
+      name: 'hubbub_notify_jobs_total',
+      help: 'Notification jobs finished, by channel and outcome (sent, skipped, failed, postponed, retry)',
+      labelNames: ['channel', 'outcome'] as const,
+      registers: [registry],
+    }),
     sendSeconds: new client.Histogram({
       name: 'hubbub_notify_send_seconds',
       help: 'Time to hand one notification to the push service, SMTP server or webhook receiver',
@@ -31,7 +41,8 @@ export function registerQueueDepth(registry: client.Registry, depth: () => Promi
     async collect() {
       this.reset();
       try {
-        for (const [channel, states] of Object.entries(await depth())) for (const [state, n] of Object.entries(states)) this.set({ channel, state }, n);
+        for (const [channel, states] of Object.entries(await depth()))
+          for (const [state, n] of Object.entries(states)) this.set({ channel, state }, n);
       } catch {
         // Redis away: the gauge is left empty for this scrape rather than failing it (the workers log Redis errors).
       }

@@ -79,4 +79,8 @@ export class Entitlements implements LimitsDirectory {
   }
 }
 
-export const socketLimits = (l: PlanLimits): SocketLimits => ({ ratePerS: l.sendRatePerS, burst: l.sendBurst, maxConnections: l.connectionsPerUser });
+export const socketLimits = (l: PlanLimits): SocketLimits => ({
+  ratePerS: l.sendRatePerS,
+  burst: l.sendBurst,
+  maxConnections: l.connectionsPerUser,
+});

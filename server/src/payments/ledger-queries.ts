@@ -42,10 +42,7 @@ export class LedgerQueries {
    * after the sums so that a transfer with two postings here is never split over two pages.
    */
   async history(userId: string, opts: { cursor?: number; limit: number }) {
-    const accounts = await this.d.db
-      .select({ id: paymentAccounts.id })
-      .from(paymentAccounts)
-      .where(eq(paymentAccounts.userId, userId));
+    const accounts = await this.d.db.select({ id: paymentAccounts.id }).from(paymentAccounts).where(eq(paymentAccounts.userId, userId));
     if (!accounts.length) return { items: [], nextCursor: null as number | null };
     const ids = accounts.map((a) => a.id);
     const last = sql<number>`max(${paymentPostings.id})`;
@@ -117,5 +114,4 @@ export class LedgerQueries {
       .where(eq(paymentAccounts.userId, userId))
       .orderBy(asc(paymentPostings.id));
   }
-
 }

@@ -81,7 +81,14 @@ export class Ledger extends LedgerQueries {
    * A tip between two wallets. Refused while the payer owes, or past the payer's balance. A payee
    * in debt has it paid first, as by a top-up; the rest reaches their wallet.
    */
-  async tip(a: { from: string; to: string; amount: number; key: string; conversationId: string; note?: string }): Promise<TransferResult & { balance: number }> {
+  async tip(a: {
+    from: string;
+    to: string;
+    amount: number;
+    key: string;
+    conversationId: string;
+    note?: string;
+  }): Promise<TransferResult & { balance: number }> {
     const payer = this.userAccounts(a.from);
     const payee = this.userAccounts(a.to);
     let balance = 0;
@@ -113,7 +120,9 @@ export class Ledger extends LedgerQueries {
 
   /** Card money in (a PaymentIntent succeeded): pays the user's debt first, the rest to the wallet. Once per PaymentIntent. */
   creditTopUp(a: { userId: string; amount: number; paymentIntentId: string }) {
-    return this.fundFrom('stripe', 'topup', 'stripe', `pi:${a.paymentIntentId}`, a.userId, a.amount, { paymentIntentId: a.paymentIntentId });
+    return this.fundFrom('stripe', 'topup', 'stripe', `pi:${a.paymentIntentId}`, a.userId, a.amount, {
+      paymentIntentId: a.paymentIntentId,
+    });
   }
 
   /** Development and demo money from the grants account (audited by the caller). */
@@ -182,7 +191,15 @@ export class Ledger extends LedgerQueries {
     });
   }
 
-  private async fundFrom(source: SystemKind, kind: TransferKind, initiator: string, key: string, userId: string, amount: number, metadata: Record<string, unknown>) {
+  private async fundFrom(
+    source: SystemKind,
+    kind: TransferKind,
+    initiator: string,
+    key: string,
+    userId: string,
+    amount: number,
+    metadata: Record<string, unknown>,
+  ) {
     const u = this.userAccounts(userId);
     const src = this.systemAccount(source);
     return this.run({
@@ -235,7 +252,9 @@ export class Ledger extends LedgerQueries {
     const cur = this.d.currency;
     const parsed = refs.map((ref) => {
       const i = ref.indexOf(':');
-      return i < 0 ? { ref, kind: ref as Locked['kind'], userId: null } : { ref, kind: ref.slice(0, i) as Locked['kind'], userId: ref.slice(i + 1) };
+      return i < 0
+        ? { ref, kind: ref as Locked['kind'], userId: null }
+        : { ref, kind: ref.slice(0, i) as Locked['kind'], userId: ref.slice(i + 1) };
     });
     // Inserted in ref order: two first transfers between the same new accounts wait, never deadlock.
     const missing = parsed.filter((p) => !this.known.has(p.ref)).sort((x, y) => (x.ref < y.ref ? -1 : x.ref > y.ref ? 1 : 0));
@@ -246,7 +265,9 @@ export class Ledger extends LedgerQueries {
         .onConflictDoNothing();
     }
     const match = or(
-      ...parsed.map((p) => and(eq(paymentAccounts.kind, p.kind as 'wallet'), p.userId ? eq(paymentAccounts.userId, p.userId) : isNull(paymentAccounts.userId))),
+      ...parsed.map((p) =>
+        and(eq(paymentAccounts.kind, p.kind as 'wallet'), p.userId ? eq(paymentAccounts.userId, p.userId) : isNull(paymentAccounts.userId)),
+      ),
     );
     const rows = await tx
       .select({ id: paymentAccounts.id, kind: paymentAccounts.kind, userId: paymentAccounts.userId, balance: paymentAccounts.balance })

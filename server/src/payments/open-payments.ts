@@ -26,9 +26,16 @@ export function openPayments(
 ) {
   const now = d.now ?? Date.now;
   const plans = loadPlans(config);
-  const ledger = new Ledger({ db: d.db, currency: config.PAYMENTS_CURRENCY, logger: d.logger, onRetry: () => d.metrics?.paymentsLedgerRetries.inc() });
+  const ledger = new Ledger({
+    db: d.db,
+    currency: config.PAYMENTS_CURRENCY,
+    logger: d.logger,
+    onRetry: () => d.metrics?.paymentsLedgerRetries.inc(),
+  });
   const entitlements = new Entitlements({ db: d.db, plans, now, controlUser: d.controlUser });
-  const gateway = config.STRIPE_SECRET_KEY ? new StripeGateway({ secretKey: config.STRIPE_SECRET_KEY, apiUrl: config.STRIPE_API_URL }) : null;
+  const gateway = config.STRIPE_SECRET_KEY
+    ? new StripeGateway({ secretKey: config.STRIPE_SECRET_KEY, apiUrl: config.STRIPE_API_URL })
+    : null;
   const payments = new PaymentsService({
     db: d.db,
     database: d.database,

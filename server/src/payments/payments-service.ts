@@ -114,7 +114,15 @@ export class PaymentsService {
   async tip(caller: string, a: { conversationId: string; toUserId: string; amount: number; idempotencyKey: string; note?: string }) {
     const conv = a.conversationId;
     // One prepared statement: the conversation, both memberships, and a transfer already made with this key.
-    const [row] = await this.d.database.query<{ conv: string | null; caller_in: boolean; to_in: boolean; prior_kind: string | null; prior_amount: string | number | null; prior_conv: string | null; prior_to: string | null }>(TIP_CHECK_SQL, [conv, caller, a.toUserId, a.idempotencyKey]);
+    const [row] = await this.d.database.query<{
+      conv: string | null;
+      caller_in: boolean;
+      to_in: boolean;
+      prior_kind: string | null;
+      prior_amount: string | number | null;
+      prior_conv: string | null;
+      prior_to: string | null;
+    }>(TIP_CHECK_SQL, [conv, caller, a.toUserId, a.idempotencyKey]);
     if (row?.prior_kind) {
       if (row.prior_kind !== 'tip' || Number(row.prior_amount) !== a.amount || row.prior_conv !== conv || row.prior_to !== a.toUserId) {
         throw new DomainError('CONFLICT', 'this idempotency key was used for a different request');
@@ -128,7 +136,14 @@ export class PaymentsService {
     }
     let r: Awaited<ReturnType<Ledger['tip']>>;
     try {
-      r = await this.d.ledger.tip({ from: caller, to: a.toUserId, amount: a.amount, key: a.idempotencyKey, conversationId: conv, note: a.note });
+      r = await this.d.ledger.tip({
+        from: caller,
+        to: a.toUserId,
+        amount: a.amount,
+        key: a.idempotencyKey,
+        conversationId: conv,
+        note: a.note,
+      });
     } catch (err) {
       if (err instanceof DomainError) this.d.metrics?.paymentsTransfers.inc({ kind: 'tip', outcome: 'refused' });
       throw err;
@@ -142,7 +157,15 @@ export class PaymentsService {
       from: m.from,
       ts: t.createdAt.getTime(),
       cid: `tip:${t.id}`,
-      data: { subtype: 'tip', from: m.from, to: m.to, amount: t.amount, currency: t.currency, transferId: t.id, ...(m.note ? { note: m.note } : {}) },
+      data: {
+        subtype: 'tip',
+        from: m.from,
+        to: m.to,
+        amount: t.amount,
+        currency: t.currency,
+        transferId: t.id,
+        ...(m.note ? { note: m.note } : {}),
+      },
     });
     return { transferId: t.id, balance: r.balance, seq: event.seq };
   }
@@ -157,7 +180,8 @@ export class PaymentsService {
   async subscribe(userId: string, a: { planId: string; idempotencyKey: string }): Promise<Entitlement> {
     const plan = this.d.plans.find((p) => p.id === a.planId);
     if (!plan) throw new DomainError('NOT_FOUND', 'no such plan');
-    if (plan.id === FREE_PLAN_ID) throw new DomainError('BAD_REQUEST', 'the free plan needs no subscription: payments.cancel stops renewal');
+    if (plan.id === FREE_PLAN_ID)
+      throw new DomainError('BAD_REQUEST', 'the free plan needs no subscription: payments.cancel stops renewal');
     if (await this.resume(userId, plan.id, new Date(this.now()))) return this.d.entitlements.of(userId);
     let start = new Date(0);
     let end = start;
@@ -201,7 +225,14 @@ export class PaymentsService {
     const rows = await this.d.db
       .update(paymentSubscriptions)
       .set({ autoRenew: true, updatedAt: now })
-      .where(and(eq(paymentSubscriptions.userId, userId), eq(paymentSubscriptions.planId, planId), gt(paymentSubscriptions.periodEnd, now), eq(paymentSubscriptions.autoRenew, false)))
+      .where(
+        and(
+          eq(paymentSubscriptions.userId, userId),
+          eq(paymentSubscriptions.planId, planId),
+          gt(paymentSubscriptions.periodEnd, now),
+          eq(paymentSubscriptions.autoRenew, false),
+        ),
+      )
       .returning({ u: paymentSubscriptions.userId });
     if (!rows.length) return false;
     await this.audit(userId, 'subscription_resumed', `user:${userId}`, { planId });
@@ -248,7 +279,8 @@ export class PaymentsService {
             // The row as read above may be stale by now: a cancel, a new plan or another run.
             guard: async (tx: Tx) => {
               const [cur] = await tx.select().from(paymentSubscriptions).where(eq(paymentSubscriptions.userId, row.userId)).for('update');
-              if (!cur?.autoRenew || cur.planId !== plan.id || cur.periodEnd.getTime() !== row.periodEnd.getTime()) throw new SubscriptionMoved();
+              if (!cur?.autoRenew || cur.planId !== plan.id || cur.periodEnd.getTime() !== row.periodEnd.getTime())
+                throw new SubscriptionMoved();
             },
             within: async (tx: Tx) => {
               await tx
@@ -273,7 +305,14 @@ export class PaymentsService {
       // Only the row as it was read: a period bought or renewal turned back on since stays.
       const gone = await this.d.db
         .delete(paymentSubscriptions)
-        .where(and(eq(paymentSubscriptions.userId, row.userId), eq(paymentSubscriptions.periodEnd, row.periodEnd), eq(paymentSubscriptions.autoRenew, row.autoRenew), eq(paymentSubscriptions.planId, row.planId)))
+        .where(
+          and(
+            eq(paymentSubscriptions.userId, row.userId),
+            eq(paymentSubscriptions.periodEnd, row.periodEnd),
+            eq(paymentSubscriptions.autoRenew, row.autoRenew),
+            eq(paymentSubscriptions.planId, row.planId),
+          ),
+        )
         .returning({ u: paymentSubscriptions.userId });
       if (!gone.length) continue;
       downgraded++;
@@ -286,8 +325,16 @@ export class PaymentsService {
   // ---- account export and erasure -------------------------------------------------------
 
   async exportOf(userId: string) {
-    const [balance, entitlement, postings] = await Promise.all([this.balance(userId), this.entitlements(userId), this.d.ledger.postingsOf(userId)]);
-    return { ...balance, entitlement, postings: postings.map((p) => ({ ...p, amount: Number(p.amount), createdAt: p.createdAt.toISOString() })) };
+    const [balance, entitlement, postings] = await Promise.all([
+      this.balance(userId),
+      this.entitlements(userId),
+      this.d.ledger.postingsOf(userId),
+    ]);
+    return {
+      ...balance,
+      entitlement,
+      postings: postings.map((p) => ({ ...p, amount: Number(p.amount), createdAt: p.createdAt.toISOString() })),
+    };
   }
 
   async detach(userId: string) {

@@ -57,9 +57,14 @@ export function loadPlans(config: Config): Plan[] {
       throw new ConfigError('invalid configuration:\n  PAYMENTS_PLANS: not JSON');
     }
     const parsed = z.array(paidPlan).max(20).safeParse(raw);
-    if (!parsed.success) throw new ConfigError(`invalid configuration:\n  PAYMENTS_PLANS: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    if (parsed.data.some((p) => p.id === FREE_PLAN_ID)) throw new ConfigError('invalid configuration:\n  PAYMENTS_PLANS: `free` is built in');
-    if (new Set(parsed.data.map((p) => p.id)).size !== parsed.data.length) throw new ConfigError('invalid configuration:\n  PAYMENTS_PLANS: duplicate plan id');
+    if (!parsed.success)
+      throw new ConfigError(
+        `invalid configuration:\n  PAYMENTS_PLANS: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
+    if (parsed.data.some((p) => p.id === FREE_PLAN_ID))
+      throw new ConfigError('invalid configuration:\n  PAYMENTS_PLANS: `free` is built in');
+    if (new Set(parsed.data.map((p) => p.id)).size !== parsed.data.length)
+      throw new ConfigError('invalid configuration:\n  PAYMENTS_PLANS: duplicate plan id');
     paid = parsed.data;
   } else {
     const f = free.limits;

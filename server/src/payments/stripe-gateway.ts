@@ -38,7 +38,11 @@ export class StripeGateway {
           timeout: opts.timeoutMs ?? 20_000,
           telemetry: false,
           ...(url
-            ? { host: url.hostname, port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)), protocol: url.protocol === 'https:' ? 'https' : 'http' }
+            ? {
+                host: url.hostname,
+                port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+                protocol: url.protocol === 'https:' ? 'https' : 'http',
+              }
             : {}),
         }),
     );

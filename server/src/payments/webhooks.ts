@@ -55,11 +55,21 @@ export class StripeWebhooks {
       // Signed correctly but not JSON.
       return this.refuse('malformed', 400, 'body is not a Stripe event');
     }
-    if (!event || typeof event.id !== 'string' || typeof event.type !== 'string' || typeof event.data?.object !== 'object' || event.data.object === null) {
+    if (
+      !event ||
+      typeof event.id !== 'string' ||
+      typeof event.type !== 'string' ||
+      typeof event.data?.object !== 'object' ||
+      event.data.object === null
+    ) {
       return this.refuse('malformed', 400, 'body is not a Stripe event');
     }
     const type = HANDLED.has(event.type) ? event.type : 'other';
-    const inserted = await this.d.db.insert(stripeEvents).values({ id: event.id.slice(0, 255), type: event.type.slice(0, 100) }).onConflictDoNothing().returning();
+    const inserted = await this.d.db
+      .insert(stripeEvents)
+      .values({ id: event.id.slice(0, 255), type: event.type.slice(0, 100) })
+      .onConflictDoNothing()
+      .returning();
     if (!inserted.length) {
       const [seen] = await this.d.db.select().from(stripeEvents).where(eq(stripeEvents.id, event.id));
       if (seen?.appliedAt) {
@@ -89,8 +99,9 @@ export class StripeWebhooks {
         const list = (obj.refunds as { data?: unknown[] } | undefined)?.data;
         if (!Array.isArray(list) || !list.length) return 'no_refunds_listed';
         const outcomes = [];
-        for (const r of list) outcomes.push(await this.refund(r as Record<string, unknown>, idOf(obj.payment_intent), obj.metadata, obj.currency));
-        return outcomes.includes('applied') ? 'applied' : outcomes[0] ?? 'ignored';
+        for (const r of list)
+          outcomes.push(await this.refund(r as Record<string, unknown>, idOf(obj.payment_intent), obj.metadata, obj.currency));
+        return outcomes.includes('applied') ? 'applied' : (outcomes[0] ?? 'ignored');
       }
       case 'refund.created':
       case 'refund.updated':
@@ -106,7 +117,10 @@ export class StripeWebhooks {
     const amount = pi.amount_received;
     if (!id || !isAmount(amount)) return 'malformed';
     if (pi.currency !== this.d.currency) {
-      this.d.logger.warn({ paymentIntent: id, currency: pi.currency, walletCurrency: this.d.currency }, 'payment not credited: not in the wallet currency');
+      this.d.logger.warn(
+        { paymentIntent: id, currency: pi.currency, walletCurrency: this.d.currency },
+        'payment not credited: not in the wallet currency',
+      );
       return 'wrong_currency';
     }
     const userId = await this.ownerOf(id, pi.metadata);
@@ -129,7 +143,12 @@ export class StripeWebhooks {
    * another currency, or with none known, moves nothing: it is logged, audited and its event
    * recorded with the outcome, as a permanent failure (the event is not applied later).
    */
-  private async refund(r: Record<string, unknown>, paymentIntentId: string | null, metadata: unknown, chargeCurrency: unknown): Promise<string> {
+  private async refund(
+    r: Record<string, unknown>,
+    paymentIntentId: string | null,
+    metadata: unknown,
+    chargeCurrency: unknown,
+  ): Promise<string> {
     const refund = r as unknown as RefundLike;
     if (typeof refund.id !== 'string' || !isAmount(refund.amount)) return 'malformed';
     if (refund.status === 'failed' || refund.status === 'canceled') return 'ignored';
@@ -138,23 +157,41 @@ export class StripeWebhooks {
       await this.d.payments.audit(null, 'stripe_unattributed', 'stripe', { refundId: refund.id, amount: refund.amount });
       return 'unknown_user';
     }
-    const known = [refund.currency, chargeCurrency, paymentIntentId ? await this.recordedCurrency(paymentIntentId) : null].filter((c) => c !== undefined && c !== null);
+    const known = [refund.currency, chargeCurrency, paymentIntentId ? await this.recordedCurrency(paymentIntentId) : null].filter(
+      (c) => c !== undefined && c !== null,
+    );
     const reason = !known.length ? 'no_currency' : known.every((c) => c === this.d.currency) ? null : 'wrong_currency';
     if (reason) {
       const detail = { refundId: refund.id, paymentIntentId, amount: refund.amount, currencies: known.map(String), reason };
-      this.d.logger.warn({ ...detail, walletCurrency: this.d.currency }, 'refund not applied: its currency is unknown or not the wallet currency');
+      this.d.logger.warn(
+        { ...detail, walletCurrency: this.d.currency },
+        'refund not applied: its currency is unknown or not the wallet currency',
+      );
       await this.d.payments.audit(userId, 'stripe_refund_unapplied', 'stripe', detail);
       return reason;
     }
-    const t = await this.d.ledger.debitRefund({ userId, amount: refund.amount, refundId: refund.id, paymentIntentId: paymentIntentId ?? undefined });
+    const t = await this.d.ledger.debitRefund({
+      userId,
+      amount: refund.amount,
+      refundId: refund.id,
+      paymentIntentId: paymentIntentId ?? undefined,
+    });
     if (t.replayed) return 'already_applied';
-    await this.d.payments.audit(userId, 'refund_debited', 'stripe', { refundId: refund.id, paymentIntentId, amount: refund.amount, transferId: t.transfer.id });
+    await this.d.payments.audit(userId, 'refund_debited', 'stripe', {
+      refundId: refund.id,
+      paymentIntentId,
+      amount: refund.amount,
+      transferId: t.transfer.id,
+    });
     return 'applied';
   }
 
   /** The currency this hub recorded for a PaymentIntent: at its creation, else at its credit. */
   private async recordedCurrency(paymentIntentId: string): Promise<string | null> {
-    const [row] = await this.d.db.select({ c: paymentTopups.currency }).from(paymentTopups).where(eq(paymentTopups.paymentIntentId, paymentIntentId));
+    const [row] = await this.d.db
+      .select({ c: paymentTopups.currency })
+      .from(paymentTopups)
+      .where(eq(paymentTopups.paymentIntentId, paymentIntentId));
     if (row) return row.c;
     const credit = await this.d.ledger.transferByKey('stripe', `pi:${paymentIntentId}`);
     return credit?.currency ?? null;
@@ -163,7 +200,10 @@ export class StripeWebhooks {
   /** The user a PaymentIntent belongs to: the top-up row made with it, else its metadata. */
   private async ownerOf(paymentIntentId: string | null, metadata: unknown): Promise<string | null> {
     if (paymentIntentId) {
-      const [row] = await this.d.db.select({ u: paymentTopups.userId }).from(paymentTopups).where(eq(paymentTopups.paymentIntentId, paymentIntentId));
+      const [row] = await this.d.db
+        .select({ u: paymentTopups.userId })
+        .from(paymentTopups)
+        .where(eq(paymentTopups.paymentIntentId, paymentIntentId));
       if (row) return row.u;
     }
     const claimed = (metadata as Record<string, unknown> | null | undefined)?.hubbub_user_id;
@@ -173,5 +213,10 @@ export class StripeWebhooks {
   }
 }
 
-const idOf = (v: unknown): string | null => (typeof v === 'string' && v.length <= 255 ? v : typeof v === 'object' && v && typeof (v as { id?: unknown }).id === 'string' ? (v as { id: string }).id : null);
+const idOf = (v: unknown): string | null =>
+  typeof v === 'string' && v.length <= 255
+    ? v
+    : typeof v === 'object' && v && typeof (v as { id?: unknown }).id === 'string'
+      ? (v as { id: string }).id
+      : null;
 const isAmount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;

@@ -146,7 +146,11 @@ export class RedisPresence implements Presence {
     for (let i = 0; i < userIds.length; i += LIVE_MANY_CHUNK) chunks.push(userIds.slice(i, i + LIVE_MANY_CHUNK));
     await Promise.all(
       chunks.map(async (chunk) => {
-        const counts = await this.scripted.hubbubPresenceLiveMany(String(chunk.length), ...chunk.map((u) => this.p + 'u:' + u), this.p + 'r:');
+        const counts = await this.scripted.hubbubPresenceLiveMany(
+          String(chunk.length),
+          ...chunk.map((u) => this.p + 'u:' + u),
+          this.p + 'r:',
+        );
         chunk.forEach((u, i) => {
           if (Number(counts[i]) > 0) out.add(u);
         });

@@ -33,7 +33,16 @@ const profileColumns = {
   createdAt: users.createdAt,
 };
 
-type Row = { id: string; username: string; displayName: string; bio: string; avatarUrl: string | null; statusText: string; timezone: string; createdAt: Date };
+type Row = {
+  id: string;
+  username: string;
+  displayName: string;
+  bio: string;
+  avatarUrl: string | null;
+  statusText: string;
+  timezone: string;
+  createdAt: Date;
+};
 const toPublic = (r: Row): PublicProfile => ({ ...r, createdAt: r.createdAt.toISOString() });
 
 /** Escapes LIKE metacharacters so a search for `%` matches a literal percent sign. */
@@ -55,8 +64,7 @@ export class ProfileService {
   ) {}
 
   async get(by: { userId: string } | { username: string }): Promise<PublicProfile> {
-    const where =
-      'userId' in by ? eq(users.id, by.userId) : sql`lower(${users.username}) = ${by.username.toLowerCase()}`;
+    const where = 'userId' in by ? eq(users.id, by.userId) : sql`lower(${users.username}) = ${by.username.toLowerCase()}`;
     const [row] = await this.db
       .select(profileColumns)
       .from(users)
@@ -80,7 +88,10 @@ export class ProfileService {
     const set: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(patch)) if (v !== undefined) set[k] = v;
     if (Object.keys(set).length) {
-      await this.db.update(profiles).set({ ...set, updatedAt: new Date() }).where(eq(profiles.userId, userId));
+      await this.db
+        .update(profiles)
+        .set({ ...set, updatedAt: new Date() })
+        .where(eq(profiles.userId, userId));
     }
     return this.get({ userId });
   }
@@ -127,11 +138,19 @@ export class ProfileService {
         .select({ u: blocks.blockerId })
         .from(blocks)
         .where(or(and(eq(blocks.blockerId, a), eq(blocks.blockedId, b)), and(eq(blocks.blockerId, b), eq(blocks.blockedId, a)))),
-      this.db.select({ id: conversations.id }).from(conversations).where(eq(conversations.directKey, [a, b].sort().join(':'))),
+      this.db
+        .select({ id: conversations.id })
+        .from(conversations)
+        .where(eq(conversations.directKey, [a, b].sort().join(':'))),
       this.db
         .select({ c: members.conversationId })
         .from(members)
-        .where(and(eq(members.userId, a), sql`exists (select 1 from ${m2} where m2.conversation_id = ${members.conversationId} and m2.user_id = ${b})`)),
+        .where(
+          and(
+            eq(members.userId, a),
+            sql`exists (select 1 from ${m2} where m2.conversation_id = ${members.conversationId} and m2.user_id = ${b})`,
+          ),
+        ),
     ]);
     await this.live.controlUsers([a, b], {
       k: 'block',
@@ -157,9 +176,7 @@ export class ProfileService {
     const rows = await this.db
       .select({ x: blocks.blockerId })
       .from(blocks)
-      .where(
-        or(and(eq(blocks.blockerId, a), eq(blocks.blockedId, b)), and(eq(blocks.blockerId, b), eq(blocks.blockedId, a))),
-      )
+      .where(or(and(eq(blocks.blockerId, a), eq(blocks.blockedId, b)), and(eq(blocks.blockerId, b), eq(blocks.blockedId, a))))
       .limit(1);
     return rows.length > 0;
   }

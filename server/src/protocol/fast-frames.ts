@@ -44,7 +44,8 @@ export function fastClientFrame(raw: unknown): ClientFrame | undefined {
       const m = mentions === undefined ? undefined : uuids(mentions);
       if (m === null) return undefined;
       keys += 3 + (replyTo === undefined ? 0 : 1) + (m === undefined ? 0 : 1);
-      const s: Extract<ClientFrame, { type: 'send' }> = ref === undefined ? { type: 'send', conv, cid, body } : { type: 'send', ref, conv, cid, body };
+      const s: Extract<ClientFrame, { type: 'send' }> =
+        ref === undefined ? { type: 'send', conv, cid, body } : { type: 'send', ref, conv, cid, body };
       if (replyTo !== undefined) s.replyTo = replyTo;
       if (m !== undefined) s.mentions = m;
       f = s;
@@ -81,7 +82,8 @@ export function fastClientFrame(raw: unknown): ClientFrame | undefined {
       const m = mentions === undefined ? undefined : uuids(mentions);
       if (m === null) return undefined;
       keys += 3 + (m === undefined ? 0 : 1);
-      const e: Extract<ClientFrame, { type: 'edit' }> = ref === undefined ? { type: 'edit', conv, seq, body } : { type: 'edit', ref, conv, seq, body };
+      const e: Extract<ClientFrame, { type: 'edit' }> =
+        ref === undefined ? { type: 'edit', conv, seq, body } : { type: 'edit', ref, conv, seq, body };
       if (m !== undefined) e.mentions = m;
       f = e;
       break;
@@ -109,7 +111,8 @@ export function fastClientFrame(raw: unknown): ClientFrame | undefined {
 }
 
 /** zod's `z.uuid()`: RFC 9562 versions 1 to 8 with the RFC variant, or the nil and max UUIDs. */
-const UUID = /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$/;
+const UUID =
+  /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$/;
 const MAX_RESUME_CONVS = 10_000;
 const MAX_MENTIONS = 50;
 

@@ -10,8 +10,26 @@ describe('user-visible text: one rule for every field', () => {
       ...Array.from({ length: 0x20 }, (_, i) => String.fromCharCode(i)).filter((c) => !'\t\n\r'.includes(c)),
       '\u007f',
       ...Array.from({ length: 0x20 }, (_, i) => String.fromCharCode(0x80 + i)),
-      '\u2028', '\u2029', '\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069', '\u206a', '\u206f',
-      '\ufeff', '\ufff9', '\ufffb', '\ufffe', '\uffff', '\ud800', '\udfff',
+      '\u2028',
+      '\u2029',
+      '\u202a',
+      '\u202b',
+      '\u202c',
+      '\u202d',
+      '\u202e',
+      '\u2066',
+      '\u2067',
+      '\u2068',
+      '\u2069',
+      '\u206a',
+      '\u206f',
+      '\ufeff',
+      '\ufff9',
+      '\ufffb',
+      '\ufffe',
+      '\uffff',
+      '\ud800',
+      '\udfff',
     ];
     for (const c of never) {
       assert.equal(isMultiLine(`a${c}b`), false, `multi-line refuses ${hex(c)}`);
@@ -20,7 +38,22 @@ describe('user-visible text: one rule for every field', () => {
   });
 
   test('single-line text also refuses line breaks, tabs and the characters that show as nothing', () => {
-    for (const c of ['\t', '\n', '\r', '\u00ad', '\u034f', '\u115f', '\u1160', '\u17b4', '\u180e', '\u200b', '\u2060', '\u2064', '\u3164', '\uffa0']) {
+    for (const c of [
+      '\t',
+      '\n',
+      '\r',
+      '\u00ad',
+      '\u034f',
+      '\u115f',
+      '\u1160',
+      '\u17b4',
+      '\u180e',
+      '\u200b',
+      '\u2060',
+      '\u2064',
+      '\u3164',
+      '\uffa0',
+    ]) {
       assert.equal(isSingleLine(`a${c}b`), false, `single-line refuses ${hex(c)}`);
       assert.equal(isMultiLine(`a${c}b`), true, `multi-line keeps ${hex(c)}`);
     }
@@ -29,7 +62,17 @@ describe('user-visible text: one rule for every field', () => {
   });
 
   test('kept in both kinds: what real text needs (ZWJ emoji, ZWNJ, directional marks, variation selectors, tag flags, any script)', () => {
-    for (const s of ['👨‍👩‍👧', 'می‌خواهم', 'abc \u200e(עברית)\u200f', '\u061c١٢٣', '❤️', '🏴󠁧󠁢󠁳󠁣󠁴󠁿', 'Zoë Ðaniel 王小明', 'a\u0301', 'tab-free, line-free: fine!']) {
+    for (const s of [
+      '👨‍👩‍👧',
+      'می‌خواهم',
+      'abc \u200e(עברית)\u200f',
+      '\u061c١٢٣',
+      '❤️',
+      '🏴󠁧󠁢󠁳󠁣󠁴󠁿',
+      'Zoë Ðaniel 王小明',
+      'a\u0301',
+      'tab-free, line-free: fine!',
+    ]) {
       assert.equal(isSingleLine(s), true, `single-line keeps ${hex(s)}`);
       assert.equal(isMultiLine(s), true, `multi-line keeps ${hex(s)}`);
     }

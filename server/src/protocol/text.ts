@@ -24,7 +24,8 @@
  */
 
 /** Refused in every kind of text (TAB, LF and CR are decided by the kind). */
-const NEVER = '\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F\\u2028\\u2029\\u202A-\\u202E\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB\\uFFFE\\uFFFF';
+const NEVER =
+  '\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F\\u2028\\u2029\\u202A-\\u202E\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB\\uFFFE\\uFFFF';
 /**
  * Refused in single-line text on top of NEVER: line breaks and tabs, and characters that show
  * as nothing (zero width space, word joiner and the invisible operators, soft hyphen, combining

@@ -170,9 +170,10 @@ export class PostgresMessageStore implements MessageStore {
       }),
     );
     if (rows.length === 0) return batches.map(() => []);
-    const out = await this.database.query<{ i: number; seq: string | number; dup: RawRow | string | null; read: string | number | null }>(APPEND_SQL, [
-      JSON.stringify(rows),
-    ]);
+    const out = await this.database.query<{ i: number; seq: string | number; dup: RawRow | string | null; read: string | number | null }>(
+      APPEND_SQL,
+      [JSON.stringify(rows)],
+    );
     const byRow = new Array<AppendResult>(rows.length);
     for (const r of out) {
       const i = Number(r.i);
@@ -205,9 +206,7 @@ export class PostgresMessageStore implements MessageStore {
   async lastSeqs(convs: string[]): Promise<Map<string, number>> {
     const out = new Map<string, number>(convs.map((c) => [c, 0]));
     if (!convs.length) return out;
-    const rows = await this.database.query<{ conversation_id: string; last_seq: string | number }>(LAST_SEQS_SQL, [
-      JSON.stringify(convs),
-    ]);
+    const rows = await this.database.query<{ conversation_id: string; last_seq: string | number }>(LAST_SEQS_SQL, [JSON.stringify(convs)]);
     for (const r of rows) out.set(r.conversation_id, Number(r.last_seq));
     return out;
   }
@@ -218,7 +217,10 @@ export class PostgresMessageStore implements MessageStore {
     const rows = rowsOf<RawRow>(
       await this.db.execute(sql`
         select distinct on (conversation_id) * from log_events
-        where conversation_id in (${sql.join(convs.map((c) => sql`${c}`), sql`, `)}) and kind = 'message'
+        where conversation_id in (${sql.join(
+          convs.map((c) => sql`${c}`),
+          sql`, `,
+        )}) and kind = 'message'
         order by conversation_id, seq desc`),
     );
     for (const r of rows) out.set(r.conversation_id, rawEvent(r));

@@ -34,9 +34,7 @@ export const conversationsRouter = router({
 
   setRole: authedProcedure
     .input(z.strictObject({ conversationId, userId, role: z.enum(['admin', 'member']) }))
-    .mutation(({ ctx, input }) =>
-      ctx.services.conversations.setRole(ctx.user.id, input.conversationId, input.userId, input.role),
-    ),
+    .mutation(({ ctx, input }) => ctx.services.conversations.setRole(ctx.user.id, input.conversationId, input.userId, input.role)),
 
   list: authedProcedure.query(({ ctx }) => ctx.services.conversations.list(ctx.user.id)),
 

@@ -3,7 +3,12 @@ import { HHMM, isTimeZone } from '../../notify/quiet-hours.ts';
 import { authedProcedure, publicProcedure, router } from '../trpc.ts';
 
 const url = z.string().max(2048);
-const b64url = (max: number) => z.string().min(1).max(max).regex(/^[A-Za-z0-9_-]+={0,2}$/, 'base64url');
+const b64url = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(/^[A-Za-z0-9_-]+={0,2}$/, 'base64url');
 const quietHours = z.strictObject({
   start: z.string().regex(HHMM, 'HH:MM'),
   end: z.string().regex(HHMM, 'HH:MM'),

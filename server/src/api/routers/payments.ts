@@ -4,13 +4,24 @@ import { conversationId, paragraph, userId } from '../inputs.ts';
 
 /** Minor units: a positive integer, at most 10^12 (well inside JavaScript's exact integers). */
 const amount = z.number().int().min(1).max(1_000_000_000_000);
-const idempotencyKey = z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+const idempotencyKey = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
 
 export const paymentsRouter = router({
   balance: authedProcedure.query(({ ctx }) => ctx.services.payments.balance(ctx.user.id)),
 
   history: authedProcedure
-    .input(z.strictObject({ cursor: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(), limit: z.number().int().min(1).max(100).optional() }).optional())
+    .input(
+      z
+        .strictObject({
+          cursor: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+          limit: z.number().int().min(1).max(100).optional(),
+        })
+        .optional(),
+    )
     .query(({ ctx, input }) => ctx.services.payments.history(ctx.user.id, input ?? {})),
 
   createTopUp: authedProcedure

@@ -16,7 +16,13 @@ export type Attempt =
  * request with a short timeout. Retryable failures count towards the breaker; the last attempt
  * keeps the failure for the owner to see.
  */
-export async function deliver(channel: TargetChannel, d: NotifyDeps, job: SendJob, ctx: SendContext, send: (c: StoredDelivery) => Promise<Attempt>): Promise<Outcome> {
+export async function deliver(
+  channel: TargetChannel,
+  d: NotifyDeps,
+  job: SendJob,
+  ctx: SendContext,
+  send: (c: StoredDelivery) => Promise<Attempt>,
+): Promise<Outcome> {
   // Asked before anything else (one Redis call): a user over their share costs the others little.
   const share = `${channel}:${job.user}`;
   // A lease outlives the send it covers; a worker that dies holding one frees it after this.

@@ -39,7 +39,12 @@ export function renderDigest(plans: ConversationPlan[], links: { app: string; un
  * conversation, after the send-time re-check of each.
  */
 export async function processEmail(d: NotifyDeps, job: NotifyJob, ctx: JobContext): Promise<Outcome> {
-  let sent = await sendAll(await d.log.pending(job.user, 'email', null), (c) => sendOne(d, c), ctx.final, (c, err) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`, true));
+  let sent = await sendAll(
+    await d.log.pending(job.user, 'email', null),
+    (c) => sendOne(d, c),
+    ctx.final,
+    (c, err) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`, true),
+  );
   const u = await d.planner.user(job.user);
   if (!u || u.deleted || !u.email) return { outcome: 'skipped', reason: 'no such user' };
   if (!u.channelOn.email || !d.mailer) return sent ? { outcome: 'sent', sent } : { outcome: 'skipped', reason: 'email off' };
@@ -55,9 +60,21 @@ export async function processEmail(d: NotifyDeps, job: NotifyJob, ctx: JobContex
   if (!plans.length) return sent ? { outcome: 'sent', sent } : { outcome: 'skipped', reason: 'nothing unread to email' };
   const unsubscribe = d.unsubscribe.url(job.user);
   const digest = renderDigest(plans, { app: d.publicUrl, unsubscribe });
-  const claimed = await d.log.claim({ userId: job.user, channel: 'email', conv: null, plans, targets: [''], payload: () => ({ to: u.email, unsubscribe, ...digest }) });
+  const claimed = await d.log.claim({
+    userId: job.user,
+    channel: 'email',
+    conv: null,
+    plans,
+    targets: [''],
+    payload: () => ({ to: u.email, unsubscribe, ...digest }),
+  });
   if (!claimed) return sent ? { outcome: 'sent', sent } : { outcome: 'skipped', reason: 'claimed by another run' };
-  sent += await sendAll(claimed, (c) => sendOne(d, c), ctx.final, (c, err) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`, true));
+  sent += await sendAll(
+    claimed,
+    (c) => sendOne(d, c),
+    ctx.final,
+    (c, err) => d.log.finish(c.id, 'failed', `gave up: ${err.message}`, true),
+  );
   return { outcome: 'sent', sent };
 }
 

@@ -14,7 +14,10 @@ import type { Transporter } from 'nodemailer';
 /** A failure worth another try (5xx, 429, a timeout), after `retryAfterMs` when the far side said. */
 export class RetryLater extends Error {
   override name = 'RetryLater';
-  constructor(message: string, readonly retryAfterMs?: number) {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
     super(message);
   }
 }
@@ -89,7 +92,12 @@ export function backoffMs(attemptsMade: number, err?: Error, random = Math.rando
  * longest Retry-After asked. Email only: its one target is our own SMTP server, while push and
  * webhook targets belong to users and each gets a send job of its own (`deliver.ts`).
  */
-export async function sendAll<T extends { id: string }>(items: T[], send: (item: T) => Promise<void>, final: boolean, onFinalFailure: (item: T, err: RetryLater) => Promise<void>) {
+export async function sendAll<T extends { id: string }>(
+  items: T[],
+  send: (item: T) => Promise<void>,
+  final: boolean,
+  onFinalFailure: (item: T, err: RetryLater) => Promise<void>,
+) {
   let retry: RetryLater | null = null;
   let sent = 0;
   for (const item of items) {

@@ -20,17 +20,42 @@ test('Retry-After in seconds or as a date; backoff grows exponentially with jitt
   assert.equal(retryAfterMs(new Date(60_000).toUTCString(), 0), 60_000);
   assert.equal(retryAfterMs(undefined, 0), undefined);
   assert.equal(retryAfterMs('soon', 0), undefined);
-  assert.equal(backoffMs(1, undefined, () => 0), 500);
-  assert.equal(backoffMs(1, undefined, () => 1), 1000);
-  assert.equal(backoffMs(4, undefined, () => 1), 8000);
-  assert.equal(backoffMs(40, undefined, () => 1), 15 * 60_000);
+  assert.equal(
+    backoffMs(1, undefined, () => 0),
+    500,
+  );
+  assert.equal(
+    backoffMs(1, undefined, () => 1),
+    1000,
+  );
+  assert.equal(
+    backoffMs(4, undefined, () => 1),
+    8000,
+  );
+  assert.equal(
+    backoffMs(40, undefined, () => 1),
+    15 * 60_000,
+  );
   const ra = backoffMs(1, new RetryLater('429', 7000), () => 0.5);
   assert.ok(ra >= 7000 && ra <= 8000);
 });
 
 test('the digest groups by conversation in text and HTML, escapes HTML, and carries the unsubscribe link', () => {
-  const plan = (conv: string, title: string, body: string) => ({ conv, fromSeq: 1, toSeq: 2, cursor: 0, count: 2, mentioned: false, title, body, recent: [{ from: 'Ann', body, ts: 1 }] });
-  const d = renderDigest([plan('a', 'Alpha', '<b>x</b>'), plan('b', 'Beta', 'y')], { app: 'https://chat.example', unsubscribe: 'https://chat.example/u?x=1' });
+  const plan = (conv: string, title: string, body: string) => ({
+    conv,
+    fromSeq: 1,
+    toSeq: 2,
+    cursor: 0,
+    count: 2,
+    mentioned: false,
+    title,
+    body,
+    recent: [{ from: 'Ann', body, ts: 1 }],
+  });
+  const d = renderDigest([plan('a', 'Alpha', '<b>x</b>'), plan('b', 'Beta', 'y')], {
+    app: 'https://chat.example',
+    unsubscribe: 'https://chat.example/u?x=1',
+  });
   assert.equal(d.subject, '4 unread messages in 2 conversations');
   assert.ok(d.text.includes('Alpha (2 new)') && d.text.includes('Beta (2 new)') && d.text.includes('https://chat.example/u?x=1'));
   assert.ok(d.html.includes('&#60;b&#62;x&#60;/b&#62;') && !d.html.includes('<b>x</b>'));

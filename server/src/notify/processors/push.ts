@@ -42,7 +42,8 @@ export async function processPush(d: NotifyDeps, job: NotifyJob, ctx: JobContext
   // A run after a crash hands on what an earlier run claimed (its send jobs are kept if they exist).
   const pending = (await d.log.pending(job.user, 'push', job.conv)).map((c) => c.id);
   if (pending.length) await ctx.dispatch('push', job.user, pending);
-  const none = (reason: string): Outcome => (pending.length ? { outcome: 'dispatched', deliveries: pending.length } : { outcome: 'skipped', reason });
+  const none = (reason: string): Outcome =>
+    pending.length ? { outcome: 'dispatched', deliveries: pending.length } : { outcome: 'skipped', reason };
   const u = await d.planner.user(job.user);
   if (!u || u.deleted) return none('no such user');
   if (!u.channelOn.push || !d.vapid) return none('push off');
@@ -62,9 +63,20 @@ export async function processPush(d: NotifyDeps, job: NotifyJob, ctx: JobContext
     badge,
     url: new URL(`/#/c/${job.conv}`, d.publicUrl).toString(),
   });
-  const claimed = await d.log.claim({ userId: job.user, channel: 'push', conv: job.conv, plans: [plan], targets: subs.map((s) => s.id), payload: () => ({ ...payload }) });
+  const claimed = await d.log.claim({
+    userId: job.user,
+    channel: 'push',
+    conv: job.conv,
+    plans: [plan],
+    targets: subs.map((s) => s.id),
+    payload: () => ({ ...payload }),
+  });
   if (!claimed) return none('claimed by another run');
-  await ctx.dispatch('push', job.user, claimed.map((c) => c.id));
+  await ctx.dispatch(
+    'push',
+    job.user,
+    claimed.map((c) => c.id),
+  );
   return { outcome: 'dispatched', deliveries: pending.length + claimed.length };
 }
 
@@ -99,7 +111,8 @@ async function pushOnce(d: NotifyDeps, c: StoredDelivery): Promise<Attempt> {
         await d.db.delete(pushSubscriptions).where(eq(pushSubscriptions.id, sub.id));
         return { failed: `push service answered ${status}: subscription deleted`, alive: true };
       }
-      if (status === 429 || status >= 500) return { retry: new RetryLater(`push service answered ${status}`, retryAfterMs(err.headers?.['retry-after'], Date.now())) };
+      if (status === 429 || status >= 500)
+        return { retry: new RetryLater(`push service answered ${status}`, retryAfterMs(err.headers?.['retry-after'], Date.now())) };
       return { failed: `push service answered ${status}`, alive: true };
     }
     if (isRefusedAddress(err) || (err as { code?: string }).code === 'BAD_REQUEST') return { failed: (err as Error).message };

@@ -23,7 +23,8 @@ export async function processWebhook(d: NotifyDeps, job: NotifyJob, ctx: JobCont
   // A run after a crash hands on what an earlier run claimed (its send jobs are kept if they exist).
   const pending = (await d.log.pending(job.user, 'webhook', job.conv)).map((c) => c.id);
   if (pending.length) await ctx.dispatch('webhook', job.user, pending);
-  const none = (reason: string): Outcome => (pending.length ? { outcome: 'dispatched', deliveries: pending.length } : { outcome: 'skipped', reason });
+  const none = (reason: string): Outcome =>
+    pending.length ? { outcome: 'dispatched', deliveries: pending.length } : { outcome: 'skipped', reason };
   const u = await d.planner.user(job.user);
   if (!u || u.deleted) return none('no such user');
   const hooks = await d.db.select({ id: webhooks.id }).from(webhooks).where(eq(webhooks.userId, job.user));
@@ -51,7 +52,11 @@ export async function processWebhook(d: NotifyDeps, job: NotifyJob, ctx: JobCont
     }),
   });
   if (!claimed) return none('claimed by another run');
-  await ctx.dispatch('webhook', job.user, claimed.map((c) => c.id));
+  await ctx.dispatch(
+    'webhook',
+    job.user,
+    claimed.map((c) => c.id),
+  );
   return { outcome: 'dispatched', deliveries: pending.length + claimed.length };
 }
 
@@ -94,7 +99,12 @@ function post(d: NotifyDeps, url: URL, body: string, headers: Record<string, str
         method: 'POST',
         agent: d.agent,
         timeout: d.sendTimeoutMs,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'user-agent': 'Hubbub-Webhooks/1', ...headers },
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          'user-agent': 'Hubbub-Webhooks/1',
+          ...headers,
+        },
       },
       (res) => {
         res.resume();

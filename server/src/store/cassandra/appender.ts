@@ -127,7 +127,11 @@ export class Appender {
         if (p) busy.set(i, p);
         else keyed.push(i);
       }
-      const stored = await this.claims.lookup(j.conv, keyed.map((i) => j.drafts[i]!), lease.published);
+      const stored = await this.claims.lookup(
+        j.conv,
+        keyed.map((i) => j.drafts[i]!),
+        lease.published,
+      );
       for (const i of todo) {
         const d = j.drafts[i]!;
         const found = stored.get(d);
@@ -174,12 +178,17 @@ export class Appender {
     const ts = nowMicros();
     if (this.leases.alive()) {
       try {
-        await this.writeEvents(jobs.flatMap((j) => j.w!.events), ts);
+        await this.writeEvents(
+          jobs.flatMap((j) => j.w!.events),
+          ts,
+        );
         for (const j of jobs) j.w!.written = true;
         return;
       } catch (err) {
-        if (jobs.length === 1) this.logger.warn({ err: (err as Error).message, conv: jobs[0]!.conv, attempt: 0 }, 'cassandra event write failed');
-        else this.logger.warn({ err: (err as Error).message, convs: jobs.length }, 'cassandra event write failed; retrying per conversation');
+        if (jobs.length === 1)
+          this.logger.warn({ err: (err as Error).message, conv: jobs[0]!.conv, attempt: 0 }, 'cassandra event write failed');
+        else
+          this.logger.warn({ err: (err as Error).message, convs: jobs.length }, 'cassandra event write failed; retrying per conversation');
       }
     }
     await Promise.all(jobs.map(async (j) => (j.w!.written = await this.retryAlone(j, ts))));
@@ -201,7 +210,14 @@ export class Appender {
 
   private async publishAll(jobs: Job[]) {
     try {
-      const ready = await Promise.all(jobs.map((j) => this.settleBefore(j).then(() => true, (err) => ((j.error = err), false))));
+      const ready = await Promise.all(
+        jobs.map((j) =>
+          this.settleBefore(j).then(
+            () => true,
+            (err) => ((j.error = err), false),
+          ),
+        ),
+      );
       const pubs = jobs.filter((_, i) => ready[i]);
       const publications = pubs.map(
         (j): Publication => ({

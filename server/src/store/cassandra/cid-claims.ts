@@ -78,7 +78,11 @@ export class CidClaims {
         try {
           const out = new Map<EventDraft, StoredEvent>();
           const found = rows.filter((r) => r.ask === ask);
-          await this.adoptOld(ask, found.map((r) => r.d), found);
+          await this.adoptOld(
+            ask,
+            found.map((r) => r.d),
+            found,
+          );
           await mapLimit(found, 16, async (r) => {
             if (r.eventId == null || r.seq == null || r.seq > ask.published) return;
             const event = await this.cql.readOne(ask.conv, r.seq);
@@ -96,7 +100,11 @@ export class CidClaims {
    * For conversations with claims from before migration 003 (rows of conversation_cids, or
    * event_cids before 002): the drafts not found in cid_claims are looked up there as well.
    */
-  private async adoptOld(ask: Ask, foundDrafts: EventDraft[], found: { ask: Ask; d: EventDraft; eventId: string | null; seq: number | null }[]) {
+  private async adoptOld(
+    ask: Ask,
+    foundDrafts: EventDraft[],
+    found: { ask: Ask; d: EventDraft; eventId: string | null; seq: number | null }[],
+  ) {
     const missing = ask.drafts.filter((d) => !foundDrafts.includes(d));
     if (!missing.length) return;
     if (this.legacy) {

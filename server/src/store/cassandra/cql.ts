@@ -46,7 +46,8 @@ export const claimLookup = (n: number) =>
   `SELECT sender_id, cid, event_id, seq, seq_event_id FROM conversation_cids WHERE conversation_id = ? AND (sender_id, cid) IN (${Array(n).fill('(?, ?)').join(', ')})`;
 
 /** The cid_claims key of a (conversation, sender, cid). */
-export const claimId = (conv: unknown, from: unknown, cid: unknown) => `${String(conv).toLowerCase()}:${String(from).toLowerCase()}:${String(cid)}`;
+export const claimId = (conv: unknown, from: unknown, cid: unknown) =>
+  `${String(conv).toLowerCase()}:${String(from).toLowerCase()}:${String(cid)}`;
 
 export const bucketOf = (seq: number) => Math.floor(seq / BUCKET_SIZE);
 export const num = (v: unknown): number | null => (v == null ? null : typeof v === 'number' ? v : (v as cassandra.types.Long).toNumber());

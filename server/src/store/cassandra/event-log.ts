@@ -27,7 +27,8 @@ export interface Publication {
  * whatever order writes arrive in, and a newer lease's writes beat any late one of an older
  * lease (epoch 0: written before leases, timestamp = seq).
  */
-const durableTs = (epoch: number, seq: number) => cassandra.types.Long.fromNumber(epoch).shiftLeft(32).add(cassandra.types.Long.fromNumber(seq));
+const durableTs = (epoch: number, seq: number) =>
+  cassandra.types.Long.fromNumber(epoch).shiftLeft(32).add(cassandra.types.Long.fromNumber(seq));
 
 /**
  * The write side of the event log: events and their indexes, void fillers, and `durable_seq`,
@@ -51,7 +52,11 @@ export class EventLog {
     const statements: Statement[] = [];
     for (const e of events) {
       const data = JSON.stringify(e.data);
-      statements.push({ query: Q.insertEvent, params: [e.conv, bucketOf(e.seq), e.seq, e.id, e.kind, e.from, e.cid ?? null, new Date(e.ts), data], bytes: data.length + 180 });
+      statements.push({
+        query: Q.insertEvent,
+        params: [e.conv, bucketOf(e.seq), e.seq, e.id, e.kind, e.from, e.cid ?? null, new Date(e.ts), data],
+        bytes: data.length + 180,
+      });
     }
     statements.push(...this.indexStatements(events));
     await this.batches(statements, ts);
@@ -66,9 +71,11 @@ export class EventLog {
   private indexStatements(events: StoredEvent[]): Statement[] {
     const out: Statement[] = [];
     for (const e of events) {
-      if (e.cid != null && e.from != null) out.push({ query: Q.claimKeyInsert, params: [claimId(e.conv, e.from, e.cid), e.id, e.seq], bytes: 120 });
+      if (e.cid != null && e.from != null)
+        out.push({ query: Q.claimKeyInsert, params: [claimId(e.conv, e.from, e.cid), e.id, e.seq], bytes: 120 });
     }
-    for (const e of events) if (e.kind === 'message' && e.from != null) out.push({ query: Q.senderInsert, params: [e.conv, e.from, e.seq], bytes: 60 });
+    for (const e of events)
+      if (e.kind === 'message' && e.from != null) out.push({ query: Q.senderInsert, params: [e.conv, e.from, e.seq], bytes: 60 });
     return out;
   }
 
@@ -96,7 +103,10 @@ export class EventLog {
     await Promise.all(
       [...byBucket(seqs)].map(([b, ss]) =>
         this.cql.client.batch(
-          ss.map((s) => ({ query: Q.insertEvent, params: [conv, b, s, voidId(conv, s), 'system', null, null, new Date(), '{"void":true}'] })),
+          ss.map((s) => ({
+            query: Q.insertEvent,
+            params: [conv, b, s, voidId(conv, s), 'system', null, null, new Date(), '{"void":true}'],
+          })),
           { prepare: true, logged: false, timestamp: ts, isIdempotent: true },
         ),
       ),
@@ -175,7 +185,12 @@ export class EventLog {
   private async fillHoles(conv: string, from: number, to: number) {
     const present = new Set<number>();
     for (let b = bucketOf(from); b <= bucketOf(to); b++) {
-      const rows = await this.cql.all(Q.seqRange, [conv, b, Math.max(from, b * BUCKET_SIZE), Math.min(to, b * BUCKET_SIZE + BUCKET_SIZE - 1)]);
+      const rows = await this.cql.all(Q.seqRange, [
+        conv,
+        b,
+        Math.max(from, b * BUCKET_SIZE),
+        Math.min(to, b * BUCKET_SIZE + BUCKET_SIZE - 1),
+      ]);
       for (const r of rows) present.add(num(r.get('seq'))!);
     }
     const missing: number[] = [];

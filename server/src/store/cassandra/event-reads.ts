@@ -67,7 +67,9 @@ export class EventReads {
     const candidates = (await this.cql.all(Q.senderSeqs, [conv, from])).map((r) => num(r.get('seq'))!);
     const { durable } = await this.cql.head(conv);
     // The index may name seqs of failed (voided) appends: keep those whose event says so.
-    const parts = await mapLimit([...byBucket(candidates.filter((s) => s <= durable))], 4, ([b, ss]) => this.cql.all(Q.eventsIn, [conv, b, ss]));
+    const parts = await mapLimit([...byBucket(candidates.filter((s) => s <= durable))], 4, ([b, ss]) =>
+      this.cql.all(Q.eventsIn, [conv, b, ss]),
+    );
     return parts
       .flat()
       .map(toEvent)

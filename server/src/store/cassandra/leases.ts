@@ -94,7 +94,10 @@ export class Leases {
   async start() {
     await this.beat();
     const every = (ms: number, fn: () => Promise<void>) => {
-      const t = setInterval(() => void fn().catch((err) => this.logger.warn({ err: (err as Error).message }, 'cassandra lease housekeeping failed')), ms);
+      const t = setInterval(
+        () => void fn().catch((err) => this.logger.warn({ err: (err as Error).message }, 'cassandra lease housekeeping failed')),
+        ms,
+      );
       t.unref();
       this.timers.push(t);
     };
@@ -220,13 +223,17 @@ export class Leases {
     let askedAt = -Infinity;
     for (let attempt = 0; ; attempt++) {
       if (this.stopped) throw new MessageStoreUnavailableError('the message store is closed');
-      if (!this.alive()) await this.beat().catch((err: Error) => this.logger.warn({ err: err.message, conv }, 'cassandra instance beat failed before acquiring a lease'));
+      if (!this.alive())
+        await this.beat().catch((err: Error) =>
+          this.logger.warn({ err: err.message, conv }, 'cassandra instance beat failed before acquiring a lease'),
+        );
       const row = (await this.cql.q(Q.leaseRow, [conv], { isIdempotent: true })).first();
       const holder = str(row?.get('holder'));
       const epoch = num(row?.get('lease_epoch'));
       const rawLast = num(row?.get('last_seq'));
       if (holder != null && holder !== this.id && (await this.isAlive(holder))) {
-        if (performance.now() > deadline) throw new MessageStoreUnavailableError(`conversation ${conv} is held by another store instance; retry`);
+        if (performance.now() > deadline)
+          throw new MessageStoreUnavailableError(`conversation ${conv} is held by another store instance; retry`);
         if (performance.now() - askedAt > 500) {
           // Again every 500 ms while waiting: requests live 5 s.
           askedAt = performance.now();
@@ -292,7 +299,12 @@ export class Leases {
     const { durable } = await this.cql.head(conv);
     const found: StoredEvent[] = [];
     for (let b = bucketOf(durable + 1); durable < last && b <= bucketOf(last); b++) {
-      const rows = await this.cql.all(Q.eventRange, [conv, b, Math.max(durable + 1, b * BUCKET_SIZE), Math.min(last, b * BUCKET_SIZE + BUCKET_SIZE - 1)]);
+      const rows = await this.cql.all(Q.eventRange, [
+        conv,
+        b,
+        Math.max(durable + 1, b * BUCKET_SIZE),
+        Math.min(last, b * BUCKET_SIZE + BUCKET_SIZE - 1),
+      ]);
       found.push(...rows.map(toEvent));
     }
     const h = found.length ? Math.max(durable, ...found.map((e) => e.seq)) : durable;
@@ -301,7 +313,10 @@ export class Leases {
     for (let s = durable + 1; s <= h; s++) if (!present.has(s)) missing.push(s);
     this.logger.warn({ conv, durable, written: h, reserved: last, voided: missing.length }, 'took over the lease of a dead store instance');
     await this.log.writeVoids(conv, missing);
-    await this.log.writeIndexes(conv, found.filter((e) => e.data.void !== true));
+    await this.log.writeIndexes(
+      conv,
+      found.filter((e) => e.data.void !== true),
+    );
     const lastMessage = found.filter((e) => e.kind === 'message').at(-1)?.seq;
     await this.log.publish(conv, epoch, h, lastMessage);
     return h;

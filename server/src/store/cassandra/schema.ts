@@ -42,7 +42,9 @@ export async function migrate(cql: Cql, opts: MigrateOptions): Promise<void> {
     await boot.shutdown();
   }
   await cql.client.connect();
-  await cql.client.execute('CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamp, owner uuid)', [], { prepare: false });
+  await cql.client.execute('CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamp, owner uuid)', [], {
+    prepare: false,
+  });
   const files = (await readdir(cassandraMigrationsFolder)).filter((f) => f.endsWith('.cql')).sort();
   const pending = async () => {
     const done = new Set((await cql.all('SELECT name FROM schema_migrations', [])).map((r) => r.get('name') as string));
@@ -53,7 +55,14 @@ export async function migrate(cql: Cql, opts: MigrateOptions): Promise<void> {
   // with two ids for one table), so one takes a lock row; its TTL frees it if that one dies.
   const owner = cassandra.types.Uuid.random().toString();
   const deadline = Date.now() + 120_000;
-  while (!(await cql.q(`INSERT INTO schema_migrations (name, applied_at, owner) VALUES ('~lock', ?, ?) IF NOT EXISTS USING TTL 60`, [new Date(), owner])).wasApplied()) {
+  while (
+    !(
+      await cql.q(`INSERT INTO schema_migrations (name, applied_at, owner) VALUES ('~lock', ?, ?) IF NOT EXISTS USING TTL 60`, [
+        new Date(),
+        owner,
+      ])
+    ).wasApplied()
+  ) {
     if (Date.now() > deadline) throw new MessageStoreUnavailableError('timed out waiting for the Cassandra migration lock');
     await sleep(200);
   }

@@ -36,7 +36,7 @@ export const paymentTransfers = pgTable(
   'payment_transfers',
   {
     id: uuid('id').primaryKey(),
-    kind: text('kind', { enum: ['topup', 'refund', 'tip', 'subscription', 'renewal', 'grant'] }).notNull(),
+    kind: text('kind', { enum: ['topup', 'refund', 'refund_reversal', 'tip', 'subscription', 'renewal', 'grant'] }).notNull(),
     /** Who asked for it: a user id, or `stripe` for webhook credits and debits. */
     initiator: text('initiator').notNull(),
     idempotencyKey: text('idempotency_key').notNull(),

@@ -5,7 +5,15 @@ import { and, eq } from 'drizzle-orm';
 import { paymentAudit } from '../../db/schema/index.ts';
 import type { Replica } from '../../server/src/replica.ts';
 import { services } from '../helpers/env.ts';
-import { assertLedgerConsistent, chargeRefunded, deliver, ledgerSnapshot, paymentSucceeded, stripeEnv } from '../helpers/payments.ts';
+import {
+  assertLedgerConsistent,
+  chargeRefunded,
+  deliver,
+  ledgerSnapshot,
+  paymentSucceeded,
+  refundUpdated,
+  stripeEnv,
+} from '../helpers/payments.ts';
 import { dbKinds, newUser, startTestReplica, testEnv, type TestEnv } from '../helpers/server.ts';
 
 const key = () => randomBytes(8).toString('hex');
@@ -56,6 +64,46 @@ for (const kind of dbKinds) {
         ],
       );
       assert.deepEqual(await a.client.payments.balance.query(), { currency: 'usd', balance: 400, debt: 0 });
+      await assertLedgerConsistent(replica.database);
+    });
+
+    test('7 a refund Stripe later reports failed gives the money back (to the debt first), once; one reported failed before its debit moves nothing', async () => {
+      const { b } = await pair();
+      const balance = () => b.client.payments.balance.query();
+      const pi = await topUp(b, 1000);
+      const re = 're_' + key();
+      await deliver(replica.port, chargeRefunded(pi, [{ id: re, amount: 1000 }]));
+      assert.deepEqual(await balance(), { currency: 'usd', balance: 0, debt: 0 });
+      const failed = refundUpdated(pi, { id: re, amount: 1000, status: 'failed' });
+      assert.equal((await deliver(replica.port, failed)).body?.outcome, 'reversed');
+      assert.deepEqual(await balance(), { currency: 'usd', balance: 1000, debt: 0 });
+      // The same news again, under another event id: nothing more comes back.
+      const again = refundUpdated(pi, { id: re, amount: 1000, status: 'failed' });
+      assert.equal((await deliver(replica.port, again)).body?.outcome, 'already_applied');
+      assert.deepEqual(await balance(), { currency: 'usd', balance: 1000, debt: 0 });
+      const h = await b.client.payments.history.query();
+      assert.deepEqual(
+        h.items.filter((i) => i.kind === 'refund' || i.kind === 'refund_reversal').map((i) => [i.kind, i.amount]),
+        [
+          ['refund_reversal', 1000],
+          ['refund', -1000],
+        ],
+      );
+
+      // A refund that made debt: the returned money pays the debt that is left first.
+      const re2 = 're_' + key();
+      await deliver(replica.port, chargeRefunded(pi, [{ id: re2, amount: 1500 }]));
+      assert.deepEqual(await balance(), { currency: 'usd', balance: 0, debt: 500 });
+      await topUp(b, 200); // pays 200 of the debt
+      assert.deepEqual(await balance(), { currency: 'usd', balance: 0, debt: 300 });
+      await deliver(replica.port, refundUpdated(pi, { id: re2, amount: 1500, status: 'canceled' }));
+      assert.deepEqual(await balance(), { currency: 'usd', balance: 1200, debt: 0 });
+
+      // Failed before its debit arrived: the late debit moves nothing.
+      const re3 = 're_' + key();
+      assert.equal((await deliver(replica.port, refundUpdated(pi, { id: re3, amount: 400, status: 'failed' }))).body?.outcome, 'reversed');
+      assert.equal((await deliver(replica.port, chargeRefunded(pi, [{ id: re3, amount: 400 }]))).body?.outcome, 'voided');
+      assert.deepEqual(await balance(), { currency: 'usd', balance: 1200, debt: 0 });
       await assertLedgerConsistent(replica.database);
     });
 

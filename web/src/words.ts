@@ -172,10 +172,14 @@ export const w = {
   noPayments: 'No payments yet.',
   tipToName: (name: string) => `Tip to ${name}`,
   tipFromName: (name: string) => `Tip from ${name}`,
-  paymentKinds: { topup: 'Top-up', refund: 'Refund', subscription: 'Plan', renewal: 'Plan renewal', grant: 'Credit' } as Record<
-    string,
-    string
-  >,
+  paymentKinds: {
+    topup: 'Top-up',
+    refund: 'Refund',
+    refund_reversal: 'Refund returned',
+    subscription: 'Plan',
+    renewal: 'Plan renewal',
+    grant: 'Credit',
+  } as Record<string, string>,
   limits: (l: { sendRatePerS: number; sendBurst: number; connectionsPerUser: number; groupMembers: number; historyDepth: number }) =>
     [
       `Send up to ${plural(l.sendRatePerS, 'message')} a second (${n(l.sendBurst)} at once)`,

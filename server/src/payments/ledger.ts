@@ -137,6 +137,7 @@ export class Ledger extends LedgerQueries {
   async debitRefund(a: { userId: string; amount: number; refundId: string; paymentIntentId?: string }) {
     const u = this.userAccounts(a.userId);
     const stripe = this.systemAccount('stripe');
+    let voided = false;
     return this.run({
       kind: 'refund',
       initiator: 'stripe',
@@ -144,7 +145,13 @@ export class Ledger extends LedgerQueries {
       amount: a.amount,
       metadata: { refundId: a.refundId, paymentIntentId: a.paymentIntentId, userId: a.userId },
       accounts: [u.wallet, u.debt, stripe],
+      // Stripe said it failed before this debit arrived (webhooks come in any order): nothing moves.
+      guard: async (tx) => {
+        voided = (await this.byKey(tx, `refund_reversal:${a.refundId}`)) !== null;
+        return voided ? { voided: true } : undefined;
+      },
       postings: (l) => {
+        if (voided) return [];
         const fromWallet = Math.min(l.get(u.wallet)!.balance, a.amount);
         return [
           { account: u.wallet, amount: -fromWallet },
@@ -153,6 +160,47 @@ export class Ledger extends LedgerQueries {
         ];
       },
     });
+  }
+
+  /**
+   * A refund Stripe reports failed or canceled after it was debited: the money comes back, to the
+   * debt first (as a top-up pays it) and the rest to the wallet. Reported before its debit, it is
+   * recorded with no postings, and the debit arriving later moves nothing (see `debitRefund`).
+   */
+  async reverseRefund(a: { userId: string; amount: number; refundId: string }) {
+    const u = this.userAccounts(a.userId);
+    const stripe = this.systemAccount('stripe');
+    let debited = 0;
+    return this.run({
+      kind: 'refund_reversal',
+      initiator: 'stripe',
+      key: `refund_reversal:${a.refundId}`,
+      amount: a.amount,
+      metadata: { refundId: a.refundId, userId: a.userId },
+      accounts: [u.wallet, u.debt, stripe],
+      guard: async (tx) => {
+        const debit = await this.byKey(tx, `refund:${a.refundId}`);
+        debited = debit && !debit.metadata.voided ? debit.amount : 0;
+        return { returned: debited };
+      },
+      postings: (l) => {
+        const toDebt = Math.min(-l.get(u.debt)!.balance, debited);
+        return [
+          { account: u.debt, amount: toDebt },
+          { account: u.wallet, amount: debited - toDebt },
+          { account: stripe, amount: -debited },
+        ];
+      },
+    });
+  }
+
+  /** A transfer of Stripe's by its key, read inside a transfer's transaction (under its locks). */
+  private async byKey(tx: Tx, key: string) {
+    const [t] = await tx
+      .select({ amount: paymentTransfers.amount, metadata: paymentTransfers.metadata })
+      .from(paymentTransfers)
+      .where(and(eq(paymentTransfers.initiator, 'stripe'), eq(paymentTransfers.idempotencyKey, key)));
+    return t ? { amount: Number(t.amount), metadata: (t.metadata ?? {}) as Record<string, unknown> } : null;
   }
 
   /**

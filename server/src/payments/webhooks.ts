@@ -151,11 +151,21 @@ export class StripeWebhooks {
   ): Promise<string> {
     const refund = r as unknown as RefundLike;
     if (typeof refund.id !== 'string' || !isAmount(refund.amount)) return 'malformed';
-    if (refund.status === 'failed' || refund.status === 'canceled') return 'ignored';
     const userId = paymentIntentId ? await this.ownerOf(paymentIntentId, metadata) : await this.ownerOf(null, metadata);
     if (!userId) {
       await this.d.payments.audit(null, 'stripe_unattributed', 'stripe', { refundId: refund.id, amount: refund.amount });
       return 'unknown_user';
+    }
+    if (refund.status === 'failed' || refund.status === 'canceled') {
+      const t = await this.d.ledger.reverseRefund({ userId, amount: refund.amount, refundId: refund.id });
+      if (t.replayed) return 'already_applied';
+      await this.d.payments.audit(userId, 'refund_reversed', 'stripe', {
+        refundId: refund.id,
+        status: refund.status,
+        returned: t.transfer.metadata.returned,
+        transferId: t.transfer.id,
+      });
+      return 'reversed';
     }
     const known = [refund.currency, chargeCurrency, paymentIntentId ? await this.recordedCurrency(paymentIntentId) : null].filter(
       (c) => c !== undefined && c !== null,
@@ -177,6 +187,7 @@ export class StripeWebhooks {
       paymentIntentId: paymentIntentId ?? undefined,
     });
     if (t.replayed) return 'already_applied';
+    if (t.transfer.metadata.voided) return 'voided';
     await this.d.payments.audit(userId, 'refund_debited', 'stripe', {
       refundId: refund.id,
       paymentIntentId,

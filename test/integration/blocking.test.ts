@@ -86,6 +86,34 @@ describe('blocking on PostgreSQL: the direct conversation stops, both ways, on e
     for (const c of [as, bs, bs2]) c.close();
   });
 
+  test('5.10 tips follow blocks: none to a user who blocked the caller (DM or group), none in a DM the caller blocked; no money moves, no event is written; unblocking restores them', async () => {
+    const a = await newUser(replica.port, 'blk');
+    const b = await newUser(replica.port, 'blk');
+    const c = await newUser(replica.port, 'blk');
+    const dm = (await b.client.conversations.createDirect.mutate({ userId: a.id })).id;
+    const group = (await c.client.conversations.createGroup.mutate({ title: 'tips', memberIds: [a.id, b.id] })).id;
+    for (const u of [a, b]) await replica.services.payments.grant({ username: u.username, amount: 1000, actor: 'test' });
+    const headOf = async (conv: string) => (await a.client.conversations.list.query()).find((x) => x.id === conv)!.lastSeq;
+    const heads = [await headOf(dm), await headOf(group)];
+    let k = 0;
+    const tip = (from: User, to: User, conversationId: string) =>
+      from.client.payments.tip.mutate({ conversationId, toUserId: to.id, amount: 100, idempotencyKey: `tip${++k}` });
+
+    await a.client.profiles.block.mutate({ userId: b.id });
+    assert.equal(await errorCode(tip(b, a, dm)), 'FORBIDDEN');
+    assert.equal(await errorCode(tip(b, a, group)), 'FORBIDDEN');
+    assert.equal(await errorCode(tip(a, b, dm)), 'FORBIDDEN');
+    // The blocker may still tip the blocked user in a group, as they may still write there.
+    await tip(a, b, group);
+    assert.deepEqual(await a.client.payments.balance.query(), { currency: 'usd', balance: 900, debt: 0 });
+    assert.deepEqual(await b.client.payments.balance.query(), { currency: 'usd', balance: 1100, debt: 0 });
+    assert.deepEqual([await headOf(dm), await headOf(group)], [heads[0], heads[1]! + 1]);
+
+    await a.client.profiles.unblock.mutate({ userId: b.id });
+    await tip(b, a, dm);
+    assert.deepEqual(await a.client.payments.balance.query(), { currency: 'usd', balance: 1000, debt: 0 });
+  });
+
   test('5.10 blocked both ways: unblocking one side keeps the DM closed until the other unblocks too', async () => {
     const a = await newUser(replica.port, 'blk');
     const b = await newUser(replica.port, 'blk');

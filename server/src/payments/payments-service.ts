@@ -38,6 +38,9 @@ class SubscriptionMoved extends Error {}
 /** Every check in front of a tip, in one round trip (prepared once per connection). */
 const TIP_CHECK_SQL = `select
     (select c.id from conversations c where c.id = $1::uuid) as conv,
+    (select c.kind from conversations c where c.id = $1::uuid) as conv_kind,
+    exists (select 1 from blocks b where b.blocker_id = $3::uuid and b.blocked_id = $2::text::uuid) as to_blocked_caller,
+    exists (select 1 from blocks b where b.blocker_id = $2::text::uuid and b.blocked_id = $3::uuid) as caller_blocked_to,
     exists (select 1 from members m where m.conversation_id = $1::uuid and m.user_id = $2::text::uuid) as caller_in,
     exists (select 1 from members m where m.conversation_id = $1::uuid and m.user_id = $3::uuid) as to_in,
     t.kind as prior_kind, t.amount as prior_amount, t.conversation_id as prior_conv, t.metadata->>'to' as prior_to
@@ -116,6 +119,9 @@ export class PaymentsService {
     // One prepared statement: the conversation, both memberships, and a transfer already made with this key.
     const [row] = await this.d.database.query<{
       conv: string | null;
+      conv_kind: string | null;
+      to_blocked_caller: boolean;
+      caller_blocked_to: boolean;
       caller_in: boolean;
       to_in: boolean;
       prior_kind: string | null;
@@ -133,6 +139,11 @@ export class PaymentsService {
       if (!row?.conv) throw new DomainError('NOT_FOUND', 'no such conversation');
       if (!row.caller_in) throw new DomainError('FORBIDDEN', 'not a member of this conversation');
       if (!row.to_in) throw new DomainError('BAD_REQUEST', 'the recipient is not a member of this conversation');
+      // As with messages: nothing reaches someone who blocked the caller, and a blocked DM takes nothing.
+      if (row.to_blocked_caller) throw new DomainError('FORBIDDEN', 'you cannot tip this user');
+      if (row.caller_blocked_to && row.conv_kind === 'direct') {
+        throw new DomainError('FORBIDDEN', 'you blocked this user: unblock them to send');
+      }
     }
     let r: Awaited<ReturnType<Ledger['tip']>>;
     try {

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { notifyQueues as queues } from '../../server/src/notify/notify-jobs.ts';
+import { notifyQueues as queues, sendQueues } from '../../server/src/notify/notify-jobs.ts';
 import { redisConnection as connectionOf } from '../../server/src/jobs/redis-connection.ts';
 import { services } from '../helpers/env.ts';
 import { createDatabase } from '../helpers/postgres.ts';
@@ -140,8 +140,17 @@ describe('metrics on a port of their own', () => {
       { user: '00000000-0000-4000-8000-000000000001', conv: '00000000-0000-4000-8000-000000000002', seq: 1 },
       { delay: 3_600_000 },
     );
+    // A send job waiting for its retry: the per-target send queues are counted too.
+    const sq = new Queue(sendQueues.webhook, { connection: connectionOf(services.redisUrl()), prefix: `${prefix}bull` });
+    cleanups.push(() => sq.close());
+    await sq.add(
+      'webhook',
+      { delivery: '00000000-0000-4000-8000-000000000003', user: '00000000-0000-4000-8000-000000000001' },
+      { delay: 3_600_000 },
+    );
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     assert.match(text, /^hubbub_notify_queue_depth\{channel="email",state="delayed"\} 1$/m);
+    assert.match(text, /^hubbub_notify_queue_depth\{channel="webhook-send",state="delayed"\} 1$/m);
     assert.match(text, /^hubbub_notify_queue_depth\{channel="push",state="waiting"\} 0$/m);
     assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/health`)).status, 200);
     assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/trpc/auth.me`)).status, 404);

@@ -1,7 +1,7 @@
 import { Queue, type RedisOptions } from 'bullmq';
 import type { Logger } from '../observability/logger.ts';
 import type { NotifyMetrics } from '../observability/notify-metrics.ts';
-import { channels, notifyKey, notifyQueues, type NotifyChannel, type NotifyJob } from './notify-jobs.ts';
+import { channels, notifyKey, notifyQueues, sendQueues, targetChannels, type NotifyChannel, type NotifyJob } from './notify-jobs.ts';
 import type { NotifyScheduler } from './notify-scheduler.ts';
 
 export interface NotifyQueueOptions {
@@ -20,6 +20,8 @@ export interface NotifyQueueOptions {
  */
 export class BullNotifyScheduler implements NotifyScheduler {
   readonly queues: Record<NotifyChannel, Queue>;
+  /** The per-target send queues, opened on the first `depth()` (only the workers export it). */
+  private sendQueues: Queue[] = [];
 
   constructor(
     private readonly o: NotifyQueueOptions,
@@ -57,17 +59,26 @@ export class BullNotifyScheduler implements NotifyScheduler {
     );
   }
 
+  /** Jobs per queue and state: the channel queues by channel, the send queues as `<channel>-send`. */
   async depth() {
+    if (!this.sendQueues.length) {
+      this.sendQueues = targetChannels.map(
+        (c) => new Queue(sendQueues[c], { connection: { ...this.o.connection, enableOfflineQueue: false }, prefix: this.o.prefix }),
+      );
+      for (const q of this.sendQueues)
+        q.on('error', (err) => this.logger?.warn({ err: err.message, queue: q.name }, 'notification queue error'));
+    }
     const out: Record<string, Record<string, number>> = {};
     for (const c of channels) out[c] = await this.queues[c].getJobCounts('waiting', 'delayed', 'active', 'failed');
+    for (const [i, c] of targetChannels.entries())
+      out[`${c}-send`] = await this.sendQueues[i]!.getJobCounts('waiting', 'delayed', 'active', 'failed');
     return out;
   }
 
   /** Closes the queues; with Redis away a clean close would wait for it, so it gives up after a second. */
   async close() {
     await Promise.all(
-      channels.map(async (c) => {
-        const q = this.queues[c];
+      [...Object.values(this.queues), ...this.sendQueues].map(async (q) => {
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), 1000)));
         await Promise.race([

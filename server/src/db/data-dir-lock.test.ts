@@ -106,8 +106,11 @@ test('a holder on another host cannot be checked: refused, with the file to dele
 
 test('a holder killed but never reaped (a zombie: its parent died too, and a container PID 1 may never wait) is stale', async () => {
   const dir = tempDir();
-  // `sleep 0` exits at once; its parent becomes `sleep 30`, which never waits for it: a zombie.
-  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // A child that exits at once, of a parent that never waits for it: a zombie. (Perl is in every
+  // Debian; a shell may reap its background job before it execs.)
+  const parent = spawn('perl', ['-e', '$| = 1; my $p = fork(); exit 0 unless $p; print "$p\n"; sleep 30'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   process.on('exit', () => parent.kill('SIGKILL'));
   try {
     const pid = Number(String((await once(parent.stdout!, 'data'))[0]).trim());

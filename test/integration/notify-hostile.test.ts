@@ -158,6 +158,8 @@ for (const kind of dbKinds) {
       assert.deepEqual(s, {
         push: true,
         email: true,
+        // No SMTP_URL on this replica: the page shows the digest as unavailable.
+        emailAvailable: false,
         previews: false,
         quietHours: { start: '22:30', end: '06:45', timezone: 'America/New_York' },
         conversations: { [conv.id]: 'mentions' },

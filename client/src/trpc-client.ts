@@ -137,12 +137,22 @@ function issueText(i: Issue): string {
     case 'too_big':
       return `${field} must be at most ${i.maximum} ${unit}`.trim() + '.';
     case 'invalid_format':
-      return i.format === 'email' ? `${field} is not a valid email address.` : `${field} ${i.message ?? 'has the wrong format'}.`;
+      return i.format === 'email' ? `${field} is not valid.` : `${field} ${customPredicate(i.message) ?? 'has the wrong format'}.`;
     case 'unrecognized_keys':
       return 'The request had fields the server does not know.';
     default:
-      return `${field} ${i.message ? i.message.replace(/^Invalid input: /, 'is invalid: ') : 'is invalid'}.`.replace(/\.\.$/, '.');
+      return `${field} ${customPredicate(i.message) ?? 'is invalid'}.`.replace(/\.\.$/, '.');
   }
+}
+
+/**
+ * The server's own messages are predicates written to follow the field's name ("must be an
+ * https URL"); zod's generic ones ("Invalid input: expected string") are not, so they become
+ * "is invalid".
+ */
+function customPredicate(message: string | undefined): string | null {
+  if (!message || /^Invalid\b/.test(message)) return null;
+  return message;
 }
 
 function sentence(s: string): string {

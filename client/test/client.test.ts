@@ -193,9 +193,13 @@ describe('@hubbub/client against a live hub', () => {
     const bad = await anon.auth.register
       .mutate({ email: 'nope', username: 'a', password: 'long enough password' })
       .catch((e: unknown) => e);
-    assert.equal(errorText(bad), 'The email address is not a valid email address. The username must be at least 3 characters.');
+    assert.equal(errorText(bad), 'The email address is not valid. The username must be at least 3 characters.');
     const wrong = await anon.auth.login.mutate({ login: 'nobody_here', password: 'whatever it is' }).catch((e: unknown) => e);
     assert.match(errorText(wrong), /^[A-Z][^[\]{}]*\.$/);
+    const odd = await anon.auth.register
+      .mutate({ email: 'y@example.com', username: 'no spaces', password: 'long enough password' })
+      .catch((e: unknown) => e);
+    assert.equal(errorText(odd), 'The username may hold only letters, digits and underscores.');
   });
 
   test('an API call refused as UNAUTHORIZED is tried once more with a refreshed token', async () => {

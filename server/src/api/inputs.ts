@@ -44,7 +44,7 @@ export const username = z
   .string()
   .min(3)
   .max(32)
-  .regex(/^[A-Za-z0-9_]+$/, 'letters, digits and underscore only');
+  .regex(/^[A-Za-z0-9_]+$/, 'may hold only letters, digits and underscores');
 export const password = z.string().min(8).max(256);
 export const displayName = requiredLine(64);
 
@@ -69,7 +69,7 @@ export const timezone = z
     } catch {
       return false;
     }
-  }, 'unknown IANA time zone');
+  }, 'is not a known IANA time zone');
 
 export const refreshToken = z.string().min(10).max(200);
 

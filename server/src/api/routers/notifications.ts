@@ -8,11 +8,11 @@ const b64url = (max: number) =>
     .string()
     .min(1)
     .max(max)
-    .regex(/^[A-Za-z0-9_-]+={0,2}$/, 'base64url');
+    .regex(/^[A-Za-z0-9_-]+={0,2}$/, 'must be base64url');
 const quietHours = z.strictObject({
-  start: z.string().regex(HHMM, 'HH:MM'),
-  end: z.string().regex(HHMM, 'HH:MM'),
-  timezone: z.string().max(64).refine(isTimeZone, 'not an IANA time zone'),
+  start: z.string().regex(HHMM, 'must be a time as HH:MM'),
+  end: z.string().regex(HHMM, 'must be a time as HH:MM'),
+  timezone: z.string().max(64).refine(isTimeZone, 'is not a known IANA time zone'),
 });
 const level = z.enum(['all', 'mentions', 'none']);
 const webhookId = z.strictObject({ id: z.uuid() });
@@ -39,7 +39,7 @@ export const notificationsRouter = router({
         quietHours: quietHours.nullable().optional(),
         conversations: z
           .record(z.uuid(), level)
-          .refine((r) => Object.keys(r).length <= 500, 'at most 500 conversations at once')
+          .refine((r) => Object.keys(r).length <= 500, 'may name at most 500 conversations at once')
           .optional(),
       }),
     )

@@ -8,7 +8,7 @@ const idempotencyKey = z
   .string()
   .min(1)
   .max(128)
-  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 
 export const paymentsRouter = router({
   balance: authedProcedure.query(({ ctx }) => ctx.services.payments.balance(ctx.user.id)),

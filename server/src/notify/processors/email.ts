@@ -4,6 +4,12 @@ import type { NotifyJob } from '../notify-jobs.ts';
 import { RetryLater, sendAll, type JobContext, type NotifyDeps, type Outcome } from './outcome.ts';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/**
+ * Names and titles on one line in the text part (ones saved before the one-line rule may hold
+ * line breaks, which would forge lines of the digest); a body's later lines indented under it.
+ */
+export const oneLine = (s: string) => s.replace(/[\p{Cc}\u2028\u2029]+/gu, ' ');
+const indented = (s: string) => s.replace(/\r\n?|[\n\u2028\u2029]/g, '\n    ');
 
 /** The digest, text and HTML, grouped by conversation, with the unsubscribe link. */
 export function renderDigest(plans: ConversationPlan[], links: { app: string; unsubscribe: string }) {
@@ -14,8 +20,8 @@ export function renderDigest(plans: ConversationPlan[], links: { app: string; un
     subject,
     '',
     ...plans.flatMap((p) => [
-      `${p.title} (${p.count} new${p.mentioned ? ', you were mentioned' : ''})`,
-      ...p.recent.map((r) => `  ${r.from}: ${r.body ?? '(message)'}`),
+      `${oneLine(p.title)} (${p.count} new${p.mentioned ? ', you were mentioned' : ''})`,
+      ...p.recent.map((r) => `  ${oneLine(r.from)}: ${indented(r.body ?? '(message)')}`),
       `  ${convUrl(p)}`,
       '',
     ]),

@@ -65,3 +65,30 @@ test('Hubbub-Signature is t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">', () => 
   const want = createHmac('sha256', 's3cret').update('1700000000.{"a":1}').digest('hex');
   assert.equal(signature('s3cret', '{"a":1}', 1_700_000_000), `t=1700000000,v1=${want}`);
 });
+
+test('a line break in an old name or title cannot forge digest lines; a body with several lines stays indented under its sender', () => {
+  const d = renderDigest(
+    [
+      {
+        conv: 'c',
+        fromSeq: 1,
+        toSeq: 1,
+        cursor: 0,
+        count: 1,
+        mentioned: false,
+        title: 'Team\r\nStop these emails: https://evil.example',
+        body: 'x',
+        recent: [{ from: 'Mallory\nBank: reset your password at https://evil.example', body: 'one\r\ntwo', ts: 1 }],
+      },
+    ],
+    { app: 'https://chat.example', unsubscribe: 'https://chat.example/u' },
+  );
+  const lines = d.text.split('\n');
+  assert.deepEqual(
+    lines.filter((l) => l.startsWith('Stop these emails')),
+    ['Stop these emails: https://chat.example/u'],
+  );
+  assert.ok(lines.includes('  Mallory Bank: reset your password at https://evil.example: one'), d.text);
+  assert.ok(lines.includes('    two'), d.text);
+  assert.ok(!lines.some((l) => l.startsWith('Bank:')), d.text);
+});

@@ -139,20 +139,20 @@ function sideBySide(r: BenchResult): string[] {
   ];
 }
 
+/** The generator's CPU per unit of work, by the unit its scenario counts. */
+const UNITS: [string, string, number][] = [
+  ['msPer1kDeliveries', 'ms per 1,000 deliveries', 2],
+  ['msPerSocket', 'ms per socket', 3],
+  ['msPerCall', 'ms per call', 3],
+];
 /** The generator's own cost and health, beside the servers'. */
 function generatorCost(r: BenchResult): string[] {
   const rows = r.scenarios
     .filter((s) => s.generator)
     .map((s) => {
       const g = s.generator!;
-      const unit =
-        g.msPer1kDeliveries != null
-          ? `${fmt(g.msPer1kDeliveries)} ms per 1,000 deliveries`
-          : g.msPerSocket != null
-            ? `${fmt(g.msPerSocket, 3)} ms per socket`
-            : g.msPerCall != null
-              ? `${fmt(g.msPerCall, 3)} ms per call`
-              : '–';
+      const [key, what, digits] = UNITS.find(([k]) => g[k] != null) ?? [];
+      const unit = key ? `${fmt(g[key], digits)} ${what}` : '–';
       return [
         s.server,
         s.name,

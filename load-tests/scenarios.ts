@@ -115,7 +115,7 @@ type Row = Omit<Threshold, 'id' | 'scenario' | 'servers'> & { servers?: Threshol
 /** A size for both modes, or `[quick, full]`. */
 type SizeRows = Partial<Record<keyof Sizes, number | [number, number]>>;
 
-export interface Scenario {
+interface Scenario {
   about: string;
   /** `default`: runs without --only; `cassandra`/`soak`: with that flag; `named`: only when --only names it. */
   runs: 'default' | 'cassandra' | 'soak' | 'named';
@@ -176,6 +176,7 @@ const lazy = {
   soak: () => import('./drive/soak.ts'),
   notify: () => import('./drive/notify.ts'),
   inProcess: () => import('./drive/in-process.ts'),
+  connscale: () => import('./drive/connscale.ts'),
 };
 
 export const SCENARIOS: Record<string, Scenario> = {
@@ -318,7 +319,7 @@ export const SCENARIOS: Record<string, Scenario> = {
       target('maxConnections', '>=', 100_000, '100k authenticated sockets on one hub process'),
       target('rssPerConnKiBAt50k', '<=', 3, '≤ 3 KB RSS per connection at 50k'),
     ],
-    drive: (ctx) => sockets.connscale(ctx),
+    drive: async (ctx) => (await lazy.connscale()).connscale(ctx),
   },
   cassandra: {
     about: 'persist and store again with MESSAGE_STORE=cassandra on one local node',

@@ -104,9 +104,9 @@ async function measure(label: string, command: string[], env: Record<string, str
   }
 }
 
-export const NPM_START = ['npm', 'start', '--silent'];
+const NPM_START = ['npm', 'start', '--silent'];
 /** The sources through tsx, as `npm start` ran before the production build: the baseline. */
-export const TSX = [process.execPath, '--import', 'tsx', 'server/src/main.ts'];
+const TSX = [process.execPath, '--import', 'tsx', 'server/src/main.ts'];
 
 export async function idleMemory(ctx: Ctx) {
   const t0 = Date.now();

@@ -71,7 +71,7 @@ export interface BenchResult {
 }
 
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : NaN);
-export const fmt = (v: unknown, digits = 2) => {
+const fmt = (v: unknown, digits = 2) => {
   const n = num(v);
   if (!Number.isFinite(n)) return typeof v === 'string' ? v : '–';
   return Math.abs(n) >= 1000 ? Math.round(n).toLocaleString('en-US') : String(round(n, digits));
@@ -184,8 +184,8 @@ function generatorCost(r: BenchResult): string[] {
   ];
 }
 
-export const baselineFile = (scenario: string) => path.join(repoRoot, 'load-tests', 'baselines', `${scenario}.json`);
-export interface Baseline {
+const baselineFile = (scenario: string) => path.join(repoRoot, 'load-tests', 'baselines', `${scenario}.json`);
+interface Baseline {
   scenario: string;
   mode: 'quick' | 'full';
   startedAt: string;
@@ -311,7 +311,7 @@ function charts(r: BenchResult): Record<string, vegaLite.TopLevelSpec> {
   return out;
 }
 
-export function markdown(r: BenchResult, keyFigures: Record<string, string[]>): string {
+function markdown(r: BenchResult, keyFigures: Record<string, string[]>): string {
   const overridden = Object.entries(r.overrides)
     .map(([k, v]) => `${k}=${v}`)
     .join(', ');

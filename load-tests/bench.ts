@@ -19,7 +19,8 @@ import { findPid, processTree, repoRoot, round, type Watched } from './harness/p
 import { type BenchResult, saveBaselines, writeReport } from './harness/report.ts';
 import { type SeedFile, seedDatabase } from './harness/seed.ts';
 import { hubEnv, type ServerSet, startHubs, startPeer } from './harness/servers.ts';
-import { COMMON, type Ctx, derive, evaluate, parseOverrides, SCENARIOS, type Sizes, sizesIn, targets } from './scenarios.ts';
+import { derive, evaluate, parseOverrides, targets } from './harness/thresholds.ts';
+import { COMMON, type Ctx, SCENARIOS, type Sizes, sizesIn } from './scenarios.ts';
 
 const many = { type: 'string' as const, multiple: true as const, default: [] as string[] };
 const bool = { type: 'boolean' as const, default: false };

@@ -4,24 +4,17 @@
  * `/` and has idled 10 s, and again after one page load, sign-up, login and socket, idle again. The larger counts.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { createDatabase } from '../../test/helpers/postgres.ts';
-import { kbField, processTree, round } from '../harness/procs.ts';
+import { cmdline, kbField, processTree, round } from '../harness/procs.ts';
 import { hubMetrics, metricValue, startNodeServer } from '../harness/servers.ts';
 import type { Ctx } from '../scenarios.ts';
 
 const MiB = 2 ** 20;
 const idle = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const cmdline = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-  } catch {
-    return ''; // exited meanwhile
-  }
-};
 
 async function sampleTree(root: number, hub: { port: number; metricsPort?: number }) {
   const procs = processTree(root).map((pid) => ({

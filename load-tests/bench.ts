@@ -10,46 +10,54 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { openDatabase } from '../server/src/db/database.ts';
 import { createDatabase, startPostgres } from '../test/helpers/postgres.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 import { openPgStats, PG_STATS_CONFIG, summarizeProfile } from './harness/diagnostics.ts';
 import { findPid, processTree, repoRoot, round, type Watched } from './harness/procs.ts';
-import { saveBaselines, writeReport, type BenchResult, type ScenarioResult } from './harness/report.ts';
-import { seedDatabase, type SeedFile } from './harness/seed.ts';
-import { hubEnv, startHubs, startPeer, type ServerSet } from './harness/servers.ts';
-import { COMMON, derive, evaluate, parseOverrides, SCENARIOS, targets, type Ctx, type Sizes } from './scenarios.ts';
+import { type BenchResult, saveBaselines, writeReport } from './harness/report.ts';
+import { type SeedFile, seedDatabase } from './harness/seed.ts';
+import { hubEnv, type ServerSet, startHubs, startPeer } from './harness/servers.ts';
+import { derive, evaluate, parseOverrides, targets } from './harness/thresholds.ts';
+import { COMMON, type Ctx, SCENARIOS, type Sizes, sizesIn } from './scenarios.ts';
 
-const argv = process.argv.slice(2);
-const flag = (name: string) => argv.includes(`--${name}`);
-/** Every value of an option given as `--name VALUE` or `--name=VALUE`. */
-const values = (name: string) =>
-  argv.flatMap((a, i) => (a === `--${name}` ? [argv[i + 1]!] : a.startsWith(`--${name}=`) ? [a.slice(name.length + 3)] : []));
+const many = { type: 'string' as const, multiple: true as const, default: [] as string[] };
+const bool = { type: 'boolean' as const, default: false };
+const { values: opt } = parseArgs({
+  options: {
+    ...{ quick: bool, cassandra: bool, soak: bool, profile: bool, 'pg-stats': bool, 'perf-map': bool, 'save-baseline': bool },
+    ...{ only: many, set: many, threshold: many, 'hub-env': many },
+  },
+});
 const keyValue = (kv: string, what: string) => {
   const at = kv.indexOf('=');
   if (at < 1) throw new Error(`--${what} ${kv}: expected KEY=VALUE`);
   return [kv.slice(0, at), kv.slice(at + 1)] as const;
 };
-const mode = flag('quick') ? 'quick' : 'full';
-const sizes = Object.assign({}, COMMON[mode], ...Object.values(SCENARIOS).map((s) => s.sizes[mode])) as Sizes;
-for (const [k, v] of values('set').map((kv) => keyValue(kv, 'set'))) {
+const mode = opt.quick ? 'quick' : 'full';
+const sizes = sizesIn(Object.assign({}, COMMON, ...Object.values(SCENARIOS).map((s) => s.sizes)), mode) as Sizes;
+for (const [k, v] of opt.set.map((kv) => keyValue(kv, 'set'))) {
   if (!(k in sizes) || !Number.isFinite(Number(v)))
     throw new Error(`--set ${k}=${v}: not a size with a number (one of ${Object.keys(sizes).join(', ')})`);
   sizes[k as keyof Sizes] = Number(v);
 }
-const overrides = parseOverrides(values('threshold'));
+const overrides = parseOverrides(opt.threshold);
 /** Extra configuration for every hub replica (any variable of the configuration table), to measure a setting. */
-const hubExtra = Object.fromEntries(values('hub-env').map((kv) => keyValue(kv, 'hub-env')));
-const named = values('only').flatMap((v) => v.split(','));
+const hubExtra = Object.fromEntries(opt['hub-env'].map((kv) => keyValue(kv, 'hub-env')));
+const named = opt.only.flatMap((v) => v.split(','));
 for (const o of named)
   if (!(o in SCENARIOS)) throw new Error(`--only: unknown scenario ${o} (one of ${Object.keys(SCENARIOS).join(', ')})`);
-const runs = (name: string) => (named.length ? named.includes(name) : SCENARIOS[name]!.runs === 'default' || flag(SCENARIOS[name]!.runs));
+const runs = (name: string) => {
+  const when = SCENARIOS[name]!.runs;
+  return named.length ? named.includes(name) : when === 'default' || (when !== 'named' && opt[when]);
+};
 const only = Object.keys(SCENARIOS).filter(runs);
-/** The sizes the scenarios `names` read. */
+/** The sizes the scenarios `names` read: their own, and the common ones when they use the seed. */
 const sizesOf = (...names: string[]) =>
   Object.fromEntries(
     Object.entries(sizes).filter(([k]) =>
-      names.some((n) => k in SCENARIOS[n]!.sizes[mode] || (k in COMMON[mode] && (SCENARIOS[n]!.servers !== 'own' || SCENARIOS[n]!.seeded))),
+      names.some((n) => k in SCENARIOS[n]!.sizes || (k in COMMON && (SCENARIOS[n]!.servers !== 'own' || SCENARIOS[n]!.seeded))),
     ),
   );
 
@@ -69,16 +77,10 @@ async function runAll(list: (() => Promise<unknown>)[]) {
 }
 
 const cpus = os.cpus();
+const machine = { cpus: cpus.length, cpuModel: cpus[0]?.model ?? '?', memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version };
 const result: BenchResult = {
   ...{ startedAt: new Date().toISOString(), mode, sizes: sizesOf(...only), overrides: Object.fromEntries(overrides) },
-  machine: {
-    cpus: cpus.length,
-    cpuModel: cpus[0]?.model ?? '?',
-    memGiB: round(os.totalmem() / 2 ** 30, 1),
-    node: process.version,
-    kernel: os.release(),
-  },
-  ...{ scenarios: [], notes: [], ok: true, misses: [], targets: [] },
+  ...{ machine: { ...machine, kernel: os.release() }, scenarios: [], notes: [], ok: true, misses: [], targets: [] },
 };
 const broke = (what: string, err: unknown) => {
   result.ok = false;
@@ -101,7 +103,7 @@ async function whileStarting<T>(f: () => Promise<T>): Promise<T> {
 async function main() {
   const t0 = Date.now();
   log(`mode ${mode}, scenarios ${only.join(',')}, work dir ${work}`);
-  const [pg, redis] = await Promise.all([startPostgres({ durable: true, config: flag('pg-stats') ? PG_STATS_CONFIG : {} }), startRedis()]);
+  const [pg, redis] = await Promise.all([startPostgres({ durable: true, config: opt['pg-stats'] ? PG_STATS_CONFIG : {} }), startRedis()]);
   runCleanups.push(
     () => pg.stop(),
     () => redis.stop(),
@@ -113,7 +115,7 @@ async function main() {
   };
   const databaseUrl = await whileStarting(() => createDatabase(pg.url, 'hubbub_bench'));
   await migrate(databaseUrl);
-  const pgStats = flag('pg-stats') ? await openPgStats(databaseUrl) : null;
+  const pgStats = opt['pg-stats'] ? await openPgStats(databaseUrl) : null;
   if (pgStats) runCleanups.push(() => pgStats.close());
   const postmaster = findPid(['bin/postgres', `-p ${new URL(pg.url).port}`]);
   const redisPid = findPid(['redis-server', `:${redis.port}`]);
@@ -122,10 +124,8 @@ async function main() {
     ...(redisPid ? [{ name: 'redis', pids: () => [redisPid] }] : []),
   ];
   const jwtSecret = randomBytes(32).toString('base64url');
-  const hubBase = {
-    ...hubEnv({ databaseUrl, redisUrl: redis.url, redisPrefix: `bench${stamp.replace(/-/g, '')}:`, jwtSecret, dataDir: work }),
-    ...hubExtra,
-  };
+  const tag = stamp.replace(/-/g, '');
+  const hubBase = { ...hubEnv({ databaseUrl, redisUrl: redis.url, redisPrefix: `bench${tag}:`, jwtSecret, dataDir: work }), ...hubExtra };
   const seedFile = path.join(work, 'seed.json');
   let seed: SeedFile | undefined;
   const ctx: Ctx = {
@@ -135,18 +135,17 @@ async function main() {
       return seed;
     },
     wants: runs,
-    record: (s: ScenarioResult) => (result.scenarios.push(s), log(`  ${JSON.stringify(s.figures)}`)),
+    record: (s) => (result.scenarios.push(s), log(`  ${JSON.stringify(s.figures)}`)),
     cleanup: (f) => scenarioCleanups.push(f),
   };
 
   let hubs: ServerSet | null = null;
   const profileDir = path.join(os.tmpdir(), `hubbub-bench-profile-${stamp}`);
   const stopHubs = async () => {
-    if (!hubs) return;
-    await hubs.stop();
+    await hubs?.stop();
     hubs = null;
     // Main thread only (tid 0): the others are worker threads.
-    for (const f of flag('profile') ? readdirSync(profileDir).filter((x) => /\.\d+\.0\.\d+\.cpuprofile$/.test(x)) : []) {
+    for (const f of opt.profile ? readdirSync(profileDir).filter((x) => /\.\d+\.0\.\d+\.cpuprofile$/.test(x)) : []) {
       result.profile = { file: path.join(profileDir, f), ...summarizeProfile(path.join(profileDir, f), 20) };
       log(`profile of hub-a: ${result.profile.file}`);
     }
@@ -157,8 +156,8 @@ async function main() {
     if ((s.servers !== 'own' || s.seeded) && !seed) {
       log(`seeding ${sizes.fanoutUsers} users in rooms of ${sizes.roomSize}, ${sizes.persistUsers} in rooms of 2`);
       const groups = [
-        { name: 'rooms', users: sizes.fanoutUsers!, roomSize: sizes.roomSize! },
-        { name: 'prooms', users: sizes.persistUsers!, roomSize: 2 },
+        { name: 'rooms', users: sizes.fanoutUsers, roomSize: sizes.roomSize },
+        { name: 'prooms', users: sizes.persistUsers, roomSize: 2 },
       ];
       seed = await seedDatabase(databaseUrl, jwtSecret, groups, seedFile);
     }
@@ -166,8 +165,8 @@ async function main() {
       if (s.servers === 'hubs') {
         // --perf-map: hub-a writes /tmp/perf-<pid>.map so `perf record -g -p <pid>` names JavaScript frames.
         const firstNodeArgs = [
-          ...(flag('profile') ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
-          ...(flag('perf-map') ? ['--perf-basic-prof-only-functions', '--interpreted-frames-native-stack'] : []),
+          ...(opt.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+          ...(opt['perf-map'] ? ['--perf-basic-prof-only-functions', '--interpreted-frames-native-stack'] : []),
         ];
         if (!hubs) {
           hubs = await startHubs({ replicas: 2, env: hubBase, firstNodeArgs });
@@ -179,7 +178,7 @@ async function main() {
           SEED_FILE: seedFile,
           JWT_SECRET: jwtSecret,
           REDIS_URL: redis.url,
-          REDIS_PREFIX: `sio${stamp.replace(/-/g, '')}`,
+          REDIS_PREFIX: `sio${tag}`,
           DATABASE_URL: databaseUrl,
         };
         // One peer at a time, so that each has the box to itself.
@@ -200,15 +199,15 @@ async function main() {
   result.durationS = round((Date.now() - t0) / 1000, 1);
   derive(result.scenarios);
   const { misses, invalid } = evaluate(result.scenarios, mode, overrides);
-  for (const s of invalid) (s as ScenarioResult).invalid = `generator event-loop p99 ${s.figures.generatorEldP99Ms} ms`;
+  for (const s of result.scenarios) if (invalid.has(s)) s.invalid = `generator event-loop p99 ${s.figures.generatorEldP99Ms} ms`;
   result.misses = misses.filter((m) => !m.grade);
   result.targets = targets(result.scenarios, overrides);
   if (result.misses.length) result.ok = false;
   const keyFigures = Object.fromEntries(Object.entries(SCENARIOS).map(([k, s]) => [k, s.figures]));
   const md = await writeReport(result, path.join(repoRoot, 'load-tests', 'results'), stamp, keyFigures);
-  if (flag('save-baseline')) saveBaselines(result, (name) => sizesOf(name));
+  if (opt['save-baseline']) saveBaselines(result, (name) => sizesOf(name));
   log(`wrote load-tests/results/${stamp}.json and latest.md in ${result.durationS}s`);
-  process.stdout.write('\n' + md + '\n');
+  process.stdout.write(`\n${md}\n`);
   for (const m of result.misses) log(`MISSED ${m.id} (${m.server}): ${m.value} ${m.op} ${m.bound} failed: ${m.target}`);
   if (!result.ok) {
     log('FAILED: some threshold was missed or a scenario broke (see the report)');

@@ -3,27 +3,18 @@
  * PostgreSQL + Redis, and the same sources through tsx as the baseline: RSS and PSS of its process tree once it answers
  * `/` and has idled 10 s, and again after one page load, sign-up, login and socket, idle again. The larger counts.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { createDatabase } from '../../test/helpers/postgres.ts';
-import { kbField, processTree, repoRoot, round } from '../harness/procs.ts';
-import { hubMetrics, metricValue } from '../harness/servers.ts';
+import { cmdline, kbField, processTree, round } from '../harness/procs.ts';
+import { hubMetrics, metricValue, startNodeServer } from '../harness/servers.ts';
 import type { Ctx } from '../scenarios.ts';
 
 const MiB = 2 ** 20;
 const idle = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const cmdline = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-  } catch {
-    return ''; // exited meanwhile
-  }
-};
 
 async function sampleTree(root: number, hub: { port: number; metricsPort?: number }) {
   const procs = processTree(root).map((pid) => ({
@@ -90,67 +81,25 @@ async function useOnce(port: number) {
 async function measure(label: string, command: string[], env: Record<string, string> = {}) {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-idle-'));
   const t0 = Date.now();
-  // Its own process group, as from a terminal: SIGTERM reaches npm and the hub together.
-  const child = spawn(command[0]!, command.slice(1), {
-    cwd: repoRoot,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? os.homedir(),
-      DATA_DIR: dataDir,
-      PORT: '0',
-      METRICS_PORT: '0',
-      HOST: '127.0.0.1',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  const logs: string[] = [];
-  const exited = new Promise<void>((r) => child.once('close', () => r()));
-  const kill = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, sig);
-    } catch {
-      // the whole group is gone already
-    }
-  };
-  const killOnExit = () => kill('SIGKILL');
-  process.on('exit', killOnExit);
+  const home = process.env.HOME ?? os.homedir();
+  const hub = await startNodeServer({ name: label, entry: command, env: { HOME: home, DATA_DIR: dataDir, ...env }, readyPath: '/' });
   try {
-    createInterface({ input: child.stderr! }).on('line', (l) => logs.push(l));
-    const hub = await new Promise<{ port: number; metricsPort?: number }>((resolve, reject) => {
-      const fail = (why: string) => reject(new Error(`${label}: ${why}:\n${logs.slice(-20).join('\n')}`));
-      const timer = setTimeout(() => fail('not listening after 120 s'), 120_000);
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        logs.push(line);
-        const j = line.startsWith('{') ? (JSON.parse(line) as { msg?: string; port?: number; metricsPort?: number }) : {}; // npm prints plain lines too
-        if (j.msg === 'hub listening' && j.port) clearTimeout(timer), resolve({ port: j.port, metricsPort: j.metricsPort });
-      });
-      void exited.then(() => (clearTimeout(timer), fail('exited before listening')));
-    });
-    const page = await fetch(`http://127.0.0.1:${hub.port}/`);
-    if (!page.ok) throw new Error(`${label}: GET / answered ${page.status}`);
-    await page.arrayBuffer();
     const startMs = Date.now() - t0;
     await idle(10_000);
-    const started = await sampleTree(child.pid!, hub);
+    const started = await sampleTree(hub.pid, hub);
     await useOnce(hub.port);
     await idle(10_000);
-    const used = await sampleTree(child.pid!, hub);
+    const used = await sampleTree(hub.pid, hub);
     return { label, startMs, started, used };
   } finally {
-    kill('SIGTERM');
-    const t = setTimeout(() => kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(t);
-    process.off('exit', killOnExit);
+    await hub.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
-export const NPM_START = ['npm', 'start', '--silent'];
+const NPM_START = ['npm', 'start', '--silent'];
 /** The sources through tsx, as `npm start` ran before the production build: the baseline. */
-export const TSX = [process.execPath, '--import', 'tsx', 'server/src/main.ts'];
+const TSX = [process.execPath, '--import', 'tsx', 'server/src/main.ts'];
 
 export async function idleMemory(ctx: Ctx) {
   const t0 = Date.now();

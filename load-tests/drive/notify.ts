@@ -5,21 +5,18 @@
  * send rate (the generator's fanout, one sender per room); then the pushes the local push service received (VAPID
  * checked, body decrypted) are divided by the worker's CPU seconds.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { Queue } from 'bullmq';
 import postgres from 'postgres';
 import webPush from 'web-push';
 import { PushService, selfSigned } from '../../test/helpers/notify-services.ts';
-import { freePort } from '../../test/helpers/ports.ts';
 import { createDatabase } from '../../test/helpers/postgres.ts';
 import { newHistogram, summarize } from '../gen/runner.ts';
-import { cpuDelta, cpuSeconds, repoRoot, round } from '../harness/procs.ts';
-import { hubEnv, startHubs, type ServerSet } from '../harness/servers.ts';
+import { cpuDelta, cpuSeconds, round } from '../harness/procs.ts';
+import { hubEnv, type ServerSet, startHubs, startNodeServer } from '../harness/servers.ts';
 import { seedDatabase, type Rooms } from '../harness/seed.ts';
 import type { Ctx } from '../scenarios.ts';
 import { drive, fanoutJobs, serverWatch } from './sockets.ts';
@@ -70,34 +67,20 @@ export async function notify(ctx: Ctx) {
   ctx.cleanup(() => Promise.all([hubs.off.stop(), hubs.on.stop()]));
   const caDir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-bench-ca-'));
   writeFileSync(path.join(caDir, 'ca.pem'), tls.cert);
-  const metricsPort = await freePort();
-  const workerEnv = {
-    ...common,
-    REDIS_PREFIX: `on${tag}:`,
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'info',
-    WORKERS_METRICS_PORT: String(metricsPort),
-    NODE_EXTRA_CA_CERTS: path.join(caDir, 'ca.pem'),
-  };
-  const worker = spawn(process.execPath, ['--import', 'tsx', 'workers/src/main.ts'], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...workerEnv },
-    stdio: ['ignore', 'pipe', 'inherit'],
+  const worker = await startNodeServer({
+    name: 'worker',
+    entry: 'workers/src/main.ts',
+    env: { ...common, REDIS_PREFIX: `on${tag}:`, NODE_ENV: 'test', LOG_LEVEL: 'info', NODE_EXTRA_CA_CERTS: path.join(caDir, 'ca.pem') },
+    readyPath: '/metrics',
+    readyOnMetrics: true,
   });
-  const killWorker = () => worker.kill('SIGKILL');
-  process.on('exit', killWorker);
-  const exited = new Promise((r) => worker.once('exit', r));
-  ctx.cleanup(async () => (process.off('exit', killWorker), worker.kill('SIGTERM'), await exited));
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: worker.stdout! }).on('line', (l) => l.includes('workers started') && resolve());
-    worker.once('exit', (c) => reject(new Error(`the worker exited (${c})`)));
-  });
+  ctx.cleanup(() => worker.stop());
 
   const lat = { off: newHistogram(), on: newHistogram() };
   const cpu = { off: 0, on: 0 };
   const delivered = { off: 0, on: 0 };
   const counters: Record<string, number> = {};
-  const w0 = cpuSeconds(worker.pid!);
+  const w0 = cpuSeconds(worker.pid);
   const pushed0 = push.requests.length;
   for (const mode of ['off', 'on', 'off', 'on'] as const) {
     const set = hubs[mode];
@@ -125,8 +108,8 @@ export async function notify(ctx: Ctx) {
   while (Object.values(await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized')).some(Boolean))
     await new Promise((r) => setTimeout(r, 200));
   await queue.close();
-  const workerCpuS = cpuSeconds(worker.pid!) - w0;
-  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const workerCpuS = cpuSeconds(worker.pid) - w0;
+  const metrics = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
   for (const [, outcome, v] of metrics.matchAll(/^hubbub_notify_jobs_total\{channel="push",outcome="(\w+)"\} (\d+)/gm))
     counters[`push_jobs_${outcome}`] = Number(v);
   const jobs = Object.entries(counters)

@@ -17,7 +17,7 @@ export type ServerKind = 'hubbub' | 'uws' | 'ws' | 'socketio' | 'floor';
 /** Wall-clock milliseconds with sub-millisecond resolution. */
 export const nowMs = (): number => performance.timeOrigin + performance.now();
 
-export interface Handlers {
+interface Handlers {
   /** Frames may be sent (for Socket.IO: after its CONNECT). */
   onOpen?(): void;
   onFrame?(f: ServerFrame, t: number): void;

@@ -40,7 +40,7 @@ export interface FanoutJob extends SocketJob {
   bodySize: number;
   runId: string;
 }
-export interface ReconnectJob extends SocketJob {
+interface ReconnectJob extends SocketJob {
   kind: 'reconnect';
   /** members[0]'s token also opens the room's sender socket, which stays up through the storm. */
   rooms: { id: string; members: Target[] }[];
@@ -50,7 +50,7 @@ export interface ReconnectJob extends SocketJob {
   resumeTimeoutS: number;
   runId: string;
 }
-export interface ApiJob {
+interface ApiJob {
   kind: 'api';
   bases: string[];
   loginRate: number;
@@ -63,7 +63,7 @@ export interface ApiJob {
   maxInFlight: { login: number; history: number };
 }
 /** The hub's write path without sockets: its EventWriter over the configured message store, `producers` writers. */
-export interface StoreJob {
+interface StoreJob {
   kind: 'store';
   env: Record<string, string>;
   convs: number;
@@ -139,7 +139,7 @@ export interface GenResult {
 }
 
 /** 40 source addresses of generator process `w`, disjoint across processes, so no one address runs out of ports. */
-export const sourceAddresses = (w: number) => Array.from({ length: 40 }, (_, i) => `127.0.${100 + w}.${1 + i}`);
+const sourceAddresses = (w: number) => Array.from({ length: 40 }, (_, i) => `127.0.${100 + w}.${1 + i}`);
 
 /** Splits `items` into `n` near-equal interleaved shares. */
 export function shares<T>(items: T[], n: number): T[][] {

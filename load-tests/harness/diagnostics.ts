@@ -1,17 +1,12 @@
 /**
- * Where a hub's time went, for `--profile` and `--pg-stats`: a V8 .cpuprofile (`--cpu-prof`) or a `perf record -g`
- * capture (run with `--perf-map`, so JavaScript frames have names) summarised by source area and function, and the
- * statements PostgreSQL spent a scenario on (pg_stat_statements). Alone, for any capture:
- *
- *   node --import tsx load-tests/harness/diagnostics.ts <file.cpuprofile | perf.data> [top]
+ * Where a hub's time went, for `--profile` and `--pg-stats`: its V8 .cpuprofile (`--cpu-prof`) summarised by source area
+ * and function, and the statements PostgreSQL spent a scenario on (pg_stat_statements).
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { round } from './procs.ts';
 
-/** Source areas by where a frame's code lives (a .cpuprofile's url, a perf symbol); the first match wins. */
+/** Source areas by where a frame's code lives (a .cpuprofile's url); the first match wins. */
 const AREAS: [string, RegExp][] = [
   ['(garbage collector)', /^\(garbage collector\)$|Scaveng|MarkCompact|Sweep/],
   ['(program)', /^\(program\)$/],
@@ -75,35 +70,6 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
   };
 }
 
-/** On-CPU samples of a `perf record -g` capture by area: each sample goes to its innermost frame in a known area. */
-export function summarizePerf(file: string): { area: string; pct: number }[] {
-  const text = execFileSync('perf', ['script', '-i', file, '-F', 'ip,sym,dso'], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 30,
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  const counts = new Map<string, number>();
-  let samples = 0;
-  for (const block of text.split(/\n\s*\n/)) {
-    const stack = [...block.matchAll(/^\s*[0-9a-f]+\s+(.*)\s+\((.*)\)\s*$/gm)].map((m) => ({ sym: m[1]!, dso: m[2]! }));
-    if (!stack.length) continue;
-    samples++;
-    // Threads other than the main one: V8's platform workers (concurrent GC, background JIT) and libuv's pool.
-    const area = stack.some((f) => /PlatformWorkerThread/.test(f.sym))
-      ? 'V8 background threads (concurrent GC, JIT compiler)'
-      : stack.some((f) => /uv__worker|worker \(/.test(f.sym))
-        ? 'libuv thread pool'
-        : (stack.map((f) => areaOf(f.sym)).find(Boolean) ??
-          (stack[0]!.dso.includes('kernel')
-            ? 'kernel (outside any named JS frame)'
-            : /compiler|Compile|Maglev|Turbofan/.test(stack[0]!.sym)
-              ? 'V8 JIT compiler'
-              : 'other native (V8, libuv, libc)'));
-    counts.set(area, (counts.get(area) ?? 0) + 1);
-  }
-  return [...counts].sort((a, b) => b[1] - a[1]).map(([area, n]) => ({ area, pct: round((n / samples) * 100, 1) }));
-}
-
 /** One statement's share of a scenario. */
 export interface PgStatement {
   calls: number;
@@ -144,16 +110,4 @@ export async function openPgStats(databaseUrl: string) {
     },
     close: () => sql.end({ timeout: 5 }),
   };
-}
-
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const [file, top] = process.argv.slice(2);
-  if (!file) throw new Error('usage: diagnostics.ts <file.cpuprofile | perf.data> [top]');
-  if (file.endsWith('.cpuprofile')) {
-    const s = summarizeProfile(file, Number(top ?? 30));
-    console.log(`busy ${s.totalMs} ms (idle excluded)\n\nby area:`);
-    for (const a of s.byArea) console.log(`  ${String(a.pct).padStart(5)}%  ${a.area}`);
-    console.log('\ntop functions (self time):');
-    for (const f of s.byFunction) console.log(`  ${String(f.pct).padStart(5)}%  ${f.fn}  ${f.where}`);
-  } else for (const a of summarizePerf(file)) console.log(`  ${String(a.pct).padStart(5)}%  ${a.area}`);
 }

@@ -55,10 +55,13 @@ export function processTree(root: number): number[] {
   return out;
 }
 
+/** A process's command line, its arguments joined by spaces ('' once gone). */
+export const cmdline = (pid: number | string) => read(`/proc/${pid}/cmdline`).replaceAll('\0', ' ');
+
 /** The pid of a process whose command line holds every needle (not the runuser in front of it). */
 export function findPid(needles: string[]): number | null {
   for (const name of pids()) {
-    const cmd = read(`/proc/${name}/cmdline`).replaceAll('\0', ' ');
+    const cmd = cmdline(name);
     if (needles.every((n) => cmd.includes(n)) && !cmd.startsWith('runuser')) return Number(name);
   }
   return null;

@@ -71,7 +71,7 @@ export interface BenchResult {
 }
 
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : NaN);
-export const fmt = (v: unknown, digits = 2) => {
+const fmt = (v: unknown, digits = 2) => {
   const n = num(v);
   if (!Number.isFinite(n)) return typeof v === 'string' ? v : '–';
   return Math.abs(n) >= 1000 ? Math.round(n).toLocaleString('en-US') : String(round(n, digits));
@@ -139,20 +139,20 @@ function sideBySide(r: BenchResult): string[] {
   ];
 }
 
+/** The generator's CPU per unit of work, by the unit its scenario counts. */
+const UNITS: [string, string, number][] = [
+  ['msPer1kDeliveries', 'ms per 1,000 deliveries', 2],
+  ['msPerSocket', 'ms per socket', 3],
+  ['msPerCall', 'ms per call', 3],
+];
 /** The generator's own cost and health, beside the servers'. */
 function generatorCost(r: BenchResult): string[] {
   const rows = r.scenarios
     .filter((s) => s.generator)
     .map((s) => {
       const g = s.generator!;
-      const unit =
-        g.msPer1kDeliveries != null
-          ? `${fmt(g.msPer1kDeliveries)} ms per 1,000 deliveries`
-          : g.msPerSocket != null
-            ? `${fmt(g.msPerSocket, 3)} ms per socket`
-            : g.msPerCall != null
-              ? `${fmt(g.msPerCall, 3)} ms per call`
-              : '–';
+      const [key, what, digits] = UNITS.find(([k]) => g[k] != null) ?? [];
+      const unit = key ? `${fmt(g[key], digits)} ${what}` : '–';
       return [
         s.server,
         s.name,
@@ -184,8 +184,8 @@ function generatorCost(r: BenchResult): string[] {
   ];
 }
 
-export const baselineFile = (scenario: string) => path.join(repoRoot, 'load-tests', 'baselines', `${scenario}.json`);
-export interface Baseline {
+const baselineFile = (scenario: string) => path.join(repoRoot, 'load-tests', 'baselines', `${scenario}.json`);
+interface Baseline {
   scenario: string;
   mode: 'quick' | 'full';
   startedAt: string;
@@ -311,7 +311,7 @@ function charts(r: BenchResult): Record<string, vegaLite.TopLevelSpec> {
   return out;
 }
 
-export function markdown(r: BenchResult, keyFigures: Record<string, string[]>): string {
+function markdown(r: BenchResult, keyFigures: Record<string, string[]>): string {
   const overridden = Object.entries(r.overrides)
     .map(([k, v]) => `${k}=${v}`)
     .join(', ');

@@ -17,7 +17,7 @@ export interface SeedFile {
 }
 export type Rooms = SeedFile['rooms'];
 
-export const BENCH_PASSWORD = 'bench correct horse battery staple';
+const BENCH_PASSWORD = 'bench correct horse battery staple';
 const chunks = <T>(xs: T[], n = 1000) => Array.from({ length: Math.ceil(xs.length / n) }, (_, k) => xs.slice(k * n, k * n + n));
 
 /**

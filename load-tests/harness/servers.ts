@@ -24,47 +24,65 @@ export interface NodeServer {
   stop(): Promise<void>;
 }
 
-/** Starts an entry point (TypeScript through tsx, or built JavaScript) on a free port; ready once `readyPath` answers. */
+/**
+ * Starts a server process on a free port: a TypeScript entry through tsx, built JavaScript, or a whole command (`npm
+ * start`: in its own process group, as from a terminal, so that a stop reaches npm and the hub together). Its metrics
+ * (METRICS_PORT, and WORKERS_METRICS_PORT for the worker process) go to a second free port. Ready once `readyPath`
+ * answers on its port, or with `readyOnMetrics` on the metrics port.
+ */
 export async function startNodeServer(o: {
   name: string;
-  entry: string;
+  entry: string | string[];
   env: Record<string, string>;
   readyPath: string;
+  readyOnMetrics?: boolean;
   nodeArgs?: string[];
 }): Promise<NodeServer> {
-  const port = await freePort();
-  // A hub serves /metrics on METRICS_PORT only; the peers ignore it.
-  const metricsPort = await freePort();
-  const loader = o.entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), ...loader, o.entry], {
+  const [port, metricsPort] = [await freePort(), await freePort()];
+  const loader = typeof o.entry === 'string' && o.entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const [cmd, ...args] = typeof o.entry === 'string' ? [process.execPath, ...(o.nodeArgs ?? []), ...loader, o.entry] : o.entry;
+  const ports = { PORT: String(port), METRICS_PORT: String(metricsPort), WORKERS_METRICS_PORT: String(metricsPort) };
+  const group = typeof o.entry !== 'string';
+  const child = spawn(cmd!, args, {
     cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...o.env, PORT: String(port), METRICS_PORT: String(metricsPort) },
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...o.env, ...ports },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: group,
   });
   const logs: string[] = [];
   const keep = (line: string) => logs.push(line) > 200 && logs.shift();
   createInterface({ input: child.stdout! }).on('line', keep);
   createInterface({ input: child.stderr! }).on('line', keep);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const kill = () => child.kill('SIGKILL');
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      if (group) process.kill(-child.pid!, sig);
+      else child.kill(sig);
+    } catch {
+      // the process (group) is gone already
+    }
+  };
+  const kill = () => signal('SIGKILL');
   process.on('exit', kill);
-  for (const deadline = Date.now() + 60_000; ; await new Promise((r) => setTimeout(r, 100))) {
-    if (child.exitCode !== null || child.signalCode !== null)
+  const ready = `http://127.0.0.1:${o.readyOnMetrics ? metricsPort : port}${o.readyPath}`;
+  for (const deadline = Date.now() + 120_000; ; await new Promise((r) => setTimeout(r, 100))) {
+    if (gone())
       throw new Error(`${o.name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${logs.slice(-20).join('\n')}`);
     // Refused while it starts: asked again until the deadline.
     if (
-      await fetch(`http://127.0.0.1:${port}${o.readyPath}`).then(
-        (r) => r.ok,
+      await fetch(ready).then(
+        async (r) => (await r.arrayBuffer(), r.ok),
         () => false,
       )
     )
       break;
-    if (Date.now() > deadline) throw (kill(), new Error(`${o.name} not ready after 60 s:\n${logs.slice(-20).join('\n')}`));
+    if (Date.now() > deadline) throw (kill(), new Error(`${o.name} not ready after 120 s:\n${logs.slice(-20).join('\n')}`));
   }
   const stop = async () => {
     process.off('exit', kill);
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
+    if (gone()) return;
+    signal('SIGTERM');
     const t = setTimeout(kill, 15_000);
     await exited;
     clearTimeout(t);

@@ -7,7 +7,7 @@ import { jwtVerify } from 'jose';
  * Hubbub issues (HS256, iss/aud `hubbub`, typ `at+jwt`). Peers keep everything in memory: no history, no resume. That
  * is the point of the comparison: Hubbub pays for those, the peers do not.
  */
-export class Directory {
+class Directory {
   private readonly roomsOfUser = new Map<string, string[]>();
   private readonly members = new Map<string, Set<string>>();
   private readonly key: Uint8Array;

@@ -1,5 +1,5 @@
 /**
- * The bench's threshold table (load-tests/scenarios.ts): every row can fail and is
+ * The bench's threshold table (load-tests/scenarios.ts, checked by harness/thresholds.ts): every row can fail and is
  * named when it does, overrides work and are checked, a slow generator marks its scenario
  * invalid; and the runner's merge of the generator processes' HdrHistograms and counters.
  */
@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { encodeHistogram, merge, newHistogram, recordMs, type GenReport } from '../../load-tests/gen/runner.ts';
 import type { ServerKind } from '../../load-tests/harness/servers.ts';
-import { evaluate, parseOverrides, THRESHOLDS, type ScenarioFigures, type Threshold } from '../../load-tests/scenarios.ts';
+import { evaluate, parseOverrides, type ScenarioFigures, type Threshold } from '../../load-tests/harness/thresholds.ts';
+import { THRESHOLDS } from '../../load-tests/scenarios.ts';
 
 const KINDS: ServerKind[] = ['hubbub', 'uws', 'ws', 'socketio'];
 

@@ -1,31 +1,21 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { errorCode, newUser, startTestReplica, testEnv, trpcClient, type TestEnv } from '../helpers/server.ts';
+import { errorCode, newUser, startTestReplica, testEnv, trpcClient, replicaPerSuite } from '../helpers/server.ts';
 import { connect, RawClient, upgradeStatus } from '../helpers/ws.ts';
-import type { Replica } from '../../server/src/replica.ts';
 
 describe('WebSocket protocol v1 (one replica, PGlite)', () => {
-  let env: TestEnv;
-  let replica: Replica;
-  before(async () => {
-    env = await testEnv('pglite');
-    replica = await startTestReplica(env.env, {
-      WS_RATE_PER_S: '50',
-      WS_RATE_BURST: '40',
-      WS_MAX_FRAME_BYTES: '16384',
-      WS_MAX_BODY_CHARS: '500',
-      WS_MAX_CONNECTIONS_PER_USER: '3',
-      WS_MAX_BACKPRESSURE_BYTES: '65536',
-      // Long enough that a reload in a test is always within it on a loaded box; 5.6 waits for the offline.
-      PRESENCE_OFFLINE_GRACE_MS: '4000',
-      ALLOWED_ORIGINS: 'https://app.example.com',
-    });
-  });
-  after(async () => {
-    await replica?.stop();
-    await env?.cleanup();
+  const replica = replicaPerSuite('pglite', {
+    WS_RATE_PER_S: '50',
+    WS_RATE_BURST: '40',
+    WS_MAX_FRAME_BYTES: '16384',
+    WS_MAX_BODY_CHARS: '500',
+    WS_MAX_CONNECTIONS_PER_USER: '3',
+    WS_MAX_BACKPRESSURE_BYTES: '65536',
+    // Long enough that a reload in a test is always within it on a loaded box; 5.6 waits for the offline.
+    PRESENCE_OFFLINE_GRACE_MS: '4000',
+    ALLOWED_ORIGINS: 'https://app.example.com',
   });
 
   async function group(n: number, title = 'g') {

@@ -1,42 +1,25 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import path from 'node:path';
-import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
-import { appRouter } from './api/root.ts';
 import type { ApiServices } from './api/services.ts';
-import { AccountService } from './account/account-service.ts';
-import { AuthService } from './auth/auth-service.ts';
-import { PasswordHasher } from './auth/passwords.ts';
-import { MemoryRateLimiter } from './limits/rate-limiter.memory.ts';
-import type { RateLimiter } from './limits/rate-limiter.ts';
-import { SocketAuthenticator } from './auth/socket-authenticator.ts';
-import { AccessTokens } from './auth/tokens.ts';
-import type { Bus } from './bus/bus.ts';
-import { MemoryBus } from './bus/bus.memory.ts';
-import { ConversationService } from './conversations/conversation-service.ts';
-import { openDatabase, type Database } from './db/database.ts';
-import { HttpServer, type ReadinessCheck } from './http/app.ts';
-import { Hub } from './hub/hub.ts';
-import { MemoryPresence } from './presence/presence.memory.ts';
-import type { Presence } from './presence/presence.ts';
-import { wsBehavior, wsUpgradeFallback } from './hub/ws-handler.ts';
+import type { Database } from './db/database.ts';
+import type { HttpServer } from './http/app.ts';
+import type { Hub } from './hub/hub.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { startMetricsServer } from './observability/metrics-server.ts';
-import { ProfileService } from './profiles/profile-service.ts';
-import { openMessageStore } from './store/open-message-store.ts';
-import { openPayments } from './payments/open-payments.ts';
-import { registerStripeWebhook } from './http/stripe-webhook.ts';
-import { workBudgets } from './limits/budgets.ts';
 import { maintenanceJob } from './auth/maintenance-job.ts';
 import { renewalsJob } from './payments/renewals-job.ts';
 import { runRepeatingJobs } from './jobs/repeating-job.inprocess.ts';
 import { pageUrl } from './http/page-url.ts';
-import { setupNotifications, type Notifications } from './notify/setup-notifications.ts';
+import type { Notifications } from './notify/setup-notifications.ts';
 import type { NotifyOverrides } from './notify/notify-deps.ts';
-import { registerUnsubscribeRoute } from './notify/unsubscribe-route.ts';
+import { openStorage } from './replica/open-storage.ts';
+import { openCoordination } from './replica/open-coordination.ts';
+import { HubLink } from './replica/hub-link.ts';
+import { buildServices } from './replica/build-services.ts';
+import { buildHub } from './replica/build-hub.ts';
+import { buildHttp } from './replica/build-http.ts';
 
 export interface Replica {
   port: number;
@@ -58,197 +41,47 @@ export interface Replica {
 /**
  * The composition root of a hub replica: builds every dependency from the config, once, and
  * passes narrow objects down. `main.ts` calls it with the environment's config; tests call it
- * with their own (port 0).
+ * with their own (port 0). Each part is built by a function in `replica/`.
  */
 export async function startReplica(config: Config, opts: { logger?: Logger; notify?: NotifyOverrides } = {}): Promise<Replica> {
   const replicaId = config.REPLICA_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const logger = opts.logger ?? createLogger({ level: config.LOG_LEVEL, replicaId });
   const metrics = createMetrics({ collectDefault: config.NODE_ENV !== 'test' });
 
-  const database = await openDatabase({
-    databaseUrl: config.DATABASE_URL,
-    dataDir: config.DATA_DIR,
-    poolMax: config.DATABASE_POOL_MAX,
-  });
-  await database.migrate();
-  const db = database.db;
-  const store = await openMessageStore(config, database, logger);
+  // Storage, then what replicas share (bus, presence, rate limits: Redis, or memory alone).
+  const { database, store } = await openStorage(config, logger);
+  const { redis, bus, presence, limiter } = await openCoordination(config, replicaId, logger);
 
-  let redis: Redis | null = null;
-  let bus: Bus;
-  let presence: Presence;
-  let limiter: RateLimiter;
-  if (config.REDIS_URL) {
-    // Loaded only with Redis: a single replica without it never loads ioredis.
-    const [{ Redis }, { RedisBus }, { RedisPresence }, { RedisRateLimiter }] = await Promise.all([
-      import('ioredis'),
-      import('./bus/bus.redis.ts'),
-      import('./presence/presence.redis.ts'),
-      import('./limits/rate-limiter.redis.ts'),
-    ]);
-    // Commands fail fast while Redis is away instead of queueing without bound. Auto-pipelining:
-    // the presence scripts and rate-limit hits of one loop turn (a connect storm brings hundreds)
-    // leave in one write.
-    redis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, enableAutoPipelining: true });
-    redis.on('error', (err) => logger.warn({ err: err.message }, 'redis error'));
-    await new Promise<void>((res, rej) => {
-      redis!.once('ready', () => res());
-      redis!.once('end', () => rej(new Error('redis connection ended')));
-    });
-    const redisBus = new RedisBus(config.REDIS_URL, { logger, prefix: config.REDIS_PREFIX });
-    await redisBus.ready();
-    bus = redisBus;
-    presence = new RedisPresence(redis, { replicaId, logger, prefix: config.REDIS_PREFIX });
-    limiter = new RedisRateLimiter(redis, config.REDIS_PREFIX + 'rl:');
-  } else {
-    bus = new MemoryBus();
-    presence = new MemoryPresence();
-    limiter = new MemoryRateLimiter();
-  }
-
-  const profiles = new ProfileService(db, { controlUsers: (users, m) => hub.controlUsers(users, m) });
-  const budgets = workBudgets(config);
-  let hubRef: Hub | null = null;
-  const secret = jwtSecret(config, logger);
-  const tokens = new AccessTokens(secret, {
-    issuer: config.JWT_ISSUER,
-    audience: config.JWT_AUDIENCE,
-    ttlSeconds: config.ACCESS_TOKEN_TTL_S,
-  });
-  const hasher = new PasswordHasher({
-    memoryCost: config.ARGON2_MEMORY_KIB,
-    timeCost: config.ARGON2_TIME_COST,
-    nice: config.PASSWORD_HASH_NICE,
-  });
-  const auth = new AuthService({
-    db,
+  // The services reach live sockets through the hub, and the hub reads memberships and plans from them.
+  const hubLink = new HubLink();
+  const { services, conversations, pay, notifications, tokens, hasher } = await buildServices(config, {
     database,
-    hasher,
-    tokens,
-    limiter,
-    logger,
-    refreshTtlSeconds: config.REFRESH_TOKEN_TTL_S,
-    reuseGraceMs: config.REFRESH_REUSE_GRACE_MS,
-    loginLimits: { perAccount: config.LOGIN_MAX_PER_ACCOUNT, perIp: config.LOGIN_MAX_PER_IP, windowMs: config.LOGIN_WINDOW_S * 1000 },
-    onRevoke: (r) => {
-      void hubRef?.controlUser(r.userId, { k: 'revoke', sessions: r.sessionIds }).catch((err) => {
-        logger.error({ err: (err as Error).message }, 'session revocation broadcast failed');
-      });
-    },
-  });
-
-  const pay = openPayments(config, {
-    db,
-    database,
-    logger,
-    metrics,
-    controlUser: (u, m) => hub.controlUser(u, m),
-    writeEvent: (conv, draft) => hub.writer.write(conv, draft),
-  });
-  const conversations: ConversationService = new ConversationService({
-    db,
-    database,
-    store,
-    profiles,
-    maxGroupMembers: config.MAX_GROUP_MEMBERS,
-    limitsOf: (u) => pay.entitlements.conversationLimitsOf(u),
-    live: {
-      write: (conv, draft) => hub.writer.write(conv, draft),
-      controlUsers: (users, m) => hub.controlUsers(users, m),
-      publishFrame: (c, f, skip) => hub.publishFrame(c, f, skip),
-    },
-  });
-  const notifications = await setupNotifications({
-    config,
-    db,
-    query: database.query,
     store,
     presence,
-    logger,
-    registry: metrics.registry,
-    jwtSecret: secret,
+    limiter,
     redis,
-    overrides: opts.notify,
+    logger,
+    metrics,
+    hub: hubLink,
+    notify: opts.notify,
   });
-  const hub: Hub = new Hub({
-    notify: config.NOTIFY_ENABLED ? notifications.trigger : undefined,
+  const hub = buildHub(config, {
     store,
     bus,
     presence,
-    directory: conversations,
+    directory: conversations.directory,
+    userLimits: pay.entitlements,
+    resumeEvents: services.budgets.resumeEvents,
+    notify: notifications.trigger,
     logger,
     metrics,
-    userLimits: pay.entitlements,
-    limits: {
-      maxBodyChars: config.WS_MAX_BODY_CHARS,
-      ratePerS: config.WS_RATE_PER_S,
-      burst: config.WS_RATE_BURST,
-      maxConnectionsPerUser: config.WS_MAX_CONNECTIONS_PER_USER,
-      heartbeatMs: config.WS_HEARTBEAT_MS,
-      maxBuffered: config.WS_MAX_BACKPRESSURE_BYTES,
-      resumeMaxEvents: config.WS_RESUME_MAX_EVENTS,
-      resumeHoldMs: config.WS_RESUME_HOLD_MS,
-      announcedResumeHoldMs: config.WS_RESUME_ANNOUNCED_HOLD_MS,
-      presenceGraceMs: config.PRESENCE_OFFLINE_GRACE_MS,
-    },
-    resumeEvents: budgets.resumeEvents,
   });
-  hubRef = hub;
+  hubLink.bind(hub);
   // A member with a socket here is online without a presence lookup.
   notifications.trigger.localOnline = (userId) => hub.hasSocketsOf(userId);
-  const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments });
-  const services: ApiServices = {
-    auth,
-    profiles,
-    account,
-    conversations,
-    payments: pay.payments,
-    metrics,
-    budgets,
-    notifications: notifications.settings,
-  };
 
-  const checks: ReadinessCheck[] = [
-    { name: 'database', check: () => database.ping() },
-    { name: 'store', check: () => store.lastSeqs(['00000000-0000-0000-0000-000000000000']).then(() => undefined) },
-  ];
-  if (redis) checks.push({ name: 'redis', check: () => redis!.ping().then(() => undefined) });
-
-  const allowedOrigins = new Set(config.ALLOWED_ORIGINS);
-  const http = new HttpServer({
-    router: appRouter,
-    services,
-    logger,
-    http: {
-      allowedOrigins,
-      maxBodyBytes: config.MAX_BODY_BYTES,
-      trustProxy: config.TRUST_PROXY,
-      maxUrlBytes: config.HTTP_MAX_URL_BYTES,
-      maxHeaderBytes: config.HTTP_MAX_HEADER_BYTES,
-      maxBatchCalls: config.API_MAX_BATCH_CALLS,
-    },
-    checks,
-    extend: (app) => {
-      registerUnsubscribeRoute(app, { tokens: notifications.tokens, settings: notifications.settings, logger });
-      app.ws(
-        '/ws',
-        wsBehavior({
-          hub,
-          auth: new SocketAuthenticator({ tokens, database }),
-          logger,
-          metrics,
-          allowedOrigins,
-          maxFrameBytes: config.WS_MAX_FRAME_BYTES,
-          idleTimeoutS: Math.ceil((config.WS_HEARTBEAT_MS + config.WS_PONG_TIMEOUT_MS) / 1000),
-          maxBackpressure: config.WS_MAX_BACKPRESSURE_BYTES,
-          maxUrlBytes: config.HTTP_MAX_URL_BYTES,
-          maxHeaderBytes: config.HTTP_MAX_HEADER_BYTES,
-        }),
-      );
-      registerStripeWebhook(app, { webhooks: pay.webhooks, maxBytes: config.STRIPE_WEBHOOK_MAX_BYTES, logger });
-      app.get('/ws', wsUpgradeFallback);
-    },
-  });
+  // The public port (API, sockets, webhooks) and the metrics port.
+  const http = buildHttp(config, { services, hub, tokens, database, store, redis, webhooks: pay.webhooks, notifications, logger, metrics });
   const metricsServer = await startMetricsServer({
     registry: metrics.registry,
     host: config.HOST,
@@ -273,8 +106,12 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
   // Without Redis there is no BullMQ: the same jobs run in-process, so `npm start` alone has them.
   const inProcessJobs = redis
     ? null
-    : runRepeatingJobs([maintenanceJob(db), renewalsJob({ payments: pay.payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS })], logger);
+    : runRepeatingJobs(
+        [maintenanceJob(database.db), renewalsJob({ payments: pay.payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS })],
+        logger,
+      );
 
+  // In order: no more jobs and scrapes, the hub's timers, then queues, bus, stores, pools.
   let closed = false;
   const closeAll = async () => {
     if (closed) return;
@@ -289,7 +126,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     await presence.close().catch(failed('presence'));
     await bus.close().catch(failed('bus'));
     redis?.disconnect();
-    if ('close' in limiter && typeof limiter.close === 'function') limiter.close();
+    limiter.close?.();
     await store.close().catch(failed('message store'));
     await database.close().catch(failed('database'));
   };
@@ -317,23 +154,4 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
       await closeAll();
     },
   };
-}
-
-/**
- * JWT_SECRET from the environment; in development one is generated once and kept in DATA_DIR
- * (so tokens survive a restart); in tests a random one per process unless given.
- */
-function jwtSecret(config: Config, logger: Logger): string {
-  if (config.JWT_SECRET) return config.JWT_SECRET;
-  if (config.NODE_ENV === 'test') return randomBytes(32).toString('base64url');
-  const file = path.resolve(config.DATA_DIR, 'jwt-secret');
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch {
-    mkdirSync(config.DATA_DIR, { recursive: true });
-    const secret = randomBytes(48).toString('base64url');
-    writeFileSync(file, secret + '\n', { mode: 0o600 });
-    logger.info({ file }, 'generated a development JWT secret');
-    return secret;
-  }
 }

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { errorCode, newUser, startTestReplica, testEnv, trpcClient, type TestEnv } from '../helpers/server.ts';
+import { errorCode, newUser, trpcClient, replicaPerSuite } from '../helpers/server.ts';
 import WebSocket from 'ws';
 import { connect } from '../helpers/ws.ts';
 import { SocketClient, type WebSocketCtor } from '@hubbub/client';
@@ -46,16 +46,7 @@ async function flooding<T>(data: Record<string, unknown>, measure: () => Promise
 // Floods cost the flooder, and a healthy client on the same hub keeps
 // its ping round trip within 2× of its idle value (measured in the same test).
 describe('hardening: resume floods and tRPC batches (one replica, PostgreSQL)', () => {
-  let env: TestEnv;
-  let replica: Replica;
-  before(async () => {
-    env = await testEnv('postgres');
-    replica = await startTestReplica(env.env, { WS_MAX_CONNECTIONS_PER_USER: '5' });
-  });
-  after(async () => {
-    await replica?.stop();
-    await env?.cleanup();
-  });
+  const replica = replicaPerSuite('postgres', { WS_MAX_CONNECTIONS_PER_USER: '5' });
 
   test('a resume flood gets RATE_LIMITED then 4008, replays a bounded number of events, and a healthy ping stays within 2× idle', async () => {
     const attacker = await newUser(replica.port, 'flood');
@@ -128,30 +119,21 @@ describe('hardening: resume floods and tRPC batches (one replica, PostgreSQL)', 
 // Each budget of the table holds, and going over it is RATE_LIMITED (tRPC TOO_MANY_REQUESTS),
 // 4008 for a socket that keeps on, or the HTTP status, never a stall.
 describe('hardening: work budgets (one replica, PGlite, small budgets)', () => {
-  let env: TestEnv;
-  let replica: Replica;
-  before(async () => {
-    env = await testEnv('pglite');
-    replica = await startTestReplica(env.env, {
-      WS_RATE_PER_S: '5',
-      WS_RATE_BURST: '10',
-      WS_RESUME_EVENTS_PER_S: '10',
-      WS_RESUME_EVENTS_BURST: '300',
-      WS_RESUME_MAX_EVENTS: '200',
-      API_RATE_PER_S: '1',
-      API_RATE_BURST: '30',
-      API_ANON_RATE_PER_S: '1',
-      API_ANON_RATE_BURST: '40',
-      API_HISTORY_ROWS_PER_S: '1',
-      API_HISTORY_ROWS_BURST: '250',
-      API_MAX_BATCH_CALLS: '10',
-      HTTP_MAX_URL_BYTES: '2048',
-      HTTP_MAX_HEADER_BYTES: '4096',
-    });
-  });
-  after(async () => {
-    await replica?.stop();
-    await env?.cleanup();
+  const replica = replicaPerSuite('pglite', {
+    WS_RATE_PER_S: '5',
+    WS_RATE_BURST: '10',
+    WS_RESUME_EVENTS_PER_S: '10',
+    WS_RESUME_EVENTS_BURST: '300',
+    WS_RESUME_MAX_EVENTS: '200',
+    API_RATE_PER_S: '1',
+    API_RATE_BURST: '30',
+    API_ANON_RATE_PER_S: '1',
+    API_ANON_RATE_BURST: '40',
+    API_HISTORY_ROWS_PER_S: '1',
+    API_HISTORY_ROWS_BURST: '250',
+    API_MAX_BATCH_CALLS: '10',
+    HTTP_MAX_URL_BYTES: '2048',
+    HTTP_MAX_HEADER_BYTES: '4096',
   });
 
   test('WS_RATE_PER_S/WS_RATE_BURST: frames of every type past the burst get RATE_LIMITED, a socket that keeps on gets 4008', async () => {

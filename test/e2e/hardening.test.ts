@@ -1,23 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { newUser, startTestReplica, testEnv, trpcClient, errorCode, type TestEnv } from '../helpers/server.ts';
+import { describe, test } from 'node:test';
+import { newUser, trpcClient, errorCode, replicaPerSuite, withReplica } from '../helpers/server.ts';
 import { connect, type RawClient } from '../helpers/ws.ts';
 import { metricValue, openRaw, rawHttp, until, upgradeRequest } from '../helpers/hardening.ts';
-import type { Replica } from '../../server/src/replica.ts';
 
 // What an outside attacker could do, each test covering a class of bug.
 describe('hardening: connection bookkeeping, protocol edges, own messages read (one replica, PGlite)', () => {
-  let env: TestEnv;
-  let replica: Replica;
   const LIMIT = 3;
-  before(async () => {
-    env = await testEnv('pglite');
-    replica = await startTestReplica(env.env, { WS_MAX_CONNECTIONS_PER_USER: String(LIMIT), WS_RATE_BURST: '200', WS_RATE_PER_S: '200' });
-  });
-  after(async () => {
-    await replica?.stop();
-    await env?.cleanup();
-  });
+  const replica = replicaPerSuite('pglite', { WS_MAX_CONNECTIONS_PER_USER: String(LIMIT), WS_RATE_BURST: '200', WS_RATE_PER_S: '200' });
 
   const gauge = () => metricValue(replica.metricsPort, 'hubbub_ws_connections');
 
@@ -117,9 +107,7 @@ describe('hardening: connection bookkeeping, protocol edges, own messages read (
 
 describe('hardening: connection bookkeeping during a drain', () => {
   test('sockets closed by the drain, and one that opens during it, leave the gauge at the sockets really open (0)', async () => {
-    const env = await testEnv('pglite');
-    const replica = await startTestReplica(env.env);
-    try {
+    await withReplica('pglite', {}, async (replica) => {
       const u = await newUser(replica.port, 'drain');
       const socks = await Promise.all([0, 1, 2].map(() => connect(replica.port, u.accessToken)));
       assert.equal(await metricValue(replica.metricsPort, 'hubbub_ws_connections'), 3);
@@ -130,24 +118,12 @@ describe('hardening: connection bookkeeping during a drain', () => {
       assert.equal((await late.closed).code, 1012, 'a socket opened during the drain is sent away, not kept');
       await until(async () => (await metricValue(replica.metricsPort, 'hubbub_ws_connections')) === 0, 5000, 'gauge 0 after the drain');
       assert.equal(replica.hub.connectionCount, 0);
-    } finally {
-      await replica.stop();
-      await env.cleanup();
-    }
+    });
   });
 });
 
 describe('hardening: the per-account login throttle is keyed by the account', () => {
-  let env: TestEnv;
-  let replica: Replica;
-  before(async () => {
-    env = await testEnv('pglite');
-    replica = await startTestReplica(env.env, { LOGIN_MAX_PER_ACCOUNT: '4', TRUST_PROXY: 'true' });
-  });
-  after(async () => {
-    await replica?.stop();
-    await env?.cleanup();
-  });
+  const replica = replicaPerSuite('pglite', { LOGIN_MAX_PER_ACCOUNT: '4', TRUST_PROXY: 'true' });
 
   const from = (ip: string) => {
     const c = trpcClient(replica.port);

@@ -1,31 +1,21 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { errorCode, newUser, startTestReplica, testEnv, trpcClient, type TestEnv } from '../helpers/server.ts';
+import { errorCode, newUser, trpcClient, replicaPerSuite, withReplica } from '../helpers/server.ts';
 import { connect, RawClient, upgradeStatus } from '../helpers/ws.ts';
-import type { Replica } from '../../server/src/replica.ts';
 
 describe('WebSocket protocol v1 (one replica, PGlite)', () => {
-  let env: TestEnv;
-  let replica: Replica;
-  before(async () => {
-    env = await testEnv('pglite');
-    replica = await startTestReplica(env.env, {
-      WS_RATE_PER_S: '50',
-      WS_RATE_BURST: '40',
-      WS_MAX_FRAME_BYTES: '16384',
-      WS_MAX_BODY_CHARS: '500',
-      WS_MAX_CONNECTIONS_PER_USER: '3',
-      WS_MAX_BACKPRESSURE_BYTES: '65536',
-      // Long enough that a reload in a test is always within it on a loaded box; 5.6 waits for the offline.
-      PRESENCE_OFFLINE_GRACE_MS: '4000',
-      ALLOWED_ORIGINS: 'https://app.example.com',
-    });
-  });
-  after(async () => {
-    await replica?.stop();
-    await env?.cleanup();
+  const replica = replicaPerSuite('pglite', {
+    WS_RATE_PER_S: '50',
+    WS_RATE_BURST: '40',
+    WS_MAX_FRAME_BYTES: '16384',
+    WS_MAX_BODY_CHARS: '500',
+    WS_MAX_CONNECTIONS_PER_USER: '3',
+    WS_MAX_BACKPRESSURE_BYTES: '65536',
+    // Long enough that a reload in a test is always within it on a loaded box; 5.6 waits for the offline.
+    PRESENCE_OFFLINE_GRACE_MS: '4000',
+    ALLOWED_ORIGINS: 'https://app.example.com',
   });
 
   async function group(n: number, title = 'g') {
@@ -146,9 +136,7 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
 
   test('4 resume with more than the limit missed sends gap for the older part', async () => {
     // Its own folder: an embedded database belongs to one replica at a time.
-    const localEnv = await testEnv('pglite');
-    const local = await startTestReplica(localEnv.env, { WS_RESUME_MAX_EVENTS: '10' });
-    try {
+    await withReplica('pglite', { WS_RESUME_MAX_EVENTS: '10' }, async (local) => {
       const u1 = await newUser(local.port, 'gap');
       const u2 = await newUser(local.port, 'gap');
       const conv = (await u1.client.conversations.createDirect.mutate({ userId: u2.id })).id;
@@ -164,10 +152,7 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
       );
       a.c.close();
       b.c.close();
-    } finally {
-      await local.stop();
-      await localEnv.cleanup();
-    }
+    });
   });
 
   test('5.5 read cursor moves forward only, reaches the other device, and unread follows', async () => {
@@ -339,49 +324,49 @@ describe('WebSocket protocol v1 (one replica, PGlite)', () => {
   });
 
   test('5.7 a client that stops reading is closed 4009 while the others keep receiving', async () => {
-    const ownEnv = await testEnv('pglite');
-    const writer = await startTestReplica(ownEnv.env, {
-      WS_RATE_PER_S: '100000',
-      WS_RATE_BURST: '100000',
-      WS_MAX_BACKPRESSURE_BYTES: '65536',
-    });
-    try {
-      const users = [];
-      for (let i = 0; i < 3; i++) users.push(await newUser(writer.port, 'slow'));
-      const conv = (await users[0]!.client.conversations.createGroup.mutate({ title: 'slow', memberIds: [users[1]!.id, users[2]!.id] })).id;
-      const fast = await connect(writer.port, users[0]!.accessToken);
-      const healthy = await connect(writer.port, users[1]!.accessToken);
-      const slow = await connect(writer.port, users[2]!.accessToken);
-      // Stop reading on the slow socket: its TCP receive window fills and the server's buffer grows.
-      (slow.c.ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
-      const body = 'y'.repeat(3000);
-      let last = 0;
-      const tooSlowCloses = async () =>
-        (await writer.services.metrics.closes.get()).values.find((v) => v.labels.reason === 'TOO_SLOW')?.value ?? 0;
-      for (let i = 0; i < 5000 && (await tooSlowCloses()) === 0; i += 50) {
-        const batch = [];
-        for (let j = 0; j < 50; j++) batch.push(fast.c.request({ type: 'send', conv, cid: `s${i + j}`, body }));
-        last = (await Promise.all(batch)).at(-1)!.seq;
-        // The healthy reader keeps up the whole time.
-        await healthy.c.wait((f) => f.type === 'event' && f.seq === last);
-      }
-      assert.equal(await tooSlowCloses(), 1, 'the server closed the slow socket');
-      (slow.c.ws as unknown as { _socket: import('node:net').Socket })._socket.resume();
-      assert.equal((await slow.c.closed).code, 4009);
-      const more = await fast.c.request({ type: 'send', conv, cid: 'after-slow', body: 'still flowing' });
-      await healthy.c.wait((f) => f.type === 'event' && f.seq === more.seq);
-      const seqs = healthy.c.events(conv).map((f) => f.seq);
-      assert.deepEqual(
-        seqs,
-        Array.from({ length: seqs.length }, (_, i) => seqs[0]! + i),
-        'healthy got every seq in order',
-      );
-      fast.c.close();
-      healthy.c.close();
-    } finally {
-      await writer.stop();
-      await ownEnv.cleanup();
-    }
+    await withReplica(
+      'pglite',
+      {
+        WS_RATE_PER_S: '100000',
+        WS_RATE_BURST: '100000',
+        WS_MAX_BACKPRESSURE_BYTES: '65536',
+      },
+      async (writer) => {
+        const users = [];
+        for (let i = 0; i < 3; i++) users.push(await newUser(writer.port, 'slow'));
+        const conv = (await users[0]!.client.conversations.createGroup.mutate({ title: 'slow', memberIds: [users[1]!.id, users[2]!.id] }))
+          .id;
+        const fast = await connect(writer.port, users[0]!.accessToken);
+        const healthy = await connect(writer.port, users[1]!.accessToken);
+        const slow = await connect(writer.port, users[2]!.accessToken);
+        // Stop reading on the slow socket: its TCP receive window fills and the server's buffer grows.
+        (slow.c.ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
+        const body = 'y'.repeat(3000);
+        let last = 0;
+        const tooSlowCloses = async () =>
+          (await writer.services.metrics.closes.get()).values.find((v) => v.labels.reason === 'TOO_SLOW')?.value ?? 0;
+        for (let i = 0; i < 5000 && (await tooSlowCloses()) === 0; i += 50) {
+          const batch = [];
+          for (let j = 0; j < 50; j++) batch.push(fast.c.request({ type: 'send', conv, cid: `s${i + j}`, body }));
+          last = (await Promise.all(batch)).at(-1)!.seq;
+          // The healthy reader keeps up the whole time.
+          await healthy.c.wait((f) => f.type === 'event' && f.seq === last);
+        }
+        assert.equal(await tooSlowCloses(), 1, 'the server closed the slow socket');
+        (slow.c.ws as unknown as { _socket: import('node:net').Socket })._socket.resume();
+        assert.equal((await slow.c.closed).code, 4009);
+        const more = await fast.c.request({ type: 'send', conv, cid: 'after-slow', body: 'still flowing' });
+        await healthy.c.wait((f) => f.type === 'event' && f.seq === more.seq);
+        const seqs = healthy.c.events(conv).map((f) => f.seq);
+        assert.deepEqual(
+          seqs,
+          Array.from({ length: seqs.length }, (_, i) => seqs[0]! + i),
+          'healthy got every seq in order',
+        );
+        fast.c.close();
+        healthy.c.close();
+      },
+    );
   });
 
   test('4 logout, logoutAll and a detected refresh reuse close the affected sockets (4001)', async () => {

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { clientFrameTypes } from '../../server/src/protocol/frames.ts';
-import { newUser, startTestReplica, testEnv, type TestEnv } from '../helpers/server.ts';
+import { newUser, replicaPerSuite } from '../helpers/server.ts';
 import { connect, type RawClient } from '../helpers/ws.ts';
 import { metricValue, openRaw, pingMs } from '../helpers/hardening.ts';
-import type { Replica } from '../../server/src/replica.ts';
 import { fuzzSettings, hostileValue } from './fuzz-seed.ts';
 
 const PING_BOUND_MS = Number(process.env.FUZZ_PING_BOUND_MS ?? 1000);
@@ -14,16 +13,7 @@ const PING_BOUND_MS = Number(process.env.FUZZ_PING_BOUND_MS ?? 1000);
 // After each run: no INTERNAL, the hub alive, the gauge equal to the sockets really open, the
 // victim's conversation unchanged, and a healthy client's pings under a bound throughout.
 describe('fuzz: WebSocket frames', () => {
-  let env: TestEnv;
-  let replica: Replica;
-  before(async () => {
-    env = await testEnv('pglite');
-    replica = await startTestReplica(env.env, { WS_RATE_PER_S: '2000', WS_RATE_BURST: '2000', WS_MAX_BODY_CHARS: '2000' });
-  });
-  after(async () => {
-    await replica?.stop();
-    await env?.cleanup();
-  });
+  const replica = replicaPerSuite('pglite', { WS_RATE_PER_S: '2000', WS_RATE_BURST: '2000', WS_MAX_BODY_CHARS: '2000' });
 
   test('frames of every type: no INTERNAL, no crash, exact gauge, nothing of others changed, pings bounded', async () => {
     const attacker = await newUser(replica.port, 'fz');

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { AnyTRPCProcedure } from '@trpc/server';
 import { appRouter } from '../../server/src/api/root.ts';
-import { newUser, startTestReplica, testEnv, trpcClient, type TestEnv } from '../helpers/server.ts';
+import { newUser, trpcClient, replicaPerSuite } from '../helpers/server.ts';
 import { connect } from '../helpers/ws.ts';
 import { metricValue, pingMs } from '../helpers/hardening.ts';
-import type { Replica } from '../../server/src/replica.ts';
 import { fuzzSettings, hostileValue } from './fuzz-seed.ts';
 
 const PING_BOUND_MS = Number(process.env.FUZZ_PING_BOUND_MS ?? 1000);
@@ -47,25 +46,16 @@ const ENDS_SESSION = new Set(['auth.logoutAll', 'auth.logout', 'account.delete',
 // After each run: no INTERNAL (nor a 500), the hub alive, the victim's data unchanged, the
 // attacker's own data unchanged when every call was refused, a healthy ping under a bound.
 describe('fuzz: tRPC procedures', () => {
-  let env: TestEnv;
-  let replica: Replica;
-  before(async () => {
-    env = await testEnv('pglite');
-    replica = await startTestReplica(env.env, {
-      LOGIN_MAX_PER_ACCOUNT: '1000',
-      WS_RATE_PER_S: '1000',
-      WS_RATE_BURST: '1000',
-      API_RATE_PER_S: '100000',
-      API_RATE_BURST: '100000',
-      API_ANON_RATE_PER_S: '100000',
-      API_ANON_RATE_BURST: '100000',
-      API_HISTORY_ROWS_PER_S: '10000000',
-      API_HISTORY_ROWS_BURST: '10000000',
-    });
-  });
-  after(async () => {
-    await replica?.stop();
-    await env?.cleanup();
+  const replica = replicaPerSuite('pglite', {
+    LOGIN_MAX_PER_ACCOUNT: '1000',
+    WS_RATE_PER_S: '1000',
+    WS_RATE_BURST: '1000',
+    API_RATE_PER_S: '100000',
+    API_RATE_BURST: '100000',
+    API_ANON_RATE_PER_S: '100000',
+    API_ANON_RATE_BURST: '100000',
+    API_HISTORY_ROWS_PER_S: '10000000',
+    API_HISTORY_ROWS_BURST: '10000000',
   });
 
   test('every procedure: no INTERNAL, no 500, nothing of others changed, refused calls change nothing, pings bounded', async () => {

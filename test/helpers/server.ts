@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
 import type { AppRouter } from '../../server/src/api/root.ts';
 import { testConfig } from '../../server/src/config.ts';
@@ -44,6 +45,54 @@ export async function testEnv(kind: DbKind, opts: { redis?: boolean } = {}): Pro
 
 export async function startTestReplica(env: Record<string, string>, overrides: Record<string, string> = {}): Promise<Replica> {
   return startReplica(testConfig({ ...env, ...overrides }));
+}
+
+/** A replica that a describe block shares, with the environment it runs on (`env`: its variables). */
+export type SuiteReplica = Replica & { readonly env: Record<string, string> };
+
+/**
+ * One replica for the tests of a describe block, on a fresh environment of its own: started in
+ * `before()`, stopped and its environment removed in `after()`. The object stands for the replica
+ * once `before()` has run (tests read `replica.port`, `replica.services`… as from `startTestReplica`).
+ */
+export function replicaPerSuite(kind: DbKind, overrides: Record<string, string> = {}, opts: { redis?: boolean } = {}): SuiteReplica {
+  let env: TestEnv | undefined;
+  let replica: Replica | undefined;
+  before(async () => {
+    env = await testEnv(kind, opts);
+    replica = await startTestReplica(env.env, overrides);
+  });
+  after(async () => {
+    await replica?.stop();
+    await env?.cleanup();
+  });
+  return new Proxy({} as SuiteReplica, {
+    get(_, key) {
+      if (key === 'env') return env?.env;
+      if (!replica) throw new Error(`replica.${String(key)} read before the suite's before() started it`);
+      const value = Reflect.get(replica, key);
+      return typeof value === 'function' ? value.bind(replica) : value;
+    },
+  });
+}
+
+/** A replica of the test's own (a setting no shared one has), stopped and its environment removed whatever `body` does. */
+export async function withReplica<T>(
+  kind: DbKind,
+  overrides: Record<string, string>,
+  body: (replica: Replica, env: TestEnv) => Promise<T>,
+): Promise<T> {
+  const env = await testEnv(kind);
+  try {
+    const replica = await startTestReplica(env.env, overrides);
+    try {
+      return await body(replica, env);
+    } finally {
+      await replica.stop();
+    }
+  } finally {
+    await env.cleanup();
+  }
 }
 
 export function trpcClient(port: number, token?: string | (() => string | undefined)) {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Replica } from '../../server/src/replica.ts';
 import { notifyHarness, type NotifyHarness } from '../helpers/notify-harness.ts';
-import { errorCode, newUser, startTestReplica, testEnv, type TestEnv } from '../helpers/server.ts';
+import { errorCode, newUser, replicaPerSuite } from '../helpers/server.ts';
 import { connect, type RawClient } from '../helpers/ws.ts';
 
 type User = Awaited<ReturnType<typeof newUser>>;
@@ -11,16 +10,7 @@ const say = (c: RawClient, conv: string, body: string, mentions?: string[]) =>
   c.request({ type: 'send', conv, cid: `b${++cid}`, body, ...(mentions ? { mentions } : {}) });
 
 describe('blocking on PostgreSQL: the direct conversation stops, both ways, on every socket', () => {
-  let env: TestEnv;
-  let replica: Replica;
-  before(async () => {
-    env = await testEnv('postgres');
-    replica = await startTestReplica(env.env);
-  });
-  after(async () => {
-    await replica?.stop();
-    await env?.cleanup();
-  });
+  const replica = replicaPerSuite('postgres');
 
   test('5.10 after A blocks B: B cannot send, edit or react in their DM (FORBIDDEN, said clearly), A cannot either until unblocking; deletes and history stay; no new conversation between them; unblock restores it', async () => {
     const a = await newUser(replica.port, 'blk');

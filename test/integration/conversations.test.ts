@@ -1,21 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { dbKinds, errorCode, newUser, startTestReplica, testEnv, type TestEnv } from '../helpers/server.ts';
+import { describe, test } from 'node:test';
+import { dbKinds, errorCode, newUser, replicaPerSuite } from '../helpers/server.ts';
 import { connect } from '../helpers/ws.ts';
-import type { Replica } from '../../server/src/replica.ts';
 
 for (const kind of dbKinds) {
   describe(`conversations over tRPC on ${kind}`, () => {
-    let env: TestEnv;
-    let replica: Replica;
-    before(async () => {
-      env = await testEnv(kind);
-      replica = await startTestReplica(env.env, { MAX_GROUP_MEMBERS: '5', ALLOWED_ORIGINS: 'https://app.example.com' });
-    });
-    after(async () => {
-      await replica?.stop();
-      await env?.cleanup();
-    });
+    const replica = replicaPerSuite(kind, { MAX_GROUP_MEMBERS: '5', ALLOWED_ORIGINS: 'https://app.example.com' });
 
     test('3 createDirect returns the existing DM for the pair, from either side', async () => {
       const a = await newUser(replica.port, 'dm');

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { SignJWT } from 'jose';
-import { dbKinds, newUser, sharedSecret, startTestReplica, testEnv, type TestEnv } from '../helpers/server.ts';
-import type { Replica } from '../../server/src/replica.ts';
+import { dbKinds, newUser, sharedSecret, replicaPerSuite } from '../helpers/server.ts';
 
 type Case = { name: string; method?: 'GET' | 'POST'; path: string; body?: string; query?: string; auth?: string | null };
 
@@ -19,16 +18,7 @@ const sign = (claims: Record<string, unknown>, header: Record<string, unknown> =
 
 for (const kind of dbKinds) {
   describe(`hostile input on ${kind}`, () => {
-    let env: TestEnv;
-    let replica: Replica;
-    before(async () => {
-      env = await testEnv(kind);
-      replica = await startTestReplica(env.env, { MAX_BODY_BYTES: String(256 * 1024) });
-    });
-    after(async () => {
-      await replica?.stop();
-      await env?.cleanup();
-    });
+    const replica = replicaPerSuite(kind, { MAX_BODY_BYTES: String(256 * 1024) });
 
     test('50+ malformed or hostile inputs each get a 4xx tRPC error and change nothing stored', async () => {
       const victim = await newUser(replica.port, 'victim');

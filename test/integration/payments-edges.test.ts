@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { and, eq } from 'drizzle-orm';
 import { paymentAudit } from '../../db/schema/index.ts';
-import type { Replica } from '../../server/src/replica.ts';
 import { services } from '../helpers/env.ts';
 import {
   assertLedgerConsistent,
@@ -14,22 +13,13 @@ import {
   refundUpdated,
   stripeEnv,
 } from '../helpers/payments.ts';
-import { dbKinds, newUser, startTestReplica, testEnv, type TestEnv } from '../helpers/server.ts';
+import { dbKinds, newUser, replicaPerSuite } from '../helpers/server.ts';
 
 const key = () => randomBytes(8).toString('hex');
 
 for (const kind of dbKinds) {
   describe(`payments edges on ${kind}: debt, refund currency, history`, () => {
-    let env: TestEnv;
-    let replica: Replica;
-    before(async () => {
-      env = await testEnv(kind);
-      replica = await startTestReplica(env.env, { ...stripeEnv(services.stripeApiUrl()), LOG_LEVEL: 'silent' });
-    });
-    after(async () => {
-      await replica?.stop();
-      await env?.cleanup();
-    });
+    const replica = replicaPerSuite(kind, { ...stripeEnv(services.stripeApiUrl()), LOG_LEVEL: 'silent' });
     const grant = (username: string, amount: number) => replica.services.payments.grant({ username, amount, actor: 'test' });
     type User = Awaited<ReturnType<typeof newUser>>;
     async function pair() {

@@ -1,29 +1,19 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
-import { dbKinds, errorCode, newUser, startTestReplica, testEnv, type TestEnv } from '../helpers/server.ts';
+import { describe, test } from 'node:test';
+import { dbKinds, errorCode, newUser, replicaPerSuite } from '../helpers/server.ts';
 import { services } from '../helpers/env.ts';
 import { assertLedgerConsistent, chargeRefunded, deliver, ledgerSnapshot, paymentSucceeded, sign, stripeEnv } from '../helpers/payments.ts';
-import type { Replica } from '../../server/src/replica.ts';
 
 const key = () => randomBytes(8).toString('hex');
 
 for (const kind of dbKinds) {
   describe(`payments on ${kind}`, () => {
-    let env: TestEnv;
-    let replica: Replica;
-    before(async () => {
-      env = await testEnv(kind);
-      replica = await startTestReplica(env.env, {
-        ...stripeEnv(services.stripeApiUrl()),
-        TOPUP_MIN: '100',
-        TOPUP_MAX: '50000',
-        STRIPE_WEBHOOK_MAX_BYTES: '4096',
-      });
-    });
-    after(async () => {
-      await replica?.stop();
-      await env?.cleanup();
+    const replica = replicaPerSuite(kind, {
+      ...stripeEnv(services.stripeApiUrl()),
+      TOPUP_MIN: '100',
+      TOPUP_MAX: '50000',
+      STRIPE_WEBHOOK_MAX_BYTES: '4096',
     });
     const grant = (username: string, amount: number) => replica.services.payments.grant({ username, amount, actor: 'test' });
     async function pair() {
@@ -356,16 +346,7 @@ for (const kind of dbKinds) {
 
 for (const kind of dbKinds) {
   describe(`payments without Stripe configured on ${kind}`, () => {
-    let env: TestEnv;
-    let replica: Replica;
-    before(async () => {
-      env = await testEnv(kind);
-      replica = await startTestReplica(env.env);
-    });
-    after(async () => {
-      await replica?.stop();
-      await env?.cleanup();
-    });
+    const replica = replicaPerSuite(kind);
 
     test('7 createTopUp is PRECONDITION_FAILED and the rest works; webhooks answer 503', async () => {
       const u = await newUser(replica.port, 'nostripe');

@@ -1,20 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { dbKinds, errorCode, newUser, startTestReplica, testEnv, trpcClient, type TestEnv } from '../helpers/server.ts';
-import type { Replica } from '../../server/src/replica.ts';
+import { describe, test } from 'node:test';
+import { dbKinds, errorCode, newUser, trpcClient, replicaPerSuite } from '../helpers/server.ts';
 
 for (const kind of dbKinds) {
   describe(`profiles and account on ${kind}`, () => {
-    let env: TestEnv;
-    let replica: Replica;
-    before(async () => {
-      env = await testEnv(kind);
-      replica = await startTestReplica(env.env);
-    });
-    after(async () => {
-      await replica?.stop();
-      await env?.cleanup();
-    });
+    const replica = replicaPerSuite(kind);
 
     test('update validates and persists; get by id or username; search by prefix, LIKE wildcards literal', async () => {
       const a = await newUser(replica.port, 'zed');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { AccessTokens } from '../../server/src/auth/tokens.ts';
 import { SOCKET_LOGIN_SQL, SocketAuthenticator } from '../../server/src/auth/socket-authenticator.ts';
-import { ACCESS_SQL, READ_CURSORS_SQL } from '../../server/src/conversations/conversation-service.ts';
+import { ACCESS_SQL, READ_CURSORS_SQL } from '../../server/src/conversations/conversation-directory.ts';
 import { openDatabase, type Database } from '../../server/src/db/database.ts';
 import { and, eq } from 'drizzle-orm';
 import { logEvents } from '../../db/schema/index.ts';

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { Replica } from '../../server/src/replica.ts';
-import { errorCode, newUser, startTestReplica, testEnv, trpcClient, type TestEnv } from '../helpers/server.ts';
+import { describe, test } from 'node:test';
+import { errorCode, newUser, trpcClient, replicaPerSuite } from '../helpers/server.ts';
 import { connect } from '../helpers/ws.ts';
 
 /** Characters no user-visible text may hold (protocol/text.ts), each inside otherwise fine text. */
@@ -13,16 +12,7 @@ const NAMES = ['Zoë Ðaniel', '王小明', 'می‌خواهم', 'Avi (אבי\u2
 const esc = (s: string) => JSON.stringify(s);
 
 describe('user-visible text on PostgreSQL: one character rule for every field, over tRPC and the socket', () => {
-  let env: TestEnv;
-  let replica: Replica;
-  before(async () => {
-    env = await testEnv('postgres');
-    replica = await startTestReplica(env.env);
-  });
-  after(async () => {
-    await replica?.stop();
-    await env?.cleanup();
-  });
+  const replica = replicaPerSuite('postgres');
 
   test('single-line fields (display name at register and update, status text, group title) refuse line breaks, controls, bidi overrides and invisible characters with BAD_REQUEST; nothing is stored', async () => {
     const me = await newUser(replica.port, 'txt');

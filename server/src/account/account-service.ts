@@ -74,7 +74,7 @@ export class AccountService {
    */
   async delete(user: AuthedUser, password: string, meta: RequestMeta) {
     if (!(await this.d.auth.verifyPassword(user.id, password))) throw new DomainError('UNAUTHORIZED', 'password is wrong');
-    const convs = await this.d.conversations.conversationsOf(user.id);
+    const convs = await this.d.conversations.directory.conversationsOf(user.id);
     for (const c of convs) {
       await this.d.store.redact(c, await this.d.store.seqsBySender(c, user.id));
     }

@@ -3,7 +3,8 @@ import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Database, Db } from '../db/database.ts';
 import { conversations, members, profiles, users } from '../../../db/schema/index.ts';
 import { DomainError } from '../errors.ts';
-import type { DirectBlock, MembershipDirectory, UserControl } from '../hub/ports.ts';
+import type { UserControl } from '../hub/ports.ts';
+import { ConversationDirectory } from './conversation-directory.ts';
 import type { ProfileService } from '../profiles/profile-service.ts';
 import type { ConversationSummary } from '../protocol/frames.ts';
 import { encode, eventFrame } from '../hub/wire.ts';
@@ -32,126 +33,18 @@ export interface ConversationServiceDeps {
   historyMaxLimit?: number;
 }
 
-// Prepared once per connection: every resume asks for its cursors. The resumes of one event-loop
-// turn (a reconnect storm brings thousands) share one statement; the (user, conversation) pairs
-// travel as one json text parameter so the statement text is the same whatever their number.
-// A lateral with a LIMIT (the pair is the key, so one row at most), which PostgreSQL cannot
-// flatten: one key lookup per pair. As a plain join it hashed over a scan of all members.
-export const READ_CURSORS_SQL = `select m.user_id, m.conversation_id, m.read_seq
-  from jsonb_to_recordset($1::text::jsonb) as q(u uuid, c uuid)
-  cross join lateral (
-    select m.user_id, m.conversation_id, m.read_seq from members m
-    where m.conversation_id = q.c and m.user_id = q.u
-    limit 1) m`;
 /** The check in front of every conversation call: prepared once, not built per call. */
 const MEMBER_ROLE_SQL = `select c.kind, m.role from conversations c
   left join members m on m.conversation_id = c.id and m.user_id = $2
   where c.id = $1`;
-/** A read receipt (every `read` frame): moves the cursor forward only. Prepared once. */
-const MARK_READ_SQL = `update members set read_seq = $3::bigint
-  where conversation_id = $1 and user_id = $2 and read_seq < $3::bigint
-  returning read_seq`;
-/**
- * Which of the asked conversations ($2, a json array) the user ($1) belongs to, and for a direct
- * one whether either of the two blocked the other ('mine': the user did). Asked only when a
- * socket names a conversation it does not know.
- */
-export const ACCESS_SQL = `select m.conversation_id, d.blocked
-  from jsonb_array_elements_text($2::text::jsonb) as q(conv)
-  cross join lateral (
-    select m.conversation_id from members m where m.conversation_id = q.conv::uuid and m.user_id = $1 limit 1) m
-  cross join lateral (
-    select c.kind from conversations c where c.id = m.conversation_id limit 1) c
-  left join lateral (
-    select case when bool_or(b.blocker_id = $1) then 'mine' else 'theirs' end as blocked
-    from members o
-    cross join lateral (
-      select b.blocker_id from blocks b
-      where (b.blocker_id = $1 and b.blocked_id = o.user_id) or (b.blocker_id = o.user_id and b.blocked_id = $1)) b
-    where c.kind = 'direct' and o.conversation_id = m.conversation_id and o.user_id <> $1
-    having count(*) > 0) d on true`;
-/** Most (user, conversation) pairs in one cursor read. */
-const READ_CURSORS_BATCH = 1000;
-
-interface CursorAsk {
-  userId: string;
-  convs: string[];
-  resolve: (v: Record<string, number>) => void;
-  reject: (e: unknown) => void;
-}
-
 const FOREVER = new Date('9999-12-31T00:00:00Z');
 
-export class ConversationService implements MembershipDirectory {
-  private cursorAsks: CursorAsk[] = [];
+export class ConversationService {
+  /** The hub's port onto memberships and read cursors (the socket path's statements). */
+  readonly directory: ConversationDirectory;
 
-  constructor(private readonly d: ConversationServiceDeps) {}
-
-  // ---- MembershipDirectory (used by the hub) ----------------------------------------------
-
-  async conversationsOf(userId: string): Promise<string[]> {
-    const rows = await this.d.db.select({ id: members.conversationId }).from(members).where(eq(members.userId, userId));
-    return rows.map((r) => r.id);
-  }
-
-  async access(userId: string, convs: string[]): Promise<Map<string, { blocked?: DirectBlock }>> {
-    const out = new Map<string, { blocked?: DirectBlock }>();
-    if (!convs.length) return out;
-    const rows = await this.d.database.query<{ conversation_id: string; blocked: DirectBlock | null }>(ACCESS_SQL, [
-      userId,
-      JSON.stringify(convs),
-    ]);
-    for (const r of rows) out.set(r.conversation_id, r.blocked ? { blocked: r.blocked } : {});
-    return out;
-  }
-
-  async markRead(conv: string, userId: string, seq: number): Promise<number | null> {
-    const rows = await this.d.database.query<{ read_seq: string | number }>(MARK_READ_SQL, [conv, userId, seq]);
-    return rows[0] ? Number(rows[0].read_seq) : null;
-  }
-
-  readCursors(userId: string, convs: string[]): Promise<Record<string, number>> {
-    if (!convs.length) return Promise.resolve({});
-    return new Promise((resolve, reject) => {
-      if (this.cursorAsks.push({ userId, convs, resolve, reject }) === 1) setImmediate(() => this.readCursorBatches());
-    });
-  }
-
-  /** Answers every cursor read asked in the last loop turn, in statements of up to 1000 pairs. */
-  private readCursorBatches() {
-    const asks = this.cursorAsks;
-    this.cursorAsks = [];
-    for (let i = 0; i < asks.length; ) {
-      const batch: CursorAsk[] = [];
-      let pairs = 0;
-      while (i < asks.length && (batch.length === 0 || pairs + asks[i]!.convs.length <= READ_CURSORS_BATCH)) {
-        pairs += asks[i]!.convs.length;
-        batch.push(asks[i++]!);
-      }
-      const param = JSON.stringify(batch.flatMap((a) => a.convs.map((c) => ({ u: a.userId, c }))));
-      this.d.database
-        .query<{ user_id: string; conversation_id: string; read_seq: string | number }>(READ_CURSORS_SQL, [param])
-        .then((rows) => {
-          const byUser = new Map<string, Map<string, number>>();
-          for (const r of rows) {
-            let m = byUser.get(r.user_id);
-            if (!m) byUser.set(r.user_id, (m = new Map()));
-            m.set(r.conversation_id, Number(r.read_seq));
-          }
-          for (const a of batch) {
-            const out: Record<string, number> = {};
-            const m = byUser.get(a.userId);
-            for (const c of a.convs) {
-              const v = m?.get(c);
-              if (v !== undefined) out[c] = v;
-            }
-            a.resolve(out);
-          }
-        })
-        .catch((err) => {
-          for (const a of batch) a.reject(err);
-        });
-    }
+  constructor(private readonly d: ConversationServiceDeps) {
+    this.directory = new ConversationDirectory(d.database, d.db);
   }
 
   // ---- procedures ------------------------------------------------------------------------
@@ -361,7 +254,7 @@ export class ConversationService implements MembershipDirectory {
   async markReadChecked(caller: string, conv: string, seq: number) {
     await this.requireMember(conv, caller);
     const head = (await this.d.store.lastSeqs([conv])).get(conv) ?? 0;
-    const moved = await this.markRead(conv, caller, Math.min(seq, head));
+    const moved = await this.directory.markRead(conv, caller, Math.min(seq, head));
     if (moved != null) await this.d.live.publishFrame(conv, encode({ type: 'read', conv, user: caller, seq: moved }));
     const [row] = await this.d.db
       .select({ r: members.readSeq })

@@ -16,6 +16,12 @@ export class CatchUps {
 
   constructor(private readonly d: { store: MessageStore; feedOf: (conv: string) => Feed | undefined }) {}
 
+  /** Ends a socket's hold: every conversation of it not live yet catches up, then goes live. */
+  release(conn: Connection) {
+    conn.endHold();
+    for (const [c, st] of conn.convs) if (!st.live && !st.catching) void this.run(conn, c, Infinity);
+  }
+
   /**
    * Brings one socket up to the feed's head from the store, then makes it live. With a budget,
    * a longer backlog is announced as `gap` (the client pages it with conversations.history) and

@@ -50,7 +50,7 @@ export class Connection {
   /** Presence updates of this socket, in order (connected before disconnected). */
   private presenceOp: Promise<unknown> = Promise.resolve();
   private counted = false;
-  /** Frames posted this loop turn (Hub.post); sent together in one corked write. */
+  /** Frames posted this loop turn (Outbox.post); sent together in one corked write. */
   private queued: (string | Uint8Array)[] | null = null;
 
   constructor(

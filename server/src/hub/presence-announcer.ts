@@ -1,13 +1,11 @@
 import { channels, type Bus } from '../bus/bus.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Presence } from '../presence/presence.ts';
+import { parseBusJson, presenceBatch, type PresenceChange } from './bus-messages.ts';
 import { encode, frameBytes, type Frame } from './wire.ts';
 
 /** Presence changes gather this long on a replica, then leave in one bus message for all replicas. */
 const PRESENCE_BATCH_MS = 50;
-
-/** One presence change on the bus: user, status, lastSeen (ms; 0 when online), the user's conversations. */
-type PresenceChange = [string, 'online' | 'offline', number, string[]];
 
 /**
  * Tells the members of a user's conversations, on every replica, that the user came or went:
@@ -100,16 +98,9 @@ export class PresenceAnnouncer {
 
   /** A batch of presence changes (from any replica): each goes to the local members of its conversations. */
   onMessage(payload: string) {
-    let batch: PresenceChange[];
-    try {
-      batch = JSON.parse(payload) as PresenceChange[];
-    } catch {
-      return; // only hubs publish here; a payload that is not JSON carries nothing to deliver
-    }
-    if (!Array.isArray(batch)) return;
-    for (const change of batch) {
-      if (!Array.isArray(change) || typeof change[0] !== 'string' || !Array.isArray(change[3])) continue;
-      const [user, status, lastSeen, convs] = change;
+    const batch = parseBusJson(presenceBatch, payload, this.d.logger, channels.presence);
+    if (!batch) return;
+    for (const [user, status, lastSeen, convs] of batch) {
       let frame: Frame | undefined;
       const make = () =>
         (frame ??= frameBytes(

@@ -1,33 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
 import { channels, type Bus } from '../bus/bus.ts';
 import type { Logger } from '../observability/logger.ts';
+import { membershipMessage, parseBusJson, userControlMessage } from './bus-messages.ts';
 import { Confirmations } from './confirmations.ts';
 import type { Connection } from './connection.ts';
 import type { UserControl } from './ports.ts';
 
 /** How long a membership change waits for every hub to confirm it before its mutation answers anyway. */
 export const CONFIRM_TIMEOUT_MS = 2000;
-
-const str = z.string().max(200);
-/** Control messages as they come off the bus: another process wrote them, so they are checked. */
-const userControl: z.ZodType<UserControl> = z.discriminatedUnion('k', [
-  z.object({ k: z.literal('added'), conv: str, fromSeq: z.number().int().min(0), frame: z.string() }),
-  z.object({ k: z.literal('removed'), conv: str, frame: z.string() }),
-  z.object({ k: z.literal('block'), blockers: z.array(str).max(2), conv: str.nullable(), shared: z.array(str) }),
-  z.object({ k: z.literal('revoke'), sessions: z.union([z.array(str), z.literal('all')]) }),
-  z.object({ k: z.literal('frame'), frame: z.string() }),
-  z.object({
-    k: z.literal('limits'),
-    limits: z.object({ ratePerS: z.number(), burst: z.number(), maxConnections: z.number() }),
-    frame: z.string(),
-  }),
-]);
-const membershipMessage = z.object({
-  users: z.array(str),
-  ctl: userControl,
-  confirm: z.object({ to: z.string().startsWith(channels.confirm('')), id: str }).optional(),
-});
 
 const MEMBERSHIP_KINDS = new Set<UserControl['k']>(['added', 'removed', 'block']);
 
@@ -119,7 +99,7 @@ export class UserControls {
   private onUserChannel(userId: string, payload: string) {
     // Heard by every hub: parsed only where the user has a socket or an upgrade.
     if (!this.d.host.socketsOf(userId) && !this.watching.has(userId)) return;
-    const msg = this.parse(userControl, payload);
+    const msg = parseBusJson(userControlMessage, payload, this.d.logger, 'user');
     if (!msg) return;
     if (MEMBERSHIP_KINDS.has(msg.k)) return void this.inOrder(userId, msg);
     this.queueOnWatches(userId, msg);
@@ -132,7 +112,7 @@ export class UserControls {
   }
 
   private onMembership(payload: string) {
-    const m = this.parse(membershipMessage, payload);
+    const m = parseBusJson(membershipMessage, payload, this.d.logger, channels.membership);
     if (!m) return;
     const { ctl } = m;
     if (ctl.k === 'added' || ctl.k === 'removed') this.d.membershipChanged?.(ctl.conv);
@@ -174,18 +154,5 @@ export class UserControls {
 
   private queueOnWatches(userId: string, msg: UserControl) {
     for (const w of this.watching.get(userId) ?? []) w.queue.push(msg);
-  }
-
-  private parse<T>(schema: z.ZodType<T>, payload: string): T | null {
-    let json: unknown;
-    try {
-      json = JSON.parse(payload);
-    } catch {
-      json = undefined;
-    }
-    const r = schema.safeParse(json);
-    if (r.success) return r.data;
-    this.d.logger.warn({ issue: r.error.issues[0]?.message }, 'malformed control message on the bus');
-    return null;
   }
 }

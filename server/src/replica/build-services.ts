@@ -1,0 +1,78 @@
+import type { Redis } from 'ioredis';
+import { AccountService } from '../account/account-service.ts';
+import type { ApiServices } from '../api/services.ts';
+import type { Config } from '../config.ts';
+import { ConversationService } from '../conversations/conversation-service.ts';
+import type { Database } from '../db/database.ts';
+import { workBudgets } from '../limits/budgets.ts';
+import type { RateLimiter } from '../limits/rate-limiter.ts';
+import type { NotifyOverrides } from '../notify/notify-deps.ts';
+import { setupNotifications } from '../notify/setup-notifications.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { openPayments } from '../payments/open-payments.ts';
+import type { Presence } from '../presence/presence.ts';
+import { ProfileService } from '../profiles/profile-service.ts';
+import type { MessageStore } from '../store/message-store.ts';
+import { buildAuth } from './build-auth.ts';
+import type { HubLink } from './hub-link.ts';
+
+/**
+ * The domain services the API calls (auth, profiles, conversations, payments, account,
+ * notification settings), and the parts of them that others wire: the token signer for sockets,
+ * the payment webhooks, the notification trigger for the hub.
+ */
+export async function buildServices(
+  config: Config,
+  d: {
+    database: Database;
+    store: MessageStore;
+    presence: Presence;
+    limiter: RateLimiter;
+    redis: Redis | null;
+    logger: Logger;
+    metrics: Metrics;
+    /** Live sockets, reached through the hub once it is built. */
+    hub: HubLink;
+    notify?: NotifyOverrides;
+  },
+) {
+  const { database, store, logger, metrics, hub } = d;
+  const db = database.db;
+  const { auth, tokens, hasher, jwtSecret } = buildAuth(config, { database, limiter: d.limiter, logger, controlUser: hub.controlUser });
+  const profiles = new ProfileService(db, { controlUsers: hub.controlUsers });
+  const pay = openPayments(config, { db, database, logger, metrics, controlUser: hub.controlUser, writeEvent: hub.write });
+  const conversations = new ConversationService({
+    db,
+    database,
+    store,
+    profiles,
+    maxGroupMembers: config.MAX_GROUP_MEMBERS,
+    limitsOf: (u) => pay.entitlements.conversationLimitsOf(u),
+    live: hub,
+  });
+  const notifications = await setupNotifications({
+    config,
+    db,
+    query: database.query,
+    store,
+    presence: d.presence,
+    logger,
+    registry: metrics.registry,
+    jwtSecret,
+    redis: d.redis,
+    overrides: d.notify,
+  });
+  const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments });
+  const services: ApiServices = {
+    auth,
+    profiles,
+    account,
+    conversations,
+    payments: pay.payments,
+    metrics,
+    budgets: workBudgets(config),
+    notifications: notifications.settings,
+  };
+  return { services, conversations, pay, notifications, tokens, hasher };
+}

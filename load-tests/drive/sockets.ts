@@ -9,6 +9,7 @@ import { runGenerator, shares, type GenResult, type JobSpec } from '../gen/runne
 import { cpuDelta, maxOpenFiles, round, rssBytes, sample, type Sample, type Watched } from '../harness/procs.ts';
 import type { ScenarioResult } from '../harness/report.ts';
 import { hubMetrics, metricValue, startHubs, type ServerSet } from '../harness/servers.ts';
+import { hubStages } from '../harness/hub-stages.ts';
 import type { Rooms, SeedFile } from '../harness/seed.ts';
 import type { Ctx } from '../scenarios.ts';
 import { freePort } from '../../test/helpers/ports.ts';
@@ -187,19 +188,26 @@ export async function fanout(ctx: Ctx, name: string, set: ServerSet, watch: Watc
   );
   const all = loginRate ? [...jobs, apiJob(ctx, set, loginRate, 0, j.durationS)] : jobs;
   const timeoutS = ctx.sizes.connectTimeoutS + j.durationS + ctx.sizes.drainS + 120;
+  const stages = set.kind === 'hubbub' ? hubStages(set) : null;
   // The send window plus 500 ms for the last deliveries, for the servers as for the generator.
   const d = await drive(
     ctx,
     set,
     watch,
     all,
-    (barrier, open) => (barrier === 'ready' ? (open(Date.now() + 500, j.durationS + 0.5), Date.now() + 500) : undefined),
+    (barrier, open) =>
+      barrier === 'ready'
+        ? (open(Date.now() + 500, j.durationS + 0.5), stages?.window(Date.now() + 500, j.durationS + 0.5), Date.now() + 500)
+        : undefined,
     timeoutS,
   );
   const { gen, window } = d.run;
   const c = gen.counters;
   const delivered = c.fanout_delivered ?? 0;
-  const serverCpu = window ? (cpuDelta(window.before, window.after).server ?? NaN) : NaN;
+  const cpu = window ? cpuDelta(window.before, window.after) : {};
+  const serverCpu = cpu.server ?? NaN;
+  // Hubs (or peers), PostgreSQL and Redis: what a delivery costs the whole server side.
+  const allServerCpu = serverCpu + (cpu.postgres ?? 0) + (cpu.redis ?? 0);
   const lat = gen.hists.fanout_latency;
   const figures = {
     ackedPerS: round((c.fanout_acked ?? 0) / j.durationS, 0),
@@ -211,11 +219,17 @@ export async function fanout(ctx: Ctx, name: string, set: ServerSet, watch: Watc
     latencyP99: lat?.p99 ?? null,
     latencyP999: lat?.p999 ?? null,
     latencyMax: lat?.max ?? null,
+    deliveriesPerAllServerCpuS: round(delivered / allServerCpu, 0),
+    pgCpuUsPerAppend: c.fanout_acked ? round(((cpu.postgres ?? NaN) * 1e6) / c.fanout_acked, 1) : null,
+    redisCpuUsPerSend: c.fanout_acked ? round(((cpu.redis ?? NaN) * 1e6) / c.fanout_acked, 1) : null,
+    ackP99: gen.hists.fanout_ack?.p99 ?? null,
     sendLatenessP99: gen.hists.fanout_send_lateness?.p99 ?? null,
     loginP99: gen.hists.login_duration?.p99 ?? null,
     connectP99: gen.hists.fanout_connect_time?.p99 ?? null,
   };
-  record(ctx, name, set, d, figures, { msPer1kDeliveries: perK(gen.generator.windowCpuS, delivered) });
+  const stageFigures = stages ? await stages.figures() : {};
+  if (stages) ctx.log(`  hub stages (ms): ${JSON.stringify(stageFigures)}`);
+  record(ctx, name, set, d, { ...figures, ...stageFigures }, { msPer1kDeliveries: perK(gen.generator.windowCpuS, delivered) });
   return d.run;
 }
 

@@ -3,6 +3,7 @@ import { channels, type Bus } from '../bus/bus.ts';
 import { DomainError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { now } from '../observability/send-stages.ts';
 import type { ProtocolErrorCode } from '@hubbub/client/protocol';
 import type { ClientFrame } from '../protocol/frames.ts';
 import type { MessageStore, StoredEvent } from '../store/message-store.ts';
@@ -466,9 +467,9 @@ export class Hub {
     const data: Record<string, unknown> = { body: f.body };
     if (f.replyTo !== undefined) data.replyTo = f.replyTo;
     if (f.mentions?.length) data.mentions = f.mentions;
-    const acceptedAt = Date.now();
+    const acceptedAt = now();
     this.writer
-      .write(f.conv, { id: randomUUID(), kind: 'message', from: conn.user.id, ts: acceptedAt, cid: f.cid, data }, acceptedAt)
+      .write(f.conv, { id: randomUUID(), kind: 'message', from: conn.user.id, ts: Date.now(), cid: f.cid, data }, acceptedAt)
       .then(({ event }) => {
         const ack = { type: 'ack' as const, conv: f.conv, cid: f.cid, seq: event.seq, id: event.id, ts: event.ts };
         conn.send(encode(f.ref ? { ...ack, ref: f.ref } : ack));
@@ -639,12 +640,16 @@ export class Hub {
    * sockets get a `read` right after the event, here and on every replica.
    */
   private onAppended(e: StoredEvent, acceptedAt: number, senderRead?: number) {
+    const committedAt = now();
+    this.d.metrics.sendStages.committed(acceptedAt, committedAt);
     const frame = encodeEvent(e);
     const read = senderRead != null && e.from ? { user: e.from, seq: senderRead } : undefined;
     this.d.metrics.eventsPublished.inc({ kind: e.kind });
-    this.arrive(e.conv, e.seq, frame, acceptedAt, read);
+    this.arrive(e.conv, e.seq, frame, acceptedAt, read, committedAt);
     this.d.notify?.appended(e);
-    this.d.bus.publish(channels.conv(e.conv), busEvent(e.seq, acceptedAt, frame, read)).catch((err) => {
+    const publishedAt = now();
+    this.d.metrics.sendStages.published(committedAt, publishedAt);
+    this.d.bus.publish(channels.conv(e.conv), busEvent(e.seq, acceptedAt, frame, read, publishedAt)).catch((err) => {
       // Durable already; the other replicas heal from the store (gap fill or sweep).
       this.d.logger.warn({ err: (err as Error).message }, 'bus publish failed');
     });
@@ -655,23 +660,26 @@ export class Hub {
       const conv = channel.slice(2);
       const m = parseBus(payload);
       if (!m) return;
-      if (m.t === 'E') this.arrive(conv, m.seq, m.frame, m.acceptedAt, m.read);
-      else this.fanoutFrame(conv, m.frame, m.skipUser);
+      if (m.t === 'E') {
+        const heardAt = now();
+        if (m.publishedAt !== undefined) this.d.metrics.sendStages.heard(m.publishedAt, heardAt);
+        this.arrive(conv, m.seq, m.frame, m.acceptedAt, m.read, heardAt);
+      } else this.fanoutFrame(conv, m.frame, m.skipUser);
     } else if (channel === channels.presence) {
       this.announcer.onMessage(payload.toString());
     } else this.controls.onBus(channel, payload);
   }
 
   /** Takes an event into its feed in seq order, delivering every event that is now in order. */
-  private arrive(conv: string, seq: number, frame: Frame, acceptedAt: number, read?: OwnRead) {
+  private arrive(conv: string, seq: number, frame: Frame, acceptedAt: number, read?: OwnRead, reachedAt?: number) {
     const feed = this.feeds.get(conv);
     if (!feed || seq <= feed.delivered) return;
     if (!feed.isReady || seq !== feed.delivered + 1) {
-      feed.pending.set(seq, { frame, acceptedAt, read });
+      feed.pending.set(seq, { frame, acceptedAt, read, reachedAt });
       if (feed.isReady) this.scheduleGapFill(feed);
       return;
     }
-    this.deliver(feed, seq, frame, acceptedAt, read);
+    this.deliver(feed, seq, frame, acceptedAt, read, reachedAt);
     this.drainPending(feed);
   }
 
@@ -679,7 +687,7 @@ export class Hub {
     for (const s of [...feed.pending.keys()]) if (s <= feed.delivered) feed.pending.delete(s);
     for (let next = feed.pending.get(feed.delivered + 1); next; next = feed.pending.get(feed.delivered + 1)) {
       feed.pending.delete(feed.delivered + 1);
-      this.deliver(feed, feed.delivered + 1, next.frame, next.acceptedAt, next.read);
+      this.deliver(feed, feed.delivered + 1, next.frame, next.acceptedAt, next.read, next.reachedAt);
     }
     if (feed.pending.size === 0 && feed.gapTimer) {
       clearTimeout(feed.gapTimer);
@@ -688,7 +696,7 @@ export class Hub {
     } else if (feed.pending.size > 0) this.scheduleGapFill(feed);
   }
 
-  private deliver(feed: Feed, seq: number, frame: Frame, acceptedAt: number, read?: OwnRead) {
+  private deliver(feed: Feed, seq: number, frame: Frame, acceptedAt: number, read?: OwnRead, reachedAt?: number) {
     feed.delivered = seq;
     this.d.metrics.deliverLatency.observe((Date.now() - acceptedAt) / 1000);
     let n = 0;
@@ -709,6 +717,7 @@ export class Hub {
       }
     }
     this.d.metrics.eventsDelivered.inc(n);
+    if (n > 0 && reachedAt !== undefined) this.d.metrics.sendStages.posted(reachedAt, acceptedAt);
   }
 
   /**
@@ -727,6 +736,7 @@ export class Hub {
     const conns = this.outbox;
     this.outbox = [];
     for (const conn of conns) conn.flush();
+    this.d.metrics.sendStages.flushed(now());
   };
 
   /** Early events wait briefly for the seqs before them, then the hub reads those from the store. */

@@ -82,7 +82,6 @@ export class SendStages {
 
   /** Registers `hubbub_send_stage_seconds` on the registry (values read at scrape time). */
   register(registry: client.Registry) {
-    const self = this;
     const name = 'hubbub_send_stage_seconds';
     registry.registerMetric({
       name,
@@ -100,13 +99,13 @@ export class SendStages {
           const buckets = STAGE_BOUNDS.map((le, i) => ({
             metricName: `${name}_bucket`,
             labels: { stage, le },
-            value: (cum += self.counts[base + i]!),
+            value: (cum += this.counts[base + i]!),
           }));
-          cum += self.counts[base + STAGE_BOUNDS.length]!;
+          cum += this.counts[base + STAGE_BOUNDS.length]!;
           return [
             ...buckets,
             { metricName: `${name}_bucket`, labels: { stage, le: '+Inf' }, value: cum },
-            { metricName: `${name}_sum`, labels: { stage }, value: self.sums[k]! },
+            { metricName: `${name}_sum`, labels: { stage }, value: this.sums[k]! },
             { metricName: `${name}_count`, labels: { stage }, value: cum },
           ];
         }),

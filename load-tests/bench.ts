@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quick] [--only=a,b] [--set KEY=VALUE …] [--threshold ID=VALUE …] [--hub-env KEY=VALUE …]
- *   [--cassandra] [--soak] [--profile] [--pg-stats] [--perf-map] [--save-baseline]`
+ *   [--cassandra] [--soak] [--profile] [--pg-stats] [--perf-map] [--save-baseline] [--peers=uws,ws,socketio,floor]`
  *
  * The one runner: starts PostgreSQL and Redis on loopback, seeds users and rooms, runs the scenarios of scenarios.ts in
  * order against the servers each names, checks every figure against the thresholds, writes the report to results/ and
@@ -27,7 +27,7 @@ const bool = { type: 'boolean' as const, default: false };
 const { values: opt } = parseArgs({
   options: {
     ...{ quick: bool, cassandra: bool, soak: bool, profile: bool, 'pg-stats': bool, 'perf-map': bool, 'save-baseline': bool },
-    ...{ only: many, set: many, threshold: many, 'hub-env': many },
+    ...{ only: many, set: many, threshold: many, 'hub-env': many, peers: many },
   },
 });
 const keyValue = (kv: string, what: string) => {
@@ -182,7 +182,8 @@ async function main() {
           DATABASE_URL: databaseUrl,
         };
         // One peer at a time, so that each has the box to itself.
-        for (const kind of ['uws', 'ws', 'socketio', 'floor'] as const) {
+        const peers = opt.peers.flatMap((v) => v.split(','));
+        for (const kind of (['uws', 'ws', 'socketio', 'floor'] as const).filter((k) => !peers.length || peers.includes(k))) {
           const set = await startPeer(kind, env);
           scenarioCleanups.push(() => set.stop());
           await s.drive(ctx, set).catch((err: unknown) => broke(`${set.label} ${name}`, err));

@@ -137,7 +137,17 @@ const deliveryChecks: Row[] = [
   zero('fanout_unexpected_close', 'no socket dropped by the server'),
   row('fanout_delivered', '>=', 1, 1, 'something was delivered', 'all'),
 ];
-const FANOUT_FIGURES = ['deliveriesPerServerCpuS', 'serverCpuPct', 'latencyP50', 'latencyP99', 'latencyP999', 'ackedPerS'];
+const FANOUT_FIGURES = [
+  'deliveriesPerServerCpuS',
+  'deliveriesPerAllServerCpuS',
+  'pgCpuUsPerAppend',
+  'serverCpuPct',
+  'latencyP50',
+  'latencyP99',
+  'latencyP999',
+  'ackP99',
+  'ackedPerS',
+];
 const RECONNECT_CHECKS = {
   not_resumed: 'every socket resumed',
   gaps: 'no gap',

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { type FanoutJob, type GenResult, type JobSpec, runGenerator, shares } from '../gen/runner.ts';
 import { cpuDelta, findPid, round, sample, type Sample, type Watched } from '../harness/procs.ts';
 import type { ScenarioResult } from '../harness/report.ts';
+import { hubStages } from '../harness/hub-stages.ts';
 import { type ServerSet, startHubs } from '../harness/servers.ts';
 import type { Rooms, SeedFile } from '../harness/seed.ts';
 import type { Ctx } from '../scenarios.ts';
@@ -88,7 +89,7 @@ async function measure(
     jobs: JobSpec[];
     onBarrier: Parameters<typeof drive>[4];
     timeoutS: number;
-    figures(run: Driven): ScenarioResult['figures'];
+    figures(run: Driven): ScenarioResult['figures'] | Promise<ScenarioResult['figures']>;
     /** The generator's CPU per unit of work. */
     cost?(g: GenResult): Record<string, number | null>;
     generator?: boolean;
@@ -96,7 +97,7 @@ async function measure(
 ) {
   const d = await drive(ctx, set, o.watch ?? [serverWatch(set), ...ctx.backing], o.jobs, o.onBarrier, o.timeoutS);
   const { run } = d;
-  const figures = o.figures(run);
+  const figures = await o.figures(run);
   const peakRssMiB: Record<string, number> = {};
   for (const s of run.samples)
     for (const [k, v] of Object.entries(s.rss)) peakRssMiB[k] = Math.max(peakRssMiB[k] ?? 0, round(v / 2 ** 20, 1));
@@ -190,17 +191,28 @@ export async function fanout(ctx: Ctx, name: string, set: ServerSet, jobs: Fanou
   const rooms = jobs.reduce((a, x) => a + x.rooms.length, 0);
   ctx.log(`${set.label}: ${name} (${rooms} rooms, ${load}, ${j.durationS}s${loginRate ? `, logins ${loginRate}/s` : ''}) …`);
   let delivered = 0;
+  const stages = set.kind === 'hubbub' ? hubStages(set) : null;
   await measure(ctx, name, set, {
     watch,
     jobs: loginRate ? [...jobs, apiJob(ctx, set, loginRate, 0, j.durationS)] : jobs,
     // The send window plus 500 ms for the last deliveries, for the servers as for the generator.
-    onBarrier: (barrier, open) => (barrier === 'ready' ? windowIn(500, j.durationS + 0.5)(barrier, open) : undefined),
+    onBarrier: (barrier, open) => {
+      if (barrier !== 'ready') return undefined;
+      const at = windowIn(500, j.durationS + 0.5)(barrier, open);
+      stages?.window(at, j.durationS + 0.5);
+      return at;
+    },
     timeoutS: ctx.sizes.connectTimeoutS + j.durationS + ctx.sizes.drainS + 120,
-    figures: ({ gen, window }) => {
+    figures: async ({ gen, window }) => {
       const c = gen.counters;
       delivered = c.fanout_delivered ?? 0;
-      const serverCpu = window ? (cpuDelta(window.before, window.after).server ?? NaN) : NaN;
+      const cpu = window ? cpuDelta(window.before, window.after) : {};
+      const serverCpu = cpu.server ?? NaN;
+      // Hubs (or peers), PostgreSQL and Redis: what a delivery costs the whole server side.
+      const allServerCpu = serverCpu + (cpu.postgres ?? 0) + (cpu.redis ?? 0);
       const lat = gen.hists.fanout_latency;
+      const stageFigures = stages ? await stages.figures() : {};
+      if (stages) ctx.log(`  hub stages (ms): ${JSON.stringify(stageFigures)}`);
       return {
         ackedPerS: round((c.fanout_acked ?? 0) / j.durationS, 0),
         deliveredPerS: round(delivered / j.durationS, 0),
@@ -208,9 +220,14 @@ export async function fanout(ctx: Ctx, name: string, set: ServerSet, jobs: Fanou
         serverCpuPct: round((serverCpu / (window?.s ?? j.durationS)) * 100, 0),
         serverCpuMsPer1k: perK(serverCpu, delivered),
         ...{ latencyP50: lat?.p50 ?? null, latencyP99: lat?.p99 ?? null, latencyP999: lat?.p999 ?? null, latencyMax: lat?.max ?? null },
+        deliveriesPerAllServerCpuS: round(delivered / allServerCpu, 0),
+        pgCpuUsPerAppend: c.fanout_acked ? round(((cpu.postgres ?? NaN) * 1e6) / c.fanout_acked, 1) : null,
+        redisCpuUsPerSend: c.fanout_acked ? round(((cpu.redis ?? NaN) * 1e6) / c.fanout_acked, 1) : null,
+        ackP99: gen.hists.fanout_ack?.p99 ?? null,
         sendLatenessP99: gen.hists.fanout_send_lateness?.p99 ?? null,
         loginP99: gen.hists.login_duration?.p99 ?? null,
         connectP99: gen.hists.fanout_connect_time?.p99 ?? null,
+        ...stageFigures,
       };
     },
     cost: (g) => ({ msPer1kDeliveries: perK(g.generator.windowCpuS, delivered) }),

@@ -95,7 +95,9 @@ type Room = { id: string; members: Member[]; sent: number; acked: number; inflig
 
 export async function fanout(job: JobOf<'fanout'>) {
   const clock = new Clock();
-  const [latency, lateness, connectTime] = [newHistogram(), newHistogram(), newHistogram()];
+  const [latency, lateness, connectTime, ackTime] = [newHistogram(), newHistogram(), newHistogram(), newHistogram()];
+  /** When each send in flight was due, by cid: its ack's latency is timed from then, like a delivery's. */
+  const dueOf = new Map<string, number>();
   const c = zeros(
     'fanout_sent',
     'fanout_acked',
@@ -135,8 +137,9 @@ export async function fanout(job: JobOf<'fanout'>) {
     if (!s) return void c.fanout_not_sent++;
     const n = ++room.nBySender[s.k]!;
     const body = makeBody(Math.round(dueMs * 1000), s.k, n, job.bodySize);
-    if (sendFrame(s.c!, { type: 'send', ref: 'm', conv: room.id, cid: `${job.runId}.${s.k}.${n}`, body }))
-      return void (room.sent++, room.inflight++);
+    const cid = `${job.runId}.${s.k}.${n}`;
+    if (sendFrame(s.c!, { type: 'send', ref: 'm', conv: room.id, cid, body }))
+      return void (room.sent++, room.inflight++, dueOf.set(cid, dueMs));
     room.nBySender[s.k]!--;
     c.fanout_not_sent++;
   };
@@ -146,8 +149,10 @@ export async function fanout(job: JobOf<'fanout'>) {
     ready: (t) => (recordMs(connectTime, t - m.opened), settled++),
     failed: (why) => (c.fanout_connect_failed++, settled++, warn(`${job.proto}: socket failed before resume: ${why}`)),
     lost: (code) => (c.fanout_unexpected_close++, warn(`socket closed after resume: code ${code}`)),
-    frame(f) {
+    frame(f, t) {
       if (f.type === 'ack') {
+        const due = dueOf.get(f.cid);
+        if (due !== undefined) recordMs(ackTime, t - due), dueOf.delete(f.cid);
         room.acked++;
         room.inflight--;
         if (job.mode === 'max' && phase === 'send' && nowMs() < sendEnd) sendOne(room, nowMs());
@@ -212,7 +217,12 @@ export async function fanout(job: JobOf<'fanout'>) {
     }
   }
   closeAll(socks.map((x) => x.m));
-  finish(job, clock, c, { fanout_latency: latency, fanout_send_lateness: lateness, fanout_connect_time: connectTime });
+  finish(job, clock, c, {
+    fanout_latency: latency,
+    fanout_send_lateness: lateness,
+    fanout_connect_time: connectTime,
+    fanout_ack: ackTime,
+  });
 }
 
 // ---- reconnect storm ---------------------------------------------------------------------------------------------

@@ -39,6 +39,14 @@ export function derive(all: ScenarioResult[]) {
   const ratios = { vsWs: 'ws', vsSocketIo: 'socketio', vsFloor: 'floor', vsUws: 'uws' } as const;
   for (const [k, kind] of Object.entries(ratios))
     if (hub && dpc(kind)) hub.figures[k] = Math.round((dpc('hubbub') / dpc(kind)) * 100) / 100;
+  // Against the durable floor, counting PostgreSQL and Redis too, and the tail and PostgreSQL's cost per append.
+  const floor = all.find((s) => s.kind === 'floor' && s.name === 'fanout');
+  const vsFloor = { allCpuVsFloor: 'deliveriesPerAllServerCpuS', p99VsFloor: 'latencyP99', p999VsFloor: 'latencyP999' } as const;
+  const extra = { ackP99VsFloor: 'ackP99', pgPerAppendVsFloor: 'pgCpuUsPerAppend' } as const;
+  for (const [k, f] of Object.entries({ ...vsFloor, ...extra })) {
+    const [h, b] = [Number(hub?.figures[f]), Number(floor?.figures[f])];
+    if (hub && Number.isFinite(h) && Number.isFinite(b) && b > 0) hub.figures[k] = Math.round((h / b) * 100) / 100;
+  }
 }
 
 /** Parses `--threshold ID=VALUE` options, refusing ids the table does not have. */

@@ -6,7 +6,7 @@ import { ACCESS_SQL, READ_CURSORS_SQL } from '../../server/src/conversations/con
 import { openDatabase, type Database } from '../../server/src/db/database.ts';
 import { and, eq } from 'drizzle-orm';
 import { logEvents } from '../../db/schema/index.ts';
-import { APPEND_SQL, LAST_SEQS_SQL, PostgresMessageStore } from '../../server/src/store/message-store.postgres.ts';
+import { APPEND_ONE_SQL, APPEND_SQL, LAST_SEQS_SQL, PostgresMessageStore } from '../../server/src/store/message-store.postgres.ts';
 import { dbKinds, testEnv, type TestEnv } from '../helpers/server.ts';
 
 /*
@@ -118,6 +118,10 @@ for (const kind of dbKinds) {
         data: { body: 'hi' },
       };
       assert.doesNotMatch(await plan(APPEND_SQL, [JSON.stringify([row])]), /Seq Scan on log_events/);
+      const one = [row.conv, row.id, row.kind, row.sender, row.cid, row.ts, JSON.stringify(row.data)];
+      const p = await plan(APPEND_ONE_SQL, one);
+      assert.doesNotMatch(p, /Seq Scan/);
+      assert.match(p, /log_events_cid_uq/);
     });
 
     test('conversation heads (history, feeds): one key lookup per conversation, never a scan of log_heads', async () => {

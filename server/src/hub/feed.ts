@@ -12,7 +12,7 @@ export class Feed {
   isReady = false;
   readonly ready: Promise<void>;
   markReady!: () => void;
-  readonly pending = new Map<number, { frame: Frame; acceptedAt: number; read?: OwnRead }>();
+  readonly pending = new Map<number, { frame: Frame; acceptedAt: number; read?: OwnRead; reachedAt?: number }>();
   readonly subscribers = new Set<Connection>();
   gapTimer: NodeJS.Timeout | null = null;
   gapAttempts = 0;

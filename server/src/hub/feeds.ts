@@ -5,6 +5,7 @@ import type { MessageStore } from '../store/message-store.ts';
 import { GAP_WAIT_MS } from './catch-up.ts';
 import type { Connection, ConvCursor } from './connection.ts';
 import { Feed } from './feed.ts';
+import { now } from '../observability/send-stages.ts';
 import { Outbox } from './outbox.ts';
 import { encode, encodeEvent, frameBytes, type Frame, type OwnRead } from './wire.ts';
 
@@ -18,18 +19,20 @@ const FEED_LINGER_MS = 30_000;
  */
 export class Feeds {
   private feeds = new Map<string, Feed>();
-  private readonly outbox = new Outbox();
+  private readonly outbox: Outbox;
 
   constructor(
     private readonly d: {
       bus: Bus;
       store: MessageStore;
       logger: Logger;
-      metrics: Pick<Metrics, 'deliverLatency' | 'eventsDelivered' | 'gapFills'>;
+      metrics: Pick<Metrics, 'deliverLatency' | 'eventsDelivered' | 'gapFills' | 'sendStages'>;
       /** Brings a socket that missed seqs up to the feed's head from the store (then live). */
       catchUp(conn: Connection, conv: string): void;
     },
-  ) {}
+  ) {
+    this.outbox = new Outbox(() => this.d.metrics.sendStages.flushed(now()));
+  }
 
   get(conv: string): Feed | undefined {
     return this.feeds.get(conv);
@@ -107,15 +110,15 @@ export class Feeds {
   }
 
   /** Takes an event into its feed in seq order, delivering every event that is now in order. */
-  arrive(conv: string, seq: number, frame: Frame, acceptedAt: number, read?: OwnRead) {
+  arrive(conv: string, seq: number, frame: Frame, acceptedAt: number, read?: OwnRead, reachedAt?: number) {
     const feed = this.feeds.get(conv);
     if (!feed || seq <= feed.delivered) return;
     if (!feed.isReady || seq !== feed.delivered + 1) {
-      feed.pending.set(seq, { frame, acceptedAt, read });
+      feed.pending.set(seq, { frame, acceptedAt, read, reachedAt });
       if (feed.isReady) this.scheduleGapFill(feed);
       return;
     }
-    this.deliver(feed, seq, frame, acceptedAt, read);
+    this.deliver(feed, seq, frame, acceptedAt, read, reachedAt);
     this.drainPending(feed);
   }
 
@@ -131,7 +134,7 @@ export class Feeds {
     for (const s of [...feed.pending.keys()]) if (s <= feed.delivered) feed.pending.delete(s);
     for (let next = feed.pending.get(feed.delivered + 1); next; next = feed.pending.get(feed.delivered + 1)) {
       feed.pending.delete(feed.delivered + 1);
-      this.deliver(feed, feed.delivered + 1, next.frame, next.acceptedAt, next.read);
+      this.deliver(feed, feed.delivered + 1, next.frame, next.acceptedAt, next.read, next.reachedAt);
     }
     if (feed.pending.size === 0 && feed.gapTimer) {
       clearTimeout(feed.gapTimer);
@@ -140,7 +143,7 @@ export class Feeds {
     } else if (feed.pending.size > 0) this.scheduleGapFill(feed);
   }
 
-  private deliver(feed: Feed, seq: number, frame: Frame, acceptedAt: number, read?: OwnRead) {
+  private deliver(feed: Feed, seq: number, frame: Frame, acceptedAt: number, read?: OwnRead, reachedAt?: number) {
     feed.delivered = seq;
     this.d.metrics.deliverLatency.observe((Date.now() - acceptedAt) / 1000);
     let n = 0;
@@ -161,6 +164,7 @@ export class Feeds {
       }
     }
     this.d.metrics.eventsDelivered.inc(n);
+    if (n > 0 && reachedAt !== undefined) this.d.metrics.sendStages.posted(reachedAt, acceptedAt);
   }
 
   /** Early events wait briefly for the seqs before them, then the feed reads those from the store. */

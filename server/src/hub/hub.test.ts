@@ -93,13 +93,14 @@ describe('hub on its in-process adapters', () => {
       readCursors: async () => ({}),
       access: async (u, cs) => new Map(cs.filter((c) => (convsOf[u] ?? []).includes(c)).map((c) => [c, {}])),
     };
+    const metrics = createMetrics({ collectDefault: false });
     const hub = new Hub({
       store,
       bus,
       presence: new MemoryPresence(),
       directory,
       logger: createLogger({ level: 'silent', replicaId: 'unit' }),
-      metrics: createMetrics({ collectDefault: false }),
+      metrics,
       limits: {
         maxBodyChars: 4000,
         ratePerS: 1000,
@@ -124,7 +125,7 @@ describe('hub on its in-process adapters', () => {
       };
       return hub.attach(sock, login, watch, opts);
     };
-    return { hub, store, bus, open };
+    return { hub, store, bus, open, metrics };
   }
 
   for (const seed of [1, 7, 42, 1234, 99_999]) {
@@ -177,6 +178,26 @@ describe('hub on its in-process adapters', () => {
     assert.equal(new Set(acks.map((a) => a.seq)).size, 1);
     assert.equal((await store.read(conv, { afterSeq: 0, limit: 10 })).length, 1);
     assert.equal(sock.frames.filter((x) => x.type === 'event').length, 1);
+    hub.stop();
+  });
+
+  test('a send is timed at every stage, once per event: append, publish, bus, write to the sockets, and in total', async () => {
+    const conv = randomUUID();
+    const [a, b] = [randomUUID(), randomUUID()];
+    const { hub, open, metrics } = makeHub({ [a]: [conv], [b]: [conv] });
+    const [sa, sb] = [new FakeSocket(), new FakeSocket()];
+    const ca = await open(sa, a);
+    await open(sb, b);
+    await Promise.all([sa, sb].map((s) => s.until((f) => f.some((x) => x.type === 'ready'))));
+    for (let i = 0; i < 3; i++) hub.handle(ca, { type: 'send', ref: `r${i}`, conv, cid: `c${i}`, body: `m${i}` });
+    await sb.until((f) => f.filter((x) => x.type === 'event').length === 3);
+    // The memory bus echoes to this hub as Redis does: its own events are heard (and dropped) once.
+    await new Promise((r) => setImmediate(r));
+    const text = await metrics.registry.getSingleMetricAsString('hubbub_send_stage_seconds');
+    const counts = Object.fromEntries(
+      [...text.matchAll(/^hubbub_send_stage_seconds_count\{stage="(\w+)"\} (\S+)$/gm)].map((m) => [m[1], Number(m[2])]),
+    );
+    assert.deepEqual(counts, { append: 3, publish: 3, bus: 3, write: 3, total: 3 });
     hub.stop();
   });
 

@@ -1,6 +1,7 @@
 import { channels, type Bus } from '../bus/bus.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { now } from '../observability/send-stages.ts';
 import type { ProtocolErrorCode } from '@hubbub/client/protocol';
 import type { ClientFrame } from '../protocol/frames.ts';
 import type { MessageStore, StoredEvent } from '../store/message-store.ts';
@@ -278,12 +279,16 @@ export class Hub {
    * sockets get a `read` right after the event, here and on every replica.
    */
   private onAppended(e: StoredEvent, acceptedAt: number, senderRead?: number) {
+    const committedAt = now();
+    this.d.metrics.sendStages.committed(acceptedAt, committedAt);
     const frame = encodeEvent(e);
     const read = senderRead != null && e.from ? { user: e.from, seq: senderRead } : undefined;
     this.d.metrics.eventsPublished.inc({ kind: e.kind });
-    this.feeds.arrive(e.conv, e.seq, frame, acceptedAt, read);
+    this.feeds.arrive(e.conv, e.seq, frame, acceptedAt, read, committedAt);
     this.d.notify?.appended(e);
-    this.d.bus.publish(channels.conv(e.conv), busEvent(e.seq, acceptedAt, frame, read)).catch((err) => {
+    const publishedAt = now();
+    this.d.metrics.sendStages.published(committedAt, publishedAt);
+    this.d.bus.publish(channels.conv(e.conv), busEvent(e.seq, acceptedAt, frame, read, publishedAt)).catch((err) => {
       // Durable already; the other replicas heal from the store (gap fill or sweep).
       this.d.logger.warn({ err: (err as Error).message }, 'bus publish failed');
     });
@@ -294,8 +299,11 @@ export class Hub {
       const conv = channel.slice(2);
       const m = parseBus(payload);
       if (!m) return;
-      if (m.t === 'E') this.feeds.arrive(conv, m.seq, m.frame, m.acceptedAt, m.read);
-      else this.feeds.fanout(conv, m.frame, m.skipUser);
+      if (m.t === 'E') {
+        const heardAt = now();
+        if (m.publishedAt !== undefined) this.d.metrics.sendStages.heard(m.publishedAt, heardAt);
+        this.feeds.arrive(conv, m.seq, m.frame, m.acceptedAt, m.read, heardAt);
+      } else this.feeds.fanout(conv, m.frame, m.skipUser);
     } else if (channel === channels.presence) {
       this.announcer.onMessage(payload.toString());
     } else this.controls.onBus(channel, payload);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { now } from '../observability/send-stages.ts';
 import { DomainError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ClientFrame } from '../protocol/frames.ts';
@@ -39,9 +40,9 @@ export class MessageFrames {
     const data: Record<string, unknown> = { body: f.body };
     if (f.replyTo !== undefined) data.replyTo = f.replyTo;
     if (f.mentions?.length) data.mentions = f.mentions;
-    const acceptedAt = Date.now();
+    const acceptedAt = now();
     this.d.writer
-      .write(f.conv, { id: randomUUID(), kind: 'message', from: conn.user.id, ts: acceptedAt, cid: f.cid, data }, acceptedAt)
+      .write(f.conv, { id: randomUUID(), kind: 'message', from: conn.user.id, ts: Date.now(), cid: f.cid, data }, acceptedAt)
       .then(({ event }) => {
         const ack = { type: 'ack' as const, conv: f.conv, cid: f.cid, seq: event.seq, id: event.id, ts: event.ts };
         conn.send(encode(f.ref ? { ...ack, ref: f.ref } : ack));

@@ -11,6 +11,9 @@ export class Outbox {
   /** Sockets with frames posted this turn. */
   private conns: Connection[] = [];
 
+  /** `flushed` runs after each turn's writes (the send-stage timing of the write). */
+  constructor(private readonly flushed?: () => void) {}
+
   /** Queues a frame for the end of this turn; false when the socket is closed. */
   post(conn: Connection, frame: Frame): boolean {
     if (conn.closed) return false;
@@ -22,5 +25,6 @@ export class Outbox {
     const conns = this.conns;
     this.conns = [];
     for (const conn of conns) conn.flush();
+    this.flushed?.();
   };
 }

@@ -30,6 +30,26 @@ test('bus payloads keep their frame bytes exactly, multi-byte UTF-8 included', (
   assert.equal(noSkip.skipUser, '');
 });
 
+test('an event carries the time it was published, with sub-millisecond resolution, beside the time it was accepted', () => {
+  const frame = JSON.stringify({ type: 'event', seq: 9, body: 'a ~ tilde | and a bar' });
+  const e = parseBus(Buffer.from(busEvent(9, 1_700_000_000_123.25, frame, undefined, 1_700_000_000_125.375)));
+  assert.ok(e && e.t === 'E');
+  assert.equal(e.acceptedAt, 1_700_000_000_123.25);
+  assert.equal(e.publishedAt, 1_700_000_000_125.375);
+  assert.equal(text(e.frame), frame);
+  const read = { user: '7b0c3a52-0d7e-4a0e-9f5e-2b1d7c7f0a11', seq: 9 };
+  const r = parseBus(Buffer.from(busEvent(9, 1_700_000_000_123.25, frame, read, 1_700_000_000_126.5)));
+  assert.ok(r && r.t === 'E');
+  assert.equal(r.publishedAt, 1_700_000_000_126.5);
+  assert.deepEqual(r.read, read);
+  assert.equal(text(r.frame), frame);
+  // A payload without it (a replica that does not time the bus) still parses, untimed.
+  const old = parseBus(Buffer.from(busEvent(9, 1_700_000_000_123, frame)));
+  assert.ok(old && old.t === 'E');
+  assert.equal(old.publishedAt, undefined);
+  assert.equal(old.acceptedAt, 1_700_000_000_123);
+});
+
 test('a malformed bus payload is refused, never half-parsed', () => {
   for (const bad of [
     '',

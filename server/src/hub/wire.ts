@@ -24,10 +24,12 @@ export type Frame = string | Uint8Array;
 export const frameBytes = (f: Frame): Uint8Array => (typeof f === 'string' ? Buffer.from(f) : f);
 
 const BAR = 0x7c; // '|'
+const TILDE = 0x7e; // '~'
 
 /**
  * Bus payloads on a conversation channel:
- *   `E<seq>|<acceptedAtMs>|<event frame json>`  an event, with the time its hub accepted it;
+ *   `E<seq>|<acceptedAtMs>[~<publishedAtMs>]|<event frame json>`  an event, with the time its hub
+ *      accepted it and (for the bus stage of send-stages.ts) when it was published;
  *   `R<seq>|<acceptedAtMs>|<author>|<readSeq>|<event frame json>`  the same, where the event's
  *      commit also moved its author's read cursor to readSeq: the author's sockets get a `read`;
  *   `F|<userId to skip or empty>|<frame json>`   an ephemeral frame (typing, read, presence, updates).
@@ -39,12 +41,14 @@ export interface OwnRead {
   seq: number;
 }
 
-export const busEvent = (seq: number, acceptedAt: number, frame: string, read?: OwnRead) =>
-  read ? `R${seq}|${acceptedAt}|${read.user}|${read.seq}|${frame}` : `E${seq}|${acceptedAt}|${frame}`;
+export const busEvent = (seq: number, acceptedAt: number, frame: string, read?: OwnRead, publishedAt?: number) => {
+  const at = publishedAt === undefined ? acceptedAt : `${acceptedAt}~${publishedAt}`;
+  return read ? `R${seq}|${at}|${read.user}|${read.seq}|${frame}` : `E${seq}|${at}|${frame}`;
+};
 export const busFrame = (frame: string, skipUser = '') => `F|${skipUser}|${frame}`;
 
 export type BusMessage =
-  | { t: 'E'; seq: number; acceptedAt: number; frame: Uint8Array; read?: OwnRead }
+  | { t: 'E'; seq: number; acceptedAt: number; publishedAt?: number; frame: Uint8Array; read?: OwnRead }
   | { t: 'F'; skipUser: string; frame: Uint8Array };
 
 /** Parses a bus payload's header; the frame is a view of the payload's bytes (no copy, no decode). */
@@ -55,15 +59,25 @@ export function parseBus(payload: Buffer): BusMessage | null {
   const kind = payload[0];
   if (kind === 0x45 /* E */ || kind === 0x52 /* R */) {
     const seq = Number(payload.toString('latin1', 1, a));
-    const acceptedAt = Number(payload.toString('latin1', a + 1, b));
+    const tilde = payload.indexOf(TILDE, a + 1);
+    const timed = tilde > 0 && tilde < b;
+    const acceptedAt = Number(payload.toString('latin1', a + 1, timed ? tilde : b));
+    const publishedAt = timed ? Number(payload.toString('latin1', tilde + 1, b)) : undefined;
     if (!Number.isSafeInteger(seq) || seq < 1) return null;
-    if (kind === 0x45) return { t: 'E', seq, acceptedAt, frame: payload.subarray(b + 1) };
+    if (kind === 0x45) return { t: 'E', seq, acceptedAt, publishedAt, frame: payload.subarray(b + 1) };
     const c = payload.indexOf(BAR, b + 1);
     const d = c < 0 ? -1 : payload.indexOf(BAR, c + 1);
     if (d < 0) return null;
     const readSeq = Number(payload.toString('latin1', c + 1, d));
     if (!Number.isSafeInteger(readSeq) || readSeq < 1) return null;
-    return { t: 'E', seq, acceptedAt, frame: payload.subarray(d + 1), read: { user: payload.toString('latin1', b + 1, c), seq: readSeq } };
+    return {
+      t: 'E',
+      seq,
+      acceptedAt,
+      publishedAt,
+      frame: payload.subarray(d + 1),
+      read: { user: payload.toString('latin1', b + 1, c), seq: readSeq },
+    };
   }
   if (kind === 0x46 /* F */) return { t: 'F', skipUser: payload.toString('utf8', a + 1, b), frame: payload.subarray(b + 1) };
   return null;

@@ -1,4 +1,5 @@
 import client from 'prom-client';
+import { observeGcPauses, SendStages } from './send-stages.ts';
 
 /**
  * One registry per process, built in the composition root and injected. Names carry `hubbub_`;
@@ -10,7 +11,10 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}) {
     // prom-client's names already start with `process_` or `nodejs_`: `hubbub_process_cpu_…`,
     // `hubbub_nodejs_eventloop_lag_…` (not `hubbub_process_process_…`).
     client.collectDefaultMetrics({ register: registry, prefix: 'hubbub_', eventLoopMonitoringPrecision: 20 });
+    observeGcPauses(registry);
   }
+  const sendStages = new SendStages();
+  sendStages.register(registry);
   const trpcCalls = new client.Counter({
     name: 'hubbub_trpc_calls_total',
     help: 'tRPC calls by procedure and result code',
@@ -99,6 +103,7 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}) {
   });
   return {
     registry,
+    sendStages,
     paymentsTopups,
     paymentsWebhooks,
     paymentsTransfers,

@@ -84,6 +84,38 @@ export const APPEND_SQL = `
   union all
   select i, seq, ev, null from dup`;
 
+/**
+ * The same append for one draft, the common case below group-commit load (a write holds one
+ * send): typed parameters instead of a JSON array, no grouping, numbering or join. $1 conv,
+ * $2 id, $3 kind, $4 sender, $5 cid, $6 ts, $7 data (JSON text). PostgreSQL spent about a
+ * quarter less CPU on it per append than on APPEND_SQL with one row, measured side by side.
+ * The head row is bumped only when the cid is new; the author's cursor moves as in APPEND_SQL.
+ */
+export const APPEND_ONE_SQL = `
+  with dup as (
+    select e.seq, to_jsonb(e) as ev from log_events e
+    where e.conversation_id = $1 and e.sender_id = $4 and e.cid = $5
+    limit 1
+  ),
+  head as (
+    insert into log_heads as h (conversation_id, last_seq)
+    select $1, 1 where not exists (select 1 from dup)
+    on conflict (conversation_id) do update set last_seq = h.last_seq + 1
+    returning h.last_seq
+  ),
+  ins as (
+    insert into log_events (conversation_id, seq, id, kind, sender_id, cid, ts, data)
+    select $1, head.last_seq, $2, $3, $4, $5, $6, $7::text::jsonb from head
+  ),
+  cur as (
+    update members m set read_seq = head.last_seq from head
+    where $3 = 'message' and m.conversation_id = $1 and m.user_id = $4 and m.read_seq < head.last_seq
+    returning m.read_seq
+  )
+  select head.last_seq as seq, null::jsonb as dup, (select read_seq from cur) as read from head
+  union all
+  select seq, ev, null from dup`;
+
 const READ_RANGE_SQL = `select * from log_events
   where conversation_id = $1 and seq > $2::bigint and seq < $3::bigint order by seq asc limit $4::int`;
 const READ_NEWEST_BEFORE_SQL = `select * from log_events
@@ -170,13 +202,15 @@ export class PostgresMessageStore implements MessageStore {
       }),
     );
     if (rows.length === 0) return batches.map(() => []);
-    const out = await this.database.query<{ i: number; seq: string | number; dup: RawRow | string | null; read: string | number | null }>(
-      APPEND_SQL,
-      [JSON.stringify(rows)],
-    );
+    type Out = { i?: number; seq: string | number; dup: RawRow | string | null; read: string | number | null };
+    let out: Out[];
+    if (rows.length === 1) {
+      const r = rows[0]!;
+      out = await this.database.query<Out>(APPEND_ONE_SQL, [r.conv, r.id, r.kind, r.sender, r.cid, r.ts, JSON.stringify(r.data)]);
+    } else out = await this.database.query<Out>(APPEND_SQL, [JSON.stringify(rows)]);
     const byRow = new Array<AppendResult>(rows.length);
     for (const r of out) {
-      const i = Number(r.i);
+      const i = Number(r.i ?? 0);
       if (r.dup != null) {
         byRow[i] = { event: rawEvent(typeof r.dup === 'string' ? (JSON.parse(r.dup) as RawRow) : r.dup), duplicate: true };
       } else {

@@ -37,6 +37,9 @@ import { pageUrl } from './http/page-url.ts';
 import { setupNotifications, type Notifications } from './notify/setup-notifications.ts';
 import type { NotifyOverrides } from './notify/notify-deps.ts';
 import { registerUnsubscribeRoute } from './notify/unsubscribe-route.ts';
+import { alsoIndexing, openSearch } from './search/open-search.ts';
+import { SearchService } from './search/search-service.ts';
+import type { SearchIndexer } from './search/message-search.ts';
 
 export interface Replica {
   port: number;
@@ -46,6 +49,8 @@ export interface Replica {
   logger: Logger;
   database: Database;
   hub: Hub;
+  /** The search index's writer (tests flush it). */
+  searchIndexer: SearchIndexer;
   services: ApiServices;
   http: HttpServer;
   notifications: Notifications;
@@ -73,6 +78,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
   await database.migrate();
   const db = database.db;
   const store = await openMessageStore(config, database, logger);
+  const searchParts = await openSearch(config, database, logger);
 
   let redis: Redis | null = null;
   let bus: Bus;
@@ -171,7 +177,8 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     overrides: opts.notify,
   });
   const hub: Hub = new Hub({
-    notify: config.NOTIFY_ENABLED ? notifications.trigger : undefined,
+    // Indexing for search happens after the append, beside the notification trigger: off the ack path.
+    notify: alsoIndexing(config.NOTIFY_ENABLED ? notifications.trigger : undefined, searchParts.indexer),
     store,
     bus,
     presence,
@@ -196,7 +203,12 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
   hubRef = hub;
   // A member with a socket here is online without a presence lookup.
   notifications.trigger.localOnline = (userId) => hub.hasSocketsOf(userId);
-  const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments });
+  const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments, search: searchParts.search });
+  const search = new SearchService({
+    db,
+    search: searchParts.search,
+    historyDepthOf: async (u) => (await pay.entitlements.conversationLimitsOf(u)).historyDepth,
+  });
   const services: ApiServices = {
     auth,
     profiles,
@@ -206,6 +218,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     metrics,
     budgets,
     notifications: notifications.settings,
+    search,
   };
 
   const checks: ReadinessCheck[] = [
@@ -285,6 +298,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     // A part that fails to close is logged and the rest still close.
     const failed = (part: string) => (err: Error) => logger.warn({ err: err.message, part }, 'closing a part failed');
     await notifications.close().catch(failed('notifications'));
+    await searchParts.indexer.close().catch(failed('search indexer'));
     await hasher.close().catch(failed('password hasher'));
     await presence.close().catch(failed('presence'));
     await bus.close().catch(failed('bus'));
@@ -301,6 +315,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     logger,
     database,
     hub,
+    searchIndexer: searchParts.indexer,
     services,
     http,
     notifications,

@@ -100,8 +100,9 @@ export class PostgresSearchIndexer implements SearchIndexer {
 
   constructor(private readonly d: PostgresSearchIndexerOptions) {
     this.delayMs = d.delayMs ?? 100;
-    this.maxConvs = d.maxConvs ?? 500;
-    this.perConv = d.perConv ?? 500;
+    // At most 20,000 events a batch: on PGlite a batch holds the one connection while it runs.
+    this.maxConvs = d.maxConvs ?? 100;
+    this.perConv = d.perConv ?? 200;
   }
 
   /** Rebuilds the index if it was made with another language, then starts the periodic sweep. */

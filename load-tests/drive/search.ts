@@ -32,8 +32,9 @@ export async function search(ctx: Ctx) {
   const q = database.query.bind(database);
   const perConv = size.messages / size.convs;
   ctx.log(`search: seeding ${size.messages} messages over ${size.convs} conversations …`);
-  // Bodies of 10 words from a 5,000-word vocabulary; `common` in 5% of messages, `zyzzyva` in 20, `red apple` as a
-  // phrase in about 1% (and `red`, `apple` apart in more).
+  // Bodies of 10 words from a 5,000-word vocabulary; `common` in 5% of messages (every message of the searcher's
+  // conversations: the worst case), `zyzzyva` in 20, `red apple` as a phrase in about 1% (and `red`, `apple` apart in
+  // more). The searcher's conversations have ten senders, bench0, bench100, … bench900.
   await q(
     `insert into users (id, email, username) select md5('u' || i)::uuid, 'b' || i || '@example.com', 'bench' || i from generate_series(0, 999) i`,
     [],
@@ -48,7 +49,7 @@ export async function search(ctx: Ctx) {
   );
   await q(
     `insert into log_events (conversation_id, seq, id, kind, sender_id, ts, data)
-     select md5('c' || (n % $2::int))::uuid, n / $2::int + 1, md5('e' || n)::uuid, 'message', md5('u' || ((n * 7919) % 1000))::uuid,
+     select md5('c' || (n % $2::int))::uuid, n / $2::int + 1, md5('e' || n)::uuid, 'message', md5('u' || ((n::bigint * 7919) % 1000))::uuid,
        timestamptz '2026-01-01' + n * interval '1 second',
        jsonb_build_object('body', concat_ws(' ',
          (select string_agg('w' || ((n::bigint * 2654435761 + k * 40503) % 5000), ' ') from generate_series(1, 10) k),
@@ -79,7 +80,7 @@ export async function search(ctx: Ctx) {
 
   const service = new SearchService({ db: database.db, search: new PostgresMessageSearch({ db: database.db, language: 'simple' }) });
   const me = (await q<{ id: string }>(`select md5('u0')::uuid id`, []))[0]!.id;
-  const kinds = { rare: 'zyzzyva', common: 'common', phrase: '"red apple"', fromCommon: 'from:bench7 common' };
+  const kinds = { rare: 'zyzzyva', common: 'common', phrase: '"red apple"', fromCommon: 'from:bench100 common' };
   const latency: Record<string, number> = {};
   const hits: Record<string, number> = {};
   for (const [kind, query] of Object.entries(kinds)) {

@@ -276,6 +276,20 @@ export const SCENARIOS: Record<string, Scenario> = {
     ],
     drive: (ctx) => sockets.store(ctx, 'Hubbub write path (PostgreSQL)', { DATABASE_URL: ctx.databaseUrl }, ctx.backing),
   },
+  search: {
+    about:
+      'messages.search on 1M messages over 10k conversations (a user in 100): p99 per query kind, index size, send path with the indexer off vs on',
+    runs: 'named',
+    sizes: {},
+    servers: 'own',
+    figures: ['rareP99', 'commonP99', 'phraseP99', 'fromCommonP99', 'indexBytesPerMessage', 'throughputOnVsOff', 'cpuOnVsOff'],
+    thresholds: [
+      ...['rareP99', 'commonP99', 'phraseP99', 'fromCommonP99'].map((m) => target(m, '<=', 50, `search ${m.slice(0, -3)} p99 ≤ 50 ms`)),
+      target('throughputOnVsOff', '>=', 0.9, 'send path with search indexing ≥ 0.9× the throughput without'),
+      target('cpuOnVsOff', '<=', 1.1, 'PostgreSQL CPU per append with search indexing ≤ 1.1× without'),
+    ],
+    drive: async (ctx) => (await import('./drive/search.ts')).search(ctx),
+  },
   peers: {
     about:
       'connect and fanout against bare uWS, plain ws, Socket.IO + Redis adapter and the durable floor; against bare uWS also persist, storing nothing',

@@ -290,6 +290,7 @@ export type AppRouter = TRPCBuiltRouter<Root, {
         conversationId: string;
         beforeSeq?: number | undefined;
         afterSeq?: number | undefined;
+        aroundSeq?: number | undefined;
         limit?: number | undefined;
       };
       output: {
@@ -329,6 +330,23 @@ export type AppRouter = TRPCBuiltRouter<Root, {
       output: {
         muted: boolean;
         mutedUntil: null | string;
+      };
+      meta: object;
+      errorShape: ErrorShape;
+    }>;
+  };
+  messages: {
+    search: TRPCQueryProcedure<{
+      input: {
+        query: string;
+        conversationId?: string | undefined;
+        order?: "recent" | "relevance" | undefined;
+        cursor?: string | undefined;
+        limit?: number | undefined;
+      };
+      output: {
+        hits: SearchHit[];
+        nextCursor: null | string;
       };
       meta: object;
       errorShape: ErrorShape;
@@ -454,7 +472,7 @@ export type AppRouter = TRPCBuiltRouter<Root, {
           conversationId?: string | undefined;
           counterparty?: string | undefined;
           transferId: string;
-          kind: "grant" | "refund" | "renewal" | "subscription" | "tip" | "topup";
+          kind: "grant" | "refund" | "refund_reversal" | "renewal" | "subscription" | "tip" | "topup";
           amount: number;
           ts: string;
         }[];
@@ -740,6 +758,15 @@ type QuietHours = {
   start: string;
   end: string;
   timezone: string;
+};
+
+type SearchHit = {
+  conversationId: string;
+  seq: number;
+  id: string;
+  from: null | string;
+  ts: number;
+  snippet: string;
 };
 
 type SettingsView = {

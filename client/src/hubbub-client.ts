@@ -11,6 +11,7 @@ export interface HubbubClientOptions extends Omit<SocketClientOptions, 'url'> {
 }
 
 type HistoryOptions = Omit<ApiInputs['conversations']['history'], 'conversationId'>;
+type SearchOptions = Omit<ApiInputs['messages']['search'], 'query'>;
 
 /**
  * The socket client and the typed API together, sharing one `getToken`: what most apps want.
@@ -31,9 +32,17 @@ export class HubbubClient extends SocketClient {
     this.api = createApiClient(api);
   }
 
-  /** A page of a conversation's events (`beforeSeq` to page back; at most `limit`, up to 100). */
+  /** A page of a conversation's events (`beforeSeq` to page back, `aroundSeq` to open at one; at most `limit`, up to 100). */
   history(conv: string, opts: HistoryOptions = {}): Promise<ApiOutputs['conversations']['history']> {
     return this.api.conversations.history.query({ ...opts, conversationId: conv });
+  }
+
+  /**
+   * Message search (`from:`, `in:`, `"phrases"`, dates, `has:mention`; docs/search.md). Render a
+   * hit's snippet with `snippetParts`; open it with `history(conv, { aroundSeq: hit.seq })`.
+   */
+  search(query: string, opts: SearchOptions = {}): Promise<ApiOutputs['messages']['search']> {
+    return this.api.messages.search.query({ ...opts, query });
   }
 
   /**

@@ -133,6 +133,15 @@ export const configSchema = z
     NOTIFY_SECRET: z.string().min(32, 'at least 32 characters').optional(),
     PUBLIC_URL: z.string().url().default('http://localhost:3000'),
     WEBHOOK_ALLOW_PRIVATE: bool.default(false),
+    /** Text search configuration of message search (PostgreSQL's `\dF`): `simple` works for every language; a language's own (e.g. `english`) adds stemming and stop words. */
+    SEARCH_LANGUAGE: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a text search configuration name, e.g. simple or english')
+      .default('simple'),
+    /** Off: this replica indexes nothing (another replica or a later start catches up). */
+    SEARCH_INDEXER: bool.default(true),
+    /** How long new messages wait to be indexed together; they are searchable about this long after their ack. */
+    SEARCH_INDEX_DELAY_MS: intIn(0, 1500).default(100),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.JWT_SECRET) {

@@ -14,6 +14,7 @@ import { runRepeatingJobs } from './jobs/repeating-job.inprocess.ts';
 import { pageUrl } from './http/page-url.ts';
 import type { Notifications } from './notify/setup-notifications.ts';
 import type { NotifyOverrides } from './notify/notify-deps.ts';
+import type { SearchIndexer } from './search/message-search.ts';
 import { openStorage } from './replica/open-storage.ts';
 import { openCoordination } from './replica/open-coordination.ts';
 import { HubLink } from './replica/hub-link.ts';
@@ -29,6 +30,8 @@ export interface Replica {
   logger: Logger;
   database: Database;
   hub: Hub;
+  /** The search index's writer (tests flush it). */
+  searchIndexer: SearchIndexer;
   services: ApiServices;
   http: HttpServer;
   notifications: Notifications;
@@ -54,7 +57,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
 
   // The services reach live sockets through the hub, and the hub reads memberships and plans from them.
   const hubLink = new HubLink();
-  const { services, conversations, pay, notifications, tokens, hasher } = await buildServices(config, {
+  const { services, conversations, pay, notifications, tokens, hasher, searchIndexer } = await buildServices(config, {
     database,
     store,
     presence,
@@ -73,6 +76,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     userLimits: pay.entitlements,
     resumeEvents: services.budgets.resumeEvents,
     notify: notifications.trigger,
+    indexer: searchIndexer,
     logger,
     metrics,
   });
@@ -122,6 +126,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     // A part that fails to close is logged and the rest still close.
     const failed = (part: string) => (err: Error) => logger.warn({ err: err.message, part }, 'closing a part failed');
     await notifications.close().catch(failed('notifications'));
+    await searchIndexer.close().catch(failed('search indexer'));
     await hasher.close().catch(failed('password hasher'));
     await presence.close().catch(failed('presence'));
     await bus.close().catch(failed('bus'));
@@ -138,6 +143,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     logger,
     database,
     hub,
+    searchIndexer,
     services,
     http,
     notifications,

@@ -19,6 +19,8 @@ export class Chat {
   cursors = new Map<string, Map<string, number>>();
   typing = new Map<string, Map<string, number>>();
   open: string | null = null;
+  /** The message a search opened the conversation at: marked and scrolled to. */
+  highlight: { conv: string; seq: number } | null = null;
   connection: Connection = 'connecting';
   lastClose: number | null = null;
   /** Whether the current connection attempt got as far as `ready` (a refused upgrade never does). */
@@ -217,6 +219,32 @@ export class Chat {
       await this.loadProfiles(page.events.flatMap((e) => (e.from ? [e.from] : [])));
     }
     this.markOpenRead();
+    this.emit('messages');
+  }
+
+  /**
+   * Opens a conversation at one message (a search hit), which is then marked: the events around
+   * it are loaded, and those between it and what was already loaded, so scrolling has no hole.
+   */
+  async openAt(id: string, seq: number) {
+    this.highlight = { conv: id, seq };
+    if (!this.oldest.has(id)) await this.openConv(id);
+    const o = this.oldest.get(id);
+    if (!this.events.get(id)?.has(seq) && o && seq < o.seq) {
+      const api = this.session.api.conversations.history;
+      const page = await api.query({ conversationId: id, aroundSeq: seq, limit: 50 });
+      this.addEvents(id, page.events);
+      let after = page.events.reduce((m, e) => Math.max(m, e.seq), seq);
+      for (let i = 0; i < 20 && after < o.seq - 1; i++) {
+        const next = await api.query({ conversationId: id, afterSeq: after, limit: 100 });
+        if (!next.events.length) break;
+        this.addEvents(id, next.events);
+        after = next.events.reduce((m, e) => Math.max(m, e.seq), after);
+      }
+      const min = page.events.reduce((m, e) => Math.min(m, e.seq), o.seq);
+      this.oldest.set(id, { seq: min, more: min > 1 });
+      await this.loadProfiles([...(this.events.get(id)?.values() ?? [])].flatMap((e) => (e.from ? [e.from] : [])));
+    }
     this.emit('messages');
   }
 

@@ -23,6 +23,7 @@ export class ConversationView implements RowHost {
   private stickToBottom = false;
   private announced = new Map<string, number>();
   openSeq: number | null = null;
+  private scrolledTo: string | null = null;
   private editing: { seq: number; form: HTMLElement } | null = null;
 
   constructor(
@@ -195,6 +196,23 @@ export class ConversationView implements RowHost {
     if (atBottom || this.stickToBottom || this.list.dataset.conv !== c.id) this.list.scrollTop = this.list.scrollHeight;
     this.stickToBottom = false;
     this.list.dataset.conv = c.id;
+    this.markHighlight(c);
+  }
+
+  /** The search hit the conversation was opened at: marked (on every redraw), scrolled to once. */
+  private markHighlight(c: Conv) {
+    const hl = this.chat.highlight?.conv === c.id ? this.chat.highlight : null;
+    for (const el of this.list.querySelectorAll<HTMLElement>('.hit')) {
+      if (Number(el.dataset.seq) !== hl?.seq) el.classList.remove('hit'), el.removeAttribute('aria-current');
+    }
+    const row = hl ? this.list.querySelector<HTMLElement>(`[data-seq="${hl.seq}"]`) : null;
+    if (!row || !hl) return;
+    row.classList.add('hit');
+    row.setAttribute('aria-current', 'true');
+    const key = `${hl.conv}:${hl.seq}`;
+    if (this.scrolledTo === key) return;
+    this.scrolledTo = key;
+    row.scrollIntoView({ block: 'center' });
   }
 
   private redraw() {

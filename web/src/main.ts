@@ -8,6 +8,7 @@ import { goList, onRoute, replaceWithList, routedConv } from './router.ts';
 import './conv-list.ts';
 import './wallet.ts';
 import './notify-settings.ts';
+import './search-panel.ts';
 import { Session } from './session.ts';
 import { followVisualViewport } from './viewport.ts';
 import { w } from './words.ts';

@@ -20,6 +20,8 @@ export class AccountService {
       store: MessageStore;
       /** The ledger's part of an export and an erasure. */
       payments?: { exportOf(userId: string): Promise<unknown>; detach(userId: string): Promise<void> };
+      /** The search index's part of an erasure: after the user row is marked deleted, so the indexer skips the rest. */
+      search?: { eraseSender(userId: string): Promise<void> };
     },
   ) {}
 
@@ -95,6 +97,7 @@ export class AccountService {
         .where(eq(users.id, user.id));
       await tx.update(sessions).set({ ip: null, userAgent: null }).where(eq(sessions.userId, user.id));
     });
+    await this.d.search?.eraseSender(user.id);
     // Ledger rows are financial records and stay, detached from what identified the user.
     await this.d.payments?.detach(user.id);
     await this.d.auth.audit(user.id, 'account_deleted', { ip: meta.ip });

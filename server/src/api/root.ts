@@ -5,11 +5,13 @@ import { conversationsRouter } from './routers/conversations.ts';
 import { profilesRouter } from './routers/profiles.ts';
 import { paymentsRouter } from './routers/payments.ts';
 import { notificationsRouter } from './routers/notifications.ts';
+import { messagesRouter } from './routers/messages.ts';
 
 export const appRouter = router({
   auth: authRouter,
   profiles: profilesRouter,
   conversations: conversationsRouter,
+  messages: messagesRouter,
   account: accountRouter,
   payments: paymentsRouter,
   notifications: notificationsRouter,

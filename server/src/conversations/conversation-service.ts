@@ -230,14 +230,27 @@ export class ConversationService {
     return this.summary(conv);
   }
 
-  async history(caller: string, conv: string, q: { beforeSeq?: number; afterSeq?: number; limit: number }) {
+  /**
+   * A page of the log: the newest events, or those before/after a seq, or (`aroundSeq`, to open
+   * a conversation at a search hit) half the limit before it and the event itself and the rest
+   * after it (near an end of the log, more of the other side).
+   */
+  async history(caller: string, conv: string, q: { beforeSeq?: number; afterSeq?: number; aroundSeq?: number; limit: number }) {
     await this.requireMember(conv, caller);
-    const range = q.afterSeq == null && q.beforeSeq == null ? { beforeSeq: Number.MAX_SAFE_INTEGER, limit: q.limit } : { ...q };
-    const [events, heads, limits] = await Promise.all([
-      this.d.store.read(conv, range),
-      this.d.store.lastSeqs([conv]),
-      this.d.limitsOf?.(caller),
-    ]);
+    const read = async () => {
+      if (q.aroundSeq != null) {
+        // Half before and half after; near either end of the log, the other side fills the page.
+        const [older, newer] = await Promise.all([
+          this.d.store.read(conv, { beforeSeq: q.aroundSeq, limit: q.limit }),
+          this.d.store.read(conv, { afterSeq: q.aroundSeq - 1, limit: q.limit }),
+        ]);
+        const before = Math.min(older.length, Math.max(Math.floor(q.limit / 2), q.limit - newer.length));
+        return [...older.slice(older.length - before), ...newer.slice(0, q.limit - before)];
+      }
+      const range = q.afterSeq == null && q.beforeSeq == null ? { beforeSeq: Number.MAX_SAFE_INTEGER, limit: q.limit } : { ...q };
+      return this.d.store.read(conv, range);
+    };
+    const [events, heads, limits] = await Promise.all([read(), this.d.store.lastSeqs([conv]), this.d.limitsOf?.(caller)]);
     const lastSeq = heads.get(conv) ?? 0;
     // The plan's history depth: only the newest `historyDepth` events can be read.
     const oldest = limits ? lastSeq - limits.historyDepth : 0;

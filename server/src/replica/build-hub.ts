@@ -1,5 +1,7 @@
 import type { Config } from '../config.ts';
 import { Hub, type HubDeps, type HubLimits } from '../hub/hub.ts';
+import { alsoIndexing } from '../search/open-search.ts';
+import type { SearchIndexer } from '../search/message-search.ts';
 
 /** The hub's limits and timings, from the config. */
 export function hubLimits(config: Config): HubLimits {
@@ -17,7 +19,11 @@ export function hubLimits(config: Config): HubLimits {
   };
 }
 
-/** The hub on its ports; notification triggers only when NOTIFY_ENABLED. */
-export function buildHub(config: Config, d: Omit<HubDeps, 'limits'>): Hub {
-  return new Hub({ ...d, notify: config.NOTIFY_ENABLED ? d.notify : undefined, limits: hubLimits(config) });
+/**
+ * The hub on its ports; notification triggers only when NOTIFY_ENABLED. Indexing for search
+ * hangs on the same after-append hook, beside the trigger: off the ack path.
+ */
+export function buildHub(config: Config, d: Omit<HubDeps, 'limits'> & { indexer: SearchIndexer }): Hub {
+  const { indexer, ...deps } = d;
+  return new Hub({ ...deps, notify: alsoIndexing(config.NOTIFY_ENABLED ? d.notify : undefined, indexer), limits: hubLimits(config) });
 }

@@ -14,13 +14,15 @@ import { openPayments } from '../payments/open-payments.ts';
 import type { Presence } from '../presence/presence.ts';
 import { ProfileService } from '../profiles/profile-service.ts';
 import type { MessageStore } from '../store/message-store.ts';
+import { openSearch } from '../search/open-search.ts';
+import { SearchService } from '../search/search-service.ts';
 import { buildAuth } from './build-auth.ts';
 import type { HubLink } from './hub-link.ts';
 
 /**
  * The domain services the API calls (auth, profiles, conversations, payments, account,
- * notification settings), and the parts of them that others wire: the token signer for sockets,
- * the payment webhooks, the notification trigger for the hub.
+ * notification settings, search), and the parts of them that others wire: the token signer for
+ * sockets, the payment webhooks, the notification trigger and the search indexer for the hub.
  */
 export async function buildServices(
   config: Config,
@@ -63,7 +65,13 @@ export async function buildServices(
     redis: d.redis,
     overrides: d.notify,
   });
-  const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments });
+  const searchParts = await openSearch(config, database, logger);
+  const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments, search: searchParts.search });
+  const search = new SearchService({
+    db,
+    search: searchParts.search,
+    historyDepthOf: async (u) => (await pay.entitlements.conversationLimitsOf(u)).historyDepth,
+  });
   const services: ApiServices = {
     auth,
     profiles,
@@ -73,6 +81,7 @@ export async function buildServices(
     metrics,
     budgets: workBudgets(config),
     notifications: notifications.settings,
+    search,
   };
-  return { services, conversations, pay, notifications, tokens, hasher };
+  return { services, conversations, pay, notifications, tokens, hasher, searchIndexer: searchParts.indexer };
 }

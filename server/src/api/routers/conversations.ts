@@ -44,12 +44,19 @@ export const conversationsRouter = router({
 
   history: authedProcedure
     .input(
-      z.strictObject({
-        conversationId,
-        beforeSeq: seq.optional(),
-        afterSeq: seq.optional(),
-        limit: z.number().int().min(1).max(100).default(50),
-      }),
+      z
+        .strictObject({
+          conversationId,
+          beforeSeq: seq.optional(),
+          afterSeq: seq.optional(),
+          /** Opens the log at this event (a search hit): events before it, it, and after it. */
+          aroundSeq: seq.min(1).optional(),
+          limit: z.number().int().min(1).max(100).default(50),
+        })
+        .refine((i) => i.aroundSeq == null || (i.beforeSeq == null && i.afterSeq == null), {
+          message: 'aroundSeq goes without beforeSeq and afterSeq',
+          path: ['aroundSeq'],
+        }),
     )
     .query(({ ctx, input }) => {
       // Charged by the rows asked for, before the read.
@@ -57,6 +64,7 @@ export const conversationsRouter = router({
       return ctx.services.conversations.history(ctx.user.id, input.conversationId, {
         beforeSeq: input.beforeSeq,
         afterSeq: input.afterSeq,
+        aroundSeq: input.aroundSeq,
         limit: input.limit,
       });
     }),

@@ -20,7 +20,8 @@ import { type BenchResult, saveBaselines, writeReport } from './harness/report.t
 import { type SeedFile, seedDatabase } from './harness/seed.ts';
 import { hubEnv, type ServerSet, startHubs, startPeer } from './harness/servers.ts';
 import { derive, evaluate, parseOverrides, targets } from './harness/thresholds.ts';
-import { COMMON, type Ctx, SCENARIOS, type Sizes, sizesIn } from './scenarios.ts';
+import type { Ctx, Sizes } from './harness/context.ts';
+import { COMMON, SCENARIOS, sizesIn, THRESHOLDS } from './scenarios.ts';
 
 const many = { type: 'string' as const, multiple: true as const, default: [] as string[] };
 const bool = { type: 'boolean' as const, default: false };
@@ -42,7 +43,7 @@ for (const [k, v] of opt.set.map((kv) => keyValue(kv, 'set'))) {
     throw new Error(`--set ${k}=${v}: not a size with a number (one of ${Object.keys(sizes).join(', ')})`);
   sizes[k as keyof Sizes] = Number(v);
 }
-const overrides = parseOverrides(opt.threshold);
+const overrides = parseOverrides(THRESHOLDS, opt.threshold);
 /** Extra configuration for every hub replica (any variable of the configuration table), to measure a setting. */
 const hubExtra = Object.fromEntries(opt['hub-env'].map((kv) => keyValue(kv, 'hub-env')));
 const named = opt.only.flatMap((v) => v.split(','));
@@ -199,10 +200,10 @@ async function main() {
 
   result.durationS = round((Date.now() - t0) / 1000, 1);
   derive(result.scenarios);
-  const { misses, invalid } = evaluate(result.scenarios, mode, overrides);
+  const { misses, invalid } = evaluate(THRESHOLDS, result.scenarios, mode, overrides);
   for (const s of result.scenarios) if (invalid.has(s)) s.invalid = `generator event-loop p99 ${s.figures.generatorEldP99Ms} ms`;
   result.misses = misses.filter((m) => !m.grade);
-  result.targets = targets(result.scenarios, overrides);
+  result.targets = targets(THRESHOLDS, result.scenarios, overrides);
   if (result.misses.length) result.ok = false;
   const keyFigures = Object.fromEntries(Object.entries(SCENARIOS).map(([k, s]) => [k, s.figures]));
   const md = await writeReport(result, path.join(repoRoot, 'load-tests', 'results'), stamp, keyFigures);

@@ -6,87 +6,11 @@
  * `grade` are targets the report grades without failing the run. `--threshold ID=VALUE` overrides one bound. How rows
  * are checked is harness/thresholds.ts.
  */
-import type { PostgresHandle } from '../test/helpers/postgres.ts';
-import type { RedisHandle } from '../test/helpers/redis.ts';
-import type { openPgStats } from './harness/diagnostics.ts';
-import type { Watched } from './harness/procs.ts';
-import type { ScenarioResult } from './harness/report.ts';
 import type { ServerKind, ServerSet } from './harness/servers.ts';
 import type { Op, Threshold } from './harness/thresholds.ts';
-import type { SeedFile } from './harness/seed.ts';
+import type { Ctx, Sizes } from './harness/context.ts';
 import * as sockets from './drive/sockets.ts';
 
-/** What a drive gets from the runner. */
-export interface Ctx {
-  sizes: Sizes;
-  quick: boolean;
-  pg: PostgresHandle;
-  redis: RedisHandle;
-  /** The bench's database (migrated) and the seed in it, with the JWT secret its tokens are signed with. */
-  databaseUrl: string;
-  seed: SeedFile;
-  seedFile: string;
-  jwtSecret: string;
-  /** The hubs' environment: hubEnv() and --hub-env. */
-  hubBase: Record<string, string>;
-  /** PostgreSQL and Redis, sampled beside the servers. */
-  backing: Watched[];
-  work: string;
-  pgStats: Awaited<ReturnType<typeof openPgStats>> | null;
-  /** Whether a scenario runs in this bench. */
-  wants(name: string): boolean;
-  migrate(databaseUrl: string): Promise<void>;
-  record(s: ScenarioResult): void;
-  /** Runs when the scenario ends, or when the bench is interrupted. */
-  cleanup(f: () => Promise<unknown>): void;
-  log(s: string): void;
-}
-
-/** Every size of the table: what `--set` may change. */
-export type Sizes = Record<
-  | 'fanoutUsers'
-  | 'roomSize'
-  | 'persistUsers'
-  | 'genProcs'
-  | 'bodySize'
-  | 'drainS'
-  | 'connectTimeoutS'
-  | 'resumeTimeoutS'
-  | 'handshakeTimeoutMs'
-  | 'fanoutRate'
-  | 'connectN'
-  | 'holdS'
-  | 'fanoutS'
-  | 'loginRate'
-  | 'apiS'
-  | 'historyRate'
-  | 'reconnectRooms'
-  | 'persistWindow'
-  | 'persistS'
-  | 'storeProducers'
-  | 'storeConvs'
-  | 'storeS'
-  | 'connScaleTarget'
-  | 'connScaleStep'
-  | 'connScaleWorkers'
-  | 'soakMinutes'
-  | 'soakUsers'
-  | 'soakSockets'
-  | 'soakSendRate'
-  | 'soakCallRate'
-  | 'soakLoginRate'
-  | 'soakSampleS'
-  | 'notifyRooms'
-  | 'notifySize'
-  | 'notifyRate'
-  | 'notifyS'
-  | 'notifyDelayMs'
-  | 'paymentsPayers'
-  | 'paymentsPer'
-  | 'framesCount'
-  | 'framesRounds',
-  number
->;
 type Row = Omit<Threshold, 'id' | 'scenario' | 'servers'> & { servers?: Threshold['servers'] };
 /** A size for both modes, or `[quick, full]`. */
 type SizeRows = Partial<Record<keyof Sizes, number | [number, number]>>;

@@ -7,7 +7,7 @@ import { freePort } from '../../test/helpers/ports.ts';
 import { type JobSpec, runGenerator, shares } from '../gen/runner.ts';
 import { cpuDelta, maxOpenFiles, round, rssBytes, sample } from '../harness/procs.ts';
 import { hubMetrics, metricValue, startHubs } from '../harness/servers.ts';
-import type { Ctx } from '../scenarios.ts';
+import type { Ctx } from '../harness/context.ts';
 import { serverWatch } from './sockets.ts';
 
 /**

@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 import { createDatabase } from '../../test/helpers/postgres.ts';
 import { cmdline, kbField, processTree, round } from '../harness/procs.ts';
 import { hubMetrics, metricValue, startNodeServer } from '../harness/servers.ts';
-import type { Ctx } from '../scenarios.ts';
+import type { Ctx } from '../harness/context.ts';
 
 const MiB = 2 ** 20;
 const idle = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -9,7 +9,7 @@ import { startReplica } from '../../server/src/replica.ts';
 import { assertLedgerConsistent } from '../../test/helpers/payments.ts';
 import { createDatabase } from '../../test/helpers/postgres.ts';
 import { round } from '../harness/procs.ts';
-import type { Ctx } from '../scenarios.ts';
+import type { Ctx } from '../harness/context.ts';
 
 const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 

@@ -18,7 +18,7 @@ import { newHistogram, summarize } from '../gen/runner.ts';
 import { cpuDelta, cpuSeconds, round } from '../harness/procs.ts';
 import { hubEnv, type ServerSet, startHubs, startNodeServer } from '../harness/servers.ts';
 import { seedDatabase, type Rooms } from '../harness/seed.ts';
-import type { Ctx } from '../scenarios.ts';
+import type { Ctx } from '../harness/context.ts';
 import { drive, fanoutJobs, serverWatch } from './sockets.ts';
 
 export async function notify(ctx: Ctx) {

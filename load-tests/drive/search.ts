@@ -16,7 +16,7 @@ import { SearchService } from '../../server/src/search/search-service.ts';
 import { PostgresMessageStore } from '../../server/src/store/message-store.postgres.ts';
 import { createDatabase } from '../../test/helpers/postgres.ts';
 import { cpuDelta, round, sample } from '../harness/procs.ts';
-import type { Ctx } from '../scenarios.ts';
+import type { Ctx } from '../harness/context.ts';
 
 const pct = (xs: number[], q: number) => round([...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!, 2);
 

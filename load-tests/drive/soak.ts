@@ -10,7 +10,7 @@ import { createDatabase } from '../../test/helpers/postgres.ts';
 import { round, rssBytes } from '../harness/procs.ts';
 import { hubEnv, hubMetrics, metricValue, startHubs, type NodeServer } from '../harness/servers.ts';
 import { seedDatabase, type Rooms } from '../harness/seed.ts';
-import type { Ctx } from '../scenarios.ts';
+import type { Ctx } from '../harness/context.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)]!;

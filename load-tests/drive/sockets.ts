@@ -11,7 +11,7 @@ import type { ScenarioResult } from '../harness/report.ts';
 import { hubStages } from '../harness/hub-stages.ts';
 import { type ServerSet, startHubs } from '../harness/servers.ts';
 import type { Rooms, SeedFile } from '../harness/seed.ts';
-import type { Ctx } from '../scenarios.ts';
+import type { Ctx } from '../harness/context.ts';
 
 const runId = () => randomBytes(4).toString('hex');
 export const serverWatch = (set: ServerSet): Watched => ({ name: 'server', pids: () => set.procs.map((p) => p.pid) });

@@ -4,7 +4,6 @@
  */
 import type { Miss, ScenarioResult } from './report.ts';
 import type { ServerKind } from './servers.ts';
-import { THRESHOLDS } from '../scenarios.ts';
 
 export type Op = '<=' | '>=' | '==';
 export interface Threshold {
@@ -50,7 +49,7 @@ export function derive(all: ScenarioResult[]) {
 }
 
 /** Parses `--threshold ID=VALUE` options, refusing ids the table does not have. */
-export function parseOverrides(list: string[], table: Threshold[] = THRESHOLDS): Map<string, number> {
+export function parseOverrides(table: Threshold[], list: string[]): Map<string, number> {
   const out = new Map<string, number>();
   for (const kv of list) {
     const at = kv.lastIndexOf('=');
@@ -84,7 +83,7 @@ function boundOf(t: Threshold, mode: 'quick' | 'full', s: ScenarioFigures, all: 
  * Checks every scenario against the table: a missing figure (NaN) misses. A scenario that misses `generator.eldP99` is
  * returned as invalid (the report shows none of its latencies as the server's).
  */
-export function evaluate(all: ScenarioFigures[], mode: 'quick' | 'full', overrides = new Map<string, number>(), table = THRESHOLDS) {
+export function evaluate(table: Threshold[], all: ScenarioFigures[], mode: 'quick' | 'full', overrides = new Map<string, number>()) {
   const misses: (Miss & { grade?: true })[] = [];
   const invalid = new Set<ScenarioFigures>();
   for (const s of all) {
@@ -111,9 +110,9 @@ export function evaluate(all: ScenarioFigures[], mode: 'quick' | 'full', overrid
 }
 
 /** Every target (a grade row, or a bound that differs between quick and full runs) against its full-run bound. */
-export function targets(all: ScenarioFigures[], overrides: Map<string, number>) {
-  const rows = THRESHOLDS.filter((t) => t.grade || t.relative || (t.full !== t.quick && t.id !== 'generator.eldP99'));
-  const missed = evaluate(all, 'full', overrides, rows).misses;
+export function targets(table: Threshold[], all: ScenarioFigures[], overrides: Map<string, number>) {
+  const rows = table.filter((t) => t.grade || t.relative || (t.full !== t.quick && t.id !== 'generator.eldP99'));
+  const missed = evaluate(rows, all, 'full', overrides).misses;
   return all.flatMap((s) =>
     rows
       .filter((t) => s.kind === 'hubbub' && t.scenario === s.name && !(t.grade && Number.isNaN(value(s, t.metric))))

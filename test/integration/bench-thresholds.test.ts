@@ -64,7 +64,7 @@ describe('bench threshold table', () => {
         if (t.relative) {
           if (mode === 'quick') continue; // relative bounds are full-run targets
           const all = scenarioFor(t, 12, mode); // 12 > 1.1 × 10
-          const { misses } = evaluate(all, mode);
+          const { misses } = evaluate(THRESHOLDS, all, mode);
           assert.deepEqual(
             misses.map((m) => m.id),
             [t.id],
@@ -74,9 +74,9 @@ describe('bench threshold table', () => {
           checked++;
           continue;
         }
-        const ok = evaluate(scenarioFor(t, passing(t, mode), mode), mode);
+        const ok = evaluate(THRESHOLDS, scenarioFor(t, passing(t, mode), mode), mode);
         assert.deepEqual(ok.misses, [], `${t.id} passes at its bound`);
-        const { misses } = evaluate(scenarioFor(t, failing(t, mode), mode), mode);
+        const { misses } = evaluate(THRESHOLDS, scenarioFor(t, failing(t, mode), mode), mode);
         assert.deepEqual(
           misses.map((m) => m.id),
           [t.id],
@@ -90,7 +90,7 @@ describe('bench threshold table', () => {
   }
 
   it('a missing figure misses its threshold (a scenario that measured nothing does not pass)', () => {
-    const { misses } = evaluate([{ name: 'fanout', kind: 'hubbub', server: 'Hubbub', figures: {}, counters: {} }], 'quick');
+    const { misses } = evaluate(THRESHOLDS, [{ name: 'fanout', kind: 'hubbub', server: 'Hubbub', figures: {}, counters: {} }], 'quick');
     assert.ok(misses.some((m) => m.id === 'fanout.latencyP50'));
     assert.ok(misses.some((m) => m.id === 'fanout.fanout_lost'));
   });
@@ -99,7 +99,7 @@ describe('bench threshold table', () => {
     const t = THRESHOLDS.find((x) => x.id === 'fanout.latencyP50')!;
     for (const kind of KINDS) {
       const s = scenarioFor(t, 1e9, 'full').map((x) => ({ ...x, kind }));
-      const hit = evaluate(s, 'full').misses.some((m) => m.id === t.id);
+      const hit = evaluate(THRESHOLDS, s, 'full').misses.some((m) => m.id === t.id);
       assert.equal(hit, kind === 'hubbub', kind);
     }
   });
@@ -107,26 +107,26 @@ describe('bench threshold table', () => {
   it('--threshold overrides a bound (an impossible one fails), and refuses unknown ids or values', () => {
     const t = THRESHOLDS.find((x) => x.id === 'fanout.latencyP50')!;
     const s = scenarioFor(t, 1.5, 'full');
-    assert.deepEqual(evaluate(s, 'full').misses, []);
-    const { misses } = evaluate(s, 'full', parseOverrides(['fanout.latencyP50=0']));
+    assert.deepEqual(evaluate(THRESHOLDS, s, 'full').misses, []);
+    const { misses } = evaluate(THRESHOLDS, s, 'full', parseOverrides(THRESHOLDS, ['fanout.latencyP50=0']));
     assert.deepEqual(
       misses.map((m) => [m.id, m.bound]),
       [['fanout.latencyP50', 0]],
     );
-    assert.throws(() => parseOverrides(['fanout.nope=1']), /no such threshold/);
-    assert.throws(() => parseOverrides(['fanout.latencyP50=fast']), /ID=NUMBER/);
+    assert.throws(() => parseOverrides(THRESHOLDS, ['fanout.nope=1']), /no such threshold/);
+    assert.throws(() => parseOverrides(THRESHOLDS, ['fanout.latencyP50=fast']), /ID=NUMBER/);
   });
 
   it('a generator whose event loop lagged marks its scenario invalid', () => {
     const t = THRESHOLDS.find((x) => x.id === 'generator.eldP99')!;
     const s = scenarioFor(t, t.full + 1, 'full');
-    const { misses, invalid } = evaluate(s, 'full');
+    const { misses, invalid } = evaluate(THRESHOLDS, s, 'full');
     assert.deepEqual(
       misses.map((m) => m.id),
       ['generator.eldP99'],
     );
     assert.ok(invalid.has(s[0]!));
-    assert.equal(evaluate(scenarioFor(t, t.full, 'full'), 'full').invalid.size, 0);
+    assert.equal(evaluate(THRESHOLDS, scenarioFor(t, t.full, 'full'), 'full').invalid.size, 0);
   });
 });
 

@@ -3,3 +3,4 @@ export * from './conversations.ts';
 export * from './message-log.ts';
 export * from './payments.ts';
 export * from './notifications.ts';
+export * from './attachments.ts';

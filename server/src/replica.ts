@@ -37,6 +37,10 @@ import { pageUrl } from './http/page-url.ts';
 import { setupNotifications, type Notifications } from './notify/setup-notifications.ts';
 import type { NotifyOverrides } from './notify/notify-deps.ts';
 import { registerUnsubscribeRoute } from './notify/unsubscribe-route.ts';
+import { AttachmentService } from './attachments/attachment-service.ts';
+import { attachmentCleanupJob } from './attachments/attachment-data.ts';
+import { openBlobStore } from './attachments/open-blob-store.ts';
+import { registerFileRoutes } from './attachments/file-routes.ts';
 
 export interface Replica {
   port: number;
@@ -170,7 +174,21 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     redis,
     overrides: opts.notify,
   });
+  const blobs = await openBlobStore(config);
+  const attachments = new AttachmentService({
+    db,
+    blobs,
+    logger,
+    secret,
+    limitsOf: async (u) => (await pay.entitlements.of(u)).limits,
+    uploads: config.ATTACHMENT_UPLOADS,
+    uploadTtlS: config.ATTACHMENT_UPLOAD_TTL_S,
+    linkTtlS: config.ATTACHMENT_LINK_TTL_S,
+    storeUrlTtlS: config.ATTACHMENT_STORE_URL_TTL_S,
+    maxPixels: config.ATTACHMENT_MAX_PIXELS,
+  });
   const hub: Hub = new Hub({
+    attachments,
     notify: config.NOTIFY_ENABLED ? notifications.trigger : undefined,
     store,
     bus,
@@ -196,7 +214,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
   hubRef = hub;
   // A member with a socket here is online without a presence lookup.
   notifications.trigger.localOnline = (userId) => hub.hasSocketsOf(userId);
-  const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments });
+  const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments, attachments });
   const services: ApiServices = {
     auth,
     profiles,
@@ -206,6 +224,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     metrics,
     budgets,
     notifications: notifications.settings,
+    attachments,
   };
 
   const checks: ReadinessCheck[] = [
@@ -230,6 +249,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     checks,
     extend: (app) => {
       registerUnsubscribeRoute(app, { tokens: notifications.tokens, settings: notifications.settings, logger });
+      registerFileRoutes(app, { attachments, logger });
       app.ws(
         '/ws',
         wsBehavior({
@@ -273,7 +293,14 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
   // Without Redis there is no BullMQ: the same jobs run in-process, so `npm start` alone has them.
   const inProcessJobs = redis
     ? null
-    : runRepeatingJobs([maintenanceJob(db), renewalsJob({ payments: pay.payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS })], logger);
+    : runRepeatingJobs(
+        [
+          maintenanceJob(db),
+          renewalsJob({ payments: pay.payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS }),
+          attachmentCleanupJob({ db, blobs, everyMs: config.ATTACHMENT_CLEANUP_EVERY_MS, uploadTtlS: config.ATTACHMENT_UPLOAD_TTL_S }),
+        ],
+        logger,
+      );
 
   let closed = false;
   const closeAll = async () => {
@@ -291,6 +318,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     redis?.disconnect();
     if ('close' in limiter && typeof limiter.close === 'function') limiter.close();
     await store.close().catch(failed('message store'));
+    await blobs.close().catch(failed('blob store'));
     await database.close().catch(failed('database'));
   };
 

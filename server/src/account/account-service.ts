@@ -20,6 +20,8 @@ export class AccountService {
       store: MessageStore;
       /** The ledger's part of an export and an erasure. */
       payments?: { exportOf(userId: string): Promise<unknown>; detach(userId: string): Promise<void> };
+      /** The user's files: listed (with links) in an export, deleted with their bytes on erasure. */
+      attachments?: { exportOf(userId: string): Promise<unknown[]>; erase(userId: string): Promise<unknown> };
     },
   ) {}
 
@@ -43,6 +45,7 @@ export class AccountService {
       this.d.conversations.list(userId),
     ]);
     const payments = await this.d.payments?.exportOf(userId);
+    const files = await this.d.attachments?.exportOf(userId);
     const messages = [];
     for (const c of convs) {
       const seqs = new Set(await this.d.store.seqsBySender(c.id, userId));
@@ -63,6 +66,7 @@ export class AccountService {
       conversations: convs.map(({ lastMessage: _omit, ...c }) => c),
       messages,
       ...(payments ? { payments } : {}),
+      ...(files ? { attachments: files } : {}),
       notifications: await exportNotifications(db, userId),
     };
   }
@@ -78,6 +82,7 @@ export class AccountService {
     for (const c of convs) {
       await this.d.store.redact(c, await this.d.store.seqsBySender(c, user.id));
     }
+    await this.d.attachments?.erase(user.id);
     await this.d.auth.revokeSessions(user.id, 'all', 'account_deleted');
     const tomb = user.id.replace(/-/g, '').slice(0, 24);
     await this.d.db.transaction(async (tx) => {

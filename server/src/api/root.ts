@@ -5,6 +5,7 @@ import { conversationsRouter } from './routers/conversations.ts';
 import { profilesRouter } from './routers/profiles.ts';
 import { paymentsRouter } from './routers/payments.ts';
 import { notificationsRouter } from './routers/notifications.ts';
+import { attachmentsRouter } from './routers/attachments.ts';
 
 export const appRouter = router({
   auth: authRouter,
@@ -13,6 +14,7 @@ export const appRouter = router({
   account: accountRouter,
   payments: paymentsRouter,
   notifications: notificationsRouter,
+  attachments: attachmentsRouter,
 });
 
 /** Typed web clients import this type: `createTRPCClient<AppRouter>(…)`. */

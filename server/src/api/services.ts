@@ -6,6 +6,7 @@ import type { ConversationService } from '../conversations/conversation-service.
 import type { PaymentsService } from '../payments/payments-service.ts';
 import type { WorkBudgets } from '../limits/budgets.ts';
 import type { NotificationSettings } from '../notify/notification-settings.ts';
+import type { AttachmentService } from '../attachments/attachment-service.ts';
 
 /** What the procedures may call: domain services only, never the database directly. */
 export interface ApiServices {
@@ -18,4 +19,5 @@ export interface ApiServices {
   /** Per-user and per-IP work budgets (limits/budgets.ts). */
   budgets: WorkBudgets;
   notifications: NotificationSettings;
+  attachments: AttachmentService;
 }

@@ -13,7 +13,7 @@ import { CatchUps, GAP_WAIT_MS } from './catch-up.ts';
 import { EventWriter } from './event-writer.ts';
 import { Feed } from './feed.ts';
 import { ConnectionRegistry } from './registry.ts';
-import type { LimitsDirectory, MembershipDirectory, SocketLogin, UserControl } from './ports.ts';
+import type { AttachmentClaims, LimitsDirectory, MembershipDirectory, SocketLogin, UserControl } from './ports.ts';
 import type { Presence } from '../presence/presence.ts';
 import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
 import { PresenceAnnouncer } from './presence-announcer.ts';
@@ -64,6 +64,8 @@ export interface HubDeps {
   notify?: { appended(e: StoredEvent): void; membershipChanged?(conv: string): void; forgetMembers?(): void };
   /** How long a membership change waits for every hub to confirm it (default CONFIRM_TIMEOUT_MS). */
   confirmTimeoutMs?: number;
+  /** Files on messages; without it a `send` with attachments is refused. */
+  attachments?: AttachmentClaims;
 }
 
 /** How long a feed with no local sockets keeps its bus subscription (reconnect storms). */
@@ -91,6 +93,8 @@ export class Hub {
   private sweepTimer: NodeJS.Timeout;
   /** Connections-per-user limits of users with sockets here, when their plan sets one. */
   private resumeGate: ResumeGate;
+  /** Per socket, its latest send still binding attachments: later sends wait behind it. */
+  private claiming = new WeakMap<Connection, Promise<void>>();
   private readonly catchUps: CatchUps;
   /** What applying a control message to a socket may do to the hub. */
   private readonly applyHost: ApplyHost = {
@@ -460,12 +464,42 @@ export class Hub {
 
   private onSend(conn: Connection, f: Extract<ClientFrame, { type: 'send' }>) {
     if (!this.writable(conn, f.conv, f.ref)) return;
-    if (f.body.length > this.d.limits.maxBodyChars) {
+    if (f.body === undefined && !f.attachments) return this.error(conn, f.ref, 'BAD_REQUEST', 'a message needs a body or attachments');
+    if (f.body !== undefined && f.body.length > this.d.limits.maxBodyChars) {
       return this.error(conn, f.ref, 'PAYLOAD_TOO_LARGE', `body over ${this.d.limits.maxBodyChars} characters`);
     }
-    const data: Record<string, unknown> = { body: f.body };
+    const data: Record<string, unknown> = { body: f.body ?? '' };
     if (f.replyTo !== undefined) data.replyTo = f.replyTo;
     if (f.mentions?.length) data.mentions = f.mentions;
+    if (f.attachments) return this.sendWithAttachments(conn, f, data, f.attachments);
+    const prior = this.claiming.get(conn);
+    // Behind a send still binding its attachments: the socket's messages keep their order.
+    if (prior) return void prior.then(() => this.write(conn, f, data));
+    this.write(conn, f, data);
+  }
+
+  /**
+   * Binds the attachments (a database round trip) before the write; the socket's later sends
+   * wait behind it, so they are stored in the order they were sent.
+   */
+  private sendWithAttachments(conn: Connection, f: Extract<ClientFrame, { type: 'send' }>, data: Record<string, unknown>, ids: string[]) {
+    const claims = this.d.attachments;
+    if (!claims) return this.error(conn, f.ref, 'BAD_REQUEST', 'attachments are not enabled');
+    const prior = this.claiming.get(conn) ?? Promise.resolve();
+    const done: Promise<void> = prior
+      .then(() => claims.claim(conn.user.id, f.conv, f.cid, ids))
+      .then(
+        (metas) => this.write(conn, f, { ...data, attachments: metas }),
+        (err) => this.fail(conn, f.ref, err),
+      )
+      .finally(() => {
+        if (this.claiming.get(conn) === done) this.claiming.delete(conn);
+      });
+    this.claiming.set(conn, done);
+  }
+
+  private write(conn: Connection, f: Extract<ClientFrame, { type: 'send' }>, data: Record<string, unknown>) {
+    if (conn.closed) return;
     const acceptedAt = Date.now();
     this.writer
       .write(f.conv, { id: randomUUID(), kind: 'message', from: conn.user.id, ts: acceptedAt, cid: f.cid, data }, acceptedAt)
@@ -517,7 +551,11 @@ export class Hub {
       else data = { target: f.seq, emoji: f.emoji, on: f.on };
       const kind = f.type === 'react' ? 'reaction' : f.type;
       const { event } = await this.writer.write(f.conv, { id: randomUUID(), kind, from: conn.user.id, ts: Date.now(), data });
-      if (f.type === 'delete') await this.d.store.redact(f.conv, [f.seq]);
+      if (f.type === 'delete') {
+        await this.d.store.redact(f.conv, [f.seq]);
+        const files = target.data.attachments as { id: string }[] | undefined;
+        if (files?.length) await this.d.attachments?.discard(files.map((a) => a.id));
+      }
       conn.send(encode(f.ref ? { type: 'ok', ref: f.ref, conv: f.conv, seq: event.seq } : { type: 'ok', conv: f.conv, seq: event.seq }));
     } catch (err) {
       this.fail(conn, f.ref, err);

@@ -12,5 +12,7 @@ export type { HubbubErrorCode } from './errors.ts';
 export type { WebSocketCtor, WebSocketLike } from './websocket.ts';
 export { tokenExpiry } from './token.ts';
 export { createApiClient, errorText } from './trpc-client.ts';
+export { uploadFile } from './uploads.ts';
+export type { UploadOptions } from './uploads.ts';
 export type { ApiClient, ApiClientOptions, ApiInputs, ApiOutputs, AppRouter, Fetch } from './trpc-client.ts';
 export * from './protocol/index.ts';

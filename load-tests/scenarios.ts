@@ -85,6 +85,7 @@ const lazy = {
   idle: () => import('./drive/idle.ts'),
   soak: () => import('./drive/soak.ts'),
   notify: () => import('./drive/notify.ts'),
+  attachments: () => import('./drive/attachments.ts'),
   inProcess: () => import('./drive/in-process.ts'),
   connscale: () => import('./drive/connscale.ts'),
 };
@@ -287,6 +288,16 @@ export const SCENARIOS: Record<string, Scenario> = {
       row('pushesDelivered', '>=', 1, 1, 'offline members get pushes'),
     ],
     drive: async (ctx) => (await lazy.notify()).notify(ctx),
+  },
+  attachments: {
+    about:
+      'uploads of 1 and 10 MB presigned against through the hub (time, hub CPU per upload), thumbnail of a 12 MP photo, fanout without and with uploads running',
+    runs: 'named',
+    sizes: {},
+    servers: 'own',
+    figures: ['upload10MbHubCpuMs_direct', 'upload10MbHubCpuMs_hub', 'thumbnail12MpMsP50', 'p99Ratio'],
+    thresholds: [...deliveryChecks.slice(0, 7).map((r) => ({ ...r, servers: ['hubbub'] as ServerKind[] }))],
+    drive: async (ctx) => (await lazy.attachments()).attachments(ctx),
   },
   payments: {
     about: 'tips against plain messages on the domain services, durable PostgreSQL: what the ledger costs',

@@ -1,6 +1,7 @@
 /**
  * `npm test`: starts the real services the suites need on loopback (PostgreSQL, Redis,
- * Cassandra), unless DATABASE_URL / REDIS_URL / CASSANDRA_CONTACT_POINTS are given, runs every
+ * Cassandra, stripe-mock, SeaweedFS as the S3 store), unless DATABASE_URL / REDIS_URL /
+ * CASSANDRA_CONTACT_POINTS / STRIPE_API_URL / TEST_S3_ENDPOINT are given, runs every
  * test file with Node's test runner, and stops the services. A missing service fails the run.
  */
 import { spawn } from 'node:child_process';
@@ -10,6 +11,7 @@ import { startPostgres, type PostgresHandle } from './helpers/postgres.ts';
 import { startRedis, type RedisHandle } from './helpers/redis.ts';
 import { withCassandra, type CassandraHandle } from './helpers/cassandra.ts';
 import { startStripeMock } from './helpers/stripe-mock.ts';
+import { startSeaweed } from './helpers/seaweedfs.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);
@@ -90,6 +92,17 @@ async function main() {
         started.push(s);
         env.STRIPE_API_URL = s.url;
         log(`stripe-mock at ${s.url}`);
+      }),
+    );
+  }
+  if (!env.TEST_S3_ENDPOINT) {
+    jobs.push(
+      startSeaweed().then((s) => {
+        started.push(s);
+        env.TEST_S3_ENDPOINT = s.endpoint;
+        env.TEST_S3_ACCESS_KEY_ID = s.accessKeyId;
+        env.TEST_S3_SECRET_ACCESS_KEY = s.secretAccessKey;
+        log(`SeaweedFS S3 at ${s.endpoint}`);
       }),
     );
   }

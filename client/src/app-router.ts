@@ -388,6 +388,7 @@ export type AppRouter = TRPCBuiltRouter<Root, {
             createdAt: Date;
           }[];
         };
+        attachments?: undefined | unknown[];
         payments?: undefined | {};
         exportedAt: string;
         profile: {
@@ -524,6 +525,8 @@ export type AppRouter = TRPCBuiltRouter<Root, {
           connectionsPerUser: number;
           groupMembers: number;
           historyDepth: number;
+          maxFileBytes: number;
+          storageBytes: number;
         };
       }[];
       meta: object;
@@ -674,6 +677,49 @@ export type AppRouter = TRPCBuiltRouter<Root, {
       errorShape: ErrorShape;
     }>;
   };
+  attachments: {
+    create: TRPCMutationProcedure<{
+      input: {
+        conversationId: string;
+        name: string;
+        size: number;
+        contentType: string;
+      };
+      output: {
+        id: `${string}-${string}-${string}-${string}-${string}`;
+        upload: SignedRequest;
+      };
+      meta: object;
+      errorShape: ErrorShape;
+    }>;
+    complete: TRPCMutationProcedure<{
+      input: {
+        id: string;
+      };
+      output: AttachmentMeta;
+      meta: object;
+      errorShape: ErrorShape;
+    }>;
+    get: TRPCQueryProcedure<{
+      input: {
+        id: string;
+      };
+      output: {
+        expiresAt: string;
+        thumbnailUrl?: string | undefined;
+        url: string;
+        id: string;
+        name: string;
+        size: number;
+        contentType: string;
+        width?: number | undefined;
+        height?: number | undefined;
+        preview?: string | undefined;
+      };
+      meta: object;
+      errorShape: ErrorShape;
+    }>;
+  };
 }>;
 
 /** The `error.data`/shape of a failed call, as the hub formats it. */
@@ -688,6 +734,16 @@ export type ErrorShape = {
   };
   message: string;
   code: TRPC_ERROR_CODE_NUMBER;
+};
+
+type AttachmentMeta = {
+  id: string;
+  name: string;
+  size: number;
+  contentType: string;
+  width?: number | undefined;
+  height?: number | undefined;
+  preview?: string | undefined;
 };
 
 type ConversationSummary = {
@@ -712,6 +768,8 @@ type Entitlement = {
     connectionsPerUser: number;
     groupMembers: number;
     historyDepth: number;
+    maxFileBytes: number;
+    storageBytes: number;
   };
 };
 
@@ -728,6 +786,7 @@ type EventFrame = {
   body?: null | string | undefined;
   replyTo?: number | undefined;
   mentions?: string[] | undefined;
+  attachments?: AttachmentMeta[] | undefined;
   redacted?: boolean | undefined;
   target?: number | undefined;
   emoji?: string | undefined;
@@ -778,6 +837,14 @@ type SettingsView = {
     [key: string]: Level;
   };
   emailAvailable: boolean;
+};
+
+type SignedRequest = {
+  url: string;
+  method: "PUT";
+  headers: {
+    [key: string]: string;
+  };
 };
 
 type TRPC_ERROR_CODE_NUMBER = -32001 | -32002 | -32003 | -32004 | -32005 | -32008 | -32009 | -32012 | -32013 | -32015 | -32022 | -32028 | -32029 | -32099 | -32600 | -32603 | -32700;

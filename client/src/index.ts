@@ -14,5 +14,7 @@ export { tokenExpiry } from './token.ts';
 export { createApiClient, errorText } from './trpc-client.ts';
 export { snippetParts } from './search.ts';
 export type { SearchHit, SnippetPart } from './search.ts';
+export { uploadFile } from './uploads.ts';
+export type { UploadOptions } from './uploads.ts';
 export type { ApiClient, ApiClientOptions, ApiInputs, ApiOutputs, AppRouter, Fetch } from './trpc-client.ts';
 export * from './protocol/index.ts';

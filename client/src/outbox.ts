@@ -31,9 +31,17 @@ export class Outbox {
     private readonly live: () => boolean,
   ) {}
 
-  add(conv: string, body: string, extra: { replyTo?: number; mentions?: string[]; cid?: string }, timeoutMs: number): Promise<Ack> {
+  add(
+    conv: string,
+    body: string,
+    extra: { replyTo?: number; mentions?: string[]; attachments?: string[]; cid?: string },
+    timeoutMs: number,
+  ): Promise<Ack> {
     const cid = extra.cid ?? newCid();
-    const frame: SendFrame = { type: 'send', ref: cid.slice(0, 64), conv, cid, body };
+    const frame: SendFrame = { type: 'send', ref: cid.slice(0, 64), conv, cid };
+    // A message of attachments alone may have no text.
+    if (body || !extra.attachments?.length) frame.body = body;
+    if (extra.attachments?.length) frame.attachments = extra.attachments;
     if (extra.replyTo !== undefined) frame.replyTo = extra.replyTo;
     if (extra.mentions) frame.mentions = extra.mentions;
     return new Promise((resolve, reject) => {

@@ -87,7 +87,11 @@ export class SocketClient extends Emitter<SocketEvents> {
    * Sends a message; resolves with the ack. Queued while offline and resent after reconnects
    * with the same cid until acked: the hub stores it once.
    */
-  send(conv: string, body: string, extra: { replyTo?: number; mentions?: string[]; cid?: string; timeoutMs?: number } = {}): Promise<Ack> {
+  send(
+    conv: string,
+    body: string,
+    extra: { replyTo?: number; mentions?: string[]; attachments?: string[]; cid?: string; timeoutMs?: number } = {},
+  ): Promise<Ack> {
     return this.outbox.add(conv, body, extra, extra.timeoutMs ?? this.opts.sendTimeoutMs ?? 30_000);
   }
 

@@ -142,6 +142,31 @@ export const configSchema = z
     SEARCH_INDEXER: bool.default(true),
     /** How long new messages wait to be indexed together; they are searchable about this long after their ack. */
     SEARCH_INDEX_DELAY_MS: intIn(0, 1500).default(100),
+    // Attachments: bytes on disk under DATA_DIR/blobs unless S3_ENDPOINT and S3_BUCKET are set.
+    S3_ENDPOINT: z.string().url().optional(),
+    /** The S3 endpoint as browsers reach it, for presigned URLs (default: S3_ENDPOINT). */
+    S3_PUBLIC_ENDPOINT: z.string().url().optional(),
+    S3_BUCKET: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name')
+      .optional(),
+    S3_REGION: z.string().min(1).default('us-east-1'),
+    S3_ACCESS_KEY_ID: z.string().optional(),
+    S3_SECRET_ACCESS_KEY: z.string().optional(),
+    S3_FORCE_PATH_STYLE: bool.default(true),
+    /** `direct`: clients upload to S3 by presigned URL; `hub`: through the hub (always so on disk). */
+    ATTACHMENT_UPLOADS: z.enum(['direct', 'hub']).default('direct'),
+    /** Largest file and per-user storage on the free plan (paid plans set their own). */
+    ATTACHMENT_MAX_BYTES: intIn(1, 5 * 1024 ** 3).default(25 * 1024 * 1024),
+    ATTACHMENT_QUOTA_BYTES: intIn(1, 1024 ** 4).default(1024 ** 3),
+    /** Lifetime of an upload URL, and of an unfinished upload before cleanup removes it. */
+    ATTACHMENT_UPLOAD_TTL_S: intIn(10, 86_400).default(900),
+    /** Lifetime of a download link (the hub checks membership on each use) and of the store's own signed URL it redirects to. */
+    ATTACHMENT_LINK_TTL_S: intIn(5, 86_400).default(300),
+    ATTACHMENT_STORE_URL_TTL_S: intIn(1, 3600).default(60),
+    /** Images with more pixels are refused (decompression bombs), not decoded. */
+    ATTACHMENT_MAX_PIXELS: intIn(1, 1_000_000_000).default(50_000_000),
+    ATTACHMENT_CLEANUP_EVERY_MS: intIn(1000, 86_400_000).default(60_000),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.JWT_SECRET) {
@@ -155,6 +180,13 @@ export const configSchema = z
         code: 'custom',
         path: ['CASSANDRA_CONTACT_POINTS'],
         message: 'required when MESSAGE_STORE=cassandra',
+      });
+    }
+    if (!!c.S3_ENDPOINT !== !!c.S3_BUCKET) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [c.S3_ENDPOINT ? 'S3_BUCKET' : 'S3_ENDPOINT'],
+        message: 'S3_ENDPOINT and S3_BUCKET go together',
       });
     }
   })

@@ -11,6 +11,7 @@ import { startMetricsServer } from './observability/metrics-server.ts';
 import { maintenanceJob } from './auth/maintenance-job.ts';
 import { renewalsJob } from './payments/renewals-job.ts';
 import { runRepeatingJobs } from './jobs/repeating-job.inprocess.ts';
+import { attachmentCleanupJob } from './attachments/attachment-data.ts';
 import { pageUrl } from './http/page-url.ts';
 import type { Notifications } from './notify/setup-notifications.ts';
 import type { NotifyOverrides } from './notify/notify-deps.ts';
@@ -57,7 +58,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
 
   // The services reach live sockets through the hub, and the hub reads memberships and plans from them.
   const hubLink = new HubLink();
-  const { services, conversations, pay, notifications, tokens, hasher, searchIndexer } = await buildServices(config, {
+  const { services, conversations, pay, notifications, tokens, hasher, searchIndexer, blobs } = await buildServices(config, {
     database,
     store,
     presence,
@@ -77,6 +78,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     resumeEvents: services.budgets.resumeEvents,
     notify: notifications.trigger,
     indexer: searchIndexer,
+    attachments: services.attachments,
     logger,
     metrics,
   });
@@ -111,7 +113,16 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
   const inProcessJobs = redis
     ? null
     : runRepeatingJobs(
-        [maintenanceJob(database.db), renewalsJob({ payments: pay.payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS })],
+        [
+          maintenanceJob(database.db),
+          renewalsJob({ payments: pay.payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS }),
+          attachmentCleanupJob({
+            db: database.db,
+            blobs,
+            everyMs: config.ATTACHMENT_CLEANUP_EVERY_MS,
+            uploadTtlS: config.ATTACHMENT_UPLOAD_TTL_S,
+          }),
+        ],
         logger,
       );
 
@@ -132,6 +143,7 @@ export async function startReplica(config: Config, opts: { logger?: Logger; noti
     await bus.close().catch(failed('bus'));
     redis?.disconnect();
     limiter.close?.();
+    await blobs.close().catch(failed('blob store'));
     await store.close().catch(failed('message store'));
     await database.close().catch(failed('database'));
   };

@@ -14,4 +14,10 @@ export const services = {
   stripeApiUrl: () => need('STRIPE_API_URL'),
   cassandraContactPoints: () => need('CASSANDRA_CONTACT_POINTS').split(','),
   cassandraLocalDc: () => process.env.CASSANDRA_LOCAL_DC ?? 'datacenter1',
+  /** SeaweedFS's S3 endpoint and the credentials it accepts (test/helpers/seaweedfs.ts). */
+  s3: () => ({
+    endpoint: need('TEST_S3_ENDPOINT'),
+    accessKeyId: need('TEST_S3_ACCESS_KEY_ID'),
+    secretAccessKey: need('TEST_S3_SECRET_ACCESS_KEY'),
+  }),
 };

@@ -2,6 +2,7 @@ import type { Chat } from './chat.ts';
 import { h } from './dom.ts';
 import { loadDraft, saveDraft } from './outbox-store.ts';
 import { MAX_BODY_CHARS, w } from './words.ts';
+import { Uploader } from './attachments-view.ts';
 
 /** The counter shows from this many characters left. */
 const WARN_LEFT = 300;
@@ -22,19 +23,29 @@ export class Composer {
   readonly error = h('p', { class: 'error', role: 'alert', id: 'send-error', 'data-testid': 'send-error' });
   private counter = h('span', { class: 'counter', id: 'composer-counter', 'data-testid': 'counter', 'aria-live': 'polite' });
   private sendButton = h('button', { type: 'submit', class: 'primary', 'data-testid': 'send' }, w.send);
-  readonly el = h(
-    'form',
-    { class: 'composer', 'aria-label': w.composerLabel },
-    h('label', { for: 'composer', class: 'sr-only' }, w.composerLabel),
-    this.input,
-    this.counter,
-    this.sendButton,
-  );
+  /** Files: the attach button, pasted files (here) and dropped ones (the conversation view). */
+  readonly uploader: Uploader;
+  readonly el: HTMLFormElement;
   private conv: string | null = null;
   /** Called after a send was taken (to scroll to the bottom). */
   onSent: () => void = () => undefined;
 
   constructor(private readonly chat: Chat) {
+    this.uploader = new Uploader(chat);
+    this.el = h(
+      'form',
+      { class: 'composer', 'aria-label': w.composerLabel },
+      this.uploader.status,
+      this.uploader.input,
+      this.uploader.button,
+      h('label', { for: 'composer', class: 'sr-only' }, w.composerLabel),
+      this.input,
+      this.counter,
+      this.sendButton,
+    );
+    this.input.onpaste = (ev) => {
+      if (this.uploader.take(ev.clipboardData)) ev.preventDefault();
+    };
     this.el.onsubmit = (ev) => {
       ev.preventDefault();
       const text = this.input.value;

@@ -33,6 +33,13 @@ export class ConversationView implements RowHost {
     this.composer = new Composer(chat);
     // Your own message always brings you to the bottom, wherever you had scrolled.
     this.composer.onSent = () => (this.stickToBottom = true);
+    // Files dropped anywhere on the conversation are attached.
+    this.el.ondragover = (ev) => {
+      if (ev.dataTransfer?.types.includes('Files')) ev.preventDefault();
+    };
+    this.el.ondrop = (ev) => {
+      if (this.composer.uploader.take(ev.dataTransfer)) ev.preventDefault();
+    };
     this.list.onscroll = () => {
       if (this.list.scrollTop < 80) void this.older();
     };

@@ -2,6 +2,7 @@ import type { EventFrame } from '@hubbub/client';
 import type { Chat, Conv, Pending } from './chat.ts';
 import { avatar, h, srOnly, timeOf } from './dom.ts';
 import { icon } from './icons.ts';
+import { attachmentList } from './attachments-view.ts';
 import { w } from './words.ts';
 
 export const QUICK = ['👍', '❤️', '😂', '🎉'];
@@ -83,6 +84,7 @@ export function messageRow(
   const me = chat.me.id;
   const editor = host.editorFor(it.e.seq);
   const open = host.openSeq === it.e.seq;
+  const files = !it.deleted && it.e.attachments?.length ? it.e.attachments : null;
   const row = h(
     'div',
     {
@@ -104,12 +106,15 @@ export function messageRow(
           )
         : srOnly(`${v.name}:`),
       editor ??
-        h(
-          'div',
-          { class: `bubble${it.deleted ? ' deleted' : ''}`, 'data-testid': 'body' },
-          it.deleted ? w.deleted : it.body,
-          it.edited && !it.deleted ? h('small', { class: 'edited' }, ` ${w.edited}`) : null,
-        ),
+        (files && !it.body
+          ? null
+          : h(
+              'div',
+              { class: `bubble${it.deleted ? ' deleted' : ''}`, 'data-testid': 'body' },
+              it.deleted ? w.deleted : it.body,
+              it.edited && !it.deleted ? h('small', { class: 'edited' }, ` ${w.edited}`) : null,
+            )),
+      files ? attachmentList(chat, files) : null,
       it.reactions.size
         ? h(
             'div',

@@ -20,6 +20,8 @@ import { BullNotifyScheduler } from '../../server/src/notify/notify-scheduler.bu
 import { notifyDelays } from '../../server/src/notify/setup-notifications.ts';
 import { openPayments } from '../../server/src/payments/open-payments.ts';
 import { renewalsJob } from '../../server/src/payments/renewals-job.ts';
+import { attachmentCleanupJob } from '../../server/src/attachments/attachment-data.ts';
+import { openBlobStore } from '../../server/src/attachments/open-blob-store.ts';
 import { openMessageStore } from '../../server/src/store/open-message-store.ts';
 
 /**
@@ -52,8 +54,19 @@ const { payments } = openPayments(config, {
 });
 const connection = redisConnection(config.REDIS_URL);
 const prefix = config.REDIS_PREFIX + 'bull';
+// Multi-replica deployments keep attachments in S3; on disk the workers must share DATA_DIR.
+const blobs = await openBlobStore(config);
 const workers = await startRepeatingJobs(
-  [maintenanceJob(database.db), renewalsJob({ payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS })],
+  [
+    maintenanceJob(database.db),
+    renewalsJob({ payments, everyMs: config.PAYMENTS_RENEW_EVERY_MS }),
+    attachmentCleanupJob({
+      db: database.db,
+      blobs,
+      everyMs: config.ATTACHMENT_CLEANUP_EVERY_MS,
+      uploadTtlS: config.ATTACHMENT_UPLOAD_TTL_S,
+    }),
+  ],
   { connection, prefix, logger },
 );
 // Notifications: the unsubscribe links must verify on the hubs, so the key is shared config.
@@ -119,6 +132,7 @@ const stop = async () => {
   redis.disconnect();
   await bus.close();
   await store.close();
+  await blobs.close();
   await database.close();
   process.exit(0);
 };

@@ -24,6 +24,8 @@ export interface EventFrame {
   body?: string | null;
   replyTo?: number;
   mentions?: string[];
+  /** Files sent with the message (absent: none; removed when the message is deleted). */
+  attachments?: AttachmentMeta[];
   redacted?: boolean;
   /** edit, delete, reaction: the message seq they apply to */
   target?: number;
@@ -35,6 +37,24 @@ export interface EventFrame {
   /** system */
   text?: string;
   [k: string]: unknown;
+}
+
+/**
+ * A file as a message event carries it. Its bytes are fetched with `attachments.get {id}`, which
+ * answers with short-lived links for members of the conversation.
+ */
+export interface AttachmentMeta {
+  /** Unguessable id (a random UUID). */
+  id: string;
+  name: string;
+  /** Bytes. */
+  size: number;
+  /** The declared type, checked against the file's bytes when its upload completed. */
+  contentType: string;
+  /** Images: pixel dimensions, and a tiny blurred `data:` URL to show until the thumbnail loads. */
+  width?: number;
+  height?: number;
+  preview?: string;
 }
 
 export interface ConversationSummary {
@@ -152,6 +172,10 @@ export interface RealtimeLimits {
   connectionsPerUser: number;
   groupMembers: number;
   historyDepth: number;
+  /** Largest attachment, in bytes. */
+  maxFileBytes: number;
+  /** Bytes of attachments the user may keep stored at once. */
+  storageBytes: number;
 }
 
 export type ServerFrameType = ServerFrame['type'];
@@ -164,7 +188,8 @@ export type FrameOf<T extends ServerFrameType> = Extract<ServerFrame, { type: T 
  * optional on all; the reply to a frame carries it.
  */
 export type ClientFrame =
-  | { type: 'send'; ref?: string; conv: string; cid: string; body: string; replyTo?: number; mentions?: string[] }
+  /** `body` may be left out when the message carries attachments (ids from `attachments.create`, completed). */
+  | { type: 'send'; ref?: string; conv: string; cid: string; body?: string; replyTo?: number; mentions?: string[]; attachments?: string[] }
   | { type: 'edit'; ref?: string; conv: string; seq: number; body: string; mentions?: string[] }
   | { type: 'delete'; ref?: string; conv: string; seq: number }
   | { type: 'react'; ref?: string; conv: string; seq: number; emoji: string; on: boolean }

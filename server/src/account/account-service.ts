@@ -22,6 +22,8 @@ export class AccountService {
       payments?: { exportOf(userId: string): Promise<unknown>; detach(userId: string): Promise<void> };
       /** The search index's part of an erasure: after the user row is marked deleted, so the indexer skips the rest. */
       search?: { eraseSender(userId: string): Promise<void> };
+      /** The user's files: listed (with links) in an export, deleted with their bytes on erasure. */
+      attachments?: { exportOf(userId: string): Promise<unknown[]>; erase(userId: string): Promise<unknown> };
     },
   ) {}
 
@@ -45,6 +47,7 @@ export class AccountService {
       this.d.conversations.list(userId),
     ]);
     const payments = await this.d.payments?.exportOf(userId);
+    const files = await this.d.attachments?.exportOf(userId);
     const messages = [];
     for (const c of convs) {
       const seqs = new Set(await this.d.store.seqsBySender(c.id, userId));
@@ -65,6 +68,7 @@ export class AccountService {
       conversations: convs.map(({ lastMessage: _omit, ...c }) => c),
       messages,
       ...(payments ? { payments } : {}),
+      ...(files ? { attachments: files } : {}),
       notifications: await exportNotifications(db, userId),
     };
   }
@@ -80,6 +84,7 @@ export class AccountService {
     for (const c of convs) {
       await this.d.store.redact(c, await this.d.store.seqsBySender(c, user.id));
     }
+    await this.d.attachments?.erase(user.id);
     await this.d.auth.revokeSessions(user.id, 'all', 'account_deleted');
     const tomb = user.id.replace(/-/g, '').slice(0, 24);
     await this.d.db.transaction(async (tx) => {

@@ -6,6 +6,7 @@ import { profilesRouter } from './routers/profiles.ts';
 import { paymentsRouter } from './routers/payments.ts';
 import { notificationsRouter } from './routers/notifications.ts';
 import { messagesRouter } from './routers/messages.ts';
+import { attachmentsRouter } from './routers/attachments.ts';
 
 export const appRouter = router({
   auth: authRouter,
@@ -15,6 +16,7 @@ export const appRouter = router({
   account: accountRouter,
   payments: paymentsRouter,
   notifications: notificationsRouter,
+  attachments: attachmentsRouter,
 });
 
 /** Typed web clients import this type: `createTRPCClient<AppRouter>(…)`. */

@@ -7,6 +7,7 @@ import type { PaymentsService } from '../payments/payments-service.ts';
 import type { WorkBudgets } from '../limits/budgets.ts';
 import type { NotificationSettings } from '../notify/notification-settings.ts';
 import type { SearchService } from '../search/search-service.ts';
+import type { AttachmentService } from '../attachments/attachment-service.ts';
 
 /** What the procedures may call: domain services only, never the database directly. */
 export interface ApiServices {
@@ -20,4 +21,5 @@ export interface ApiServices {
   budgets: WorkBudgets;
   notifications: NotificationSettings;
   search: SearchService;
+  attachments: AttachmentService;
 }

@@ -19,7 +19,7 @@ export function corsHeaders(origin: string | null, allowed: Set<string>): Record
     'access-control-allow-origin': origin,
     'access-control-allow-credentials': 'true',
     'access-control-allow-headers': 'authorization, content-type, trpc-accept, trpc-batch-mode, x-request-id',
-    'access-control-allow-methods': 'GET, POST, OPTIONS',
+    'access-control-allow-methods': 'GET, POST, PUT, OPTIONS',
     'access-control-max-age': '600',
     vary: 'origin',
   };

@@ -15,7 +15,7 @@ import { Feeds } from './feeds.ts';
 import { MembershipCheck } from './membership-check.ts';
 import { MessageFrames } from './message-frames.ts';
 import { ConnectionRegistry } from './registry.ts';
-import type { LimitsDirectory, MembershipDirectory, SocketLogin, UserControl } from './ports.ts';
+import type { AttachmentClaims, LimitsDirectory, MembershipDirectory, SocketLogin, UserControl } from './ports.ts';
 import type { Presence } from '../presence/presence.ts';
 import type { KeyedBuckets } from '../limits/keyed-buckets.ts';
 import { PresenceAnnouncer } from './presence-announcer.ts';
@@ -69,6 +69,8 @@ export interface HubDeps {
   notify?: { appended(e: StoredEvent): void; membershipChanged?(conv: string): void; forgetMembers?(): void };
   /** How long a membership change waits for every hub to confirm it (default CONFIRM_TIMEOUT_MS). */
   confirmTimeoutMs?: number;
+  /** Files on messages; without it a `send` with attachments is refused. */
+  attachments?: AttachmentClaims;
 }
 
 /** At most this many contacts' presence is sent after `ready`. */
@@ -156,6 +158,7 @@ export class Hub {
         deliveredHead: (conv) => this.feeds.get(conv)?.delivered,
         publishFrame: (conv, frame, skipUser) => this.publishFrame(conv, frame, skipUser),
         controlUser: (userId, msg) => this.controlUser(userId, msg),
+        attachments: d.attachments,
       }),
       resume: new ResumeFrame({
         feeds: this.feeds,

@@ -6,7 +6,7 @@ import type { ClientFrame } from '../protocol/frames.ts';
 import type { MessageStore } from '../store/message-store.ts';
 import type { Connection } from './connection.ts';
 import type { EventWriter } from './event-writer.ts';
-import type { MembershipDirectory, UserControl } from './ports.ts';
+import type { AttachmentClaims, MembershipDirectory, UserControl } from './ports.ts';
 import { isMember, isWritable, replyError, replyFailure } from './replies.ts';
 import { encode } from './wire.ts';
 
@@ -28,18 +28,53 @@ export class MessageFrames {
       deliveredHead(conv: string): number | undefined;
       publishFrame(conv: string, frame: string, skipUser?: string): Promise<void>;
       controlUser(userId: string, msg: UserControl): Promise<void>;
+      /** Files on messages; without it a `send` with attachments is refused. */
+      attachments?: AttachmentClaims;
     },
   ) {}
+
+  /** Per socket, its latest send still binding attachments: later sends wait behind it. */
+  private claiming = new WeakMap<Connection, Promise<void>>();
 
   /** Order-sensitive: the write is enqueued synchronously, in the order the frames arrived. */
   send(conn: Connection, f: FrameOf<'send'>) {
     if (!isWritable(conn, f.conv, f.ref)) return;
-    if (f.body.length > this.d.maxBodyChars) {
+    if (f.body === undefined && !f.attachments) return replyError(conn, f.ref, 'BAD_REQUEST', 'a message needs a body or attachments');
+    if (f.body !== undefined && f.body.length > this.d.maxBodyChars) {
       return replyError(conn, f.ref, 'PAYLOAD_TOO_LARGE', `body over ${this.d.maxBodyChars} characters`);
     }
-    const data: Record<string, unknown> = { body: f.body };
+    const data: Record<string, unknown> = { body: f.body ?? '' };
     if (f.replyTo !== undefined) data.replyTo = f.replyTo;
     if (f.mentions?.length) data.mentions = f.mentions;
+    if (f.attachments) return this.sendWithAttachments(conn, f, data, f.attachments);
+    const prior = this.claiming.get(conn);
+    // Behind a send still binding its attachments: the socket's messages keep their order.
+    if (prior) return void prior.then(() => this.write(conn, f, data));
+    this.write(conn, f, data);
+  }
+
+  /**
+   * Binds the attachments (a database round trip) before the write; the socket's later sends
+   * wait behind it, so they are stored in the order they were sent.
+   */
+  private sendWithAttachments(conn: Connection, f: FrameOf<'send'>, data: Record<string, unknown>, ids: string[]) {
+    const claims = this.d.attachments;
+    if (!claims) return replyError(conn, f.ref, 'BAD_REQUEST', 'attachments are not enabled');
+    const prior = this.claiming.get(conn) ?? Promise.resolve();
+    const done: Promise<void> = prior
+      .then(() => claims.claim(conn.user.id, f.conv, f.cid, ids))
+      .then(
+        (metas) => this.write(conn, f, { ...data, attachments: metas }),
+        (err) => replyFailure(this.d.logger, conn, f.ref, err),
+      )
+      .finally(() => {
+        if (this.claiming.get(conn) === done) this.claiming.delete(conn);
+      });
+    this.claiming.set(conn, done);
+  }
+
+  private write(conn: Connection, f: FrameOf<'send'>, data: Record<string, unknown>) {
+    if (conn.closed) return;
     const acceptedAt = now();
     this.d.writer
       .write(f.conv, { id: randomUUID(), kind: 'message', from: conn.user.id, ts: Date.now(), cid: f.cid, data }, acceptedAt)
@@ -82,7 +117,11 @@ export class MessageFrames {
       else data = { target: f.seq, emoji: f.emoji, on: f.on };
       const kind = f.type === 'react' ? 'reaction' : f.type;
       const { event } = await this.d.writer.write(f.conv, { id: randomUUID(), kind, from: conn.user.id, ts: Date.now(), data });
-      if (f.type === 'delete') await this.d.store.redact(f.conv, [f.seq]);
+      if (f.type === 'delete') {
+        await this.d.store.redact(f.conv, [f.seq]);
+        const files = target.data.attachments as { id: string }[] | undefined;
+        if (files?.length) await this.d.attachments?.discard(files.map((a) => a.id));
+      }
       conn.send(encode(f.ref ? { type: 'ok', ref: f.ref, conv: f.conv, seq: event.seq } : { type: 'ok', conv: f.conv, seq: event.seq }));
     } catch (err) {
       replyFailure(this.d.logger, conn, f.ref, err);

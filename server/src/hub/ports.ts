@@ -1,3 +1,5 @@
+import type { AttachmentMeta } from '@hubbub/client/protocol';
+
 /**
  * What the hub needs from the rest of the system, as narrow interfaces, so the hot path imports
  * no database or tRPC code (STYLE habit 3). The composition root wires them to the services.
@@ -108,4 +110,15 @@ export interface LimitsDirectory {
   limitsOf(userId: string): Promise<SocketLimits>;
   /** The same from the subscription the login statement read (no query). */
   limitsOfSubscription?(sub: LoginSubscription | null): SocketLimits;
+}
+
+/** Attachments as the hub sees them: bound to the message that carries them, dropped with it. */
+export interface AttachmentClaims {
+  /**
+   * Binds the sender's completed attachments, made for this conversation, to the message `cid`
+   * and returns what the event carries. Throws a DomainError naming the one that does not qualify.
+   */
+  claim(userId: string, conv: string, cid: string, ids: string[]): Promise<AttachmentMeta[]>;
+  /** Deletes attachments and their bytes (their message was deleted). */
+  discard(ids: string[]): Promise<void>;
 }

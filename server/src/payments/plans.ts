@@ -14,8 +14,12 @@ export const planLimits = z.strictObject({
   groupMembers: z.number().int().min(2).max(100_000),
   /** How many of a conversation's newest events the user can read through `conversations.history`. */
   historyDepth: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  /** Largest attachment, in bytes (absent in PAYMENTS_PLANS: the free plan's). */
+  maxFileBytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+  /** Bytes of attachments the user may keep stored at once (absent: the free plan's). */
+  storageBytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
 });
-export type PlanLimits = z.infer<typeof planLimits>;
+export type PlanLimits = Required<z.infer<typeof planLimits>>;
 
 export const paidPlan = z.strictObject({
   id: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/),
@@ -25,13 +29,15 @@ export const paidPlan = z.strictObject({
   periodDays: z.number().int().min(1).max(366),
   limits: planLimits,
 });
-export type Plan = z.infer<typeof paidPlan> | (Omit<z.infer<typeof paidPlan>, 'price' | 'periodDays'> & { price: 0; periodDays: 0 });
+type PaidPlan = Omit<z.infer<typeof paidPlan>, 'limits'> & { limits: PlanLimits };
+export type Plan = PaidPlan | (Omit<PaidPlan, 'price' | 'periodDays'> & { price: 0; periodDays: 0 });
 
 export const FREE_PLAN_ID = 'free';
 
 /**
  * The plan catalogue: `free` from the socket limits of the configuration (WS_RATE_PER_S,
- * WS_RATE_BURST, WS_MAX_CONNECTIONS_PER_USER, MAX_GROUP_MEMBERS, 10,000 events of history),
+ * WS_RATE_BURST, WS_MAX_CONNECTIONS_PER_USER, MAX_GROUP_MEMBERS, 10,000 events of history,
+ * ATTACHMENT_MAX_BYTES, ATTACHMENT_QUOTA_BYTES),
  * then the paid plans of PAYMENTS_PLANS (a JSON array), by default one `premium` plan.
  */
 export function loadPlans(config: Config): Plan[] {
@@ -46,9 +52,11 @@ export function loadPlans(config: Config): Plan[] {
       connectionsPerUser: config.WS_MAX_CONNECTIONS_PER_USER,
       groupMembers: config.MAX_GROUP_MEMBERS,
       historyDepth: 10_000,
+      maxFileBytes: config.ATTACHMENT_MAX_BYTES,
+      storageBytes: config.ATTACHMENT_QUOTA_BYTES,
     },
   };
-  let paid: z.infer<typeof paidPlan>[];
+  let paid: PaidPlan[];
   if (config.PAYMENTS_PLANS) {
     let raw: unknown;
     try {
@@ -65,7 +73,14 @@ export function loadPlans(config: Config): Plan[] {
       throw new ConfigError('invalid configuration:\n  PAYMENTS_PLANS: `free` is built in');
     if (new Set(parsed.data.map((p) => p.id)).size !== parsed.data.length)
       throw new ConfigError('invalid configuration:\n  PAYMENTS_PLANS: duplicate plan id');
-    paid = parsed.data;
+    paid = parsed.data.map((p) => ({
+      ...p,
+      limits: {
+        ...p.limits,
+        maxFileBytes: p.limits.maxFileBytes ?? free.limits.maxFileBytes,
+        storageBytes: p.limits.storageBytes ?? free.limits.storageBytes,
+      },
+    }));
   } else {
     const f = free.limits;
     paid = [
@@ -80,6 +95,8 @@ export function loadPlans(config: Config): Plan[] {
           connectionsPerUser: Math.max(f.connectionsPerUser, 50),
           groupMembers: Math.max(f.groupMembers, 5000),
           historyDepth: Number.MAX_SAFE_INTEGER,
+          maxFileBytes: Math.max(f.maxFileBytes, 100 * 1024 * 1024),
+          storageBytes: Math.max(f.storageBytes, 10 * 1024 ** 3),
         },
       },
     ];

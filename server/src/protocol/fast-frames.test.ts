@@ -241,8 +241,17 @@ const convs = fc.dictionary(uuid, cursor, { maxKeys: 50 });
 
 const valid = {
   send: fc.record(
-    { type: fc.constant('send'), ref, conv: uuid, cid: text(64), body, replyTo: seq, mentions },
-    { requiredKeys: ['type', 'conv', 'cid', 'body'] },
+    {
+      type: fc.constant('send'),
+      ref,
+      conv: uuid,
+      cid: text(64),
+      body,
+      replyTo: seq,
+      mentions,
+      attachments: fc.array(uuid, { minLength: 1, maxLength: 10 }),
+    },
+    { requiredKeys: ['type', 'conv', 'cid'] },
   ),
   edit: fc.record({ type: fc.constant('edit'), ref, conv: uuid, seq, body, mentions }, { requiredKeys: ['type', 'conv', 'seq', 'body'] }),
   delete: fc.record({ type: fc.constant('delete'), ref, conv: uuid, seq }, { requiredKeys: ['type', 'conv', 'seq'] }),
@@ -259,7 +268,7 @@ const anyValid = fc.oneof(...Object.values(valid));
 
 // ---- near misses ------------------------------------------------------------------------------
 
-const FIELDS = ['type', 'ref', 'conv', 'cid', 'body', 'replyTo', 'mentions', 'seq', 'emoji', 'on', 'convs'];
+const FIELDS = ['type', 'ref', 'conv', 'cid', 'body', 'replyTo', 'mentions', 'attachments', 'seq', 'emoji', 'on', 'convs'];
 /** Values of the wrong type or just outside a field's bounds, and valid values of the other fields. */
 const wrong = fc.oneof(
   badUuid,

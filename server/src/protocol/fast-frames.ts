@@ -37,17 +37,21 @@ export function fastClientFrame(raw: unknown): ClientFrame | undefined {
   let f: ClientFrame;
   switch (o.type) {
     case 'send': {
-      const { conv, cid, replyTo, mentions } = o;
-      const body = bodyOf(o.body);
-      if (!isUuid(conv) || !isText(cid, 64) || body === undefined) return undefined;
+      const { conv, cid, replyTo, mentions, attachments } = o;
+      // The body may be absent (a message of attachments alone); present, it must be valid.
+      const body = o.body === undefined ? undefined : bodyOf(o.body);
+      if (!isUuid(conv) || !isText(cid, 64) || (o.body !== undefined && body === undefined)) return undefined;
       if (replyTo !== undefined && !isSeq(replyTo)) return undefined;
       const m = mentions === undefined ? undefined : uuids(mentions);
       if (m === null) return undefined;
-      keys += 3 + (replyTo === undefined ? 0 : 1) + (m === undefined ? 0 : 1);
-      const s: Extract<ClientFrame, { type: 'send' }> =
-        ref === undefined ? { type: 'send', conv, cid, body } : { type: 'send', ref, conv, cid, body };
+      const a = attachments === undefined ? undefined : uuids(attachments, MAX_ATTACHMENTS);
+      if (a === null || (a !== undefined && a.length === 0)) return undefined;
+      keys += 2 + (body === undefined ? 0 : 1) + (replyTo === undefined ? 0 : 1) + (m === undefined ? 0 : 1) + (a === undefined ? 0 : 1);
+      const s: Extract<ClientFrame, { type: 'send' }> = ref === undefined ? { type: 'send', conv, cid } : { type: 'send', ref, conv, cid };
+      if (body !== undefined) s.body = body;
       if (replyTo !== undefined) s.replyTo = replyTo;
       if (m !== undefined) s.mentions = m;
+      if (a !== undefined) s.attachments = a;
       f = s;
       break;
     }
@@ -115,6 +119,8 @@ const UUID =
   /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$/;
 const MAX_RESUME_CONVS = 10_000;
 const MAX_MENTIONS = 50;
+/** frames.ts's ceiling of attachments on one message. */
+const MAX_ATTACHMENTS = 10;
 
 function isUuid(v: unknown): v is string {
   return typeof v === 'string' && v.length === 36 && UUID.test(v);
@@ -173,8 +179,8 @@ function isCursor(v: unknown): v is number {
 }
 
 /** `z.array(z.uuid()).max(50)` as a fresh array, or null. */
-function uuids(v: unknown): string[] | null {
-  if (!Array.isArray(v) || v.length > MAX_MENTIONS) return null;
+function uuids(v: unknown, max = MAX_MENTIONS): string[] | null {
+  if (!Array.isArray(v) || v.length > max) return null;
   const out = new Array<string>(v.length);
   for (let i = 0; i < v.length; i++) {
     const id: unknown = v[i];

@@ -8,7 +8,15 @@ import { hasVisible, isMultiLine, isSingleLine, MULTI_LINE_MESSAGE, normaliseLin
  * server's imports.
  */
 export { PROTOCOL } from '@hubbub/client/protocol';
-export type { ConversationSummary, EventFrame, EventKind, RealtimeLimits, ServerFrame, ServerFrameType } from '@hubbub/client/protocol';
+export type {
+  AttachmentMeta,
+  ConversationSummary,
+  EventFrame,
+  EventKind,
+  RealtimeLimits,
+  ServerFrame,
+  ServerFrameType,
+} from '@hubbub/client/protocol';
 
 const ref = z.string().min(1).max(64);
 const convId = z.uuid();
@@ -41,15 +49,19 @@ const body = z
 /** A reaction: single-line user-visible text (text.ts) that shows something. */
 const emoji = z.string().min(1).max(32).refine(isSingleLine, SINGLE_LINE_MESSAGE).refine(hasVisible, 'emoji is blank');
 
-/** Body length limits are applied by the hub from its config; this is the wire-level ceiling. */
+/**
+ * Body length limits are applied by the hub from its config; this is the wire-level ceiling.
+ * The body may be absent on a message with attachments (the hub refuses one with neither).
+ */
 export const sendFrame = z.strictObject({
   type: z.literal('send'),
   ref: ref.optional(),
   conv: convId,
   cid: token(64),
-  body,
+  body: body.optional(),
   replyTo: seq.optional(),
   mentions: z.array(z.uuid()).max(50).optional(),
+  attachments: z.array(z.uuid()).min(1).max(10).optional(),
 });
 export const editFrame = z.strictObject({
   type: z.literal('edit'),

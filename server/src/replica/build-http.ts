@@ -11,6 +11,7 @@ import type { Hub } from '../hub/hub.ts';
 import { wsBehavior, wsUpgradeFallback } from '../hub/ws-handler.ts';
 import type { Notifications } from '../notify/setup-notifications.ts';
 import { registerUnsubscribeRoute } from '../notify/unsubscribe-route.ts';
+import { registerFileRoutes } from '../attachments/file-routes.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { StripeWebhooks } from '../payments/webhooks.ts';
@@ -18,7 +19,7 @@ import type { MessageStore } from '../store/message-store.ts';
 
 /**
  * The public HTTP surface: tRPC and the health checks, the WebSocket endpoint into the hub, the
- * Stripe webhook and the unsubscribe link. Not listening yet.
+ * Stripe webhook, the unsubscribe link and the file links. Not listening yet.
  */
 export function buildHttp(
   config: Config,
@@ -52,6 +53,7 @@ export function buildHttp(
     checks: readinessChecks(d),
     extend: (app) => {
       registerUnsubscribeRoute(app, { tokens: d.notifications.tokens, settings: d.notifications.settings, logger });
+      registerFileRoutes(app, { attachments: d.services.attachments, logger });
       app.ws(
         '/ws',
         wsBehavior({

@@ -14,6 +14,8 @@ import { openPayments } from '../payments/open-payments.ts';
 import type { Presence } from '../presence/presence.ts';
 import { ProfileService } from '../profiles/profile-service.ts';
 import type { MessageStore } from '../store/message-store.ts';
+import { AttachmentService } from '../attachments/attachment-service.ts';
+import { openBlobStore } from '../attachments/open-blob-store.ts';
 import { openSearch } from '../search/open-search.ts';
 import { SearchService } from '../search/search-service.ts';
 import { buildAuth } from './build-auth.ts';
@@ -66,7 +68,30 @@ export async function buildServices(
     overrides: d.notify,
   });
   const searchParts = await openSearch(config, database, logger);
-  const account = new AccountService({ db, auth, profiles, conversations, store, payments: pay.payments, search: searchParts.search });
+  // Files on messages: bytes on disk under DATA_DIR, or in S3 when S3_ENDPOINT is set.
+  const blobs = await openBlobStore(config);
+  const attachments = new AttachmentService({
+    db,
+    blobs,
+    logger,
+    secret: jwtSecret,
+    limitsOf: async (u) => (await pay.entitlements.of(u)).limits,
+    uploads: config.ATTACHMENT_UPLOADS,
+    uploadTtlS: config.ATTACHMENT_UPLOAD_TTL_S,
+    linkTtlS: config.ATTACHMENT_LINK_TTL_S,
+    storeUrlTtlS: config.ATTACHMENT_STORE_URL_TTL_S,
+    maxPixels: config.ATTACHMENT_MAX_PIXELS,
+  });
+  const account = new AccountService({
+    db,
+    auth,
+    profiles,
+    conversations,
+    store,
+    payments: pay.payments,
+    search: searchParts.search,
+    attachments,
+  });
   const search = new SearchService({
     db,
     search: searchParts.search,
@@ -82,6 +107,7 @@ export async function buildServices(
     budgets: workBudgets(config),
     notifications: notifications.settings,
     search,
+    attachments,
   };
-  return { services, conversations, pay, notifications, tokens, hasher, searchIndexer: searchParts.indexer };
+  return { services, conversations, pay, notifications, tokens, hasher, searchIndexer: searchParts.indexer, blobs };
 }

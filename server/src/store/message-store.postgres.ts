@@ -265,7 +265,7 @@ export class PostgresMessageStore implements MessageStore {
     if (!seqs.length) return;
     await this.db
       .update(logEvents)
-      .set({ data: sql`(${logEvents.data} - 'body') || '{"body":null,"redacted":true}'::jsonb` })
+      .set({ data: sql`(${logEvents.data} - 'body' - 'attachments') || '{"body":null,"redacted":true}'::jsonb` })
       .where(and(eq(logEvents.conversationId, conv), inArray(logEvents.seq, seqs)));
   }
 

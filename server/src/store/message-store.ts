@@ -83,8 +83,9 @@ export interface MessageStore {
   /** The newest event of kind `message` of each conversation that has one. */
   lastMessages(convs: string[]): Promise<Map<string, StoredEvent>>;
   /**
-   * Erases message bodies in place (data.body → null, data.redacted → true): for deleted
-   * messages and for the messages of an erased account. The events and their seqs stay.
+   * Erases message bodies in place (data.body → null, data.redacted → true, data.attachments
+   * removed): for deleted messages and for the messages of an erased account. The events and
+   * their seqs stay.
    */
   redact(conv: string, seqs: number[]): Promise<void>;
   /** Seqs of the `message` events `from` sent in `conv` (for account erasure). */

@@ -57,7 +57,8 @@ export class EventReads {
       const rows = await this.cql.all(Q.eventsIn, [conv, b, ss]);
       // Only rows that exist: an UPDATE of a missing seq would create a ghost row.
       await mapLimit(rows, 32, (r) => {
-        const data = { ...(JSON.parse(r.get('data') as string) as Record<string, unknown>), body: null, redacted: true };
+        const { attachments: _gone, ...kept } = JSON.parse(r.get('data') as string) as Record<string, unknown>;
+        const data = { ...kept, body: null, redacted: true };
         return this.cql.q(Q.setData, [JSON.stringify(data), conv, b, r.get('seq')], { isIdempotent: true });
       });
     });

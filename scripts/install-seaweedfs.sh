@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds SeaweedFS (Apache-2.0) from the Go module proxy into .cache/bin/weed: the S3-compatible
+# store the storage contract suite and the attachment tests run against. Idempotent: does nothing
+# when the pinned version is there. `go install pkg@version` refuses this module because its
+# go.mod carries a `replace`, so a throwaway wrapper module requires it with the same replace.
+set -euo pipefail
+VERSION=v0.0.0-20261109003541-7506e5f91cd6
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="$root/.cache/bin"
+stamp="$bin/.weed-$VERSION"
+if [[ -x "$bin/weed" && -f "$stamp" ]]; then
+  exit 0
+fi
+if ! command -v go >/dev/null; then
+  echo "install-seaweedfs: Go is needed to build SeaweedFS (apt-get install golang-go)" >&2
+  exit 1
+fi
+mkdir -p "$bin"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cat >"$work/go.mod" <<MOD
+module hubbub.local/weed-build
+
+go 1.24
+
+require github.com/seaweedfs/seaweedfs $VERSION
+
+replace github.com/tyler-smith/go-bip39 => github.com/cosmos/go-bip39 v1.0.0
+MOD
+cat >"$work/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "github.com/seaweedfs/seaweedfs/weed"
+GO
+cd "$work"
+# tidy records the whole dependency graph in go.sum; where it stumbles on a module the build
+# does not need, `go build -mod=mod` below still resolves what it does need (and fails loudly).
+GOFLAGS=-mod=mod go mod tidy || echo "install-seaweedfs: go mod tidy failed; building anyway" >&2
+GOFLAGS=-mod=mod go build -o "$bin/weed.tmp" github.com/seaweedfs/seaweedfs/weed
+mv "$bin/weed.tmp" "$bin/weed"
+touch "$stamp"
+echo "SeaweedFS $VERSION in $bin"

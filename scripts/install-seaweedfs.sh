@@ -35,10 +35,10 @@ package tools
 import _ "github.com/seaweedfs/seaweedfs/weed"
 GO
 cd "$work"
-# tidy records the whole dependency graph in go.sum; where it stumbles on a module the build
-# does not need, `go build -mod=mod` below still resolves what it does need (and fails loudly).
-GOFLAGS=-mod=mod go mod tidy || echo "install-seaweedfs: go mod tidy failed; building anyway" >&2
-GOFLAGS=-mod=mod go build -o "$bin/weed.tmp" github.com/seaweedfs/seaweedfs/weed
+# No `go mod tidy`: it downloads every module of the whole graph (about 3.7 GB, most of an hour).
+# `-mod=mod` resolves only what the weed package imports (about 2.2 GB; 12 minutes from an empty
+# module cache on a loaded 2-core box) and records it in go.sum as it goes.
+GOFLAGS="-mod=mod -buildvcs=false" go build -o "$bin/weed.tmp" github.com/seaweedfs/seaweedfs/weed
 mv "$bin/weed.tmp" "$bin/weed"
 touch "$stamp"
 echo "SeaweedFS $VERSION in $bin"

@@ -295,6 +295,7 @@ export type AppRouter = TRPCBuiltRouter<Root, {
       output: {
         events: EventFrame[];
         lastSeq: number;
+        epoch: number;
       };
       meta: object;
       errorShape: ErrorShape;
@@ -454,7 +455,7 @@ export type AppRouter = TRPCBuiltRouter<Root, {
           conversationId?: string | undefined;
           counterparty?: string | undefined;
           transferId: string;
-          kind: "grant" | "refund" | "renewal" | "subscription" | "tip" | "topup";
+          kind: "grant" | "refund" | "refund_reversal" | "renewal" | "subscription" | "tip" | "topup";
           amount: number;
           ts: string;
         }[];

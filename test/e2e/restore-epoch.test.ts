@@ -31,6 +31,48 @@ async function rewindTo(databaseUrl: string, conv: string, point: number) {
   }
 }
 
+describe('5.9 restore:epochs', () => {
+  for (const kind of ['pglite', 'postgres'] as const) {
+    test(`5.9 every log gets a higher epoch and its head as restoredSeq, even twice in one second; a conversation with no events gets a head row (${kind})`, async () => {
+      const env = await testEnv(kind);
+      try {
+        const replica = await startTestReplica(env.env);
+        const a = await newUser(replica.port, 'rw');
+        const b = await newUser(replica.port, 'rw');
+        const busy = (await a.client.conversations.createGroup.mutate({ title: 'busy', memberIds: [b.id] })).id;
+        const quiet = (await a.client.conversations.createGroup.mutate({ title: 'quiet', memberIds: [b.id] })).id;
+        const s = await connect(replica.port, a.accessToken);
+        const ack = await s.c.request({ type: 'send', conv: busy, cid: 'x', body: 'x' });
+        s.c.close();
+        await replica.stop();
+        const database = await openDatabase({ databaseUrl: env.env.DATABASE_URL, dataDir: env.env.DATA_DIR ?? '' });
+        try {
+          const { PostgresMessageStore } = await import('../../server/src/store/message-store.postgres.ts');
+          const store = new PostgresMessageStore(database);
+          // A restore to before the conversation's first event: the conversation exists, its log does not.
+          await database.query('delete from log_events where conversation_id = $1', [quiet]);
+          await database.query('delete from log_heads where conversation_id = $1', [quiet]);
+          const before = await store.heads([busy, quiet]);
+          const now = Date.now();
+          await rewindLogs(database, now);
+          const first = await store.heads([busy, quiet]);
+          await rewindLogs(database, now);
+          const second = await store.heads([busy, quiet]);
+          assert.equal(before.get(busy)!.epoch, 1);
+          assert.deepEqual(first.get(busy), { seq: ack.seq, epoch: Math.floor(now / 1000), restoredSeq: ack.seq });
+          assert.deepEqual(first.get(quiet), { seq: 0, epoch: Math.floor(now / 1000), restoredSeq: 0 });
+          assert.equal(second.get(busy)!.epoch, first.get(busy)!.epoch + 1, 'a second rewind in the same second still moves forward');
+          assert.equal(second.get(quiet)!.epoch, first.get(quiet)!.epoch + 1);
+        } finally {
+          await database.close();
+        }
+      } finally {
+        await env.cleanup();
+      }
+    });
+  }
+});
+
 describe('5.9 log epochs (PostgreSQL)', () => {
   test('5.9 a resume with an old epoch is answered `rewound` and replayed from seq 1: a reissued seq is never taken for one already seen', async () => {
     const env = await testEnv('postgres');

@@ -12,4 +12,5 @@ test('5.9 restore drill on PostgreSQL: base backup, more acks, database destroye
   assert.deepEqual(r.queued, { sent: r.clients * 2, storedOnce: r.clients * 2 });
   assert.equal(r.clientsMatching, r.clients);
   assert.equal(r.rewoundNotices, r.clients, 'each client was told its position was void, once');
+  assert.ok(r.walArchived > 0, 'the archive_command script archived WAL');
 });

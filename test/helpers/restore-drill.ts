@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
@@ -40,6 +40,8 @@ export interface RestoreDrillReport {
   /** Clients told `rewound`, per conversation they follow. */
   rewoundNotices: number;
   backupMs: number;
+  /** WAL segments the server's archive_command had archived when the database was destroyed. */
+  walArchived: number;
   /** From the database's destruction to every client live again with its outbox sent. */
   timeToRecoverMs: number;
   restoreSteps: Record<string, number>;
@@ -159,6 +161,7 @@ export async function runRestoreDrill(o: RestoreDrillOptions): Promise<RestoreDr
     const after = await sendAll(o.after, 'after');
 
     // The database is gone; the hubs go down with it (and are started again after the restore).
+    const walArchived = readdirSync(path.join(bk, 'wal')).filter((f) => /^[0-9A-F]{24}$/.test(f)).length;
     const t0 = Date.now();
     await pg.destroy();
     pg = null;
@@ -261,6 +264,7 @@ export async function runRestoreDrill(o: RestoreDrillOptions): Promise<RestoreDr
       clients: clients.length,
       rewoundNotices: clients.reduce((s, c) => s + c.rewounds, 0),
       backupMs,
+      walArchived,
       timeToRecoverMs,
       restoreSteps: steps,
       problems,
@@ -280,7 +284,9 @@ export function formatRestoreReport(r: RestoreDrillReport): string {
     `acked after the recovery point: ${r.ackedAfterPoint}, reported lost to their senders: ${r.reportedLost}`,
     `sent while the database was gone: ${r.queued.sent}, stored once: ${r.queued.storedOnce}`,
     `clients ending with exactly the server's history: ${r.clientsMatching}/${r.clients} (rewound notices: ${r.rewoundNotices})`,
-    `base backup took ${r.backupMs} ms; time to recover ${r.timeToRecoverMs} ms (${Object.entries(r.restoreSteps)
+    `base backup took ${r.backupMs} ms; WAL segments archived: ${r.walArchived}; time to recover ${r.timeToRecoverMs} ms (${Object.entries(
+      r.restoreSteps,
+    )
       .map(([k, v]) => `${k} ${v} ms`)
       .join(', ')})`,
     `problems: ${r.problems.length ? r.problems.join('; ') : 'none'}`,

@@ -33,6 +33,7 @@ export const entries = {
   'server/main': 'server/src/main.ts',
   'server/migrate': 'server/src/cli/migrate.ts',
   'server/payments-grant': 'server/src/cli/grant.ts',
+  'server/restore-epochs': 'server/src/cli/restore-epochs.ts',
   'workers/main': 'workers/src/main.ts',
 };
 

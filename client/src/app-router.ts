@@ -296,6 +296,7 @@ export type AppRouter = TRPCBuiltRouter<Root, {
       output: {
         events: EventFrame[];
         lastSeq: number;
+        epoch: number;
       };
       meta: object;
       errorShape: ErrorShape;

@@ -6,7 +6,7 @@
 export { createClient, HubbubClient } from './hubbub-client.ts';
 export type { HubbubClientOptions } from './hubbub-client.ts';
 export { SocketClient } from './socket-client.ts';
-export type { Ack, ConnectionState, SocketClientOptions, SocketEvents, TokenRequest } from './socket-types.ts';
+export type { Ack, ConnectionState, RewoundEvent, SocketClientOptions, SocketEvents, TokenRequest } from './socket-types.ts';
 export { HubbubError } from './errors.ts';
 export type { HubbubErrorCode } from './errors.ts';
 export type { WebSocketCtor, WebSocketLike } from './websocket.ts';

@@ -62,12 +62,20 @@ export class Outbox {
     for (const p of this.pending.values()) this.write(p.frame);
   }
 
-  ack(f: AckFrame) {
+  /** Settles the send the ack is for; returns its ack, or undefined when no send here waited for it. */
+  ack(f: AckFrame): Ack | undefined {
     const p = this.pending.get(f.cid);
-    if (!p) return;
+    if (!p) return undefined;
     clearTimeout(p.timer);
     this.pending.delete(f.cid);
-    p.resolve({ conv: f.conv, cid: f.cid, seq: f.seq, id: f.id, ts: f.ts });
+    const ack: Ack = { conv: f.conv, cid: f.cid, seq: f.seq, id: f.id, ts: f.ts };
+    p.resolve(ack);
+    return ack;
+  }
+
+  /** How many sends wait for their ack. */
+  get size() {
+    return this.pending.size;
   }
 
   /** An error frame for one of these sends: true if it was one. */

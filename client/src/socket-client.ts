@@ -1,3 +1,4 @@
+import { AckedSends } from './acked-sends.ts';
 import { Emitter } from './emitter.ts';
 import { HubbubError } from './errors.ts';
 import { CloseCodes, PROTOCOL, type ClientFrame, type FrameOf, type OkFrame, type ServerFrame } from './protocol/index.ts';
@@ -20,6 +21,8 @@ const final = new Set<number>([CloseCodes.NORMAL.code]);
 export class SocketClient extends Emitter<SocketEvents> {
   /** The last seq delivered to the app per conversation (everything before it was delivered). */
   readonly seqs = new Map<string, number>();
+  /** The log epoch each of those seqs belongs to (a seq means something only within its epoch). */
+  readonly epochs = new Map<string, number>();
   /** Presence of the users the hub told this socket about (contacts), by user id. */
   readonly presence = new Map<string, { status: 'online' | 'offline'; lastSeen?: number }>();
   /** Read cursors by conversation, then user: yours from `resumed`, everyone's from `read` frames. */
@@ -27,6 +30,8 @@ export class SocketClient extends Emitter<SocketEvents> {
   private ws: WebSocketLike | null = null;
   private readonly outbox: Outbox;
   private readonly requests: Requests;
+  /** Recent acks with their epochs: what a restore lost, reported with `rewound`. */
+  private readonly acked = new AckedSends();
   /** Read cursors set while offline, sent once the socket is live (the latest per conversation). */
   private unsentReads = new Map<string, number>();
   private attempt = 0;
@@ -49,6 +54,7 @@ export class SocketClient extends Emitter<SocketEvents> {
   constructor(private readonly opts: SocketClientOptions) {
     super();
     for (const [c, s] of Object.entries(opts.initialSeqs ?? {})) this.seqs.set(c, s);
+    for (const [c, e] of Object.entries(opts.initialEpochs ?? {})) this.epochs.set(c, e);
     this.requests = new Requests((f) => this.raw(f), opts.requestTimeoutMs ?? 10_000);
     this.outbox = new Outbox(
       (f) => this.raw(f),
@@ -205,7 +211,7 @@ export class SocketClient extends Emitter<SocketEvents> {
       // A reconnect: resume at once, without waiting for `ready`. The hub keeps the frame and
       // handles it right after `ready`, so live delivery never starts before the resume, however
       // busy this client or the hub is (conversations not named go live from `ready`).
-      this.raw({ type: 'resume', ref: 'resume', convs: Object.fromEntries(this.seqs) });
+      this.raw(this.resumeFrame(this.seqs.keys()));
       this.resumeSent = true;
     };
     ws.onmessage = (ev) => {
@@ -274,13 +280,16 @@ export class SocketClient extends Emitter<SocketEvents> {
         this.me = f.user.id;
         this.emit('ready', f);
         // Resume every conversation we have seen; the ones we never saw go live from `ready`.
-        const convs: Record<string, number> = {};
+        const seen: string[] = [];
         for (const c of Object.keys(f.convs)) {
-          const seen = this.seqs.get(c);
-          if (seen !== undefined) convs[c] = seen;
-          else this.seqs.set(c, f.convs[c]!);
+          if (this.seqs.has(c)) seen.push(c);
+          else {
+            this.seqs.set(c, f.convs[c]!);
+            const epoch = f.epochs?.[c];
+            if (epoch !== undefined) this.epochs.set(c, epoch);
+          }
         }
-        if (!this.resumeSent) this.raw({ type: 'resume', ref: 'resume', convs });
+        if (!this.resumeSent) this.raw(this.resumeFrame(seen));
         this.startHeartbeat(f.heartbeatMs);
         this.readyFrame = f;
         return;
@@ -289,6 +298,7 @@ export class SocketClient extends Emitter<SocketEvents> {
         this.live = true;
         this.attempt = 0;
         for (const [c, s] of Object.entries(f.cursors)) this.setCursor(c, this.me, s);
+        for (const [c, e] of Object.entries(f.epochs ?? {})) this.epochs.set(c, e);
         for (const [conv, seq] of this.unsentReads) this.raw({ type: 'read', conv, seq });
         this.unsentReads.clear();
         this.outbox.flush();
@@ -304,13 +314,23 @@ export class SocketClient extends Emitter<SocketEvents> {
         if (last !== undefined && f.seq <= last) return; // a duplicate: already delivered
         if (last !== undefined && f.seq !== last + 1) {
           // Should not happen (the server sends in order); recover by resuming.
-          this.raw({ type: 'resume', convs: { [f.conv]: last } });
+          this.raw(this.resumeFrame([f.conv], null));
           return;
         }
         this.seqs.set(f.conv, f.seq);
         // Your own message is read by you.
         if (f.from && f.from === this.me) this.setCursor(f.conv, f.from, f.seq);
         this.emit('event', f);
+        return;
+      }
+      case 'rewound': {
+        // The position is void: everything held of this conversation belongs to a log that was
+        // rewound. The hub now replays it from seq 1 of the new epoch (sends still waiting for an
+        // ack go out after `resumed`, with their cids); acked sends above the recovery point are lost.
+        this.seqs.set(f.conv, 0);
+        this.epochs.set(f.conv, f.epoch);
+        const lost = this.acked.lost(f.conv, f.epoch, f.restoredSeq);
+        this.emit('rewound', { ...f, lost });
         return;
       }
       case 'gap':
@@ -329,7 +349,12 @@ export class SocketClient extends Emitter<SocketEvents> {
         return;
       }
       case 'conversation':
-        if (f.op === 'removed') this.seqs.delete(f.conversation.id), this.cursors.delete(f.conversation.id);
+        if (f.op === 'removed') {
+          this.seqs.delete(f.conversation.id);
+          this.epochs.delete(f.conversation.id);
+          this.cursors.delete(f.conversation.id);
+          this.acked.forget(f.conversation.id);
+        }
         this.emit('conversation', f);
         return;
       case 'typing':
@@ -338,8 +363,12 @@ export class SocketClient extends Emitter<SocketEvents> {
       case 'limits':
         this.emit('limits', f);
         return;
-      case 'ack':
-        return this.outbox.ack(f);
+      case 'ack': {
+        const ack = this.outbox.ack(f);
+        const epoch = this.epochs.get(f.conv);
+        if (ack && epoch !== undefined) this.acked.remember(ack, epoch);
+        return;
+      }
       case 'error':
         return this.onError(f);
       default:
@@ -353,11 +382,27 @@ export class SocketClient extends Emitter<SocketEvents> {
     // A resume refused for the hub's work budget (RATE_LIMITED): ask again after a jittered
     // pause; live delivery waits for it, so nothing is missed meanwhile.
     if (f.ref === 'resume' && f.code === 'RATE_LIMITED') {
-      setTimeout(() => this.raw({ type: 'resume', ref: 'resume', convs: Object.fromEntries(this.seqs) }), 500 + Math.random() * 1000);
+      setTimeout(() => this.raw(this.resumeFrame(this.seqs.keys())), 500 + Math.random() * 1000);
       return;
     }
     if (this.outbox.error({ ...f, ref: f.ref })) return;
     if (!this.requests.fail(f.ref, new HubbubError(f.code, f.message))) this.emit('error', f);
+  }
+
+  /** A `resume` of these conversations from the seqs held, each with the epoch it was seen in (where known). */
+  private resumeFrame(convs: Iterable<string>, ref: string | null = 'resume'): ClientFrame {
+    const seqs: Record<string, number> = {};
+    const epochs: Record<string, number> = {};
+    for (const c of convs) {
+      const seq = this.seqs.get(c);
+      if (seq === undefined) continue;
+      seqs[c] = seq;
+      const epoch = this.epochs.get(c);
+      if (epoch !== undefined) epochs[c] = epoch;
+    }
+    const frame: ClientFrame = { type: 'resume', convs: seqs, epochs };
+    if (ref) frame.ref = ref;
+    return frame;
   }
 
   private startHeartbeat(ms: number) {

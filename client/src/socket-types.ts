@@ -46,12 +46,25 @@ export interface SocketClientOptions {
   requestTimeoutMs?: number;
   /** Last seen seqs to resume from (e.g. persisted by the app). */
   initialSeqs?: Record<string, number>;
+  /** The log epoch of each of those seqs (persisted beside them: `client.epochs`), so a restore since is noticed. */
+  initialEpochs?: Record<string, number>;
+}
+
+/**
+ * A conversation's log was rewound (restored from a backup) since this client's position in it:
+ * drop what the app holds of it; its events follow again from seq 1 (or a `gap`, then the newest).
+ */
+export interface RewoundEvent extends FrameOf<'rewound'> {
+  /** Your sends acked in the old epoch above `restoredSeq` (among the recent ones this client remembers): lost by the restore. */
+  lost: Ack[];
 }
 
 /** Frames the client hands to the app as events of the same name. */
 type Pushed = 'event' | 'read' | 'typing' | 'presence' | 'conversation' | 'limits' | 'gap' | 'error' | 'ready' | 'resumed';
 
 export type SocketEvents = { [K in Pushed]: (frame: FrameOf<K>) => void } & {
+  /** A conversation's history was rewound by a restore: see RewoundEvent. */
+  rewound: (e: RewoundEvent) => void;
   /** Every frame from the hub, replies included (before its own event). */
   frame: (frame: ServerFrame) => void;
   /** A connect attempt starts (`attempt` 0 is the first after a success or `connect()`). */

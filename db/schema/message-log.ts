@@ -7,6 +7,14 @@ import { bigint, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid 
 export const logHeads = pgTable('log_heads', {
   conversationId: uuid('conversation_id').primaryKey(),
   lastSeq: bigint('last_seq', { mode: 'number' }).notNull().default(0),
+  /**
+   * The log's epoch: changes when a restore (or any rewind) resets `last_seq`, so that a client
+   * holding a position from before it is told its position is void instead of being served
+   * reissued seqs it would take for ones it already has (scripts/restore-epochs.sql bumps it).
+   */
+  epoch: bigint('epoch', { mode: 'number' }).notNull().default(1),
+  /** The head the last rewind left (null: never rewound): acks above it from an older epoch were lost. */
+  restoredSeq: bigint('restored_seq', { mode: 'number' }),
 });
 
 export const logEvents = pgTable(

@@ -210,6 +210,15 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
       assert.equal((await store.lastSeqs([])).size, 0);
     });
 
+    test('5.9 heads gives each head with its epoch: 1 for a log never rewound, {0, 1} for one without events', async () => {
+      const [a, unknown] = [randomUUID(), randomUUID()];
+      await store.append(a, [draft(), draft()]);
+      const heads = await other.heads([a, unknown]);
+      assert.deepEqual(heads.get(a), { seq: 2, epoch: 1 });
+      assert.deepEqual(heads.get(unknown), { seq: 0, epoch: 1 });
+      assert.equal((await store.heads([])).size, 0);
+    });
+
     test('5.5 lastMessages gives the newest message, ignoring other kinds', async () => {
       const [a, b, none, unknown] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
       await store.append(a, [draft({ data: { body: 'one' } })]);

@@ -6,7 +6,11 @@ import { freePort, waitForPort } from './ports.ts';
 
 export interface PostgresHandle {
   url: string;
+  /** The cluster's data directory. */
+  data: string;
   stop(): Promise<void>;
+  /** Kills the server (SIGKILL) and deletes its data directory: the database is gone. */
+  destroy(): Promise<void>;
 }
 
 const BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
@@ -15,7 +19,14 @@ const BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
  * A throwaway PostgreSQL cluster on a free loopback port (initdb + postgres). As root, both run
  * as the `postgres` user through runuser, since the server refuses to run as root.
  */
-export async function startPostgres(opts: { durable?: boolean; config?: Record<string, string> } = {}): Promise<PostgresHandle> {
+export async function startPostgres(
+  opts: {
+    durable?: boolean;
+    config?: Record<string, string>;
+    /** Fills the (missing) data directory instead of initdb, through `run` (as the server's user): a restore. */
+    init?: (data: string, run: (cmd: string, args: string[], env?: Record<string, string>) => void) => void;
+  } = {},
+): Promise<PostgresHandle> {
   if (!existsSync(path.join(BIN, 'postgres'))) throw new Error(`PostgreSQL server binaries not found in ${BIN} (set PG_BIN)`);
   const asRoot = process.getuid?.() === 0;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-pg-'));
@@ -23,9 +34,13 @@ export async function startPostgres(opts: { durable?: boolean; config?: Record<s
   const data = path.join(dir, 'data');
   const wrap = (cmd: string, args: string[]) =>
     asRoot ? (['runuser', ['-u', 'postgres', '--', cmd, ...args]] as const) : ([cmd, args] as const);
-  const [icmd, iargs] = wrap(path.join(BIN, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
-  const init = spawnSync(icmd, iargs, { encoding: 'utf8' });
-  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
+  const run = (cmd: string, args: string[], env: Record<string, string> = {}) => {
+    const [c, a] = asRoot ? wrap('env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), cmd, ...args]) : wrap(cmd, args);
+    const r = spawnSync(c, a, { encoding: 'utf8', env: { ...process.env, ...env } });
+    if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr || r.stdout}`);
+  };
+  if (opts.init) opts.init(data, run);
+  else run(path.join(BIN, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   const port = await freePort();
   const [pcmd, pargs] = wrap(path.join(BIN, 'postgres'), [
     '-D',
@@ -82,6 +97,15 @@ export async function startPostgres(opts: { durable?: boolean; config?: Record<s
   }
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    data,
+    async destroy() {
+      process.off('exit', killOnExit);
+      const exited = child.exitCode === null ? new Promise((r) => child.once('exit', r)) : null;
+      signal('SIGKILL');
+      await exited;
+      child.stderr?.destroy();
+      rmSync(data, { recursive: true, force: true });
+    },
     async stop() {
       process.off('exit', killOnExit);
       if (child.exitCode === null) {

@@ -51,6 +51,14 @@ export class Chat {
     this.socket.on('typing', (f) => this.onTyping(f));
     this.socket.on('read', (f) => this.onRead(f));
     this.socket.on('conversation', () => void this.loadConvs());
+    // The conversation was restored from a backup since we saw it: what we show is from the old
+    // log. Drop it; the hub replays the events, and an open conversation reads its page again.
+    this.socket.on('rewound', (r) => {
+      this.events.delete(r.conv);
+      this.oldest.delete(r.conv);
+      if (this.open === r.conv) void this.openConv(r.conv);
+      else this.emit('convs');
+    });
     this.socket.on('connecting', () => (this.reachedReady = false));
     this.socket.on('connected', () => {
       this.reachedReady = true;

@@ -66,12 +66,18 @@ export interface ConversationSummary {
   createdAt: string;
 }
 
-/** First frame on every socket: who you are, and each conversation's last seq. */
+/**
+ * First frame on every socket: who you are, each conversation's last seq, and the epoch of each
+ * conversation's log. A seq means something only within its epoch: a restore from backup (or any
+ * rewind) gives the log a new epoch and issues the seqs after the recovery point again.
+ */
 export interface ReadyFrame {
   type: 'ready';
   user: { id: string; username: string; displayName: string };
   session: string;
   convs: Record<string, number>;
+  /** Each conversation's log epoch (1 until its log is first rewound). Send it back in `resume`. */
+  epochs: Record<string, number>;
   heartbeatMs: number;
 }
 /** A `send` stored: its seq and id (the same ack again for a retried cid). */
@@ -124,12 +130,32 @@ export interface ConversationFrame {
   op: 'added' | 'removed' | 'updated';
   conversation: ConversationSummary;
 }
-/** The answer to `resume`: each conversation's last seq, and your read cursors. */
+/** The answer to `resume`: each conversation's last seq and epoch, and your read cursors. */
 export interface ResumedFrame {
   type: 'resumed';
   ref?: string;
   convs: Record<string, number>;
+  epochs: Record<string, number>;
   cursors: Record<string, number>;
+}
+/**
+ * A `resume` named a position from another epoch of this conversation's log: the log was
+ * restored from a backup (or otherwise rewound) since, and the seqs after `restoredSeq` were
+ * issued again with other content. The position is void: drop what you hold of the
+ * conversation; the hub then sends its events from seq 1 (a `gap` first when there are more than
+ * a resume replays) in the new epoch. Sends of yours acked in the old epoch above `restoredSeq`
+ * were lost (send them again, with a new cid, if they still matter).
+ */
+export interface RewoundFrame {
+  type: 'rewound';
+  ref?: string;
+  conv: string;
+  /** The log's current epoch. */
+  epoch: number;
+  /** The log's head now. */
+  seq: number;
+  /** The head the rewind left: seqs up to it are the same events as before it. Absent: not known (take none as kept). */
+  restoredSeq?: number;
 }
 /** More events were missed than a resume replays: page `fromSeq`..`toSeq` with `conversations.history`. */
 export interface GapFrame {
@@ -161,6 +187,7 @@ export type ServerFrame =
   | PresenceFrame
   | ConversationFrame
   | ResumedFrame
+  | RewoundFrame
   | GapFrame
   | PongFrame
   | LimitsFrame;
@@ -195,5 +222,5 @@ export type ClientFrame =
   | { type: 'react'; ref?: string; conv: string; seq: number; emoji: string; on: boolean }
   | { type: 'read'; ref?: string; conv: string; seq: number }
   | { type: 'typing'; ref?: string; conv: string }
-  | { type: 'resume'; ref?: string; convs: Record<string, number> }
+  | { type: 'resume'; ref?: string; convs: Record<string, number>; epochs?: Record<string, number> }
   | { type: 'ping'; ref?: string };

@@ -250,11 +250,14 @@ export class ConversationService {
       const range = q.afterSeq == null && q.beforeSeq == null ? { beforeSeq: Number.MAX_SAFE_INTEGER, limit: q.limit } : { ...q };
       return this.d.store.read(conv, range);
     };
-    const [events, heads, limits] = await Promise.all([read(), this.d.store.lastSeqs([conv]), this.d.limitsOf?.(caller)]);
-    const lastSeq = heads.get(conv) ?? 0;
+    const [events, heads, limits] = await Promise.all([read(), this.d.store.heads([conv]), this.d.limitsOf?.(caller)]);
+    const head = heads.get(conv) ?? { seq: 0, epoch: 1 };
+    const lastSeq = head.seq;
     // The plan's history depth: only the newest `historyDepth` events can be read.
     const oldest = limits ? lastSeq - limits.historyDepth : 0;
-    return { events: (oldest > 0 ? events.filter((e) => e.seq > oldest) : events).map(eventFrame), lastSeq };
+    // The epoch says which log these seqs belong to: a page from another epoch than the client's
+    // position is a rewound log (see the `rewound` frame).
+    return { events: (oldest > 0 ? events.filter((e) => e.seq > oldest) : events).map(eventFrame), lastSeq, epoch: head.epoch };
   }
 
   /** Every member's read cursor in one conversation (for "seen by" receipts). */

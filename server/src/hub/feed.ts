@@ -9,6 +9,10 @@ import type { Frame, OwnRead } from './wire.ts';
 export class Feed {
   /** Highest seq delivered to local sockets; every seq up to it was delivered, in order. */
   delivered = 0;
+  /** The log's epoch as read with the head (a rewind is done with the hubs stopped, so it holds while the feed lives). */
+  epoch = 1;
+  /** The head the log's last rewind left, if it was ever rewound. */
+  restoredSeq: number | undefined;
   isReady = false;
   readonly ready: Promise<void>;
   markReady!: () => void;

@@ -63,9 +63,12 @@ export class Feeds {
       try {
         // Subscribe first, then read the heads: every later event arrives by the bus.
         await Promise.all(fresh.map((f) => this.d.bus.subscribe(channels.conv(f.conv))));
-        const heads = await this.d.store.lastSeqs(fresh.map((f) => f.conv));
+        const heads = await this.d.store.heads(fresh.map((f) => f.conv));
         for (const f of fresh) {
-          f.delivered = Math.max(f.delivered, heads.get(f.conv) ?? 0);
+          const head = heads.get(f.conv);
+          f.delivered = Math.max(f.delivered, head?.seq ?? 0);
+          f.epoch = head?.epoch ?? 1;
+          f.restoredSeq = head?.restoredSeq;
           f.isReady = true;
           f.markReady();
           this.drainPending(f);

@@ -99,11 +99,16 @@ export class SocketLifecycle {
       if (limits) applyLimits(this.d.applyHost, conn, limits);
       if (conn.closed) return;
       const heads: Record<string, number> = {};
+      const epochs: Record<string, number> = {};
       for (const c of convs) {
         const blocked = login.blocked?.[c];
-        heads[c] = feeds.join(conn, c, blocked ? { blocked } : {})!.delivered;
+        const feed = feeds.join(conn, c, blocked ? { blocked } : {})!;
+        heads[c] = feed.delivered;
+        epochs[c] = feed.epoch;
       }
-      conn.send(encode({ type: 'ready', user: login.info, session: user.sessionId, convs: heads, heartbeatMs: this.d.limits.heartbeatMs }));
+      conn.send(
+        encode({ type: 'ready', user: login.info, session: user.sessionId, convs: heads, epochs, heartbeatMs: this.d.limits.heartbeatMs }),
+      );
       // What changed since the login snapshot, in order; later messages come straight through.
       await this.applyQueued(conn);
       if (conn.closed) return;

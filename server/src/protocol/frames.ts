@@ -87,6 +87,11 @@ export const resumeFrame = z.strictObject({
   type: z.literal('resume'),
   ref: ref.optional(),
   convs: z.record(convId, cursor).refine((o) => Object.keys(o).length <= 10_000, 'too many conversations'),
+  /** The log epoch each position was taken in (from `ready`, `resumed`, `rewound` or history); absent: not claimed. */
+  epochs: z
+    .record(convId, z.number().int().min(1).max(Number.MAX_SAFE_INTEGER))
+    .refine((o) => Object.keys(o).length <= 10_000, 'too many conversations')
+    .optional(),
 });
 export const pingFrame = z.strictObject({ type: z.literal('ping'), ref: ref.optional() });
 

@@ -7,7 +7,7 @@ import { EventLog } from './cassandra/event-log.ts';
 import { EventReads } from './cassandra/event-reads.ts';
 import { Leases } from './cassandra/leases.ts';
 import { migrate } from './cassandra/schema.ts';
-import type { AppendBatch, AppendResult, EventDraft, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
+import type { AppendBatch, AppendResult, EventDraft, LogHead, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
 
 export { BUCKET_SIZE } from './cassandra/cql.ts';
 export { MessageStoreUnavailableError } from './cassandra/errors.ts';
@@ -159,6 +159,16 @@ export class CassandraMessageStore implements MessageStore {
 
   lastSeqs(convs: string[]): Promise<Map<string, number>> {
     return this.reads.lastSeqs(convs);
+  }
+
+  /**
+   * Epochs are constant (1) on Cassandra: its seqs live in leases and durable_seq rows that a
+   * snapshot restore brings back together with the events, and no rewind step exists for it yet.
+   * docs/backups.md says what that means for clients after a Cassandra restore.
+   */
+  async heads(convs: string[]): Promise<Map<string, LogHead>> {
+    const seqs = await this.reads.lastSeqs(convs);
+    return new Map([...seqs].map(([c, seq]) => [c, { seq, epoch: 1 }]));
   }
 
   lastMessages(convs: string[]): Promise<Map<string, StoredEvent>> {

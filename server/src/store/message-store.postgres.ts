@@ -2,7 +2,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import { rowsOf, type Database, type Db } from '../db/database.ts';
 import { isDataError, isDeadlock, isUniqueViolation } from '../errors.ts';
 import { logEvents } from '../../../db/schema/index.ts';
-import type { AppendBatch, AppendResult, EventDraft, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
+import type { AppendBatch, AppendResult, EventDraft, LogHead, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
 
 /** A row of a raw `db.execute` (snake_case columns; drivers differ on timestamp and bigint types). */
 interface RawRow {
@@ -126,6 +126,12 @@ export const LAST_SEQS_SQL = `select h.conversation_id, h.last_seq
   from jsonb_array_elements_text($1::text::jsonb) as q(conv)
   cross join lateral (
     select conversation_id, last_seq from log_heads where conversation_id = q.conv::uuid limit 1) h`;
+// The same lookup with the epoch (ready, resume, history): read apart from the append, which
+// never changes an epoch.
+const HEADS_SQL = `select h.conversation_id, h.last_seq, h.epoch, h.restored_seq
+  from jsonb_array_elements_text($1::text::jsonb) as q(conv)
+  cross join lateral (
+    select conversation_id, last_seq, epoch, restored_seq from log_heads where conversation_id = q.conv::uuid limit 1) h`;
 
 /**
  * The message store on PostgreSQL (or PGlite). Seqs come from a per-conversation head row
@@ -242,6 +248,19 @@ export class PostgresMessageStore implements MessageStore {
     if (!convs.length) return out;
     const rows = await this.database.query<{ conversation_id: string; last_seq: string | number }>(LAST_SEQS_SQL, [JSON.stringify(convs)]);
     for (const r of rows) out.set(r.conversation_id, Number(r.last_seq));
+    return out;
+  }
+
+  async heads(convs: string[]): Promise<Map<string, LogHead>> {
+    const out = new Map<string, LogHead>(convs.map((c) => [c, { seq: 0, epoch: 1 }]));
+    if (!convs.length) return out;
+    type Row = { conversation_id: string; last_seq: string | number; epoch: string | number; restored_seq: string | number | null };
+    const rows = await this.database.query<Row>(HEADS_SQL, [JSON.stringify(convs)]);
+    for (const r of rows) {
+      const head: LogHead = { seq: Number(r.last_seq), epoch: Number(r.epoch) };
+      if (r.restored_seq != null) head.restoredSeq = Number(r.restored_seq);
+      out.set(r.conversation_id, head);
+    }
     return out;
   }
 

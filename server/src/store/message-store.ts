@@ -53,6 +53,19 @@ export interface ReadRange {
   /** With only `beforeSeq`, the newest `limit` events before it are returned (still in ascending order). */
 }
 
+/**
+ * A conversation log's head with its epoch. The epoch is 1 until a restore (or another rewind)
+ * resets the log to an earlier point; the rewind sets a new, higher epoch, after which the seqs
+ * above `restoredSeq` are issued again with other content. A position (epoch, seq) from another
+ * epoch is void: the hub answers it with `rewound`, never with the reissued seqs.
+ */
+export interface LogHead {
+  seq: number;
+  epoch: number;
+  /** The head the last rewind left (absent: never rewound): acked seqs above it from an older epoch were lost. */
+  restoredSeq?: number;
+}
+
 export interface MessageStore {
   /**
    * True when an append also moves each sender's read cursor (members.read_seq) to their newest
@@ -80,6 +93,8 @@ export interface MessageStore {
   read(conv: string, range: ReadRange): Promise<StoredEvent[]>;
   /** The highest seq of each conversation (0 for one with no events). */
   lastSeqs(convs: string[]): Promise<Map<string, number>>;
+  /** The head and epoch of each conversation (`{seq: 0, epoch: 1}` for one with no events). */
+  heads(convs: string[]): Promise<Map<string, LogHead>>;
   /** The newest event of kind `message` of each conversation that has one. */
   lastMessages(convs: string[]): Promise<Map<string, StoredEvent>>;
   /**

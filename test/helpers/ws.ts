@@ -13,6 +13,8 @@ export class RawClient {
   private waiters: { pred: (f: Frame) => boolean; resolve: (f: Frame) => void; from: number }[] = [];
   closed: Promise<{ code: number; reason: string }>;
   isClosed = false;
+  /** The close code and reason, once closed. */
+  closedWith = '';
 
   constructor(readonly ws: WebSocket) {
     ws.on('message', (data) => {
@@ -29,6 +31,7 @@ export class RawClient {
     this.closed = new Promise((resolve) =>
       ws.on('close', (code, reason) => {
         this.isClosed = true;
+        this.closedWith = `${code} ${String(reason)}`;
         resolve({ code, reason: String(reason) });
       }),
     );
@@ -45,7 +48,8 @@ export class RawClient {
       const w = { pred, resolve: (f: Frame) => (clearTimeout(t), resolve(f)), from };
       const t = setTimeout(() => {
         this.waiters.splice(this.waiters.indexOf(w), 1);
-        reject(new Error(`timed out waiting for a frame; last frames: ${JSON.stringify(this.frames.slice(-5))}`));
+        const closed = this.closedWith ? ` (the socket closed: ${this.closedWith})` : '';
+        reject(new Error(`timed out waiting for a frame; last frames: ${JSON.stringify(this.frames.slice(-5))}${closed}`));
       }, timeoutMs);
       this.waiters.push(w);
     });

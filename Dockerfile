@@ -11,6 +11,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # The client SDK is an npm workspace: its package.json is part of the install, and the page imports it.
 COPY client/package.json ./client/package.json
+COPY scripts/patch-postgres.mjs ./scripts/patch-postgres.mjs
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY server ./server
@@ -26,6 +27,7 @@ FROM ${BASE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY client/package.json ./client/package.json
+COPY scripts/patch-postgres.mjs ./scripts/patch-postgres.mjs
 # UWS: a uWebSockets.js build put in place of the locked one, which has binaries for Node 20
 # only. This one has them for Node 20 to 25 but needs glibc 2.38 (Debian 13); empty keeps the
 # locked one. Then what production never loads goes: the binaries for other platforms and Node

@@ -92,6 +92,8 @@ export class PostgresSearchIndexer implements SearchIndexer {
   private sweeper: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private closed = false;
+  /** Batches failed in a row (the retry backs off). */
+  private failures = 0;
   /** The last batch's error, for `flush` to throw. */
   private failure: unknown = null;
   private readonly delayMs: number;
@@ -168,14 +170,20 @@ export class PostgresSearchIndexer implements SearchIndexer {
     this.timer = null;
     if (this.running || this.closed) return;
     this.running = this.drain()
+      .then(() => {
+        this.failures = 0;
+      })
       .catch((err) => {
         // The conversations stay noted, so the next append or sweep tries them again.
         this.d.logger.error({ err: (err as Error).message }, 'search indexing failed');
         this.failure = err;
+        this.failures++;
       })
       .finally(() => {
         this.running = null;
-        if (this.dirty.size && !this.closed && !this.timer) this.timer = setTimeout(() => this.kick(), this.delayMs);
+        // After failures (the database away), the retries back off to 5 s instead of every delayMs.
+        const wait = Math.min(this.delayMs * 2 ** this.failures, 5_000);
+        if (this.dirty.size && !this.closed && !this.timer) this.timer = setTimeout(() => this.kick(), wait);
       });
   }
 

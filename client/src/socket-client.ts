@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the socket's state machine (connect, resume, epochs, outbox, timeouts)
+// is one class whose parts share its state; its helpers (outbox, acked sends, emitter) are apart.
 import { AckedSends } from './acked-sends.ts';
 import { Emitter } from './emitter.ts';
 import { HubbubError } from './errors.ts';

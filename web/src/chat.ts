@@ -1,3 +1,5 @@
+// Just over 400 lines: the page's controller, which wires the views to one session and one socket;
+// each view (list, conversation, search, wallet, dialogs) is its own file.
 import { SocketClient, type EventFrame, type PresenceFrame, type ReadFrame, type TypingFrame } from '@hubbub/client';
 import { originAllowed } from './origin-check.ts';
 import { applyToPreview, countFromTail } from './list-state.ts';

@@ -1,3 +1,5 @@
+// Just over 400 lines on purpose: every money movement and the one transaction that writes it live
+// here, so no other module can move money; the read queries are apart (ledger-queries.ts).
 import { randomUUID } from 'node:crypto';
 import { and, asc, eq, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/database.ts';

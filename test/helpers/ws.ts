@@ -17,6 +17,8 @@ export class RawClient {
   closedWith = '';
 
   constructor(readonly ws: WebSocket) {
+    // A socket error (a frame that is not WebSocket framing, a reset) comes before its 1006 close.
+    ws.on('error', (err) => (this.closedWith ||= `error: ${err.message};`));
     ws.on('message', (data) => {
       const f = JSON.parse(String(data)) as Frame;
       this.frames.push(f);
@@ -31,7 +33,7 @@ export class RawClient {
     this.closed = new Promise((resolve) =>
       ws.on('close', (code, reason) => {
         this.isClosed = true;
-        this.closedWith = `${code} ${String(reason)}`;
+        this.closedWith = `${this.closedWith}${code} ${String(reason)}`;
         resolve({ code, reason: String(reason) });
       }),
     );

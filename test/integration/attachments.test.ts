@@ -56,8 +56,8 @@ for (const kind of blobKinds) {
 
     test('12.1 an image is uploaded, completed, sent and seen by another member with its size, dimensions and preview', async () => {
       const { a, b, conv } = await group();
-      // The sockets open first: a replica's first socket opened right after this upload and
-      // thumbnail was seen closed (1006) before `ready` under load, cause not yet found.
+      // The sockets open first: under heavy load a socket opened right after this upload and
+      // thumbnail was seen closed (1006) before `ready`; the cause is not found yet.
       const { c: bs } = await connect(r.port, b.accessToken);
       const { c: as } = await connect(r.port, a.accessToken);
       const bytes = await png(640, 480);

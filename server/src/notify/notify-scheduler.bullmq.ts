@@ -28,15 +28,14 @@ export class BullNotifyScheduler implements NotifyScheduler {
     private readonly metrics?: NotifyMetrics,
     private readonly logger?: Logger,
   ) {
-    this.queues = Object.fromEntries(
-      channels.map((c) => [
-        c,
-        new Queue(notifyQueues[c], { connection: { ...o.connection, enableOfflineQueue: false }, prefix: o.prefix }),
-      ]),
-    ) as Record<NotifyChannel, Queue>;
-    // Redis away: enqueueing fails fast (the trigger logs it); the connection errors are logged, not thrown.
-    for (const q of Object.values(this.queues))
-      q.on('error', (err) => logger?.warn({ err: err.message, queue: q.name }, 'notification queue error'));
+    this.queues = Object.fromEntries(channels.map((c) => [c, this.open(notifyQueues[c])])) as Record<NotifyChannel, Queue>;
+  }
+
+  /** Redis away: enqueueing fails fast (the trigger logs it); the connection errors are logged, not thrown. */
+  private open(name: string): Queue {
+    const q = new Queue(name, { connection: { ...this.o.connection, enableOfflineQueue: false }, prefix: this.o.prefix });
+    q.on('error', (err) => this.logger?.warn({ err: err.message, queue: q.name }, 'notification queue error'));
+    return q;
   }
 
   async enqueue(channel: NotifyChannel, jobs: NotifyJob[]) {
@@ -61,13 +60,7 @@ export class BullNotifyScheduler implements NotifyScheduler {
 
   /** Jobs per queue and state: the channel queues by channel, the send queues as `<channel>-send`. */
   async depth() {
-    if (!this.sendQueues.length) {
-      this.sendQueues = targetChannels.map(
-        (c) => new Queue(sendQueues[c], { connection: { ...this.o.connection, enableOfflineQueue: false }, prefix: this.o.prefix }),
-      );
-      for (const q of this.sendQueues)
-        q.on('error', (err) => this.logger?.warn({ err: err.message, queue: q.name }, 'notification queue error'));
-    }
+    if (!this.sendQueues.length) this.sendQueues = targetChannels.map((c) => this.open(sendQueues[c]));
     const out: Record<string, Record<string, number>> = {};
     for (const c of channels) out[c] = await this.queues[c].getJobCounts('waiting', 'delayed', 'active', 'failed');
     for (const [i, c] of targetChannels.entries())

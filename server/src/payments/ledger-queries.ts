@@ -85,13 +85,22 @@ export class LedgerQueries {
     };
   }
 
-  /** The transfer made under an idempotency key, if any. */
-  async transferByKey(initiator: string, key: string) {
-    const [t] = await this.d.db
-      .select({ id: paymentTransfers.id, kind: paymentTransfers.kind, currency: paymentTransfers.currency })
+  /**
+   * The transfer made under an idempotency key, if any. `db` is a transfer's own transaction when
+   * the answer must be read under its account locks.
+   */
+  async transferByKey(initiator: string, key: string, db: Pick<Db, 'select'> = this.d.db) {
+    const [t] = await db
+      .select({
+        id: paymentTransfers.id,
+        kind: paymentTransfers.kind,
+        currency: paymentTransfers.currency,
+        amount: paymentTransfers.amount,
+        metadata: paymentTransfers.metadata,
+      })
       .from(paymentTransfers)
       .where(and(eq(paymentTransfers.initiator, initiator), eq(paymentTransfers.idempotencyKey, key)));
-    return t ?? null;
+    return t ? { ...t, amount: Number(t.amount), metadata: (t.metadata ?? {}) as Record<string, unknown> } : null;
   }
 
   /** Every posting of the user's accounts with its transfer (account export). */

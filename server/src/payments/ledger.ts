@@ -149,7 +149,7 @@ export class Ledger extends LedgerQueries {
       accounts: [u.wallet, u.debt, stripe],
       // Stripe said it failed before this debit arrived (webhooks come in any order): nothing moves.
       guard: async (tx) => {
-        voided = (await this.byKey(tx, `refund_reversal:${a.refundId}`)) !== null;
+        voided = (await this.transferByKey('stripe', `refund_reversal:${a.refundId}`, tx)) !== null;
         return voided ? { voided: true } : undefined;
       },
       postings: (l) => {
@@ -181,7 +181,7 @@ export class Ledger extends LedgerQueries {
       metadata: { refundId: a.refundId, userId: a.userId },
       accounts: [u.wallet, u.debt, stripe],
       guard: async (tx) => {
-        const debit = await this.byKey(tx, `refund:${a.refundId}`);
+        const debit = await this.transferByKey('stripe', `refund:${a.refundId}`, tx);
         debited = debit && !debit.metadata.voided ? debit.amount : 0;
         return { returned: debited };
       },
@@ -194,15 +194,6 @@ export class Ledger extends LedgerQueries {
         ];
       },
     });
-  }
-
-  /** A transfer of Stripe's by its key, read inside a transfer's transaction (under its locks). */
-  private async byKey(tx: Tx, key: string) {
-    const [t] = await tx
-      .select({ amount: paymentTransfers.amount, metadata: paymentTransfers.metadata })
-      .from(paymentTransfers)
-      .where(and(eq(paymentTransfers.initiator, 'stripe'), eq(paymentTransfers.idempotencyKey, key)));
-    return t ? { amount: Number(t.amount), metadata: (t.metadata ?? {}) as Record<string, unknown> } : null;
   }
 
   /**

@@ -1,7 +1,9 @@
-import { eq } from 'drizzle-orm';
-import { members } from '../../../db/schema/index.ts';
+import { asc, eq, sql } from 'drizzle-orm';
+import { conversations, members, profiles } from '../../../db/schema/index.ts';
 import type { Database, Db } from '../db/database.ts';
+import { DomainError } from '../errors.ts';
 import type { DirectBlock, MembershipDirectory } from '../hub/ports.ts';
+import type { ConversationSummary } from '../protocol/frames.ts';
 
 // Prepared once per connection: every resume asks for its cursors. The resumes of one event-loop
 // turn (a reconnect storm brings thousands) share one statement; the (user, conversation) pairs
@@ -75,6 +77,19 @@ export class ConversationDirectory implements MembershipDirectory {
     ]);
     for (const r of rows) out.set(r.conversation_id, r.blocked ? { blocked: r.blocked } : {});
     return out;
+  }
+
+  /** The conversation as frames and the API show it: kind, title, topic, members with roles. */
+  async summary(conv: string): Promise<ConversationSummary> {
+    const [c] = await this.db.select().from(conversations).where(eq(conversations.id, conv));
+    if (!c) throw new DomainError('NOT_FOUND', 'no such conversation');
+    const ms = await this.db
+      .select({ userId: members.userId, role: members.role })
+      .from(members)
+      .innerJoin(profiles, eq(profiles.userId, members.userId))
+      .where(eq(members.conversationId, conv))
+      .orderBy(asc(members.joinedAt), sql`case ${members.role} when 'owner' then 0 when 'admin' then 1 else 2 end`, asc(members.userId));
+    return { id: c.id, kind: c.kind, title: c.title, topic: c.topic, members: ms, createdAt: c.createdAt.toISOString() };
   }
 
   async markRead(conv: string, userId: string, seq: number): Promise<number | null> {

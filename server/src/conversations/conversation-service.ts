@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Database, Db } from '../db/database.ts';
-import { conversations, members, profiles, users } from '../../../db/schema/index.ts';
+import { conversations, members, users } from '../../../db/schema/index.ts';
 import { DomainError } from '../errors.ts';
 import type { UserControl } from '../hub/ports.ts';
 import { ConversationDirectory } from './conversation-directory.ts';
@@ -324,16 +324,8 @@ export class ConversationService {
     }
   }
 
-  async summary(conv: string): Promise<ConversationSummary> {
-    const [c] = await this.d.db.select().from(conversations).where(eq(conversations.id, conv));
-    if (!c) throw new DomainError('NOT_FOUND', 'no such conversation');
-    const ms = await this.d.db
-      .select({ userId: members.userId, role: members.role })
-      .from(members)
-      .innerJoin(profiles, eq(profiles.userId, members.userId))
-      .where(eq(members.conversationId, conv))
-      .orderBy(asc(members.joinedAt), sql`case ${members.role} when 'owner' then 0 when 'admin' then 1 else 2 end`, asc(members.userId));
-    return { id: c.id, kind: c.kind, title: c.title, topic: c.topic, members: ms, createdAt: c.createdAt.toISOString() };
+  summary(conv: string): Promise<ConversationSummary> {
+    return this.directory.summary(conv);
   }
 
   /**

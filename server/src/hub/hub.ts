@@ -22,6 +22,7 @@ import { PresenceAnnouncer } from './presence-announcer.ts';
 import { replyError } from './replies.ts';
 import { ResumeFrame } from './resume-frame.ts';
 import { ResumeGate } from './resume-gate.ts';
+import { revalidateSockets } from './revalidate.ts';
 import { SocketLifecycle } from './socket-lifecycle.ts';
 import { UserControls, type UserWatch } from './user-control.ts';
 import { busEvent, busFrame, encodeEvent, parseBus } from './wire.ts';
@@ -194,6 +195,11 @@ export class Hub {
     bus.onReconnect(() => {
       d.notify?.forgetMembers?.();
       void this.feeds.resyncAll();
+      void revalidateSockets({
+        directory: d.directory,
+        logger,
+        host: { users: () => this.registry.users(), applyHere: (userId, msg) => this.controls.applyHere(userId, msg) },
+      });
     });
     this.sweepTimer = setInterval(() => void this.feeds.resyncAll(), SWEEP_MS).unref();
   }

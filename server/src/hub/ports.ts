@@ -1,4 +1,5 @@
 import type { AttachmentMeta } from '@hubbub/client/protocol';
+import type { ConversationSummary } from '../protocol/frames.ts';
 
 /**
  * What the hub needs from the rest of the system, as narrow interfaces, so the hot path imports
@@ -76,6 +77,8 @@ export interface MembershipDirectory {
    * With each, its block when it is a blocked direct conversation.
    */
   access(userId: string, convs: string[]): Promise<Map<string, { blocked?: DirectBlock }>>;
+  /** The conversation as a `conversation` frame carries it (for a removal the bus lost). */
+  summary(conv: string): Promise<ConversationSummary>;
 }
 
 /**

@@ -15,6 +15,11 @@ export class ConnectionRegistry {
     return this.byUser.get(userId);
   }
 
+  /** Every user with sockets on this replica, with them. */
+  users(): Iterable<[string, ReadonlySet<Connection>]> {
+    return this.byUser.entries();
+  }
+
   /** Whether the user has a socket on this replica. */
   has(userId: string) {
     return this.byUser.has(userId);

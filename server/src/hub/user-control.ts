@@ -111,6 +111,11 @@ export class UserControls {
     }
   }
 
+  /** Applies a membership message to the user's sockets here only, in order with the bus's (a change the bus lost). */
+  applyHere(userId: string, msg: UserControl): Promise<void> {
+    return this.inOrder(userId, msg);
+  }
+
   private onMembership(payload: string) {
     const m = parseBusJson(membershipMessage, payload, this.d.logger, channels.membership);
     if (!m) return;

@@ -9,36 +9,46 @@ const root = path.resolve(import.meta.dirname, '..', '..');
 
 /**
  * `npm run workers` as its own process (the sources through tsx, as `npm run workers:dev`),
- * with the test's environment; the far ends' CA reaches it the way a deployment adds one
- * (NODE_EXTRA_CA_CERTS). Resolves once it logged that it started.
+ * with the test's environment; `ca`, the far ends' CA, reaches it the way a deployment adds one
+ * (NODE_EXTRA_CA_CERTS). Resolves once it logged that it started, with its metrics port.
  */
-export async function spawnWorkers(env: Record<string, string>, ca: string) {
+export async function spawnWorkers(env: Record<string, string>, ca?: string) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hubbub-ca-'));
-  writeFileSync(path.join(dir, 'ca.pem'), ca);
+  const caEnv: Record<string, string> = {};
+  if (ca) {
+    writeFileSync(path.join(dir, 'ca.pem'), ca);
+    caEnv.NODE_EXTRA_CA_CERTS = path.join(dir, 'ca.pem');
+  }
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'workers/src/main.ts'], {
     cwd: root,
     env: {
       PATH: process.env.PATH ?? '',
+      JWT_SECRET: sharedSecret,
+      WORKERS_METRICS_PORT: '0',
       ...env,
       NODE_ENV: 'test',
       LOG_LEVEL: 'info',
-      JWT_SECRET: sharedSecret,
-      WORKERS_METRICS_PORT: '0',
       HOST: '127.0.0.1',
-      NODE_EXTRA_CA_CERTS: path.join(dir, 'ca.pem'),
+      ...caEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   let stderr = '';
   child.stderr!.on('data', (b) => (stderr = (stderr + b).slice(-4000)));
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (l) => l.includes('workers started') && resolve());
-    void exited.then(() => reject(new Error(`the worker process exited early: ${stderr}`)));
+  const metricsPort = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      // pino writes one JSON object a line; anything else is not the line waited for.
+      if (!l.startsWith('{')) return;
+      const j = JSON.parse(l) as { msg?: string; metricsPort?: number };
+      if (j.msg === 'workers started') resolve(j.metricsPort!);
+    });
+    void exited.then((code) => reject(new Error(`the worker process exited (${code}) before starting: ${stderr}`)));
   });
   return {
     child,
     exited,
+    metricsPort,
     /** SIGKILL: whatever it held is left as a crash leaves it. */
     async kill() {
       child.kill('SIGKILL');

@@ -1,18 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { notifyQueues as queues, sendQueues } from '../../server/src/notify/notify-jobs.ts';
 import { redisConnection as connectionOf } from '../../server/src/jobs/redis-connection.ts';
 import { services } from '../helpers/env.ts';
+import { spawnWorkers } from '../helpers/notify-workers.ts';
 import { createDatabase } from '../helpers/postgres.ts';
-import { newUser, sharedSecret, startTestReplica, testEnv } from '../helpers/server.ts';
-
-const root = path.resolve(import.meta.dirname, '../..');
+import { newUser, startTestReplica, testEnv } from '../helpers/server.ts';
 
 /**
  * Every command Redis runs, as seen by MONITOR. `settle()` sends a marker from another
@@ -103,35 +99,13 @@ describe('metrics on a port of their own', () => {
 
   test('9 `npm run workers` serves /metrics on WORKERS_METRICS_PORT with the queue depth, and /health', async () => {
     const prefix = `t${randomBytes(4).toString('hex')}:`;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'workers/src/main.ts'], {
-      cwd: root,
-      env: {
-        PATH: process.env.PATH ?? '',
-        NODE_ENV: 'test',
-        LOG_LEVEL: 'info',
-        HOST: '127.0.0.1',
-        WORKERS_METRICS_PORT: '0',
-        DATABASE_URL: await createDatabase(services.databaseUrl()),
-        REDIS_URL: services.redisUrl(),
-        REDIS_PREFIX: prefix,
-        JWT_SECRET: sharedSecret,
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
+    const workers = await spawnWorkers({
+      DATABASE_URL: await createDatabase(services.databaseUrl()),
+      REDIS_URL: services.redisUrl(),
+      REDIS_PREFIX: prefix,
     });
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    cleanups.push(async () => {
-      child.kill('SIGTERM');
-      await exited;
-    });
-    const metricsPort = await new Promise<number>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (l) => {
-        // pino writes one JSON object a line; anything else is not the line waited for.
-        if (!l.startsWith('{')) return;
-        const j = JSON.parse(l) as { msg?: string; metricsPort?: number };
-        if (j.msg === 'workers started') resolve(j.metricsPort!);
-      });
-      void exited.then(() => reject(new Error('the workers exited before starting')));
-    });
+    cleanups.push(() => workers.stop());
+    const { metricsPort } = workers;
     // A digest due in an hour: it sits in the delayed set, where the gauge must count it.
     const q = new Queue(queues.email, { connection: connectionOf(services.redisUrl()), prefix: `${prefix}bull` });
     cleanups.push(() => q.close());

@@ -9,7 +9,8 @@ import { connect, type Frame, type RawClient } from '../helpers/ws.ts';
  * Membership changes made while one replica's Redis connection is away: replica B reaches Redis
  * through a proxy the test cuts; replica A removes a member and a DM is blocked meanwhile (the bus
  * messages never reach B). When B's connection comes back, its sockets must follow the database:
- * the removed member's socket is told and refused, the blocked user's send is refused.
+ * the removed member's socket is told and refused, the blocked user's send is refused, and a
+ * socket of a session revoked meanwhile closes.
  */
 describe('cluster: membership changes while a replica lost Redis take effect when it reconnects (Redis, PostgreSQL)', () => {
   let env: TestEnv;
@@ -40,13 +41,14 @@ describe('cluster: membership changes while a replica lost Redis take effect whe
   let n = 0;
   const send = (c: RawClient, conv: string) => c.request({ type: 'send', conv, cid: `o${++n}`, body: `message ${n}` });
 
-  test('a removal and a block made while B was cut from Redis: after B reconnects the removed socket gets `conversation removed` and both sends are refused', async (t) => {
+  test('a removal, a block and a sign-out everywhere made while B was cut from Redis: after B reconnects the removed socket gets `conversation removed`, both sends are refused, the signed-out socket closes 4001', async (t) => {
     const owner = await newUser(a.port, 'out');
     const member = await newUser(a.port, 'out');
     const blocker = await newUser(a.port, 'out');
     const group = (await owner.client.conversations.createGroup.mutate({ title: 'outage', memberIds: [member.id] })).id;
     const dm = (await blocker.client.conversations.createDirect.mutate({ userId: member.id })).id;
     const { c } = await connect(b.port, member.accessToken);
+    const { c: blockers } = await connect(b.port, blocker.accessToken);
     assert.equal((await send(c, group)).type, 'ack');
     assert.equal((await send(c, dm)).type, 'ack');
 
@@ -56,6 +58,7 @@ describe('cluster: membership changes while a replica lost Redis take effect whe
     await b.waitFor('redis bus (sub) error');
     await owner.client.conversations.removeMember.mutate({ conversationId: group, userId: member.id });
     await blocker.client.profiles.block.mutate({ userId: member.id });
+    await blocker.client.auth.logoutAll.mutate();
 
     proxy.target = redisPort;
     await b.waitFor('sockets revalidated after the bus reconnected');
@@ -72,6 +75,9 @@ describe('cluster: membership changes while a replica lost Redis take effect whe
       removed.conversation.members.some((m: { userId: string }) => m.userId === member.id),
       false,
     );
+    const closed = await blockers.closed;
+    t.diagnostic(`signed-out socket: closed ${closed.code} ${closed.reason}`);
+    assert.equal(closed.code, 4001);
     c.close();
   });
 });

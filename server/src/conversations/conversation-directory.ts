@@ -39,6 +39,9 @@ export const ACCESS_SQL = `select m.conversation_id, d.blocked
       where (b.blocker_id = $1 and b.blocked_id = o.user_id) or (b.blocker_id = o.user_id and b.blocked_id = $1)) b
     where c.kind = 'direct' and o.conversation_id = m.conversation_id and o.user_id <> $1
     having count(*) > 0) d on true`;
+/** Which of the sessions ($2, a json array) of the user ($1) are not revoked. */
+const LIVE_SESSIONS_SQL = `select s.id from sessions s
+  where s.user_id = $1 and s.revoked_at is null and s.id in (select jsonb_array_elements_text($2::text::jsonb)::uuid)`;
 /** Most (user, conversation) pairs in one cursor read. */
 const READ_CURSORS_BATCH = 1000;
 
@@ -77,6 +80,11 @@ export class ConversationDirectory implements MembershipDirectory {
     ]);
     for (const r of rows) out.set(r.conversation_id, r.blocked ? { blocked: r.blocked } : {});
     return out;
+  }
+
+  async liveSessions(userId: string, sessionIds: string[]): Promise<Set<string>> {
+    const rows = await this.database.query<{ id: string }>(LIVE_SESSIONS_SQL, [userId, JSON.stringify(sessionIds)]);
+    return new Set(rows.map((r) => r.id));
   }
 
   /** The conversation as frames and the API show it: kind, title, topic, members with roles. */

@@ -92,6 +92,7 @@ describe('hub on its in-process adapters', () => {
       markRead: async (_c, _u, seq) => seq,
       readCursors: async () => ({}),
       access: async (u, cs) => new Map(cs.filter((c) => (convsOf[u] ?? []).includes(c)).map((c) => [c, {}])),
+      liveSessions: async (_u, ids) => new Set(ids),
       summary: async (id) => ({ id, kind: 'group', title: null, topic: null, members: [], createdAt: new Date(0).toISOString() }),
     };
     const metrics = createMetrics({ collectDefault: false });

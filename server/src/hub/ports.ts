@@ -77,6 +77,8 @@ export interface MembershipDirectory {
    * With each, its block when it is a blocked direct conversation.
    */
   access(userId: string, convs: string[]): Promise<Map<string, { blocked?: DirectBlock }>>;
+  /** Which of the user's sessions are still live (not revoked, user not erased): for a revocation the bus lost. */
+  liveSessions(userId: string, sessionIds: string[]): Promise<Set<string>>;
   /** The conversation as a `conversation` frame carries it (for a removal the bus lost). */
   summary(conv: string): Promise<ConversationSummary>;
 }

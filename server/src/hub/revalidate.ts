@@ -18,7 +18,8 @@ export interface RevalidateHost {
  * while this hub's bus connection was away are lost. After a reconnect every open socket's
  * conversations and direct blocks are read again from the database (the authority): a
  * conversation the user left or was removed from meanwhile is removed from the socket as its
- * `removed` message would have, and a block or unblock takes effect. A conversation added
+ * `removed` message would have, a block or unblock takes effect, and a socket whose session was
+ * revoked meanwhile closes. A conversation added
  * meanwhile needs nothing: the membership check adopts it at the socket's first frame for it.
  */
 export async function revalidateSockets(d: { directory: MembershipDirectory; logger: Logger; host: RevalidateHost }) {
@@ -44,9 +45,12 @@ async function revalidateUser(d: { directory: MembershipDirectory; host: Revalid
   for (let attempt = 0; attempt < 3; attempt++) {
     const known = new Set<string>();
     for (const conn of conns) for (const conv of conn.convs.keys()) known.add(conv);
-    if (!known.size) return;
     const versions = [...conns].map((c) => [c, c.controlVersion] as const);
-    const access = await d.directory.access(userId, [...known]);
+    const [access, live] = await Promise.all([
+      d.directory.access(userId, [...known]),
+      d.directory.liveSessions(userId, [...new Set([...conns].map((c) => c.user.sessionId))]),
+    ]);
+    for (const conn of conns) if (!live.has(conn.user.sessionId)) conn.close('UNAUTHORIZED', 'session ended');
     if (versions.some(([c, v]) => c.controlVersion !== v)) continue;
     for (const [conn] of versions)
       for (const [conv, st] of conn.convs) {

@@ -73,6 +73,12 @@ export interface MessageStore {
    * shares the database with the memberships (PostgreSQL). Otherwise the hub moves it itself.
    */
   readonly movesSenderCursor?: boolean;
+  /**
+   * How many `appendMany` calls a writer keeps in flight; what arrives meanwhile waits and goes
+   * in the next call (group commit). A store that commits any number of conversations in one
+   * statement and pays per commit wants 1 (PostgreSQL); unset, the writer picks.
+   */
+  readonly writesInFlight?: number;
   /** Creates what the store needs (tables, keyspace). Idempotent. */
   init(): Promise<void>;
   /**
@@ -106,6 +112,18 @@ export interface MessageStore {
   /** Seqs of the `message` events `from` sent in `conv` (for account erasure). */
   seqsBySender(conv: string, from: string): Promise<number[]>;
   close(): Promise<void>;
+}
+
+/**
+ * The store refused an append for its data (a value the database cannot take), before writing
+ * anything of it: each of its drafts may be tried again on its own, so that one bad draft does
+ * not fail the others it was grouped with.
+ */
+export class AppendRefused extends Error {
+  constructor(readonly reason: unknown) {
+    super(`append refused: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: reason });
+    this.name = 'AppendRefused';
+  }
 }
 
 /** `store.appendMany` where the store has it, else one `append` per conversation in parallel. */

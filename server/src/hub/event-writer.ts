@@ -27,12 +27,11 @@ export interface EventWriterOptions {
 /**
  * Appends events to the message store with group commit across conversations: whatever queued
  * up while earlier writes were in flight goes out as one `appendMany` (one statement on
- * PostgreSQL), up to `maxInFlight` writes at once (the store's `writesInFlight`). No timer: an
- * event that finds no write in flight is written at once, alone. A conversation is in at most
- * one write at a time, so its events keep the order they were accepted in. Calls `onAppended`
- * for each new event once it is durable, in seq order per conversation, before resolving its
- * caller. Drafts the store refuses for their data are tried again one by one, so a bad draft
- * fails alone.
+ * PostgreSQL), up to `maxInFlight` writes at once. No timer: an event that finds room is
+ * written at once. A conversation is in at most one write at a time, so its events keep the
+ * order they were accepted in. Calls `onAppended` for each new event once it is durable, in seq
+ * order per conversation, before resolving its caller. Drafts the store refuses for their data
+ * are tried again one by one, so a bad draft fails alone.
  */
 export class EventWriter {
   /** Per conversation, drafts not yet in a write; insertion order is the fairness order. */
@@ -52,9 +51,14 @@ export class EventWriter {
     opts: EventWriterOptions = {},
   ) {
     this.maxBatch = opts.maxBatch ?? 512;
-    // One statement per write on a store with appendMany; otherwise each write is one append
-    // per conversation in parallel and finishes with its slowest, so allow more at once.
-    this.maxInFlight = opts.maxInFlight ?? store.writesInFlight ?? (store.appendMany ? 4 : 32);
+    // One statement per write on a store with appendMany. Four rather than one: on PostgreSQL,
+    // one write in flight (every append that arrives during a commit waits for it, then goes in
+    // the next) cut its CPU per append by 5-25% at 200-400 appends/s but multiplied the append
+    // p99 by 4-7 (docs/message-log.md); PostgreSQL already shares one WAL flush among the
+    // commits in flight. Batches still form when the store falls behind. Without appendMany
+    // each write is one append per conversation in parallel and finishes with its slowest, so
+    // allow more at once.
+    this.maxInFlight = opts.maxInFlight ?? (store.appendMany ? 4 : 32);
     this.onWrite = opts.onWrite;
   }
 

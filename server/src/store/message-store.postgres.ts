@@ -149,9 +149,6 @@ const HEADS_SQL = `select h.conversation_id, h.last_seq, h.epoch, h.restored_seq
  */
 export class PostgresMessageStore implements MessageStore {
   readonly movesSenderCursor = true;
-  // One statement appends any number of conversations and PostgreSQL's cost is mostly per
-  // commit: one write in flight, and whatever arrives meanwhile is the next write.
-  readonly writesInFlight = 1;
   private readonly db: Db;
 
   constructor(private readonly database: Database) {

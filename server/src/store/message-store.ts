@@ -73,12 +73,6 @@ export interface MessageStore {
    * shares the database with the memberships (PostgreSQL). Otherwise the hub moves it itself.
    */
   readonly movesSenderCursor?: boolean;
-  /**
-   * How many `appendMany` calls a writer keeps in flight; what arrives meanwhile waits and goes
-   * in the next call (group commit). A store that commits any number of conversations in one
-   * statement and pays per commit wants 1 (PostgreSQL); unset, the writer picks.
-   */
-  readonly writesInFlight?: number;
   /** Creates what the store needs (tables, keyspace). Idempotent. */
   init(): Promise<void>;
   /**

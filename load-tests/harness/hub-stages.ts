@@ -84,6 +84,12 @@ export function hubStages(set: ServerSet) {
           0,
         );
       out.gcPauseTotalMs = round((gcSum(b) - gcSum(a)) * 1000, 1);
+      // Group commit: events per message-store write (one statement and commit on PostgreSQL).
+      const total = (t: string[], part: 'sum' | 'count') =>
+        t.reduce((acc, x) => acc + (gauge(x, `hubbub_append_write_drafts_${part}`) || 0), 0);
+      const writes = total(b, 'count') - total(a, 'count');
+      out.appendWrites = writes;
+      out.draftsPerWrite = writes > 0 ? round((total(b, 'sum') - total(a, 'sum')) / writes, 2) : null;
       // Event-loop delay over the window (prom-client's monitorEventLoopDelay, reset by the scrape at its start): the worst hub.
       out.eldP99Ms = round(Math.max(...b.map((t) => gauge(t, 'hubbub_nodejs_eventloop_lag_p99_seconds'))) * 1000, 2);
       out.eldMaxMs = round(Math.max(...b.map((t) => gauge(t, 'hubbub_nodejs_eventloop_lag_max_seconds'))) * 1000, 2);

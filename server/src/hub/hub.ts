@@ -109,7 +109,9 @@ export class Hub {
     const catchUp = (conn: Connection, conv: string) => void this.catchUps.run(conn, conv, Infinity);
     this.feeds = new Feeds({ bus, store, logger, metrics, catchUp });
     this.catchUps = new CatchUps({ store, feedOf: (conv) => this.feeds.get(conv) });
-    this.writer = new EventWriter(store, (e, acceptedAt, senderRead) => this.onAppended(e, acceptedAt, senderRead));
+    this.writer = new EventWriter(store, (e, acceptedAt, senderRead) => this.onAppended(e, acceptedAt, senderRead), {
+      onWrite: (drafts) => metrics.appendWriteDrafts.observe(drafts),
+    });
 
     /** What applying a control message to a socket may do to the hub. */
     const applyHost: ApplyHost = {

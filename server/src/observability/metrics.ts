@@ -15,6 +15,12 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}) {
   }
   const sendStages = new SendStages();
   sendStages.register(registry);
+  const appendWriteDrafts = new client.Histogram({
+    name: 'hubbub_append_write_drafts',
+    help: 'Events per message-store write (group commit: one statement and one commit on PostgreSQL)',
+    buckets: [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 512],
+    registers: [registry],
+  });
   const trpcCalls = new client.Counter({
     name: 'hubbub_trpc_calls_total',
     help: 'tRPC calls by procedure and result code',
@@ -104,6 +110,7 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}) {
   return {
     registry,
     sendStages,
+    appendWriteDrafts,
     paymentsTopups,
     paymentsWebhooks,
     paymentsTransfers,

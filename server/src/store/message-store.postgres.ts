@@ -2,7 +2,16 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import { rowsOf, type Database, type Db } from '../db/database.ts';
 import { isDataError, isDeadlock, isUniqueViolation } from '../errors.ts';
 import { logEvents } from '../../../db/schema/index.ts';
-import type { AppendBatch, AppendResult, EventDraft, LogHead, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
+import {
+  AppendRefused,
+  type AppendBatch,
+  type AppendResult,
+  type EventDraft,
+  type LogHead,
+  type MessageStore,
+  type ReadRange,
+  type StoredEvent,
+} from './message-store.ts';
 
 /** A row of a raw `db.execute` (snake_case columns; drivers differ on timestamp and bigint types). */
 interface RawRow {
@@ -162,13 +171,17 @@ export class PostgresMessageStore implements MessageStore {
       // The statement was refused as a whole; when the refusal is about the data (a value
       // PostgreSQL cannot take), find the batch at fault by writing each on its own. Anything
       // else (connection lost: the outcome is unknown) fails every batch.
-      if (batches.length === 1 || !isDataError(err)) return batches.map(() => ({ status: 'rejected', reason: err }));
-      return Promise.allSettled(batches.map(async (b) => (await this.appendRetrying([b]))[0]!));
+      if (!isDataError(err)) return batches.map(() => ({ status: 'rejected', reason: err }));
+      if (batches.length === 1) return [{ status: 'rejected', reason: new AppendRefused(err) }];
+      return Promise.all(batches.map((b) => this.appendMany([b]).then(([o]) => o!)));
     }
   }
 
   private async appendRetrying(batches: AppendBatch[]): Promise<AppendResult[][]> {
-    for (let attempt = 0; ; attempt++) {
+    // Each unique violation makes one of our cids visible as stored, so a group commit of n
+    // drafts needs at most n retries for them.
+    const attempts = 3 + batches.reduce((n, b) => n + b.drafts.length, 0);
+    for (let attempt = 1; ; attempt++) {
       try {
         return await this.appendOnce(batches);
       } catch (err) {
@@ -176,7 +189,7 @@ export class PostgresMessageStore implements MessageStore {
         // unique index refused the whole statement; the next attempt finds it and returns it.
         // A deadlock (two replicas' head locks) cannot happen with heads locked in id order,
         // but is retried the same way should a plan ever lock them otherwise.
-        if (attempt < 3 && (isUniqueViolation(err) || isDeadlock(err))) continue;
+        if (attempt < attempts && (isUniqueViolation(err) || isDeadlock(err))) continue;
         throw err;
       }
     }

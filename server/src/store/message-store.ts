@@ -108,6 +108,18 @@ export interface MessageStore {
   close(): Promise<void>;
 }
 
+/**
+ * The store refused an append for its data (a value the database cannot take), before writing
+ * anything of it: each of its drafts may be tried again on its own, so that one bad draft does
+ * not fail the others it was grouped with.
+ */
+export class AppendRefused extends Error {
+  constructor(readonly reason: unknown) {
+    super(`append refused: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: reason });
+    this.name = 'AppendRefused';
+  }
+}
+
 /** `store.appendMany` where the store has it, else one `append` per conversation in parallel. */
 export function appendBatches(store: MessageStore, batches: AppendBatch[]): Promise<PromiseSettledResult<AppendResult[]>[]> {
   if (store.appendMany) return store.appendMany(batches);

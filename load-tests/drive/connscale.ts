@@ -133,6 +133,7 @@ export async function connscale(ctx: Ctx) {
       baselineRssMiB: round(rss0 / 2 ** 20, 1),
       stop,
     },
+    points: { rss: rows.map((r) => ({ x: r[0]!, y: r[1]!, series: 'Hubbub, 1 replica (connscale)' })) },
     tables: [
       {
         title: `Idle sockets on one hub process (baseline RSS ${round(rss0 / 2 ** 20, 1)} MiB; ${stop}; RSS slope over the steps ${slope ?? '–'} KiB per socket)`,

@@ -264,11 +264,15 @@ export async function soak(ctx: Ctx) {
         rows: rows.map((r) => [...r]),
       },
     ],
-    series: samples.flatMap((s) => [
-      { t: s.t / 60, replica: s.replica, metric: 'RSS (MiB)', value: s.rssMiB },
-      { t: s.t / 60, replica: s.replica, metric: 'heap used (MiB)', value: s.heapMiB },
-      { t: s.t / 60, replica: s.replica, metric: 'event-loop delay p99 (ms)', value: s.eldP99Ms },
-      { t: s.t / 60, replica: s.replica, metric: 'gauge − sockets open', value: s.gauge - s.open },
-    ]),
+    points: {
+      soak: samples.flatMap((s) =>
+        Object.entries({
+          'RSS (MiB)': s.rssMiB,
+          'heap used (MiB)': s.heapMiB,
+          'event-loop delay p99 (ms)': s.eldP99Ms,
+          'gauge − sockets open': s.gauge - s.open,
+        }).map(([facet, y]) => ({ x: s.t / 60, y, series: s.replica, facet })),
+      ),
+    },
   });
 }

@@ -167,11 +167,8 @@ export async function runGenerator(opts: {
       const timer = setTimeout(() => reject(new Error(`load generator did not finish in ${opts.timeoutMs / 1000} s`)), opts.timeoutMs);
       const finish = (err?: unknown) => (clearTimeout(timer), err ? reject(err) : resolve());
       opts.jobs.forEach((spec, w) => {
-        // BENCH_GEN_PROFILE=<dir>: each generator process writes a CPU profile there.
-        const dir = process.env.BENCH_GEN_PROFILE;
-        const execArgv = [...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []), '--import', 'tsx'];
         const child = fork(fileURLToPath(new URL('./worker.ts', import.meta.url)), [], {
-          execArgv,
+          execArgv: ['--import', 'tsx'],
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
           serialization: 'advanced',
         });

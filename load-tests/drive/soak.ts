@@ -29,7 +29,10 @@ function slopePerMin(points: Point[]) {
 function floors(points: Point[]) {
   const bucket = Math.min(60, ((points.at(-1)?.t ?? 0) - (points[0]?.t ?? 0)) / 5) || 60;
   const low = new Map<number, Point>();
-  for (const p of points) if (!(low.get(Math.floor(p.t / bucket))!?.y <= p.y)) low.set(Math.floor(p.t / bucket), p);
+  for (const p of points) {
+    const k = Math.floor(p.t / bucket);
+    if (!low.has(k) || p.y < low.get(k)!.y) low.set(k, p);
+  }
   return [...low.values()];
 }
 

@@ -1,6 +1,6 @@
 /**
- * `npm run bench [-- --quick] [--only=a,b] [--set KEY=VALUE …] [--threshold ID=VALUE …] [--hub-env KEY=VALUE …]
- *   [--cassandra] [--soak] [--profile] [--pg-stats] [--perf-map] [--save-baseline] [--peers=uws,ws,socketio,floor]`
+ * `npm run bench [-- --quick] [--only=a,b] [--set KEY=VALUE …] [--threshold ID=VALUE …] [--cassandra] [--soak]
+ *   [--profile] [--save-baseline] [--peers=uws,ws,socketio,floor]`
  *
  * The one runner: starts PostgreSQL and Redis on loopback, seeds users and rooms, runs the scenarios of scenarios.ts in
  * order against the servers each names, checks every figure against the thresholds, writes the report to results/ and
@@ -14,38 +14,38 @@ import { parseArgs } from 'node:util';
 import { openDatabase } from '../server/src/db/database.ts';
 import { createDatabase, startPostgres } from '../test/helpers/postgres.ts';
 import { startRedis } from '../test/helpers/redis.ts';
-import { openPgStats, PG_STATS_CONFIG, summarizeProfile } from './harness/diagnostics.ts';
+import type { Ctx } from './harness/context.ts';
+import { summarizeProfile } from './harness/diagnostics.ts';
 import { findPid, processTree, repoRoot, round, type Watched } from './harness/procs.ts';
 import { type BenchResult, saveBaselines, writeReport } from './harness/report.ts';
 import { type SeedFile, seedDatabase } from './harness/seed.ts';
 import { hubEnv, type ServerSet, startHubs, startPeer } from './harness/servers.ts';
 import { derive, evaluate, parseOverrides, targets } from './harness/thresholds.ts';
-import type { Ctx, Sizes } from './harness/context.ts';
-import { COMMON, SCENARIOS, sizesIn, THRESHOLDS } from './scenarios.ts';
+import { CHARTS, COMMON, SCENARIOS, type Sizes, sizesIn, THRESHOLDS } from './scenarios.ts';
 
-const many = { type: 'string' as const, multiple: true as const, default: [] as string[] };
-const bool = { type: 'boolean' as const, default: false };
+const [many, bool] = [{ type: 'string', multiple: true, default: [] as string[] } as const, { type: 'boolean', default: false } as const];
 const { values: opt } = parseArgs({
   options: {
-    ...{ quick: bool, cassandra: bool, soak: bool, profile: bool, 'pg-stats': bool, 'perf-map': bool, 'save-baseline': bool },
-    ...{ only: many, set: many, threshold: many, 'hub-env': many, peers: many },
+    quick: bool,
+    cassandra: bool,
+    soak: bool,
+    profile: bool,
+    'save-baseline': bool,
+    only: many,
+    set: many,
+    threshold: many,
+    peers: many,
   },
 });
-const keyValue = (kv: string, what: string) => {
-  const at = kv.indexOf('=');
-  if (at < 1) throw new Error(`--${what} ${kv}: expected KEY=VALUE`);
-  return [kv.slice(0, at), kv.slice(at + 1)] as const;
-};
 const mode = opt.quick ? 'quick' : 'full';
 const sizes = sizesIn(Object.assign({}, COMMON, ...Object.values(SCENARIOS).map((s) => s.sizes)), mode) as Sizes;
-for (const [k, v] of opt.set.map((kv) => keyValue(kv, 'set'))) {
-  if (!(k in sizes) || !Number.isFinite(Number(v)))
-    throw new Error(`--set ${k}=${v}: not a size with a number (one of ${Object.keys(sizes).join(', ')})`);
-  sizes[k as keyof Sizes] = Number(v);
+for (const kv of opt.set) {
+  const [k, v] = [kv.slice(0, kv.indexOf('=')), Number(kv.slice(kv.indexOf('=') + 1))];
+  if (!(k in sizes) || !kv.includes('=') || !Number.isFinite(v))
+    throw new Error(`--set ${kv}: not KEY=NUMBER with a size (one of ${Object.keys(sizes).join(', ')})`);
+  sizes[k as keyof Sizes] = v;
 }
 const overrides = parseOverrides(THRESHOLDS, opt.threshold);
-/** Extra configuration for every hub replica (any variable of the configuration table), to measure a setting. */
-const hubExtra = Object.fromEntries(opt['hub-env'].map((kv) => keyValue(kv, 'hub-env')));
 const named = opt.only.flatMap((v) => v.split(','));
 for (const o of named)
   if (!(o in SCENARIOS)) throw new Error(`--only: unknown scenario ${o} (one of ${Object.keys(SCENARIOS).join(', ')})`);
@@ -54,13 +54,12 @@ const runs = (name: string) => {
   return named.length ? named.includes(name) : when === 'default' || (when !== 'named' && opt[when]);
 };
 const only = Object.keys(SCENARIOS).filter(runs);
+const seeded = (n: string) => SCENARIOS[n]!.servers !== 'own' || !!SCENARIOS[n]!.seeded;
 /** The sizes the scenarios `names` read: their own, and the common ones when they use the seed. */
 const sizesOf = (...names: string[]) =>
   Object.fromEntries(
-    Object.entries(sizes).filter(([k]) =>
-      names.some((n) => k in SCENARIOS[n]!.sizes || (k in COMMON && (SCENARIOS[n]!.servers !== 'own' || SCENARIOS[n]!.seeded))),
-    ),
-  );
+    Object.entries(sizes).filter(([k]) => names.some((n) => k in SCENARIOS[n]!.sizes || (k in COMMON && seeded(n)))),
+  ) as Record<string, number>;
 
 const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
@@ -76,7 +75,6 @@ async function runAll(list: (() => Promise<unknown>)[]) {
     clearTimeout(timer);
   }
 }
-
 const cpus = os.cpus();
 const machine = { cpus: cpus.length, cpuModel: cpus[0]?.model ?? '?', memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version };
 const result: BenchResult = {
@@ -104,7 +102,7 @@ async function whileStarting<T>(f: () => Promise<T>): Promise<T> {
 async function main() {
   const t0 = Date.now();
   log(`mode ${mode}, scenarios ${only.join(',')}, work dir ${work}`);
-  const [pg, redis] = await Promise.all([startPostgres({ durable: true, config: opt['pg-stats'] ? PG_STATS_CONFIG : {} }), startRedis()]);
+  const [pg, redis] = await Promise.all([startPostgres({ durable: true }), startRedis()]);
   runCleanups.push(
     () => pg.stop(),
     () => redis.stop(),
@@ -116,8 +114,6 @@ async function main() {
   };
   const databaseUrl = await whileStarting(() => createDatabase(pg.url, 'hubbub_bench'));
   await migrate(databaseUrl);
-  const pgStats = opt['pg-stats'] ? await openPgStats(databaseUrl) : null;
-  if (pgStats) runCleanups.push(() => pgStats.close());
   const postmaster = findPid(['bin/postgres', `-p ${new URL(pg.url).port}`]);
   const redisPid = findPid(['redis-server', `:${redis.port}`]);
   const backing: Watched[] = [
@@ -126,11 +122,11 @@ async function main() {
   ];
   const jwtSecret = randomBytes(32).toString('base64url');
   const tag = stamp.replace(/-/g, '');
-  const hubBase = { ...hubEnv({ databaseUrl, redisUrl: redis.url, redisPrefix: `bench${tag}:`, jwtSecret, dataDir: work }), ...hubExtra };
+  const hubBase = hubEnv({ databaseUrl, redisUrl: redis.url, redisPrefix: `bench${tag}:`, jwtSecret, dataDir: work });
   const seedFile = path.join(work, 'seed.json');
   let seed: SeedFile | undefined;
   const ctx: Ctx = {
-    ...{ sizes, quick: mode === 'quick', pg, redis, databaseUrl, seedFile, jwtSecret, hubBase, backing, work, pgStats, migrate, log },
+    ...{ sizes, quick: mode === 'quick', pg, redis, databaseUrl, seedFile, jwtSecret, hubBase, backing, work, migrate, log },
     get seed() {
       if (!seed) throw new Error('the seed is made before the first scenario that needs it');
       return seed;
@@ -151,10 +147,18 @@ async function main() {
       log(`profile of hub-a: ${result.profile.file}`);
     }
   };
+  const peerEnv = {
+    SEED_FILE: seedFile,
+    JWT_SECRET: jwtSecret,
+    REDIS_URL: redis.url,
+    REDIS_PREFIX: `sio${tag}`,
+    DATABASE_URL: databaseUrl,
+  };
+  const peers = opt.peers.flatMap((v) => v.split(','));
   for (const name of only) {
     const s = SCENARIOS[name]!;
     if (s.servers !== 'hubs') await stopHubs();
-    if ((s.servers !== 'own' || s.seeded) && !seed) {
+    if (seeded(name) && !seed) {
       log(`seeding ${sizes.fanoutUsers} users in rooms of ${sizes.roomSize}, ${sizes.persistUsers} in rooms of 2`);
       const groups = [
         { name: 'rooms', users: sizes.fanoutUsers, roomSize: sizes.roomSize },
@@ -164,28 +168,13 @@ async function main() {
     }
     try {
       if (s.servers === 'hubs') {
-        // --perf-map: hub-a writes /tmp/perf-<pid>.map so `perf record -g -p <pid>` names JavaScript frames.
-        const firstNodeArgs = [
-          ...(opt.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
-          ...(opt['perf-map'] ? ['--perf-basic-prof-only-functions', '--interpreted-frames-native-stack'] : []),
-        ];
-        if (!hubs) {
-          hubs = await startHubs({ replicas: 2, env: hubBase, firstNodeArgs });
-          log(`hubs on ports ${hubs.procs.map((p) => p.port).join(', ')}, pids ${hubs.procs.map((p) => p.pid).join(', ')}`);
-        }
+        const firstNodeArgs = opt.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+        hubs ??= await startHubs({ replicas: 2, env: hubBase, firstNodeArgs });
         await s.drive(ctx, hubs);
       } else if (s.servers === 'peers') {
-        const env = {
-          SEED_FILE: seedFile,
-          JWT_SECRET: jwtSecret,
-          REDIS_URL: redis.url,
-          REDIS_PREFIX: `sio${tag}`,
-          DATABASE_URL: databaseUrl,
-        };
         // One peer at a time, so that each has the box to itself.
-        const peers = opt.peers.flatMap((v) => v.split(','));
         for (const kind of (['uws', 'ws', 'socketio', 'floor'] as const).filter((k) => !peers.length || peers.includes(k))) {
-          const set = await startPeer(kind, env);
+          const set = await startPeer(kind, peerEnv);
           scenarioCleanups.push(() => set.stop());
           await s.drive(ctx, set).catch((err: unknown) => broke(`${set.label} ${name}`, err));
           await set.stop();
@@ -199,14 +188,14 @@ async function main() {
   await stopHubs();
 
   result.durationS = round((Date.now() - t0) / 1000, 1);
-  derive(result.scenarios);
+  derive(result.scenarios, Object.fromEntries(Object.entries(SCENARIOS).map(([k, s]) => [k, s.vs ?? {}])));
   const { misses, invalid } = evaluate(THRESHOLDS, result.scenarios, mode, overrides);
   for (const s of result.scenarios) if (invalid.has(s)) s.invalid = `generator event-loop p99 ${s.figures.generatorEldP99Ms} ms`;
   result.misses = misses.filter((m) => !m.grade);
   result.targets = targets(THRESHOLDS, result.scenarios, overrides);
   if (result.misses.length) result.ok = false;
-  const keyFigures = Object.fromEntries(Object.entries(SCENARIOS).map(([k, s]) => [k, s.figures]));
-  const md = await writeReport(result, path.join(repoRoot, 'load-tests', 'results'), stamp, keyFigures);
+  const specs = Object.fromEntries(Object.entries(SCENARIOS).map(([k, s]) => [k, s.figures]));
+  const md = await writeReport(result, path.join(repoRoot, 'load-tests', 'results'), stamp, specs, CHARTS);
   if (opt['save-baseline']) saveBaselines(result, (name) => sizesOf(name));
   log(`wrote load-tests/results/${stamp}.json and latest.md in ${result.durationS}s`);
   process.stdout.write(`\n${md}\n`);

@@ -10,11 +10,11 @@ import { createApiClient, uploadFile } from '@hubbub/client';
 import { startSeaweed } from '../../test/helpers/seaweedfs.ts';
 import { createDatabase } from '../../test/helpers/postgres.ts';
 import { newHistogram, recordMs, summarize } from '../gen/runner.ts';
-import { cpuDelta, cpuSeconds, round } from '../harness/procs.ts';
+import { cpuSeconds, round } from '../harness/procs.ts';
 import { hubEnv, startHubs, type ServerSet } from '../harness/servers.ts';
 import { seedDatabase, type Rooms } from '../harness/seed.ts';
 import type { Ctx } from '../harness/context.ts';
-import { drive, fanoutJobs, serverWatch } from './sockets.ts';
+import { alternate, fanoutJobs } from './sockets.ts';
 
 const hubCpu = (set: ServerSet) => set.procs.reduce((a, p) => a + cpuSeconds(p.pid), 0);
 const MB = 1024 * 1024;
@@ -100,40 +100,23 @@ export async function attachments(ctx: Ctx) {
 
   // Fanout on the presigned hub, without and with uploads running (1 MB each, back to back, from other rooms' members).
   const set = hubs.direct;
-  const lat = { off: newHistogram(), on: newHistogram() };
-  const cpu = { off: 0, on: 0 };
-  const counters: Record<string, number> = {};
   let uploadsDuring = 0;
   const one = randomBytes(MB);
-  for (const mode of ['off', 'on', 'off', 'on'] as const) {
-    let running = mode === 'on';
-    const loops =
-      mode === 'on'
-        ? Array.from({ length: sizes.uploaders }, async (_, k) => {
-            const room = rooms[(k + 1) % rooms.length]!;
-            while (running) {
-              await upload(set, one, 'application/octet-stream', room.m[1]!, room.id);
-              uploadsDuring++;
-            }
-          })
-        : [];
+  const { off, on, cpu, counters } = await alternate(ctx, (mode) => {
     const jobs = fanoutJobs(ctx, set, { seed, rooms, rate: sizes.rate, durationS: sizes.phaseS, senders: 'first' });
-    ctx.log(`attachments: fanout phase, uploads ${mode} …`);
-    const { run } = await drive(
-      ctx,
-      set,
-      [serverWatch(set)],
-      jobs,
-      (b, open) => (b === 'ready' ? (open(Date.now() + 500, sizes.phaseS + 0.5), Date.now() + 500) : undefined),
-      sizes.phaseS + 180,
-    );
-    running = false;
-    await Promise.all(loops);
-    if (run.gen.raw.fanout_latency) lat[mode].add(run.gen.raw.fanout_latency);
-    cpu[mode] += run.window ? cpuDelta(run.window.before, run.window.after).server! : Number.NaN;
-    for (const [k, v] of Object.entries(run.gen.counters)) counters[k] = (counters[k] ?? 0) + v;
-  }
-  const [off, on] = [summarize(lat.off), summarize(lat.on)];
+    const during = () => {
+      let running = true;
+      const loops = Array.from({ length: sizes.uploaders }, async (_, k) => {
+        const room = rooms[(k + 1) % rooms.length]!;
+        while (running) {
+          await upload(set, one, 'application/octet-stream', room.m[1]!, room.id);
+          uploadsDuring++;
+        }
+      });
+      return async () => void ((running = false), await Promise.all(loops));
+    };
+    return { set, jobs, durationS: sizes.phaseS, ...(mode === 'on' ? { during } : {}) };
+  });
   ctx.record({
     name: 'attachments',
     server: 'Hubbub on SeaweedFS (presigned; through the hub)',

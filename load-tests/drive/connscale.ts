@@ -107,9 +107,8 @@ export async function connscale(ctx: Ctx) {
         round((h - heap0) / open / 1024, 2),
         round(cpuS, 1),
       ]);
-      ctx.log(
-        `  connscale: ${open} sockets, hub RSS ${rows.at(-1)![1]} MiB, ${rows.at(-1)![2]} KiB per socket; V8 heap ${rows.at(-1)![5]} KiB per socket`,
-      );
+      const r = rows.at(-1)!;
+      ctx.log(`  connscale: ${open} sockets, hub RSS ${r[1]} MiB, ${r[2]} KiB per socket; V8 heap ${r[5]} KiB per socket`);
     },
   });
   gc.close();
@@ -118,35 +117,16 @@ export async function connscale(ctx: Ctx) {
   const slope = first && last && last[0]! > first[0]! ? round(((last[1]! - first[1]!) * 1024) / (last[0]! - first[0]!), 2) : null;
   const at50k = rows.find((r) => r[0]! >= 50_000);
   const stop = target < sizes.connScaleTarget ? `capped at ${target}: the hub's open-file limit is ${fdLimit}` : 'target reached';
+  const head = ['sockets', 'hub RSS MiB', 'RSS per socket KiB (above baseline)', 'RSS slope from the previous step, KiB per socket'];
+  const title = `Idle sockets on one hub process (baseline RSS ${round(rss0 / 2 ** 20, 1)} MiB; ${stop}; RSS slope over the steps ${slope ?? '–'} KiB per socket)`;
   ctx.record({
-    name: 'connscale',
-    server: hub.label,
-    kind: 'hubbub',
-    durationS: 0,
+    ...{ name: 'connscale', server: hub.label, kind: 'hubbub', durationS: 0 },
     counters: { ...run.counters, failures: failures + (run.counters.connect_dropped_idle ?? 0) },
     figures: {
-      maxConnections: Math.max(0, ...rows.map((r) => r[0]!)),
-      rssPerConnKiB: last?.[2] ?? null,
-      rssSlopeKiBPerConn: slope,
-      heapPerConnKiB: last?.[5] ?? null,
-      rssPerConnKiBAt50k: at50k?.[2] ?? null,
-      baselineRssMiB: round(rss0 / 2 ** 20, 1),
-      stop,
+      ...{ maxConnections: Math.max(0, ...rows.map((r) => r[0]!)), rssPerConnKiB: last?.[2] ?? null, rssSlopeKiBPerConn: slope },
+      ...{ heapPerConnKiB: last?.[5] ?? null, rssPerConnKiBAt50k: at50k?.[2] ?? null, baselineRssMiB: round(rss0 / 2 ** 20, 1), stop },
     },
-    tables: [
-      {
-        title: `Idle sockets on one hub process (baseline RSS ${round(rss0 / 2 ** 20, 1)} MiB; ${stop}; RSS slope over the steps ${slope ?? '–'} KiB per socket)`,
-        head: [
-          'sockets',
-          'hub RSS MiB',
-          'RSS per socket KiB (above baseline)',
-          'RSS slope from the previous step, KiB per socket',
-          'V8 heap MiB',
-          'heap per socket KiB',
-          'hub CPU s',
-        ],
-        rows,
-      },
-    ],
+    points: { rss: rows.map((r) => ({ x: r[0]!, y: r[1]!, series: 'Hubbub, 1 replica (connscale)' })) },
+    tables: [{ title, head: [...head, 'V8 heap MiB', 'heap per socket KiB', 'hub CPU s'], rows }],
   });
 }

@@ -29,16 +29,10 @@ async function sampleTree(root: number, hub: { port: number; metricsPort?: numbe
   );
   const sum = (list: typeof procs, k: 'rss' | 'pss') => round(list.reduce((a, p) => a + p[k], 0) / MiB, 1);
   const text = await hubMetrics(hub);
-  const m = (name: string) => round(metricValue(text, name) / MiB, 1);
+  const m = (name: string) => round(metricValue(text, `hubbub_nodejs_${name}`) / MiB, 1);
   return {
-    rssMiB: sum(procs.slice(at), 'rss'),
-    pssMiB: sum(procs.slice(at), 'pss'),
-    launcherRssMiB: sum(procs.slice(0, at), 'rss'),
-    ...{
-      heapUsedMiB: m('hubbub_nodejs_heap_size_used_bytes'),
-      heapTotalMiB: m('hubbub_nodejs_heap_size_total_bytes'),
-      externalMiB: m('hubbub_nodejs_external_memory_bytes'),
-    },
+    ...{ rssMiB: sum(procs.slice(at), 'rss'), pssMiB: sum(procs.slice(at), 'pss'), launcherRssMiB: sum(procs.slice(0, at), 'rss') },
+    ...{ heapUsedMiB: m('heap_size_used_bytes'), heapTotalMiB: m('heap_size_total_bytes'), externalMiB: m('external_memory_bytes') },
   };
 }
 
@@ -116,19 +110,15 @@ export async function idleMemory(ctx: Ctx) {
     measure('tsx, embedded', TSX),
     postgres().then((env) => measure('tsx, PostgreSQL + Redis', TSX, env)),
   ]);
-  type R = typeof built;
-  const worst = (r: R, k: keyof R['used']) => Math.max(r.started[k], r.used[k]);
   const figures: Record<string, number> = {};
-  for (const [key, r] of [
-    ['Embedded', built],
-    ['Postgres', built2],
-    ['TsxEmbedded', tsx],
-    ['TsxPostgres', tsx2],
-  ] as const) {
-    for (const k of ['rss', 'pss', 'heapUsed', 'heapTotal', 'external'] as const) figures[`${k}${key}MiB`] = worst(r, `${k}MiB`);
+  const runs = { Embedded: built, Postgres: built2, TsxEmbedded: tsx, TsxPostgres: tsx2 };
+  for (const [key, r] of Object.entries(runs)) {
+    for (const k of ['rss', 'pss', 'heapUsed', 'heapTotal', 'external'] as const)
+      figures[`${k}${key}MiB`] = Math.max(r.started[`${k}MiB`], r.used[`${k}MiB`]);
     figures[`start${key}Ms`] = r.startMs;
+    const { rssMiB, pssMiB, heapUsedMiB, heapTotalMiB, launcherRssMiB } = r.used;
     ctx.log(
-      `  ${r.label}: RSS ${r.started.rssMiB} MiB idle, ${r.used.rssMiB} MiB after use (PSS ${r.used.pssMiB}, heap ${r.used.heapUsedMiB}/${r.used.heapTotalMiB}, npm ${r.used.launcherRssMiB})`,
+      `  ${r.label}: RSS ${r.started.rssMiB} MiB idle, ${rssMiB} MiB after use (PSS ${pssMiB}, heap ${heapUsedMiB}/${heapTotalMiB}, npm ${launcherRssMiB})`,
     );
   }
   figures.rssEmbeddedVsTsx = round(built.used.rssMiB / tsx.used.rssMiB, 2);

@@ -14,12 +14,11 @@ import postgres from 'postgres';
 import webPush from 'web-push';
 import { PushService, selfSigned } from '../../test/helpers/notify-services.ts';
 import { createDatabase } from '../../test/helpers/postgres.ts';
-import { newHistogram, summarize } from '../gen/runner.ts';
-import { cpuDelta, cpuSeconds, round } from '../harness/procs.ts';
+import { cpuSeconds, round } from '../harness/procs.ts';
 import { hubEnv, type ServerSet, startHubs, startNodeServer } from '../harness/servers.ts';
 import { seedDatabase, type Rooms } from '../harness/seed.ts';
 import type { Ctx } from '../harness/context.ts';
-import { drive, fanoutJobs, serverWatch } from './sockets.ts';
+import { alternate, fanoutJobs } from './sockets.ts';
 
 export async function notify(ctx: Ctx) {
   const { notifyRooms, notifySize, notifyRate, notifyS, notifyDelayMs } = ctx.sizes;
@@ -76,32 +75,14 @@ export async function notify(ctx: Ctx) {
   });
   ctx.cleanup(() => worker.stop());
 
-  const lat = { off: newHistogram(), on: newHistogram() };
-  const cpu = { off: 0, on: 0 };
-  const delivered = { off: 0, on: 0 };
-  const counters: Record<string, number> = {};
   const w0 = cpuSeconds(worker.pid);
   const pushed0 = push.requests.length;
-  for (const mode of ['off', 'on', 'off', 'on'] as const) {
-    const set = hubs[mode];
-    // The online half of each room holds sockets; the first member sends.
+  // The online half of each room holds sockets; the first member sends.
+  const { off, on, cpu, delivered, counters } = await alternate(ctx, (mode) => {
     const rooms = (seed[mode] as Rooms).map((r) => ({ id: r.id, m: r.m.slice(0, online) }));
-    const jobs = fanoutJobs(ctx, set, { seed, rooms, rate: notifyRate, durationS: notifyS / 2, senders: 'first' });
-    ctx.log(`notify: phase ${mode}, ${rooms.length} rooms, ${notifyRate} sends/s for ${notifyS / 2} s …`);
-    const { run } = await drive(
-      ctx,
-      set,
-      [serverWatch(set)],
-      jobs,
-      (b, open) => (b === 'ready' ? (open(Date.now() + 500, notifyS / 2 + 0.5), Date.now() + 500) : undefined),
-      notifyS + 180,
-    );
-    if (run.gen.raw.fanout_latency) lat[mode].add(run.gen.raw.fanout_latency);
-    cpu[mode] += run.window ? cpuDelta(run.window.before, run.window.after).server! : NaN;
-    // Deliveries to the other members (each sender also gets its own message back).
-    delivered[mode] += (run.gen.counters.fanout_delivered ?? 0) - (run.gen.counters.fanout_acked ?? 0);
-    for (const [k, v] of Object.entries(run.gen.counters)) counters[k] = (counters[k] ?? 0) + v;
-  }
+    const jobs = fanoutJobs(ctx, hubs[mode], { seed, rooms, rate: notifyRate, durationS: notifyS / 2, senders: 'first' });
+    return { set: hubs[mode], jobs, durationS: notifyS / 2 };
+  });
   // The last push window passes and the worker empties the push queue.
   const redis = new URL(ctx.redis.url);
   const queue = new Queue('notify-push', { connection: { host: redis.hostname, port: Number(redis.port) }, prefix: `on${tag}:bull` });
@@ -116,7 +97,6 @@ export async function notify(ctx: Ctx) {
     .filter(([k]) => k.startsWith('push_jobs_'))
     .reduce((a, [, v]) => a + v, 0);
   const pushes = push.requests.slice(pushed0).filter((r) => r.status === 201).length;
-  const [off, on] = [summarize(lat.off), summarize(lat.on)];
   ctx.record({
     name: 'notify',
     server: 'Hubbub (1 replica on, 1 off)',

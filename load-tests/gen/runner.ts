@@ -4,53 +4,36 @@
  * once every process reached it (at a common start time) and merges the reports: counters summed, histograms added,
  * CPU summed, event-loop delay the worst process's, connect progress summed per 100 ms.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 import type { ServerKind } from './protocol.ts';
 
-export interface Target {
-  url: string;
-  token: string;
-}
-interface SocketJob {
-  proto: ServerKind;
-  connectTimeoutS: number;
-  handshakeTimeoutMs: number;
-}
-export interface ConnectJob extends SocketJob {
-  kind: 'connect';
-  sockets: Target[];
-  /** Opened up to each count in turn (a barrier `connected:<i>` after each); all at once without. */
-  steps?: number[];
-  /** Handshakes in flight at most (the storm: all). */
-  inFlight?: number;
-}
-export interface FanoutJob extends SocketJob {
-  kind: 'fanout';
-  rooms: { id: string; members: Target[] }[];
-  /** rate: open loop at `rate` sends/s (this process's share); max: `window` sends in flight per room. */
-  mode: 'rate' | 'max';
-  rate: number;
-  window: number;
-  /** Every member in turn (chat), or only the first (one writer per room). */
+export type Target = { url: string; token: string };
+type Rooms = { id: string; members: Target[] }[];
+type SocketJob = { proto: ServerKind; connectTimeoutS: number; handshakeTimeoutMs: number };
+/** Sockets opened up to each of `steps` in turn (barrier `connected:<i>` after each; all at once without), `inFlight` handshakes at most. */
+export type ConnectJob = SocketJob & { kind: 'connect'; sockets: Target[]; steps?: number[]; inFlight?: number };
+/** `rate`: open loop at `rate` sends/s (this process's share); `max`: `window` sends in flight per room, from its first member. */
+export type FanoutJob = SocketJob & { kind: 'fanout'; rooms: Rooms; mode: 'rate' | 'max'; rate: number; window: number } & {
   senders: 'rotate' | 'first';
   durationS: number;
   drainS: number;
   bodySize: number;
   runId: string;
-}
-interface ReconnectJob extends SocketJob {
+};
+/** members[0]'s token also opens the room's sender socket, which stays up through the storm. */
+type ReconnectJob = SocketJob & {
   kind: 'reconnect';
-  /** members[0]'s token also opens the room's sender socket, which stays up through the storm. */
-  rooms: { id: string; members: Target[] }[];
+  rooms: Rooms;
   warm: number;
   missed: number;
   live: number;
   resumeTimeoutS: number;
   runId: string;
-}
-interface ApiJob {
+};
+/** At most `maxInFlight` calls of each kind in flight; a due call beyond it is dropped (counted). */
+type ApiJob = {
   kind: 'api';
   bases: string[];
   loginRate: number;
@@ -58,19 +41,12 @@ interface ApiJob {
   durationS: number;
   password: string;
   logins: string[];
+} & {
   histories: { conv: string; token: string }[];
-  /** At most this many calls of each kind in flight; a due call beyond it is dropped (counted). */
   maxInFlight: { login: number; history: number };
-}
+};
 /** The hub's write path without sockets: its EventWriter over the configured message store, `producers` writers. */
-interface StoreJob {
-  kind: 'store';
-  env: Record<string, string>;
-  convs: number;
-  producers: number;
-  durationS: number;
-  bodySize: number;
-}
+type StoreJob = { kind: 'store'; env: Record<string, string>; convs: number; producers: number; durationS: number; bodySize: number };
 export type JobSpec = ConnectJob | FanoutJob | ReconnectJob | ApiJob | StoreJob;
 export type Job = JobSpec & { worker: number; addresses: string[] };
 
@@ -79,19 +55,18 @@ export type FromGen =
   | { type: 'barrier'; name: string; info: Record<string, number> }
   | { type: 'log'; line: string }
   | { type: 'done'; report: GenReport };
-
+/**
+ * A process's report: compressed histograms by name, CPU seconds over the measured window and the whole job,
+ * event-loop delay over the window (ms), sockets that finished their handshake per 100 ms since the go.
+ */
 export interface GenReport {
   worker: number;
   counters: Record<string, number>;
-  /** Compressed histograms by metric name. */
   hists: Record<string, string>;
-  /** CPU seconds over the measured window and over the whole job. */
   windowCpuS: number;
   totalCpuS: number;
   windowS: number;
-  /** Event-loop delay over the measured window, ms. */
   eld: { p50: number; p99: number; max: number };
-  /** Sockets that finished their handshake per 100 ms since the go. */
   timeline?: number[];
 }
 
@@ -102,33 +77,20 @@ export const newHistogram = (): Histogram =>
 /** Records milliseconds as whole µs (negatives, from clock skew, as 1 µs). */
 export const recordMs = (h: Histogram, ms: number) => h.recordValue(Math.min(MAX_US, Math.max(1, Math.round(ms * 1000))));
 export const encodeHistogram = (h: Histogram): string => hdr.encodeIntoCompressedBase64(h);
-const decode = (s: string) => hdr.decodeFromCompressedBase64(s) as Histogram;
 
-export interface HistSummary {
-  count: number;
-  mean: number;
-  p50: number;
-  p90: number;
-  p95: number;
-  p99: number;
-  p999: number;
-  max: number;
-}
+export type HistSummary = { count: number; mean: number; p50: number; p90: number; p95: number; p99: number; p999: number; max: number };
 const ms = (us: number) => Math.round(us) / 1000;
 export const summarize = (h: Histogram): HistSummary => {
-  const at = (p: number) => (h.totalCount ? ms(h.getValueAtPercentile(p)) : NaN);
-  const [p50, p90, p95, p99, p999] = [50, 90, 95, 99, 99.9].map(at) as [number, number, number, number, number];
-  return { count: h.totalCount, mean: h.totalCount ? ms(h.mean) : NaN, p50, p90, p95, p99, p999, max: h.totalCount ? ms(h.maxValue) : NaN };
+  const at = (p: number) => (h.totalCount ? ms(p === 100 ? h.maxValue : h.getValueAtPercentile(p)) : NaN);
+  const [p50, p90, p95, p99, p999, max] = [50, 90, 95, 99, 99.9, 100].map(at) as [number, number, number, number, number, number];
+  return { count: h.totalCount, mean: h.totalCount ? ms(h.mean) : NaN, p50, p90, p95, p99, p999, max };
 };
 const PERCENTILES = [0, 10, 25, 50, 75, 90, 95, 97, 98, 99, 99.5, 99.7, 99.8, 99.9, 99.95, 99.97, 99.99, 100];
-/** Percentile → ms points, for the latency chart. */
-const distribution = (h: Histogram) =>
-  h.totalCount ? PERCENTILES.map((p) => ({ p, ms: ms(p === 100 ? h.maxValue : h.getValueAtPercentile(p || 0.0001)) })) : [];
 
 export interface GenResult {
   counters: Record<string, number>;
   hists: Record<string, HistSummary>;
-  /** The merged histograms themselves, for scenarios that add runs together. */
+  /** The merged histograms themselves, for scenarios that add runs together; percentile → ms points for charts. */
   raw: Record<string, Histogram>;
   distributions: Record<string, { p: number; ms: number }[]>;
   generator: { processes: number; windowCpuS: number; totalCpuS: number; windowS: number; eldP99Ms: number; eldMaxMs: number };
@@ -138,9 +100,6 @@ export interface GenResult {
   logs: string[];
 }
 
-/** 40 source addresses of generator process `w`, disjoint across processes, so no one address runs out of ports. */
-const sourceAddresses = (w: number) => Array.from({ length: 40 }, (_, i) => `127.0.${100 + w}.${1 + i}`);
-
 /** Splits `items` into `n` near-equal interleaved shares. */
 export function shares<T>(items: T[], n: number): T[][] {
   const out: T[][] = Array.from({ length: Math.max(1, n) }, () => []);
@@ -148,16 +107,14 @@ export function shares<T>(items: T[], n: number): T[][] {
   return out.filter((s) => s.length > 0);
 }
 
+/** `onBarrier`: every process reached barrier `name`; returns the time to go at (default now + 300 ms). */
 export async function runGenerator(opts: {
   jobs: JobSpec[];
-  /** Every process reached barrier `name`: returns the time to go at (default now + 300 ms). */
   onBarrier?: (name: string, infos: Record<string, number>[]) => Promise<number | void> | number | void;
   timeoutMs: number;
   log?: (line: string) => void;
 }): Promise<GenResult> {
-  const procs: ChildProcess[] = [];
-  const reports: GenReport[] = [];
-  const logs: string[] = [];
+  const [procs, reports, logs]: [ChildProcess[], GenReport[], string[]] = [[], [], []];
   const released: Record<string, number> = {};
   const waiting = new Map<string, Record<string, number>[]>();
   const killAll = () => procs.forEach((p) => p.kill('SIGKILL'));
@@ -167,74 +124,60 @@ export async function runGenerator(opts: {
       const timer = setTimeout(() => reject(new Error(`load generator did not finish in ${opts.timeoutMs / 1000} s`)), opts.timeoutMs);
       const finish = (err?: unknown) => (clearTimeout(timer), err ? reject(err) : resolve());
       opts.jobs.forEach((spec, w) => {
-        // BENCH_GEN_PROFILE=<dir>: each generator process writes a CPU profile there.
-        const dir = process.env.BENCH_GEN_PROFILE;
-        const execArgv = [...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []), '--import', 'tsx'];
-        const child = fork(fileURLToPath(new URL('./worker.ts', import.meta.url)), [], {
-          execArgv,
+        const worker = fileURLToPath(new URL('./worker.ts', import.meta.url));
+        const child = fork(worker, [], {
+          execArgv: ['--import', 'tsx'],
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
           serialization: 'advanced',
         });
         procs.push(child);
         child.on('message', (m: FromGen) => {
-          if (m.type === 'log') {
-            logs.push(`gen ${w}: ${m.line}`);
-            opts.log?.(`gen ${w}: ${m.line.slice(0, 300)}`);
-          } else if (m.type === 'done') {
-            reports.push(m.report);
-            if (reports.length === opts.jobs.length) finish();
-          } else {
-            const list = [...(waiting.get(m.name) ?? []), m.info];
-            waiting.set(m.name, list);
-            if (list.length < opts.jobs.length) return;
-            Promise.resolve(opts.onBarrier?.(m.name, list)).then((when) => {
-              const at = (released[m.name] = when || Date.now() + 300);
-              for (const p of procs) p.send({ type: 'go', name: m.name, at } satisfies ToGen);
-            }, finish);
-          }
+          if (m.type === 'log') return (logs.push(`gen ${w}: ${m.line}`), opts.log?.(`gen ${w}: ${m.line.slice(0, 300)}`));
+          if (m.type === 'done') return reports.push(m.report) === opts.jobs.length && finish();
+          const list = [...(waiting.get(m.name) ?? []), m.info];
+          waiting.set(m.name, list);
+          if (list.length < opts.jobs.length) return;
+          Promise.resolve(opts.onBarrier?.(m.name, list)).then((when) => {
+            const at = (released[m.name] = when || Date.now() + 300);
+            for (const p of procs) p.send({ type: 'go', name: m.name, at } satisfies ToGen);
+          }, finish);
         });
         child.once('exit', (code) => {
           if (!reports.some((r) => r.worker === w))
             finish(new Error(`generator process ${w} exited with ${code} before reporting${logs.length ? `: ${logs.at(-1)}` : ''}`));
         });
-        child.send({ type: 'job', job: { ...spec, worker: w, addresses: sourceAddresses(w) } as Job } satisfies ToGen);
+        // 40 source addresses of its own, disjoint across processes, so no one address runs out of ports.
+        const addresses = Array.from({ length: 40 }, (_, i) => `127.0.${100 + w}.${1 + i}`);
+        child.send({ type: 'job', job: { ...spec, worker: w, addresses } } satisfies ToGen);
       });
     });
   } finally {
     process.off('exit', killAll);
-    // Disconnected, each process exits on its own (and writes its profile, if asked to).
+    // Disconnected, each process exits on its own.
     for (const p of procs) if (p.exitCode === null && p.connected) p.disconnect();
   }
   return merge(reports, released, logs);
 }
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
-
 export function merge(reports: GenReport[], released: Record<string, number> = {}, logs: string[] = []): GenResult {
-  const counters: Record<string, number> = {};
-  const raw: Record<string, Histogram> = {};
-  const timeline: number[] = [];
+  const [counters, raw, timeline]: [Record<string, number>, Record<string, Histogram>, number[]] = [{}, {}, []];
   for (const r of reports) {
     for (const [k, v] of Object.entries(r.counters)) counters[k] = (counters[k] ?? 0) + v;
-    for (const [k, enc] of Object.entries(r.hists)) (raw[k] ??= newHistogram()).add(decode(enc));
+    for (const [k, enc] of Object.entries(r.hists)) (raw[k] ??= newHistogram()).add(hdr.decodeFromCompressedBase64(enc) as Histogram);
     (r.timeline ?? []).forEach((n, i) => (timeline[i] = (timeline[i] ?? 0) + n));
   }
   const sum = (f: (r: GenReport) => number) => round3(reports.reduce((a, r) => a + f(r), 0));
+  const max = (f: (r: GenReport) => number) => Math.max(0, ...reports.map(f));
+  const dist = (h: Histogram) =>
+    h.totalCount ? PERCENTILES.map((p) => ({ p, ms: ms(p === 100 ? h.maxValue : h.getValueAtPercentile(p || 0.0001)) })) : [];
   return {
-    counters,
-    raw,
+    ...{ counters, raw, timeline: Array.from(timeline, (n) => n ?? 0), released, logs },
     hists: Object.fromEntries(Object.entries(raw).map(([k, h]) => [k, summarize(h)])),
-    distributions: Object.fromEntries(Object.entries(raw).map(([k, h]) => [k, distribution(h)])),
+    distributions: Object.fromEntries(Object.entries(raw).map(([k, h]) => [k, dist(h)])),
     generator: {
-      processes: reports.length,
-      windowCpuS: sum((r) => r.windowCpuS),
-      totalCpuS: sum((r) => r.totalCpuS),
-      windowS: round3(Math.max(0, ...reports.map((r) => r.windowS))),
-      eldP99Ms: Math.max(0, ...reports.map((r) => r.eld.p99)),
-      eldMaxMs: Math.max(0, ...reports.map((r) => r.eld.max)),
+      ...{ processes: reports.length, windowCpuS: sum((r) => r.windowCpuS), totalCpuS: sum((r) => r.totalCpuS) },
+      ...{ windowS: round3(max((r) => r.windowS)), eldP99Ms: max((r) => r.eld.p99), eldMaxMs: max((r) => r.eld.max) },
     },
-    timeline: Array.from(timeline, (n) => n ?? 0),
-    released,
-    logs,
   };
 }

@@ -5,10 +5,23 @@
  * can tell a slow server from a slow generator. Phases are the runner's: the process posts a barrier and waits for the
  * absolute time to go at, so every process sends, or drops its sockets, at the same instant.
  */
-import { barrier, Clock, finish, type JobOf, openLoop, post, release, sleepUntil, warn, zeros } from './job-kit.ts';
 import { nowMs } from './protocol.ts';
-import { newHistogram, recordMs, type Job, type ToGen } from './runner.ts';
-import { connect, fanout, reconnect } from './socket-jobs.ts';
+import { type Job, newHistogram, recordMs, type ToGen } from './runner.ts';
+import {
+  barrier,
+  Clock,
+  connect,
+  fanout,
+  finish,
+  type JobOf,
+  openLoop,
+  post,
+  reconnect,
+  release,
+  sleepUntil,
+  warn,
+  zeros,
+} from './socket-jobs.ts';
 
 // ---- api: tRPC at constant arrival rates -------------------------------------------------------------------------
 

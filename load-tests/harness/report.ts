@@ -1,8 +1,8 @@
 /**
- * The bench's one report: results/<stamp>.json, <stamp>.md (and latest.md) with its SVG charts. It lists the thresholds
- * missed, grades every target (a threshold's full-run bound) whatever the mode, puts Hubbub beside the peers and every
- * figure beside the scenario's committed baseline (baselines/<scenario>.json), and the generator's own cost beside the
- * servers'. Scenarios may attach tables of their own (conn-scale steps, the soak's replicas, frame validation).
+ * The bench's one report: results/<stamp>.json, <stamp>.md (and latest.md) with its SVG charts, all driven by the
+ * table. It lists the thresholds missed, grades every target (a threshold's full-run bound) whatever the mode, puts
+ * each scenario's declared figures side by side over the servers it ran on and beside its committed baseline
+ * (baselines/<scenario>.json), and the generator's own cost beside the servers'.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -10,7 +10,7 @@ import * as vega from 'vega';
 import * as vegaLite from 'vega-lite';
 import type { GenResult, HistSummary } from '../gen/runner.ts';
 import type { ServerKind } from '../gen/protocol.ts';
-import type { PgStatement, ProfileSummary } from './diagnostics.ts';
+import type { ProfileSummary } from './diagnostics.ts';
 import { repoRoot, round } from './procs.ts';
 
 export interface ScenarioResult {
@@ -26,22 +26,16 @@ export interface ScenarioResult {
   /** CPU seconds per watched group over the scenario, and inside the measured window. */
   cpuS?: Record<string, number>;
   windowCpuS?: Record<string, number>;
-  windowS?: number;
   peakRssMiB?: Record<string, number>;
   hists?: Record<string, HistSummary>;
-  distributions?: Record<string, { p: number; ms: number }[]>;
   /** The generator's processes, CPU and event-loop delay, and its CPU per unit of work. */
-  generator?: GenResult['generator'] & Record<string, number | null>;
-  /** Sockets resumed per 100 ms (connect storm). */
-  timeline?: number[];
+  generator?: GenResult['generator'] & { unit?: string; perUnitMs?: number | null };
   tables?: { title: string; head: string[]; rows: (string | number)[][] }[];
-  /** Points over time, charted (the soak). */
-  series?: Record<string, string | number>[];
+  /** Points charted by the report: chart name → rows ({ series, x, y } or, for facets, more fields). */
+  points?: Record<string, Record<string, string | number>[]>;
   serverLogs?: string[];
   generatorLogs?: string[];
-  pgStatements?: PgStatement[];
 }
-
 export interface Miss {
   id: string;
   scenario: string;
@@ -51,7 +45,6 @@ export interface Miss {
   bound: number;
   target: string;
 }
-
 export interface BenchResult {
   startedAt: string;
   mode: 'quick' | 'full';
@@ -61,14 +54,17 @@ export interface BenchResult {
   scenarios: ScenarioResult[];
   notes: string[];
   ok: boolean;
-  /** Thresholds missed in this run's mode (they fail it). */
+  /** Thresholds missed in this run's mode (they fail it); every target against its full-run bound. */
   misses: Miss[];
-  /** Every target against its full-run bound: what the run says about the targets, in either mode. */
   targets: (Miss & { met: boolean })[];
   durationS?: number;
   charts?: Record<string, string>;
   profile?: { file: string } & ProfileSummary;
 }
+/** Each scenario's key figures: name → label with its unit; a label ending in ↓ is better lower. */
+export type FigureSpecs = Record<string, Record<string, string>>;
+/** A chart of the points scenarios attach: title, axes, and whether each axis is logarithmic. */
+export type ChartSpecs = Record<string, { title: string; x: string; y: string; logY?: boolean; facet?: true }>;
 
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : NaN);
 const fmt = (v: unknown, digits = 2) => {
@@ -85,103 +81,23 @@ const table = (head: string[], rows: unknown[][]) => [
   ...rows.map((r) => `| ${r.map((x) => fmt(x)).join(' | ')} |`),
   '',
 ];
+const section = (title: string, lines: string[], ...before: string[]) => (lines.length ? [`## ${title}`, '', ...before, ...lines] : []);
+const KINDS: ServerKind[] = ['hubbub', 'uws', 'ws', 'socketio', 'floor'];
 
-/** Hubbub first: the ratio columns compare it with each of the rest. */
-const COLUMNS: { kind: ServerKind; short: string }[] = [
-  { kind: 'hubbub', short: 'Hubbub' },
-  { kind: 'uws', short: 'bare uWS' },
-  { kind: 'ws', short: 'plain ws' },
-  { kind: 'socketio', short: 'Socket.IO' },
-  { kind: 'floor', short: 'durable floor' },
-];
-const SIDE_BY_SIDE: [string, string, string, boolean][] = [
-  ['fanout', 'deliveriesPerServerCpuS', 'fanout: deliveries per server CPU-second', false],
-  ['fanout', 'deliveredPerS', 'fanout: deliveries/s achieved', false],
-  ['fanout', 'serverCpuPct', 'fanout: server CPU % (of one core) in the send window', true],
-  ['fanout', 'serverCpuMsPer1k', 'fanout: server CPU ms per 1,000 deliveries', true],
-  ['fanout', 'latencyP50', 'fanout: latency p50 ms', true],
-  ['fanout', 'latencyP99', 'fanout: latency p99 ms', true],
-  ['fanout', 'latencyP999', 'fanout: latency p99.9 ms', true],
-  ['fanout', 'faults', 'fanout: lost + out of order + duplicates', true],
-  ['connect', 'connections', 'connect: sockets held', false],
-  ['connect', 'rssPerConnKiB', 'connect: RSS per connection KiB', true],
-  ['connect', 'serverCpuMsPerConn', 'connect: server CPU ms per connection', true],
-  ['connect', 'connectP50', 'connect: time to resumed p50 ms', true],
-  ['connect', 'connectP99', 'connect: time to resumed p99 ms', true],
-];
-
-function sideBySide(r: BenchResult): string[] {
-  const find = (kind: ServerKind, name: string) =>
-    r.scenarios.find((s) => s.kind === kind && s.name === name && s.server !== 'Hubbub (Cassandra store)');
-  if (!r.scenarios.some((s) => s.kind !== 'hubbub')) return [];
-  const rows = SIDE_BY_SIDE.map(([name, key, label, lowerIsBetter]) => {
-    const v = COLUMNS.map((c) =>
-      key === 'faults'
-        ? ['fanout_lost', 'fanout_out_of_order', 'fanout_duplicates'].reduce((a, k) => a + fig(find(c.kind, name), k), 0)
-        : fig(find(c.kind, name), key),
-    );
-    return [
-      label,
-      ...v,
-      ...v
-        .slice(1)
-        .map((x) => (lowerIsBetter ? x / v[0]! : v[0]! / x))
-        .map((x) => (Number.isFinite(x) ? `${fmt(x)}×` : '–')),
-    ];
-  });
-  const head = ['figure', ...COLUMNS.map((c) => c.short), ...COLUMNS.slice(1).map((c) => `Hubbub vs ${c.short}`)];
-  return [
-    '## Side by side (same workload, same run, same generator)',
-    '',
-    ...table(head, rows),
-    'Ratios are how many times better Hubbub is, for every row.',
-    '',
-  ];
-}
-
-/** The generator's CPU per unit of work, by the unit its scenario counts. */
-const UNITS: [string, string, number][] = [
-  ['msPer1kDeliveries', 'ms per 1,000 deliveries', 2],
-  ['msPerSocket', 'ms per socket', 3],
-  ['msPerCall', 'ms per call', 3],
-];
-/** The generator's own cost and health, beside the servers'. */
-function generatorCost(r: BenchResult): string[] {
-  const rows = r.scenarios
-    .filter((s) => s.generator)
-    .map((s) => {
-      const g = s.generator!;
-      const [key, what, digits] = UNITS.find(([k]) => g[k] != null) ?? [];
-      const unit = key ? `${fmt(g[key], digits)} ${what}` : '–';
-      return [
-        s.server,
-        s.name,
-        g.processes,
-        `${fmt(g.windowCpuS)} / ${fmt(g.totalCpuS)}`,
-        `${fmt(g.eldP99Ms)} / ${fmt(g.eldMaxMs)}`,
-        unit,
-        s.figures.serverCpuMsPer1k,
-        s.invalid ? `**invalid**: ${s.invalid}` : 'yes',
-      ];
+/** Every scenario run on more than one server: its figures per server, and how many times better Hubbub is. */
+function sideBySide(r: BenchResult, specs: FigureSpecs): string[] {
+  return [...new Set(r.scenarios.map((s) => s.name))].flatMap((name) => {
+    const runs = KINDS.map((k) => r.scenarios.find((s) => s.name === name && s.kind === k && !s.server.includes('Cassandra')));
+    const cols = runs.filter((s): s is ScenarioResult => !!s);
+    if (cols.length < 2 || cols[0]!.kind !== 'hubbub') return [];
+    const rows = Object.entries(specs[name] ?? {}).map(([k, label]) => {
+      const v = cols.map((s) => fig(s, k));
+      const ratio = (x: number) => (label.endsWith('↓') ? x / v[0]! : v[0]! / x);
+      return [label, ...v, ...v.slice(1).map((x) => (Number.isFinite(ratio(x)) ? `${fmt(ratio(x))}×` : '–'))];
     });
-  if (!rows.length) return [];
-  const head = [
-    'server',
-    'scenario',
-    'processes',
-    'CPU s (window / whole)',
-    'event loop p99 / max ms',
-    'CPU per unit',
-    'server CPU ms per 1,000 deliveries',
-    'valid',
-  ];
-  return [
-    '## The generator measured too',
-    '',
-    'A scenario whose worst generator process had an event-loop p99 past `generator.eldP99` is invalid: its latencies measured the generator.',
-    '',
-    ...table(head, rows),
-  ];
+    const head = ['figure', ...cols.map((s) => s.server), ...cols.slice(1).map((s) => `Hubbub vs ${s.server}`)];
+    return [`## Side by side: ${name} (same workload, same run, same generator)`, '', ...table(head, rows)];
+  });
 }
 
 const baselineFile = (scenario: string) => path.join(repoRoot, 'load-tests', 'baselines', `${scenario}.json`);
@@ -195,127 +111,65 @@ interface Baseline {
 }
 
 /** This run's key figures beside each scenario's committed baseline. */
-function againstBaselines(r: BenchResult, keyFigures: Record<string, string[]>): string[] {
-  const rows: unknown[][] = [];
-  for (const name of new Set(r.scenarios.map((s) => s.name))) {
-    if (!existsSync(baselineFile(name))) continue;
-    const b = JSON.parse(readFileSync(baselineFile(name), 'utf8')) as Baseline;
-    for (const s of r.scenarios.filter((x) => x.name === name)) {
-      const base = b.results.find((x) => x.server === s.server && x.kind === s.kind);
-      for (const k of keyFigures[name] ?? []) {
-        const [now, then] = [fig(s, k), num(base?.figures[k])];
-        if (Number.isFinite(then))
-          rows.push([
-            s.server,
-            name,
-            `${b.mode} ${b.startedAt.slice(0, 16)}`,
-            k,
-            now,
-            then,
-            Number.isFinite(now / then) ? `${fmt(now / then)}×` : '–',
-          ]);
-      }
-    }
-  }
-  return rows.length
-    ? [
-        '## Against the baselines (load-tests/baselines/)',
-        '',
-        ...table(['server', 'scenario', 'baseline', 'figure', 'this run', 'baseline', 'this / baseline'], rows),
-      ]
-    : [];
+function againstBaselines(r: BenchResult, specs: FigureSpecs): unknown[][] {
+  return r.scenarios.flatMap((s) => {
+    if (!existsSync(baselineFile(s.name))) return [];
+    const b = JSON.parse(readFileSync(baselineFile(s.name), 'utf8')) as Baseline;
+    const base = b.results.find((x) => x.server === s.server && x.kind === s.kind);
+    return Object.keys(specs[s.name] ?? {})
+      .map((k) => [k, fig(s, k), num(base?.figures[k])] as const)
+      .filter(([, , then]) => Number.isFinite(then))
+      .map(([k, now, then]) => [s.server, s.name, `${b.mode} ${b.startedAt.slice(0, 16)}`, k, now, then, `${fmt(now / then)}×`]);
+  });
 }
 
-type Row = Record<string, string | number>;
-const legend = { labelLimit: 420, orient: 'bottom', columns: 1 } as const;
-const line = (title: string, rows: Row[], x: [string, string], y: [string, string], extra: object = {}): vegaLite.TopLevelSpec => ({
-  $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-  ...{ width: 560, height: 320, background: 'white', title, data: { values: rows }, mark: { type: 'line', point: true } },
-  encoding: {
-    x: { field: x[0], type: 'quantitative', title: x[1] },
-    y: { field: y[0], type: 'quantitative', title: y[1] },
-    color: { field: 'server', type: 'nominal', title: 'server', legend },
-  },
-  ...extra,
-});
-
-/** The charts that have data: latency distributions, RSS against open sockets, the connect storm, the soak. */
-function charts(r: BenchResult): Record<string, vegaLite.TopLevelSpec> {
-  const label = (s: ScenarioResult) =>
-    (COLUMNS.find((c) => c.kind === s.kind)?.short ?? s.server) + (s.invalid ? ` (invalid: ${s.invalid})` : '');
-  const of = (name: string) => r.scenarios.filter((s) => s.name === name);
-  const latency = of('fanout').flatMap((s) =>
-    (s.distributions?.fanout_latency ?? []).map((d) => ({
-      server: label(s),
-      nines: d.p >= 100 ? 5 : -Math.log10(1 - d.p / 100),
-      ms: Math.max(d.ms, 0.001),
-    })),
-  );
-  const rss = of('connect').flatMap((s) => [
-    { server: `${label(s)} (connect storm)`, sockets: 0, rssMiB: num(s.figures.rssBeforeMiB) },
-    { server: `${label(s)} (connect storm)`, sockets: num(s.figures.connections), rssMiB: num(s.figures.rssAtPeakMiB) },
-  ]);
-  for (const s of of('connscale'))
-    rss.push(
-      ...(s.tables?.[0]?.rows ?? []).map((x) => ({ server: 'Hubbub, 1 replica (connscale)', sockets: num(x[0]), rssMiB: num(x[1]) })),
-    );
-  const connect = of('connect').flatMap((s) => {
-    let total = 0;
-    return (s.timeline ?? []).map((n, i) => ({ server: label(s), s: round((i + 1) / 10, 1), resumed: (total += n) }));
-  });
-  const soak = of('soak').flatMap((s) => s.series ?? []);
+/** One chart per entry of `specs` that some scenario attached points to. */
+function charts(r: BenchResult, specs: ChartSpecs): Record<string, vegaLite.TopLevelSpec> {
   const out: Record<string, vegaLite.TopLevelSpec> = {};
-  const ticks = { values: [0, 1, 2, 3, 4, 5], labelExpr: "['p0','p90','p99','p99.9','p99.99','max'][datum.value]" };
-  if (latency.length)
-    out.latency = line(
-      `Fanout send→deliver latency, ${r.sizes.fanoutRate} sends/s into rooms of ${r.sizes.roomSize} (${r.mode} run)`,
-      latency,
-      ['nines', 'percentile'],
-      ['ms', 'send→deliver latency (ms, log)'],
-      {
-        encoding: {
-          x: { field: 'nines', type: 'quantitative', title: 'percentile', scale: { domain: [0, 5] }, axis: ticks },
-          y: { field: 'ms', type: 'quantitative', title: 'send→deliver latency (ms, log)', scale: { type: 'log' } },
-          color: { field: 'server', type: 'nominal', legend },
-        },
-      },
-    );
-  if (rss.length) out.rss = line('Server RSS against open sockets', rss, ['sockets', 'open sockets'], ['rssMiB', 'server RSS (MiB)']);
-  if (connect.length)
-    out.connect = line(
-      `Connect storm: sockets resumed over time (${r.sizes.connectN} sockets)`,
-      connect,
-      ['s', 'seconds since the storm began'],
-      ['resumed', 'sockets resumed'],
-    );
-  if (soak.length) {
-    const spec = {
-      width: 720,
-      height: 140,
-      mark: { type: 'line' },
-      encoding: {
-        x: { field: 't', type: 'quantitative', title: 'minutes' },
-        y: { field: 'value', type: 'quantitative', title: null },
-        color: { field: 'replica', type: 'nominal' },
-      },
-    };
-    out.soak = {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: 'Soak: each replica over time',
-      data: { values: soak },
-      facet: { row: { field: 'metric', type: 'nominal', title: null } },
-      resolve: { scale: { y: 'independent' } },
-      spec,
-    } as vegaLite.TopLevelSpec;
+  for (const [name, c] of Object.entries(specs)) {
+    const values = r.scenarios.flatMap((s) => (s.points?.[name] ?? []).map((p) => ({ series: s.server, ...p })));
+    if (!values.length) continue;
+    const legend = { labelLimit: 420, orient: 'bottom', columns: 1 } as const;
+    const encoding = {
+      x: { field: 'x', type: 'quantitative', title: c.x },
+      y: { field: 'y', type: 'quantitative', title: c.facet ? null : c.y, ...(c.logY ? { scale: { type: 'log' } } : {}) },
+      color: { field: 'series', type: 'nominal', title: null, legend },
+    } as const;
+    const spec = { width: c.facet ? 720 : 560, height: c.facet ? 140 : 320, mark: { type: 'line', point: !c.facet }, encoding };
+    const facet = { facet: { row: { field: 'facet', type: 'nominal', title: null } }, resolve: { scale: { y: 'independent' } }, spec };
+    const head = { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', background: 'white', title: c.title, data: { values } };
+    out[name] = { ...head, ...(c.facet ? facet : spec) } as vegaLite.TopLevelSpec;
   }
   return out;
 }
 
-function markdown(r: BenchResult, keyFigures: Record<string, string[]>): string {
-  const overridden = Object.entries(r.overrides)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(', ');
-  const lines = [
+function markdown(r: BenchResult, specs: FigureSpecs): string {
+  const over = Object.entries(r.overrides).map(([k, v]) => `${k}=${v}`);
+  const bounds = `bounds of a ${r.mode} run${over.length ? `; overridden: ${over.join(', ')}` : ''}`;
+  const met = r.targets.filter((t) => t.met).length;
+  const generator = r.scenarios
+    .filter((s) => s.generator)
+    .map(({ server, name, generator: g, figures, invalid }) => [
+      ...[server, name, g!.processes, `${fmt(g!.windowCpuS)} / ${fmt(g!.totalCpuS)}`, `${fmt(g!.eldP99Ms)} / ${fmt(g!.eldMaxMs)}`],
+      ...[
+        g!.unit ? `${fmt(g!.perUnitMs, 3)} ms per ${g!.unit}` : '–',
+        figures.serverCpuMsPer1k,
+        invalid ? `**invalid**: ${invalid}` : 'yes',
+      ],
+    ]);
+  const scenarios = r.scenarios.map((s) => {
+    const missed = r.misses.filter((m) => m.scenario === s.name && m.server === s.server).map((m) => `\`${m.id}\``);
+    const figs = Object.entries(s.figures).filter(([, v]) => v !== null);
+    return [
+      ...[s.server, s.name, missed.length ? `**missed**: ${missed.join(', ')}` : 'pass'],
+      figs.map(([k, v]) => `${k} ${s.invalid && LATENCY.test(k) ? 'invalid' : fmt(v)}`).join(', '),
+      Object.entries(s.cpuS ?? {})
+        .map(([k, v]) => `${k} ${fmt(v, 1)}`)
+        .join(', '),
+    ];
+  });
+  const p = r.profile;
+  return [
     `# Hubbub bench: ${r.mode} run, ${r.startedAt}`,
     '',
     `Machine: ${r.machine.cpus} cores (${r.machine.cpuModel}), ${r.machine.memGiB} GiB, Node ${r.machine.node}, shared by the servers, PostgreSQL, Redis and the generator. Run took ${r.durationS ?? '?'} s. Overall: **${r.ok ? 'PASS' : 'FAIL'}**.`,
@@ -327,9 +181,7 @@ function markdown(r: BenchResult, keyFigures: Record<string, string[]>): string 
     ...Object.entries(r.charts ?? {}).flatMap(([k, f]) => [`![${k}](${f})`, '']),
     '## Thresholds',
     '',
-    r.misses.length
-      ? `**${r.misses.length} missed** (bounds of a ${r.mode} run${overridden ? `; overridden: ${overridden}` : ''}):`
-      : `Every threshold that applied was met (bounds of a ${r.mode} run${overridden ? `; overridden: ${overridden}` : ''}).`,
+    r.misses.length ? `**${r.misses.length} missed** (${bounds}):` : `Every threshold that applied was met (${bounds}).`,
     '',
     ...(r.misses.length
       ? table(
@@ -337,80 +189,70 @@ function markdown(r: BenchResult, keyFigures: Record<string, string[]>): string 
           r.misses.map((m) => [`\`${m.id}\``, m.server, m.value, `${m.op} ${fmt(m.bound)}`, m.target]),
         )
       : []),
-    ...(r.targets.length
-      ? [
-          `## Targets (graded against the full-run bounds; ${r.targets.filter((t) => t.met).length} of ${r.targets.length} met${r.mode === 'quick' ? ', at quick sizes, which do not fail a quick run' : ''})`,
-          '',
-          ...table(
+    ...section(
+      `Targets (graded against the full-run bounds; ${met} of ${r.targets.length} met${r.mode === 'quick' ? ', at quick sizes, which do not fail a quick run' : ''})`,
+      r.targets.length
+        ? table(
             ['target', 'server', 'this run', 'bound', 'met'],
             r.targets.map((t) => [t.target, t.server, t.value, `${t.op} ${fmt(t.bound)}`, t.met ? 'yes' : '**no**']),
+          )
+        : [],
+    ),
+    ...sideBySide(r, specs),
+    ...section(
+      'The generator measured too',
+      generator.length
+        ? table(
+            [
+              'server',
+              'scenario',
+              'processes',
+              'CPU s (window / whole)',
+              'event loop p99 / max ms',
+              'CPU per unit',
+              'server CPU ms per 1,000 deliveries',
+              'valid',
+            ],
+            generator,
+          )
+        : [],
+      'A scenario whose worst generator process had an event-loop p99 past `generator.eldP99` is invalid: its latencies measured the generator.',
+      '',
+    ),
+    ...section(
+      'Against the baselines (load-tests/baselines/)',
+      ((rows) => (rows.length ? table(['server', 'scenario', 'baseline', 'figure', 'this run', 'baseline', 'this / baseline'], rows) : []))(
+        againstBaselines(r, specs),
+      ),
+    ),
+    ...section('Scenarios', table(['server', 'scenario', 'thresholds', 'figures', 'CPU s over the scenario'], scenarios)),
+    ...r.scenarios.flatMap((s) => (s.tables ?? []).flatMap((t) => [`### ${t.title}`, '', ...table(t.head, t.rows)])),
+    ...(p
+      ? [
+          `## Where hub-a's CPU went (--profile; busy ${p.totalMs} ms; \`${p.file}\`)`,
+          '',
+          ...table(
+            ['share %', 'area'],
+            p.byArea.slice(0, 14).map((a) => [a.pct, a.area]),
+          ),
+          ...table(
+            ['share %', 'function (self time)', 'where'],
+            p.byFunction.slice(0, 15).map((f) => [f.pct, `\`${f.fn}\``, f.where]),
           ),
         ]
       : []),
-    ...sideBySide(r),
-    ...generatorCost(r),
-    ...againstBaselines(r, keyFigures),
-    '## Scenarios',
-    '',
-    ...table(
-      ['server', 'scenario', 'thresholds', 'figures', 'CPU s over the scenario'],
-      r.scenarios.map((s) => {
-        const missed = r.misses.filter((m) => m.scenario === s.name && m.server === s.server).map((m) => `\`${m.id}\``);
-        const figs = Object.entries(s.figures)
-          .filter(([, v]) => v !== null)
-          .map(([k, v]) => `${k} ${s.invalid && LATENCY.test(k) ? 'invalid' : fmt(v)}`);
-        return [
-          s.server,
-          s.name,
-          missed.length ? `**missed**: ${missed.join(', ')}` : 'pass',
-          figs.join(', '),
-          Object.entries(s.cpuS ?? {})
-            .map(([k, v]) => `${k} ${fmt(v, 1)}`)
-            .join(', '),
-        ];
-      }),
+    ...section(
+      'Notes',
+      r.notes.map((n) => `- ${n}`),
     ),
-  ];
-  for (const s of r.scenarios) for (const t of s.tables ?? []) lines.push(`### ${t.title}`, '', ...table(t.head, t.rows));
-  const stats = r.scenarios.flatMap((s) =>
-    (s.pgStatements ?? []).map((q) => [
-      s.name,
-      q.calls,
-      q.meanMs,
-      q.totalMs,
-      q.rowsPerCall,
-      q.buffersPerCall,
-      `\`${q.query.slice(0, 110).replaceAll('|', '\\|')}\``,
-    ]),
-  );
-  if (stats.length)
-    lines.push(
-      '## PostgreSQL statements by time (--pg-stats)',
-      '',
-      ...table(['scenario', 'calls', 'mean ms', 'total ms', 'rows per call', 'buffers per call', 'statement'], stats),
-    );
-  if (r.profile) {
-    lines.push(`## Where hub-a's CPU went (--profile; busy ${r.profile.totalMs} ms; \`${r.profile.file}\`)`, '');
-    lines.push(
-      ...table(
-        ['share %', 'area'],
-        r.profile.byArea.slice(0, 14).map((a) => [a.pct, a.area]),
-      ),
-      ...table(
-        ['share %', 'function (self time)', 'where'],
-        r.profile.byFunction.slice(0, 15).map((f) => [f.pct, `\`${f.fn}\``, f.where]),
-      ),
-    );
-  }
-  if (r.notes.length) lines.push('## Notes', '', ...r.notes.map((n) => `- ${n}`), '');
-  return lines.join('\n');
+  ].join('\n');
 }
 
 /** Writes the JSON, the Markdown (also as latest.md) and the charts; returns the Markdown. */
-export async function writeReport(r: BenchResult, dir: string, stamp: string, keyFigures: Record<string, string[]>) {
+export async function writeReport(r: BenchResult, dir: string, stamp: string, specs: FigureSpecs, chartSpecs: ChartSpecs) {
   mkdirSync(dir, { recursive: true });
   r.charts = {};
-  for (const [name, spec] of Object.entries(charts(r))) {
+  for (const [name, spec] of Object.entries(charts(r, chartSpecs))) {
     try {
       const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
       writeFileSync(path.join(dir, `${stamp}-${name}.svg`), await view.toSVG());
@@ -420,10 +262,9 @@ export async function writeReport(r: BenchResult, dir: string, stamp: string, ke
       r.notes.push(`chart ${name} not rendered: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
-  const md = markdown(r, keyFigures) + '\n';
+  const md = markdown(r, specs) + '\n';
   writeFileSync(path.join(dir, `${stamp}.json`), JSON.stringify(r, null, 2) + '\n');
-  writeFileSync(path.join(dir, `${stamp}.md`), md);
-  writeFileSync(path.join(dir, 'latest.md'), md);
+  for (const f of [`${stamp}.md`, 'latest.md']) writeFileSync(path.join(dir, f), md);
   return md;
 }
 
@@ -432,15 +273,10 @@ export function saveBaselines(r: BenchResult, sizesOf: (scenario: string) => Ben
   for (const name of new Set(r.scenarios.map((s) => s.name))) {
     const results = r.scenarios
       .filter((s) => s.name === name)
-      .map((s) => ({
-        server: s.server,
-        kind: s.kind,
-        figures: Object.fromEntries(
-          Object.entries(s.figures).filter(
-            (e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]) && !(s.invalid && LATENCY.test(e[0])),
-          ),
-        ),
-      }));
+      .map(({ server, kind, figures, invalid }) => {
+        const keep = ([k, v]: [string, unknown]) => Number.isFinite(num(v)) && !(invalid && LATENCY.test(k));
+        return { server, kind, figures: Object.fromEntries(Object.entries(figures).filter(keep)) as Record<string, number> };
+      });
     const b: Baseline = { scenario: name, mode: r.mode, startedAt: r.startedAt, machine: r.machine, sizes: sizesOf(name), results };
     mkdirSync(path.dirname(baselineFile(name)), { recursive: true });
     writeFileSync(baselineFile(name), JSON.stringify(b, null, 1) + '\n');

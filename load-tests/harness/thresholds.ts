@@ -2,14 +2,13 @@
  * How the table's thresholds are checked: a figure (or counter) against its row's bound in this run's mode, an override
  * of `--threshold`, or a bound relative to another scenario's figure; and the targets every run is graded against.
  */
-import type { Miss, ScenarioResult } from './report.ts';
+import type { Miss } from './report.ts';
 import type { ServerKind } from './servers.ts';
 
 export type Op = '<=' | '>=' | '==';
 export interface Threshold {
-  /** `<scenario>.<metric>`: what `--threshold` names and the report prints. */
+  /** `<scenario>.<metric>`: what `--threshold` names and the report prints; `scenario` is `*` for every scenario. */
   id: string;
-  /** `*` for every scenario. */
   scenario: string;
   servers: 'all' | ServerKind[];
   /** A key of the scenario's figures or counters. */
@@ -31,20 +30,20 @@ export interface ScenarioFigures {
   counters: Record<string, number>;
 }
 
-/** Ratios the targets need across scenarios: Hubbub's fanout against the peers'. */
-export function derive(all: ScenarioResult[]) {
-  const dpc = (kind: ServerKind) => Number(all.find((s) => s.kind === kind && s.name === 'fanout')?.figures.deliveriesPerServerCpuS);
-  const hub = all.find((s) => s.kind === 'hubbub' && s.name === 'fanout');
-  const ratios = { vsWs: 'ws', vsSocketIo: 'socketio', vsFloor: 'floor', vsUws: 'uws' } as const;
-  for (const [k, kind] of Object.entries(ratios))
-    if (hub && dpc(kind)) hub.figures[k] = Math.round((dpc('hubbub') / dpc(kind)) * 100) / 100;
-  // Against the durable floor, counting PostgreSQL and Redis too, and the tail and PostgreSQL's cost per append.
-  const floor = all.find((s) => s.kind === 'floor' && s.name === 'fanout');
-  const vsFloor = { allCpuVsFloor: 'deliveriesPerAllServerCpuS', p99VsFloor: 'latencyP99', p999VsFloor: 'latencyP999' } as const;
-  const extra = { ackP99VsFloor: 'ackP99', pgPerAppendVsFloor: 'pgCpuUsPerAppend' } as const;
-  for (const [k, f] of Object.entries({ ...vsFloor, ...extra })) {
-    const [h, b] = [Number(hub?.figures[f]), Number(floor?.figures[f])];
-    if (hub && Number.isFinite(h) && Number.isFinite(b) && b > 0) hub.figures[k] = Math.round((h / b) * 100) / 100;
+const value = (s: ScenarioFigures, metric: string) => {
+  const v = s.figures[metric] ?? s.counters[metric];
+  return typeof v === 'number' ? v : NaN;
+};
+
+/** Ratios of Hubbub's figures to a peer's in the same scenario: `vs` maps a new figure to [figure, peer kind]. */
+export function derive(all: ScenarioFigures[], vs: Record<string, Record<string, [string, ServerKind]>>) {
+  for (const [name, ratios] of Object.entries(vs)) {
+    const hub = all.find((s) => s.kind === 'hubbub' && s.name === name);
+    for (const [k, [f, kind]] of Object.entries(ratios)) {
+      const peer = all.find((s) => s.kind === kind && s.name === name);
+      const [h, b] = [hub ? value(hub, f) : NaN, peer ? value(peer, f) : NaN];
+      if (hub && Number.isFinite(h) && b > 0) hub.figures[k] = Math.round((h / b) * 100) / 100;
+    }
   }
 }
 
@@ -62,21 +61,14 @@ export function parseOverrides(table: Threshold[], list: string[]): Map<string, 
   return out;
 }
 
-const value = (s: ScenarioFigures, metric: string) => {
-  const v = s.figures[metric] ?? s.counters[metric];
-  return typeof v === 'number' ? v : NaN;
-};
-
 /** The bound of `t` in this run: an override, a relative bound (full runs), or the mode's. */
 function boundOf(t: Threshold, mode: 'quick' | 'full', s: ScenarioFigures, all: ScenarioFigures[], overrides: Map<string, number>): number {
   const o = overrides.get(t.id);
   if (o !== undefined) return o;
-  if (t.relative && mode === 'full') {
-    const base = all.find((x) => x.name === t.relative!.scenario && x.kind === s.kind);
-    const b = base ? value(base, t.relative.metric) : NaN;
-    return Number.isFinite(b) ? Math.round(b * t.relative.factor * 100) / 100 : Infinity;
-  }
-  return mode === 'quick' ? t.quick : t.full;
+  if (!t.relative || mode === 'quick') return mode === 'quick' ? t.quick : t.full;
+  const base = all.find((x) => x.name === t.relative!.scenario && x.kind === s.kind);
+  const b = base ? value(base, t.relative.metric) : NaN;
+  return Number.isFinite(b) ? Math.round(b * t.relative.factor * 100) / 100 : Infinity;
 }
 
 /**
@@ -86,7 +78,7 @@ function boundOf(t: Threshold, mode: 'quick' | 'full', s: ScenarioFigures, all: 
 export function evaluate(table: Threshold[], all: ScenarioFigures[], mode: 'quick' | 'full', overrides = new Map<string, number>()) {
   const misses: (Miss & { grade?: true })[] = [];
   const invalid = new Set<ScenarioFigures>();
-  for (const s of all) {
+  for (const s of all)
     for (const t of table) {
       if ((t.scenario !== '*' && t.scenario !== s.name) || (t.servers !== 'all' && !t.servers.includes(s.kind))) continue;
       const v = value(s, t.metric);
@@ -94,18 +86,9 @@ export function evaluate(table: Threshold[], all: ScenarioFigures[], mode: 'quic
       const b = boundOf(t, mode, s, all, overrides);
       if (t.op === '<=' ? v <= b : t.op === '>=' ? v >= b : v === b) continue;
       if (t.id === 'generator.eldP99') invalid.add(s);
-      misses.push({
-        id: t.id,
-        scenario: s.name,
-        server: s.server,
-        value: v,
-        op: t.op,
-        bound: b,
-        target: t.target,
-        ...(t.grade ? { grade: true as const } : {}),
-      });
+      const { id, op, target, grade } = t;
+      misses.push({ id, scenario: s.name, server: s.server, value: v, op, bound: b, target, ...(grade ? { grade } : {}) });
     }
-  }
   return { misses, invalid };
 }
 
@@ -118,16 +101,8 @@ export function targets(table: Threshold[], all: ScenarioFigures[], overrides: M
       .filter((t) => s.kind === 'hubbub' && t.scenario === s.name && !(t.grade && Number.isNaN(value(s, t.metric))))
       .map((t) => {
         const miss = missed.find((m) => m.id === t.id && m.server === s.server);
-        return {
-          id: t.id,
-          scenario: s.name,
-          server: s.server,
-          value: value(s, t.metric),
-          op: t.op,
-          bound: miss?.bound ?? boundOf(t, 'full', s, all, overrides),
-          target: t.target,
-          met: !miss,
-        };
+        const bound = miss?.bound ?? boundOf(t, 'full', s, all, overrides);
+        return { id: t.id, scenario: s.name, server: s.server, value: value(s, t.metric), op: t.op, bound, target: t.target, met: !miss };
       }),
   );
 }

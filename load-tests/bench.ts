@@ -1,6 +1,6 @@
 /**
- * `npm run bench [-- --quick] [--only=a,b] [--set KEY=VALUE …] [--threshold ID=VALUE …] [--cassandra] [--soak]
- *   [--profile] [--save-baseline] [--peers=uws,ws,socketio,floor]`
+ * `npm run bench [-- --quick] [--only=a,b] [--set KEY=VALUE …] [--threshold ID=VALUE …] [--hub-env KEY=VALUE …]
+ *   [--cassandra] [--soak] [--profile] [--pg-stats] [--save-baseline] [--peers=uws,ws,socketio,floor]`
  *
  * The one runner: starts PostgreSQL and Redis on loopback, seeds users and rooms, runs the scenarios of scenarios.ts in
  * order against the servers each names, checks every figure against the thresholds, writes the report to results/ and
@@ -15,7 +15,7 @@ import { openDatabase } from '../server/src/db/database.ts';
 import { createDatabase, startPostgres } from '../test/helpers/postgres.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 import type { Ctx } from './harness/context.ts';
-import { summarizeProfile } from './harness/diagnostics.ts';
+import { openPgStats, PG_STATS_CONFIG, summarizeProfile } from './harness/diagnostics.ts';
 import { findPid, processTree, repoRoot, round, type Watched } from './harness/procs.ts';
 import { type BenchResult, saveBaselines, writeReport } from './harness/report.ts';
 import { type SeedFile, seedDatabase } from './harness/seed.ts';
@@ -30,7 +30,9 @@ const { values: opt } = parseArgs({
     cassandra: bool,
     soak: bool,
     profile: bool,
+    'pg-stats': bool,
     'save-baseline': bool,
+    'hub-env': many,
     only: many,
     set: many,
     threshold: many,
@@ -102,7 +104,7 @@ async function whileStarting<T>(f: () => Promise<T>): Promise<T> {
 async function main() {
   const t0 = Date.now();
   log(`mode ${mode}, scenarios ${only.join(',')}, work dir ${work}`);
-  const [pg, redis] = await Promise.all([startPostgres({ durable: true }), startRedis()]);
+  const [pg, redis] = await Promise.all([startPostgres({ durable: true, config: opt['pg-stats'] ? PG_STATS_CONFIG : {} }), startRedis()]);
   runCleanups.push(
     () => pg.stop(),
     () => redis.stop(),
@@ -122,7 +124,12 @@ async function main() {
   ];
   const jwtSecret = randomBytes(32).toString('base64url');
   const tag = stamp.replace(/-/g, '');
-  const hubBase = hubEnv({ databaseUrl, redisUrl: redis.url, redisPrefix: `bench${tag}:`, jwtSecret, dataDir: work });
+  // --hub-env: any variable of the configuration table for every hub replica, to measure a setting.
+  const hubExtra = Object.fromEntries(opt['hub-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const hubBase = { ...hubEnv({ databaseUrl, redisUrl: redis.url, redisPrefix: `bench${tag}:`, jwtSecret, dataDir: work }), ...hubExtra };
+  // --pg-stats: PostgreSQL's top statements by execution time, per scenario on the hubs.
+  const pgStats = opt['pg-stats'] ? await openPgStats(databaseUrl) : null;
+  if (pgStats) runCleanups.push(() => pgStats.close());
   const seedFile = path.join(work, 'seed.json');
   let seed: SeedFile | undefined;
   const ctx: Ctx = {
@@ -170,7 +177,9 @@ async function main() {
       if (s.servers === 'hubs') {
         const firstNodeArgs = opt.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
         hubs ??= await startHubs({ replicas: 2, env: hubBase, firstNodeArgs });
+        await pgStats?.reset();
         await s.drive(ctx, hubs);
+        if (pgStats) ((result.pgStatements ??= {})[name] = await pgStats.top()).forEach((q) => log(`  pg ${JSON.stringify(q)}`));
       } else if (s.servers === 'peers') {
         // One peer at a time, so that each has the box to itself.
         for (const kind of (['uws', 'ws', 'socketio', 'floor'] as const).filter((k) => !peers.length || peers.includes(k))) {

@@ -1,3 +1,4 @@
+import postgres from 'postgres';
 /**
  * Where a hub's time went, for `--profile`: its V8 .cpuprofile (`--cpu-prof`) summarised by source area and function.
  */
@@ -65,5 +66,47 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
     byFunction: sorted(fns)
       .slice(0, top)
       .map(([k, us]) => ({ fn: k.split(' ')[0]!, where: k.split(' ')[1]!, pct: pct(us) })),
+  };
+}
+
+/** One statement's share of a scenario. */
+export interface PgStatement {
+  calls: number;
+  totalMs: number;
+  meanMs: number;
+  rowsPerCall: number;
+  /** Shared buffers touched per call (hit + read): a sequential scan shows here first. */
+  buffersPerCall: number;
+  query: string;
+}
+
+/** The PostgreSQL settings pg_stat_statements needs (the library loads at server start). */
+export const PG_STATS_CONFIG = { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' };
+
+/** Reset before a scenario, read after it; times are execution wall time inside the server. */
+export async function openPgStats(databaseUrl: string) {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  await sql`create extension if not exists pg_stat_statements`;
+  return {
+    reset: async () => void (await sql`select pg_stat_statements_reset()`),
+    async top(n = 6): Promise<PgStatement[]> {
+      const rows = await sql<{ calls: string; total: number; rows: string; blocks: string; query: string }[]>`
+        select calls, total_exec_time as total, rows, shared_blks_hit + shared_blks_read as blocks, query from pg_stat_statements
+        where query not like '%pg_stat_statements%' and dbid = (select oid from pg_database where datname = current_database())
+        order by total_exec_time desc limit ${n}`;
+      return rows.map((r) => {
+        const calls = Math.max(Number(r.calls), 1);
+        const q = r.query.replace(/\s+/g, ' ').slice(0, 200);
+        return {
+          calls: Number(r.calls),
+          totalMs: round(r.total, 0),
+          meanMs: round(r.total / calls, 3),
+          rowsPerCall: round(Number(r.rows) / calls, 1),
+          buffersPerCall: round(Number(r.blocks) / calls, 1),
+          query: q,
+        };
+      });
+    },
+    close: () => sql.end({ timeout: 5 }),
   };
 }

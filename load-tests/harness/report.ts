@@ -10,7 +10,7 @@ import * as vega from 'vega';
 import * as vegaLite from 'vega-lite';
 import type { GenResult, HistSummary } from '../gen/runner.ts';
 import type { ServerKind } from '../gen/protocol.ts';
-import type { ProfileSummary } from './diagnostics.ts';
+import type { PgStatement, ProfileSummary } from './diagnostics.ts';
 import { repoRoot, round } from './procs.ts';
 
 export interface ScenarioResult {
@@ -60,6 +60,8 @@ export interface BenchResult {
   durationS?: number;
   charts?: Record<string, string>;
   profile?: { file: string } & ProfileSummary;
+  /** With --pg-stats: each hub scenario's top PostgreSQL statements. */
+  pgStatements?: Record<string, PgStatement[]>;
 }
 /** Each scenario's key figures: name → label with its unit; a label ending in ↓ is better lower. */
 export type FigureSpecs = Record<string, Record<string, string>>;

@@ -180,7 +180,12 @@ describe('Cassandra message store internals', () => {
   test('init applies each migration file once and is idempotent', async () => {
     await (await open()).init();
     const rows = (await raw.execute('SELECT name, applied_at FROM schema_migrations')).rows;
-    assert.deepEqual(rows.map((r) => r.get('name')).sort(), ['001_init.cql', '002_conversation_cids.cql', '003_leases.cql']);
+    assert.deepEqual(rows.map((r) => r.get('name')).sort(), [
+      '001_init.cql',
+      '002_conversation_cids.cql',
+      '003_leases.cql',
+      '004_log_epoch.cql',
+    ]);
     const tables = (await raw.execute('SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?', [keyspace])).rows.map((r) =>
       r.get('table_name'),
     );

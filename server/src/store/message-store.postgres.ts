@@ -2,7 +2,17 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import { rowsOf, type Database, type Db } from '../db/database.ts';
 import { isDataError, isDeadlock, isUniqueViolation } from '../errors.ts';
 import { logEvents } from '../../../db/schema/index.ts';
-import type { AppendBatch, AppendResult, EventDraft, LogHead, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
+import { rewindLogs } from './log-rewind.ts';
+import type {
+  AppendBatch,
+  AppendResult,
+  EventDraft,
+  LogHead,
+  MessageStore,
+  ReadRange,
+  RewindOutcome,
+  StoredEvent,
+} from './message-store.ts';
 
 /** A row of a raw `db.execute` (snake_case columns; drivers differ on timestamp and bigint types). */
 interface RawRow {
@@ -262,6 +272,10 @@ export class PostgresMessageStore implements MessageStore {
       out.set(r.conversation_id, head);
     }
     return out;
+  }
+
+  rewind(convs: string[], now = Date.now()): Promise<RewindOutcome> {
+    return rewindLogs(this.database, now, convs);
   }
 
   async lastMessages(convs: string[]): Promise<Map<string, StoredEvent>> {

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import type { Replica } from '../../server/src/replica.ts';
 import { services } from '../helpers/env.ts';
-import { newUser, startTestReplica, testEnv, type TestEnv } from '../helpers/server.ts';
+import { newUser, startTestReplica, testEnv, trpcClient, type TestEnv } from '../helpers/server.ts';
 import { connect } from '../helpers/ws.ts';
 
 describe('hub on the Cassandra message store (MESSAGE_STORE=cassandra), two replicas on Redis', () => {
@@ -110,7 +110,8 @@ describe('5.9 restore:epochs on the Cassandra message store', () => {
       sb2.c.send({ type: 'resume', ref: 'old', convs: { [conv]: last, [quiet]: 0 }, epochs: { [conv]: 1, [quiet]: 1 } });
       const resumed = await sb2.c.wait((f) => f.type === 'resumed' && f.ref === 'old');
       const rewound = sb2.c.frames.filter((f) => f.type === 'rewound');
-      const quietHead = (await b.client.conversations.history.query({ conversationId: quiet, limit: 1 })).lastSeq;
+      const quietHead = (await trpcClient(replica.port, b.accessToken).conversations.history.query({ conversationId: quiet, limit: 1 }))
+        .lastSeq;
       assert.deepEqual(
         rewound.map((f) => [f.conv, f.epoch, f.seq, f.restoredSeq]),
         [
@@ -141,7 +142,7 @@ describe('5.9 restore:epochs on the Cassandra message store', () => {
         sb3.c.frames.filter((f) => f.type === 'rewound' || (f.type === 'event' && f.conv === conv)).map((f) => f.seq),
         [last + 1],
       );
-      const hist = await b.client.conversations.history.query({ conversationId: conv, limit: 100 });
+      const hist = await trpcClient(replica.port, b.accessToken).conversations.history.query({ conversationId: conv, limit: 100 });
       assert.equal(hist.epoch, epoch);
       for (const s of [sb2, sb3, sa2]) s.c.close();
     } finally {

@@ -49,7 +49,8 @@ export interface CassandraMessageStoreOptions {
  * The message store on Cassandra (or ScyllaDB). Its parts live in ./cassandra/: schema.ts (the
  * migration runner), leases.ts (who may append to a conversation, and its seqs), appender.ts
  * (append and appendMany), cid-claims.ts, event-log.ts (event writes, void fillers,
- * durable_seq), event-reads.ts, cql.ts (statements and helpers). How an append works:
+ * durable_seq), event-reads.ts, log-epochs.ts (the rewind after a restore; the epoch is read
+ * with durable_seq), cql.ts (statements and helpers). How an append works:
  * 1. The store instance takes the conversation's lease unless it holds it (Leases.use): one
  *    lightweight transaction on the allocator (static columns of `conversation_cids`) that
  *    names it holder and reserves LEASE_RANGE (1000) seqs. While it holds the lease it is the

@@ -509,6 +509,19 @@ describe('Cassandra message store internals', () => {
     assert.equal((await store.lastSeqs([conv])).get(conv), 4);
   });
 
+  test('5.9 rewind reports a conversation whose newest events below the restored head are missing, as a snapshot taken while hubs wrote leaves it', async () => {
+    const store = await open();
+    const [whole, torn] = [randomUUID(), randomUUID()];
+    await store.append(whole, [draft(), draft()]);
+    await store.append(torn, [draft(), draft(), draft()]);
+    // `events` linked a moment before `conversation_heads`: the head names seq 3, its event is gone.
+    await raw.execute('DELETE FROM events WHERE conversation_id = ? AND bucket = 0 AND seq = 3', [torn], { prepare: true });
+    const r = await store.rewind([]);
+    assert.deepEqual(r.incomplete, [torn]);
+    const heads = await store.heads([whole, torn]);
+    assert.deepEqual([heads.get(whole)!.restoredSeq, heads.get(torn)!.restoredSeq], [2, 3]);
+  });
+
   // Last: once event_cids holds a row, stores opened on this keyspace consult it.
   test('5.4 a cid stored before migration 002 (in event_cids) is still a duplicate', async () => {
     const conv = randomUUID();

@@ -29,6 +29,12 @@ try {
     process.stdout.write(
       `new log epoch for ${r.conversations} conversations (${config.MESSAGE_STORE}, ${database.kind}; epoch ${r.epoch} or one above the old)\n`,
     );
+    if (r.incomplete?.length) {
+      process.stderr.write(
+        `restore:epochs: ${r.incomplete.length} conversations lack events just below their restored head (a snapshot taken while hubs wrote; docs/backups.md): ${r.incomplete.slice(0, 20).join(', ')}${r.incomplete.length > 20 ? ', …' : ''}\n`,
+      );
+      process.exitCode = 3;
+    }
   } finally {
     await store.close();
   }

@@ -71,6 +71,11 @@ export interface RewindOutcome {
   conversations: number;
   /** The epoch given to logs that had none above it (the restore's Unix seconds). */
   epoch: number;
+  /**
+   * Conversations whose newest events below the restored head are not all in the log (a store
+   * whose tables are snapshotted one after another, taken while hubs wrote): readers see holes.
+   */
+  incomplete?: string[];
 }
 
 export interface MessageStore {

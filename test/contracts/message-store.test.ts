@@ -517,7 +517,9 @@ describe('Cassandra message store internals', () => {
     // `events` linked a moment before `conversation_heads`: the head names seq 3, its event is gone.
     await raw.execute('DELETE FROM events WHERE conversation_id = ? AND bucket = 0 AND seq = 3', [torn], { prepare: true });
     const r = await store.rewind([]);
-    assert.deepEqual(r.incomplete, [torn]);
+    // Other tests of this keyspace leave heads over missing events too (a head row written by hand).
+    assert.ok(r.incomplete?.includes(torn), 'the torn log is reported');
+    assert.ok(!r.incomplete?.includes(whole), 'a whole log is not');
     const heads = await store.heads([whole, torn]);
     assert.deepEqual([heads.get(whole)!.restoredSeq, heads.get(torn)!.restoredSeq], [2, 3]);
   });

@@ -10,7 +10,7 @@ export const logHeads = pgTable('log_heads', {
   /**
    * The log's epoch: changes when a restore (or any rewind) resets `last_seq`, so that a client
    * holding a position from before it is told its position is void instead of being served
-   * reissued seqs it would take for ones it already has (scripts/restore-epochs.sql bumps it).
+   * reissued seqs it would take for ones it already has (`npm run restore:epochs` bumps it).
    */
   epoch: bigint('epoch', { mode: 'number' }).notNull().default(1),
   /** The head the last rewind left (null: never rewound): acks above it from an older epoch were lost. */

@@ -219,6 +219,45 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
       assert.equal((await store.heads([])).size, 0);
     });
 
+    test('5.9 rewind gives every log a higher epoch with its head as restoredSeq, and a named conversation without a log one too', async () => {
+      const [a, b, empty] = [randomUUID(), randomUUID(), randomUUID()];
+      await store.append(a, [draft(), draft(), draft()]);
+      await other.append(b, [draft()]);
+      const now = Date.now();
+      const epoch = Math.floor(now / 1000);
+      const first = await store.rewind([a, empty], now);
+      assert.equal(first.epoch, epoch);
+      assert.ok(first.conversations >= 3, `rewound ${first.conversations}`);
+      const heads = await other.heads([a, b, empty]);
+      assert.deepEqual(heads.get(a), { seq: 3, epoch, restoredSeq: 3 });
+      assert.deepEqual(heads.get(b), { seq: 1, epoch, restoredSeq: 1 });
+      assert.deepEqual(heads.get(empty), { seq: 0, epoch, restoredSeq: 0 }, 'a conversation with nothing restored is rewound too');
+      // The same second again, then a clock behind the epoch: each rewind still moves forward.
+      const second = await other.rewind([a, empty], now);
+      assert.equal(second.conversations, first.conversations, 'each log counted once, the named one now among them');
+      const third = await store.rewind([], now - 86_400_000);
+      assert.equal(third.conversations, first.conversations);
+      const later = await store.heads([a, b, empty]);
+      assert.deepEqual(
+        [a, b, empty].map((c) => later.get(c)!.epoch),
+        [epoch + 2, epoch + 2, epoch + 2],
+      );
+      assert.equal(later.get(a)!.restoredSeq, 3);
+    });
+
+    test('5.9 after a rewind, appends continue from the restored head in the new epoch; a log never rewound stays at epoch 1', async () => {
+      const [a, fresh] = [randomUUID(), randomUUID()];
+      await store.append(a, [draft(), draft()]);
+      const { epoch } = await store.rewind([]);
+      const [next] = await other.append(a, [draft()]);
+      assert.equal(next!.event.seq, 3);
+      await store.append(fresh, [draft()]);
+      const heads = await store.heads([a, fresh]);
+      assert.deepEqual(heads.get(a), { seq: 3, epoch, restoredSeq: 2 });
+      assert.deepEqual(heads.get(fresh), { seq: 1, epoch: 1 }, 'a log first written after the rewind');
+      assert.equal((await other.lastSeqs([a])).get(a), 3);
+    });
+
     test('5.5 lastMessages gives the newest message, ignoring other kinds', async () => {
       const [a, b, none, unknown] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
       await store.append(a, [draft({ data: { body: 'one' } })]);

@@ -23,9 +23,17 @@ export interface RestoreDrillOptions {
   before: number;
   after: number;
   queued: number;
+  /**
+   * Restore to a chosen time instead of the backup's end: `before` more messages are acked after
+   * the base backup, the time T is taken, the `after` ones follow, and PostgreSQL replays the
+   * archived WAL up to T (recovery_target_time).
+   */
+  pointInTime?: boolean;
 }
 
 export interface RestoreDrillReport {
+  /** `immediate` (the base backup's end) or the recovery target time. */
+  target: string;
   ackedBeforePoint: number;
   ackedAfterPoint: number;
   /** Acked before the point and in the restored history. */
@@ -158,7 +166,15 @@ export async function runRestoreDrill(o: RestoreDrillOptions): Promise<RestoreDr
     // pg_basebackup writes private (0700) folders; it ran as this process's user, the restore
     // runs as the server's (as an operator's would when backups run as postgres).
     spawnSync('chmod', ['-R', 'a+rX', bk]);
+    let target = 'immediate';
+    if (o.pointInTime) {
+      before.push(...(await sendAll(o.before, 'before T')));
+      target = await serverTime(pg.url);
+    }
     const after = await sendAll(o.after, 'after');
+    // The segments holding T and the commits after it must reach the archive before the disk
+    // is lost (archive_timeout does it in production): recovery stops at the first commit past T.
+    if (o.pointInTime) await archiveCurrentWal(pg.url);
 
     // The database is gone; the hubs go down with it (and are started again after the restore).
     const walArchived = readdirSync(path.join(bk, 'wal')).filter((f) => /^[0-9A-F]{24}$/.test(f)).length;
@@ -180,7 +196,7 @@ export async function runRestoreDrill(o: RestoreDrillOptions): Promise<RestoreDr
     let t = Date.now();
     pg = await startPostgres({
       config,
-      init: (data, run) => run('bash', [script('pg-restore.sh'), data, 'latest', 'immediate'], { BACKUP_DIR: bk }),
+      init: (data, run) => run('bash', [script('pg-restore.sh'), data, 'latest', target], { BACKUP_DIR: bk }),
     });
     const admin = postgres(pg.url.replace(/\/postgres$/, `/${dbName}`), { max: 1, onnotice: () => undefined });
     try {
@@ -255,6 +271,7 @@ export async function runRestoreDrill(o: RestoreDrillOptions): Promise<RestoreDr
     const lostCids = new Set(lost.map((a) => a.cid));
     for (const a of after) if (!lostCids.has(a.cid) && !inHistory(a)) problems.push(`ack ${a.cid} (seq ${a.seq}) lost without a report`);
     return {
+      target,
       ackedBeforePoint: before.length,
       ackedAfterPoint: after.length,
       recovered,
@@ -277,9 +294,42 @@ export async function runRestoreDrill(o: RestoreDrillOptions): Promise<RestoreDr
   }
 }
 
+/**
+ * The server's clock now, as a recovery target: every commit acked before this call is at or
+ * before it, and every commit after the answer is later (same clock as the commit timestamps).
+ */
+async function serverTime(url: string): Promise<string> {
+  const sql = postgres(url, { max: 1, onnotice: () => undefined });
+  try {
+    const [row] = await sql<
+      { t: string }[]
+    >`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' as t`;
+    return row!.t;
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Closes the current WAL segment and waits until archive_command has archived it. */
+async function archiveCurrentWal(url: string): Promise<void> {
+  const sql = postgres(url, { max: 1, onnotice: () => undefined });
+  try {
+    const [{ wal }] = (await sql`select pg_walfile_name(pg_switch_wal()) as wal`) as unknown as [{ wal: string }];
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const [{ last }] = (await sql`select coalesce(last_archived_wal, '') as last from pg_stat_archiver`) as unknown as [{ last: string }];
+      if (last >= wal) return;
+      if (Date.now() > deadline) throw new Error(`WAL ${wal} not archived within 30 s (last: ${last || 'none'})`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await sql.end();
+  }
+}
+
 export function formatRestoreReport(r: RestoreDrillReport): string {
   return [
-    `restore drill: ${r.clients} clients on 2 hubs`,
+    `restore drill: ${r.clients} clients on 2 hubs; recovery target: ${r.target === 'immediate' ? "the base backup's end" : r.target}`,
     `acked before the recovery point: ${r.ackedBeforePoint}, recovered: ${r.recovered}`,
     `acked after the recovery point: ${r.ackedAfterPoint}, reported lost to their senders: ${r.reportedLost}`,
     `sent while the database was gone: ${r.queued.sent}, stored once: ${r.queued.storedOnce}`,

@@ -2,12 +2,22 @@ import cassandra from 'cassandra-driver';
 import type { Logger } from '../observability/logger.ts';
 import { Appender } from './cassandra/appender.ts';
 import { CidClaims } from './cassandra/cid-claims.ts';
-import { Cql } from './cassandra/cql.ts';
+import { Cql, mapLimit } from './cassandra/cql.ts';
 import { EventLog } from './cassandra/event-log.ts';
 import { EventReads } from './cassandra/event-reads.ts';
 import { Leases } from './cassandra/leases.ts';
+import { rewindEpochs } from './cassandra/log-epochs.ts';
 import { migrate } from './cassandra/schema.ts';
-import type { AppendBatch, AppendResult, EventDraft, LogHead, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
+import type {
+  AppendBatch,
+  AppendResult,
+  EventDraft,
+  LogHead,
+  MessageStore,
+  ReadRange,
+  RewindOutcome,
+  StoredEvent,
+} from './message-store.ts';
 
 export { BUCKET_SIZE } from './cassandra/cql.ts';
 export { MessageStoreUnavailableError } from './cassandra/errors.ts';
@@ -39,7 +49,8 @@ export interface CassandraMessageStoreOptions {
  * The message store on Cassandra (or ScyllaDB). Its parts live in ./cassandra/: schema.ts (the
  * migration runner), leases.ts (who may append to a conversation, and its seqs), appender.ts
  * (append and appendMany), cid-claims.ts, event-log.ts (event writes, void fillers,
- * durable_seq), event-reads.ts, cql.ts (statements and helpers). How an append works:
+ * durable_seq), event-reads.ts, log-epochs.ts (the rewind after a restore; the epoch is read
+ * with durable_seq), cql.ts (statements and helpers). How an append works:
  * 1. The store instance takes the conversation's lease unless it holds it (Leases.use): one
  *    lightweight transaction on the allocator (static columns of `conversation_cids`) that
  *    names it holder and reserves LEASE_RANGE (1000) seqs. While it holds the lease it is the
@@ -161,14 +172,22 @@ export class CassandraMessageStore implements MessageStore {
     return this.reads.lastSeqs(convs);
   }
 
-  /**
-   * Epochs are constant (1) on Cassandra: its seqs live in leases and durable_seq rows that a
-   * snapshot restore brings back together with the events, and no rewind step exists for it yet.
-   * docs/backups.md says what that means for clients after a Cassandra restore.
-   */
+  /** From the head rows: durable_seq with the epoch and restored_seq kept beside it (migration 004). */
   async heads(convs: string[]): Promise<Map<string, LogHead>> {
-    const seqs = await this.reads.lastSeqs(convs);
-    return new Map([...seqs].map(([c, seq]) => [c, { seq, epoch: 1 }]));
+    const unique = [...new Set(convs)];
+    const rows = await mapLimit(unique, 64, (c) => this.cql.head(c));
+    return new Map(
+      unique.map((c, i) => {
+        const h = rows[i]!;
+        const head: LogHead = { seq: h.durable, epoch: h.epoch };
+        if (h.restoredSeq != null) head.restoredSeq = h.restoredSeq;
+        return [c, head];
+      }),
+    );
+  }
+
+  rewind(convs: string[], now = Date.now()): Promise<RewindOutcome> {
+    return rewindEpochs(this.cql, convs, now);
   }
 
   lastMessages(convs: string[]): Promise<Map<string, StoredEvent>> {

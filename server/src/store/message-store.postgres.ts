@@ -2,6 +2,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import { rowsOf, type Database, type Db } from '../db/database.ts';
 import { isDataError, isDeadlock, isUniqueViolation } from '../errors.ts';
 import { logEvents } from '../../../db/schema/index.ts';
+import { rewindLogs } from './log-rewind.ts';
 import {
   AppendRefused,
   type AppendBatch,
@@ -10,6 +11,7 @@ import {
   type LogHead,
   type MessageStore,
   type ReadRange,
+  type RewindOutcome,
   type StoredEvent,
 } from './message-store.ts';
 
@@ -275,6 +277,10 @@ export class PostgresMessageStore implements MessageStore {
       out.set(r.conversation_id, head);
     }
     return out;
+  }
+
+  rewind(convs: string[], now = Date.now()): Promise<RewindOutcome> {
+    return rewindLogs(this.database, now, convs);
   }
 
   async lastMessages(convs: string[]): Promise<Map<string, StoredEvent>> {

@@ -66,6 +66,18 @@ export interface LogHead {
   restoredSeq?: number;
 }
 
+export interface RewindOutcome {
+  /** Conversations whose epoch changed. */
+  conversations: number;
+  /** The epoch given to logs that had none above it (the restore's Unix seconds). */
+  epoch: number;
+  /**
+   * Conversations whose newest events below the restored head are not all in the log (a store
+   * whose tables are snapshotted one after another, taken while hubs wrote): readers see holes.
+   */
+  incomplete?: string[];
+}
+
 export interface MessageStore {
   /**
    * True when an append also moves each sender's read cursor (members.read_seq) to their newest
@@ -95,6 +107,14 @@ export interface MessageStore {
   lastSeqs(convs: string[]): Promise<Map<string, number>>;
   /** The head and epoch of each conversation (`{seq: 0, epoch: 1}` for one with no events). */
   heads(convs: string[]): Promise<Map<string, LogHead>>;
+  /**
+   * The step after a restore from backup (or any rewind of the log), run once with no hub
+   * serving the log: every log the store holds, and each of `convs` (conversations it may hold
+   * nothing of, whose events after the recovery point clients may still have seen), gets a new
+   * epoch, the restore's Unix seconds (`now`, ms) or the old epoch + 1 when that is higher, and
+   * its head as `restoredSeq`. Appends keep the epoch; heads report it.
+   */
+  rewind(convs: string[], now?: number): Promise<RewindOutcome>;
   /** The newest event of kind `message` of each conversation that has one. */
   lastMessages(convs: string[]): Promise<Map<string, StoredEvent>>;
   /**

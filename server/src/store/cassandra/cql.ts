@@ -27,7 +27,9 @@ export const Q = {
   instanceBeat: `UPDATE store_instances SET alive_until = ? WHERE id = ?`,
   instanceRow: `SELECT alive_until FROM store_instances WHERE id = ?`,
   legacyHead: `SELECT last_seq FROM conversation_heads WHERE conversation_id = ?`,
-  head: `SELECT durable_seq, last_message_seq FROM conversation_heads WHERE conversation_id = ?`,
+  head: `SELECT durable_seq, last_message_seq, epoch, restored_seq FROM conversation_heads WHERE conversation_id = ?`,
+  allHeads: `SELECT conversation_id, durable_seq, epoch FROM conversation_heads`,
+  setEpoch: `UPDATE conversation_heads USING TIMESTAMP ? SET epoch = ?, restored_seq = ? WHERE conversation_id = ?`,
   durable: `UPDATE conversation_heads USING TIMESTAMP ? SET durable_seq = ? WHERE conversation_id = ?`,
   durableMsg: `UPDATE conversation_heads USING TIMESTAMP ? SET durable_seq = ?, last_message_seq = ? WHERE conversation_id = ?`,
   /** Only for claims found in event_cids (pre-002), adopted once. */
@@ -119,6 +121,14 @@ export function remember(m: Map<string, number>, k: string, v: number) {
   if (m.size > 50_000) m.delete(m.keys().next().value!);
 }
 
+export interface Head {
+  durable: number;
+  lastMessage: number | null;
+  epoch: number;
+  /** The durable_seq the last rewind left; null when never rewound. */
+  restoredSeq: number | null;
+}
+
 /** The driver client with the store's defaults (prepared statements) and the reads every part needs. */
 export class Cql {
   constructor(readonly client: cassandra.Client) {}
@@ -139,9 +149,15 @@ export class Cql {
     return rows;
   }
 
-  async head(conv: string): Promise<{ durable: number; lastMessage: number | null }> {
+  /** A conversation's head row: published seq, newest message, and log epoch (1 when never rewound). */
+  async head(conv: string): Promise<Head> {
     const row = (await this.q(Q.head, [conv], { isIdempotent: true })).first();
-    return { durable: num(row?.get('durable_seq')) ?? 0, lastMessage: num(row?.get('last_message_seq')) };
+    return {
+      durable: num(row?.get('durable_seq')) ?? 0,
+      lastMessage: num(row?.get('last_message_seq')),
+      epoch: num(row?.get('epoch')) ?? 1,
+      restoredSeq: num(row?.get('restored_seq')),
+    };
   }
 
   async readOne(conv: string, seq: number): Promise<StoredEvent | null> {

@@ -40,7 +40,8 @@ export class PostgresMessageSearch implements MessageSearch {
     const hasText = r.text.length > 0;
     const start = `hbS${randomBytes(8).toString('hex')}`;
     const stop = `hbE${randomBytes(8).toString('hex')}`;
-    const where: SQL[] = [sql`m.user_id = ${r.userId}`];
+    // A row without body is a deleted message's tombstone.
+    const where: SQL[] = [sql`m.user_id = ${r.userId}`, sql`s.body is not null`];
     if (hasText) where.push(sql`s.tsv @@ q.q`);
     if (r.historyDepth < Number.MAX_SAFE_INTEGER) where.push(sql`s.seq > h.last_seq - ${r.historyDepth}::bigint`);
     if (r.from.length)

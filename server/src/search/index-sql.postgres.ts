@@ -8,6 +8,16 @@ const tsv = (language: string, column: string) => sql`to_tsvector(${language}::r
 const TOMBSTONE = sql.raw(`on conflict (conversation_id, seq) do update
     set body = null, tsv = null, mentions = null, version = greatest(search_messages.version, excluded.version)`);
 
+/** A PostgreSQL array literal (sent as text, cast in SQL: no driver's array handling involved). */
+export function pgArray(xs: readonly (string | number | null)[]): string {
+  const item = (x: string | number | null) =>
+    x === null ? 'NULL' : typeof x === 'number' ? String(x) : `"${x.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  return `{${xs.map(item).join(',')}}`;
+}
+
+const column = <T>(xs: readonly T[], f: (x: T) => string | number | null) => pgArray(xs.map(f));
+const mentionsLiteral = (m: string[] | null) => (m ? pgArray(m) : null);
+
 /**
  * One batch of the after-append hook's events (IndexBuffer), applied as one statement: message
  * rows inserted (never over a row an edit or a delete wrote first, from another replica), edits of
@@ -15,34 +25,54 @@ const TOMBSTONE = sql.raw(`on conflict (conversation_id, seq) do update
  * read by key from the log, for a message another replica has not indexed yet), deletes written
  * as tombstones, and each conversation's cursor moved over the gapless run the batch applied.
  * The buffer makes the three sets of keys disjoint (one statement may not change a row twice).
- * Erased accounts' messages are left out. Lookups are laterals with a LIMIT, so every plan probes
- * the users, log_events and search_heads keys instead of scanning the tables.
+ * Erased accounts' messages are left out. Columns travel as array literals and are unnested:
+ * PostgreSQL parses them at about two thirds of the CPU of the same rows as JSON. Lookups are
+ * laterals with a LIMIT, so every plan probes the users, log_events and search_heads keys
+ * instead of scanning the tables.
  */
 export function applyBatchSql(b: IndexBatch, language: string) {
+  const { rows, edits, deletes, runs } = b;
   return sql`
   with r as (
-    select * from jsonb_to_recordset(${JSON.stringify(b.rows)}::text::jsonb)
-      as t(conv uuid, seq bigint, id uuid, sender uuid, ts timestamptz, body text, mentions uuid[], version bigint)
+    select * from unnest(
+      ${column(rows, (x) => x.conv)}::text::uuid[], ${column(rows, (x) => x.seq)}::text::bigint[],
+      ${column(rows, (x) => x.id)}::text::uuid[], ${column(rows, (x) => x.sender)}::text::uuid[],
+      ${column(rows, (x) => x.ts)}::text::timestamptz[], ${column(rows, (x) => x.body)}::text::text[],
+      ${column(rows, (x) => mentionsLiteral(x.mentions))}::text::text[], ${column(rows, (x) => x.version)}::text::bigint[]
+    ) as t(conv, seq, id, sender, ts, body, mentions, version)
   ),
   ed as (
-    select * from jsonb_to_recordset(${JSON.stringify(b.edits)}::text::jsonb)
-      as t(conv uuid, target bigint, body text, mentions uuid[], version bigint)
+    select * from unnest(
+      ${column(edits, (x) => x.conv)}::text::uuid[], ${column(edits, (x) => x.target)}::text::bigint[],
+      ${column(edits, (x) => x.body)}::text::text[], ${column(edits, (x) => mentionsLiteral(x.mentions))}::text::text[],
+      ${column(edits, (x) => x.version)}::text::bigint[]
+    ) as t(conv, target, body, mentions, version)
   ),
-  dl as (select * from jsonb_to_recordset(${JSON.stringify(b.deletes)}::text::jsonb) as t(conv uuid, target bigint, version bigint)),
-  ru as (select * from jsonb_to_recordset(${JSON.stringify(b.runs)}::text::jsonb) as t(conv uuid, first bigint, last bigint)),
+  dl as (
+    select * from unnest(
+      ${column(deletes, (x) => x.conv)}::text::uuid[], ${column(deletes, (x) => x.target)}::text::bigint[],
+      ${column(deletes, (x) => x.version)}::text::bigint[]
+    ) as t(conv, target, version)
+  ),
+  ru as (
+    select * from unnest(
+      ${column(runs, (x) => x.conv)}::text::uuid[], ${column(runs, (x) => x.first)}::text::bigint[],
+      ${column(runs, (x) => x.last)}::text::bigint[]
+    ) as t(conv, first, last)
+  ),
   gone as (
     select s.sender from (select distinct sender from r where sender is not null) s
     cross join lateral (select 1 from users u where u.id = s.sender and u.deleted_at is not null limit 1) u
   ),
   ins as (
     insert into search_messages (conversation_id, seq, id, sender_id, ts, body, mentions, tsv, version)
-    select conv, seq, id, sender, ts, body, mentions, ${tsv(language, 'body')}, version from r
+    select conv, seq, id, sender, ts, body, mentions::uuid[], ${tsv(language, 'body')}, version from r
     where not exists (select 1 from gone where gone.sender = r.sender)
     on conflict (conversation_id, seq) do nothing
   ),
   edw as (
     insert into search_messages (conversation_id, seq, id, sender_id, ts, body, mentions, tsv, version)
-    select l.conversation_id, l.seq, l.id, l.sender_id, l.ts, ed.body, ed.mentions, ${tsv(language, 'ed.body')}, ed.version
+    select l.conversation_id, l.seq, l.id, l.sender_id, l.ts, ed.body, ed.mentions::uuid[], ${tsv(language, 'ed.body')}, ed.version
     from ed
     cross join lateral (
       select * from log_events l where l.conversation_id = ed.conv and l.seq = ed.target

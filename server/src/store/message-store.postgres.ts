@@ -2,7 +2,17 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import { rowsOf, type Database, type Db } from '../db/database.ts';
 import { isDataError, isDeadlock, isUniqueViolation } from '../errors.ts';
 import { logEvents } from '../../../db/schema/index.ts';
-import type { AppendBatch, AppendResult, EventDraft, LogHead, MessageStore, ReadRange, StoredEvent } from './message-store.ts';
+import {
+  CARRIES_TEXT_SQL,
+  REDACTED_DATA_SQL,
+  type AppendBatch,
+  type AppendResult,
+  type EventDraft,
+  type LogHead,
+  type MessageStore,
+  type ReadRange,
+  type StoredEvent,
+} from './message-store.ts';
 
 /** A row of a raw `db.execute` (snake_case columns; drivers differ on timestamp and bigint types). */
 interface RawRow {
@@ -284,7 +294,7 @@ export class PostgresMessageStore implements MessageStore {
     if (!seqs.length) return;
     await this.db
       .update(logEvents)
-      .set({ data: sql`(${logEvents.data} - 'body' - 'attachments') || '{"body":null,"redacted":true}'::jsonb` })
+      .set({ data: sql.raw(REDACTED_DATA_SQL) })
       .where(and(eq(logEvents.conversationId, conv), inArray(logEvents.seq, seqs)));
   }
 
@@ -292,7 +302,7 @@ export class PostgresMessageStore implements MessageStore {
     const rows = await this.db
       .select({ seq: logEvents.seq })
       .from(logEvents)
-      .where(and(eq(logEvents.conversationId, conv), eq(logEvents.senderId, from), eq(logEvents.kind, 'message')));
+      .where(and(eq(logEvents.conversationId, conv), eq(logEvents.senderId, from), sql.raw(CARRIES_TEXT_SQL)));
     return rows.map((r) => Number(r.seq));
   }
 

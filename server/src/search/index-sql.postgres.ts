@@ -148,10 +148,13 @@ export function healSql(convs: string[], perConv: number, language: string) {
       case when ed.target is null then m.data->'mentions' else ed.mentions end as mentions,
       greatest(m.seq, coalesce(ed.seq, 0)) as version
     from ev m left join edits ed on ed.conv = m.conv and ed.target = m.seq
-    where m.kind = 'message' and jsonb_typeof(m.data->'body') = 'string'
+    -- Probes by key (a lateral with a LIMIT is never turned into a scan of the table): rows a
+    -- replica's batch wrote already are left alone without computing their tsvector.
+    left join lateral (
+      select true as present from search_messages s where s.conversation_id = m.conv and s.seq = m.seq limit 1) s on true
+    left join lateral (select true as erased from users u where u.id = m.sender_id and u.deleted_at is not null limit 1) u on true
+    where m.kind = 'message' and jsonb_typeof(m.data->'body') = 'string' and s.present is null and u.erased is null
       and not exists (select 1 from gone g where g.conv = m.conv and g.target = m.seq)
-      and not exists (select 1 from search_messages s where s.conversation_id = m.conv and s.seq = m.seq)
-      and not exists (select 1 from users u where u.id = m.sender_id and u.deleted_at is not null)
   ),
   ins as (
     insert into search_messages (conversation_id, seq, id, sender_id, ts, body, mentions, tsv, version)

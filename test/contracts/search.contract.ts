@@ -26,8 +26,8 @@ export interface SearchFixture {
   store: MessageStore;
   search: MessageSearch;
   indexer: SweepingIndexer;
-  /** Another replica's indexer on the same database. */
-  secondIndexer(): Promise<SearchIndexer>;
+  /** Another replica's indexer on the same database (`delayMs`: how long it buffers). */
+  secondIndexer(opts?: { delayMs?: number }): Promise<SearchIndexer>;
   cleanup(): Promise<void>;
 }
 
@@ -373,13 +373,12 @@ export function registerSearchContract(name: string, make: () => Promise<SearchF
       const w = new World(f);
       const ann = await w.user('ann');
       const c = await w.group('Dead', [ann.id]);
-      const dead = await f.secondIndexer();
+      // It buffers for a minute: it dies (is never heard of again) before writing.
+      const dead = await f.secondIndexer({ delayMs: 60_000 });
       const a = await w.send(c, ann.id, 'sierra first');
       await f.indexer.flush();
       const b = await w.send(c, ann.id, 'sierra lost', { via: dead });
       await w.edit(c, ann.id, a, 'sierra tango', undefined, dead);
-      // Closed with its buffer unwritten: the replica is gone.
-      await dead.close();
       const d = await w.send(c, ann.id, 'sierra after');
       await f.indexer.flush();
       assert.deepEqual(await w.keys(ann.id, 'sierra'), [key(c, a), key(c, d)].sort(), 'not found before the sweep');
@@ -387,6 +386,16 @@ export function registerSearchContract(name: string, make: () => Promise<SearchF
       assert.deepEqual(await w.keys(ann.id, 'sierra'), [key(c, a), key(c, b), key(c, d)].sort());
       assert.deepEqual(await w.keys(ann.id, 'tango'), [key(c, a)], 'the dead replica’s edit too');
       assert.deepEqual(await w.keys(ann.id, 'first'), [], 'and the old text is gone');
+    });
+
+    ftest('11 a replica that stops writes what it buffered', async (f) => {
+      const w = new World(f);
+      const ann = await w.user('ann');
+      const c = await w.group('Stopping', [ann.id]);
+      const stopping = await f.secondIndexer({ delayMs: 60_000 });
+      const seq = await w.send(c, ann.id, 'uniform at shutdown', { via: stopping });
+      await stopping.close();
+      assert.deepEqual(await w.keys(ann.id, 'uniform'), [key(c, seq)]);
     });
 
     ftest('11 bad queries are refused as BAD_REQUEST', async (f) => {

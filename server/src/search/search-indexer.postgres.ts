@@ -123,12 +123,21 @@ export class PostgresSearchIndexer implements SearchIndexer {
     }
   }
 
+  /** Stops, after writing what is buffered (bounded: a database that does not answer is left to another replica's sweep). */
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.running;
+    if (!this.buffer.size) return;
+    const last = this.apply(this.buffer.take()).catch((err) =>
+      this.d.logger.warn({ err: (err as Error).message }, 'search index: the last batch was not written (another replica sweeps it)'),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([last, new Promise((r) => (timer = setTimeout(r, 5_000)))]);
+    clearTimeout(timer);
   }
 
   private kick() {

@@ -31,3 +31,22 @@ export const members = pgTable(
   },
   (t) => [primaryKey({ columns: [t.conversationId, t.userId] }), index('members_user_idx').on(t.userId)],
 );
+
+/**
+ * The groups a user left or was removed from: an account erasure reaches the text they wrote
+ * there too (the log has no index by sender). Written in the departure's transaction; the
+ * erasure deletes the user's rows.
+ */
+export const pastMembers = pgTable(
+  'past_members',
+  {
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    conversationId: uuid('conversation_id')
+      .notNull()
+      .references(() => conversations.id, { onDelete: 'cascade' }),
+    leftAt: timestamp('left_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.conversationId] })],
+);

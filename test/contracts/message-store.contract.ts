@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import {
   appendBatches,
+  carriesText,
   type AppendResult,
   type EventDraft,
   type EventKind,
@@ -278,33 +279,41 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
         draft({ data: { body: 'secret', mentions: ['x'] } }),
         draft({ data: { body: 'keep' } }),
         draft({ data: { body: 'also secret' } }),
+        draft({ kind: 'edit', data: { target: 1, body: 'edited secret', mentions: ['x'] } }),
+        draft({ kind: 'system', data: { subtype: 'tip', amount: 5, note: 'secret note' } }),
       ]);
-      await store.redact(conv, [1, 3, 99]);
+      await store.redact(conv, [1, 3, 4, 5, 99]);
       await store.redact(conv, []);
       const events = await readAll(store, conv);
-      assert.deepEqual(seqsOf(events), [1, 2, 3]);
+      assert.deepEqual(seqsOf(events), [1, 2, 3, 4, 5]);
       assert.deepEqual(events[0]!.data, { body: null, redacted: true, mentions: ['x'] });
       assert.deepEqual(events[1]!.data, { body: 'keep' });
       assert.deepEqual(events[2]!.data, { body: null, redacted: true });
+      assert.deepEqual(events[3]!.data, { target: 1, body: null, redacted: true, mentions: ['x'] }, 'an edit’s text');
+      assert.deepEqual(events[4]!.data, { subtype: 'tip', amount: 5, redacted: true }, 'a note; a system event gets no body');
       assert.deepEqual({ ...events[0]!, data: {} }, { ...rs[0]!.event, data: {} });
       await store.redact(conv, [1]); // twice is harmless
       assert.deepEqual((await store.read(conv, { limit: 1 }))[0]!.data, { body: null, redacted: true, mentions: ['x'] });
       assert.deepEqual((await store.lastMessages([conv])).get(conv)!.data, { body: null, redacted: true });
+      assert.equal(rs.length, 5);
     });
 
-    test("seqsBySender lists the sender's message events only", async () => {
+    test("seqsBySender lists the sender's events that carry text: messages, edits, notes", async () => {
       const conv = randomUUID();
       const [alice, bob] = [randomUUID(), randomUUID()];
       await store.append(conv, [
         draft({ from: alice }),
         draft({ from: bob }),
-        draft({ from: alice, kind: 'reaction' }),
+        draft({ from: alice, kind: 'reaction', data: { target: 1, emoji: 'x', on: true } }),
         draft({ from: alice, cid: 'x' }),
+        draft({ from: alice, kind: 'member', data: { op: 'left', users: [alice] } }),
+        draft({ from: alice, kind: 'system', data: { subtype: 'tip', note: 'thanks' } }),
+        draft({ from: alice, kind: 'system', data: { subtype: 'tip' } }),
       ]);
-      await other.append(conv, [draft({ from: alice, kind: 'edit' }), draft({ from: alice })]);
+      await other.append(conv, [draft({ from: alice, kind: 'edit', data: { target: 1, body: 'b' } }), draft({ from: alice })]);
       assert.deepEqual(
         (await store.seqsBySender(conv, alice)).sort((x, y) => x - y),
-        [1, 4, 6],
+        [1, 4, 6, 8, 9],
       );
       assert.deepEqual(await store.seqsBySender(conv, bob), [2]);
       assert.deepEqual(await store.seqsBySender(conv, randomUUID()), []);
@@ -521,7 +530,7 @@ export function registerMessageStoreContract(name: string, factory: () => Promis
           const lastMessage = events.findLast((e) => e.kind === 'message');
           assert.deepEqual((await store.lastMessages([conv])).get(conv), lastMessage);
           for (const s of senders) {
-            const want = events.filter((e) => e.kind === 'message' && e.from === s).map((e) => e.seq);
+            const want = events.filter((e) => carriesText(e) && e.from === s).map((e) => e.seq);
             assert.deepEqual(
               (await other.seqsBySender(conv, s)).sort((x, y) => x - y),
               want,

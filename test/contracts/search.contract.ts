@@ -18,13 +18,16 @@ import { SearchService } from '../../server/src/search/search-service.ts';
 import type { MessageStore } from '../../server/src/store/message-store.ts';
 import { fixtureTest } from './fixture-test.ts';
 
+/** An indexer with the sweep that heals what a dead replica left. */
+export type SweepingIndexer = SearchIndexer & { sweep(): Promise<void> };
+
 export interface SearchFixture {
   db: Db;
   store: MessageStore;
   search: MessageSearch;
-  indexer: SearchIndexer;
-  /** Another replica's indexer on the same database. */
-  secondIndexer(): Promise<SearchIndexer>;
+  indexer: SweepingIndexer;
+  /** Another replica's indexer on the same database (`delayMs`: how long it buffers). */
+  secondIndexer(opts?: { delayMs?: number }): Promise<SearchIndexer>;
   cleanup(): Promise<void>;
 }
 
@@ -62,25 +65,25 @@ class World {
     return id;
   }
 
-  async send(conv: string, from: string, body: string, opts: { mentions?: string[]; ts?: number } = {}) {
+  async send(conv: string, from: string, body: string, opts: { mentions?: string[]; ts?: number; via?: SearchIndexer } = {}) {
     const data: Record<string, unknown> = { body };
     if (opts.mentions) data.mentions = opts.mentions;
     const [r] = await this.f.store.append(conv, [{ id: randomUUID(), kind: 'message', from, ts: opts.ts ?? T0, data }]);
-    this.f.indexer.appended(r!.event);
+    (opts.via ?? this.f.indexer).appended(r!.event);
     return r!.event.seq;
   }
 
-  async edit(conv: string, from: string, seq: number, body: string, mentions?: string[]) {
+  async edit(conv: string, from: string, seq: number, body: string, mentions?: string[], via?: SearchIndexer) {
     const data: Record<string, unknown> = { target: seq, body };
     if (mentions) data.mentions = mentions;
     const [r] = await this.f.store.append(conv, [{ id: randomUUID(), kind: 'edit', from, ts: T0, data }]);
-    this.f.indexer.appended(r!.event);
+    (via ?? this.f.indexer).appended(r!.event);
   }
 
-  async delete(conv: string, from: string, seq: number) {
+  async delete(conv: string, from: string, seq: number, via?: SearchIndexer) {
     const [r] = await this.f.store.append(conv, [{ id: randomUUID(), kind: 'delete', from, ts: T0, data: { target: seq } }]);
     await this.f.store.redact(conv, [seq]);
-    this.f.indexer.appended(r!.event);
+    (via ?? this.f.indexer).appended(r!.event);
   }
 
   /** As AccountService.delete does it: bodies redacted, memberships gone, user marked, index erased. */
@@ -323,29 +326,76 @@ export function registerSearchContract(name: string, make: () => Promise<SearchF
       }
     });
 
-    ftest('11 two indexers (two replicas) on the same conversations index each message once, in order', async (f) => {
+    ftest('11 two indexers (two replicas) appending to one conversation in turns index each message once, with its newest text', async (f) => {
       const w = new World(f);
       const ann = await w.user('ann');
       const c = await w.group('Replicas', [ann.id]);
       const other = await f.secondIndexer();
       try {
-        const seqs: number[] = [];
+        const pick = (i: number) => (i % 2 ? other : f.indexer);
         for (let i = 0; i < 30; i++) {
-          const seq = await w.send(c, ann.id, `papa ${i}`);
-          other.appended({ conv: c, seq });
-          seqs.push(seq);
-          if (i % 3 === 2) await w.edit(c, ann.id, seq - 1, `quebec ${i}`);
+          const seq = await w.send(c, ann.id, `papa ${i}`, { via: pick(i) });
+          // Edited through the other replica than the one that appended the message.
+          if (i % 3 === 2) await w.edit(c, ann.id, seq - 1, `quebec ${i}`, undefined, pick(i));
         }
-        await Promise.all([f.indexer.flush(), other.flush()]);
-        // A conversation another indexer held is left noted and done on the next round.
-        await Promise.all([f.indexer.flush(), other.flush()]);
+        // The edits' replica writes first: the message's own row, written after, must not undo them.
+        await other.flush();
+        await f.indexer.flush();
         const papa = await w.find(ann.id, 'papa', { limit: 50 });
         const quebec = await w.find(ann.id, 'quebec', { limit: 50 });
         assert.equal(papa.length + quebec.length, 30);
         assert.equal(quebec.length, 10);
+        assert.equal(new Set([...papa, ...quebec].map((h) => h.seq)).size, 30, 'each message once');
       } finally {
         await other.close();
       }
+    });
+
+    ftest('11 a delete written by one replica before the other indexes the message: never found', async (f) => {
+      const w = new World(f);
+      const ann = await w.user('ann');
+      const c = await w.group('Late', [ann.id]);
+      const other = await f.secondIndexer();
+      try {
+        const seq = await w.send(c, ann.id, 'romeo doomed', { via: other });
+        const kept = await w.send(c, ann.id, 'romeo kept', { via: other });
+        await w.delete(c, ann.id, seq);
+        await f.indexer.flush();
+        await other.flush();
+        assert.deepEqual(await w.keys(ann.id, 'romeo'), [key(c, kept)]);
+        assert.deepEqual(await w.keys(ann.id, `in:${c}`), [key(c, kept)], 'not found by operators either');
+      } finally {
+        await other.close();
+      }
+    });
+
+    ftest('11 what a replica appended and died before indexing is indexed by the sweep of another', async (f) => {
+      const w = new World(f);
+      const ann = await w.user('ann');
+      const c = await w.group('Dead', [ann.id]);
+      // It buffers for a minute: it dies (is never heard of again) before writing.
+      const dead = await f.secondIndexer({ delayMs: 60_000 });
+      const a = await w.send(c, ann.id, 'sierra first');
+      await f.indexer.flush();
+      const b = await w.send(c, ann.id, 'sierra lost', { via: dead });
+      await w.edit(c, ann.id, a, 'sierra tango', undefined, dead);
+      const d = await w.send(c, ann.id, 'sierra after');
+      await f.indexer.flush();
+      assert.deepEqual(await w.keys(ann.id, 'sierra'), [key(c, a), key(c, d)].sort(), 'not found before the sweep');
+      await f.indexer.sweep();
+      assert.deepEqual(await w.keys(ann.id, 'sierra'), [key(c, a), key(c, b), key(c, d)].sort());
+      assert.deepEqual(await w.keys(ann.id, 'tango'), [key(c, a)], 'the dead replica’s edit too');
+      assert.deepEqual(await w.keys(ann.id, 'first'), [], 'and the old text is gone');
+    });
+
+    ftest('11 a replica that stops writes what it buffered', async (f) => {
+      const w = new World(f);
+      const ann = await w.user('ann');
+      const c = await w.group('Stopping', [ann.id]);
+      const stopping = await f.secondIndexer({ delayMs: 60_000 });
+      const seq = await w.send(c, ann.id, 'uniform at shutdown', { via: stopping });
+      await stopping.close();
+      assert.deepEqual(await w.keys(ann.id, 'uniform'), [key(c, seq)]);
     });
 
     ftest('11 bad queries are refused as BAD_REQUEST', async (f) => {

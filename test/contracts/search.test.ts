@@ -17,15 +17,15 @@ const logger = pino({ level: 'warn' }, pino.destination(2));
 
 function fixture(handles: Database[], more: () => Promise<Database>): SearchFixture {
   const [database] = handles;
-  const indexerOn = (d: Database) => new PostgresSearchIndexer({ db: d.db, logger, language: 'simple', delayMs: 10, sweepMs: 0 });
+  const indexerOn = (d: Database, delayMs = 10) => new PostgresSearchIndexer({ db: d.db, logger, language: 'simple', delayMs, sweepMs: 0 });
   const indexers = [indexerOn(database!)];
   return {
     db: database!.db,
     store: new PostgresMessageStore(database!),
     search: new PostgresMessageSearch({ db: database!.db, language: 'simple' }),
     indexer: indexers[0]!,
-    async secondIndexer() {
-      const i = indexerOn(await more());
+    async secondIndexer(opts = {}) {
+      const i = indexerOn(await more(), opts.delayMs);
       indexers.push(i);
       return i;
     },

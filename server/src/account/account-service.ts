@@ -1,6 +1,6 @@
 import { eq, or } from 'drizzle-orm';
 import type { Db } from '../db/database.ts';
-import { authAudit, blocks, credentials, members, profiles, sessions, users } from '../../../db/schema/index.ts';
+import { authAudit, blocks, credentials, members, pastMembers, profiles, sessions, users } from '../../../db/schema/index.ts';
 import { eraseNotifications, exportNotifications } from '../notify/notification-data.ts';
 import type { AuthService, AuthedUser, RequestMeta } from '../auth/auth-service.ts';
 import type { ConversationService } from '../conversations/conversation-service.ts';
@@ -74,13 +74,15 @@ export class AccountService {
   }
 
   /**
-   * Erases personal data: bodies of the user's messages are redacted in every conversation,
-   * memberships, credentials and blocks removed, identity fields replaced, every session revoked
-   * (which closes the user's sockets). The user row stays as a tombstone so events keep a sender id.
+   * Erases personal data: the text of every event the user wrote (message and edit bodies, notes)
+   * is redacted in every conversation they are or were in, memberships, credentials and blocks
+   * removed, identity fields replaced, every session revoked (which closes the user's sockets).
+   * The user row stays as a tombstone so events keep a sender id.
    */
   async delete(user: AuthedUser, password: string, meta: RequestMeta) {
     if (!(await this.d.auth.verifyPassword(user.id, password))) throw new DomainError('UNAUTHORIZED', 'password is wrong');
-    const convs = await this.d.conversations.directory.conversationsOf(user.id);
+    const directory = this.d.conversations.directory;
+    const convs = new Set([...(await directory.conversationsOf(user.id)), ...(await directory.pastConversationsOf(user.id))]);
     for (const c of convs) {
       await this.d.store.redact(c, await this.d.store.seqsBySender(c, user.id));
     }
@@ -89,6 +91,7 @@ export class AccountService {
     const tomb = user.id.replace(/-/g, '').slice(0, 24);
     await this.d.db.transaction(async (tx) => {
       await tx.delete(members).where(eq(members.userId, user.id));
+      await tx.delete(pastMembers).where(eq(pastMembers.userId, user.id));
       await tx.delete(credentials).where(eq(credentials.userId, user.id));
       await tx.delete(blocks).where(or(eq(blocks.blockerId, user.id), eq(blocks.blockedId, user.id)));
       await eraseNotifications(tx, user.id);

@@ -1,5 +1,5 @@
 import { asc, eq, sql } from 'drizzle-orm';
-import { conversations, members, profiles } from '../../../db/schema/index.ts';
+import { conversations, members, pastMembers, profiles } from '../../../db/schema/index.ts';
 import type { Database, Db } from '../db/database.ts';
 import { DomainError } from '../errors.ts';
 import type { DirectBlock, MembershipDirectory } from '../hub/ports.ts';
@@ -68,6 +68,12 @@ export class ConversationDirectory implements MembershipDirectory {
 
   async conversationsOf(userId: string): Promise<string[]> {
     const rows = await this.db.select({ id: members.conversationId }).from(members).where(eq(members.userId, userId));
+    return rows.map((r) => r.id);
+  }
+
+  /** The groups the user left or was removed from (account erasure reaches them too). */
+  async pastConversationsOf(userId: string): Promise<string[]> {
+    const rows = await this.db.select({ id: pastMembers.conversationId }).from(pastMembers).where(eq(pastMembers.userId, userId));
     return rows.map((r) => r.id);
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Database, Db } from '../db/database.ts';
-import { conversations, members, users } from '../../../db/schema/index.ts';
+import { conversations, members, pastMembers, users } from '../../../db/schema/index.ts';
 import { DomainError } from '../errors.ts';
 import type { UserControl } from '../hub/ports.ts';
 import { ConversationDirectory } from './conversation-directory.ts';
@@ -357,6 +357,12 @@ export class ConversationService {
         .delete(members)
         .where(and(eq(members.conversationId, conv), eq(members.userId, userId)))
         .returning({ role: members.role });
+      if (gone) {
+        await tx
+          .insert(pastMembers)
+          .values({ userId, conversationId: conv })
+          .onConflictDoUpdate({ target: [pastMembers.userId, pastMembers.conversationId], set: { leftAt: new Date() } });
+      }
       if (gone?.role === 'owner') {
         // The longest-standing remaining member inherits the group.
         const [heir] = await tx

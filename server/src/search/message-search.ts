@@ -68,8 +68,8 @@ export interface MessageSearch {
 
 /** Brings the index up to date after appends; runs beside the hub, off the ack path. */
 export interface SearchIndexer {
-  /** Told of every event this replica made durable; must not block (it only notes the conversation). */
-  appended(e: Pick<StoredEvent, 'conv' | 'seq'>): void;
+  /** Told of every event this replica made durable, in seq order per conversation; must not block (it only buffers). */
+  appended(e: StoredEvent): void;
   /** Resolves once every conversation noted so far is indexed up to what was noted. */
   flush(): Promise<void>;
   close(): Promise<void>;

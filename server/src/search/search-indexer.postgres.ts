@@ -2,107 +2,67 @@ import { sql } from 'drizzle-orm';
 import { rowsOf, type Db } from '../db/database.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { StoredEvent } from '../store/message-store.ts';
+import { IndexBuffer, type IndexBatch } from './index-buffer.ts';
+import { applyBatchSql, healSql } from './index-sql.postgres.ts';
 import { ERASE_LOCK } from './message-search.postgres.ts';
 import { PLAIN_TEXT_SQL, type SearchIndexer } from './message-search.ts';
-
-/**
- * One batch for the conversations in $1 (a JSON array) whose search_heads rows the transaction
- * holds: reads each one's log after its indexed seq (at most $2 events), and applies them as
- * one statement. A data-modifying CTE cannot see what a sibling wrote, so the statement works
- * out each message's final state first: a new message gets the newest edit of the batch and is
- * left out when the batch also deletes it; edits and deletes of messages indexed earlier update
- * or remove their rows. Redacted messages and those of erased accounts are never indexed.
- */
-const BATCH_SQL = (convs: string, perConv: number, language: string) => sql`
-  with ev as (
-    select e.conversation_id as conv, e.seq, e.id, e.kind, e.sender_id, e.ts, e.data
-    from search_heads h
-    cross join lateral (
-      select * from log_events e where e.conversation_id = h.conversation_id and e.seq > h.indexed_seq
-      order by e.seq limit ${perConv}) e
-    where h.conversation_id in (select value::uuid from jsonb_array_elements_text(${convs}::text::jsonb))
-  ),
-  edits as (
-    select distinct on (conv, (data->>'target')::bigint) conv, (data->>'target')::bigint as target,
-      data->>'body' as body, data->'mentions' as mentions
-    from ev where kind = 'edit' and data->>'body' is not null
-    order by conv, (data->>'target')::bigint, seq desc
-  ),
-  dels as (select conv, (data->>'target')::bigint as target from ev where kind = 'delete'),
-  fresh as (
-    select m.conv, m.seq, m.id, m.sender_id, m.ts,
-      coalesce(ed.body, m.data->>'body') as body,
-      case when ed.target is null then m.data->'mentions' else ed.mentions end as mentions
-    from ev m left join edits ed on ed.conv = m.conv and ed.target = m.seq
-    where m.kind = 'message' and jsonb_typeof(m.data->'body') = 'string'
-      and not exists (select 1 from dels d where d.conv = m.conv and d.target = m.seq)
-      and not exists (select 1 from users u where u.id = m.sender_id and u.deleted_at is not null)
-  ),
-  ins as (
-    insert into search_messages (conversation_id, seq, id, sender_id, ts, body, mentions, tsv)
-    select conv, seq, id, sender_id, ts, body,
-      case when jsonb_typeof(mentions) = 'array' and jsonb_array_length(mentions) > 0
-        then array(select jsonb_array_elements_text(mentions)::uuid) end,
-      to_tsvector(${language}::regconfig, ${sql.raw(PLAIN_TEXT_SQL('body'))})
-    from fresh
-    on conflict (conversation_id, seq) do nothing
-  ),
-  upd as (
-    update search_messages s set body = ed.body, tsv = to_tsvector(${language}::regconfig, ${sql.raw(PLAIN_TEXT_SQL('ed.body'))}),
-      mentions = case when jsonb_typeof(ed.mentions) = 'array' and jsonb_array_length(ed.mentions) > 0
-        then array(select jsonb_array_elements_text(ed.mentions)::uuid) end
-    from edits ed where s.conversation_id = ed.conv and s.seq = ed.target
-  ),
-  del as (delete from search_messages s using dels d where s.conversation_id = d.conv and s.seq = d.target),
-  moved as (
-    update search_heads h set indexed_seq = m.seq
-    from (select conv, max(seq) as seq, count(*) as n from ev group by conv) m
-    where h.conversation_id = m.conv
-    returning h.conversation_id, m.n
-  )
-  select conversation_id, n from moved`;
 
 export interface PostgresSearchIndexerOptions {
   db: Db;
   logger: Logger;
   /** The text search configuration (SEARCH_LANGUAGE). */
   language: string;
-  /** How long noted conversations wait to be indexed together. */
+  /** How long after the first buffered event a batch is written (unless it fills first). */
   delayMs?: number;
-  /** How often every conversation's head is compared with its index (heals a replica that died before indexing). */
+  /** How often every conversation's cursor is compared with its log (heals a replica that died before indexing). */
   sweepMs?: number;
-  /** Most conversations in one batch. */
+  /** Events that make a batch full: it is written at once. */
+  maxBatch?: number;
+  /** Events held while the database is away; past it they are dropped and their conversations healed from the log later. */
+  maxBuffered?: number;
+  /** Most conversations in one heal from the log. */
   maxConvs?: number;
-  /** Most events of one conversation in one batch. */
+  /** Most events of one conversation in one heal. */
   perConv?: number;
 }
 
 /**
- * Indexes new events in batches, after their appends committed. Appends on this replica note
- * their conversation (`appended`); `delayMs` later every noted conversation is brought up to
- * date in one transaction. Each conversation's search_heads row says how far its index is
- * complete, and is locked while a batch works on it, so several replicas index side by side
- * (a row another holds is skipped and tried again later). A periodic sweep finds conversations
- * whose log is ahead of their index (events appended by a replica that died before indexing,
- * or before search existed) and indexes them the same way.
+ * Indexes this replica's new events after their appends committed, from the events the hub's
+ * after-append hook already holds: they are buffered (IndexBuffer), and written `delayMs` after
+ * the first one, or at once when `maxBatch` are waiting, as one statement in one transaction
+ * whatever the number of conversations. Each conversation's search_heads row is a cursor: every
+ * event up to it is indexed. A batch moves it over the events it applied when they follow it
+ * without a gap (another replica's events in between leave it where it is).
+ *
+ * What the hook's events cannot cover is healed from the log (one statement per up to
+ * `maxConvs` conversations, their cursor rows held, so replicas heal side by side): a batch that
+ * failed, events dropped past `maxBuffered`, and what a periodic sweep finds with its log ahead
+ * of its cursor: a replica that died with events not indexed, a log written before search
+ * existed, or runs of seqs that replicas appended in turns.
  */
 export class PostgresSearchIndexer implements SearchIndexer {
-  private dirty = new Set<string>();
+  private buffer = new IndexBuffer();
+  /** Conversations to bring up to date from the log. */
+  private stale = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private sweeper: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private closed = false;
-  /** Batches failed in a row (the retry backs off). */
+  /** Runs failed in a row (the retry backs off). */
   private failures = 0;
-  /** The last batch's error, for `flush` to throw. */
+  /** The last run's error, for `flush` to throw. */
   private failure: unknown = null;
   private readonly delayMs: number;
+  private readonly maxBatch: number;
+  private readonly maxBuffered: number;
   private readonly maxConvs: number;
   private readonly perConv: number;
 
   constructor(private readonly d: PostgresSearchIndexerOptions) {
     this.delayMs = d.delayMs ?? 100;
-    // At most 20,000 events a batch: on PGlite a batch holds the one connection while it runs.
+    this.maxBatch = d.maxBatch ?? 5000;
+    this.maxBuffered = d.maxBuffered ?? 100_000;
+    // At most 20,000 events a heal: on PGlite it holds the one connection while it runs.
     this.maxConvs = d.maxConvs ?? 100;
     this.perConv = d.perConv ?? 200;
   }
@@ -121,10 +81,16 @@ export class PostgresSearchIndexer implements SearchIndexer {
     }
   }
 
-  appended(e: Pick<StoredEvent, 'conv' | 'seq'>) {
+  appended(e: StoredEvent) {
     if (this.closed) return;
-    this.dirty.add(e.conv);
-    if (!this.timer && !this.running) this.timer = setTimeout(() => this.kick(), this.delayMs);
+    this.buffer.add(e);
+    if (this.buffer.size >= this.maxBuffered) {
+      // The database has been away this long: keep memory bounded, the log has every event.
+      for (const c of this.buffer.take().convs) this.stale.add(c);
+    }
+    if (this.running) return;
+    if (this.buffer.size >= this.maxBatch) this.kick();
+    else if (!this.timer) this.timer = setTimeout(() => this.kick(), this.delayMs);
   }
 
   async flush(): Promise<void> {
@@ -132,7 +98,7 @@ export class PostgresSearchIndexer implements SearchIndexer {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    while ((this.running || this.dirty.size) && !this.closed) {
+    while ((this.running || this.buffer.size || this.stale.size) && !this.closed) {
       if (!this.running) this.kick();
       await this.running;
       const failure = this.failure;
@@ -141,7 +107,7 @@ export class PostgresSearchIndexer implements SearchIndexer {
     }
   }
 
-  /** Notes every conversation whose log is ahead of its index, and indexes them. */
+  /** Notes every conversation whose log is ahead of its cursor, and heals them. */
   async sweep(): Promise<void> {
     for (;;) {
       const rows = rowsOf<{ conversation_id: string }>(
@@ -151,18 +117,27 @@ export class PostgresSearchIndexer implements SearchIndexer {
           where h.last_seq > coalesce(s.indexed_seq, 0)
           limit 10000`),
       );
-      for (const r of rows) this.dirty.add(r.conversation_id);
+      for (const r of rows) this.stale.add(r.conversation_id);
       await this.flush();
       if (rows.length < 10_000 || this.closed) return;
     }
   }
 
+  /** Stops, after writing what is buffered (bounded: a database that does not answer is left to another replica's sweep). */
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.running;
+    if (!this.buffer.size) return;
+    const last = this.apply(this.buffer.take()).catch((err) =>
+      this.d.logger.warn({ err: (err as Error).message }, 'search index: the last batch was not written (another replica sweeps it)'),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([last, new Promise((r) => (timer = setTimeout(r, 5_000)))]);
+    clearTimeout(timer);
   }
 
   private kick() {
@@ -174,47 +149,70 @@ export class PostgresSearchIndexer implements SearchIndexer {
         this.failures = 0;
       })
       .catch((err) => {
-        // The conversations stay noted, so the next append or sweep tries them again.
+        // What failed is noted as stale, so the next run heals it from the log.
         this.d.logger.error({ err: (err as Error).message }, 'search indexing failed');
         this.failure = err;
         this.failures++;
       })
       .finally(() => {
         this.running = null;
-        // After failures (the database away), the retries back off to 5 s instead of every delayMs.
-        const wait = Math.min(this.delayMs * 2 ** this.failures, 5_000);
-        if (this.dirty.size && !this.closed && !this.timer) this.timer = setTimeout(() => this.kick(), wait);
+        if (this.closed || this.timer || !(this.buffer.size || this.stale.size)) return;
+        // A full buffer goes at once; after failures (the database away) the retries back off to 5 s.
+        const wait = this.failures
+          ? Math.min(this.delayMs * 2 ** this.failures, 5_000)
+          : this.buffer.size >= this.maxBatch
+            ? 0
+            : this.delayMs;
+        this.timer = setTimeout(() => this.kick(), wait);
       });
   }
 
   private async drain() {
-    while (this.dirty.size && !this.closed) {
-      const convs = [...this.dirty].slice(0, this.maxConvs);
-      for (const c of convs) this.dirty.delete(c);
-      let again: string[];
+    if (this.buffer.size) {
+      const batch = this.buffer.take();
       try {
-        again = await this.batch(convs);
+        await this.apply(batch);
       } catch (err) {
-        for (const c of convs) this.dirty.add(c);
+        for (const c of batch.convs) this.stale.add(c);
         throw err;
       }
-      for (const c of again) this.dirty.add(c);
+    }
+    while (this.stale.size && !this.closed) {
+      const convs = [...this.stale].slice(0, this.maxConvs);
+      for (const c of convs) this.stale.delete(c);
+      let again: string[];
+      try {
+        again = await this.heal(convs);
+      } catch (err) {
+        for (const c of convs) this.stale.add(c);
+        throw err;
+      }
+      for (const c of again) this.stale.add(c);
       // Only held rows (another replica is on them) and long logs are left: not a busy loop.
       if (again.length === convs.length) return;
     }
   }
 
-  /** Indexes what it can of these conversations; returns those with more to do. */
-  private async batch(convs: string[]): Promise<string[]> {
+  /** Writes one batch of the hook's events. */
+  private async apply(batch: IndexBatch) {
+    await this.d.db.transaction(async (tx) => {
+      // Shared with every other writer, exclusive against an erasure (MessageSearch.eraseSender);
+      // the batch's statement takes its snapshot after it, so it sees an erasure that went first.
+      await tx.execute(sql`select pg_advisory_xact_lock_shared(${ERASE_LOCK.toString()}::bigint)`);
+      await tx.execute(applyBatchSql(batch, this.d.language));
+    });
+  }
+
+  /** Heals what it can of these conversations from the log; returns those with more to do. */
+  private async heal(convs: string[]): Promise<string[]> {
     return this.d.db.transaction(async (tx) => {
-      // Shared with every other batch, exclusive against an erasure (MessageSearch.eraseSender).
       await tx.execute(sql`select pg_advisory_xact_lock_shared(${ERASE_LOCK.toString()}::bigint)`);
       const list = JSON.stringify(convs);
       await tx.execute(sql`
         insert into search_heads (conversation_id)
         select value::uuid from jsonb_array_elements_text(${list}::text::jsonb)
         on conflict do nothing`);
-      // Held until commit; the batch statement after it takes a fresh snapshot, so it sees every
+      // Held until commit; the heal statement after it takes a fresh snapshot, so it sees every
       // batch another replica committed on these conversations before we got their rows.
       const held = rowsOf<{ conversation_id: string }>(
         await tx.execute(sql`
@@ -226,9 +224,7 @@ export class PostgresSearchIndexer implements SearchIndexer {
       const heldSet = new Set(held);
       const again = convs.filter((c) => !heldSet.has(c));
       if (!held.length) return again;
-      const done = rowsOf<{ conversation_id: string; n: string | number }>(
-        await tx.execute(BATCH_SQL(JSON.stringify(held), this.perConv, this.d.language)),
-      );
+      const done = rowsOf<{ conversation_id: string; n: string | number }>(await tx.execute(healSql(held, this.perConv, this.d.language)));
       for (const r of done) if (Number(r.n) >= this.perConv) again.push(r.conversation_id);
       return again;
     });
@@ -247,7 +243,9 @@ export class PostgresSearchIndexer implements SearchIndexer {
       );
       if (!changed.length) return;
       this.d.logger.info({ language: lang }, 'search language changed: rebuilding the search index');
-      await tx.execute(sql`update search_messages set tsv = to_tsvector(${lang}::regconfig, ${sql.raw(PLAIN_TEXT_SQL('body'))})`);
+      await tx.execute(
+        sql`update search_messages set tsv = to_tsvector(${lang}::regconfig, ${sql.raw(PLAIN_TEXT_SQL('body'))}) where body is not null`,
+      );
     });
   }
 }

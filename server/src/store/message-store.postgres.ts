@@ -5,6 +5,8 @@ import { logEvents } from '../../../db/schema/index.ts';
 import { rewindLogs } from './log-rewind.ts';
 import {
   AppendRefused,
+  CARRIES_TEXT_SQL,
+  REDACTED_DATA_SQL,
   type AppendBatch,
   type AppendResult,
   type EventDraft,
@@ -303,7 +305,7 @@ export class PostgresMessageStore implements MessageStore {
     if (!seqs.length) return;
     await this.db
       .update(logEvents)
-      .set({ data: sql`(${logEvents.data} - 'body' - 'attachments') || '{"body":null,"redacted":true}'::jsonb` })
+      .set({ data: sql.raw(REDACTED_DATA_SQL) })
       .where(and(eq(logEvents.conversationId, conv), inArray(logEvents.seq, seqs)));
   }
 
@@ -311,7 +313,7 @@ export class PostgresMessageStore implements MessageStore {
     const rows = await this.db
       .select({ seq: logEvents.seq })
       .from(logEvents)
-      .where(and(eq(logEvents.conversationId, conv), eq(logEvents.senderId, from), eq(logEvents.kind, 'message')));
+      .where(and(eq(logEvents.conversationId, conv), eq(logEvents.senderId, from), sql.raw(CARRIES_TEXT_SQL)));
     return rows.map((r) => Number(r.seq));
   }
 

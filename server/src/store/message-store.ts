@@ -118,12 +118,11 @@ export interface MessageStore {
   /** The newest event of kind `message` of each conversation that has one. */
   lastMessages(convs: string[]): Promise<Map<string, StoredEvent>>;
   /**
-   * Erases message bodies in place (data.body → null, data.redacted → true, data.attachments
-   * removed): for deleted messages and for the messages of an erased account. The events and
-   * their seqs stay.
+   * Erases the text of events in place (redactedData): for deleted messages and for every event
+   * of an erased account that carries text. The events and their seqs stay.
    */
   redact(conv: string, seqs: number[]): Promise<void>;
-  /** Seqs of the `message` events `from` sent in `conv` (for account erasure). */
+  /** Seqs of the events `from` wrote in `conv` that carry their text (carriesText; for export and erasure). */
   seqsBySender(conv: string, from: string): Promise<number[]>;
   close(): Promise<void>;
 }
@@ -139,6 +138,27 @@ export class AppendRefused extends Error {
     this.name = 'AppendRefused';
   }
 }
+
+/** Whether an event carries text its author wrote: a message's or an edit's body, a tip's note. */
+export function carriesText(e: Pick<StoredEvent, 'kind' | 'data'>): boolean {
+  return e.kind === 'message' || e.kind === 'edit' || (e.kind === 'system' && typeof e.data.note === 'string');
+}
+
+/**
+ * An event's data with its text erased: body null (messages and edits), attachments and note
+ * removed, `redacted: true`; every other field stays. REDACTED_DATA_SQL is the same in SQL.
+ */
+export function redactedData(kind: EventKind, data: Record<string, unknown>): Record<string, unknown> {
+  const { attachments: _files, note: _note, body: _body, ...kept } = data;
+  return kind === 'system' ? { ...kept, redacted: true } : { ...kept, body: null, redacted: true };
+}
+
+/** redactedData over the `kind` and `data` columns of log_events. */
+export const REDACTED_DATA_SQL = `(data - 'body' - 'attachments' - 'note') || case when kind = 'system'
+  then '{"redacted":true}'::jsonb else '{"body":null,"redacted":true}'::jsonb end`;
+
+/** carriesText over the `kind` and `data` columns of log_events. */
+export const CARRIES_TEXT_SQL = `(kind in ('message', 'edit') or (kind = 'system' and jsonb_typeof(data->'note') = 'string'))`;
 
 /** `store.appendMany` where the store has it, else one `append` per conversation in parallel. */
 export function appendBatches(store: MessageStore, batches: AppendBatch[]): Promise<PromiseSettledResult<AppendResult[]>[]> {

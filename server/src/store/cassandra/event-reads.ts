@@ -1,4 +1,4 @@
-import type { ReadRange, StoredEvent } from '../message-store.ts';
+import { carriesText, type EventKind, type ReadRange, redactedData, type StoredEvent } from '../message-store.ts';
 import { BUCKET_SIZE, bucketOf, byBucket, type Cql, mapLimit, num, Q, toEvent } from './cql.ts';
 
 /** The read side of the event log. Nothing past a conversation's durable_seq is ever returned. */
@@ -57,8 +57,7 @@ export class EventReads {
       const rows = await this.cql.all(Q.eventsIn, [conv, b, ss]);
       // Only rows that exist: an UPDATE of a missing seq would create a ghost row.
       await mapLimit(rows, 32, (r) => {
-        const { attachments: _gone, ...kept } = JSON.parse(r.get('data') as string) as Record<string, unknown>;
-        const data = { ...kept, body: null, redacted: true };
+        const data = redactedData(r.get('kind') as EventKind, JSON.parse(r.get('data') as string) as Record<string, unknown>);
         return this.cql.q(Q.setData, [JSON.stringify(data), conv, b, r.get('seq')], { isIdempotent: true });
       });
     });
@@ -74,7 +73,7 @@ export class EventReads {
     return parts
       .flat()
       .map(toEvent)
-      .filter((e) => e.kind === 'message' && e.from === from.toLowerCase())
+      .filter((e) => carriesText(e) && e.from === from.toLowerCase())
       .map((e) => e.seq);
   }
 }

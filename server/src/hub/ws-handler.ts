@@ -160,15 +160,21 @@ export function wsBehavior(d: {
           // setImmediate runs in libuv's check phase, after uWS has dispatched every read.
           setImmediate(() => {
             if (aborted) return d.hub.unwatch(watch);
-            res.cork(() => {
-              res.upgrade<UserData>(
-                { login, watch, resumeAnnounced },
-                key,
-                offered.includes(PROTOCOL) ? PROTOCOL : '',
-                extensions,
-                context,
-              );
-            });
+            try {
+              res.cork(() => {
+                res.upgrade<UserData>(
+                  { login, watch, resumeAnnounced },
+                  key,
+                  offered.includes(PROTOCOL) ? PROTOCOL : '',
+                  extensions,
+                  context,
+                );
+              });
+            } catch (err) {
+              // Outside the promise chain now: logged here rather than ending the process.
+              d.hub.unwatch(watch);
+              d.logger.error({ err }, 'socket upgrade failed');
+            }
           });
         })
         .catch((err) => {

@@ -5,6 +5,7 @@ import {
   createClient,
   errorText,
   HubbubError,
+  uploadFile,
   type SocketClient,
   type ConnectionState,
   type HubbubClient,
@@ -164,6 +165,43 @@ describe('@hubbub/client against a live hub', () => {
     assert.equal((await reacted).emoji, '👍');
     assert.equal((await edited).body, 'edited offline');
     await assert.rejects(alice.delete(conv, 99_999), (e: HubbubError) => e instanceof HubbubError && e.code !== 'TIMEOUT');
+  });
+
+  test('a send with attachments made while the socket is down waits in the outbox and goes out once, with its cid and files', async () => {
+    const { a, b, conv } = await pair();
+    const bob = hub(() => b.accessToken);
+    await bob.connect();
+    const alice = hub(() => a.accessToken);
+    await alice.connect();
+    const api = createApiClient({ url: `${base}/trpc`, getToken: () => a.accessToken });
+    const upload = (text: string) =>
+      uploadFile(api, { baseUrl: base, conversationId: conv, file: new Blob([text], { type: 'text/plain' }), name: `${text}.txt` });
+    const [one, two] = [await upload('one'), await upload('two')];
+    const got: { seq: number; cid?: string; attachments?: { id: string }[] }[] = [];
+    let seen!: () => void;
+    const bothSeen = new Promise<void>((r) => (seen = r));
+    bob.on('event', (e) => {
+      if (e.kind === 'message') got.push(e);
+      if (['files-queued', 'files-in-flight'].every((cid) => got.some((g) => g.cid === cid))) seen();
+    });
+    // Down before the send: queued. Down right after it: written, maybe stored, resent with its cid.
+    alice.drop();
+    const queued = alice.send(conv, '', { attachments: [one.id], cid: 'files-queued' });
+    await next<unknown>((fn) => alice.on('connected', fn));
+    const inFlight = alice.send(conv, 'with a file', { attachments: [two.id], cid: 'files-in-flight' });
+    alice.drop();
+    const [q, f] = await Promise.all([queued, inFlight]);
+    assert.deepEqual([q.cid, f.cid], ['files-queued', 'files-in-flight']);
+    await bothSeen;
+    // A resend stored twice would come before the later ack: every message up to it is here.
+    assert.deepEqual(
+      got.filter((e) => e.seq <= Math.max(q.seq, f.seq)).map((e) => [e.cid, e.attachments?.map((x) => x.id)]),
+      [
+        ['files-queued', [one.id]],
+        ['files-in-flight', [two.id]],
+      ],
+      'each message once, with its files',
+    );
   });
 
   test('history and read cursors without hand-written frames', async () => {

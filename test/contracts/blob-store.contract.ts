@@ -44,6 +44,24 @@ export function registerBlobStoreContractTests(name: string, make: () => Promise
       assert.ok((await store.read(key, 10_000))!.equals(bytes));
     });
 
+    run(
+      '12.2 peek gives the whole size and only the first bytes; an empty blob peeks as size 0; a missing one as null',
+      async ({ store }) => {
+        const key = `${randomUUID()}/file`;
+        const bytes = randomBytes(50_000);
+        await store.put(key, bytes, 'application/octet-stream');
+        const p = (await store.peek(key, 4100))!;
+        assert.equal(p.size, bytes.length);
+        assert.ok(p.head.equals(bytes.subarray(0, 4100)));
+        const whole = (await store.peek(key, 100_000))!;
+        assert.deepEqual([whole.size, whole.head.equals(bytes)], [bytes.length, true]);
+        const empty = `${randomUUID()}/file`;
+        await store.put(empty, new Uint8Array(0), 'text/plain');
+        assert.deepEqual(await store.peek(empty, 100), { size: 0, head: Buffer.alloc(0) });
+        assert.equal(await store.peek(`${randomUUID()}/file`, 100), null);
+      },
+    );
+
     run('12.2 an empty blob is a blob of size 0', async ({ store }) => {
       const key = `${randomUUID()}/file`;
       await store.put(key, new Uint8Array(0), 'text/plain');

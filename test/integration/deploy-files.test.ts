@@ -173,3 +173,55 @@ test('9 alert rules pass promtool tests (each alert firing and held back), selec
     ['hubbub-hub', 'hubbub-workers'],
   );
 });
+
+/** Compose's interpolation of `${NAME}`, `${NAME:-default}` and `${NAME:?error}` from `vars`. */
+function interpolate(value: string, vars: Record<string, string>): string {
+  return value.replace(/\$\{([A-Z0-9_]+)(?::([-?])([^}]*))?\}/g, (_m, name: string, op?: string, arg?: string) => {
+    if (vars[name]) return vars[name];
+    if (op === '?') throw new Error(`${name}: ${arg}`);
+    return op === '-' ? (arg ?? '') : '';
+  });
+}
+
+test('9 the S3 blob store settings of compose and k8s parse against the config schema and name one store', () => {
+  const [compose] = parseYamlDocs(path.join(root, 'docker-compose.yml'));
+  const secrets = { JWT_SECRET: 'x'.repeat(48), S3_SECRET_ACCESS_KEY: 's3-secret-for-the-test' };
+  for (const name of ['hub1', 'hub2', 'workers']) {
+    const raw = compose.services[name].environment as Record<string, string>;
+    const env = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, interpolate(String(v), secrets)]));
+    const config = loadConfig(env);
+    assert.equal(config.S3_ENDPOINT, 'http://seaweedfs:8333', name);
+    assert.equal(config.S3_SECRET_ACCESS_KEY, secrets.S3_SECRET_ACCESS_KEY, `${name} signs with the key compose was given`);
+    assert.equal(compose.services[name].depends_on.seaweedfs?.condition, 'service_healthy', `${name} waits for the store`);
+    // Browsers reach the store where the balancer listens, under the bucket's path.
+    assert.equal(new URL(config.S3_PUBLIC_ENDPOINT!).port, compose.services.lb.ports[0].split(':')[0]);
+    assert.ok(config.ALLOWED_ORIGINS.includes(new URL(config.S3_PUBLIC_ENDPOINT!).origin), 'the page and the store share an origin');
+  }
+  assert.throws(() => interpolate(String(compose['x-hub-env'].S3_SECRET_ACCESS_KEY), {}), /S3_SECRET_ACCESS_KEY/, 'no default secret');
+  // SeaweedFS's one identity is written from the same variables the hubs read.
+  const weed = compose.services.seaweedfs;
+  assert.match(weed.image, /^chrislusf\/seaweedfs:\d+\.\d+$/);
+  assert.deepEqual(Object.keys(weed.environment).sort(), ['S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY']);
+  for (const k of Object.keys(weed.environment)) assert.equal(weed.environment[k], compose['x-hub-env'][k], k);
+  assert.match(weed.command.join(' '), /-s3\.port=8333 -s3\.config=\/tmp\/s3\.json/);
+  const haproxy = readFileSync(path.join(root, 'deploy/haproxy.cfg'), 'utf8');
+  const bucket = compose['x-hub-env'].S3_BUCKET as string;
+  assert.match(haproxy, new RegExp(`use_backend blobs if \\{ path_beg /${bucket}/ \\}`));
+  assert.match(haproxy, /server-template seaweedfs 1 seaweedfs:8333/);
+
+  // k8s: the ConfigMap names the store, the Secret holds its keys; both reach hubs and workers.
+  const docs = readdirSync(path.join(root, 'k8s'))
+    .filter((f) => f.endsWith('.yaml'))
+    .flatMap((f) => parseYamlDocs(path.join(root, 'k8s', f)));
+  const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'hubbub-config');
+  const secret = docs.find((d) => d.kind === 'Secret' && d.metadata.name === 'hubbub-secrets');
+  const k8sConfig = loadConfig({ ...cm.data, ...secret.stringData, JWT_SECRET: secrets.JWT_SECRET });
+  assert.ok(k8sConfig.S3_ENDPOINT && k8sConfig.S3_BUCKET && k8sConfig.S3_PUBLIC_ENDPOINT);
+  assert.ok(!('S3_SECRET_ACCESS_KEY' in cm.data) && !('S3_ACCESS_KEY_ID' in cm.data), 'keys only in the Secret');
+  assert.ok(secret.stringData.S3_SECRET_ACCESS_KEY && secret.stringData.S3_ACCESS_KEY_ID);
+  for (const name of ['hubbub-hub', 'hubbub-workers']) {
+    const c = docs.find((d) => d.kind === 'Deployment' && d.metadata.name === name).spec.template.spec.containers[0];
+    const from = (c.envFrom as any[]).map((e) => e.configMapRef?.name ?? e.secretRef?.name);
+    assert.deepEqual(from.sort(), ['hubbub-config', 'hubbub-secrets'], name);
+  }
+});

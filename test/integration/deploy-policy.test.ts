@@ -32,6 +32,7 @@ const allowed: [RegExp, string][] = [
   [/^cassandra:5\.0(\.\d+)?$/, 'Apache Cassandra 5.0 (Apache-2.0), as the tests run'],
   [/^haproxy:2\.\d+$/, 'HAProxy (GPL-2.0)'],
   [/^prom\/prometheus:v\d+\.\d+\.\d+$/, 'Prometheus (Apache-2.0)'],
+  [/^chrislusf\/seaweedfs:\d+\.\d+$/, 'SeaweedFS (Apache-2.0), the S3 store the tests run (MinIO and Garage are AGPL)'],
 ];
 const ours = `hubbub:${pkg.version}`;
 

@@ -134,7 +134,10 @@ export class Uploader {
           row.firstChild!.textContent = words.uploading(file.name, pct);
         },
       });
-      await this.chat.socket.send(conv, '', { attachments: [meta.id] });
+      // The upload is done; the message goes through the outbox, so a send during a reconnect
+      // waits there (shown pending, kept across a reload) and is retried with its cid.
+      const problem = this.chat.sendFiles(conv, [meta]);
+      if (problem) throw new Error(problem);
       row.remove();
     } catch (err) {
       replace(row, h('span', { class: 'error', role: 'alert' }, words.failed(file.name, errorText(err))));

@@ -1,6 +1,6 @@
 // Just over 400 lines: the page's controller, which wires the views to one session and one socket;
 // each view (list, conversation, search, wallet, dialogs) is its own file.
-import { SocketClient, type EventFrame, type PresenceFrame, type ReadFrame, type TypingFrame } from '@hubbub/client';
+import { type AttachmentMeta, SocketClient, type EventFrame, type PresenceFrame, type ReadFrame, type TypingFrame } from '@hubbub/client';
 import { originAllowed } from './origin-check.ts';
 import { applyToPreview, countFromTail } from './list-state.ts';
 import { Outbox } from './outbox.ts';
@@ -378,6 +378,13 @@ export class Chat {
   send(body: string): string | null {
     if (!this.open) return w.openFirst;
     const problem = this.outbox.send(this.open, body);
+    if (!problem) this.lastTypingSent = 0;
+    return problem;
+  }
+
+  /** Sends uploaded files as a message of their own in `conv`, through the same outbox as text. */
+  sendFiles(conv: string, files: AttachmentMeta[]): string | null {
+    const problem = this.outbox.send(conv, '', files);
     if (!problem) this.lastTypingSent = 0;
     return problem;
   }

@@ -225,7 +225,7 @@ export function pendingRow(chat: Chat, p: Pending, take: (cid: string, edit: boo
     h(
       'div',
       { class: 'bubble-wrap' },
-      h('div', { class: 'bubble' }, p.body),
+      h('div', { class: 'bubble' }, p.body || (p.attachments ?? []).map((a) => a.name).join(', ')),
       h(
         'div',
         { class: 'seen', 'data-testid': 'pending-status' },

@@ -10,7 +10,13 @@ export function loadOutbox(userId: string): Pending[] {
   try {
     const list = JSON.parse(localStorage.getItem(key(userId)) ?? '[]') as Pending[];
     return Array.isArray(list)
-      ? list.filter((p) => typeof p.cid === 'string' && typeof p.conv === 'string' && typeof p.body === 'string')
+      ? list.filter(
+          (p) =>
+            typeof p.cid === 'string' &&
+            typeof p.conv === 'string' &&
+            typeof p.body === 'string' &&
+            (p.attachments === undefined || (Array.isArray(p.attachments) && p.attachments.every((a) => typeof a?.id === 'string'))),
+        )
       : [];
   } catch {
     // Unreadable (written by hand, or by an older page): nothing to send.
@@ -19,9 +25,14 @@ export function loadOutbox(userId: string): Pending[] {
 }
 
 export function saveOutbox(userId: string, pending: Pending[]) {
-  const open = pending.map(({ cid, conv, body, ts, error, retryable }) =>
-    error ? { cid, conv, body, ts, error, retryable } : { cid, conv, body, ts },
-  );
+  const open = pending.map(({ cid, conv, body, attachments, ts, error, retryable }) => ({
+    cid,
+    conv,
+    body,
+    ...(attachments ? { attachments } : {}),
+    ts,
+    ...(error ? { error, retryable } : {}),
+  }));
   if (open.length) localStorage.setItem(key(userId), JSON.stringify(open));
   else localStorage.removeItem(key(userId));
 }

@@ -1,4 +1,4 @@
-import { HubbubError, type EventFrame, type SocketClient } from '@hubbub/client';
+import { type AttachmentMeta, HubbubError, type EventFrame, type SocketClient } from '@hubbub/client';
 import { loadOutbox, saveOutbox } from './outbox-store.ts';
 import type { Pending } from './types.ts';
 import { errorSentence, MAX_BODY_CHARS, w } from './words.ts';
@@ -28,11 +28,15 @@ export class Outbox {
     }
   }
 
-  /** Returns why the text cannot be sent, or null once it is on its way. */
-  send(conv: string, body: string): string | null {
-    if (!body.trim()) return w.typeFirst;
+  /**
+   * Returns why the message cannot be sent, or null once it is on its way. Files (uploaded and
+   * completed) go the same way as text: shown pending, kept across reloads, retried with their cid.
+   */
+  send(conv: string, body: string, attachments?: AttachmentMeta[]): string | null {
+    if (!body.trim() && !attachments?.length) return w.typeFirst;
     if (body.length > MAX_BODY_CHARS) return w.charsOver(body.length - MAX_BODY_CHARS);
     const p: Pending = { cid: crypto.randomUUID(), conv, body, ts: Date.now() };
+    if (attachments?.length) p.attachments = attachments;
     this.pending.set(p.cid, p);
     this.dispatch(p);
     this.d.changed();
@@ -81,7 +85,8 @@ export class Outbox {
 
   private dispatch(p: Pending) {
     this.save();
-    this.d.socket.send(p.conv, p.body, { cid: p.cid }).then(
+    const attachments = p.attachments?.map((a) => a.id);
+    this.d.socket.send(p.conv, p.body, attachments ? { cid: p.cid, attachments } : { cid: p.cid }).then(
       (ack) => {
         p.ackSeq = ack.seq;
         this.save();

@@ -1,4 +1,4 @@
-import type { EventFrame } from '@hubbub/client';
+import type { AttachmentMeta, EventFrame } from '@hubbub/client';
 
 /** The page's records: people, conversations as the list shows them, sends not yet stored. */
 
@@ -30,6 +30,8 @@ export interface Pending {
   cid: string;
   conv: string;
   body: string;
+  /** Uploaded and completed files the message carries (their ids go in the send). */
+  attachments?: AttachmentMeta[];
   ts: number;
   ackSeq?: number;
   /** Refused for good, in words: the text stays, to edit and send again or discard. */

@@ -105,11 +105,12 @@ export class AttachmentService {
     if (!row || row.ownerId !== userId || row.state === 'refused') throw new DomainError('NOT_FOUND', 'no such attachment');
     if (row.state === 'ready') return metaOf(row);
     const key = `${id}/file`;
-    const stat = await this.d.blobs.stat(key);
-    if (!stat) throw new DomainError('PRECONDITION_FAILED', 'the file has not been uploaded yet');
+    // Size and first bytes in one request: the type check never reads the rest of the file.
+    const peeked = await this.d.blobs.peek(key, SNIFF_BYTES);
+    if (!peeked) throw new DomainError('PRECONDITION_FAILED', 'the file has not been uploaded yet');
     try {
-      if (stat.size !== row.size) throw new DomainError('BAD_REQUEST', `expected ${row.size} bytes, the upload has ${stat.size}`);
-      const head = (await this.d.blobs.read(key, SNIFF_BYTES)) ?? Buffer.alloc(0);
+      const { size, head } = peeked;
+      if (size !== row.size) throw new DomainError('BAD_REQUEST', `expected ${row.size} bytes, the upload has ${size}`);
       const mismatch = await typeMismatch(row.contentType, head);
       if (mismatch) throw new DomainError('BAD_REQUEST', `declared type refused: ${mismatch}`);
       const patch: Partial<Row> = { state: 'ready' };

@@ -62,6 +62,24 @@ export class DiskBlobStore implements BlobStore {
     }
   }
 
+  async peek(key: string, maxBytes: number) {
+    let fh: Awaited<ReturnType<typeof open>>;
+    try {
+      fh = await open(this.file(key), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    try {
+      const { size } = await fh.stat();
+      const buf = Buffer.alloc(Math.min(maxBytes, size));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      return { size, head: buf.subarray(0, bytesRead) };
+    } finally {
+      await fh.close();
+    }
+  }
+
   async stream(key: string) {
     if (!(await this.stat(key))) return null;
     return createReadStream(this.file(key), { highWaterMark: 256 * 1024 });

@@ -122,6 +122,25 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  async peek(key: string, maxBytes: number) {
+    if (maxBytes <= 0) {
+      const s = await this.stat(key);
+      return s && { size: s.size, head: Buffer.alloc(0) };
+    }
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: checkKey(key), Range: `bytes=0-${maxBytes - 1}` }));
+      const head = Buffer.from(await r.Body!.transformToByteArray());
+      // `bytes 0-4099/123456`: the total after the slash (a store that ignores the range sends it all).
+      const total = /\/(\d+)$/.exec(r.ContentRange ?? '')?.[1];
+      return { size: total ? Number(total) : head.length, head: head.subarray(0, maxBytes) };
+    } catch (err) {
+      if (missing(err)) return null;
+      // A range past the end of an empty object.
+      if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 416) return { size: 0, head: Buffer.alloc(0) };
+      throw err;
+    }
+  }
+
   async stream(key: string) {
     try {
       const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));

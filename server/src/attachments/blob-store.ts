@@ -12,6 +12,11 @@ export interface BlobStore {
   stat(key: string): Promise<{ size: number } | null>;
   /** The blob's bytes (at most `maxBytes` of its start when given), or null when there is none. */
   read(key: string, maxBytes?: number): Promise<Buffer | null>;
+  /**
+   * The blob's size and at most `maxBytes` of its start, in one request where the store allows
+   * (a ranged GET on S3), or null when there is none: what a type check needs, without the rest.
+   */
+  peek(key: string, maxBytes: number): Promise<{ size: number; head: Buffer } | null>;
   /** Streams the blob in chunks, or null when there is none. */
   stream(key: string): Promise<AsyncIterable<Uint8Array> | null>;
   /** Removes blobs; a missing key is no error (deletes are retried and may race). */

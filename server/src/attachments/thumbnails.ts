@@ -17,7 +17,23 @@ export interface ImageInfo {
  * bomb: a few KB that would inflate to gigabytes); `limitInputPixels` holds the same line inside
  * the decoder.
  */
-export async function describeImage(bytes: Buffer, opts: { maxPixels: number; size?: number }): Promise<ImageInfo> {
+export function describeImage(bytes: Buffer, opts: { maxPixels: number; size?: number }): Promise<ImageInfo> {
+  return oneAtATime(() => describe(bytes, opts));
+}
+
+/**
+ * One image decoded at a time in this process: a burst of photo uploads waits here rather than
+ * taking every libuv thread (file reads and WebCrypto share them) and a full decode's memory each.
+ */
+let queue: Promise<unknown> = Promise.resolve();
+function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
+  const run = queue.then(fn, fn);
+  // The caller gets the error; the queue only waits for the turn to end.
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+async function describe(bytes: Buffer, opts: { maxPixels: number; size?: number }): Promise<ImageInfo> {
   const size = opts.size ?? 320;
   const open = () => sharp(bytes, { limitInputPixels: opts.maxPixels, failOn: 'error', animated: false });
   let meta: Metadata;
@@ -33,10 +49,13 @@ export async function describeImage(bytes: Buffer, opts: { maxPixels: number; si
     throw new DomainError('PAYLOAD_TOO_LARGE', `image of ${width}×${height} pixels is over the limit of ${opts.maxPixels} pixels`);
   }
   try {
-    const [thumb, tiny] = await Promise.all([
-      open().autoOrient().resize(size, size, { fit: 'inside', withoutEnlargement: true }).webp({ quality: 75 }).toBuffer(),
-      open().autoOrient().resize(24, 24, { fit: 'inside' }).blur(1).webp({ quality: 40 }).toBuffer(),
-    ]);
+    // The full image is decoded once, for the thumbnail; the preview is made from the thumbnail.
+    const thumb = await open()
+      .autoOrient()
+      .resize(size, size, { fit: 'inside', withoutEnlargement: true })
+      .webp({ quality: 75 })
+      .toBuffer();
+    const tiny = await sharp(thumb).resize(24, 24, { fit: 'inside' }).blur(1).webp({ quality: 40 }).toBuffer();
     return { width, height, thumb, preview: `data:image/webp;base64,${tiny.toString('base64')}` };
   } catch (err) {
     throw refusal(err as Error, opts.maxPixels);

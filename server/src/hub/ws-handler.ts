@@ -151,8 +151,30 @@ export function wsBehavior(d: {
             throw err;
           }
           if (aborted) return d.hub.unwatch(watch);
-          res.cork(() => {
-            res.upgrade<UserData>({ login, watch, resumeAnnounced }, key, offered.includes(PROTOCOL) ? PROTOCOL : '', extensions, context);
+          // In a turn of its own, never in this promise continuation: a continuation may run in
+          // the microtask drain of a uWS handler for another connection (the login resolved by
+          // something that handler did), and uWS notes "upgraded while parsing" per app, not per
+          // connection. It would take this socket for the one being parsed: that read is cut
+          // short, its response stays corked, and this socket is handed to the loop in its place
+          // (uWS.js 20.30 then aborts the process on the held cork, or leaves both sockets broken).
+          // setImmediate runs in libuv's check phase, after uWS has dispatched every read.
+          setImmediate(() => {
+            if (aborted) return d.hub.unwatch(watch);
+            try {
+              res.cork(() => {
+                res.upgrade<UserData>(
+                  { login, watch, resumeAnnounced },
+                  key,
+                  offered.includes(PROTOCOL) ? PROTOCOL : '',
+                  extensions,
+                  context,
+                );
+              });
+            } catch (err) {
+              // Outside the promise chain now: logged here rather than ending the process.
+              d.hub.unwatch(watch);
+              d.logger.error({ err }, 'socket upgrade failed');
+            }
           });
         })
         .catch((err) => {

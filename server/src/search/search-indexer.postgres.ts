@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { rowsOf, type Db } from '../db/database.ts';
+import { isRetryableTxError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { StoredEvent } from '../store/message-store.ts';
 import { IndexBuffer, type IndexBatch } from './index-buffer.ts';
@@ -195,12 +196,20 @@ export class PostgresSearchIndexer implements SearchIndexer {
 
   /** Writes one batch of the hook's events. */
   private async apply(batch: IndexBatch) {
-    await this.d.db.transaction(async (tx) => {
-      // Shared with every other writer, exclusive against an erasure (MessageSearch.eraseSender);
-      // the batch's statement takes its snapshot after it, so it sees an erasure that went first.
-      await tx.execute(sql`select pg_advisory_xact_lock_shared(${ERASE_LOCK.toString()}::bigint)`);
-      await tx.execute(applyBatchSql(batch, this.d.language));
-    });
+    // Two replicas' batches on the same conversation (one edits what the other appended) may lock
+    // its rows in opposite orders: PostgreSQL aborts one, which is tried again as it was.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.d.db.transaction(async (tx) => {
+          // Shared with every other writer, exclusive against an erasure (MessageSearch.eraseSender);
+          // the batch's statement takes its snapshot after it, so it sees an erasure that went first.
+          await tx.execute(sql`select pg_advisory_xact_lock_shared(${ERASE_LOCK.toString()}::bigint)`);
+          await tx.execute(applyBatchSql(batch, this.d.language));
+        });
+      } catch (err) {
+        if (!isRetryableTxError(err) || attempt >= 3) throw err;
+      }
+    }
   }
 
   /** Heals what it can of these conversations from the log; returns those with more to do. */

@@ -1,6 +1,6 @@
 import cassandra from 'cassandra-driver';
 import type { Logger } from '../../observability/logger.ts';
-import type { StoredEvent } from '../message-store.ts';
+import { carriesText, type StoredEvent } from '../message-store.ts';
 import { BUCKET_SIZE, bucketOf, byBucket, claimId, type Cql, nowMicros, num, Q, remember, sleep, voidId } from './cql.ts';
 import { MessageStoreUnavailableError } from './errors.ts';
 
@@ -74,8 +74,9 @@ export class EventLog {
       if (e.cid != null && e.from != null)
         out.push({ query: Q.claimKeyInsert, params: [claimId(e.conv, e.from, e.cid), e.id, e.seq], bytes: 120 });
     }
+    // Every event with its author's text (messages, edits, tip notes): what an erasure redacts.
     for (const e of events)
-      if (e.kind === 'message' && e.from != null) out.push({ query: Q.senderInsert, params: [e.conv, e.from, e.seq], bytes: 60 });
+      if (carriesText(e) && e.from != null) out.push({ query: Q.senderInsert, params: [e.conv, e.from, e.seq], bytes: 60 });
     return out;
   }
 

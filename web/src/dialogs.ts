@@ -82,9 +82,10 @@ function userSearch(chat: Chat, action: string, onPick: (p: Profile) => void, er
   };
   input.oninput = () => {
     clearTimeout(timer);
+    // Cleared as the user types, not when the search below answers: a submit made meanwhile keeps its error.
+    error.textContent = '';
     timer = setTimeout(async () => {
       const q = input.value.trim().replace(/^@/, '');
-      error.textContent = '';
       if (!q) return results.replaceChildren();
       try {
         const found = await search(q);

@@ -44,14 +44,19 @@ export class DiskBlobStore implements BlobStore {
     }
   }
 
-  async read(key: string, maxBytes?: number) {
-    let fh: Awaited<ReturnType<typeof open>>;
+  /** The blob's file open for reading; null when there is none. */
+  private async openBlob(key: string) {
     try {
-      fh = await open(this.file(key), 'r');
+      return await open(this.file(key), 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
     }
+  }
+
+  async read(key: string, maxBytes?: number) {
+    const fh = await this.openBlob(key);
+    if (!fh) return null;
     try {
       if (maxBytes === undefined) return await fh.readFile();
       const buf = Buffer.alloc(maxBytes);
@@ -63,13 +68,8 @@ export class DiskBlobStore implements BlobStore {
   }
 
   async peek(key: string, maxBytes: number) {
-    let fh: Awaited<ReturnType<typeof open>>;
-    try {
-      fh = await open(this.file(key), 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
+    const fh = await this.openBlob(key);
+    if (!fh) return null;
     try {
       const { size } = await fh.stat();
       const buf = Buffer.alloc(Math.min(maxBytes, size));

@@ -60,7 +60,8 @@ const SIZES = {
   cassandra: {},
   soak: { soakMinutes: [1, 20], soakUsers: 100, soakSockets: 300, soakSendRate: 100, soakCallRate: 20, soakLoginRate: 1, soakSampleS: 5 },
   notify: { notifyRooms: [5, 10], notifySize: 20, notifyRate: [50, 100], notifyS: [6, 12], notifyDelayMs: [2000, 5000] },
-  attachments: {},
+  // Uploads per second while the send path is measured; 0: two uploaders back to back (saturating).
+  attachments: { uploadsPerS: 0 },
   payments: { paymentsPayers: [20, 50], paymentsPer: [20, 60] },
   frames: { framesCount: [5000, 20_000], framesRounds: [5, 15] },
 } satisfies Record<string, SizeRows>;

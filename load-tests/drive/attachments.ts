@@ -111,9 +111,14 @@ export async function attachments(ctx: Ctx) {
       let running = true;
       const loops = Array.from({ length: sizes.uploaders }, async (_, k) => {
         const room = rooms[(k + 1) % rooms.length]!;
+        // Paced: each uploader starts one every uploaders/uploadsPerS seconds; unpaced: back to back.
+        const everyMs = ctx.sizes.uploadsPerS > 0 ? (1000 * sizes.uploaders) / ctx.sizes.uploadsPerS : 0;
         while (running) {
+          const t = performance.now();
           await upload(set, one, 'application/octet-stream', room.m[1]!, room.id);
           uploadsDuring++;
+          const rest = everyMs - (performance.now() - t);
+          if (rest > 0 && running) await new Promise((r) => setTimeout(r, rest));
         }
       });
       return async () => void ((running = false), await Promise.all(loops));
@@ -125,7 +130,7 @@ export async function attachments(ctx: Ctx) {
     server: 'Hubbub on SeaweedFS (presigned; through the hub)',
     kind: 'hubbub',
     durationS: sizes.phaseS * 4,
-    counters: { ...counters, uploads_during_fanout: uploadsDuring },
+    counters: { ...counters, uploads_during_fanout: uploadsDuring, uploads_per_s_asked: ctx.sizes.uploadsPerS },
     figures: {
       ...figures,
       latencyP50NoUploads: off.p50,

@@ -354,13 +354,10 @@ describe('browser: wallet, tips, plans and notification settings in the chat cli
           [await value('quiet-start'), await value('quiet-end'), await value('quiet-tz')],
           ['22:30', '06:45', 'Europe/Paris'],
         );
-        assert.equal(
-          await A.page.$eval(
-            `${sel('notify-conv')}[data-title="${bob.displayName}"] ${sel('notify-level')}`,
-            (el) => (el as unknown as { value: string }).value,
-          ),
-          'mentions',
-        );
+        // The per-conversation rows need the conversation list, which may load after the settings.
+        const bobLevel = `${sel('notify-conv')}[data-title="${bob.displayName}"] ${sel('notify-level')}`;
+        await A.page.waitForSelector(bobLevel);
+        assert.equal(await A.page.$eval(bobLevel, (el) => (el as unknown as { value: string }).value), 'mentions');
 
         // The service worker is installed at sign-in.
         await A.page.waitForFunction(

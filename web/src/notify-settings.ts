@@ -29,6 +29,9 @@ interface NotifyState {
 }
 const states = new WeakMap<Chat, NotifyState>();
 const views = new WeakMap<Chat, HTMLElement>();
+/** The conversations (id and title) the panel last listed: it is drawn again when they change. */
+const listed = new WeakMap<Chat, string>();
+const convsKey = (chat: Chat) => [...chat.convs.values()].map((c) => `${c.id}:${chat.title(c)}`).join('\n');
 
 function stateOf(chat: Chat) {
   let s = states.get(chat);
@@ -192,6 +195,7 @@ function draw(chat: Chat, el: HTMLElement) {
     if (!s.error) (s.quietDraft = null), redraw(chat);
   };
   const convs = [...chat.convs.values()].sort((a, b) => chat.title(a).localeCompare(chat.title(b)));
+  listed.set(chat, convsKey(chat));
   replace(
     el,
     h(
@@ -253,6 +257,9 @@ registerPanel({
       ?.register(SW_URL, { scope: '/assets/' })
       .catch((err: unknown) => console.warn(`service worker not installed: ${errorSentence(err)}`)),
   render(chat, el) {
+    // Opened before the conversation list (or a DM partner's name) arrived: its rows follow them,
+    // without a redraw for every message (that would take the focus from a field being edited).
+    if (!views.has(chat)) chat.on((what) => void (what === 'convs' && listed.get(chat) !== convsKey(chat) && redraw(chat)));
     views.set(chat, el);
     el.onclick = null;
     draw(chat, el);

@@ -5,17 +5,8 @@
 # go.mod carries a `replace`, so a throwaway wrapper module requires it with the same replace.
 set -euo pipefail
 VERSION=v0.0.0-20261109003541-7506e5f91cd6
-root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="$root/.cache/bin"
-stamp="$bin/.weed-$VERSION"
-if [[ -x "$bin/weed" && -f "$stamp" ]]; then
-  exit 0
-fi
-if ! command -v go >/dev/null; then
-  echo "install-seaweedfs: Go is needed to build SeaweedFS (apt-get install golang-go)" >&2
-  exit 1
-fi
-mkdir -p "$bin"
+source "$(dirname "$0")/go-tool.sh"
+go_tool SeaweedFS "$VERSION" weed
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cat >"$work/go.mod" <<MOD

@@ -46,20 +46,13 @@ export class PostgresMessageSearch implements MessageSearch {
     if (hasText) where.push(sql`s.tsv @@ q.q`);
     else where.push(sql`s.body is not null`);
     if (r.historyDepth < Number.MAX_SAFE_INTEGER) where.push(sql`s.seq > h.last_seq - ${r.historyDepth}::bigint`);
-    if (r.from.length)
-      where.push(
-        sql`s.sender_id in (${sql.join(
-          r.from.map((u) => sql`${u}::uuid`),
-          sql`, `,
-        )})`,
+    const uuids = (ids: string[]) =>
+      sql.join(
+        ids.map((id) => sql`${id}::uuid`),
+        sql`, `,
       );
-    if (r.in.length)
-      where.push(
-        sql`m.conversation_id in (${sql.join(
-          r.in.map((c) => sql`${c}::uuid`),
-          sql`, `,
-        )})`,
-      );
+    if (r.from.length) where.push(sql`s.sender_id in (${uuids(r.from)})`);
+    if (r.in.length) where.push(sql`m.conversation_id in (${uuids(r.in)})`);
     if (r.after) where.push(sql`s.ts >= ${r.after.toISOString()}::timestamptz`);
     if (r.before) where.push(sql`s.ts < ${r.before.toISOString()}::timestamptz`);
     if (r.hasMention) where.push(sql`s.mentions @> array[${r.userId}::uuid]`);

@@ -99,6 +99,10 @@ describe('browser: message search on a phone', { timeout: 240_000 }, () => {
       'search on a phone',
       () => (A ? [A] : []),
       async () => {
+        // The page settled first: the list drawn and the connection banner gone, so nothing moves
+        // under the click (a late layout shift once put the conversation row where the tab was).
+        await A.page.waitForSelector(sel('conv'));
+        await A.page.waitForSelector(`${sel('banner')}[hidden]`, { timeout: 30_000 });
         await A.page.locator(sel('tab-search')).click();
         await A.page.type(sel('search-input'), 'quokka');
         await A.page.locator(sel('search-submit')).click();
